@@ -1,0 +1,97 @@
+"""Room management and moderation. Actions call the same services as the socket, so their
+effects reach connected clients live; fields that only a service may change are read-only."""
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from . import selectors, services
+from .models import Message, Room
+
+
+@admin.register(Room)
+class RoomAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "slug",
+        "is_private",
+        "is_archived",
+        "member_count",
+        "message_count",
+        "created_at",
+    ]
+    list_filter = ["is_private", "is_archived"]
+    search_fields = ["name", "slug", "topic"]
+    prepopulated_fields = {"slug": ["name"]}
+    filter_horizontal = ["members"]
+    readonly_fields = ["is_archived", "created_at", "last_seq"]
+    autocomplete_fields = ["created_by"]
+    actions = ["archive", "unarchive"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Room]:
+        return selectors.rooms_with_counts()
+
+    @admin.display(description="Members", ordering="member_count")
+    def member_count(self, room: Room) -> int:
+        return room.member_count
+
+    @admin.display(description="Messages", ordering="message_count")
+    def message_count(self, room: Room) -> int:
+        return room.message_count
+
+    @admin.action(
+        description="Archive selected rooms (closes them for connected users)",
+        permissions=["change"],
+    )
+    def archive(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
+        archived = sum(services.room_archive(room=room) for room in queryset)
+        self.message_user(request, f"Archived {archived} room(s).", messages.SUCCESS)
+
+    @admin.action(description="Unarchive selected rooms", permissions=["change"])
+    def unarchive(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
+        restored = sum(services.room_unarchive(room=room) for room in queryset)
+        self.message_user(request, f"Unarchived {restored} room(s).", messages.SUCCESS)
+
+
+class DeletedFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("live", "Live"), ("deleted", "Deleted")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Message]) -> QuerySet[Message]:
+        if self.value() == "live":
+            return queryset.filter(deleted_at__isnull=True)
+        if self.value() == "deleted":
+            return queryset.filter(deleted_at__isnull=False)
+        return queryset
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ["seq", "room", "author", "short_body", "created_at", "deleted_at"]
+    list_filter = ["room", DeletedFilter]
+    list_select_related = ["room", "author"]
+    search_fields = ["body", "author__username"]
+    readonly_fields = ["room", "author", "body", "seq", "client_id", "created_at", "deleted_at"]
+    actions = ["soft_delete"]
+    ordering = ["-created_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # messages are posted in rooms, where they get their seq
+
+    def has_delete_permission(self, request: HttpRequest, obj: Message | None = None) -> bool:
+        return False  # moderation soft-deletes, through the service that tells the room
+
+    @admin.display(description="Body")
+    def short_body(self, message: Message) -> str:
+        return message.body if len(message.body) <= 80 else message.body[:79] + "…"
+
+    @admin.action(
+        description="Delete selected messages (removes them from the room live)",
+        permissions=["change"],
+    )
+    def soft_delete(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
+        deleted = sum(services.message_delete(message=message) for message in queryset)
+        self.message_user(request, f"Deleted {deleted} message(s).", messages.SUCCESS)

@@ -1,0 +1,22 @@
+"""Errors as values: services raise ChatError; the consumer turns it into one error frame."""
+
+from django.db.models import TextChoices
+
+
+class ErrorCode(TextChoices):
+    BAD_REQUEST = "bad_request", "The frame is not valid."
+    AUTH_REQUIRED = "auth_required", "Log in to do that."
+    NOT_FOUND = "not_found", "No such room."
+    NOT_JOINED = "not_joined", "Join the room first."
+    TOO_LONG = "too_long", "The message is too long."
+    ROOM_ARCHIVED = "room_archived", "The room is archived."
+    SERVER_ERROR = "server_error", "Something went wrong on the server; nothing was changed."
+
+
+class ChatError(Exception):
+    """A refusal the client should hear about, with a code from the protocol."""
+
+    def __init__(self, code: ErrorCode, message: str | None = None) -> None:
+        self.code = code
+        self.message = message or code.label
+        super().__init__(f"{code.value}: {self.message}")

@@ -1,0 +1,87 @@
+"""The wire contract: group names, event and frame types, and the one message serializer.
+
+Everything a socket sends or the channel layer carries is built here, so history, broadcasts,
+acks and pages cannot drift apart. Layer payloads carry only ids, strings, numbers and ISO
+timestamps (channels-redis serializes them with msgpack).
+"""
+
+import json
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from .errors import ChatError
+from .models import Message
+
+# Channel-layer event types (dots become underscores in the consumer's handler names).
+EVENT_BROADCAST = "chat.broadcast"  # a pre-encoded frame for every socket in the group
+EVENT_TYPING = "chat.typing"  # a pre-encoded frame for every socket but the typist's
+EVENT_ROOM_CLOSED = "chat.room_closed"  # the room was archived: tell the client and leave
+
+
+def room_group(room_id: int) -> str:
+    """The channel-layer group of a room, built from its primary key, never from user text."""
+    return f"room.{room_id}"
+
+
+def message_dict(message: Message) -> dict[str, Any]:
+    """The MSG object of the protocol. Needs `room` and `author` loaded (select_related)."""
+    return {
+        "id": message.pk,
+        "seq": message.seq,
+        "room": message.room.slug,
+        "author": message.author.get_username(),
+        "body": message.body,
+        "created": message.created_at.isoformat(),
+        "client_id": message.client_id,
+    }
+
+
+def encode(frame: dict[str, Any]) -> str:
+    """Encode a frame once; broadcasts carry the text so no recipient encodes it again."""
+    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+
+
+def message_frame(message: Message) -> dict[str, Any]:
+    return {"type": "message", "room": message.room.slug, "message": message_dict(message)}
+
+
+def message_deleted_frame(*, room_slug: str, message_id: int) -> dict[str, Any]:
+    return {"type": "message_deleted", "room": room_slug, "id": message_id}
+
+
+def presence_frame(*, room_slug: str, username: str, online: bool) -> dict[str, Any]:
+    return {"type": "presence", "room": room_slug, "user": username, "online": online}
+
+
+def typing_frame(*, room_slug: str, username: str) -> dict[str, Any]:
+    return {"type": "typing", "room": room_slug, "user": username}
+
+
+def room_closed_frame(*, room_slug: str, reason: str) -> dict[str, Any]:
+    return {"type": "room_closed", "room": room_slug, "reason": reason}
+
+
+def error_frame(error: ChatError, ref: str | None = None) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "error", "code": error.code.value, "message": error.message}
+    if ref is not None:
+        frame["ref"] = ref
+    return frame
+
+
+def broadcast_event(frame: dict[str, Any]) -> dict[str, Any]:
+    return {"type": EVENT_BROADCAST, "text": encode(frame)}
+
+
+def typing_event(*, frame: dict[str, Any], sender_channel: str) -> dict[str, Any]:
+    return {"type": EVENT_TYPING, "text": encode(frame), "sender": sender_channel}
+
+
+def room_closed_event(*, room_id: int, room_slug: str, reason: str) -> dict[str, Any]:
+    return {"type": EVENT_ROOM_CLOSED, "room_id": room_id, "room": room_slug, "reason": reason}
+
+
+def group_send_now(group: str, event: dict[str, Any]) -> None:
+    """Send a layer event from sync code (a service's on_commit hook)."""
+    async_to_sync(get_channel_layer().group_send)(group, event)

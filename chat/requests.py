@@ -1,0 +1,143 @@
+"""Client → server frames: parse and validate, or raise ChatError(bad_request).
+
+Parsing is pure: it touches no database and no state, so a bad frame changes nothing.
+"""
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+from .errors import ChatError, ErrorCode
+
+MAX_SEQ = 2**63 - 1  # the largest value a PositiveBigIntegerField holds on every database
+MAX_REF_LENGTH = 64
+MAX_CLIENT_ID_LENGTH = 64
+SLUG_RE = re.compile(r"^[-a-zA-Z0-9_]{1,80}$")
+
+
+@dataclass(frozen=True)
+class Join:
+    room: str
+    since: int | None
+
+
+@dataclass(frozen=True)
+class Leave:
+    room: str
+
+
+@dataclass(frozen=True)
+class Send:
+    room: str
+    body: str
+    client_id: str
+
+
+@dataclass(frozen=True)
+class Typing:
+    room: str
+
+
+@dataclass(frozen=True)
+class History:
+    room: str
+    before: int | None
+    limit: int
+
+
+Request = Join | Leave | Send | Typing | History
+
+
+def _bad(message: str) -> ChatError:
+    return ChatError(ErrorCode.BAD_REQUEST, message)
+
+
+def _room(frame: dict[str, Any]) -> str:
+    room = frame.get("room")
+    if not isinstance(room, str) or not room:
+        raise _bad('"room" must be a room slug (a non-empty string).')
+    return room
+
+
+def _seq(frame: dict[str, Any], key: str, *, minimum: int = 0) -> int | None:
+    value = frame.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_SEQ:
+        raise _bad(f'"{key}" must be a whole number from {minimum} up.')
+    return value
+
+
+def _string(frame: dict[str, Any], key: str, *, max_length: int) -> str:
+    value = frame.get(key)
+    if not isinstance(value, str) or not value or len(value) > max_length or "\x00" in value:
+        raise _bad(f'"{key}" must be a string of 1 to {max_length} characters.')
+    return value
+
+
+def _join(frame: dict[str, Any]) -> Join:
+    return Join(room=_room(frame), since=_seq(frame, "since"))
+
+
+def _leave(frame: dict[str, Any]) -> Leave:
+    return Leave(room=_room(frame))
+
+
+def _send(frame: dict[str, Any]) -> Send:
+    body = frame.get("body")
+    if not isinstance(body, str):
+        raise _bad('"body" must be a string.')
+    client_id = _string(frame, "client_id", max_length=MAX_CLIENT_ID_LENGTH)
+    return Send(room=_room(frame), body=body, client_id=client_id)
+
+
+def _typing(frame: dict[str, Any]) -> Typing:
+    return Typing(room=_room(frame))
+
+
+def _history(frame: dict[str, Any]) -> History:
+    limit = _seq(frame, "limit", minimum=1)
+    if limit is None:
+        limit = settings.CHAT_PAGE_SIZE
+    return History(
+        room=_room(frame),
+        before=_seq(frame, "before"),
+        limit=min(limit, settings.CHAT_HISTORY_LIMIT),
+    )
+
+
+PARSERS = {"join": _join, "leave": _leave, "send": _send, "typing": _typing, "history": _history}
+
+
+def decode(text: str | None) -> tuple[dict[str, Any], str | None]:
+    """Decode a text frame into (object, ref); ref is None when absent or unusable."""
+    if text is None:
+        raise _bad("Frames must be JSON text, not binary.")
+    try:
+        frame = json.loads(text)
+    except (ValueError, RecursionError):
+        raise _bad("The frame is not valid JSON.") from None
+    if not isinstance(frame, dict):
+        raise _bad("A frame must be a JSON object.")
+    ref = frame.get("ref")
+    if ref is not None and (not isinstance(ref, str) or len(ref) > MAX_REF_LENGTH):
+        raise _bad(f'"ref" must be a string of at most {MAX_REF_LENGTH} characters.')
+    return frame, ref
+
+
+def parse(frame: dict[str, Any]) -> Request:
+    """Turn a decoded frame into a typed request."""
+    kind = frame.get("type")
+    if not isinstance(kind, str):
+        raise _bad('"type" must be a string.')
+    parser = PARSERS.get(kind)
+    if parser is None:
+        raise _bad(f"Unknown frame type {kind[:40]!r}.")
+    return parser(frame)
+
+
+def is_slug(value: str) -> bool:
+    return bool(SLUG_RE.match(value))

@@ -1,0 +1,109 @@
+"""Reads. Every door (pages, socket, admin) asks these, so they all agree on who sees what."""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+
+from .errors import ChatError, ErrorCode
+from .models import Message, Room
+
+AnyUser = AbstractBaseUser | AnonymousUser
+
+
+@dataclass(frozen=True)
+class MessagePage:
+    """Messages oldest first, and whether more lie beyond them in the direction asked."""
+
+    messages: list[Message]
+    has_more: bool
+
+
+def rooms_visible_to(*, user: AnyUser) -> QuerySet[Room]:
+    """Rooms listed in the lobby: public ones, and private ones the user is a member of."""
+    visible = Q(is_private=False)
+    if user.is_authenticated:
+        visible |= Q(is_private=True, members=user)
+    return Room.objects.filter(visible, is_archived=False).distinct().order_by("name")
+
+
+def room_is_visible(*, room: Room, user: AnyUser) -> bool:
+    if not room.is_private:
+        return True
+    return user.is_authenticated and room.members.filter(pk=user.pk).exists()
+
+
+def room_get_visible(*, slug: str, user: AnyUser) -> Room:
+    """The room at `slug` if the user may see it; not_found otherwise (never leak existence)."""
+    room = Room.objects.filter(slug=slug).first()
+    if room is None or not room_is_visible(room=room, user=user):
+        raise ChatError(ErrorCode.NOT_FOUND, f"No room {slug!r}.")
+    return room
+
+
+def room_get_joinable(*, slug: str, user: AnyUser) -> Room:
+    """The room a socket may join: visible and not archived."""
+    room = room_get_visible(slug=slug, user=user)
+    if room.is_archived:
+        raise ChatError(ErrorCode.ROOM_ARCHIVED, f"Room {slug!r} is archived.")
+    return room
+
+
+def _live_messages(room: Room) -> QuerySet[Message]:
+    return Message.objects.filter(room=room, deleted_at__isnull=True).select_related(
+        "room", "author"
+    )
+
+
+def messages_latest(*, room: Room, limit: int) -> MessagePage:
+    """The newest `limit` messages; has_more says older ones exist."""
+    rows = list(_live_messages(room).order_by("-seq")[: limit + 1])
+    return MessagePage(messages=rows[:limit][::-1], has_more=len(rows) > limit)
+
+
+def messages_since(*, room: Room, seq: int, limit: int) -> MessagePage:
+    """Messages with seq > `seq`, at most `limit`; has_more says newer ones remain."""
+    rows = list(_live_messages(room).filter(seq__gt=seq).order_by("seq")[: limit + 1])
+    return MessagePage(messages=rows[:limit], has_more=len(rows) > limit)
+
+
+def messages_before(*, room: Room, seq: int | None, limit: int) -> MessagePage:
+    """The newest `limit` messages with seq < `seq` (all if None); has_more says older exist."""
+    rows = _live_messages(room)
+    if seq is not None:
+        rows = rows.filter(seq__lt=seq)
+    found = list(rows.order_by("-seq")[: limit + 1])
+    return MessagePage(messages=found[:limit][::-1], has_more=len(found) > limit)
+
+
+@dataclass(frozen=True)
+class JoinPage(MessagePage):
+    """A `joined` reply's messages; last_seq is the room's counter read before them."""
+
+    last_seq: int
+
+
+def messages_for_join(*, room: Room, since: int | None) -> JoinPage:
+    """The latest page without `since`; with it, what the client lacks (has_more: newer)."""
+    # Read the counter first: every message up to it is then in (or after) the page.
+    last_seq = Room.objects.values_list("last_seq", flat=True).get(pk=room.pk)
+    if since is None:
+        page = messages_latest(room=room, limit=settings.CHAT_PAGE_SIZE)
+    else:
+        page = messages_since(room=room, seq=since, limit=settings.CHAT_REPLAY_LIMIT)
+    return JoinPage(messages=page.messages, has_more=page.has_more, last_seq=last_seq)
+
+
+def rooms_with_counts() -> QuerySet[Room]:
+    """Rooms annotated with member_count and message_count (live messages), for the admin."""
+
+    def count_of(model_qs: QuerySet) -> Coalesce:
+        counted = model_qs.order_by().values("room").annotate(n=Count("pk")).values("n")
+        return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+    members = Room.members.through.objects.filter(room=OuterRef("pk"))
+    messages = Message.objects.filter(room=OuterRef("pk"), deleted_at__isnull=True)
+    return Room.objects.annotate(member_count=count_of(members), message_count=count_of(messages))

@@ -1,0 +1,125 @@
+"""Writes. Each service validates, changes the database in one transaction, and schedules its
+broadcast with `transaction.on_commit`, so no socket hears of a row that was rolled back."""
+
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.text import slugify
+
+from . import events
+from .errors import ChatError, ErrorCode
+from .models import Message, Room
+
+ARCHIVE_REASON = "This room has been archived."
+
+
+def room_create(
+    *, name: str, created_by: AbstractBaseUser, topic: str = "", is_private: bool = False
+) -> Room:
+    """Create a room whose slug comes from its name; the creator is its first member."""
+    name = name.strip()
+    slug = slugify(name)[:80].strip("-")
+    if not name or not slug:
+        raise ChatError(ErrorCode.BAD_REQUEST, "A room name needs at least one letter or digit.")
+    with transaction.atomic():
+        if Room.objects.filter(slug=slug).exists():
+            raise ChatError(ErrorCode.BAD_REQUEST, f"A room called {slug!r} already exists.")
+        room = Room.objects.create(
+            name=name, slug=slug, topic=topic.strip(), is_private=is_private, created_by=created_by
+        )
+        room.members.add(created_by)
+    return room
+
+
+def message_validate_body(body: str) -> None:
+    """Refuse what no message may be: empty, over the length limit, or holding NUL."""
+    if not body.strip():
+        raise ChatError(ErrorCode.BAD_REQUEST, "A message cannot be empty.")
+    limit = settings.CHAT_MAX_MESSAGE_LENGTH
+    if len(body) > limit:
+        raise ChatError(ErrorCode.TOO_LONG, f"A message can be at most {limit} characters.")
+    if "\x00" in body:
+        raise ChatError(ErrorCode.BAD_REQUEST, "A message cannot contain NUL characters.")
+
+
+def _message_by_client_id(*, room: Room, author: AbstractBaseUser, client_id: str) -> Message:
+    return Message.objects.select_related("room", "author").get(
+        room=room, author=author, client_id=client_id
+    )
+
+
+def message_create(
+    *, room: Room, author: AbstractBaseUser, body: str, client_id: str | None
+) -> tuple[Message, bool]:
+    """Store a message with the room's next seq and broadcast it after commit.
+
+    Returns (message, created). A client_id this author already used in this room stores
+    nothing and returns the original, so a retried send is always safe, even when two
+    sockets race with the same client_id.
+
+    The seq comes from an UPDATE of the room's counter inside the transaction: PostgreSQL
+    holds the row lock and SQLite the database write lock until commit, so concurrent
+    senders in any number of processes get 1, 2, 3… with no gap (a rollback undoes the bump)
+    and no repeat.
+    """
+    message_validate_body(body)
+    if client_id is not None:
+        try:
+            return _message_by_client_id(room=room, author=author, client_id=client_id), False
+        except Message.DoesNotExist:
+            pass
+    try:
+        with transaction.atomic():
+            Room.objects.filter(pk=room.pk).update(last_seq=F("last_seq") + 1)
+            seq, archived = Room.objects.values_list("last_seq", "is_archived").get(pk=room.pk)
+            if archived:
+                raise ChatError(ErrorCode.ROOM_ARCHIVED, "This room is archived.")
+            message = Message.objects.create(
+                room=room, author=author, body=body, seq=seq, client_id=client_id
+            )
+            # The frame is encoded now, inside the request, and only sent once committed.
+            event = events.broadcast_event(events.message_frame(message))
+            transaction.on_commit(lambda: events.group_send_now(events.room_group(room.pk), event))
+    except IntegrityError:
+        if client_id is None:
+            raise
+        # Another request stored this client_id between our look-up and our insert.
+        return _message_by_client_id(room=room, author=author, client_id=client_id), False
+    return message, True
+
+
+def message_delete(*, message: Message) -> bool:
+    """Soft-delete a message and tell the room; False if it was already deleted."""
+    with transaction.atomic():
+        updated = Message.objects.filter(pk=message.pk, deleted_at__isnull=True).update(
+            deleted_at=timezone.now()
+        )
+        if not updated:
+            return False
+        room = Room.objects.only("pk", "slug").get(pk=message.room_id)
+        event = events.broadcast_event(
+            events.message_deleted_frame(room_slug=room.slug, message_id=message.pk)
+        )
+        transaction.on_commit(lambda: events.group_send_now(events.room_group(room.pk), event))
+    return True
+
+
+def room_archive(*, room: Room, reason: str = ARCHIVE_REASON) -> bool:
+    """Archive a room: every socket in it is told why and removed; False if already archived."""
+    with transaction.atomic():
+        updated = Room.objects.filter(pk=room.pk, is_archived=False).update(is_archived=True)
+        if not updated:
+            return False
+        event = events.room_closed_event(room_id=room.pk, room_slug=room.slug, reason=reason)
+        transaction.on_commit(lambda: events.group_send_now(events.room_group(room.pk), event))
+    room.is_archived = True
+    return True
+
+
+def room_unarchive(*, room: Room) -> bool:
+    """Open an archived room again; False if it was not archived."""
+    updated = Room.objects.filter(pk=room.pk, is_archived=True).update(is_archived=False)
+    room.is_archived = False
+    return bool(updated)

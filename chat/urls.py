@@ -1,0 +1,11 @@
+from django.urls import path
+
+from . import views
+
+app_name = "chat"
+
+urlpatterns = [
+    path("", views.lobby, name="lobby"),
+    path("rooms/new/", views.room_create, name="room_create"),
+    path("chat/<slug:slug>/", views.room, name="room"),
+]

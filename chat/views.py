@@ -1,0 +1,84 @@
+"""Pages. Thin: read the request, call a selector or service, render."""
+
+from django.conf import settings
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods, require_POST
+
+from . import events, selectors, services
+from .errors import ChatError
+from .forms import RoomCreateForm, SignupForm
+
+
+def lobby(request: HttpRequest) -> HttpResponse:
+    """The rooms this visitor may see, and a form to create one when signed in."""
+    return _render_lobby(request, RoomCreateForm())
+
+
+@login_required
+@require_POST
+def room_create(request: HttpRequest) -> HttpResponse:
+    form = RoomCreateForm(request.POST)
+    if form.is_valid():
+        try:
+            room = services.room_create(
+                name=form.cleaned_data["name"],
+                topic=form.cleaned_data["topic"],
+                created_by=request.user,
+            )
+        except ChatError as error:
+            form.add_error("name", error.message)
+        else:
+            return redirect(room)
+    return _render_lobby(request, form, status=400)
+
+
+def _render_lobby(request: HttpRequest, form: RoomCreateForm, status: int = 200) -> HttpResponse:
+    rooms = selectors.rooms_visible_to(user=request.user)
+    return render(request, "chat/lobby.html", {"rooms": rooms, "form": form}, status=status)
+
+
+def room(request: HttpRequest, slug: str) -> HttpResponse:
+    """A room's page: the latest messages; the socket takes over from the last seq shown."""
+    try:
+        room = selectors.room_get_visible(slug=slug, user=request.user)
+    except ChatError:
+        raise Http404("No such room.") from None
+    page = selectors.messages_latest(room=room, limit=settings.CHAT_PAGE_SIZE)
+    config = {
+        "room": room.slug,
+        "lastSeq": page.messages[-1].seq if page.messages else 0,
+        "hasMore": page.has_more,
+        "username": request.user.get_username() if request.user.is_authenticated else None,
+        "archived": room.is_archived,
+        "maxLength": settings.CHAT_MAX_MESSAGE_LENGTH,
+    }
+    return render(
+        request,
+        "chat/room.html",
+        {
+            "room": room,
+            "messages": [events.message_dict(m) for m in page.messages],
+            "has_more": page.has_more,
+            "config": config,
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    """Create an account with Django's form and validators, then sign in."""
+    next_url = request.POST.get("next") or request.GET.get("next") or ""
+    if not url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        next_url = ""
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return redirect(next_url or settings.LOGIN_REDIRECT_URL)
+    return render(request, "registration/signup.html", {"form": form, "next": next_url})
