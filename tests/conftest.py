@@ -1,0 +1,165 @@
+"""Fixtures and factories shared by the suite."""
+
+import itertools
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import channel_layers
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import F
+from django.test import Client
+
+from chat.models import Message, Room
+from chat.presence import presence
+from chatsite.asgi import application
+
+ORIGIN = "http://localhost"
+RECEIVE_TIMEOUT = 3
+PASSWORD = "correct-horse-battery-9"
+
+
+@pytest.fixture(autouse=True)
+def fresh_realtime_state() -> None:
+    """Each test gets a new in-memory channel layer (bound to its event loop) and presence."""
+    channel_layers.backends.clear()
+    presence.clear()
+
+
+@pytest.fixture
+def make_user(db: None) -> Callable[..., AbstractBaseUser]:
+    counter = itertools.count(1)
+
+    def make(username: str | None = None, **extra: Any) -> AbstractBaseUser:
+        name = username or f"user{next(counter)}"
+        return get_user_model().objects.create_user(username=name, password=PASSWORD, **extra)
+
+    return make
+
+
+@pytest.fixture
+def alice(make_user: Callable[..., AbstractBaseUser]) -> AbstractBaseUser:
+    return make_user("alice")
+
+
+@pytest.fixture
+def bob(make_user: Callable[..., AbstractBaseUser]) -> AbstractBaseUser:
+    return make_user("bob")
+
+
+@pytest.fixture
+def staff(make_user: Callable[..., AbstractBaseUser]) -> AbstractBaseUser:
+    return make_user("moderator", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def general(db: None) -> Room:
+    """The public room every fresh install has (a data migration makes it; transactional
+    tests flush the database afterwards, so make it again when it is gone)."""
+    room, _ = Room.objects.get_or_create(
+        slug="general", defaults={"name": "General", "topic": "Say hello to everyone."}
+    )
+    return room
+
+
+@pytest.fixture
+def make_room(db: None) -> Callable[..., Room]:
+    def make(slug: str, *, members: tuple[AbstractBaseUser, ...] = (), **fields: Any) -> Room:
+        fields.setdefault("name", slug.replace("-", " ").title())
+        room = Room.objects.create(slug=slug, **fields)
+        room.members.add(*members)
+        return room
+
+    return make
+
+
+def post_messages(room: Room, author: AbstractBaseUser, count: int) -> list[Message]:
+    """Store `count` messages directly, numbered after the room's counter (fast setup)."""
+    start = Room.objects.get(pk=room.pk).last_seq
+    rows = Message.objects.bulk_create(
+        Message(room=room, author=author, body=f"message {start + i}", seq=start + i)
+        for i in range(1, count + 1)
+    )
+    Room.objects.filter(pk=room.pk).update(last_seq=F("last_seq") + count)
+    return rows
+
+
+def session_cookie(user: AbstractBaseUser) -> str:
+    client = Client()
+    client.force_login(user)
+    return client.cookies["sessionid"].value
+
+
+class Socket:
+    """A test-side browser tab: a WebsocketCommunicator speaking JSON frames."""
+
+    def __init__(self, communicator: WebsocketCommunicator) -> None:
+        self.communicator = communicator
+        self.open = True
+        self._refs = itertools.count(1)
+
+    async def send(self, frame: dict[str, Any] | str) -> None:
+        text = frame if isinstance(frame, str) else json.dumps(frame)
+        await self.communicator.send_to(text_data=text)
+
+    async def recv(self) -> dict[str, Any]:
+        return await self.communicator.receive_json_from(timeout=RECEIVE_TIMEOUT)
+
+    async def request(self, frame: dict[str, Any]) -> dict[str, Any]:
+        """Send a frame with a fresh ref and return the reply that echoes it."""
+        ref = f"t{next(self._refs)}"
+        await self.send({**frame, "ref": ref})
+        while True:
+            reply = await self.recv()
+            if reply.get("ref") == ref:
+                return reply
+
+    async def expect(self, kind: str) -> dict[str, Any]:
+        """The next frame, which must be of type `kind`."""
+        frame = await self.recv()
+        assert frame["type"] == kind, frame
+        return frame
+
+    async def join(self, room: str, **extra: Any) -> dict[str, Any]:
+        reply = await self.request({"type": "join", "room": room, **extra})
+        assert reply["type"] == "joined", reply
+        return reply
+
+    async def nothing(self) -> bool:
+        return await self.communicator.receive_nothing(timeout=0.2)
+
+    async def close(self) -> None:
+        if self.open:
+            self.open = False
+            await self.communicator.disconnect()
+
+
+@pytest.fixture
+async def connect() -> AsyncIterator[Callable[..., Any]]:
+    """Open sockets to the real ASGI application the way a browser does; closes leftovers."""
+    sockets: list[Socket] = []
+
+    async def open_socket(
+        user: AbstractBaseUser | None = None, *, origin: str | None = ORIGIN
+    ) -> Socket:
+        headers = []
+        if origin is not None:
+            headers.append((b"origin", origin.encode()))
+        if user is not None:
+            cookie = await database_sync_to_async(session_cookie)(user)
+            headers.append((b"cookie", f"sessionid={cookie}".encode()))
+        communicator = WebsocketCommunicator(application, "/ws/chat/", headers=headers)
+        connected, _ = await communicator.connect(timeout=RECEIVE_TIMEOUT)
+        if not connected:
+            raise ConnectionRefusedError("handshake refused")
+        socket = Socket(communicator)
+        sockets.append(socket)
+        return socket
+
+    yield open_socket
+    for socket in sockets:
+        await socket.close()

@@ -1,0 +1,523 @@
+"""The WebSocket protocol, driven through the real ASGI application (docs/protocol.md)."""
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.test import override_settings
+
+from chat.events import room_group
+from chat.models import Message, Room
+from tests.conftest import post_messages
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def joined_with_presence(socket, room: str, **extra):
+    """Join as a signed-in user's first socket: `joined`, then the room's presence broadcast."""
+    reply = await socket.join(room, **extra)
+    presence = await socket.expect("presence")
+    assert presence["online"] is True
+    return reply
+
+
+def count_messages(**filters) -> int:
+    return Message.objects.filter(**filters).count()
+
+
+# Handshake ---------------------------------------------------------------------------------
+
+
+async def test_handshake_from_an_allowed_origin_is_accepted_for_anonymous_readers(connect):
+    socket = await connect()
+    assert socket.open
+    await socket.close()
+
+
+@pytest.mark.parametrize("origin", ["http://evil.example", None])
+async def test_handshake_with_a_foreign_or_missing_origin_is_refused(connect, alice, origin):
+    with pytest.raises(ConnectionRefusedError):
+        await connect(alice, origin=origin)
+
+
+# join --------------------------------------------------------------------------------------
+
+
+async def test_join_returns_room_details_latest_fifty_and_online_list(connect, alice, general):
+    await database_sync_to_async(post_messages)(general, alice, 60)
+    socket = await connect(alice)
+
+    reply = await joined_with_presence(socket, "general")
+
+    assert reply["room"] == "general"
+    assert reply["name"] == "General"
+    assert reply["topic"] == general.topic
+    assert [m["seq"] for m in reply["messages"]] == list(range(11, 61))
+    assert reply["has_more"] is True
+    assert reply["last_seq"] == 60
+    assert reply["online"] == ["alice"]
+    await socket.close()
+
+
+async def test_join_message_objects_follow_the_contract(connect, alice, general):
+    await database_sync_to_async(post_messages)(general, alice, 1)
+    socket = await connect()
+
+    (message,) = (await socket.join("general"))["messages"]
+
+    assert set(message) == {"id", "seq", "room", "author", "body", "created", "client_id"}
+    assert message["seq"] == 1
+    assert message["room"] == "general"
+    assert message["author"] == "alice"
+    assert message["body"] == "message 1"
+    assert message["client_id"] is None
+    assert message["created"].startswith("20")
+    await socket.close()
+
+
+async def test_join_with_since_returns_only_newer_messages(connect, alice, general):
+    await database_sync_to_async(post_messages)(general, alice, 5)
+    socket = await connect()
+
+    reply = await socket.join("general", since=3)
+
+    assert [m["seq"] for m in reply["messages"]] == [4, 5]
+    assert reply["has_more"] is False
+    assert reply["last_seq"] == 5
+    await socket.close()
+
+
+async def test_join_with_since_caps_replay_at_500_and_says_more_remain(connect, alice, general):
+    await database_sync_to_async(post_messages)(general, alice, 502)
+    socket = await connect()
+
+    reply = await socket.join("general", since=1)
+
+    assert [m["seq"] for m in reply["messages"]] == list(range(2, 502))
+    assert reply["has_more"] is True
+    await socket.close()
+
+
+async def test_anonymous_reader_can_join_a_public_room_and_is_not_listed(connect, alice, general):
+    reader = await connect()
+    talker = await connect(alice)
+    await joined_with_presence(talker, "general")
+
+    reply = await reader.join("general")
+
+    assert reply["online"] == ["alice"]
+    assert await talker.nothing()  # no presence for anonymous readers
+    await reader.close()
+    await talker.close()
+
+
+async def test_joining_an_unknown_room_is_not_found(connect, alice):
+    socket = await connect(alice)
+
+    reply = await socket.request({"type": "join", "room": "nowhere"})
+
+    assert reply["type"] == "error"
+    assert reply["code"] == "not_found"
+    await socket.close()
+
+
+async def test_private_room_is_not_found_for_non_members_and_open_to_members(
+    connect, alice, bob, make_room
+):
+    await database_sync_to_async(make_room)("secret", is_private=True, members=(alice,))
+    outsider = await connect(bob)
+    member = await connect(alice)
+
+    refused = await outsider.request({"type": "join", "room": "secret"})
+    unknown = await outsider.request({"type": "join", "room": "no-such-room"})
+    accepted = await member.join("secret")
+
+    assert refused["code"] == "not_found"
+    assert refused["message"].replace("secret", "X") == unknown["message"].replace(
+        "no-such-room", "X"
+    )
+    assert accepted["room"] == "secret"
+    await outsider.close()
+    await member.close()
+
+
+async def test_joining_an_archived_room_is_refused(connect, alice, make_room):
+    await database_sync_to_async(make_room)("old", is_archived=True)
+    socket = await connect(alice)
+
+    reply = await socket.request({"type": "join", "room": "old"})
+
+    assert reply["code"] == "room_archived"
+    await socket.close()
+
+
+async def test_joining_again_resyncs_without_a_second_presence_event(connect, alice, general):
+    socket = await connect(alice)
+    await joined_with_presence(socket, "general")
+    await database_sync_to_async(post_messages)(general, alice, 3)
+
+    reply = await socket.join("general", since=1)
+
+    assert [m["seq"] for m in reply["messages"]] == [2, 3]
+    assert await socket.nothing()
+    await socket.close()
+
+
+# send --------------------------------------------------------------------------------------
+
+
+async def test_send_acks_the_sender_and_reaches_every_socket_in_the_room(
+    connect, alice, bob, general
+):
+    sender = await connect(alice)
+    other = await connect(bob)
+    await joined_with_presence(sender, "general")
+    await joined_with_presence(other, "general")
+    assert (await sender.expect("presence"))["user"] == "bob"
+
+    ack = await sender.request(
+        {"type": "send", "room": "general", "body": "hi <b>bob</b>", "client_id": "c-1"}
+    )
+    echoed = await sender.expect("message")
+    received = await other.expect("message")
+
+    assert ack["type"] == "ack"
+    assert (ack["room"], ack["client_id"], ack["seq"]) == ("general", "c-1", 1)
+    assert received == echoed
+    assert received["room"] == "general"
+    assert received["message"]["id"] == ack["id"]
+    assert received["message"]["seq"] == 1
+    assert received["message"]["author"] == "alice"
+    assert received["message"]["body"] == "hi <b>bob</b>"
+    assert received["message"]["client_id"] == "c-1"
+    assert await database_sync_to_async(count_messages)(room=general) == 1
+    await sender.close()
+    await other.close()
+
+
+async def test_resending_a_client_id_stores_nothing_and_acks_the_original(connect, alice, general):
+    socket = await connect(alice)
+    await joined_with_presence(socket, "general")
+    frame = {"type": "send", "room": "general", "body": "once", "client_id": "same"}
+
+    first = await socket.request(frame)
+    await socket.expect("message")
+    second = await socket.request({**frame, "body": "changed on retry"})
+
+    assert second["type"] == "ack"
+    assert (second["id"], second["seq"]) == (first["id"], first["seq"])
+    assert await socket.nothing()  # no second broadcast
+    assert await database_sync_to_async(count_messages)(room=general) == 1
+    await socket.close()
+
+
+async def test_seq_numbers_a_rooms_messages_one_by_one(connect, alice, general, make_room):
+    await database_sync_to_async(make_room)("other")
+    socket = await connect(alice)
+    await joined_with_presence(socket, "general")
+    await joined_with_presence(socket, "other")
+
+    seqs = []
+    for n, room in enumerate(["general", "general", "other", "general"]):
+        ack = await socket.request(
+            {"type": "send", "room": room, "body": f"m{n}", "client_id": f"id-{n}"}
+        )
+        await socket.expect("message")
+        seqs.append((room, ack["seq"]))
+
+    assert seqs == [("general", 1), ("general", 2), ("other", 1), ("general", 3)]
+    await socket.close()
+
+
+# typing ------------------------------------------------------------------------------------
+
+
+async def test_typing_reaches_the_others_in_the_room_but_not_the_typist(
+    connect, alice, bob, general
+):
+    typist = await connect(alice)
+    other = await connect(bob)
+    await joined_with_presence(typist, "general")
+    await joined_with_presence(other, "general")
+    await typist.expect("presence")
+
+    await typist.send({"type": "typing", "room": "general"})
+
+    assert await other.expect("typing") == {"type": "typing", "room": "general", "user": "alice"}
+    assert await typist.nothing()
+    assert await database_sync_to_async(count_messages)() == 0
+    await typist.close()
+    await other.close()
+
+
+# history -----------------------------------------------------------------------------------
+
+
+async def test_history_pages_backwards_oldest_first(connect, alice, general):
+    await database_sync_to_async(post_messages)(general, alice, 30)
+    socket = await connect()
+    await socket.join("general")
+
+    page = await socket.request({"type": "history", "room": "general", "before": 21, "limit": 5})
+    first = await socket.request({"type": "history", "room": "general", "before": 3, "limit": 5})
+
+    assert page["type"] == "history"
+    assert [m["seq"] for m in page["messages"]] == [16, 17, 18, 19, 20]
+    assert page["has_more"] is True
+    assert [m["seq"] for m in first["messages"]] == [1, 2]
+    assert first["has_more"] is False
+    await socket.close()
+
+
+async def test_history_limit_is_capped_at_100(connect, alice, general):
+    await database_sync_to_async(post_messages)(general, alice, 150)
+    socket = await connect()
+    await socket.join("general")
+
+    page = await socket.request(
+        {"type": "history", "room": "general", "before": 151, "limit": 10_000}
+    )
+
+    assert [m["seq"] for m in page["messages"]] == list(range(51, 151))
+    assert page["has_more"] is True
+    await socket.close()
+
+
+# leave, many rooms, disconnect -------------------------------------------------------------
+
+
+async def test_leave_stops_delivery_from_that_room(connect, alice, bob, general):
+    listener = await connect(bob)
+    sender = await connect(alice)
+    await joined_with_presence(listener, "general")
+    await joined_with_presence(sender, "general")
+    await listener.expect("presence")
+
+    left = await listener.request({"type": "leave", "room": "general"})
+    assert left == {"type": "left", "room": "general", "ref": left["ref"]}
+    gone = await sender.expect("presence")
+    await sender.request({"type": "send", "room": "general", "body": "hello?", "client_id": "x"})
+
+    assert gone == {"type": "presence", "room": "general", "user": "bob", "online": False}
+    assert await listener.nothing()
+    refused = await listener.request(
+        {"type": "send", "room": "general", "body": "hi", "client_id": "y"}
+    )
+    assert refused["code"] == "not_joined"
+    await listener.close()
+    await sender.close()
+
+
+async def test_a_message_to_one_room_does_not_reach_a_socket_only_in_another(
+    connect, alice, bob, general, make_room
+):
+    await database_sync_to_async(make_room)("random")
+    both = await connect(alice)
+    only_random = await connect(bob)
+    await joined_with_presence(both, "general")
+    await joined_with_presence(both, "random")
+    await joined_with_presence(only_random, "random")
+    await both.expect("presence")
+
+    await both.request({"type": "send", "room": "general", "body": "to general", "client_id": "g"})
+    in_general = await both.expect("message")
+    await both.request({"type": "send", "room": "random", "body": "to random", "client_id": "r"})
+    in_random = await both.expect("message")
+    seen_by_bob = await only_random.expect("message")
+
+    assert in_general["room"] == "general"
+    assert in_random["room"] == "random"
+    assert seen_by_bob["message"]["body"] == "to random"
+    assert await only_random.nothing()
+    await both.close()
+    await only_random.close()
+
+
+async def test_disconnect_leaves_every_group_and_updates_presence(
+    connect, alice, bob, general, make_room
+):
+    await database_sync_to_async(make_room)("random")
+    leaver = await connect(alice)
+    watcher = await connect(bob)
+    for room in ["general", "random"]:
+        await joined_with_presence(leaver, room)
+        await joined_with_presence(watcher, room)
+        await leaver.expect("presence")
+    layer = get_channel_layer()
+    leaver_channel = next(iter(layer.groups[room_group(general.pk)]))
+    assert any(leaver_channel in members for members in layer.groups.values())
+
+    await leaver.close()
+
+    gone = [await watcher.expect("presence"), await watcher.expect("presence")]
+    assert {(p["room"], p["user"], p["online"]) for p in gone} == {
+        ("general", "alice", False),
+        ("random", "alice", False),
+    }
+    assert not any(leaver_channel in members for members in layer.groups.values())
+    rejoin = await watcher.join("general")
+    assert rejoin["online"] == ["bob"]
+    await watcher.close()
+
+
+async def test_a_users_second_tab_neither_repeats_nor_ends_their_presence(
+    connect, alice, bob, general
+):
+    watcher = await connect(bob)
+    await joined_with_presence(watcher, "general")
+    tab1 = await connect(alice)
+    tab2 = await connect(alice)
+    await joined_with_presence(tab1, "general")
+    assert (await watcher.expect("presence"))["user"] == "alice"
+
+    second = await tab2.join("general")
+    assert second["online"] == ["alice", "bob"]
+    assert await watcher.nothing()
+    await tab1.close()
+    assert await watcher.nothing()
+    await tab2.close()
+
+    assert await watcher.expect("presence") == {
+        "type": "presence",
+        "room": "general",
+        "user": "alice",
+        "online": False,
+    }
+    await watcher.close()
+
+
+# errors ------------------------------------------------------------------------------------
+
+
+BAD_FRAMES = [
+    pytest.param("not json", "bad_request", id="not-json"),
+    pytest.param("[1, 2]", "bad_request", id="not-an-object"),
+    pytest.param('{"room": "general"}', "bad_request", id="no-type"),
+    pytest.param('{"type": "shout", "room": "general"}', "bad_request", id="unknown-type"),
+    pytest.param('{"type": "join"}', "bad_request", id="missing-room"),
+    pytest.param('{"type": "join", "room": 7}', "bad_request", id="room-not-a-string"),
+    pytest.param('{"type": "join", "room": "general", "since": "x"}', "bad_request", id="since"),
+    pytest.param('{"type": "join", "room": "general", "since": -1}', "bad_request", id="neg"),
+    pytest.param('{"type": "join", "room": "general", "since": true}', "bad_request", id="bool"),
+    pytest.param('{"type": "join", "room": "general", "ref": 5}', "bad_request", id="ref"),
+    pytest.param('{"type": "send", "room": "general", "body": "x"}', "bad_request", id="no-cid"),
+    pytest.param(
+        '{"type": "send", "room": "general", "client_id": "a"}', "bad_request", id="no-body"
+    ),
+    pytest.param(
+        '{"type": "send", "room": "general", "body": "  \\n ", "client_id": "a"}',
+        "bad_request",
+        id="empty-body",
+    ),
+    pytest.param(
+        '{"type": "send", "room": "general", "body": "a\\u0000b", "client_id": "a"}',
+        "bad_request",
+        id="nul-in-body",
+    ),
+    pytest.param(
+        '{"type": "history", "room": "general", "limit": 0}', "bad_request", id="limit-zero"
+    ),
+    pytest.param('{"type": "join", "room": "../etc"}', "not_found", id="not-a-slug"),
+    pytest.param(
+        '{"type": "send", "room": "random", "body": "x", "client_id": "a"}',
+        "not_joined",
+        id="send-not-joined",
+    ),
+    pytest.param('{"type": "typing", "room": "random"}', "not_joined", id="typing-not-joined"),
+    pytest.param('{"type": "history", "room": "random"}', "not_joined", id="history-not-joined"),
+]
+
+
+@pytest.mark.parametrize(("text", "code"), BAD_FRAMES)
+async def test_a_bad_frame_gets_an_error_and_changes_nothing(
+    connect, alice, general, make_room, text, code
+):
+    await database_sync_to_async(make_room)("random")
+    socket = await connect(alice)
+    await joined_with_presence(socket, "general")
+
+    await socket.send(text)
+    error = await socket.expect("error")
+
+    assert error["code"] == code
+    assert isinstance(error["message"], str) and error["message"]
+    assert await database_sync_to_async(count_messages)() == 0
+    # The socket is still open and still in its room.
+    ack = await socket.request(
+        {"type": "send", "room": "general", "body": "still here", "client_id": "after"}
+    )
+    assert ack["type"] == "ack"
+    assert ack["seq"] == 1
+    await socket.close()
+
+
+async def test_errors_echo_the_requests_ref(connect, alice):
+    socket = await connect(alice)
+
+    await socket.send({"type": "join", "room": "nowhere", "ref": "abc"})
+
+    assert await socket.expect("error") == {
+        "type": "error",
+        "ref": "abc",
+        "code": "not_found",
+        "message": "No room 'nowhere'.",
+    }
+    await socket.close()
+
+
+async def test_a_binary_frame_is_a_bad_request(connect, general):
+    socket = await connect()
+
+    await socket.communicator.send_to(bytes_data=b"\x00\x01")
+
+    assert (await socket.expect("error"))["code"] == "bad_request"
+    assert (await socket.join("general"))["room"] == "general"
+    await socket.close()
+
+
+@pytest.mark.parametrize("frame_type", ["send", "typing"])
+async def test_anonymous_sockets_cannot_send_or_type(connect, general, frame_type):
+    socket = await connect()
+    await socket.join("general")
+
+    reply = await socket.request(
+        {"type": frame_type, "room": "general", "body": "hi", "client_id": "anon"}
+    )
+
+    assert reply["code"] == "auth_required"
+    assert await database_sync_to_async(count_messages)() == 0
+    await socket.close()
+
+
+@override_settings(CHAT_MAX_MESSAGE_LENGTH=10)
+async def test_a_body_over_the_length_limit_is_too_long(connect, alice, general):
+    socket = await connect(alice)
+    await joined_with_presence(socket, "general")
+
+    too_long = await socket.request(
+        {"type": "send", "room": "general", "body": "x" * 11, "client_id": "long"}
+    )
+    just_fits = await socket.request(
+        {"type": "send", "room": "general", "body": "x" * 10, "client_id": "fits"}
+    )
+
+    assert too_long["code"] == "too_long"
+    assert just_fits["type"] == "ack"
+    assert just_fits["seq"] == 1
+    await socket.close()
+
+
+async def test_sending_to_a_room_archived_after_joining_is_refused(connect, alice, general):
+    socket = await connect(alice)
+    await joined_with_presence(socket, "general")
+    # Archived behind the service's back, so the socket has not been told yet.
+    await database_sync_to_async(Room.objects.filter(pk=general.pk).update)(is_archived=True)
+
+    reply = await socket.request(
+        {"type": "send", "room": "general", "body": "late", "client_id": "late"}
+    )
+
+    assert reply["code"] == "room_archived"
+    assert await database_sync_to_async(count_messages)() == 0
+    last_seq = await database_sync_to_async(lambda: Room.objects.get(pk=general.pk).last_seq)()
+    assert last_seq == 0  # the refused send left no gap
+    await socket.close()
