@@ -439,7 +439,8 @@ async def test_a_bad_frame_gets_an_error_and_changes_nothing(
     error = await socket.expect("error")
 
     assert error["code"] == code
-    assert isinstance(error["message"], str) and error["message"]
+    assert isinstance(error["message"], str)
+    assert error["message"]
     assert await database_sync_to_async(count_messages)() == 0
     # The socket is still open and still in its room.
     ack = await socket.request(
