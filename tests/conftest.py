@@ -9,6 +9,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import F
@@ -21,6 +22,13 @@ from chatsite.asgi import application
 ORIGIN = "http://localhost"
 RECEIVE_TIMEOUT = 3
 PASSWORD = "correct-horse-battery-9"
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings: None) -> None:
+    """Close connections after each unit of work, so threads that ran database_sync_to_async
+    leave none open to block the test database's teardown (PostgreSQL refuses to drop it)."""
+    settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,194 @@
+"""Writes: seq numbering, idempotency, validation and broadcast-after-commit."""
+
+import asyncio
+import threading
+from collections.abc import Callable
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.db import connection, transaction
+from django.test import override_settings
+
+from chat import services
+from chat.errors import ChatError, ErrorCode
+from chat.events import room_group
+from chat.models import Message, Room
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TEST_CHANNEL = "test.listener"
+
+
+def run_in_threads(count: int, work: Callable[[int], object]) -> list[object]:
+    """Run work(i) in `count` threads released together; return results in thread order."""
+    barrier = threading.Barrier(count)
+    results: list[object] = [None] * count
+    errors: list[BaseException] = []
+
+    def worker(i: int) -> None:
+        try:
+            barrier.wait()
+            results[i] = work(i)
+        except BaseException as error:  # re-raised in the test thread
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    if errors:
+        raise errors[0]
+    return results
+
+
+def test_concurrent_senders_get_gapless_unique_seqs(general, make_user):
+    authors = [make_user() for _ in range(8)]
+
+    def send_many(i: int) -> list[int]:
+        return [
+            services.message_create(
+                room=general, author=authors[i], body=f"{i}/{n}", client_id=f"{i}-{n}"
+            )[0].seq
+            for n in range(15)
+        ]
+
+    per_thread = run_in_threads(8, send_many)
+
+    seqs = sorted(seq for seqs in per_thread for seq in seqs)
+    assert seqs == list(range(1, 121))
+    stored = list(Message.objects.filter(room=general).values_list("seq", flat=True))
+    assert sorted(stored) == list(range(1, 121))
+    assert Room.objects.get(pk=general.pk).last_seq == 120
+
+
+def test_the_same_client_id_racing_from_two_threads_stores_one_message(general, alice):
+    def send(i: int) -> tuple[int, int, bool]:
+        message, created = services.message_create(
+            room=general, author=alice, body="race", client_id="one-id"
+        )
+        return message.pk, message.seq, created
+
+    first, second = run_in_threads(2, send)
+
+    assert first[:2] == second[:2]
+    assert sorted([first[2], second[2]]) == [False, True]
+    assert Message.objects.filter(room=general).count() == 1
+    assert Room.objects.get(pk=general.pk).last_seq == 1
+
+
+def test_a_client_id_is_per_author_and_per_room(general, make_room, alice, bob):
+    other = make_room("other")
+
+    a1, _ = services.message_create(room=general, author=alice, body="x", client_id="c")
+    b1, _ = services.message_create(room=general, author=bob, body="x", client_id="c")
+    a2, _ = services.message_create(room=other, author=alice, body="x", client_id="c")
+
+    assert len({a1.pk, b1.pk, a2.pk}) == 3
+    assert [a1.seq, b1.seq, a2.seq] == [1, 2, 1]
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ("", ErrorCode.BAD_REQUEST),
+        ("   \n\t", ErrorCode.BAD_REQUEST),
+        ("nul\x00inside", ErrorCode.BAD_REQUEST),
+        ("x" * 21, ErrorCode.TOO_LONG),
+    ],
+)
+@override_settings(CHAT_MAX_MESSAGE_LENGTH=20)
+def test_invalid_bodies_are_refused_and_store_nothing(general, alice, body, code):
+    with pytest.raises(ChatError) as refused:
+        services.message_create(room=general, author=alice, body=body, client_id="c")
+
+    assert refused.value.code == code
+    assert not Message.objects.exists()
+    assert Room.objects.get(pk=general.pk).last_seq == 0
+
+
+def test_room_create_slugs_the_name_and_makes_the_creator_a_member(alice):
+    room = services.room_create(name="  Django Talk! ", created_by=alice, topic="ORM and all")
+
+    assert (room.name, room.slug, room.topic) == ("Django Talk!", "django-talk", "ORM and all")
+    assert list(room.members.all()) == [alice]
+    assert room.created_by == alice
+
+
+@pytest.mark.parametrize("name", ["!!!", "   "])
+def test_room_create_refuses_a_name_without_letters_or_digits(alice, name):
+    with pytest.raises(ChatError):
+        services.room_create(name=name, created_by=alice)
+    assert not Room.objects.exclude(slug="general").exists()
+
+
+def test_room_create_refuses_a_taken_slug(alice, general):
+    with pytest.raises(ChatError, match="already exists"):
+        services.room_create(name="General", created_by=alice)
+
+
+# Broadcast after commit --------------------------------------------------------------------
+
+
+async def listen(room: Room) -> None:
+    await get_channel_layer().group_add(room_group(room.pk), TEST_CHANNEL)
+
+
+async def heard() -> list[dict]:
+    layer = get_channel_layer()
+    events = []
+    while True:
+        try:
+            events.append(await asyncio.wait_for(layer.receive(TEST_CHANNEL), 0.2))
+        except TimeoutError:
+            return events
+
+
+async def test_message_create_broadcasts_only_after_commit(general, alice):
+    await listen(general)
+
+    def rolled_back() -> None:
+        with transaction.atomic():
+            services.message_create(room=general, author=alice, body="undone", client_id="u")
+            raise RuntimeError("roll back")
+
+    with pytest.raises(RuntimeError):
+        await database_sync_to_async(rolled_back)()
+    assert await heard() == []
+
+    await database_sync_to_async(services.message_create)(
+        room=general, author=alice, body="kept", client_id="k"
+    )
+    (event,) = await heard()
+    assert '"body":"kept"' in event["text"]
+    assert '"seq":1' in event["text"]  # the rolled-back send left no gap
+
+
+async def test_message_delete_hides_the_message_and_tells_the_room_once(general, alice):
+    message, _ = await database_sync_to_async(services.message_create)(
+        room=general, author=alice, body="oops", client_id="d"
+    )
+    await listen(general)
+
+    first = await database_sync_to_async(services.message_delete)(message=message)
+    again = await database_sync_to_async(services.message_delete)(message=message)
+
+    assert (first, again) == (True, False)
+    (event,) = await heard()
+    assert event["text"] == (f'{{"type":"message_deleted","room":"general","id":{message.pk}}}')
+
+
+async def test_room_archive_closes_the_room_once(general):
+    await listen(general)
+
+    first = await database_sync_to_async(services.room_archive)(room=general)
+    again = await database_sync_to_async(services.room_archive)(room=general)
+
+    assert (first, again) == (True, False)
+    (event,) = await heard()
+    assert event["type"] == "chat.room_closed"
+    assert event["room"] == "general"
+    assert await database_sync_to_async(lambda: Room.objects.get(pk=general.pk).is_archived)()

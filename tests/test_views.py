@@ -1,0 +1,181 @@
+"""Pages: lobby, rooms, accounts, and who may see what."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import reverse
+
+from chat.models import Room
+from tests.conftest import PASSWORD, post_messages
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def alice_client(alice) -> Client:
+    client = Client()
+    client.force_login(alice)
+    return client
+
+
+def test_a_fresh_install_has_a_public_general_room():
+    room = Room.objects.get(slug="general")
+    assert not room.is_private
+    assert not room.is_archived
+
+
+def test_lobby_lists_visible_rooms_with_links(client, alice, make_room, general):
+    make_room("mine", is_private=True, members=(alice,))
+    make_room("theirs", is_private=True)
+    make_room("closed", is_archived=True)
+
+    anonymous = client.get("/").content.decode()
+    client.force_login(alice)
+    signed_in = client.get("/").content.decode()
+
+    assert 'href="/chat/general/"' in anonymous
+    assert "/chat/mine/" not in anonymous
+    assert 'href="/chat/mine/"' in signed_in
+    assert "/chat/theirs/" not in signed_in
+    assert "/chat/closed/" not in signed_in
+
+
+def test_signed_in_users_create_a_public_room_from_a_name(alice_client, alice):
+    response = alice_client.post("/rooms/new/", {"name": "Django Tips", "topic": "ORM"})
+
+    assert response.status_code == 302
+    assert response["Location"] == "/chat/django-tips/"
+    room = Room.objects.get(slug="django-tips")
+    assert (room.name, room.topic, room.is_private, room.created_by) == (
+        "Django Tips",
+        "ORM",
+        False,
+        alice,
+    )
+
+
+def test_creating_a_room_with_a_taken_name_shows_an_error(alice_client, general):
+    response = alice_client.post("/rooms/new/", {"name": "General"})
+
+    assert response.status_code == 400
+    assert "already exists" in response.content.decode()
+    assert Room.objects.filter(slug="general").count() == 1
+
+
+def test_anonymous_visitors_cannot_create_rooms(client):
+    response = client.post("/rooms/new/", {"name": "Sneaky"})
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+    assert not Room.objects.filter(slug="sneaky").exists()
+
+
+def test_room_page_renders_latest_messages_composer_and_status(alice_client, alice, general):
+    post_messages(general, alice, 55)
+
+    page = alice_client.get("/chat/general/").content.decode()
+
+    assert "message 55" in page
+    assert "message 6<" in page
+    assert "message 5<" not in page  # older than the latest 50
+    assert '<label for="composer-input">Message</label>' in page
+    assert ">Send</button>" in page
+    assert 'role="log"' in page
+    assert 'role="status"' in page
+    assert '"lastSeq": 55' in page
+
+
+def test_room_page_escapes_user_text(alice_client, alice, make_room):
+    room = make_room("xss", name="<script>alert(1)</script>", topic="<img src=x onerror=alert(2)>")
+    post_messages(room, alice, 0)
+    room.messages.create(author=alice, body="<script>alert(3)</script>", seq=1)
+
+    page = alice_client.get("/chat/xss/").content.decode()
+
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert(3)&lt;/script&gt;" in page
+    assert "<img src=x" not in page
+
+
+def test_anonymous_visitors_can_read_and_are_invited_to_log_in(client, alice, general):
+    post_messages(general, alice, 1)
+
+    page = client.get("/chat/general/").content.decode()
+
+    assert "message 1" in page
+    assert "composer-input" not in page
+    assert "/accounts/login/?next=/chat/general/" in page
+
+
+@pytest.mark.parametrize("who", ["anonymous", "outsider"])
+def test_private_rooms_are_404_to_non_members(client, make_user, make_room, who):
+    make_room("secret", is_private=True)
+    if who == "outsider":
+        client.force_login(make_user())
+
+    response = client.get("/chat/secret/")
+
+    assert response.status_code == 404
+    assert client.get("/chat/no-such-room/").status_code == 404
+
+
+def test_private_rooms_open_for_members(alice_client, alice, make_room):
+    make_room("secret", is_private=True, members=(alice,))
+
+    assert alice_client.get("/chat/secret/").status_code == 200
+
+
+def test_login_page_logs_in_and_follows_next(client, alice):
+    form = client.get("/accounts/login/?next=/chat/general/")
+    response = client.post(
+        "/accounts/login/",
+        {"username": "alice", "password": PASSWORD, "next": "/chat/general/"},
+    )
+
+    assert form.status_code == 200
+    assert response.status_code == 302
+    assert response["Location"] == "/chat/general/"
+    assert client.get("/").context["user"] == alice
+
+
+def test_signup_creates_the_account_and_signs_in(client):
+    response = client.post(
+        "/accounts/signup/",
+        {"username": "carol", "password1": PASSWORD, "password2": PASSWORD, "next": "/chat/x/"},
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == "/chat/x/"
+    assert client.get("/").context["user"].username == "carol"
+
+
+def test_signup_applies_djangos_password_validators(client):
+    response = client.post(
+        "/accounts/signup/", {"username": "dave", "password1": "123", "password2": "123"}
+    )
+
+    assert response.status_code == 200
+    assert "too short" in response.content.decode()
+    assert not get_user_model().objects.filter(username="dave").exists()
+
+
+def test_signup_ignores_an_offsite_next(client):
+    response = client.post(
+        "/accounts/signup/",
+        {
+            "username": "erin",
+            "password1": PASSWORD,
+            "password2": PASSWORD,
+            "next": "https://evil.example/",
+        },
+    )
+
+    assert response["Location"] == "/"
+
+
+def test_logout_is_a_post(alice_client):
+    assert alice_client.get("/accounts/logout/").status_code == 405
+    response = alice_client.post("/accounts/logout/")
+
+    assert response.status_code == 302
+    assert not alice_client.get("/").context["user"].is_authenticated
