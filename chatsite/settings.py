@@ -168,4 +168,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": "INFO" if DEBUG else "WARNING"},
+    # Django's own config gives "django" a console handler too; let it reach the root once.
+    "loggers": {"django": {"handlers": [], "level": "INFO", "propagate": True}},
 }
