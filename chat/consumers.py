@@ -6,11 +6,13 @@ frames already encoded (chat.events), so a broadcast costs each recipient one se
 """
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
 from . import events, requests, selectors, services
 from .errors import ChatError, ErrorCode
@@ -33,6 +35,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Accept every handshake that passed the Origin check; anonymous sockets may read."""
         self.user = self.scope["user"]
         self.joined: dict[str, JoinedRoom] = {}
+        self.groups_refreshed_at = time.monotonic()
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
@@ -47,6 +50,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             frame, ref = requests.decode(text_data)
             request = requests.parse(frame)
             await self.handlers[type(request)](self, request, ref)
+            await self._refresh_groups_if_due()
         except ChatError as error:
             await self.send_frame(events.error_frame(error, ref))
         except Exception:
@@ -59,10 +63,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_join(self, request: requests.Join, ref: str | None) -> None:
         """Runs on `join`: subscribe (first time) and send the messages the client lacks."""
         room = await database_sync_to_async(self._room_for_join)(request.room)
+        # Subscribe before reading, so nothing posted in between is missed. A resync adds
+        # the socket again too: a layer may have dropped it from the group (the in-memory
+        # layer does when a message waits in its queue past `expiry`).
+        group = events.room_group(room.pk)
+        await self.channel_layer.group_add(group, self.channel_name)
         if request.room not in self.joined:
-            # Subscribe before reading, so nothing posted in between is missed.
-            group = events.room_group(room.pk)
-            await self.channel_layer.group_add(group, self.channel_name)
             self.joined[request.room] = JoinedRoom(room=room, group=group)
             if self.user.is_authenticated:
                 first = presence.add(
@@ -135,12 +141,24 @@ class ChatConsumer(AsyncWebsocketConsumer):
             ref,
         )
 
+    async def on_ping(self, request: requests.Ping, ref: str | None) -> None:
+        """Runs on `ping`: prove the connection is alive and tell each joined room's last seq,
+        so a client that missed the last broadcast of a quiet room notices and resyncs."""
+        last = {}
+        if self.joined:
+            by_id = await database_sync_to_async(selectors.rooms_last_seq)(
+                room_ids=[joined.room.pk for joined in self.joined.values()]
+            )
+            last = {slug: by_id.get(j.room.pk, 0) for slug, j in self.joined.items()}
+        await self.send_frame({"type": "pong", "rooms": last}, ref)
+
     handlers = {
         requests.Join: on_join,
         requests.Leave: on_leave,
         requests.Send: on_send,
         requests.Typing: on_typing,
         requests.History: on_history,
+        requests.Ping: on_ping,
     }
 
     # Channel-layer events -----------------------------------------------------------------
@@ -184,6 +202,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not self.user.is_authenticated:
             raise ChatError(ErrorCode.AUTH_REQUIRED, "Log in to post.")
         return self._require_joined(slug)
+
+    async def _refresh_groups_if_due(self) -> None:
+        """Re-add this socket to its groups now and then: the channel layer forgets a group
+        member after `group_expiry` (24 h by default), even on a socket that never left."""
+        now = time.monotonic()
+        if now - self.groups_refreshed_at < settings.CHAT_GROUP_REFRESH_SECONDS:
+            return
+        self.groups_refreshed_at = now
+        for joined in self.joined.values():
+            await self.channel_layer.group_add(joined.group, self.channel_name)
 
     async def _leave_room(self, slug: str, *, announce: bool = True) -> None:
         joined = self.joined.pop(slug, None)

@@ -48,7 +48,12 @@ class History:
     limit: int
 
 
-Request = Join | Leave | Send | Typing | History
+@dataclass(frozen=True)
+class Ping:
+    pass
+
+
+Request = Join | Leave | Send | Typing | History | Ping
 
 
 def _bad(message: str) -> ChatError:
@@ -109,7 +114,18 @@ def _history(frame: dict[str, Any]) -> History:
     )
 
 
-PARSERS = {"join": _join, "leave": _leave, "send": _send, "typing": _typing, "history": _history}
+def _ping(frame: dict[str, Any]) -> Ping:
+    return Ping()
+
+
+PARSERS = {
+    "join": _join,
+    "leave": _leave,
+    "send": _send,
+    "typing": _typing,
+    "history": _history,
+    "ping": _ping,
+}
 
 
 def decode(text: str | None) -> tuple[dict[str, Any], str | None]:

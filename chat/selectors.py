@@ -97,6 +97,11 @@ def messages_for_join(*, room: Room, since: int | None) -> JoinPage:
     return JoinPage(messages=page.messages, has_more=page.has_more, last_seq=last_seq)
 
 
+def rooms_last_seq(*, room_ids: list[int]) -> dict[int, int]:
+    """Each room's counter: what a client must have shown to be up to date."""
+    return dict(Room.objects.filter(pk__in=room_ids).values_list("pk", "last_seq"))
+
+
 def rooms_with_counts() -> QuerySet[Room]:
     """Rooms annotated with member_count and message_count (live messages), for the admin."""
 

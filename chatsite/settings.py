@@ -162,6 +162,9 @@ CHAT_MAX_MESSAGE_LENGTH = int(os.environ.get("CHAT_MAX_MESSAGE_LENGTH", "4000"))
 CHAT_PAGE_SIZE = 50  # messages in a room page and in a `join` without `since`
 CHAT_REPLAY_LIMIT = 500  # messages at most in a `join` with `since`
 CHAT_HISTORY_LIMIT = 100  # cap on `history` limit
+# A socket re-adds itself to its groups when it sends a frame (browsers ping every 25 s of
+# quiet) and this long has passed; well below the layer's group_expiry (24 h by default).
+CHAT_GROUP_REFRESH_SECONDS = 3600
 
 LOGGING = {
     "version": 1,

@@ -1,5 +1,6 @@
 """Fixtures and factories shared by the suite."""
 
+import asyncio
 import itertools
 import json
 from collections.abc import AsyncIterator, Callable
@@ -12,6 +13,7 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connections
 from django.db.models import F
 from django.test import Client
 
@@ -117,6 +119,16 @@ class Socket:
     async def recv(self) -> dict[str, Any]:
         return await self.communicator.receive_json_from(timeout=RECEIVE_TIMEOUT)
 
+    async def poll(self, seconds: float) -> dict[str, Any] | None:
+        """The next frame, or None after `seconds`; unlike recv, running out of time leaves
+        the application running (the communicator cancels it when receive_from times out)."""
+        try:
+            message = await asyncio.wait_for(self.communicator.output_queue.get(), seconds)
+        except TimeoutError:
+            return None
+        assert message["type"] == "websocket.send", message
+        return json.loads(message["text"])
+
     async def request(self, frame: dict[str, Any]) -> dict[str, Any]:
         """Send a frame with a fresh ref and return the reply that echoes it."""
         ref = f"t{next(self._refs)}"
@@ -171,3 +183,6 @@ async def connect() -> AsyncIterator[Callable[..., Any]]:
     yield open_socket
     for socket in sockets:
         await socket.close()
+    # The thread that ran database_sync_to_async keeps its connection otherwise, and
+    # PostgreSQL will not drop a test database that has one open.
+    await database_sync_to_async(connections.close_all)()

@@ -1,5 +1,6 @@
-// The room page's client: one socket per tab, the protocol of docs/protocol.md.
-// Plain JavaScript, no build step. User text only ever reaches the page via textContent.
+// The room page: the socket and the view around ChatSync (sync.js), which decides what to
+// show, resend and resync. Plain JavaScript, no build step. User text only ever reaches the
+// page through textContent.
 "use strict";
 
 (function () {
@@ -20,21 +21,18 @@
   const TYPING_SEND_EVERY_MS = 3000;
   const TYPING_SHOW_FOR_MS = 5000;
   const BACKOFF_MIN_MS = 500;
-  const BACKOFF_MAX_MS = 30000;
+  const BACKOFF_MAX_MS = 15000;
+  const TICK_MS = 1000;
 
-  const state = {
+  const page = {
     socket: null,
     attempts: 0,
-    lastSeq: config.lastSeq, // highest seq shown; rejoin asks for everything after it
+    reconnectTimer: null,
     oldestSeq: null,
-    hasMore: config.hasMore,
-    seen: new Set(), // message ids on the page, so nothing shows twice
-    pending: new Map(), // client_id -> {body, li}: sent, not yet acked
     online: new Set(),
     typists: new Map(), // username -> timer
     lastTypingSent: 0,
     closed: config.archived,
-    refs: 0,
   };
 
   // --- Rendering -------------------------------------------------------------------------
@@ -76,24 +74,11 @@
     el.messages.scrollTop = el.messages.scrollHeight;
   }
 
-  // Show a stored message once, in seq order; it replaces the sender's pending line.
-  function showMessage(msg) {
-    if (state.seen.has(msg.id)) return;
-    state.seen.add(msg.id);
-    const stick = nearBottom();
-    const pending = msg.author === config.username && state.pending.get(msg.client_id);
-    if (pending) {
-      pending.li.remove();
-      state.pending.delete(msg.client_id);
-    }
-    placeInOrder(messageItem(msg));
-    if (msg.seq > state.lastSeq) state.lastSeq = msg.seq;
-    if (state.oldestSeq === null || msg.seq < state.oldestSeq) state.oldestSeq = msg.seq;
-    clearTyping(msg.author);
-    if (stick || pending) scrollToBottom();
+  function outboxLine(clientId) {
+    return el.messages.querySelector(`li.outbox[data-client-id="${CSS.escape(clientId)}"]`);
   }
 
-  // Stored messages sit in seq order, above the sender's own not-yet-stored lines.
+  // Stored messages sit in seq order, above the lines of the user's outbox.
   function placeInOrder(li) {
     const seq = Number(li.dataset.seq);
     const stored = el.messages.querySelectorAll("li[data-seq]");
@@ -101,17 +86,52 @@
     if (stored.length && Number(stored[stored.length - 1].dataset.seq) > seq) {
       after = Array.from(stored).find((other) => Number(other.dataset.seq) > seq);
     }
-    el.messages.insertBefore(li, after || el.messages.querySelector("li.pending, li.failed"));
+    el.messages.insertBefore(li, after || el.messages.querySelector("li.outbox"));
   }
 
-  function removeMessage(id) {
-    const li = el.messages.querySelector(`li[data-id="${Number(id)}"]`);
-    if (li) li.remove();
+  function showMessage(room, msg) {
+    if (room !== slug) return;
+    const stick = nearBottom();
+    const mine = msg.author === config.username && msg.client_id && outboxLine(msg.client_id);
+    if (mine) mine.remove();
+    placeInOrder(messageItem(msg));
+    if (page.oldestSeq === null || msg.seq < page.oldestSeq) page.oldestSeq = msg.seq;
+    clearTyping(msg.author);
+    if (stick || mine) scrollToBottom();
+  }
+
+  // A line of the outbox: pending ("sending…"), sent (acked, waiting for its broadcast), or
+  // failed ("not sent" with Retry).
+  function renderOutboxItem(item, stateName) {
+    let li = outboxLine(item.clientId);
+    if (!li) {
+      li = messageItem({ author: config.username, body: item.body });
+      li.classList.add("outbox");
+      li.dataset.clientId = item.clientId;
+      el.messages.appendChild(li);
+      scrollToBottom();
+    }
+    li.classList.remove("pending", "sent", "failed");
+    li.classList.add(stateName);
+    const old = li.querySelector(".retry");
+    if (old) old.remove();
+    li.querySelector("time").textContent = "";
+    if (stateName === "failed") {
+      li.title = item.error || "";
+      const retry = document.createElement("button");
+      retry.type = "button";
+      retry.className = "retry link";
+      retry.textContent = "Retry";
+      retry.addEventListener("click", () => client.retry(item.clientId));
+      li.append(" ", retry);
+    } else {
+      li.removeAttribute("title");
+    }
   }
 
   function renderOnline() {
     el.online.replaceChildren(
-      ...Array.from(state.online)
+      ...Array.from(page.online)
         .sort()
         .map((name) => {
           const li = document.createElement("li");
@@ -122,7 +142,7 @@
   }
 
   function renderTyping() {
-    const names = Array.from(state.typists.keys()).sort();
+    const names = Array.from(page.typists.keys()).sort();
     if (names.length === 0) el.typing.textContent = "";
     else if (names.length === 1) el.typing.textContent = `${names[0]} is typing…`;
     else if (names.length === 2) el.typing.textContent = `${names[0]} and ${names[1]} are typing…`;
@@ -130,10 +150,10 @@
   }
 
   function clearTyping(name) {
-    const timer = state.typists.get(name);
+    const timer = page.typists.get(name);
     if (timer === undefined) return;
     clearTimeout(timer);
-    state.typists.delete(name);
+    page.typists.delete(name);
     renderTyping();
   }
 
@@ -148,139 +168,153 @@
     el.status.dataset.state = kind;
   }
 
-  function showNotice(text) {
-    el.notice.textContent = text;
+  function closeRoom(reason) {
+    page.closed = true;
+    el.notice.textContent = reason;
     el.notice.hidden = false;
+    if (el.form) el.form.hidden = true;
+    page.online.clear();
+    renderOnline();
+    setStatus("offline");
+    const socket = page.socket;
+    page.socket = null;
+    if (socket) socket.close();
   }
 
-  // --- Socket ----------------------------------------------------------------------------
+  // --- Frames the delivery logic hands to the view ---------------------------------------
 
-  function send(frame) {
-    if (state.socket && state.socket.readyState === WebSocket.OPEN) {
-      state.socket.send(JSON.stringify(frame));
-      return true;
-    }
-    return false;
-  }
-
-  function nextRef() {
-    state.refs += 1;
-    return `r${state.refs}`;
-  }
-
-  function connect() {
-    if (state.closed) return;
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const socket = new WebSocket(`${scheme}://${location.host}/ws/chat/`);
-    state.socket = socket;
-    socket.addEventListener("open", () => {
-      state.attempts = 0;
-      send({ type: "join", room: slug, since: state.lastSeq, ref: nextRef() });
-    });
-    socket.addEventListener("message", (event) => {
-      let frame;
-      try {
-        frame = JSON.parse(event.data);
-      } catch (e) {
-        return;
-      }
-      const handler = handlers[frame.type];
-      if (handler) handler(frame);
-    });
-    socket.addEventListener("close", () => {
-      if (state.socket !== socket) return;
-      state.socket = null;
-      scheduleReconnect();
-    });
-  }
-
-  function scheduleReconnect() {
-    if (state.closed) {
-      setStatus("offline");
-      return;
-    }
-    setStatus(navigator.onLine === false ? "offline" : "reconnecting");
-    // Exponential backoff with full jitter, so a restarted server is not stampeded.
-    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** state.attempts);
-    state.attempts += 1;
-    setTimeout(connect, Math.random() * ceiling);
-  }
-
-  window.addEventListener("offline", () => setStatus("offline"));
-  window.addEventListener("online", () => {
-    if (!state.socket) connect();
-  });
-
-  const handlers = {
-    joined(frame) {
-      if (frame.room !== slug) return;
-      setStatus("connected");
-      frame.messages.forEach(showMessage);
-      state.online = new Set(frame.online);
-      renderOnline();
-      if (frame.has_more) {
-        // More than one replay page was missed: ask for the rest.
-        send({ type: "join", room: slug, since: state.lastSeq, ref: nextRef() });
-      } else {
-        resendPending();
-      }
-    },
-    message(frame) {
-      if (frame.room === slug) showMessage(frame.message);
-    },
-    ack(frame) {
-      if (frame.room !== slug) return;
-      const pending = state.pending.get(frame.client_id);
-      if (pending) pending.li.classList.replace("pending", "sent");
-    },
+  const frames = {
     history(frame) {
       if (frame.room !== slug) return;
-      frame.messages.forEach(showMessage);
-      state.hasMore = frame.has_more;
+      frame.messages.forEach((msg) => client.showMessage(slug, msg));
       el.older.hidden = !frame.has_more;
       el.older.disabled = false;
     },
     presence(frame) {
       if (frame.room !== slug) return;
-      if (frame.online) state.online.add(frame.user);
-      else state.online.delete(frame.user);
+      if (frame.online) page.online.add(frame.user);
+      else page.online.delete(frame.user);
       renderOnline();
     },
     typing(frame) {
       if (frame.room !== slug || frame.user === config.username) return;
-      clearTimeout(state.typists.get(frame.user));
-      state.typists.set(
+      clearTimeout(page.typists.get(frame.user));
+      page.typists.set(
         frame.user,
         setTimeout(() => clearTyping(frame.user), TYPING_SHOW_FOR_MS)
       );
       renderTyping();
     },
     message_deleted(frame) {
-      if (frame.room === slug) removeMessage(frame.id);
+      if (frame.room !== slug) return;
+      const li = el.messages.querySelector(`li[data-id="${Number(frame.id)}"]`);
+      if (li) li.remove();
     },
     room_closed(frame) {
-      if (frame.room !== slug) return;
-      state.closed = true;
-      showNotice(frame.reason);
-      if (el.form) el.form.hidden = true;
-      state.online.clear();
-      renderOnline();
-      setStatus("offline");
-      if (state.socket) state.socket.close();
+      if (frame.room === slug) closeRoom(frame.reason);
     },
     error(frame) {
-      if (frame.code === "room_archived" || frame.code === "not_found") {
-        handlers.room_closed({ room: slug, reason: frame.message });
-        return;
-      }
-      for (const pending of state.pending.values()) {
-        if (pending.ref === frame.ref) {
-          pending.li.classList.replace("pending", "failed");
-          pending.li.title = frame.message;
-        }
-      }
+      if (frame.code === "room_archived" || frame.code === "not_found") closeRoom(frame.message);
     },
   };
+
+  const client = new ChatSync.ChatClient({
+    send(frame) {
+      if (page.socket && page.socket.readyState === WebSocket.OPEN) {
+        page.socket.send(JSON.stringify(frame));
+        return true;
+      }
+      return false;
+    },
+    storage: window.sessionStorage,
+    // Timings (ackTimeoutMs, maxTries, pingAfterMs, …) can be tuned by a script that runs
+    // before this one; the browser tests shorten them.
+    options: window.CHATSYNC_OPTIONS || {},
+    storageKey: `chatsite.outbox.${config.username || "anonymous"}`,
+    view: {
+      message: showMessage,
+      joined(frame) {
+        if (frame.room !== slug) return;
+        setStatus("connected");
+        page.online = new Set(frame.online);
+        renderOnline();
+      },
+      pending(item) {
+        if (item.room === slug) renderOutboxItem(item, "pending");
+      },
+      acked(item, ack) {
+        if (item.room !== slug) return;
+        const li = outboxLine(item.clientId);
+        if (!li) return;
+        if (el.messages.querySelector(`li[data-id="${Number(ack.id)}"]`)) li.remove();
+        else renderOutboxItem(item, "sent");
+      },
+      failed(item) {
+        if (item.room === slug) renderOutboxItem(item, "failed");
+      },
+      frame(frame) {
+        const handler = frames[frame.type];
+        if (handler) handler(frame);
+      },
+    },
+  });
+
+  // --- Socket ----------------------------------------------------------------------------
+
+  function connect() {
+    page.reconnectTimer = null;
+    if (page.closed || page.socket) return;
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const socket = new WebSocket(`${scheme}://${location.host}/ws/chat/`);
+    page.socket = socket;
+    socket.addEventListener("open", () => {
+      if (page.socket !== socket) return;
+      page.attempts = 0;
+      client.connected();
+    });
+    socket.addEventListener("message", (event) => {
+      if (page.socket !== socket) return;
+      let frame;
+      try {
+        frame = JSON.parse(event.data);
+      } catch (e) {
+        return;
+      }
+      client.receive(frame);
+    });
+    socket.addEventListener("close", () => dropSocket(socket));
+  }
+
+  // Forget a socket (closed, or found dead) and plan the next attempt.
+  function dropSocket(socket) {
+    if (page.socket !== socket) return;
+    page.socket = null;
+    client.disconnected();
+    if (page.closed) return;
+    setStatus(navigator.onLine === false ? "offline" : "reconnecting");
+    // Exponential backoff with full jitter, so a restarted server is not stampeded.
+    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** page.attempts);
+    page.attempts += 1;
+    clearTimeout(page.reconnectTimer);
+    page.reconnectTimer = setTimeout(connect, Math.random() * ceiling);
+  }
+
+  setInterval(() => {
+    if (client.tick() === "reconnect" && page.socket) {
+      // No answer to a ping: the connection is half-open. Do not wait for TCP to notice.
+      const socket = page.socket;
+      dropSocket(socket);
+      socket.close();
+    }
+  }, TICK_MS);
+
+  window.addEventListener("offline", () => setStatus("offline"));
+  window.addEventListener("online", () => {
+    if (!page.socket && !page.closed) {
+      clearTimeout(page.reconnectTimer);
+      connect();
+    }
+  });
 
   // --- Composer --------------------------------------------------------------------------
 
@@ -289,27 +323,11 @@
     return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
   }
 
-  function sendPending(clientId) {
-    const pending = state.pending.get(clientId);
-    pending.ref = nextRef();
-    send({ type: "send", room: slug, body: pending.body, client_id: clientId, ref: pending.ref });
-  }
-
-  function resendPending() {
-    for (const clientId of state.pending.keys()) sendPending(clientId);
-  }
-
   function submit() {
     const body = el.input.value;
-    if (!body.trim() || state.closed) return;
-    const clientId = newClientId();
-    const li = messageItem({ author: config.username, body: body });
-    li.classList.add("pending");
-    el.messages.appendChild(li);
-    scrollToBottom();
-    state.pending.set(clientId, { body: body, li: li, ref: null });
+    if (!body.trim() || page.closed) return;
     el.input.value = "";
-    sendPending(clientId);
+    client.submit(slug, body, newClientId());
   }
 
   if (el.form) {
@@ -325,8 +343,8 @@
     });
     el.input.addEventListener("input", () => {
       const now = Date.now();
-      if (el.input.value && now - state.lastTypingSent >= TYPING_SEND_EVERY_MS) {
-        if (send({ type: "typing", room: slug })) state.lastTypingSent = now;
+      if (el.input.value && now - page.lastTypingSent >= TYPING_SEND_EVERY_MS) {
+        if (client.sendFrame({ type: "typing", room: slug })) page.lastTypingSent = now;
       }
     });
   }
@@ -334,22 +352,26 @@
   if (el.older) {
     el.older.addEventListener("click", () => {
       el.older.disabled = true;
-      send({ type: "history", room: slug, before: state.oldestSeq, limit: 50, ref: nextRef() });
+      client.sendFrame({ type: "history", room: slug, before: page.oldestSeq, limit: 50 });
     });
   }
 
   // --- Start -----------------------------------------------------------------------------
 
+  client.watch(slug, config.lastSeq);
   el.messages.querySelectorAll("li[data-id]").forEach((li) => {
-    state.seen.add(Number(li.dataset.id));
-    const seq = Number(li.dataset.seq);
-    if (state.oldestSeq === null || seq < state.oldestSeq) state.oldestSeq = seq;
+    const msg = { id: Number(li.dataset.id), seq: Number(li.dataset.seq) };
+    client.markShown(slug, msg);
+    if (page.oldestSeq === null || msg.seq < page.oldestSeq) page.oldestSeq = msg.seq;
+    // A message the outbox still holds but the page already shows was stored before a
+    // reload cut off its ack: it is done.
+    if (li.dataset.clientId && li.classList.contains("mine")) client.discard(li.dataset.clientId);
     const time = li.querySelector("time");
     if (time && time.dateTime) time.textContent = formatTime(time.dateTime);
-    if (li.querySelector(".author").textContent === config.username) li.classList.add("mine");
   });
+  client.pendingIn(slug).forEach((item) => renderOutboxItem(item, item.state));
   scrollToBottom();
-  if (state.closed) setStatus("offline");
+  if (page.closed) setStatus("offline");
   else {
     setStatus("connecting");
     connect();

@@ -1,0 +1,342 @@
+// The delivery logic of the chat client, with no DOM and no WebSocket: what to show, what to
+// resend, when to resync and when the connection is dead. room.js gives it a socket and a
+// view; the test suite drives the very same file from Node (tests/js/), so what is tested is
+// what runs in the browser. See docs/reliability.md.
+"use strict";
+
+(function (root, factory) {
+  if (typeof module === "object" && module.exports) module.exports = factory();
+  else root.ChatSync = factory();
+})(typeof self !== "undefined" ? self : this, function () {
+  const DEFAULTS = {
+    ackTimeoutMs: 10000, // resend a message not acked within this
+    maxTries: 5, // sends of one message before it is marked "not sent"
+    pingAfterMs: 25000, // quiet this long → ping (and learn each room's last seq)
+    pongTimeoutMs: 10000, // no answer to a ping within this → the connection is dead
+    joinRetryMs: 2000, // ask again this long after a join failed with server_error
+    keepaliveMs: 300000, // ping at least this often even in a busy room: it keeps the
+    // server's group memberships fresh (docs/reliability.md)
+  };
+  // Errors after which a resend might succeed; every other refusal is final for that message.
+  const RETRYABLE = new Set(["server_error"]);
+
+  // What one room has shown. `cursor`: every seq up to it is shown, or was deleted before
+  // this client saw it (null: nothing yet; the first join asks for the latest page).
+  // `ahead`: seqs above the cursor already shown (a gap lies below them).
+  class RoomState {
+    constructor(cursor) {
+      this.cursor = cursor;
+      this.latest = false; // the join in flight asked for the latest page, not `since`
+      this.ahead = new Set();
+      this.ids = new Set();
+      this.joined = false; // a `joined` reply arrived on the current connection
+      this.syncing = false; // a `join` is in flight
+      this.joinRef = null; // its ref, to match an error to it
+      this.retryJoinAt = null; // when to ask again after a join failed with server_error
+    }
+
+    // Record a stored message; false if it was shown already (by id).
+    add(message) {
+      if (this.ids.has(message.id)) return false;
+      this.ids.add(message.id);
+      if (this.cursor === null || message.seq > this.cursor) this.ahead.add(message.seq);
+      this.advance();
+      return true;
+    }
+
+    // Everything up to `seq` is accounted for (shown or deleted).
+    settle(seq) {
+      if (this.cursor === null || seq > this.cursor) this.cursor = seq;
+      this.advance();
+    }
+
+    advance() {
+      if (this.cursor === null) return;
+      for (const seq of this.ahead) if (seq <= this.cursor) this.ahead.delete(seq);
+      while (this.ahead.has(this.cursor + 1)) {
+        this.cursor += 1;
+        this.ahead.delete(this.cursor);
+      }
+    }
+
+    hasGap() {
+      return this.cursor !== null && this.ahead.size > 0;
+    }
+  }
+
+  class ChatClient {
+    // send(frame) → bool: write a frame if the socket is open.
+    // view: callbacks, each optional — message(room, msg), pending(item), acked(item, ack),
+    //   failed(item), joined(frame), frame(frame) for everything else.
+    // storage: {getItem, setItem} (sessionStorage in the browser) to keep the outbox.
+    constructor({ send, view = {}, storage = null, storageKey = "chatsite.outbox", now = Date.now, options = {} }) {
+      this.sendFrame = (frame) => {
+        this.lastSentAt = this.now();
+        return send(frame);
+      };
+      this.view = view;
+      this.storage = storage;
+      this.storageKey = storageKey;
+      this.now = now;
+      this.options = Object.assign({}, DEFAULTS, options);
+      this.rooms = new Map();
+      this.outbox = new Map(); // client_id → {clientId, room, body, tries, sentAt, ref, state, error}
+      this.open = false;
+      this.lastHeardAt = now();
+      this.lastSentAt = now();
+      this.pingSentAt = null;
+      this.refs = 0;
+      this.restoreOutbox();
+    }
+
+    // --- Rooms -----------------------------------------------------------------------------
+
+    // Follow a room; `cursor` is the last seq already shown (e.g. rendered by the page), or
+    // null to start from the latest page.
+    watch(room, cursor = null) {
+      if (!this.rooms.has(room)) this.rooms.set(room, new RoomState(cursor));
+      const state = this.rooms.get(room);
+      if (this.open) this.join(room, state);
+      return state;
+    }
+
+    // Already-rendered messages count as shown.
+    markShown(room, message) {
+      this.rooms.get(room).add(message);
+    }
+
+    join(room, state) {
+      state.syncing = true;
+      state.retryJoinAt = null;
+      state.latest = state.cursor === null;
+      state.joinRef = this.nextRef();
+      const frame = { type: "join", room: room, ref: state.joinRef };
+      if (!state.latest) frame.since = state.cursor;
+      this.sendFrame(frame);
+    }
+
+    resync(room) {
+      const state = this.rooms.get(room);
+      if (state && this.open && !state.syncing) this.join(room, state);
+    }
+
+    // --- Connection ------------------------------------------------------------------------
+
+    connected() {
+      this.open = true;
+      this.lastHeardAt = this.now();
+      this.pingSentAt = null;
+      for (const [room, state] of this.rooms) {
+        state.joined = false;
+        this.join(room, state);
+      }
+    }
+
+    disconnected() {
+      this.open = false;
+      this.pingSentAt = null;
+      for (const state of this.rooms.values()) {
+        state.joined = false;
+        state.syncing = false;
+        state.retryJoinAt = null;
+      }
+      // Whatever was in flight is resent, with the same client_id, once the room is joined.
+      for (const item of this.outbox.values()) item.sentAt = null;
+    }
+
+    // Called every second or so. Returns "reconnect" when the connection is dead.
+    tick() {
+      const now = this.now();
+      if (this.open) {
+        if (this.pingSentAt !== null && now - this.pingSentAt > this.options.pongTimeoutMs) {
+          return "reconnect";
+        }
+        const quiet = now - this.lastHeardAt > this.options.pingAfterMs;
+        const idle = now - this.lastSentAt > this.options.keepaliveMs;
+        if (this.pingSentAt === null && (quiet || idle)) {
+          this.pingSentAt = now;
+          this.sendFrame({ type: "ping", ref: this.nextRef() });
+        }
+        for (const [room, state] of this.rooms) {
+          if (state.retryJoinAt !== null && now >= state.retryJoinAt) this.join(room, state);
+        }
+      }
+      for (const item of this.outbox.values()) {
+        if (item.state === "pending" && item.sentAt !== null && now - item.sentAt > this.options.ackTimeoutMs) {
+          this.trySend(item);
+        }
+      }
+      return null;
+    }
+
+    // --- Frames from the server ------------------------------------------------------------
+
+    receive(frame) {
+      this.lastHeardAt = this.now();
+      this.pingSentAt = null;
+      const handler = this.handlers[frame.type];
+      if (handler) handler.call(this, frame);
+      else if (this.view.frame) this.view.frame(frame);
+    }
+
+    showMessage(room, message) {
+      const state = this.rooms.get(room);
+      if (!state || !state.add(message)) return;
+      if (this.view.message) this.view.message(room, message);
+    }
+
+    nextRef() {
+      this.refs += 1;
+      return `c${this.refs}`;
+    }
+
+    // --- Outbox ----------------------------------------------------------------------------
+
+    // Queue a message typed by the user; it is shown at once as pending.
+    submit(room, body, clientId) {
+      const item = { clientId, room, body, tries: 0, sentAt: null, ref: null, state: "pending", error: null };
+      this.outbox.set(clientId, item);
+      this.saveOutbox();
+      if (this.view.pending) this.view.pending(item);
+      this.trySend(item);
+      return item;
+    }
+
+    // The user asked to try a message marked "not sent" again.
+    retry(clientId) {
+      const item = this.outbox.get(clientId);
+      if (!item) return;
+      item.tries = 0;
+      item.state = "pending";
+      item.error = null;
+      item.sentAt = null;
+      this.saveOutbox();
+      if (this.view.pending) this.view.pending(item);
+      this.trySend(item);
+    }
+
+    // Drop a message the user gave up on.
+    discard(clientId) {
+      this.outbox.delete(clientId);
+      this.saveOutbox();
+    }
+
+    trySend(item) {
+      const state = this.rooms.get(item.room);
+      if (!this.open || !state || !state.joined) return; // sent once the room is joined again
+      if (item.tries >= this.options.maxTries) {
+        this.fail(item, "Not sent: the server did not confirm it.");
+        return;
+      }
+      item.tries += 1;
+      item.sentAt = this.now();
+      item.ref = this.nextRef();
+      this.saveOutbox();
+      this.sendFrame({ type: "send", room: item.room, body: item.body, client_id: item.clientId, ref: item.ref });
+    }
+
+    fail(item, message) {
+      item.state = "failed";
+      item.error = message;
+      item.sentAt = null;
+      this.saveOutbox();
+      if (this.view.failed) this.view.failed(item);
+    }
+
+    pendingIn(room) {
+      return Array.from(this.outbox.values()).filter((item) => item.room === room);
+    }
+
+    restoreOutbox() {
+      if (!this.storage) return;
+      let saved = [];
+      try {
+        saved = JSON.parse(this.storage.getItem(this.storageKey) || "[]");
+      } catch (e) {
+        saved = [];
+      }
+      for (const item of Array.isArray(saved) ? saved : []) {
+        if (item && typeof item.clientId === "string" && typeof item.body === "string") {
+          // A reload is a fresh start for the message: it gets its full tries again.
+          this.outbox.set(item.clientId, Object.assign(item, { sentAt: null, ref: null, tries: item.state === "failed" ? item.tries : 0 }));
+        }
+      }
+    }
+
+    saveOutbox() {
+      if (!this.storage) return;
+      const items = Array.from(this.outbox.values(), (item) => ({
+        clientId: item.clientId,
+        room: item.room,
+        body: item.body,
+        tries: item.tries,
+        state: item.state,
+        error: item.error,
+      }));
+      try {
+        this.storage.setItem(this.storageKey, JSON.stringify(items));
+      } catch (e) {
+        // Storage full or forbidden: the outbox still lives in memory for this page.
+      }
+    }
+  }
+
+  ChatClient.prototype.handlers = {
+    joined(frame) {
+      const state = this.rooms.get(frame.room);
+      if (!state) return;
+      if (this.view.joined) this.view.joined(frame);
+      for (const message of frame.messages) this.showMessage(frame.room, message);
+      // Every seq up to the last one in a `since` reply is shown or deleted; with nothing
+      // more to come (or for the latest page), everything up to the room's counter is.
+      const last = frame.messages.length ? frame.messages[frame.messages.length - 1].seq : 0;
+      const complete = state.latest || !frame.has_more;
+      state.settle(complete ? Math.max(last, frame.last_seq) : last);
+      state.latest = false;
+      state.syncing = false;
+      state.joined = true;
+      if (!complete || state.hasGap()) this.resync(frame.room);
+      // Send what is not yet in flight on this connection; the ack timeout covers the rest.
+      for (const item of this.pendingIn(frame.room)) {
+        if (item.state === "pending" && item.sentAt === null) this.trySend(item);
+      }
+    },
+    message(frame) {
+      this.showMessage(frame.room, frame.message);
+      const state = this.rooms.get(frame.room);
+      if (state && state.hasGap()) this.resync(frame.room);
+    },
+    ack(frame) {
+      const item = this.outbox.get(frame.client_id);
+      if (!item) return;
+      this.outbox.delete(frame.client_id);
+      this.saveOutbox();
+      if (this.view.acked) this.view.acked(item, frame);
+    },
+    pong(frame) {
+      for (const [room, lastSeq] of Object.entries(frame.rooms || {})) {
+        const state = this.rooms.get(room);
+        if (state && state.cursor !== null && lastSeq > state.cursor) this.resync(room);
+      }
+    },
+    error(frame) {
+      for (const state of this.rooms.values()) {
+        if (frame.ref !== undefined && state.syncing && state.joinRef === frame.ref) {
+          // The join failed: the room is not in sync. Ask again shortly if that may help.
+          state.syncing = false;
+          if (RETRYABLE.has(frame.code)) state.retryJoinAt = this.now() + this.options.joinRetryMs;
+        }
+      }
+      for (const item of this.outbox.values()) {
+        if (item.ref !== null && item.ref === frame.ref) {
+          if (RETRYABLE.has(frame.code)) return; // the ack timeout resends it
+          this.fail(item, frame.message);
+          return;
+        }
+      }
+      if (this.view.frame) this.view.frame(frame);
+    },
+  };
+
+  return { ChatClient, RoomState, DEFAULTS };
+});
