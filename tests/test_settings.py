@@ -1,0 +1,80 @@
+"""Configuration comes from the environment, with defaults that work on a laptop."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SHOW = (
+    "import json, django; django.setup(); from django.conf import settings as s; "
+    "print(json.dumps({'debug': s.DEBUG, 'engine': s.DATABASES['default']['ENGINE'], "
+    "'db': str(s.DATABASES['default']['NAME']), 'layer': s.CHANNEL_LAYERS['default'], "
+    "'hosts': s.ALLOWED_HOSTS, 'max': s.CHAT_MAX_MESSAGE_LENGTH}))"
+)
+CLEAN = {
+    k: v
+    for k, v in os.environ.items()
+    if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL", "CHAT_"))
+}
+
+
+def load_settings(**env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", SHOW],
+        cwd=PROJECT_ROOT,
+        env={**CLEAN, "DJANGO_SETTINGS_MODULE": "chatsite.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_defaults_need_no_services():
+    run = load_settings()
+
+    assert run.returncode == 0, run.stderr
+    shown = json.loads(run.stdout)
+    assert shown["debug"] is True
+    assert shown["engine"] == "django.db.backends.sqlite3"
+    assert shown["db"] == str(PROJECT_ROOT / "db.sqlite3")
+    assert shown["layer"]["BACKEND"] == "channels.layers.InMemoryChannelLayer"
+    assert shown["hosts"] == ["localhost", "127.0.0.1", "[::1]"]
+    assert shown["max"] == 4000
+
+
+def test_services_and_limits_come_from_the_environment():
+    run = load_settings(
+        DATABASE_URL="postgres://chat@db.internal:5432/chat",
+        REDIS_URL="redis://cache.internal:6379/1",
+        DJANGO_ALLOWED_HOSTS="chat.example.com, www.chat.example.com",
+        CHAT_MAX_MESSAGE_LENGTH="500",
+    )
+
+    assert run.returncode == 0, run.stderr
+    shown = json.loads(run.stdout)
+    assert shown["engine"] == "django.db.backends.postgresql"
+    assert shown["db"] == "chat"
+    assert shown["layer"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    assert shown["layer"]["CONFIG"]["hosts"] == ["redis://cache.internal:6379/1"]
+    assert shown["hosts"] == ["chat.example.com", "www.chat.example.com"]
+    assert shown["max"] == 500
+
+
+def test_refuses_to_start_without_a_secret_key_when_debug_is_off():
+    run = load_settings(DJANGO_DEBUG="0")
+
+    assert run.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set" in run.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "false", "off", "no"])
+def test_debug_turns_off(value):
+    run = load_settings(DJANGO_DEBUG=value, DJANGO_SECRET_KEY="x" * 50)
+
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["debug"] is False
