@@ -4,10 +4,15 @@
 db.sqlite3), creates alice and bob, and runs `manage.py runserver` (daphne: HTTP and
 WebSockets in one process, the in-memory channel layer) on a free port. Test modules import
 it: `from tests.live_server import live_site  # noqa: F401`.
+
+`restartable_site` is the same for one test, whose server (`site.server`) may be paused
+(SIGSTOP), killed (SIGKILL, no shutdown at all) and started again on the same port and the
+same database, the way a crashed worker comes back.
 """
 
 import http.cookiejar
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -16,8 +21,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Self
 
 import pytest
 
@@ -26,6 +33,9 @@ PASSWORD = "correct-horse-battery-9"
 USERNAMES = ("alice", "bob")
 START_TIMEOUT = 30  # seconds for the server to answer GET / with 200
 STOP_TIMEOUT = 10  # seconds between SIGTERM and SIGKILL
+REBIND_TIMEOUT = 10  # seconds a restart keeps trying the port a killed server held
+PORT_ATTEMPTS = 3  # free ports tried by a first start, in case another process grabs one
+DATABASE_NAME = "live.sqlite3"
 COMMAND_TIMEOUT = 120  # seconds for migrate and for creating users
 LOG_TAIL_LINES = 60
 
@@ -52,9 +62,26 @@ class LiveSite:
         return login(self.base_url, username, self.passwords[username])
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        if not self.log_path.exists():
-            return "(no server log)"
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return _tail(self.log_path, lines)
+
+    @classmethod
+    def of(cls, server: "LiveServer", /, **extra: Any) -> Self:
+        """The site `server` serves (with `extra` fields, for a subclass)."""
+        return cls(
+            base_url=server.base_url,
+            ws_url=f"ws://127.0.0.1:{server.port}/ws/chat/",
+            passwords=dict.fromkeys(USERNAMES, PASSWORD),
+            log_path=server.log_path,
+            **extra,
+        )
+
+
+@dataclass(frozen=True)
+class RestartableSite(LiveSite):
+    """A live site whose server a test may pause, kill and start again (same port, same DB)."""
+
+    server: "LiveServer"
+    database: Path
 
 
 def login(base_url: str, username: str, password: str, *, timeout: float = 10) -> str:
@@ -95,7 +122,7 @@ def _site_env(folder: Path) -> dict[str, str]:
     env.pop("REDIS_URL", None)
     env.update(
         {
-            "DATABASE_URL": f"sqlite:///{folder / 'live.sqlite3'}",
+            "DATABASE_URL": f"sqlite:///{folder / DATABASE_NAME}",
             "DJANGO_DEBUG": "1",
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
             "DJANGO_SETTINGS_MODULE": "chatsite.settings",
@@ -141,6 +168,7 @@ def _wait_until_ready(process: subprocess.Popen[bytes], base_url: str) -> bool:
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
+        process.send_signal(signal.SIGCONT)  # a paused server cannot act on SIGTERM
         process.terminate()
         try:
             process.wait(timeout=STOP_TIMEOUT)
@@ -149,56 +177,151 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=STOP_TIMEOUT)
 
 
-@pytest.fixture(scope="module")
-def live_site(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveSite]:
-    """A fresh site served by `manage.py runserver` for the tests of one module."""
-    folder = tmp_path_factory.mktemp("live")
+def _tail(log_path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    if not log_path.exists():
+        return "(no server log)"
+    return "\n".join(log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+class LiveServer:
+    """`manage.py runserver` for one database; it keeps its port across kill() and start()."""
+
+    def __init__(self, *, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.port: int | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        """The running server's process id (never a reaped one, which may be reused)."""
+        assert self.process is not None, "the server was never started"
+        assert self.process.poll() is None, "the server is not running"
+        return self.process.pid
+
+    def start(self) -> None:
+        """Serve, and return once GET / answers 200.
+
+        The first start picks a free port; a port picked now may be taken before the server
+        binds it, so a server that exits early gets another port. Later starts keep the port
+        (pages and sockets know it) and retry for a while if binding it fails: daphne's
+        listening socket has SO_REUSEADDR (Twisted sets it), so a killed server's lingering
+        connections do not block it, but another process could.
+        """
+        assert self.process is None or self.process.poll() is not None, "already running"
+        if self.port is None:
+            for _attempt in range(PORT_ATTEMPTS):
+                if self._run(_free_port()):
+                    return
+                self.port = None
+        else:
+            deadline = time.monotonic() + REBIND_TIMEOUT
+            while True:
+                if self._run(self.port):
+                    return
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+        pytest.fail(
+            f"the server never answered GET / with 200; {self.log_path} ends:\n"
+            f"{_tail(self.log_path)}"
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no cleanup; open sockets are torn down by the kernel."""
+        os.kill(self.pid, signal.SIGKILL)
+        self.process.wait(timeout=STOP_TIMEOUT)  # type: ignore[union-attr]
+
+    def pause(self) -> None:
+        """SIGSTOP: connections stay open, but nothing sent to the server is read or answered.
+        Returns once the process is stopped (on Linux, where /proc tells)."""
+        pid = self.pid
+        os.kill(pid, signal.SIGSTOP)
+        stat = Path(f"/proc/{pid}/stat")
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while stat.exists() and stat.read_text().rpartition(")")[2].split()[0] != "T":
+            if time.monotonic() > deadline:
+                pytest.fail(f"the server (pid {pid}) did not stop on SIGSTOP")
+            time.sleep(0.01)
+
+    def resume(self) -> None:
+        """SIGCONT: undo pause()."""
+        os.kill(self.pid, signal.SIGCONT)
+
+    def stop(self) -> None:
+        """Graceful: SIGTERM, then SIGKILL if the server does not exit in time."""
+        if self.process is not None:
+            _stop(self.process)
+
+    def _run(self, port: int) -> bool:
+        """Launch on `port`: True once it answers, False if it exited first (port taken).
+        One that stays up but never answers is a failure."""
+        self.port = port
+        self.starts += 1
+        with self.log_path.open("ab") as log:
+            log.write(f"--- start {self.starts}, port {port} ---\n".encode())
+            log.flush()
+            self.process = subprocess.Popen(
+                [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+                cwd=PROJECT_ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        if _wait_until_ready(self.process, self.base_url):
+            return True
+        if self.process.poll() is None:
+            _stop(self.process)
+            pytest.fail(
+                f"the server on port {port} never answered GET / with 200; "
+                f"{self.log_path} ends:\n{_tail(self.log_path)}"
+            )
+        return False
+
+
+@contextmanager
+def _serving(request: pytest.FixtureRequest, folder: Path) -> Iterator[LiveServer]:
+    """A fresh database with alice and bob, served until the block ends; on a failure in the
+    block's tests the server's log is printed."""
     env = _site_env(folder)
     _manage(env, "migrate", "--noinput")
     env_users = {**env, "LIVE_USERNAMES": ",".join(USERNAMES), "LIVE_PASSWORD": PASSWORD}
     _manage(env_users, "shell", "--no-imports", "-c", CREATE_USERS)
 
-    log_path = folder / "server.log"
-    with log_path.open("wb") as log:
-        # A port picked now may be taken before the server binds it: a server that exits
-        # early gets another port; one that never answers is a failure.
-        for _attempt in range(3):
-            port = _free_port()
-            base_url = f"http://127.0.0.1:{port}"
-            process = subprocess.Popen(
-                [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-                cwd=PROJECT_ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            if _wait_until_ready(process, base_url):
-                break
-            exited = process.poll() is not None
-            _stop(process)
-            if not exited:
-                break
-        if process.poll() is not None:
-            log.flush()
-            tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:])
-            pytest.fail(f"the server never answered GET / with 200; {log_path} ends:\n{tail}")
-
-        site = LiveSite(
-            base_url=base_url,
-            ws_url=f"ws://127.0.0.1:{port}/ws/chat/",
-            passwords=dict.fromkeys(USERNAMES, PASSWORD),
-            log_path=log_path,
-        )
-        failed_before = request.session.testsfailed
-        try:
-            yield site
-        finally:
-            _stop(process)
+    server = LiveServer(env=env, log_path=folder / "server.log")
+    failed_before = request.session.testsfailed
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
     if request.session.testsfailed > failed_before:
-        _report(request, f"--- last lines of {log_path} ---\n{site.log_tail()}")
+        _report(request, f"--- last lines of {server.log_path} ---\n{_tail(server.log_path)}")
+
+
+@pytest.fixture(scope="module")
+def live_site(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveSite]:
+    """A fresh site served by `manage.py runserver` for the tests of one module."""
+    with _serving(request, tmp_path_factory.mktemp("live")) as server:
+        yield LiveSite.of(server)
+
+
+@pytest.fixture
+def restartable_site(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RestartableSite]:
+    """A fresh site for one test, which may pause, kill and restart its server."""
+    folder = tmp_path_factory.mktemp("restartable")
+    with _serving(request, folder) as server:
+        yield RestartableSite.of(server, server=server, database=folder / DATABASE_NAME)
 
 
 def _report(request: pytest.FixtureRequest, text: str) -> None:

@@ -23,6 +23,7 @@
   const BACKOFF_MIN_MS = 500;
   const BACKOFF_MAX_MS = 15000;
   const TICK_MS = 1000;
+  const OUTBOX_STATES = { pending: "sending…", sent: "sent", failed: "not sent —" };
 
   const page = {
     socket: null,
@@ -115,13 +116,15 @@
     li.classList.add(stateName);
     const old = li.querySelector(".retry");
     if (old) old.remove();
-    li.querySelector("time").textContent = "";
+    // The state is text, not decoration, so screen readers say it too.
+    li.querySelector("time").textContent = OUTBOX_STATES[stateName];
     if (stateName === "failed") {
       li.title = item.error || "";
       const retry = document.createElement("button");
       retry.type = "button";
       retry.className = "retry link";
       retry.textContent = "Retry";
+      retry.setAttribute("aria-label", `Retry sending: ${item.error || "not sent"}`);
       retry.addEventListener("click", () => client.retry(item.clientId));
       li.append(" ", retry);
     } else {
