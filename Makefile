@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format check clean
+.PHONY: run test lint format check clean bench
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ run: $(VENV)/.runtime
 ## test: install, lint, and run the whole suite
 test: $(VENV)/.dev lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## bench: chatsite against a reference Socket.IO server; writes docs/performance.md
+bench: $(VENV)/.dev
+	$(BIN)/python -m pip install --quiet -r requirements-bench.txt
+	cd bench && npm ci --no-audit --no-fund --silent
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -3,10 +3,11 @@
 import asyncio
 import itertools
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
+from asgiref.sync import SyncToAsync
 from channels.db import database_sync_to_async
 from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
@@ -31,6 +32,14 @@ def django_db_modify_db_settings(django_db_modify_db_settings: None) -> None:
     """Close connections after each unit of work, so threads that ran database_sync_to_async
     leave none open to block the test database's teardown (PostgreSQL refuses to drop it)."""
     settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+
+@pytest.fixture(scope="session", autouse=True)
+def close_worker_thread_connections(django_db_setup: None) -> Iterator[None]:
+    """Before the test database is dropped, close the connection of the thread that ran
+    database_sync_to_async (PostgreSQL refuses to drop a database still in use)."""
+    yield
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=30)
 
 
 @pytest.fixture(autouse=True)
