@@ -1,23 +1,29 @@
 """The chat socket: one per browser tab, joined to any number of rooms.
 
 Thin by design: each client frame is parsed (chat.requests), handed to one selector or
-service, and the result or ChatError becomes one reply frame. Channel-layer events carry
-frames already encoded (chat.events), so a broadcast costs each recipient one send.
+service, and the result or ChatError becomes one reply frame. Room broadcasts reach the
+socket through its process's fan-out (chat.fanout), already encoded, as one send.
 """
 
+import asyncio
+import collections
 import logging
-import time
+import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.conf import settings
 
 from . import events, requests, selectors, services
 from .errors import ChatError, ErrorCode
+from .fanout import fanout_for, run_eagerly
 from .models import Room
-from .presence import presence
+from .presence import presence_for_loop
 
 logger = logging.getLogger(__name__)
 
@@ -31,17 +37,36 @@ class JoinedRoom:
 class ChatConsumer(AsyncWebsocketConsumer):
     """Speaks the protocol in docs/protocol.md at /ws/chat/."""
 
+    # No channel of its own: the process's fan-out delivers room events to the socket, so
+    # a socket costs the layer nothing and each broadcast costs the socket one send.
+    channel_layer_alias = None
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Call the handler without channels' per-message close_old_connections thread hop
+        (django/channels#2090): every database call here goes through
+        database_sync_to_async, which closes stale connections itself."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
     async def connect(self) -> None:
         """Accept every handshake that passed the Origin check; anonymous sockets may read."""
         self.user = self.scope["user"]
+        self.socket_id = uuid.uuid4().hex
         self.joined: dict[str, JoinedRoom] = {}
-        self.groups_refreshed_at = time.monotonic()
+        self.fanout = fanout_for(get_channel_layer())
+        self.presence = presence_for_loop()
+        self.backlog: collections.deque[str] | None = None  # frames behind a blocked send
+        self.draining: asyncio.Task | None = None
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
         """Leave every group this socket joined and update presence: undo all of join."""
         for slug in list(getattr(self, "joined", {})):
             await self._leave_room(slug)
+        if getattr(self, "draining", None) is not None:
+            self.draining.cancel()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Answer one client frame; a bad frame gets an error and changes nothing."""
@@ -50,7 +75,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
             frame, ref = requests.decode(text_data)
             request = requests.parse(frame)
             await self.handlers[type(request)](self, request, ref)
-            await self._refresh_groups_if_due()
         except ChatError as error:
             await self.send_frame(events.error_frame(error, ref))
         except Exception:
@@ -63,21 +87,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_join(self, request: requests.Join, ref: str | None) -> None:
         """Runs on `join`: subscribe (first time) and send the messages the client lacks."""
         room = await database_sync_to_async(self._room_for_join)(request.room)
-        # Subscribe before reading, so nothing posted in between is missed. A resync adds
-        # the socket again too: a layer may have dropped it from the group (the in-memory
-        # layer does when a message waits in its queue past `expiry`).
-        group = events.room_group(room.pk)
-        await self.channel_layer.group_add(group, self.channel_name)
         if request.room not in self.joined:
+            # Subscribe before reading, so nothing posted in between is missed.
+            group = events.room_group(room.pk)
+            await self.fanout.add(group, self)
             self.joined[request.room] = JoinedRoom(room=room, group=group)
             if self.user.is_authenticated:
-                first = presence.add(
+                first = await self.presence.add(
                     room_id=room.pk,
+                    room_slug=room.slug,
                     username=self.user.get_username(),
-                    channel_name=self.channel_name,
+                    socket_id=self.socket_id,
                 )
                 if first:
                     await self._announce_presence(room, online=True)
+        else:
+            await self.fanout.refresh(self.joined[request.room].group)
         page = await database_sync_to_async(selectors.messages_for_join)(
             room=room, since=request.since
         )
@@ -89,7 +114,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "topic": room.topic,
                 "messages": [events.message_dict(m) for m in page.messages],
                 "last_seq": page.last_seq,
-                "online": presence.online(room_id=room.pk),
+                "online": await self.presence.online(room_id=room.pk),
                 "has_more": page.has_more,
             },
             ref,
@@ -121,8 +146,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Runs on `typing`: tell the room's other sockets; nothing is stored."""
         joined = self._require_member(request.room)
         frame = events.typing_frame(room_slug=request.room, username=self.user.get_username())
-        await self.channel_layer.group_send(
-            joined.group, events.typing_event(frame=frame, sender_channel=self.channel_name)
+        await get_channel_layer().group_send(
+            joined.group,
+            events.typing_event(group=joined.group, frame=frame, sender=self.socket_id),
         )
 
     async def on_history(self, request: requests.History, ref: str | None) -> None:
@@ -161,23 +187,36 @@ class ChatConsumer(AsyncWebsocketConsumer):
         requests.Ping: on_ping,
     }
 
-    # Channel-layer events -----------------------------------------------------------------
+    # From the fan-out -----------------------------------------------------------------------
 
-    async def chat_broadcast(self, event: dict[str, Any]) -> None:
-        """Runs when a room's frame (message, deletion, presence) is broadcast."""
-        await self.send(text_data=event["text"])
+    def deliver(self, text: str) -> None:
+        """Runs for each broadcast in a joined room: the frame is already encoded.
 
-    async def chat_typing(self, event: dict[str, Any]) -> None:
-        """Runs when someone types in a room; the typist's own socket stays quiet."""
-        if event["sender"] != self.channel_name:
-            await self.send(text_data=event["text"])
+        The send runs at once; should the transport make it wait, later frames queue behind
+        it, up to CHAT_SOCKET_BACKLOG, and beyond that are dropped for this socket only (its
+        client notices the gap in seqs, or the pong, and resyncs)."""
+        if self.backlog is not None:
+            if len(self.backlog) < settings.CHAT_SOCKET_BACKLOG:
+                self.backlog.append(text)
+            return
+        rest = run_eagerly(self.base_send({"type": "websocket.send", "text": text}))
+        if rest is not None:
+            self.backlog = collections.deque()
+            self.draining = asyncio.create_task(self._drain(rest))
 
-    async def chat_room_closed(self, event: dict[str, Any]) -> None:
-        """Runs when a room is archived: leave it and tell the client why."""
-        slug = event["room"]
-        if slug in self.joined:
-            await self._leave_room(slug, announce=False)
-        await self.send_frame(events.room_closed_frame(room_slug=slug, reason=event["reason"]))
+    async def _drain(self, rest: Awaitable[None]) -> None:
+        try:
+            await rest
+            while self.backlog:
+                await self.base_send({"type": "websocket.send", "text": self.backlog.popleft()})
+        finally:
+            self.backlog = None
+
+    async def room_closed(self, *, room: str, reason: str) -> None:
+        """Runs when a joined room is archived: leave it and tell the client why."""
+        if room in self.joined:
+            await self._leave_room(room, announce=False)
+        await self.send_frame(events.room_closed_frame(room_slug=room, reason=reason))
 
     # Helpers ------------------------------------------------------------------------------
 
@@ -203,26 +242,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise ChatError(ErrorCode.AUTH_REQUIRED, "Log in to post.")
         return self._require_joined(slug)
 
-    async def _refresh_groups_if_due(self) -> None:
-        """Re-add this socket to its groups now and then: the channel layer forgets a group
-        member after `group_expiry` (24 h by default), even on a socket that never left."""
-        now = time.monotonic()
-        if now - self.groups_refreshed_at < settings.CHAT_GROUP_REFRESH_SECONDS:
-            return
-        self.groups_refreshed_at = now
-        for joined in self.joined.values():
-            await self.channel_layer.group_add(joined.group, self.channel_name)
-
     async def _leave_room(self, slug: str, *, announce: bool = True) -> None:
         joined = self.joined.pop(slug, None)
         if joined is None:
             return
-        await self.channel_layer.group_discard(joined.group, self.channel_name)
+        await self.fanout.discard(joined.group, self)
         if self.user.is_authenticated:
-            last = presence.remove(
+            last = await self.presence.remove(
                 room_id=joined.room.pk,
                 username=self.user.get_username(),
-                channel_name=self.channel_name,
+                socket_id=self.socket_id,
             )
             if last and announce:
                 await self._announce_presence(joined.room, online=False)
@@ -231,6 +260,4 @@ class ChatConsumer(AsyncWebsocketConsumer):
         frame = events.presence_frame(
             room_slug=room.slug, username=self.user.get_username(), online=online
         )
-        await self.channel_layer.group_send(
-            events.room_group(room.pk), events.broadcast_event(frame)
-        )
+        await get_channel_layer().group_send(*events.room_broadcast(room.pk, frame))

@@ -10,11 +10,13 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.db import transaction
 
 from .errors import ChatError
 from .models import Message
 
-# Channel-layer event types (dots become underscores in the consumer's handler names).
+# Channel-layer event types, handled by each process's fan-out (chat/fanout.py). Every event
+# names its group: one process channel receives the events of all its rooms.
 EVENT_BROADCAST = "chat.broadcast"  # a pre-encoded frame for every socket in the group
 EVENT_TYPING = "chat.typing"  # a pre-encoded frame for every socket but the typist's
 EVENT_ROOM_CLOSED = "chat.room_closed"  # the room was archived: tell the client and leave
@@ -70,18 +72,37 @@ def error_frame(error: ChatError, ref: str | None = None) -> dict[str, Any]:
     return frame
 
 
-def broadcast_event(frame: dict[str, Any]) -> dict[str, Any]:
-    return {"type": EVENT_BROADCAST, "text": encode(frame)}
+def broadcast_event(*, group: str, frame: dict[str, Any]) -> dict[str, Any]:
+    return {"type": EVENT_BROADCAST, "group": group, "text": encode(frame)}
 
 
-def typing_event(*, frame: dict[str, Any], sender_channel: str) -> dict[str, Any]:
-    return {"type": EVENT_TYPING, "text": encode(frame), "sender": sender_channel}
+def typing_event(*, group: str, frame: dict[str, Any], sender: str) -> dict[str, Any]:
+    """`sender` is the typist's socket id: its own socket is skipped."""
+    return {"type": EVENT_TYPING, "group": group, "text": encode(frame), "sender": sender}
 
 
 def room_closed_event(*, room_id: int, room_slug: str, reason: str) -> dict[str, Any]:
-    return {"type": EVENT_ROOM_CLOSED, "room_id": room_id, "room": room_slug, "reason": reason}
+    return {
+        "type": EVENT_ROOM_CLOSED,
+        "group": room_group(room_id),
+        "room": room_slug,
+        "reason": reason,
+    }
+
+
+def room_broadcast(room_id: int, frame: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(group, event) to send `frame` to everyone in a room."""
+    group = room_group(room_id)
+    return group, broadcast_event(group=group, frame=frame)
 
 
 def group_send_now(group: str, event: dict[str, Any]) -> None:
     """Send a layer event from sync code (a service's on_commit hook)."""
     async_to_sync(get_channel_layer().group_send)(group, event)
+
+
+def broadcast_on_commit(room_id: int, frame: dict[str, Any]) -> None:
+    """Send `frame` to the room once the current transaction commits (never if it rolls
+    back). The frame is encoded now, once, for every recipient."""
+    group, event = room_broadcast(room_id, frame)
+    transaction.on_commit(lambda: group_send_now(group, event))

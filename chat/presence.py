@@ -1,32 +1,55 @@
 """Who is online in which room, counted per socket so several tabs of one user count once.
 
-This is the in-process registry: right for one process (the laptop default, `runserver`, one
-daphne). Anonymous readers are never registered.
+Two registries with one interface:
+- `LocalPresence`, in this process's memory: right for one process (the laptop default,
+  `runserver`, a single daphne). Chosen when `REDIS_URL` is unset.
+- `RedisPresence`, shared by every worker through Redis. Each worker refreshes the entries of
+  its own sockets (a heartbeat); an entry not refreshed within `CHAT_PRESENCE_TTL` seconds
+  belonged to a worker that died, and a sweep, run by every live worker, removes it and tells
+  the room the user went offline. A SIGKILLed worker's users are shown offline within
+  TTL + TTL/3 seconds (40 s by default).
+
+Anonymous readers are never registered.
 """
 
+import asyncio
+import logging
+import time
+import weakref
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from . import events
+
+logger = logging.getLogger(__name__)
+
+# Called with (room_id, room_slug, username) when a sweep finds a user gone.
+OfflineCallback = Callable[[int, str, str], Awaitable[None]]
 
 
 class LocalPresence:
-    """Room id → username → the channel names of that user's sockets in the room."""
+    """Room id → username → the ids of that user's sockets in the room."""
 
     def __init__(self) -> None:
         self._rooms: dict[int, dict[str, set[str]]] = defaultdict(dict)
 
-    def add(self, *, room_id: int, username: str, channel_name: str) -> bool:
+    async def add(self, *, room_id: int, room_slug: str, username: str, socket_id: str) -> bool:
         """Register a socket; True when it is the user's first socket in the room."""
         sockets = self._rooms[room_id].setdefault(username, set())
         first = not sockets
-        sockets.add(channel_name)
+        sockets.add(socket_id)
         return first
 
-    def remove(self, *, room_id: int, username: str, channel_name: str) -> bool:
+    async def remove(self, *, room_id: int, username: str, socket_id: str) -> bool:
         """Forget a socket; True when it was the user's last socket in the room."""
         users = self._rooms.get(room_id, {})
         sockets = users.get(username)
-        if not sockets or channel_name not in sockets:
+        if not sockets or socket_id not in sockets:
             return False
-        sockets.discard(channel_name)
+        sockets.discard(socket_id)
         if sockets:
             return False
         del users[username]
@@ -34,12 +57,189 @@ class LocalPresence:
             self._rooms.pop(room_id, None)
         return True
 
-    def online(self, *, room_id: int) -> list[str]:
+    async def online(self, *, room_id: int) -> list[str]:
         """Usernames with at least one socket in the room, sorted."""
         return sorted(self._rooms.get(room_id, {}))
 
-    def clear(self) -> None:
-        self._rooms.clear()
+
+# Keys: {p}rooms (set of room ids), {p}slugs (hash id → slug), {p}r:<id> (zset username →
+# expiry), {p}r:<id>:<username> (zset socket id → expiry). A username is the last part of
+# its key, so it cannot be confused with another key.
+ADD = """
+local room_key, user_key = KEYS[1], KEYS[2]
+local socket, expiry, now, username = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local room_id, slug = ARGV[5], ARGV[6]
+redis.call('ZREMRANGEBYSCORE', user_key, '-inf', now)
+local listed = redis.call('ZSCORE', room_key, username)
+local first = redis.call('ZCARD', user_key) == 0 and listed == false
+redis.call('ZADD', user_key, expiry, socket)
+redis.call('ZADD', room_key, 'GT', expiry, username)
+redis.call('SADD', KEYS[3], room_id)
+redis.call('HSET', KEYS[4], room_id, slug)
+if first then return 1 end
+return 0
+"""
+
+REMOVE = """
+local room_key, user_key = KEYS[1], KEYS[2]
+local socket, now, username = ARGV[1], ARGV[2], ARGV[3]
+redis.call('ZREM', user_key, socket)
+redis.call('ZREMRANGEBYSCORE', user_key, '-inf', now)
+if redis.call('ZCARD', user_key) > 0 then return 0 end
+redis.call('DEL', user_key)
+return redis.call('ZREM', room_key, username)
+"""
+
+# Remove the users of one room whose every socket expired; return them (each exactly once,
+# whichever worker sweeps first).
+SWEEP = """
+local room_key, rooms_key = KEYS[1], KEYS[2]
+local now, room_id = ARGV[1], ARGV[2]
+local gone = {}
+for _, username in ipairs(redis.call('ZRANGEBYSCORE', room_key, '-inf', now)) do
+  local user_key = room_key .. ':' .. username
+  redis.call('ZREMRANGEBYSCORE', user_key, '-inf', now)
+  local newest = redis.call('ZRANGE', user_key, -1, -1, 'WITHSCORES')
+  if newest[2] then
+    redis.call('ZADD', room_key, newest[2], username)
+  else
+    redis.call('DEL', user_key)
+    redis.call('ZREM', room_key, username)
+    table.insert(gone, username)
+  end
+end
+if redis.call('ZCARD', room_key) == 0 then redis.call('SREM', rooms_key, room_id) end
+return gone
+"""
 
 
-presence = LocalPresence()
+class RedisPresence:
+    """Presence shared by every worker through Redis, with a TTL heartbeat."""
+
+    def __init__(self, url: str, *, ttl: float, prefix: str = "chat:presence:") -> None:
+        import redis.asyncio as redis
+
+        # A blocking pool waits for a free connection instead of failing a join when a
+        # thousand sockets connect at once.
+        pool = redis.BlockingConnectionPool.from_url(url, max_connections=50, timeout=20)
+        self.redis = redis.Redis(connection_pool=pool)
+        self.ttl = ttl
+        self.prefix = prefix
+        self.scripts = {
+            name: self.redis.register_script(code)
+            for name, code in (("add", ADD), ("remove", REMOVE), ("sweep", SWEEP))
+        }
+        # This process's own entries, refreshed by the heartbeat: room id → socket → username.
+        self.local: dict[int, dict[str, str]] = defaultdict(dict)
+        self.on_offline: OfflineCallback | None = None
+        self.task: asyncio.Task | None = None
+
+    def _room_key(self, room_id: int) -> str:
+        return f"{self.prefix}r:{room_id}"
+
+    def _keys(self, room_id: int, username: str) -> list[str]:
+        room_key = self._room_key(room_id)
+        return [room_key, f"{room_key}:{username}", f"{self.prefix}rooms", f"{self.prefix}slugs"]
+
+    async def add(self, *, room_id: int, room_slug: str, username: str, socket_id: str) -> bool:
+        now = time.time()
+        self.local[room_id][socket_id] = username
+        self._start()
+        first = await self.scripts["add"](
+            keys=self._keys(room_id, username),
+            args=[socket_id, now + self.ttl, now, username, room_id, room_slug],
+        )
+        return bool(first)
+
+    async def remove(self, *, room_id: int, username: str, socket_id: str) -> bool:
+        sockets = self.local.get(room_id, {})
+        sockets.pop(socket_id, None)
+        if not sockets:
+            self.local.pop(room_id, None)
+        last = await self.scripts["remove"](
+            keys=self._keys(room_id, username)[:2], args=[socket_id, time.time(), username]
+        )
+        return bool(last)
+
+    async def online(self, *, room_id: int) -> list[str]:
+        names = await self.redis.zrangebyscore(self._room_key(room_id), time.time(), "+inf")
+        return sorted(name.decode() for name in names)
+
+    def _start(self) -> None:
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._heartbeat_forever())
+
+    async def _heartbeat_forever(self) -> None:
+        while self.local:
+            await asyncio.sleep(self.ttl / 3)
+            try:
+                await self.heartbeat()
+                await self.sweep()
+            except Exception:
+                logger.exception("Presence heartbeat failed; retrying")
+        self.task = None
+
+    async def heartbeat(self) -> None:
+        """Push the expiry of every local socket's entry forward."""
+        expiry = time.time() + self.ttl
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for room_id, sockets in list(self.local.items()):
+                room_key = self._room_key(room_id)
+                for socket_id, username in list(sockets.items()):
+                    pipe.zadd(f"{room_key}:{username}", {socket_id: expiry})
+                    pipe.zadd(room_key, {username: expiry}, gt=True)
+            await pipe.execute()
+
+    async def sweep(self) -> list[tuple[int, str, str]]:
+        """Remove users whose sockets all expired (their worker died); tell their rooms."""
+        now = time.time()
+        gone = []
+        for raw_id in await self.redis.smembers(f"{self.prefix}rooms"):
+            room_id = int(raw_id)
+            users = await self.scripts["sweep"](
+                keys=[self._room_key(room_id), f"{self.prefix}rooms"], args=[now, room_id]
+            )
+            if not users:
+                continue
+            slug = (await self.redis.hget(f"{self.prefix}slugs", room_id) or b"").decode()
+            for user in users:
+                gone.append((room_id, slug, user.decode()))
+        if self.on_offline is not None:
+            for room_id, slug, username in gone:
+                await self.on_offline(room_id, slug, username)
+        return gone
+
+    async def clear(self) -> None:
+        """Forget everything under this prefix (tests)."""
+        keys = [key async for key in self.redis.scan_iter(f"{self.prefix}*")]
+        if keys:
+            await self.redis.delete(*keys)
+
+
+Presence = LocalPresence | RedisPresence
+_registries: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Presence]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def presence_for_loop() -> Presence:
+    """This process's registry (one per event loop: a Redis client belongs to its loop)."""
+    loop = asyncio.get_running_loop()
+    registry = _registries.get(loop)
+    if registry is None:
+        if settings.CHAT_PRESENCE_REDIS_URL:
+            registry = RedisPresence(
+                settings.CHAT_PRESENCE_REDIS_URL, ttl=settings.CHAT_PRESENCE_TTL
+            )
+        else:
+            registry = LocalPresence()
+            registry.on_offline = _announce_offline
+        _registries[loop] = registry
+    return registry
+
+
+async def _announce_offline(room_id: int, room_slug: str, username: str) -> None:
+    """A sweep found a user gone with their dead worker: tell the room."""
+    frame = events.presence_frame(room_slug=room_slug, username=username, online=False)
+    group, event = events.room_broadcast(room_id, frame)
+    await get_channel_layer().group_send(group, event)

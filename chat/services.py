@@ -3,8 +3,7 @@ broadcast with `transaction.on_commit`, so no socket hears of a row that was rol
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -50,6 +49,23 @@ def _message_by_client_id(*, room: Room, author: AbstractBaseUser, client_id: st
     )
 
 
+def _next_seq(room: Room) -> int:
+    """Bump the room's counter and return it, in one statement (UPDATE … RETURNING, SQLite
+    3.35+ and PostgreSQL). The row (PostgreSQL) or the database (SQLite) stays locked for
+    this transaction, so concurrent senders queue here and each gets the next number."""
+    table = connection.ops.quote_name(Room._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET last_seq = last_seq + 1 WHERE id = %s"
+            " RETURNING last_seq, is_archived",
+            [room.pk],
+        )
+        seq, archived = cursor.fetchone()
+    if archived:
+        raise ChatError(ErrorCode.ROOM_ARCHIVED, "This room is archived.")
+    return seq
+
+
 def message_create(
     *, room: Room, author: AbstractBaseUser, body: str, client_id: str | None
 ) -> tuple[Message, bool]:
@@ -57,35 +73,20 @@ def message_create(
 
     Returns (message, created). A client_id this author already used in this room stores
     nothing and returns the original, so a retried send is always safe, even when two
-    sockets race with the same client_id.
-
-    The seq comes from an UPDATE of the room's counter inside the transaction: PostgreSQL
-    holds the row lock and SQLite the database write lock until commit, so concurrent
-    senders in any number of processes get 1, 2, 3… with no gap (a rollback undoes the bump)
-    and no repeat.
+    sockets race with the same client_id: the unique (room, author, client_id) constraint
+    lets one insert win, and the other's transaction (its seq bump included) rolls back.
+    No seq is ever skipped: a rollback undoes its bump.
     """
     message_validate_body(body)
-    if client_id is not None:
-        try:
-            return _message_by_client_id(room=room, author=author, client_id=client_id), False
-        except Message.DoesNotExist:
-            pass
     try:
         with transaction.atomic():
-            Room.objects.filter(pk=room.pk).update(last_seq=F("last_seq") + 1)
-            seq, archived = Room.objects.values_list("last_seq", "is_archived").get(pk=room.pk)
-            if archived:
-                raise ChatError(ErrorCode.ROOM_ARCHIVED, "This room is archived.")
             message = Message.objects.create(
-                room=room, author=author, body=body, seq=seq, client_id=client_id
+                room=room, author=author, body=body, seq=_next_seq(room), client_id=client_id
             )
-            # The frame is encoded now, inside the request, and only sent once committed.
-            event = events.broadcast_event(events.message_frame(message))
-            transaction.on_commit(lambda: events.group_send_now(events.room_group(room.pk), event))
+            events.broadcast_on_commit(room.pk, events.message_frame(message))
     except IntegrityError:
         if client_id is None:
             raise
-        # Another request stored this client_id between our look-up and our insert.
         return _message_by_client_id(room=room, author=author, client_id=client_id), False
     return message, True
 
@@ -99,10 +100,9 @@ def message_delete(*, message: Message) -> bool:
         if not updated:
             return False
         room = Room.objects.only("pk", "slug").get(pk=message.room_id)
-        event = events.broadcast_event(
-            events.message_deleted_frame(room_slug=room.slug, message_id=message.pk)
+        events.broadcast_on_commit(
+            room.pk, events.message_deleted_frame(room_slug=room.slug, message_id=message.pk)
         )
-        transaction.on_commit(lambda: events.group_send_now(events.room_group(room.pk), event))
     return True
 
 
@@ -113,7 +113,7 @@ def room_archive(*, room: Room, reason: str = ARCHIVE_REASON) -> bool:
         if not updated:
             return False
         event = events.room_closed_event(room_id=room.pk, room_slug=room.slug, reason=reason)
-        transaction.on_commit(lambda: events.group_send_now(events.room_group(room.pk), event))
+        transaction.on_commit(lambda: events.group_send_now(event["group"], event))
     room.is_archived = True
     return True
 

@@ -162,9 +162,16 @@ CHAT_MAX_MESSAGE_LENGTH = int(os.environ.get("CHAT_MAX_MESSAGE_LENGTH", "4000"))
 CHAT_PAGE_SIZE = 50  # messages in a room page and in a `join` without `since`
 CHAT_REPLAY_LIMIT = 500  # messages at most in a `join` with `since`
 CHAT_HISTORY_LIMIT = 100  # cap on `history` limit
-# A socket re-adds itself to its groups when it sends a frame (browsers ping every 25 s of
-# quiet) and this long has passed; well below the layer's group_expiry (24 h by default).
+# Each process re-adds itself to its room groups this often; well below the layer's
+# group_expiry (24 h by default), after which a layer forgets a member.
 CHAT_GROUP_REFRESH_SECONDS = 3600
+# Frames queued for a socket whose transport makes sends wait (daphne's never do); past
+# this, that socket alone misses broadcasts, and its client resyncs.
+CHAT_SOCKET_BACKLOG = 256
+# Presence is shared through Redis whenever the channel layer is; an entry not refreshed
+# for this many seconds belonged to a dead worker (its users go offline within TTL + TTL/3).
+CHAT_PRESENCE_REDIS_URL = REDIS_URL
+CHAT_PRESENCE_TTL = float(os.environ.get("CHAT_PRESENCE_TTL", "30"))
 
 LOGGING = {
     "version": 1,

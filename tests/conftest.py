@@ -1,6 +1,7 @@
 """Fixtures and factories shared by the suite."""
 
 import asyncio
+import collections
 import itertools
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -19,7 +20,6 @@ from django.db.models import F
 from django.test import Client
 
 from chat.models import Message, Room
-from chat.presence import presence
 from chatsite.asgi import application
 
 ORIGIN = "http://localhost"
@@ -44,9 +44,9 @@ def close_worker_thread_connections(django_db_setup: None) -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def fresh_realtime_state() -> None:
-    """Each test gets a new in-memory channel layer (bound to its event loop) and presence."""
+    """Each test gets a new in-memory channel layer (bound to its event loop); the fan-out
+    and presence registries are per layer and per loop, so they are new too."""
     channel_layers.backends.clear()
-    presence.clear()
 
 
 @pytest.fixture
@@ -114,23 +114,31 @@ def session_cookie(user: AbstractBaseUser) -> str:
 
 
 class Socket:
-    """A test-side browser tab: a WebsocketCommunicator speaking JSON frames."""
+    """A test-side browser tab: a WebsocketCommunicator speaking JSON frames.
+
+    Broadcasts and replies may arrive in either order, so frames read while waiting for a
+    reply are kept, in order, for the next `recv` or `expect`."""
 
     def __init__(self, communicator: WebsocketCommunicator) -> None:
         self.communicator = communicator
         self.open = True
         self._refs = itertools.count(1)
+        self.unread: collections.deque[dict[str, Any]] = collections.deque()
 
     async def send(self, frame: dict[str, Any] | str) -> None:
         text = frame if isinstance(frame, str) else json.dumps(frame)
         await self.communicator.send_to(text_data=text)
 
     async def recv(self) -> dict[str, Any]:
+        if self.unread:
+            return self.unread.popleft()
         return await self.communicator.receive_json_from(timeout=RECEIVE_TIMEOUT)
 
     async def poll(self, seconds: float) -> dict[str, Any] | None:
         """The next frame, or None after `seconds`; unlike recv, running out of time leaves
         the application running (the communicator cancels it when receive_from times out)."""
+        if self.unread:
+            return self.unread.popleft()
         try:
             message = await asyncio.wait_for(self.communicator.output_queue.get(), seconds)
         except TimeoutError:
@@ -143,9 +151,10 @@ class Socket:
         ref = f"t{next(self._refs)}"
         await self.send({**frame, "ref": ref})
         while True:
-            reply = await self.recv()
+            reply = await self.communicator.receive_json_from(timeout=RECEIVE_TIMEOUT)
             if reply.get("ref") == ref:
                 return reply
+            self.unread.append(reply)
 
     async def expect(self, kind: str) -> dict[str, Any]:
         """The next frame, which must be of type `kind`."""
@@ -159,6 +168,9 @@ class Socket:
         return reply
 
     async def nothing(self) -> bool:
+        """True if no frame is waiting, read or unread."""
+        if self.unread:
+            return False
         return await self.communicator.receive_nothing(timeout=0.2)
 
     async def close(self) -> None:

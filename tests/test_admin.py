@@ -23,7 +23,9 @@ def run_action(client: Client, url: str, action: str, pks: list[int]) -> int:
     return response.status_code
 
 
-def test_room_list_shows_member_and_message_counts(admin_client_for, alice, bob, make_room):
+def test_room_list_shows_member_and_message_counts(
+    admin_client_for, alice, bob, make_room, general
+):
     room = make_room("busy", members=(alice, bob))
     post_messages(room, alice, 3)
     Message.objects.filter(room=room, seq=3).update(deleted_at="2026-01-01T00:00Z")

@@ -6,6 +6,7 @@ from channels.layers import get_channel_layer
 from django.test import override_settings
 
 from chat.events import room_group
+from chat.fanout import fanout_for
 from chat.models import Message, Room
 from tests.conftest import post_messages
 
@@ -335,7 +336,8 @@ async def test_a_message_to_one_room_does_not_reach_a_socket_only_in_another(
 async def test_disconnect_leaves_every_group_and_updates_presence(
     connect, alice, bob, general, make_room
 ):
-    await database_sync_to_async(make_room)("random")
+    random_room = await database_sync_to_async(make_room)("random")
+    groups = {room_group(general.pk), room_group(random_room.pk)}
     leaver = await connect(alice)
     watcher = await connect(bob)
     for room in ["general", "random"]:
@@ -343,8 +345,8 @@ async def test_disconnect_leaves_every_group_and_updates_presence(
         await joined_with_presence(watcher, room)
         await leaver.expect("presence")
     layer = get_channel_layer()
-    leaver_channel = next(iter(layer.groups[room_group(general.pk)]))
-    assert any(leaver_channel in members for members in layer.groups.values())
+    fanout = fanout_for(layer)
+    assert {group: len(fanout.members[group]) for group in groups} == dict.fromkeys(groups, 2)
 
     await leaver.close()
 
@@ -353,10 +355,15 @@ async def test_disconnect_leaves_every_group_and_updates_presence(
         ("general", "alice", False),
         ("random", "alice", False),
     }
-    assert not any(leaver_channel in members for members in layer.groups.values())
+    assert {group: len(fanout.members[group]) for group in groups} == dict.fromkeys(groups, 1)
     rejoin = await watcher.join("general")
     assert rejoin["online"] == ["bob"]
+
     await watcher.close()
+
+    # With its last socket gone, the process leaves the rooms' groups too.
+    assert fanout.members == {}
+    assert not groups & set(layer.groups)
 
 
 async def test_a_users_second_tab_neither_repeats_nor_ends_their_presence(

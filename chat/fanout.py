@@ -1,0 +1,187 @@
+"""Fan-out once per process, not once per socket.
+
+Rooms are still Channels groups, and a broadcast is still one `group_send`. But the member
+of a room's group is this process's one channel, not every socket's: the process receives a
+broadcast once and hands the already-encoded frame to each local socket in the room. Per
+recipient that is one `send` on the socket — no channel-layer message, no consumer dispatch,
+no thread hop, no JSON encoding, no task.
+
+Joins and leaves stay exact: a socket registers with the fan-out of its room, the process
+joins the group with its first local member and leaves it with its last, and `disconnect`
+unregisters the socket from every room.
+"""
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Awaitable, Coroutine
+from typing import Any, Protocol
+
+from channels.layers import BaseChannelLayer
+from django.conf import settings
+
+from . import events
+
+logger = logging.getLogger(__name__)
+
+
+class Member(Protocol):
+    """What the fan-out needs of a socket (the chat consumer)."""
+
+    socket_id: str
+
+    def deliver(self, text: str) -> None: ...
+
+    async def room_closed(self, *, room: str, reason: str) -> None: ...
+
+
+class Fanout:
+    """This process's subscription to room groups, and the local sockets in each room."""
+
+    def __init__(self, layer: BaseChannelLayer) -> None:
+        self.layer = layer
+        self.channel_name: str | None = None
+        self.members: dict[str, set[Member]] = {}
+        self.subscribed: set[str] = set()
+        self.lock = asyncio.Lock()  # group_add / group_discard for this process, in order
+        self.tasks: list[asyncio.Task] = []
+
+    async def add(self, group: str, member: Member) -> None:
+        """Deliver the group's broadcasts to `member`; returns once the process is subscribed."""
+        self.members.setdefault(group, set()).add(member)
+        if group in self.subscribed:
+            return
+        async with self.lock:
+            if group in self.subscribed or group not in self.members:
+                return
+            if self.channel_name is None:
+                self.channel_name = await self.layer.new_channel("chat.fanout.")
+            await self.layer.group_add(group, self.channel_name)
+            self.subscribed.add(group)
+            self._start()
+
+    async def refresh(self, group: str) -> None:
+        """Join the group again: a client resyncing may have found the layer lost track of
+        this process (its membership expired, or Redis restarted empty)."""
+        async with self.lock:
+            if group in self.subscribed:
+                await self.layer.group_add(group, self.channel_name)
+
+    async def discard(self, group: str, member: Member) -> None:
+        """Stop delivering to `member`; the process leaves the group with its last member."""
+        members = self.members.get(group)
+        if members is None:
+            return
+        members.discard(member)
+        if members:
+            return
+        del self.members[group]
+        async with self.lock:
+            if group in self.members or group not in self.subscribed:
+                return  # someone joined again while we waited
+            self.subscribed.discard(group)
+            await self.layer.group_discard(group, self.channel_name)
+            if not self.subscribed:
+                self._stop()
+
+    def _start(self) -> None:
+        if not self.tasks:
+            self.tasks = [
+                asyncio.create_task(self._receive_forever()),
+                asyncio.create_task(self._refresh_forever()),
+            ]
+
+    def _stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        self.tasks = []
+
+    async def _receive_forever(self) -> None:
+        while True:
+            event = await self.layer.receive(self.channel_name)
+            try:
+                await self.dispatch(event)
+            except Exception:
+                logger.exception("Could not fan out %s", event.get("type"))
+
+    async def _refresh_forever(self) -> None:
+        """Re-add the process to its groups now and then: the layer forgets a member after
+        `group_expiry` (24 h by default) however long its sockets stay."""
+        while True:
+            await asyncio.sleep(settings.CHAT_GROUP_REFRESH_SECONDS)
+            async with self.lock:
+                for group in list(self.subscribed):
+                    await self.layer.group_add(group, self.channel_name)
+
+    async def dispatch(self, event: dict[str, Any]) -> None:
+        """Hand one layer event to every local socket in its group."""
+        members = list(self.members.get(event["group"], ()))
+        kind = event["type"]
+        if kind == events.EVENT_BROADCAST:
+            text = event["text"]
+            for member in members:
+                _deliver(member, text)
+        elif kind == events.EVENT_TYPING:
+            text, sender = event["text"], event["sender"]
+            for member in members:
+                if member.socket_id != sender:
+                    _deliver(member, text)
+        elif kind == events.EVENT_ROOM_CLOSED:
+            for member in members:
+                try:
+                    await member.room_closed(room=event["room"], reason=event["reason"])
+                except Exception:
+                    logger.exception("Closing a room on a socket failed")
+        else:
+            logger.warning("Unknown fan-out event %r", kind)
+
+
+def _deliver(member: Member, text: str) -> None:
+    """One socket's failure (e.g. it is closing) must not cost the others their delivery."""
+    try:
+        member.deliver(text)
+    except Exception:
+        logger.exception("Delivery to a socket failed")
+
+
+def run_eagerly(coro: Coroutine[Any, Any, None]) -> Awaitable[None] | None:
+    """Run `coro` until it first has to wait: None if it finished without waiting (daphne's
+    send always does), else an awaitable that finishes it. So a socket whose transport
+    blocks costs a task, and stalls nobody, while the others cost none (Python 3.12's
+    eager task factory does the same)."""
+    try:
+        waiting_for = coro.send(None)
+    except StopIteration:
+        return None
+    return _finish(coro, waiting_for)
+
+
+async def _finish(coro: Coroutine[Any, Any, None], waiting_for: Any) -> None:
+    """Drive a started coroutine to its end, awaiting each future it yields."""
+    while True:
+        try:
+            if waiting_for is None:  # a bare yield, as in asyncio.sleep(0)
+                await asyncio.sleep(0)
+            else:
+                await waiting_for
+        except BaseException as error:
+            try:
+                waiting_for = coro.throw(error)
+            except StopIteration:
+                return
+        else:
+            try:
+                waiting_for = coro.send(None)
+            except StopIteration:
+                return
+
+
+_fanouts: "weakref.WeakKeyDictionary[BaseChannelLayer, Fanout]" = weakref.WeakKeyDictionary()
+
+
+def fanout_for(layer: BaseChannelLayer) -> Fanout:
+    """The fan-out of this process for `layer` (one per layer instance)."""
+    fanout = _fanouts.get(layer)
+    if fanout is None:
+        fanout = _fanouts[layer] = Fanout(layer)
+    return fanout
