@@ -1,0 +1,88 @@
+"""Presence registries: in-process, and shared through Redis with a TTL heartbeat."""
+
+import asyncio
+import uuid
+
+import pytest
+
+from chat.presence import LocalPresence, RedisPresence
+from tests.redis_service import redis_url
+
+
+@pytest.fixture
+async def redis_registries():
+    """Two workers' registries on one Redis, under a prefix of this test's own."""
+    prefix = f"chat:test:{uuid.uuid4().hex}:"
+    workers = [RedisPresence(redis_url(), ttl=1.2, prefix=prefix) for _ in range(2)]
+    yield workers
+    for worker in workers:
+        if worker.task is not None:
+            worker.task.cancel()
+    await workers[0].clear()
+    for worker in workers:
+        await worker.redis.aclose()
+
+
+async def join(registry, user: str, socket: str, room: int = 1) -> bool:
+    return await registry.add(
+        room_id=room, room_slug=f"room-{room}", username=user, socket_id=socket
+    )
+
+
+async def leave(registry, user: str, socket: str, room: int = 1) -> bool:
+    return await registry.remove(room_id=room, username=user, socket_id=socket)
+
+
+async def check_first_and_last_socket_semantics(one, two) -> None:
+    assert await join(one, "alice", "a1") is True  # her first socket: announce online
+    assert await join(two, "alice", "a2") is False  # a second tab, on another worker
+    assert await join(two, "bob", "b1") is True
+    assert await one.online(room_id=1) == ["alice", "bob"]
+    assert await two.online(room_id=2) == []
+
+    assert await leave(one, "alice", "a1") is False  # she still has a tab
+    assert await leave(two, "alice", "a2") is True  # her last: announce offline
+    assert await leave(two, "alice", "a2") is False  # and only once
+    assert await one.online(room_id=1) == ["bob"]
+
+
+async def test_local_presence_counts_a_users_sockets_once():
+    registry = LocalPresence()
+    await check_first_and_last_socket_semantics(registry, registry)
+
+
+async def test_redis_presence_is_shared_by_workers(redis_registries):
+    await check_first_and_last_socket_semantics(*redis_registries)
+
+
+async def test_a_dead_workers_users_expire_and_are_announced_offline_once(redis_registries):
+    alive, dead = redis_registries
+    heard = []
+
+    async def announce(room_id: int, slug: str, username: str) -> None:
+        heard.append((room_id, slug, username))
+
+    alive.on_offline = announce
+    await join(alive, "alice", "a1")
+    await join(dead, "bob", "b1")
+    await join(dead, "carol", "c1")
+    await join(alive, "carol", "c2")  # carol is also on the live worker
+    dead.task.cancel()  # the worker dies: no more heartbeats from it
+    dead.local.clear()
+
+    await asyncio.sleep(2.2)  # > TTL (1.2 s): the live worker's heartbeat keeps its own
+    await alive.sweep()
+    await alive.sweep()
+
+    assert await alive.online(room_id=1) == ["alice", "carol"]
+    assert heard == [(1, "room-1", "bob")]
+
+
+async def test_the_heartbeat_keeps_live_sockets_past_the_ttl(redis_registries):
+    worker, _ = redis_registries
+    await join(worker, "alice", "a1")
+
+    await asyncio.sleep(2.5)  # two TTLs: only the heartbeat keeps her
+
+    assert await worker.online(room_id=1) == ["alice"]
+    assert await worker.sweep() == []
