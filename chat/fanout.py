@@ -55,7 +55,7 @@ class Fanout:
             if group in self.subscribed or group not in self.members:
                 return
             if self.channel_name is None:
-                self.channel_name = await self.layer.new_channel("chat.fanout.")
+                self.channel_name = await self.layer.new_channel("chat.fanout")
             await self.layer.group_add(group, self.channel_name)
             self.subscribed.add(group)
             self._start()

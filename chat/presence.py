@@ -231,9 +231,9 @@ def presence_for_loop() -> Presence:
             registry = RedisPresence(
                 settings.CHAT_PRESENCE_REDIS_URL, ttl=settings.CHAT_PRESENCE_TTL
             )
+            registry.on_offline = _announce_offline
         else:
             registry = LocalPresence()
-            registry.on_offline = _announce_offline
         _registries[loop] = registry
     return registry
 

@@ -183,12 +183,19 @@ def _tail(log_path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-class LiveServer:
-    """`manage.py runserver` for one database; it keeps its port across kill() and start()."""
+RUNSERVER = (sys.executable, "manage.py", "runserver", "127.0.0.1:{port}", "--noreload")
 
-    def __init__(self, *, env: dict[str, str], log_path: Path) -> None:
+
+class LiveServer:
+    """A server for one database (`manage.py runserver` unless `command` says otherwise,
+    with "{port}" in it); it keeps its port across kill() and start()."""
+
+    def __init__(
+        self, *, env: dict[str, str], log_path: Path, command: tuple[str, ...] = RUNSERVER
+    ) -> None:
         self.env = env
         self.log_path = log_path
+        self.command = command
         self.port: int | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -267,7 +274,7 @@ class LiveServer:
             log.write(f"--- start {self.starts}, port {port} ---\n".encode())
             log.flush()
             self.process = subprocess.Popen(
-                [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+                [part.format(port=port) for part in self.command],
                 cwd=PROJECT_ROOT,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
