@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format check clean bench
+.PHONY: run serve test lint format check clean bench
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 run: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+## serve: production-like: debug off, several daphne workers under supervisor, on Redis
+serve: $(VENV)/.runtime
+	deploy/serve.sh
 
 ## test: install, lint, and run the whole suite
 test: $(VENV)/.dev lint
@@ -41,4 +45,4 @@ format: $(VENV)/.dev
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles test-db.sqlite3*
+	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles run test-db.sqlite3*
