@@ -117,16 +117,30 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Channel layer: REDIS_URL set → channels-redis, shared by every worker; unset → in-process.
+# Each process joins a room's group once (chat/fanout.py), so the layer carries one message
+# per process per broadcast, not one per socket. CHAT_CHANNEL_LAYER picks the channels-redis
+# layer: "core" (lists in Redis, buffered; the default, see docs/performance.md) or "pubsub".
+# Capacity is per channel, and there are few channels: one per process, plus a burst margin.
 REDIS_URL = os.environ.get("REDIS_URL", "")
-if REDIS_URL:
+CHAT_CHANNEL_LAYER = os.environ.get("CHAT_CHANNEL_LAYER", "core")
+if REDIS_URL and CHAT_CHANNEL_LAYER == "pubsub":
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {"hosts": [REDIS_URL]},
         }
     }
+elif REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000},
+        }
+    }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}
+    }
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

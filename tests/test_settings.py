@@ -78,3 +78,12 @@ def test_debug_turns_off(value):
 
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["debug"] is False
+
+
+def test_the_redis_layer_can_be_the_pubsub_one():
+    run = load_settings(REDIS_URL="redis://cache.internal:6379/1", CHAT_CHANNEL_LAYER="pubsub")
+
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["layer"]["BACKEND"] == (
+        "channels_redis.pubsub.RedisPubSubChannelLayer"
+    )
