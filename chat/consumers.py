@@ -78,7 +78,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except ChatError as error:
             await self.send_frame(events.error_frame(error, ref))
         except Exception:
-            logger.exception("Unexpected failure answering a frame from %s", self.channel_name)
+            logger.exception("Unexpected failure answering a frame on socket %s", self.socket_id)
             error = ChatError(ErrorCode.SERVER_ERROR)
             await self.send_frame(events.error_frame(error, ref))
 

@@ -529,3 +529,23 @@ async def test_sending_to_a_room_archived_after_joining_is_refused(connect, alic
     last_seq = await database_sync_to_async(lambda: Room.objects.get(pk=general.pk).last_seq)()
     assert last_seq == 0  # the refused send left no gap
     await socket.close()
+
+
+async def test_an_unexpected_failure_is_a_server_error_and_the_socket_lives_on(
+    connect, alice, general, monkeypatch
+):
+    socket = await connect(alice)
+    await joined_with_presence(socket, "general")
+
+    def broken(**kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr("chat.selectors.rooms_last_seq", broken)
+    failed = await socket.request({"type": "ping"})
+    monkeypatch.undo()
+    answered = await socket.request({"type": "ping"})
+
+    assert failed["type"] == "error"
+    assert failed["code"] == "server_error"
+    assert answered == {"type": "pong", "rooms": {"general": 0}, "ref": answered["ref"]}
+    await socket.close()
