@@ -8,12 +8,11 @@ timestamps (channels-redis serializes them with msgpack).
 import json
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import transaction
 
 from .errors import ChatError
 from .models import Message
+from .publisher import publish
 
 # Channel-layer event types, handled by each process's fan-out (chat/fanout.py). Every event
 # names its group: one process channel receives the events of all its rooms.
@@ -96,13 +95,11 @@ def room_broadcast(room_id: int, frame: dict[str, Any]) -> tuple[str, dict[str, 
     return group, broadcast_event(group=group, frame=frame)
 
 
-def group_send_now(group: str, event: dict[str, Any]) -> None:
-    """Send a layer event from sync code (a service's on_commit hook)."""
-    async_to_sync(get_channel_layer().group_send)(group, event)
+def send_on_commit(group: str, event: dict[str, Any]) -> None:
+    """Send a layer event once the current transaction commits (never if it rolls back)."""
+    transaction.on_commit(lambda: publish(group, event))
 
 
 def broadcast_on_commit(room_id: int, frame: dict[str, Any]) -> None:
-    """Send `frame` to the room once the current transaction commits (never if it rolls
-    back). The frame is encoded now, once, for every recipient."""
-    group, event = room_broadcast(room_id, frame)
-    transaction.on_commit(lambda: group_send_now(group, event))
+    """Send `frame` to the room after commit; it is encoded now, once, for every recipient."""
+    send_on_commit(*room_broadcast(room_id, frame))

@@ -113,7 +113,7 @@ def room_archive(*, room: Room, reason: str = ARCHIVE_REASON) -> bool:
         if not updated:
             return False
         event = events.room_closed_event(room_id=room.pk, room_slug=room.slug, reason=reason)
-        transaction.on_commit(lambda: events.group_send_now(event["group"], event))
+        events.send_on_commit(event["group"], event)
     room.is_archived = True
     return True
 

@@ -1,6 +1,7 @@
 """Writes: seq numbering, idempotency, validation and broadcast-after-commit."""
 
 import asyncio
+import json
 import threading
 from collections.abc import Callable
 
@@ -192,3 +193,16 @@ async def test_room_archive_closes_the_room_once(general):
     assert event["type"] == "chat.room_closed"
     assert event["room"] == "general"
     assert await database_sync_to_async(lambda: Room.objects.get(pk=general.pk).is_archived)()
+
+
+async def test_broadcasts_from_the_database_thread_keep_their_commit_order(general, alice):
+    await listen(general)
+
+    def post_many() -> None:
+        for n in range(30):
+            services.message_create(room=general, author=alice, body=f"n{n}", client_id=f"c{n}")
+
+    await database_sync_to_async(post_many)()
+
+    seqs = [json.loads(event["text"])["message"]["seq"] for event in await heard()]
+    assert seqs == list(range(1, 31))

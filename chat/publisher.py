@@ -1,0 +1,63 @@
+"""Channel-layer sends from the sync code of services, without making it wait.
+
+A service runs in a worker thread (database_sync_to_async, or Django's handler for a sync
+view) and schedules its broadcast with `transaction.on_commit`. Waiting there for the send
+(`async_to_sync`) would hold the database thread, which serves every socket of the process,
+for a round trip to the event loop and the layer. Instead the event goes to the loop's
+queue and the thread returns at once; one task per loop sends the queued events in the order
+they were committed. Outside any event loop (a management command, a sync test), the send
+simply happens before returning.
+"""
+
+import asyncio
+import logging
+import os
+import weakref
+from typing import Any
+
+from asgiref.sync import SyncToAsync, async_to_sync
+from channels.layers import get_channel_layer
+
+logger = logging.getLogger(__name__)
+
+_queues: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Queue]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def publish(group: str, event: dict[str, Any]) -> None:
+    """Send `event` to `group`, in commit order, from any thread."""
+    loop = _event_loop_of_this_thread()
+    if loop is None:
+        async_to_sync(get_channel_layer().group_send)(group, event)
+    else:
+        loop.call_soon_threadsafe(_enqueue, loop, group, event)
+
+
+def _event_loop_of_this_thread() -> asyncio.AbstractEventLoop | None:
+    """The running loop that this worker thread serves (as asgiref records it), if any."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    if getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) != os.getpid():
+        return None
+    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+    return loop if loop is not None and loop.is_running() else None
+
+
+def _enqueue(loop: asyncio.AbstractEventLoop, group: str, event: dict[str, Any]) -> None:
+    queue = _queues.get(loop)
+    if queue is None:
+        queue = _queues[loop] = asyncio.Queue()
+        loop.create_task(_send_forever(queue))
+    queue.put_nowait((group, event))
+
+
+async def _send_forever(queue: asyncio.Queue) -> None:
+    while True:
+        group, event = await queue.get()
+        try:
+            await get_channel_layer().group_send(group, event)
+        except Exception:
+            logger.exception("Could not send %s to %s", event.get("type"), group)
