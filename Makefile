@@ -45,4 +45,4 @@ format: $(VENV)/.dev
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles run test-db.sqlite3*
+	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles run test-db*.sqlite3*

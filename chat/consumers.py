@@ -22,8 +22,10 @@ from django.conf import settings
 from . import events, requests, selectors, services
 from .errors import ChatError, ErrorCode
 from .fanout import fanout_for, run_eagerly
+from .group_commit import writer_for_loop
 from .models import Room
 from .presence import presence_for_loop
+from .publisher import publish
 
 logger = logging.getLogger(__name__)
 
@@ -128,9 +130,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_send(self, request: requests.Send, ref: str | None) -> None:
         """Runs on `send`: store (or find the retried original) and ack after commit."""
         joined = self._require_member(request.room)
-        message, _created = await database_sync_to_async(services.message_create)(
+        draft = services.MessageDraft(
             room=joined.room, author=self.user, body=request.body, client_id=request.client_id
         )
+        message, created = await writer_for_loop().create(draft)
+        if created:
+            # Ack once this process has fanned the message out (or after a bound), so senders
+            # cannot outrun the fan-out: a full room slows its senders down instead of
+            # overflowing the layer and dropping broadcasts.
+            await self.fanout.fanned_out(
+                joined.group, message.seq, within=settings.CHAT_ACK_WAITS_FOR_FANOUT
+            )
         await self.send_frame(
             {
                 "type": "ack",
@@ -146,7 +156,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Runs on `typing`: tell the room's other sockets; nothing is stored."""
         joined = self._require_member(request.room)
         frame = events.typing_frame(room_slug=request.room, username=self.user.get_username())
-        await get_channel_layer().group_send(
+        publish(
             joined.group,
             events.typing_event(group=joined.group, frame=frame, sender=self.socket_id),
         )
@@ -260,4 +270,4 @@ class ChatConsumer(AsyncWebsocketConsumer):
         frame = events.presence_frame(
             room_slug=room.slug, username=self.user.get_username(), online=online
         )
-        await get_channel_layer().group_send(*events.room_broadcast(room.pk, frame))
+        publish(*events.room_broadcast(room.pk, frame))

@@ -72,7 +72,10 @@ def error_frame(error: ChatError, ref: str | None = None) -> dict[str, Any]:
 
 
 def broadcast_event(*, group: str, frame: dict[str, Any]) -> dict[str, Any]:
-    return {"type": EVENT_BROADCAST, "group": group, "text": encode(frame)}
+    event = {"type": EVENT_BROADCAST, "group": group, "text": encode(frame)}
+    if frame["type"] == "message":
+        event["seq"] = frame["message"]["seq"]  # lets a sender's ack wait for the fan-out
+    return event
 
 
 def typing_event(*, group: str, frame: dict[str, Any], sender: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ unregisters the socket from every room.
 """
 
 import asyncio
+import contextlib
 import logging
 import weakref
 from collections.abc import Awaitable, Coroutine
@@ -45,6 +46,37 @@ class Fanout:
         self.subscribed: set[str] = set()
         self.lock = asyncio.Lock()  # group_add / group_discard for this process, in order
         self.tasks: list[asyncio.Task] = []
+        self.fanned_out_seq: dict[str, int] = {}  # group → newest message seq handed out
+        self.waiters: dict[str, list[tuple[int, asyncio.Future[None]]]] = {}
+
+    async def fanned_out(self, group: str, seq: int, *, within: float) -> None:
+        """Return once message `seq` of `group` was handed to this process's sockets, or
+        after `within` seconds (a layer may lose the broadcast; the clients heal that)."""
+        if self.fanned_out_seq.get(group, 0) >= seq:
+            return
+        future = asyncio.get_running_loop().create_future()
+        self.waiters.setdefault(group, []).append((seq, future))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(future, within)
+
+    def _mark_fanned_out(self, group: str, seq: int) -> None:
+        if seq > self.fanned_out_seq.get(group, 0):
+            self.fanned_out_seq[group] = seq
+        waiting = self.waiters.get(group)
+        if not waiting:
+            return
+        still = []
+        for wanted, future in waiting:
+            if future.done():
+                continue
+            if wanted <= seq:
+                future.set_result(None)
+            else:
+                still.append((wanted, future))
+        if still:
+            self.waiters[group] = still
+        else:
+            del self.waiters[group]
 
     async def add(self, group: str, member: Member) -> None:
         """Deliver the group's broadcasts to `member`; returns once the process is subscribed."""
@@ -80,6 +112,7 @@ class Fanout:
             if group in self.members or group not in self.subscribed:
                 return  # someone joined again while we waited
             self.subscribed.discard(group)
+            self.fanned_out_seq.pop(group, None)
             await self.layer.group_discard(group, self.channel_name)
             if not self.subscribed:
                 self._stop()
@@ -121,6 +154,8 @@ class Fanout:
             text = event["text"]
             for member in members:
                 _deliver(member, text)
+            if "seq" in event:
+                self._mark_fanned_out(event["group"], event["seq"])
         elif kind == events.EVENT_TYPING:
             text, sender = event["text"], event["sender"]
             for member in members:

@@ -26,7 +26,18 @@ _queues: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Queue]" =
 
 
 def publish(group: str, event: dict[str, Any]) -> None:
-    """Send `event` to `group`, in commit order, from any thread."""
+    """Send `event` to `group`, in order, from any thread, without waiting.
+
+    On the event loop itself (a consumer announcing presence or typing) it is queued too: a
+    thousand sockets joining at once then make one ordered stream of sends, not a thousand
+    concurrent ones competing for the layer's connections."""
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is not None:
+        _enqueue(running, group, event)
+        return
     loop = _event_loop_of_this_thread()
     if loop is None:
         async_to_sync(get_channel_layer().group_send)(group, event)
@@ -36,10 +47,6 @@ def publish(group: str, event: dict[str, Any]) -> None:
 
 def _event_loop_of_this_thread() -> asyncio.AbstractEventLoop | None:
     """The running loop that this worker thread serves (as asgiref records it), if any."""
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        pass
     if getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) != os.getpid():
         return None
     loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)

@@ -1,6 +1,9 @@
 """Writes. Each service validates, changes the database in one transaction, and schedules its
 broadcast with `transaction.on_commit`, so no socket hears of a row that was rolled back."""
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
@@ -66,6 +69,16 @@ def _next_seq(room: Room) -> int:
     return seq
 
 
+@dataclass(frozen=True)
+class MessageDraft:
+    """A message to store: what a `send` frame (or any other door) asks for."""
+
+    room: Room
+    author: AbstractBaseUser
+    body: str
+    client_id: str | None
+
+
 def message_create(
     *, room: Room, author: AbstractBaseUser, body: str, client_id: str | None
 ) -> tuple[Message, bool]:
@@ -77,17 +90,46 @@ def message_create(
     lets one insert win, and the other's transaction (its seq bump included) rolls back.
     No seq is ever skipped: a rollback undoes its bump.
     """
-    message_validate_body(body)
+    (result,) = messages_create(
+        drafts=[MessageDraft(room=room, author=author, body=body, client_id=client_id)]
+    )
+    if isinstance(result, ChatError):
+        raise result
+    return result
+
+
+def messages_create(*, drafts: Sequence[MessageDraft]) -> list[tuple[Message, bool] | ChatError]:
+    """Store several messages in one transaction (a group commit), each exactly as
+    `message_create` would alone: in its own savepoint, with its own result or refusal."""
+    results: list[tuple[Message, bool] | ChatError] = []
+    with transaction.atomic():
+        for draft in drafts:
+            try:
+                results.append(_store(draft))
+            except ChatError as refusal:
+                results.append(refusal)
+    return results
+
+
+def _store(draft: MessageDraft) -> tuple[Message, bool]:
+    message_validate_body(draft.body)
     try:
         with transaction.atomic():
             message = Message.objects.create(
-                room=room, author=author, body=body, seq=_next_seq(room), client_id=client_id
+                room=draft.room,
+                author=draft.author,
+                body=draft.body,
+                seq=_next_seq(draft.room),
+                client_id=draft.client_id,
             )
-            events.broadcast_on_commit(room.pk, events.message_frame(message))
+            events.broadcast_on_commit(draft.room.pk, events.message_frame(message))
     except IntegrityError:
-        if client_id is None:
+        if draft.client_id is None:
             raise
-        return _message_by_client_id(room=room, author=author, client_id=client_id), False
+        original = _message_by_client_id(
+            room=draft.room, author=draft.author, client_id=draft.client_id
+        )
+        return original, False
     return message, True
 
 

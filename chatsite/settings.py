@@ -111,8 +111,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
-    # A file, not :memory:, so that threads and subprocesses of a test run share it.
-    DATABASES["default"].setdefault("TEST", {})["NAME"] = str(BASE_DIR / "test-db.sqlite3")
+    # A file, not :memory:, so that threads and subprocesses of a test run share it; one per
+    # test run, so that two runs side by side do not share it.
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = str(
+        BASE_DIR / f"test-db-{os.getpid()}.sqlite3"
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -179,6 +182,9 @@ CHAT_HISTORY_LIMIT = 100  # cap on `history` limit
 # Each process re-adds itself to its room groups this often; well below the layer's
 # group_expiry (24 h by default), after which a layer forgets a member.
 CHAT_GROUP_REFRESH_SECONDS = 3600
+# A send is acked once its broadcast was handed to this process's sockets, or after this
+# many seconds (a lost broadcast must not hold an ack forever).
+CHAT_ACK_WAITS_FOR_FANOUT = 2.0
 # Frames queued for a socket whose transport makes sends wait (daphne's never do); past
 # this, that socket alone misses broadcasts, and its client resyncs.
 CHAT_SOCKET_BACKLOG = 256

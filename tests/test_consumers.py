@@ -1,10 +1,13 @@
 """The WebSocket protocol, driven through the real ASGI application (docs/protocol.md)."""
 
+import asyncio
+
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.test import override_settings
 
+from chat import services
 from chat.events import room_group
 from chat.fanout import fanout_for
 from chat.models import Message, Room
@@ -549,3 +552,33 @@ async def test_an_unexpected_failure_is_a_server_error_and_the_socket_lives_on(
     assert failed["code"] == "server_error"
     assert answered == {"type": "pong", "rooms": {"general": 0}, "ref": answered["ref"]}
     await socket.close()
+
+
+async def test_concurrent_sends_are_written_together_and_each_acked(
+    connect, make_user, general, monkeypatch
+):
+    users = [await database_sync_to_async(make_user)() for _ in range(20)]
+    sockets = [await connect(user) for user in users]
+    for socket in sockets:
+        await socket.join("general")
+    batches = []
+    original = services.messages_create
+
+    def counting(*, drafts):
+        batches.append(len(drafts))
+        return original(drafts=drafts)
+
+    monkeypatch.setattr(services, "messages_create", counting)
+
+    acks = await asyncio.gather(
+        *(
+            socket.request({"type": "send", "room": "general", "body": f"b{n}", "client_id": "c"})
+            for n, socket in enumerate(sockets)
+        )
+    )
+
+    assert sorted(ack["seq"] for ack in acks) == list(range(1, 21))
+    assert sum(batches) == 20
+    assert len(batches) < 20  # sends that arrived together were committed together
+    for socket in sockets:
+        await socket.close()

@@ -206,3 +206,33 @@ async def test_broadcasts_from_the_database_thread_keep_their_commit_order(gener
 
     seqs = [json.loads(event["text"])["message"]["seq"] for event in await heard()]
     assert seqs == list(range(1, 31))
+
+
+@override_settings(CHAT_MAX_MESSAGE_LENGTH=20)
+def test_a_group_commit_gives_each_message_its_own_result(general, make_room, alice, bob):
+    archived = make_room("old", is_archived=True)
+    drafts = [
+        services.MessageDraft(room=general, author=alice, body="one", client_id="a"),
+        services.MessageDraft(room=general, author=alice, body="x" * 21, client_id="b"),
+        services.MessageDraft(room=general, author=bob, body="two", client_id="a"),
+        services.MessageDraft(room=archived, author=bob, body="late", client_id="c"),
+        services.MessageDraft(room=general, author=alice, body="retry", client_id="a"),
+        services.MessageDraft(room=general, author=bob, body="three", client_id="d"),
+    ]
+
+    results = services.messages_create(drafts=drafts)
+
+    first, too_long, second, closed, retried, third = results
+    assert (first[0].seq, first[1]) == (1, True)
+    assert too_long.code == ErrorCode.TOO_LONG
+    assert (second[0].seq, second[1]) == (2, True)
+    assert closed.code == ErrorCode.ROOM_ARCHIVED
+    assert (retried[0].pk, retried[1]) == (first[0].pk, False)  # the same client_id again
+    assert (third[0].seq, third[1]) == (3, True)
+    assert list(Message.objects.order_by("seq").values_list("body", flat=True)) == [
+        "one",
+        "two",
+        "three",
+    ]
+    assert Room.objects.get(pk=general.pk).last_seq == 3
+    assert Room.objects.get(pk=archived.pk).last_seq == 0
