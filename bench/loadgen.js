@@ -1,0 +1,753 @@
+// The one load generator of `make bench`: the same workloads against chatsite (raw `ws`,
+// the protocol in docs/protocol.md) and the reference Socket.IO server (socket.io-client,
+// websocket transport only). bench/run.py starts it; it can also be run by hand.
+//
+//   node loadgen.js --target chatsite|socketio --url http://127.0.0.1:PORT [options] WORKLOAD
+//
+// Workloads:
+//   broadcast --listeners N (--duration S | --messages M)
+//       N listeners and 1 sender in one room, one message in flight: the sender sends the
+//       next message when every listener has the previous one (or after --timeout, counting
+//       the listeners that lack it as dropped). Latency of a delivery = arrival − send.
+//   acks --senders K --duration S [--own-rooms PREFIX]
+//       K senders in one room, each in its own closed loop: send, wait for its ack, send.
+//       With --own-rooms, sender i is alone in room PREFIX000 + i (chatsite: must exist).
+//   idle --sockets S
+//       Open S sockets, each joined to the room; prints {"event":"baseline"} after a short
+//       warm-up and waits for "go" on stdin, then {"event":"ready"} and waits for "close".
+//
+// Options: --room SLUG (general), --cookies FILE (JSON list of chatsite session ids; senders
+// use them, listeners are anonymous), --server-pid PID and --clk-tck HZ (server CPU is read
+// from /proc/PID/stat at the edges of the measured window), --services NAME,... (processes
+// whose CPU is counted apart: redis-server,postgres), --warmup S (2), --timeout S (5),
+// --batch B (connections opened at once while ramping, 100), --deadline S (hard time limit).
+//
+// stdout carries JSON lines only; the last one is {"event":"result", ...}. Logs go to stderr.
+"use strict";
+
+const fs = require("node:fs");
+const readline = require("node:readline");
+const { performance } = require("node:perf_hooks");
+const WebSocket = require("ws");
+const { io: ioClient } = require("socket.io-client");
+
+// Options ----------------------------------------------------------------------------------
+
+function parseArgs(argv) {
+  const opts = {
+    target: null,
+    url: null,
+    workload: null,
+    room: "general",
+    cookies: null,
+    ownRooms: null,
+    services: null,
+    serverPid: null,
+    clkTck: 100,
+    listeners: 100,
+    senders: 100,
+    sockets: 5000,
+    duration: 8,
+    messages: 0,
+    warmup: 2,
+    timeout: 5,
+    batch: 100,
+    connectTimeout: 15,
+    deadline: 0,
+    bodySize: 48,
+  };
+  const numeric = {
+    "--server-pid": "serverPid",
+    "--clk-tck": "clkTck",
+    "--listeners": "listeners",
+    "--senders": "senders",
+    "--sockets": "sockets",
+    "--duration": "duration",
+    "--messages": "messages",
+    "--warmup": "warmup",
+    "--timeout": "timeout",
+    "--batch": "batch",
+    "--connect-timeout": "connectTimeout",
+    "--deadline": "deadline",
+    "--body-size": "bodySize",
+  };
+  const strings = {
+    "--target": "target",
+    "--url": "url",
+    "--room": "room",
+    "--cookies": "cookies",
+    "--own-rooms": "ownRooms",
+    "--services": "services",
+  };
+  for (let i = 2; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg in numeric) {
+      const value = Number(argv[++i]);
+      if (!Number.isFinite(value) || value < 0) usage(`${arg} needs a number`);
+      opts[numeric[arg]] = value;
+    } else if (arg in strings) {
+      if (argv[i + 1] === undefined) usage(`${arg} needs a value`);
+      opts[strings[arg]] = argv[++i];
+    } else if (["broadcast", "acks", "idle"].includes(arg)) {
+      opts.workload = arg;
+    } else {
+      usage(`unknown argument ${arg}`);
+    }
+  }
+  if (!["chatsite", "socketio"].includes(opts.target)) usage("--target chatsite|socketio");
+  if (!opts.url || !/^http:\/\/127\.0\.0\.1:\d+$/.test(opts.url)) {
+    usage("--url http://127.0.0.1:PORT (the harness only talks to this machine)");
+  }
+  if (!opts.workload) usage("a workload: broadcast, acks or idle");
+  if (!opts.deadline) {
+    // Ramping, warm-up and the window, generously; a stuck run still ends.
+    const count = opts.workload === "idle" ? opts.sockets : opts.listeners + opts.senders;
+    opts.deadline = 120 + opts.warmup + opts.duration + count / 50;
+  }
+  return opts;
+}
+
+function usage(message) {
+  console.error(`loadgen: ${message}`);
+  console.error(
+    "usage: node loadgen.js --target chatsite|socketio --url http://127.0.0.1:PORT " +
+      "[--cookies FILE] [--server-pid PID] broadcast|acks|idle [--listeners N] [--senders K] " +
+      "[--sockets S] [--duration S | --messages M]",
+  );
+  process.exit(2);
+}
+
+const opts = parseArgs(process.argv);
+const log = (...args) => console.error(`[loadgen ${opts.target} ${opts.workload}]`, ...args);
+const emit = (obj) => process.stdout.write(`${JSON.stringify(obj)}\n`);
+
+const deadlineTimer = setTimeout(() => {
+  emit({ event: "error", error: `deadline of ${opts.deadline} s passed` });
+  process.exit(3);
+}, opts.deadline * 1000);
+
+// Measurement helpers ----------------------------------------------------------------------
+
+function serverCpuSeconds() {
+  if (!opts.serverPid) return null;
+  // Fields after "(comm)": state is field 3, utime 14, stime 15 (man 5 proc).
+  const stat = fs.readFileSync(`/proc/${opts.serverPid}/stat`, "utf8");
+  const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(rest[11]) + Number(rest[12])) / opts.clkTck;
+}
+
+/** CPU seconds of the whole machine, from the first line of /proc/stat: in processes,
+ * in interrupts (loopback TCP is mostly softirq time), and stolen by the hypervisor. */
+function machineCpuSeconds() {
+  const fields = fs.readFileSync("/proc/stat", "utf8").split("\n", 1)[0].trim().split(/\s+/);
+  const [user, nice, system, , , irq, softirq, steal] = fields.slice(1).map(Number);
+  const hz = opts.clkTck;
+  return { tasks: (user + nice + system) / hz, irq: (irq + softirq) / hz, steal: steal / hz };
+}
+
+/** CPU seconds of every process whose name is in --services (e.g. redis-server, postgres). */
+function servicesCpuSeconds() {
+  if (!opts.services) return 0;
+  const names = new Set(opts.services.split(","));
+  let total = 0;
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat;
+    try {
+      stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+    } catch {
+      continue; // the process ended meanwhile
+    }
+    const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    if (!names.has(comm)) continue;
+    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    total += (Number(rest[11]) + Number(rest[12])) / opts.clkTck;
+  }
+  return total;
+}
+
+class Window {
+  /** The measured interval: wall time and the CPU of the generator, the server, the backing
+   * services, and everything else on the machine (a busy machine makes figures unreliable). */
+  start() {
+    this.services0 = servicesCpuSeconds();
+    this.machine0 = machineCpuSeconds();
+    this.server0 = serverCpuSeconds();
+    this.cpu0 = process.cpuUsage();
+    this.t0 = performance.now();
+  }
+
+  stop() {
+    const seconds = (performance.now() - this.t0) / 1000;
+    const cpu = process.cpuUsage(this.cpu0);
+    const server1 = serverCpuSeconds();
+    const machine1 = machineCpuSeconds();
+    const services = servicesCpuSeconds() - this.services0;
+    const generator = (cpu.user + cpu.system) / 1e6;
+    const server = server1 === null ? null : server1 - this.server0;
+    const tasks = machine1.tasks - this.machine0.tasks;
+    const irq = machine1.irq - this.machine0.irq;
+    const r = (v) => (v === null ? null : Math.round(v * 1000) / 1000);
+    return {
+      seconds,
+      generator_cpu_s: generator,
+      generator_cpu_pct: (100 * generator) / seconds,
+      server_cpu_s: server,
+      services_cpu_s: opts.services ? r(services) : null,
+      // Every other process that ran meanwhile, in shares of one core (tick-rounded: ±2%).
+      // Interrupt time counts too: the kernel charges a tick spent in a softirq to the
+      // process it interrupted as well, so the server's and generator's times include theirs.
+      other_cpu_pct: r((100 * (tasks + irq - (server ?? 0) - generator - services)) / seconds),
+      irq_pct: r((100 * irq) / seconds),
+      steal_pct: r((100 * (machine1.steal - this.machine0.steal)) / seconds),
+    };
+  }
+}
+
+function summarize(values) {
+  const n = values.length;
+  if (!n) return { count: 0 };
+  const sorted = Float64Array.from(values).sort();
+  const rank = (p) => sorted[Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n) - 1))];
+  let sum = 0;
+  for (const v of sorted) sum += v;
+  const r = (v) => Math.round(v * 1000) / 1000;
+  return {
+    count: n,
+    mean_ms: r(sum / n),
+    p50_ms: r(rank(50)),
+    p90_ms: r(rank(90)),
+    p99_ms: r(rank(99)),
+    max_ms: r(sorted[n - 1]),
+  };
+}
+
+function body(seq) {
+  const head = `bench message ${seq} `;
+  return head.length >= opts.bodySize ? head : head + "x".repeat(opts.bodySize - head.length);
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+// Clients ----------------------------------------------------------------------------------
+// Both expose: connect(), join(room), send({room, body, clientId, ref}), close(), and the
+// callbacks onMessage(message) (the broadcast's message object: body, client_id, ...),
+// onAck(ref, ok, info) and onError(code, message).
+
+class ChatsiteClient {
+  constructor(base, cookie) {
+    this.base = base;
+    this.cookie = cookie;
+    this.onMessage = null;
+    this.onAck = null;
+    this.onError = null;
+    this.pendingJoin = null;
+  }
+
+  connect() {
+    return new Promise((resolve, reject) => {
+      const headers = { Origin: this.base };
+      if (this.cookie) headers.Cookie = `sessionid=${this.cookie}`;
+      const ws = new WebSocket(`${this.base.replace(/^http/, "ws")}/ws/chat/`, {
+        headers,
+        perMessageDeflate: false,
+        handshakeTimeout: opts.connectTimeout * 1000,
+      });
+      this.ws = ws;
+      ws.once("open", () => resolve());
+      // `on`, not `once`: an unheard second error would crash the generator.
+      ws.on("error", (error) => reject(error));
+      ws.once("unexpected-response", (_req, res) =>
+        reject(new Error(`handshake refused: HTTP ${res.statusCode}`)),
+      );
+      ws.on("message", (data) => this.receive(data));
+      ws.on("close", () => {
+        if (this.pendingJoin) this.pendingJoin.reject(new Error("closed while joining"));
+      });
+    });
+  }
+
+  receive(data) {
+    const frame = JSON.parse(data);
+    switch (frame.type) {
+      case "message":
+        if (this.onMessage) this.onMessage(frame.message);
+        break;
+      case "ack":
+        if (this.onAck) this.onAck(frame.ref, true, frame);
+        break;
+      case "joined":
+        if (this.pendingJoin) this.pendingJoin.resolve(frame);
+        break;
+      case "error":
+        if (this.pendingJoin && frame.ref === "join") this.pendingJoin.reject(new Error(frame.code));
+        else if (this.onAck && frame.ref) this.onAck(frame.ref, false, frame);
+        if (this.onError) this.onError(frame.code, frame.message);
+        break;
+      default: // presence, typing, pong...: not part of the workload
+    }
+  }
+
+  join(room) {
+    return new Promise((resolve, reject) => {
+      this.pendingJoin = {
+        resolve: (frame) => {
+          this.pendingJoin = null;
+          resolve(frame);
+        },
+        reject: (error) => {
+          this.pendingJoin = null;
+          reject(error);
+        },
+      };
+      this.ws.send(JSON.stringify({ type: "join", room, ref: "join" }));
+    });
+  }
+
+  send({ room, body, clientId, ref }) {
+    this.ws.send(JSON.stringify({ type: "send", room, body, client_id: clientId, ref }));
+  }
+
+  close() {
+    if (this.ws) this.ws.terminate();
+  }
+}
+
+class SocketioClient {
+  constructor(base) {
+    this.base = base;
+    this.onMessage = null;
+    this.onAck = null;
+    this.onError = null;
+  }
+
+  connect() {
+    return new Promise((resolve, reject) => {
+      const socket = ioClient(this.base, {
+        transports: ["websocket"],
+        forceNew: true,
+        reconnection: false,
+        timeout: opts.connectTimeout * 1000,
+      });
+      this.socket = socket;
+      socket.once("connect", () => resolve());
+      socket.once("connect_error", (error) => reject(error));
+      socket.on("chat message", (message) => {
+        if (this.onMessage) this.onMessage(message);
+      });
+    });
+  }
+
+  join(room) {
+    return new Promise((resolve) => this.socket.emit("join", room, resolve));
+  }
+
+  send({ room, body, clientId, ref }) {
+    const msg = { room, body, id: clientId };
+    if (ref === undefined) {
+      this.socket.emit("chat message", msg);
+    } else {
+      this.socket.emit("chat message", msg, (info) => {
+        if (this.onAck) this.onAck(ref, true, info);
+      });
+    }
+  }
+
+  close() {
+    if (this.socket) this.socket.disconnect();
+  }
+}
+
+function loadCookies() {
+  if (!opts.cookies) return [];
+  const cookies = JSON.parse(fs.readFileSync(opts.cookies, "utf8"));
+  if (!Array.isArray(cookies)) throw new Error(`${opts.cookies}: expected a JSON list`);
+  return cookies;
+}
+
+function newClient(cookie) {
+  return opts.target === "chatsite"
+    ? new ChatsiteClient(opts.url, cookie)
+    : new SocketioClient(opts.url);
+}
+
+/** Open `count` joined sockets, `opts.batch` at a time; returns them and the failures. */
+async function openSockets(count, cookieFor, roomFor = () => opts.room) {
+  const clients = [];
+  const failures = [];
+  const started = performance.now();
+  for (let first = 0; first < count; first += opts.batch) {
+    const batch = [];
+    for (let i = first; i < Math.min(count, first + opts.batch); i++) {
+      const client = newClient(cookieFor(i));
+      batch.push(
+        withTimeout(
+          client.connect().then(() => client.join(roomFor(i))),
+          opts.connectTimeout * 1000,
+          "connect and join",
+        ).then(
+          () => client,
+          (error) => {
+            client.close();
+            failures.push(String(error.message || error));
+            return null;
+          },
+        ),
+      );
+    }
+    for (const client of await Promise.all(batch)) if (client) clients.push(client);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  log(`${clients.length}/${count} sockets joined in ${seconds.toFixed(1)} s`);
+  return { clients, failures, seconds };
+}
+
+function connectReport(opened, wanted) {
+  return {
+    wanted,
+    connected: opened.clients.length,
+    failures: opened.failures.length,
+    failure_samples: [...new Set(opened.failures)].slice(0, 5),
+    seconds: Math.round(opened.seconds * 100) / 100,
+  };
+}
+
+async function closeAll(clients) {
+  for (const client of clients) client.close();
+  await sleep(200);
+}
+
+// Workloads --------------------------------------------------------------------------------
+
+async function broadcast() {
+  const cookies = loadCookies();
+  if (opts.target === "chatsite" && !cookies.length) throw new Error("chatsite senders need --cookies");
+  const listenersOpened = await openSockets(opts.listeners, () => null);
+  const senderOpened = await openSockets(1, () => cookies[0]);
+  if (!senderOpened.clients.length) throw new Error(`the sender could not join: ${senderOpened.failures}`);
+  const sender = senderOpened.clients[0];
+  const listeners = listenersOpened.clients;
+  const n = listeners.length;
+  if (!n) throw new Error("no listener could join");
+
+  const prefix = `b${Date.now().toString(36)}-`;
+  const got = new Int32Array(n).fill(-1); // the last seq each listener received
+  const latencies = [];
+  const rounds = []; // send → last listener, per measured message
+  const window = new Window();
+  let seq = 0;
+  let sentAt = 0;
+  let remaining = 0;
+  let measuring = false;
+  let measured = 0;
+  let dropped = 0;
+  let droppedMessages = 0;
+  let late = 0;
+  let duplicates = 0;
+  let foreign = 0;
+  let warmupMessages = 0;
+  const errors = [];
+  const warmupEnd = performance.now() + opts.warmup * 1000;
+  let done;
+  const finished = new Promise((resolve) => {
+    done = resolve;
+  });
+  let windowResult = null;
+
+  sender.onError = (code, message) => errors.push(`${code}: ${message}`);
+
+  function sendNext() {
+    seq += 1;
+    remaining = n;
+    sentAt = performance.now();
+    sender.send({ room: opts.room, body: body(seq), clientId: prefix + seq, ref: `r${seq}` });
+  }
+
+  function complete() {
+    const now = performance.now();
+    if (measuring) {
+      measured += 1;
+      rounds.push(now - sentAt);
+      const enough = opts.messages
+        ? measured >= opts.messages
+        : now - window.t0 >= opts.duration * 1000;
+      if (enough) {
+        windowResult = window.stop();
+        measuring = false;
+        done();
+        return;
+      }
+    } else {
+      warmupMessages += 1;
+      if (now >= warmupEnd && warmupMessages >= 3) {
+        measuring = true;
+        window.start();
+      }
+    }
+    sendNext();
+  }
+
+  listeners.forEach((client, index) => {
+    client.onMessage = (message) => {
+      const cid = message.client_id;
+      if (typeof cid !== "string" || !cid.startsWith(prefix)) {
+        foreign += 1;
+        return;
+      }
+      const s = Number(cid.slice(prefix.length));
+      if (s !== seq) {
+        late += 1;
+        return;
+      }
+      if (got[index] === s) {
+        duplicates += 1;
+        return;
+      }
+      got[index] = s;
+      if (measuring) latencies.push(performance.now() - sentAt);
+      remaining -= 1;
+      if (remaining === 0) complete();
+    };
+  });
+
+  // One watchdog instead of a timer per message: a message older than --timeout is given up.
+  const watchdog = setInterval(() => {
+    if (remaining > 0 && performance.now() - sentAt > opts.timeout * 1000) {
+      log(`message ${seq}: ${remaining} of ${n} listeners lack it after ${opts.timeout} s`);
+      if (measuring) {
+        dropped += remaining;
+        droppedMessages += 1;
+      }
+      remaining = 0;
+      complete();
+    }
+  }, 50);
+
+  sendNext();
+  await finished;
+  clearInterval(watchdog);
+  await sleep(100); // let stragglers of the last message count as late, not vanish
+  const deliveries = latencies.length;
+  const result = {
+    event: "result",
+    target: opts.target,
+    workload: "broadcast",
+    listeners: n,
+    connect: {
+      listeners: connectReport(listenersOpened, opts.listeners),
+      sender: connectReport(senderOpened, 1),
+    },
+    window: windowResult,
+    messages: measured,
+    warmup_messages: warmupMessages,
+    deliveries,
+    expected_deliveries: measured * n,
+    dropped,
+    dropped_messages: droppedMessages,
+    late,
+    duplicates,
+    foreign,
+    server_errors: errors.length,
+    error_samples: errors.slice(0, 5),
+    delivered_per_s: deliveries / windowResult.seconds,
+    messages_per_s: measured / windowResult.seconds,
+    server_us_per_delivery:
+      windowResult.server_cpu_s === null || !deliveries
+        ? null
+        : (windowResult.server_cpu_s * 1e6) / deliveries,
+    generator_us_per_delivery: deliveries ? (windowResult.generator_cpu_s * 1e6) / deliveries : null,
+    latency: summarize(latencies),
+    round: summarize(rounds),
+  };
+  await closeAll([sender, ...listeners]);
+  return result;
+}
+
+async function acks() {
+  const cookies = loadCookies();
+  if (opts.target === "chatsite" && cookies.length < opts.senders) {
+    throw new Error(`chatsite needs ${opts.senders} sender session ids in --cookies`);
+  }
+  // Each sender in its own room (`--own-rooms`: chatsite needs rooms PREFIX000, PREFIX001...)
+  // measures the ack path alone; in one shared room every send is also a broadcast to all.
+  const roomOf = (i) => (opts.ownRooms ? `${opts.ownRooms}${String(i).padStart(3, "0")}` : opts.room);
+  const opened = await openSockets(opts.senders, (i) => cookies[i], roomOf);
+  const senders = opened.clients;
+  if (!senders.length) throw new Error("no sender could join");
+  const prefix = `a${Date.now().toString(36)}-`;
+  const window = new Window();
+  const latencies = [];
+  const errors = [];
+  let measuring = false;
+  let stopping = false;
+  let acked = 0;
+  let timeouts = 0;
+  let deliveries = 0; // the broadcasts the senders hear of each other's messages
+  let windowResult = null;
+  let counter = 0;
+  // Every broadcast must reach every socket in its room: counted over the whole run.
+  let storedTotal = 0; // sends acked: stored, so broadcast
+  let receivedTotal = 0;
+  let unresolved = 0; // sends given up without ack or error: stored or not, unknown
+
+  const state = senders.map(() => ({ ref: null, sentAt: 0 }));
+  function sendFrom(index) {
+    if (stopping) return;
+    const id = ++counter;
+    const s = state[index];
+    s.ref = `r${id}`;
+    s.sentAt = performance.now();
+    senders[index].send({ room: roomOf(index), body: body(id), clientId: prefix + id, ref: s.ref });
+  }
+
+  senders.forEach((client, index) => {
+    client.onAck = (ref, ok, info) => {
+      const s = state[index];
+      if (ref !== s.ref) return; // a reply to a send already given up
+      s.ref = null;
+      if (!ok) {
+        errors.push(`${info.code}: ${info.message}`);
+      } else {
+        storedTotal += 1;
+        if (measuring) {
+          latencies.push(performance.now() - s.sentAt);
+          acked += 1;
+        }
+      }
+      sendFrom(index);
+    };
+    client.onMessage = () => {
+      receivedTotal += 1;
+      if (measuring) deliveries += 1;
+    };
+  });
+
+  const watchdog = setInterval(() => {
+    const now = performance.now();
+    state.forEach((s, index) => {
+      if (s.ref !== null && now - s.sentAt > opts.timeout * 1000) {
+        if (measuring) timeouts += 1;
+        unresolved += 1;
+        s.ref = null;
+        sendFrom(index);
+      }
+    });
+  }, 50);
+
+  senders.forEach((_, index) => sendFrom(index));
+  await sleep(opts.warmup * 1000);
+  measuring = true;
+  window.start();
+  await sleep(opts.duration * 1000);
+  windowResult = window.stop();
+  measuring = false;
+  stopping = true;
+  // Let the sends in flight be answered, then their broadcasts arrive (both bounded).
+  const members = opts.ownRooms ? 1 : senders.length;
+  const settleUntil = performance.now() + opts.timeout * 1000;
+  while (state.some((s) => s.ref !== null) && performance.now() < settleUntil) await sleep(20);
+  clearInterval(watchdog);
+  unresolved += state.filter((s) => s.ref !== null).length;
+  const expected = storedTotal * members;
+  const arriveUntil = performance.now() + 3000;
+  while (receivedTotal < expected && performance.now() < arriveUntil) await sleep(20);
+  const result = {
+    event: "result",
+    target: opts.target,
+    workload: "acks",
+    senders: senders.length,
+    rooms: opts.ownRooms ? "own" : "shared",
+    connect: connectReport(opened, opts.senders),
+    window: windowResult,
+    acks: acked,
+    acks_per_s: acked / windowResult.seconds,
+    ack_timeouts: timeouts,
+    server_errors: errors.length,
+    error_samples: [...new Set(errors)].slice(0, 5),
+    deliveries,
+    delivered_per_s: deliveries / windowResult.seconds,
+    // Over the whole run: each acked message times the sockets in its room.
+    broadcasts_expected: expected,
+    broadcasts_received: receivedTotal,
+    broadcasts_missing: Math.max(0, expected - receivedTotal),
+    unresolved_sends: unresolved,
+    server_us_per_ack:
+      windowResult.server_cpu_s === null || !acked ? null : (windowResult.server_cpu_s * 1e6) / acked,
+    latency: summarize(latencies),
+  };
+  await closeAll(senders);
+  return result;
+}
+
+function stdinLines() {
+  const rl = readline.createInterface({ input: process.stdin });
+  const queue = [];
+  const waiters = [];
+  rl.on("line", (line) => {
+    const waiter = waiters.shift();
+    if (waiter) waiter(line.trim());
+    else queue.push(line.trim());
+  });
+  rl.on("close", () => {
+    for (const waiter of waiters.splice(0)) waiter(null);
+    queue.push(null);
+  });
+  return (what, ms) =>
+    withTimeout(
+      new Promise((resolve) => {
+        if (queue.length) resolve(queue.shift());
+        else waiters.push(resolve);
+      }).then((line) => {
+        if (line !== what) throw new Error(`expected "${what}" on stdin, got ${JSON.stringify(line)}`);
+      }),
+      ms,
+      `waiting for "${what}" on stdin`,
+    );
+}
+
+async function idle() {
+  const expect = stdinLines();
+  // Warm the server up first, so its lazily built state (imports, database connection,
+  // thread pool) is in the baseline rather than charged to the idle sockets.
+  const warm = await openSockets(Math.min(20, opts.sockets), () => null);
+  await closeAll(warm.clients);
+  await sleep(500);
+  emit({ event: "baseline" });
+  await expect("go", 60_000);
+  const opened = await openSockets(opts.sockets, () => null);
+  emit({ event: "ready", sockets: opened.clients.length });
+  await expect("close", 120_000);
+  const result = {
+    event: "result",
+    target: opts.target,
+    workload: "idle",
+    sockets: opened.clients.length,
+    connect: connectReport(opened, opts.sockets),
+    sockets_per_s: opened.clients.length / opened.seconds,
+  };
+  await closeAll(opened.clients);
+  return result;
+}
+
+async function main() {
+  const workloads = { broadcast, acks, idle };
+  const result = await workloads[opts.workload]();
+  emit(result);
+  clearTimeout(deadlineTimer);
+  process.exit(0);
+}
+
+main().catch((error) => {
+  emit({ event: "error", error: String(error.stack || error) });
+  process.exit(1);
+});

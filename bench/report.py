@@ -1,0 +1,876 @@
+"""Turns one `make bench` run into docs/performance.md and its chart.
+
+Everything in the document is generated except the "## Analysis" section, which a person
+writes and which a re-run keeps as it is.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ANALYSIS_HEADING = "## Analysis"
+ANALYSIS_PLACEHOLDER = (
+    "_To be written: where chatsite's server time goes (profiles of the fan-out path), "
+    "what bounds each figure above, and what would move it. `make bench` keeps this section "
+    "as it is on every re-run._"
+)
+SATURATED_PCT = 90.0  # a process at or above this share of its core is the bottleneck
+DISTURBED_PCT = 10.0  # other work on the machine above this share of a core: unreliable
+REFERENCE = "socketio"
+TARGET_N = "1000"
+
+# Targets of the issue: ratios to Socket.IO in the same run at N = 1,000, and absolutes.
+RATIO_TARGETS = [
+    # (label, key in the broadcast result, comparison, bound)
+    ("delivered msg/s", "delivered_per_s", ">=", 0.5),
+    ("server µs/delivery", "server_us_per_delivery", "<=", 3.0),
+    ("p99 broadcast latency", "p99", "<=", 2.0),
+]
+ACK_P99_TARGET_MS = 50.0
+ACK_WORKLOADS = [("acks", "one room"), ("acks_own_rooms", "a room each")]
+REFERENCE_FIGURES = (
+    "The issue's reference for Socket.IO's chat example at N = 1,000 (same machine kind): "
+    "~58,000 delivered msg/s, p50/p99 24/33 ms, ~17 server µs/delivery."
+)
+IDLE_KB_TARGET = 50.0
+DROPS_COLOR = "#c00"  # the chart's outline of a run that lost broadcasts
+
+
+# Environment ------------------------------------------------------------------------------
+
+
+def _command_output(args: list[str]) -> str | None:
+    try:
+        return subprocess.run(
+            args, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _npm_version(bench: Path, package: str) -> str | None:
+    try:
+        return json.loads((bench / "node_modules" / package / "package.json").read_text())[
+            "version"
+        ]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _memory_gb() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
+def environment(bench: Path) -> dict[str, Any]:
+    """The machine and the versions of everything under test."""
+    python_packages = ["Django", "channels", "daphne", "channels-redis", "Twisted", "psycopg"]
+    versions: dict[str, str | None] = {}
+    for name in python_packages:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "memory_gb": _memory_gb(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "node": _command_output(["node", "--version"]),
+        "python_packages": versions,
+        "npm_packages": {
+            p: _npm_version(bench, p) for p in ("socket.io", "socket.io-client", "ws")
+        },
+    }
+
+
+# Reading results --------------------------------------------------------------------------
+
+
+def _p(result: dict[str, Any], pct: str) -> float | None:
+    return (result.get("latency") or {}).get(f"{pct}_ms")
+
+
+def _metric(result: dict[str, Any], key: str) -> float | None:
+    return _p(result, key) if key in ("p50", "p99") else result.get(key)
+
+
+def _pct(cpu_s: float | None, seconds: float | None) -> float | None:
+    if cpu_s is None or not seconds:
+        return None
+    return 100 * cpu_s / seconds
+
+
+def _server_pct(result: dict[str, Any]) -> float | None:
+    window = result.get("window") or {}
+    return _pct(window.get("server_cpu_s"), window.get("seconds"))
+
+
+def _generator_pct(result: dict[str, Any]) -> float | None:
+    return (result.get("window") or {}).get("generator_cpu_pct")
+
+
+def _other_pct(result: dict[str, Any]) -> float | None:
+    """Other processes' CPU; clamped at 0, as tick rounding can take it a little below."""
+    other = (result.get("window") or {}).get("other_cpu_pct")
+    return None if other is None else max(0.0, other)
+
+
+def _runs(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Every measured run of a configuration, named for notes."""
+    runs = [(f"broadcast N = {int(n):,}", r) for n, r in config["broadcast"].items()]
+    runs += [(f"acks, {rooms}", config[w]) for w, rooms in ACK_WORKLOADS if w in config]
+    runs.append(("idle", config["idle"]))
+    return runs
+
+
+def _missing(result: dict[str, Any]) -> int | None:
+    """Broadcasts of an ack run that never reached a socket of their room."""
+    return result.get("broadcasts_missing")
+
+
+def _missing_text(result: dict[str, Any]) -> str:
+    missing, expected = _missing(result), result.get("broadcasts_expected")
+    if missing is None:
+        return "n/a"
+    if not missing or not expected:
+        return f"{missing:,}"
+    return f"{missing:,} of {expected:,} ({100 * missing / expected:.0f}%)"
+
+
+def _configs(results: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return list(results["configs"].items())
+
+
+def _ok(config: dict[str, Any]) -> bool:
+    return not config.get("skipped") and not config.get("failed")
+
+
+def one_line(result: dict[str, Any]) -> str:
+    """A progress line for the console."""
+    workload = result.get("workload")
+    if workload == "broadcast":
+        return (
+            f"{result['delivered_per_s']:,.0f} deliveries/s, p50/p99 "
+            f"{_p(result, 'p50')}/{_p(result, 'p99')} ms, "
+            f"{_fmt(result.get('server_us_per_delivery'), 1)} server µs/delivery, "
+            f"dropped {result['dropped']}, generator CPU {_generator_pct(result):.0f}%"
+        )
+    if workload == "acks":
+        return (
+            f"{result['acks_per_s']:,.0f} acks/s, p50/p99 {_p(result, 'p50')}/"
+            f"{_p(result, 'p99')} ms, timeouts {result['ack_timeouts']}, "
+            f"broadcasts missing {_missing_text(result)}, "
+            f"generator CPU {_generator_pct(result):.0f}%"
+        )
+    if workload == "idle":
+        return (
+            f"{result['sockets']} sockets, RSS {result['rss_before_kb']:,} → "
+            f"{result['rss_after_kb']:,} kB, {_fmt(result.get('kb_per_socket'), 1)} KB/socket"
+        )
+    return json.dumps(result)[:200]
+
+
+def _fmt(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:,.{digits}f}"
+
+
+# Targets ----------------------------------------------------------------------------------
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each chatsite configuration against each target of the issue: value, bound, met."""
+    reference = results["configs"].get(REFERENCE, {})
+    ref_broadcast = (reference.get("broadcast") or {}).get(TARGET_N) if _ok(reference) else None
+    rows = []
+    for key, config in _configs(results):
+        if key == REFERENCE or not _ok(config):
+            continue
+        mine = config["broadcast"].get(TARGET_N)
+        for label, metric, op, bound in RATIO_TARGETS:
+            ratio = None
+            if mine and ref_broadcast:
+                a, b = _metric(mine, metric), _metric(ref_broadcast, metric)
+                ratio = a / b if a is not None and b else None
+            met = None if ratio is None else (ratio >= bound if op == ">=" else ratio <= bound)
+            rows.append(
+                {
+                    "config": key,
+                    "target": f"{label} {op} {bound:g}x Socket.IO",
+                    "value": _ratio(ratio, bound),
+                    "met": met,
+                }
+            )
+        dropped = sum(r["dropped"] + r["late"] for r in config["broadcast"].values())
+        missing = sum(_missing(config.get(w) or {}) or 0 for w, _rooms in ACK_WORKLOADS)
+        rows.append(
+            {
+                "config": key,
+                "target": "zero messages dropped (broadcast runs; broadcasts in the ack runs)",
+                "value": f"{dropped:,} dropped or late; {missing:,} missing",
+                "met": dropped == 0 and missing == 0,
+            }
+        )
+        for workload, rooms in ACK_WORKLOADS:
+            if workload not in config:
+                continue
+            ack_p99 = _p(config[workload], "p99")
+            rows.append(
+                {
+                    "config": key,
+                    "target": f"ack p99 < {ACK_P99_TARGET_MS:g} ms "
+                    f"({config[workload]['senders']} senders, {rooms})",
+                    "value": f"{_fmt(ack_p99, 1)} ms",
+                    "met": None if ack_p99 is None else ack_p99 < ACK_P99_TARGET_MS,
+                }
+            )
+        kb = config["idle"].get("kb_per_socket")
+        rows.append(
+            {
+                "config": key,
+                "target": f"≤ {IDLE_KB_TARGET:g} KB server memory per idle socket",
+                "value": f"{_fmt(kb, 1)} KB",
+                "met": None if kb is None else kb <= IDLE_KB_TARGET,
+            }
+        )
+    return rows
+
+
+def _ratio(ratio: float | None, bound: float) -> str | None:
+    """Two decimals, or three where two would round onto the bound and hide the verdict."""
+    if ratio is None:
+        return None
+    return f"{ratio:.3f}x" if round(ratio, 2) == bound else f"{ratio:.2f}x"
+
+
+def bounds(results: dict[str, Any]) -> list[str]:
+    """Plain statements of what limited each figure, from the CPU each side used."""
+    lines = []
+    for _key, config in _configs(results):
+        if not _ok(config):
+            continue
+        label = config["label"]
+        for n, result in config["broadcast"].items():
+            server, gen = _server_pct(result), _generator_pct(result)
+            where = f"{label}, broadcast N = {int(n):,}"
+            if gen is not None and gen >= SATURATED_PCT:
+                lines.append(
+                    f"**{where}: the load generator was saturated** ({gen:.0f}% of its core; "
+                    f"server {_fmt(server)}%). The throughput is a floor for this server and "
+                    "the latencies include the generator's queueing."
+                )
+            elif server is not None and server >= SATURATED_PCT:
+                lines.append(
+                    f"{where}: bounded by the server's one core ({server:.0f}% busy; "
+                    f"generator {_fmt(gen)}%)."
+                )
+            else:
+                lines.append(
+                    f"{where}: neither side saturated (server {_fmt(server)}%, generator "
+                    f"{_fmt(gen)}%): the one-message-in-flight loop is bounded by the round "
+                    "trip, each side waiting for the other."
+                )
+            services = (result.get("window") or {}).get("services_cpu_s")
+            if services and result.get("deliveries"):
+                window = result["window"]["seconds"]
+                lines.append(
+                    f"{where}: Redis and PostgreSQL used another {100 * services / window:.0f}% "
+                    f"of a core ({1e6 * services / result['deliveries']:.1f} µs/delivery), not "
+                    "counted in the server's figure."
+                )
+        for workload, rooms in ACK_WORKLOADS:
+            acks = config.get(workload) or {}
+            rate = acks.get("acks_per_s")
+            if not rate:
+                continue
+            senders = acks["senders"]
+            fanout = (
+                f"every send is also broadcast to the {senders} senders "
+                f"({_fmt(acks.get('delivered_per_s'))} deliveries/s)"
+                if workload == "acks"
+                else "each sender alone in its room, so a send is one delivery"
+            )
+            lines.append(
+                f"{label}, acks ({rooms}): {senders} closed loops keep {senders} sends in "
+                f"flight, so (Little's law) mean ack latency = {senders} / acks per second = "
+                f"{1000 * senders / rate:.1f} ms at the measured {rate:,.0f} acks/s (measured "
+                f"mean {_fmt((acks.get('latency') or {}).get('mean_ms'), 1)} ms); an ack p99 "
+                f"under {ACK_P99_TARGET_MS:g} ms needs more than "
+                f"{1000 * senders / ACK_P99_TARGET_MS:,.0f} acks/s. Here {fanout}; server "
+                f"{_fmt(_server_pct(acks))}%, generator {_fmt(_generator_pct(acks))}%"
+                + (
+                    " (**the generator was saturated**: the acks/s are a floor)."
+                    if (_generator_pct(acks) or 0) >= SATURATED_PCT
+                    else "."
+                )
+            )
+    return lines
+
+
+# The document -----------------------------------------------------------------------------
+
+
+def existing_analysis(doc: Path) -> str | None:
+    """The body of the Analysis section of an existing document, to carry over unchanged."""
+    if not doc.exists():
+        return None
+    text = doc.read_text()
+    match = re.search(
+        rf"^{re.escape(ANALYSIS_HEADING)}[ \t]*\n(.*?)(?=^## |\Z)", text, re.DOTALL | re.MULTILINE
+    )
+    return match.group(1).strip("\n") if match else None
+
+
+def _table(header: list[str], rows: list[list[str]], align: str | None = None) -> str:
+    align = align or "l" + "r" * (len(header) - 1)
+    marks = {"l": "---", "r": "---:", "c": ":---:"}
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(marks[a] for a in align) + "|",
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _met(value: bool | None) -> str:
+    return {True: "met", False: "**missed**", None: "not measured"}[value]
+
+
+def render(results: dict[str, Any], *, analysis: str, chart_name: str) -> str:
+    env = results["environment"]
+    opts = results["options"]
+    cores = results["cores"]
+    py = env["python_packages"]
+    npm = env["npm_packages"]
+    pinned = cores["server"] is not None
+    out: list[str] = []
+    add = out.append
+
+    add("# Performance")
+    add("")
+    add(
+        f"Generated by `make bench` ({results['started']}, {results['seconds']:.0f} s for the "
+        "whole run). Everything here except the Analysis section is rewritten by each run. "
+        "Compare figures between configurations of the same run: on the 2-CPU virtual "
+        "machine this harness was built on, the same code measured up to a third faster or "
+        "slower from one run to the next (Socket.IO at N = 1,000, bound by the generator, "
+        "varied most), so repeat a run before trusting a smaller difference."
+    )
+    add("")
+    add("```sh")
+    add("make bench                                   # everything, about 5 minutes")
+    add('make bench BENCH_ARGS="--configs memory,socketio --duration 5"')
+    add(".venv/bin/python bench/run.py --quick        # a short smoke run; writes no doc")
+    add("```")
+    add("")
+    add(
+        "`make bench` installs `requirements-bench.txt` (matplotlib, for the chart) and the "
+        "Node packages of `bench/package-lock.json` (socket.io, socket.io-client, ws), then "
+        "runs `bench/run.py`. The raw JSON of a run and every process's log are kept in a "
+        "temporary folder whose path the run prints at the end. Configuration (b) needs Redis "
+        "on 127.0.0.1:6379 (database 14 is flushed) and PostgreSQL on 127.0.0.1:5432 "
+        "(databases `chatsite_bench` and `chatsite_bench_template` are created and dropped); "
+        "without them it is skipped, with a note below."
+    )
+    add("")
+
+    add("## Machine")
+    add("")
+    machine = [
+        ["CPU", f"{env['cpus']} x {env['cpu_model']}"],
+        ["memory", f"{_fmt(env['memory_gb'], 1)} GB"],
+        ["kernel", f"Linux {env['kernel']}"],
+        [
+            "pinning",
+            f"server on CPU {cores['server']}, load generator on CPU {cores['generator']}"
+            if pinned
+            else "none (fewer than 2 CPUs)",
+        ],
+        ["Python", env["python"]],
+        ["Django / channels / daphne", f"{py['Django']} / {py['channels']} / {py['daphne']}"],
+        ["channels-redis / Twisted", f"{py['channels-redis']} / {py['Twisted']}"],
+        ["Node.js", str(env["node"])],
+        [
+            "socket.io / socket.io-client / ws",
+            f"{npm['socket.io']} / {npm['socket.io-client']} / {npm['ws']}",
+        ],
+    ]
+    if env.get("redis"):
+        machine.append(["Redis", env["redis"]])
+    if env.get("postgresql"):
+        machine.append(["PostgreSQL", env["postgresql"]])
+    add(_table(["", ""], machine, "ll"))
+    add("")
+
+    add("## Method")
+    add("")
+    add(
+        "- **One load generator for every server**: `bench/loadgen.js`, one Node process, "
+        "speaking chatsite's protocol (docs/protocol.md) over `ws`, and Socket.IO through "
+        "`socket.io-client` (WebSocket transport only). It connects in batches of 100 and "
+        "joins every socket to the room before anything is measured."
+    )
+    add(
+        "- **Servers under test**, each started fresh for every workload: (a) chatsite, one "
+        "`daphne` process, in-memory channel layer, SQLite; (b) chatsite, one `daphne` "
+        "process, channels-redis layer on local Redis, PostgreSQL; (c) the reference, "
+        "`bench/socketio_server.js`: Socket.IO's chat example adapted to rooms (join a room; "
+        "a message goes to every socket in its room, the sender's included, like chatsite; "
+        "each message is stamped with an id, seq and time so its frame is about the size of "
+        "chatsite's; an ack callback answers the sender). chatsite runs with "
+        "`DJANGO_DEBUG=0` (and `CHAT_RATE_LIMIT=off`, for any send rate limit), each "
+        "database a fresh copy of a migrated one, senders signed in with real session "
+        "cookies, listeners anonymous."
+    )
+    add(
+        "- **Pinning**: "
+        + (
+            f"the server process (and its threads) runs on CPU {cores['server']} only and the "
+            f"generator on CPU {cores['generator']} only (`sched_setaffinity`). Redis and "
+            "PostgreSQL are not pinned: they share both CPUs."
+            if pinned
+            else "none: this machine offered fewer than 2 CPUs, so the figures are unreliable."
+        )
+    )
+    add(
+        f"- **Broadcast** (N = {', '.join(f'{n:,}' for n in opts['listeners'])}): 1 sender "
+        "and N listeners in one room, one message in flight: the sender sends the next "
+        "message when every listener has the previous one. A delivery is one listener "
+        "receiving one message; its latency is the arrival time minus the send time, both "
+        "read in the generator. A listener without the message after 5 s counts as dropped "
+        "and the loop moves on. *Delivered msg/s* = deliveries / window; the sender's own copy "
+        f"is not counted. {opts['warmup_s']:g} s of warm-up (at least 3 messages), then a "
+        f"window of {opts['duration_s']:g} s that starts at a send and ends when a message is "
+        "complete."
+    )
+    add(
+        "- **Server µs/delivery**: the server process's CPU time (user + system, "
+        "`/proc/PID/stat`, all threads) over the window, divided by the deliveries in it. "
+        "It includes everything the server does per message: for chatsite, storing it (SQLite "
+        "runs inside the process; PostgreSQL and Redis work happens in their own processes "
+        "and is not counted), the ack and the fan-out. *Server CPU* and *generator CPU* are "
+        "shares of one core over the window; a generator near 100% means the generator, not "
+        "the server, set the pace. *Other CPU* is what every other process on the machine "
+        "used meanwhile (`/proc/stat` minus the server, the generator and, for (b), Redis and "
+        "PostgreSQL): it should be near 0%, and a run where it is not is listed under "
+        "*Problems seen in this run*."
+    )
+    add(
+        f"- **Acks**: {opts['senders']} signed-in senders, each in its own closed loop: send, "
+        "wait for its own ack, send the next. Ack latency = ack arrival - send. Run twice: "
+        "all senders in *one room* (every message is also broadcast to all the senders, as "
+        "in a busy room), and each sender in *a room* of its own (the ack path alone). "
+        "*Broadcasts missing*: over the whole run, every acked message times the sockets of "
+        "its room, minus the broadcasts that arrived (after waiting up to 3 s for stragglers)."
+    )
+    add(
+        f"- **Idle memory**: after 20 sockets connect, join and leave (so lazily built state "
+        f"is in the baseline), the server's `VmRSS` is read; then {opts['idle_sockets']:,} "
+        "sockets connect and join the room, and 2 s later `VmRSS` is read again. KB per idle "
+        "socket = the difference / sockets."
+    )
+    add("")
+
+    add("## Results")
+    add("")
+    add("### Broadcast: 1 sender, N listeners in one room")
+    add("")
+    rows = []
+    for _key, config in _configs(results):
+        if not _ok(config):
+            continue
+        for n, r in config["broadcast"].items():
+            rows.append(
+                [
+                    config["label"],
+                    f"{int(n):,}",
+                    _fmt(r["delivered_per_s"]),
+                    _fmt(_p(r, "p50"), 1),
+                    _fmt(_p(r, "p99"), 1),
+                    _fmt(r.get("server_us_per_delivery"), 1),
+                    f"{_fmt(_server_pct(r))}%",
+                    f"{r['dropped']:,}" + (f" (+{r['late']:,} late)" if r["late"] else ""),
+                    f"{_fmt(_generator_pct(r))}%",
+                    _fmt(r.get("generator_us_per_delivery"), 1),
+                    f"{_fmt(_other_pct(r))}%",
+                ]
+            )
+    add(
+        _table(
+            [
+                "server",
+                "N",
+                "delivered msg/s",
+                "p50 ms",
+                "p99 ms",
+                "server µs/delivery",
+                "server CPU",
+                "dropped",
+                "generator CPU",
+                "generator µs/delivery",
+                "other CPU",
+            ],
+            rows,
+        )
+    )
+    add("")
+    add(
+        f"{REFERENCE_FIGURES} *Generator µs/delivery* is the generator's own CPU per delivery: "
+        "its ceiling is about 1,000,000 / that figure deliveries per second."
+    )
+    add("")
+    add(f"![Delivered msg/s, p99 latency, server µs/delivery and ack latency]({chart_name})")
+    add("")
+
+    add("### Acks: concurrent senders")
+    add("")
+    rows = []
+    for _key, config in _configs(results):
+        if not _ok(config):
+            continue
+        for workload, rooms in ACK_WORKLOADS:
+            r = config.get(workload)
+            if not r:
+                continue
+            rows.append(
+                [
+                    config["label"],
+                    f"{r['senders']:,}, {rooms}",
+                    _fmt(r["acks_per_s"]),
+                    _fmt(_p(r, "p50"), 1),
+                    _fmt(_p(r, "p99"), 1),
+                    f"{r['ack_timeouts']:,}",
+                    _missing_text(r),
+                    f"{_fmt(_server_pct(r))}%",
+                    f"{_fmt(_generator_pct(r))}%",
+                    f"{_fmt(_other_pct(r))}%",
+                ]
+            )
+    add(
+        _table(
+            [
+                "server",
+                "senders",
+                "acks/s",
+                "ack p50 ms",
+                "ack p99 ms",
+                "no ack in 5 s",
+                "broadcasts missing",
+                "server CPU",
+                "generator CPU",
+                "other CPU",
+            ],
+            rows,
+        )
+    )
+    add("")
+
+    add("### Memory: idle sockets")
+    add("")
+    rows = []
+    for _key, config in _configs(results):
+        if not _ok(config):
+            continue
+        r = config["idle"]
+        rows.append(
+            [
+                config["label"],
+                f"{r['sockets']:,}",
+                f"{r['rss_before_kb'] / 1024:,.1f}",
+                f"{r['rss_after_kb'] / 1024:,.1f}",
+                _fmt(r.get("kb_per_socket"), 1),
+                _fmt(r["connect"]["seconds"], 1),
+            ]
+        )
+    add(
+        _table(
+            ["server", "sockets", "RSS before MB", "RSS after MB", "KB per socket", "connect s"],
+            rows,
+        )
+    )
+    add("")
+
+    add(f"### Targets (ratios to Socket.IO in this run, N = {int(TARGET_N):,})")
+    add("")
+    rows = [
+        [results["configs"][t["config"]]["label"], t["target"], t["value"] or "n/a", _met(t["met"])]
+        for t in targets(results)
+    ]
+    add(_table(["server", "target", "measured", ""], rows, "lllc"))
+    add("")
+    reference = results["configs"].get(REFERENCE, {})
+    ref_run = (reference.get("broadcast") or {}).get(TARGET_N) if _ok(reference) else None
+    if ref_run and (_generator_pct(ref_run) or 0) >= SATURATED_PCT:
+        add(
+            f"Socket.IO's N = {int(TARGET_N):,} run was bound by the load generator "
+            f"({_generator_pct(ref_run):.0f}% of its core, server "
+            f"{_fmt(_server_pct(ref_run))}%), so its msg/s is a floor and its p99 a ceiling "
+            "for what Socket.IO can do: those two ratios flatter chatsite. Server µs/delivery "
+            "is CPU per delivery and does not depend on who set the pace."
+        )
+        add("")
+
+    add("### What bounds each figure")
+    add("")
+    add(
+        "Read from the CPU each side used in the window (a process at "
+        f"{SATURATED_PCT:g}% or more of its core is taken as the bottleneck):"
+    )
+    add("")
+    out.extend(f"- {line}" for line in bounds(results))
+    add("")
+    notes = run_notes(results)
+    if notes:
+        add("### Problems seen in this run")
+        add("")
+        out.extend(f"- {line}" for line in notes)
+        add("")
+
+    add(ANALYSIS_HEADING)
+    add("")
+    add(analysis)
+    add("")
+    return "\n".join(out)
+
+
+def run_notes(results: dict[str, Any]) -> list[str]:
+    """Everything that makes a figure less trustworthy: skips, failures, errors, a busy box."""
+    notes = []
+    for _key, config in _configs(results):
+        label = config["label"]
+        if config.get("skipped"):
+            notes.append(f"{label}: **skipped**: {config['skipped']}.")
+        if config.get("failed"):
+            notes.append(f"{label}: **failed**: `{config['failed'][:300]}`.")
+        if not _ok(config):
+            continue
+        for name, r in _runs(config):
+            failures = _connect_failures(r)
+            if failures:
+                samples = "; ".join(_connect_samples(r))
+                sockets = "socket" if failures == 1 else "sockets"
+                notes.append(
+                    f"{label} ({name}): {failures:,} {sockets} failed to join ({samples})."
+                )
+            if r.get("server_errors"):
+                notes.append(
+                    f"{label} ({name}): {r['server_errors']:,} error frames, e.g. "
+                    f"`{r['error_samples'][0]}`."
+                )
+            if _missing(r):
+                notes.append(
+                    f"**{label} ({name}): {_missing_text(r)} broadcasts never reached a socket "
+                    "of their room** (counted over the whole run, after waiting for "
+                    "stragglers). The server skipped that fan-out work, so this run's acks/s "
+                    "and ack latency are not comparable with a server that delivers everything."
+                )
+            if r.get("ack_timeouts"):
+                notes.append(f"{label} ({name}): {r['ack_timeouts']:,} sends got no ack in 5 s.")
+            server_log = r.get("server_log") or {}
+            if server_log.get("tracebacks"):
+                notes.append(
+                    f"{label} ({name}): the server logged {server_log['tracebacks']} "
+                    f"traceback(s), e.g. `{server_log['first']}`."
+                )
+            if r.get("server_alive") is False:
+                notes.append(f"{label} ({name}): the server died during the run.")
+            other = _other_pct(r)
+            if other is not None and other > DISTURBED_PCT:
+                notes.append(
+                    f"{label} ({name}): other processes used {other:.0f}% of a core during the "
+                    "window: the figures of this run are disturbed."
+                )
+    return notes
+
+
+def _connect_samples(result: dict[str, Any]) -> list[str]:
+    connect = result.get("connect") or {}
+    parts = [connect] if "failures" in connect else list(connect.values())
+    return sorted({s for part in parts for s in part.get("failure_samples", [])})[:3]
+
+
+def _connect_failures(result: dict[str, Any]) -> int:
+    connect = result.get("connect") or {}
+    if "failures" in connect:
+        return connect["failures"]
+    return sum(part.get("failures", 0) for part in connect.values())
+
+
+# The chart --------------------------------------------------------------------------------
+
+
+def draw_chart(results: dict[str, Any], path: Path) -> None:
+    """Four panels: delivered msg/s, p99 latency, server µs/delivery, ack latency. A hatched
+    bar is a run whose load generator was saturated: the server could have done more."""
+    # Imported here: matplotlib is slow to import and only the document needs it.
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import FuncFormatter
+
+    configs = [(k, c) for k, c in _configs(results) if _ok(c)]
+    colors = {"memory": "#3b6fb6", "redis": "#7aa6db", "socketio": "#e08a2c"}
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.8), dpi=110)
+    width = 0.8 / max(len(configs), 1)
+    Run = tuple[dict[str, Any] | None, str]  # the run behind a bar, and its metric
+
+    def bars(ax: Any, run_for: Any, groups: list[str], title: str, unit: str) -> None:
+        top = 0.0
+        for i, (key, config) in enumerate(configs):
+            runs: list[Run] = [run_for(config, g) for g in groups]
+            values = [_metric(r, metric) if r else None for r, metric in runs]
+            xs = [g + (i - (len(configs) - 1) / 2) * width for g in range(len(groups))]
+            heights = [v or 0 for v in values]
+            top = max([top, *heights])
+            rects = ax.bar(xs, heights, width * 0.95, label=config["label"], color=colors.get(key))
+            labels = [_short(v) for v in values]
+            for j, (rect, (r, _metric_name)) in enumerate(zip(rects, runs, strict=True)):
+                if r and (_generator_pct(r) or 0) >= SATURATED_PCT:
+                    rect.set_hatch("///")
+                    rect.set_edgecolor("white")
+                if r and _missing(r):
+                    rect.set_edgecolor(DROPS_COLOR)
+                    rect.set_linewidth(1.5)
+                    labels[j] += "!"
+            ax.bar_label(rects, labels=labels, fontsize=7, padding=2)
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel(unit, fontsize=9)
+        ax.set_xticks(range(len(groups)))
+        ax.set_xticklabels(groups, fontsize=9)
+        ax.set_ylim(0, top * 1.18 or 1)
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_axisbelow(True)
+        ax.tick_params(axis="y", labelsize=8)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}"))
+
+    n_groups = [f"N = {n:,}" for n in results["options"]["listeners"]]
+
+    def broadcast(metric: str) -> Any:
+        def run_for(config: dict[str, Any], group: str) -> Run:
+            n = group.removeprefix("N = ").replace(",", "")
+            return config["broadcast"].get(n), metric
+
+        return run_for
+
+    def ack(config: dict[str, Any], group: str) -> Run:
+        pct, rooms = group.split("\n")
+        workload = next(w for w, r in ACK_WORKLOADS if r == rooms)
+        return config.get(workload), pct
+
+    bars(axes[0][0], broadcast("delivered_per_s"), n_groups, "Broadcast: delivered msg/s", "msg/s")
+    bars(axes[0][1], broadcast("p99"), n_groups, "Broadcast: p99 latency (lower is better)", "ms")
+    bars(
+        axes[1][0],
+        broadcast("server_us_per_delivery"),
+        n_groups,
+        "Server CPU µs per delivery (lower is better)",
+        "µs",
+    )
+    senders = results["options"]["senders"]
+    ack_axes = axes[1][1]
+    bars(
+        ack_axes,
+        ack,
+        [f"{pct}\n{rooms}" for _w, rooms in ACK_WORKLOADS for pct in ("p50", "p99")],
+        f"Ack latency, {senders} concurrent senders (lower is better)",
+        "ms",
+    )
+    target = ack_axes.axhline(ACK_P99_TARGET_MS, color="#c33", lw=1, ls="--")
+    ack_axes.legend(
+        [target], [f"target: p99 < {ACK_P99_TARGET_MS:g} ms"], fontsize=8, loc="upper right"
+    )
+    handles = [Patch(facecolor=colors.get(key), label=c["label"]) for key, c in configs]
+    handles.append(
+        Patch(facecolor="#777", hatch="///", edgecolor="white", label="load generator saturated")
+    )
+    handles.append(
+        Patch(facecolor="white", edgecolor=DROPS_COLOR, lw=1.5, label="! broadcasts dropped")
+    )
+    labels = [h.get_label() for h in handles]
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=9, frameon=False)
+    fig.suptitle(
+        f"chatsite vs Socket.IO: server on one core, load generator on another "
+        f"({results['started']})",
+        fontsize=11,
+    )
+    fig.tight_layout(rect=(0, 0.07, 1, 0.96))
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _short(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    if value >= 10_000:
+        return f"{value / 1000:,.0f}k"
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.1f}"
+
+
+# Entry points -----------------------------------------------------------------------------
+
+
+def write(results: dict[str, Any], *, doc: Path, chart: Path) -> None:
+    """Write the document and its chart, keeping an existing Analysis section."""
+    analysis = existing_analysis(doc) or ANALYSIS_PLACEHOLDER
+    draw_chart(results, chart)
+    doc.write_text(render(results, analysis=analysis, chart_name=chart.name))
+
+
+def summary(results: dict[str, Any]) -> str:
+    """The run's figures as plain text, for the console."""
+    lines = []
+    for _key, config in _configs(results):
+        if not _ok(config):
+            lines.append(f"{config['label']}: {config.get('skipped') or config.get('failed')}")
+            continue
+        lines.append(config["label"])
+        for n, r in config["broadcast"].items():
+            lines.append(f"  broadcast N={int(n):>5,}: {one_line(r)}")
+        for workload, rooms in ACK_WORKLOADS:
+            if workload in config:
+                lines.append(f"  acks ({rooms}): {one_line(config[workload])}")
+        lines.append(f"  idle: {one_line(config['idle'])}")
+    lines.extend(f"note: {note}" for note in run_notes(results))
+    lines.extend(
+        f"target [{_met(t['met'])}] {results['configs'][t['config']]['label']}: "
+        f"{t['target']}: {t['value']}"
+        for t in targets(results)
+    )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    # Re-render the doc from a saved results.json: python bench/report.py RESULTS [DOC]
+    saved = json.loads(Path(sys.argv[1]).read_text())
+    target = Path(sys.argv[2]) if len(sys.argv) > 2 else Path("docs/performance.md")
+    write(saved, doc=target, chart=target.with_suffix(".png"))
