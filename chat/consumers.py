@@ -19,7 +19,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from . import events, requests, selectors, services
+from . import events, requests, selectors, services, transport
 from .errors import ChatError, ErrorCode
 from .fanout import fanout_for, run_eagerly
 from .group_commit import writer_for_loop
@@ -59,6 +59,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.joined: dict[str, JoinedRoom] = {}
         self.fanout = fanout_for(get_channel_layer())
         self.presence = presence_for_loop()
+        # Broadcasts bypass the session middleware's send wrapper (chat/transport.py).
+        self.raw_send = self.scope.get(transport.SCOPE_KEY, self.base_send)
         self.backlog: collections.deque[str] | None = None  # frames behind a blocked send
         self.draining: asyncio.Task | None = None
         await self.accept()
@@ -209,7 +211,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if len(self.backlog) < settings.CHAT_SOCKET_BACKLOG:
                 self.backlog.append(text)
             return
-        rest = run_eagerly(self.base_send({"type": "websocket.send", "text": text}))
+        rest = run_eagerly(self.raw_send({"type": "websocket.send", "text": text}))
         if rest is not None:
             self.backlog = collections.deque()
             self.draining = asyncio.create_task(self._drain(rest))
@@ -218,7 +220,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         try:
             await rest
             while self.backlog:
-                await self.base_send({"type": "websocket.send", "text": self.backlog.popleft()})
+                await self.raw_send({"type": "websocket.send", "text": self.backlog.popleft()})
         finally:
             self.backlog = None
 
