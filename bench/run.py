@@ -330,6 +330,7 @@ class Run:
         env.update(
             DJANGO_SETTINGS_MODULE="chatsite.settings",
             DJANGO_DEBUG="0",
+            DJANGO_HTTPS="0",  # plain http on 127.0.0.1
             DJANGO_SECRET_KEY=self.secret_key,
             DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
             CHAT_RATE_LIMIT="off",

@@ -1,14 +1,20 @@
 """Pages. Thin: read the request, call a selector or service, render."""
 
+import math
+from collections.abc import Callable
+
 from django.conf import settings
-from django.contrib.auth import login
+from django.contrib import admin
+from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
-from . import events, selectors, services
+from . import events, selectors, services, throttle
 from .errors import ChatError
 from .forms import RoomCreateForm, SignupForm
 
@@ -82,3 +88,46 @@ def signup(request: HttpRequest) -> HttpResponse:
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect(next_url or settings.LOGIN_REDIRECT_URL)
     return render(request, "registration/signup.html", {"form": form, "next": next_url})
+
+
+_django_login = LoginView.as_view()
+
+
+@sensitive_post_parameters()
+def login_page(request: HttpRequest) -> HttpResponse:
+    """Django's login view, behind the failed-login throttle."""
+    return _throttled_login(request, _django_login)
+
+
+@sensitive_post_parameters()
+def admin_login(request: HttpRequest) -> HttpResponse:
+    """The admin's login view, behind the same throttle."""
+    return _throttled_login(request, admin.site.login)
+
+
+def _throttled_login(
+    request: HttpRequest, login_view: Callable[[HttpRequest], HttpResponse]
+) -> HttpResponse:
+    """A throttled username or address gets 429 before any password is checked; otherwise
+    the view runs, and its outcome is counted: signed in as that username, or a failure."""
+    if request.method != "POST":
+        return login_view(request)
+    username = request.POST.get(get_user_model().USERNAME_FIELD, "")
+    address = request.META.get("REMOTE_ADDR", "")
+    retry_after = throttle.login_retry_after(username=username, address=address)
+    if retry_after is not None:
+        response = render(
+            request,
+            "registration/login_throttled.html",
+            {"minutes": math.ceil(retry_after / 60), "login_url": request.path},
+            status=429,
+        )
+        response["Retry-After"] = str(retry_after)
+        return response
+    response = login_view(request)
+    user = request.user
+    if user.is_authenticated and user.get_username().casefold() == username.casefold():
+        throttle.login_succeeded(username=username)
+    else:
+        throttle.login_failed(username=username, address=address)
+    return response

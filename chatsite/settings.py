@@ -27,16 +27,34 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def secret_key_problem(key: str, *, development_key: str) -> str | None:
+    """Why `key` may not sign a production site's sessions, or None if it may: missing, the
+    development key, or weaker than Django's own deploy check accepts (security.W009)."""
+    if not key:
+        return "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off"
+    if key == development_key or key.startswith("django-insecure-"):
+        return "DJANGO_SECRET_KEY is the development key; set a secret one of your own"
+    if len(key) < 50 or len(set(key)) < 5:
+        return (
+            "DJANGO_SECRET_KEY is too weak: use at least 50 random characters "
+            "(5 or more different ones)"
+        )
+    return None
+
+
 DEBUG = env_bool("DJANGO_DEBUG", True)
 
 DEVELOPMENT_SECRET_KEY = "django-insecure-chatsite-development-key-do-not-use-in-production"
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG:
+if not DEBUG:
+    # Security: with debug off the key signs sessions and CSRF tokens for real users.
+    _problem = secret_key_problem(SECRET_KEY, development_key=DEVELOPMENT_SECRET_KEY)
+    if _problem:
         raise ImproperlyConfigured(
-            "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off "
+            f"{_problem} "
             '(generate one with: python -c "import secrets; print(secrets.token_urlsafe(50))").'
         )
+elif not SECRET_KEY:
     SECRET_KEY = DEVELOPMENT_SECRET_KEY
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
@@ -201,3 +219,78 @@ LOGGING = {
     # Django's own config gives "django" a console handler too; let it reach the root once.
     "loggers": {"django": {"handlers": [], "level": "INFO", "propagate": True}},
 }
+
+# --- Security --------------------------------------------------------------------------------
+# What a public site needs beyond the defaults: what `manage.py check --deploy` asks for, a
+# Content-Security-Policy, and a failed-login throttle. docs/security.md lists what holds and
+# the test that proves it. (The secret key is checked where it is read, at the top.)
+
+# DJANGO_HTTPS: visitors reach the site over HTTPS, through a TLS-terminating proxy that sets
+# X-Forwarded-Proto (README, "A production deployment"). On by default when debug is off; a
+# production-like run on plain http (deploy/serve.sh on 127.0.0.1) sets DJANGO_HTTPS=0.
+HTTPS = env_bool("DJANGO_HTTPS", not DEBUG)
+if HTTPS:
+    # The proxy must set this header on every request, overwriting any the client sent.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", HTTPS)
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+# Sent only on HTTPS responses. A year, with subdomains and preload, is what `check --deploy`
+# asks for; turning either off is a deliberate choice that it will warn about.
+SECURE_HSTS_SECONDS = int(
+    os.environ.get("DJANGO_SECURE_HSTS_SECONDS") or (365 * 24 * 3600 if HTTPS else 0)
+)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", True)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# The Content-Security-Policy of every response (chat/middleware.py), in the format of Django
+# 6.0's SECURE_CSP. Scripts and styles come only from our static files: no inline script,
+# event handler or style attribute runs, so text that slips into a page as HTML stays inert.
+# Pages pass data to scripts with `json_script`, which is data, not script. 'self' covers the
+# page's own ws:/wss: origin (CSP Level 3), which is all the socket needs.
+SECURE_CSP = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "img-src": ["'self'", "data:"],
+    "connect-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
+# Right after SecurityMiddleware, so that every response carries it, static files included.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "chat.middleware.ContentSecurityPolicyMiddleware",
+)
+
+# Failed logins, on the site's form and the admin's (chat/throttle.py): once a username has
+# this many failures within the window, or an address has, further attempts are answered 429
+# without checking the password until the window (from the first failure) ends. An address
+# gets more: an office or a phone network puts many people behind one.
+LOGIN_THROTTLE_WINDOW = 15 * 60  # seconds
+LOGIN_THROTTLE_USERNAME_FAILURES = 5
+LOGIN_THROTTLE_ADDRESS_FAILURES = 20
+
+# The cache holds the throttle's counters: in Redis when REDIS_URL is set, so that every
+# worker counts together, else in this process's memory.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "chatsite",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "chatsite",
+        }
+    }
+# --- End of security -------------------------------------------------------------------------

@@ -18,6 +18,9 @@ export CHATSITE_WORKERS=${CHATSITE_WORKERS:-2}
 export CHATSITE_RUN_DIR=${CHATSITE_RUN_DIR:-$PWD/run}
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
 export DJANGO_DEBUG=0
+# Plain http on this machine: no redirect to https, no Secure-only cookies, no HSTS. Behind a
+# TLS-terminating proxy, run it with DJANGO_HTTPS=1.
+export DJANGO_HTTPS=${DJANGO_HTTPS:-0}
 export DJANGO_ALLOWED_HOSTS=${DJANGO_ALLOWED_HOSTS:-$CHATSITE_HOST,localhost,127.0.0.1}
 if [ -z "${DJANGO_SECRET_KEY:-}" ]; then
   [ -s .secret-key ] || .venv/bin/python -c "import secrets; print(secrets.token_urlsafe(50))" > .secret-key

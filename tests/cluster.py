@@ -106,6 +106,7 @@ def cluster(
         "DATABASE_URL": next(databases),
         "REDIS_URL": url,
         "DJANGO_DEBUG": "0",
+        "DJANGO_HTTPS": "0",  # plain http on 127.0.0.1
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         "DJANGO_STATIC_ROOT": str(collected_static),

@@ -210,3 +210,15 @@ async def connect() -> AsyncIterator[Callable[..., Any]]:
     # The thread that ran database_sync_to_async keeps its connection otherwise, and
     # PostgreSQL will not drop a test database that has one open.
     await database_sync_to_async(connections.close_all)()
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache(settings: Any) -> None:
+    """Each test gets an empty in-process cache (the login throttle counts in it), even where
+    REDIS_URL is set; tests that want Redis use it explicitly."""
+    from django.core.cache import caches
+
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "tests"}
+    }
+    caches["default"].clear()

@@ -62,7 +62,7 @@ def test_make_serve_runs_workers_behind_supervisor(tmp_path: Path) -> None:
         "REDIS_URL": redis_url(),
     }
     env.pop("DJANGO_SECRET_KEY", None)
-    env["DJANGO_SECRET_KEY"] = "serve-test-" + "x" * 50
+    env["DJANGO_SECRET_KEY"] = "serve-test-" + "0123456789abcdef" * 4
     log = (tmp_path / "serve.log").open("wb")
     serve = subprocess.Popen(
         ["deploy/serve.sh"],
@@ -101,7 +101,7 @@ def test_make_serve_runs_workers_behind_supervisor(tmp_path: Path) -> None:
             timeout=60,
         )
         cookie = login(base, "alice", "correct-horse-battery-9")
-        assert asyncio.run(post_and_hear(port, cookie)) == {"joined", "ack", "message"}
+        assert {"joined", "ack", "message"} <= asyncio.run(post_and_hear(port, cookie))
     finally:
         os.killpg(serve.pid, signal.SIGTERM)
         serve.wait(timeout=30)

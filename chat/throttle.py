@@ -1,0 +1,61 @@
+"""Failed-login throttle: counts failures per username and per address in Django's cache.
+
+The cache is Redis when REDIS_URL is set, so every worker counts together. Each counter lives
+for LOGIN_THROTTLE_WINDOW seconds from its first failure; at its limit, logins for that
+username (or from that address) wait until the window ends. Usernames are hashed into the
+key, so any text a client posts makes a valid key.
+"""
+
+import hashlib
+import math
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+
+
+def _keys(kind: str, value: str) -> tuple[str, str]:
+    """The cache keys of one counter: its count, and when its window opened."""
+    digest = hashlib.sha256(value.casefold().encode()).hexdigest()
+    return f"login-failures:{kind}:{digest}", f"login-failures-since:{kind}:{digest}"
+
+
+def _counters(*, username: str, address: str) -> list[tuple[str, str, int]]:
+    """(kind, value, limit) for each counter a login attempt touches."""
+    counters = [("address", address, settings.LOGIN_THROTTLE_ADDRESS_FAILURES)]
+    if username:
+        counters.append(("username", username, settings.LOGIN_THROTTLE_USERNAME_FAILURES))
+    return counters
+
+
+def login_retry_after(*, username: str, address: str) -> int | None:
+    """Seconds until a login for `username` from `address` may be tried, or None if now."""
+    now = time.time()
+    waits = []
+    for kind, value, limit in _counters(username=username, address=address):
+        count_key, since_key = _keys(kind, value)
+        values = cache.get_many([count_key, since_key])
+        if values.get(count_key, 0) >= limit:
+            opened = values.get(since_key, now)
+            waits.append(max(1, math.ceil(opened + settings.LOGIN_THROTTLE_WINDOW - now)))
+    return max(waits, default=None)
+
+
+def login_failed(*, username: str, address: str) -> None:
+    """Count a failed login against its username and its address."""
+    window = settings.LOGIN_THROTTLE_WINDOW
+    for kind, value, _limit in _counters(username=username, address=address):
+        count_key, since_key = _keys(kind, value)
+        # The count first: it expires no later than the time its window opened.
+        cache.add(count_key, 0, window)
+        cache.add(since_key, time.time(), window)
+        try:
+            cache.incr(count_key)
+        except ValueError:  # expired between add and incr: this failure opens a new window
+            cache.set(count_key, 1, window)
+
+
+def login_succeeded(*, username: str) -> None:
+    """Forget the username's failures (not the address's: one's own account must not reset
+    the count of an address that is guessing others' passwords)."""
+    cache.delete_many(_keys("username", username))

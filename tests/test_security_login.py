@@ -1,0 +1,247 @@
+"""Logging in: failed attempts are throttled on the site's form and the admin's, and signing
+up applies Django's password validators."""
+
+import time
+
+import pytest
+import redis
+from django.contrib.auth import get_user_model
+from django.contrib.auth.backends import ModelBackend
+from django.test import Client
+
+from tests.conftest import PASSWORD
+from tests.redis_service import redis_url
+
+pytestmark = pytest.mark.django_db
+
+SITE_LOGIN = "/accounts/login/"
+ADMIN_LOGIN = "/admin/login/"
+LIMIT = 5  # LOGIN_THROTTLE_USERNAME_FAILURES
+WINDOW = 15 * 60  # LOGIN_THROTTLE_WINDOW
+
+
+def attempt(
+    client: Client,
+    username: str,
+    password: str = "wrong password",
+    *,
+    url: str = SITE_LOGIN,
+    address: str = "198.51.100.7",
+):
+    return client.post(url, {"username": username, "password": password}, REMOTE_ADDR=address)
+
+
+def fail(client: Client, username: str, times: int, **where: str) -> None:
+    for _ in range(times):
+        response = attempt(client, username, **where)
+        assert response.status_code == 200, "a wrong password shows the form again"
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings) -> None:
+    """Dozens of wrong passwords: a fast hasher keeps them cheap (the throttle ignores it)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def password_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The usernames whose password the authentication backend checked, in order."""
+    checked: list[str] = []
+    original = ModelBackend.authenticate
+
+    def spy(self, request, username=None, password=None, **kwargs):
+        checked.append(username)
+        return original(self, request, username=username, password=password, **kwargs)
+
+    monkeypatch.setattr(ModelBackend, "authenticate", spy)
+    return checked
+
+
+def signed_in_as(client: Client) -> str | None:
+    user = client.get("/").context["user"]
+    return user.get_username() if user.is_authenticated else None
+
+
+def test_the_sixth_try_after_five_failures_is_refused_with_429_without_a_password_check(
+    client, alice, password_checks
+):
+    fail(client, "alice", LIMIT)
+    password_checks.clear()
+
+    response = attempt(client, "alice", PASSWORD)
+
+    assert response.status_code == 429
+    assert WINDOW - 5 <= int(response["Retry-After"]) <= WINDOW
+    page = response.content.decode()
+    assert "Too many failed logins" in page
+    assert "Try again in 15 minutes" in page
+    assert password_checks == []
+    assert signed_in_as(client) is None
+
+
+def test_four_failures_still_let_the_right_password_in(client, alice):
+    fail(client, "alice", LIMIT - 1)
+
+    response = attempt(client, "alice", PASSWORD)
+
+    assert response.status_code == 302
+    assert signed_in_as(client) == "alice"
+
+
+def test_a_throttled_username_is_throttled_from_every_address(client, alice):
+    fail(client, "alice", LIMIT, address="198.51.100.7")
+
+    assert attempt(client, "alice", PASSWORD, address="203.0.113.9").status_code == 429
+    # Case does not make a new username to guess.
+    assert attempt(client, "ALICE", PASSWORD, address="203.0.113.9").status_code == 429
+
+
+def test_other_usernames_are_not_throttled_by_one_users_failures(client, alice, bob):
+    fail(client, "alice", LIMIT)
+
+    assert attempt(client, "bob", PASSWORD).status_code == 302
+
+
+def test_an_address_guessing_many_usernames_is_throttled(client, settings, alice):
+    settings.LOGIN_THROTTLE_ADDRESS_FAILURES = 3
+    for name in ("u1", "u2", "u3"):
+        fail(client, name, 1, address="192.0.2.1")
+
+    assert attempt(client, "alice", PASSWORD, address="192.0.2.1").status_code == 429
+    assert attempt(client, "alice", PASSWORD, address="192.0.2.2").status_code == 302
+
+
+def test_a_successful_login_clears_the_usernames_failures(client, alice):
+    fail(client, "alice", LIMIT - 1)
+    assert attempt(client, "alice", PASSWORD).status_code == 302
+    client.post("/accounts/logout/")
+
+    fail(client, "alice", LIMIT - 1)
+
+    assert attempt(client, "alice", PASSWORD).status_code == 302
+
+
+def test_a_successful_login_does_not_clear_the_addresss_failures(client, settings, alice):
+    settings.LOGIN_THROTTLE_ADDRESS_FAILURES = 3
+    fail(client, "mallory-guess-1", 2, address="192.0.2.1")
+    assert attempt(client, "alice", PASSWORD, address="192.0.2.1").status_code == 302
+    client.post("/accounts/logout/")
+
+    fail(client, "mallory-guess-2", 1, address="192.0.2.1")
+
+    assert attempt(client, "bob", address="192.0.2.1").status_code == 429
+
+
+def test_being_signed_in_as_someone_else_does_not_count_as_success(client, alice, bob):
+    client.force_login(bob)
+    fail(client, "alice", LIMIT)
+
+    assert attempt(client, "alice", PASSWORD).status_code == 429
+
+
+def test_the_limit_resets_when_the_window_ends(client, settings, alice):
+    settings.LOGIN_THROTTLE_WINDOW = 1
+    fail(client, "alice", LIMIT)
+    assert attempt(client, "alice", PASSWORD).status_code == 429
+
+    time.sleep(1.2)
+
+    assert attempt(client, "alice", PASSWORD).status_code == 302
+
+
+def test_the_admin_login_is_throttled_too(client, staff, password_checks):
+    fail(client, "moderator", LIMIT, url=ADMIN_LOGIN)
+    password_checks.clear()
+
+    response = attempt(client, "moderator", PASSWORD, url=ADMIN_LOGIN)
+
+    assert response.status_code == 429
+    assert "Retry-After" in response
+    assert password_checks == []
+    assert client.get("/admin/").status_code == 302  # still sent to the login page
+
+
+def test_the_site_and_the_admin_count_together(client, staff):
+    fail(client, "moderator", LIMIT - 2, url=SITE_LOGIN)
+    fail(client, "moderator", 2, url=ADMIN_LOGIN)
+
+    assert attempt(client, "moderator", PASSWORD, url=SITE_LOGIN).status_code == 429
+
+
+def test_the_admin_login_still_works(client, staff):
+    response = attempt(client, "moderator", PASSWORD, url=ADMIN_LOGIN)
+
+    assert response.status_code == 302
+    assert client.get("/admin/").status_code == 200
+
+
+def test_a_throttled_login_page_still_opens(client, alice):
+    fail(client, "alice", LIMIT)
+
+    assert client.get(SITE_LOGIN).status_code == 200
+
+
+def test_any_posted_username_makes_a_valid_counter(client, recwarn):
+    odd = "a name with spaces\n and \x00 control characters " + "é" * 300
+    fail(client, odd, LIMIT)
+
+    assert attempt(client, odd).status_code == 429
+    assert [w for w in recwarn if "CacheKeyWarning" in type(w.message).__name__] == []
+
+
+def test_workers_sharing_redis_share_the_counters(client, settings, alice):
+    """Two workers are two cache connections to one Redis: failures on one throttle the other."""
+    url = redis_url()
+    prefix = f"test-throttle-{time.time_ns()}"
+    shared = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": url,
+        "KEY_PREFIX": prefix,
+    }
+    settings.CACHES = {"default": shared}
+    try:
+        fail(client, "alice", LIMIT)
+        settings.CACHES = {"default": dict(shared)}  # a new connection: the other worker
+
+        assert attempt(client, "alice", PASSWORD).status_code == 429
+        server = redis.Redis.from_url(url)
+        keys = list(server.scan_iter(f"{prefix}:*"))
+        assert keys, "the counters are in Redis"
+        assert all(0 < server.ttl(key) <= WINDOW for key in keys)
+    finally:
+        server = redis.Redis.from_url(url)
+        for key in server.scan_iter(f"{prefix}:*"):
+            server.delete(key)
+
+
+def test_signup_rejects_a_password_too_similar_to_the_username(client):
+    response = client.post(
+        "/accounts/signup/",
+        {"username": "carolwrites", "password1": "carolwrites1", "password2": "carolwrites1"},
+    )
+
+    assert response.status_code == 200
+    assert "too similar to the username" in response.content.decode()
+    assert not get_user_model().objects.filter(username="carolwrites").exists()
+
+
+def test_signup_rejects_a_common_password(client):
+    response = client.post(
+        "/accounts/signup/",
+        {"username": "dana", "password1": "qwertyuiop", "password2": "qwertyuiop"},
+    )
+
+    assert response.status_code == 200
+    assert "too common" in response.content.decode()
+    assert not get_user_model().objects.filter(username="dana").exists()
+
+
+def test_signup_rejects_an_all_numeric_password(client):
+    response = client.post(
+        "/accounts/signup/",
+        {"username": "erin", "password1": "5820193746", "password2": "5820193746"},
+    )
+
+    assert response.status_code == 200
+    assert "entirely numeric" in response.content.decode()
+    assert not get_user_model().objects.filter(username="erin").exists()
