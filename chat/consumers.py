@@ -19,7 +19,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from . import events, requests, selectors, services, transport
+from . import events, limits, requests, selectors, services, transport
 from .errors import ChatError, ErrorCode
 from .fanout import fanout_for, run_eagerly
 from .group_commit import writer_for_loop
@@ -56,6 +56,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Accept every handshake that passed the Origin check; anonymous sockets may read."""
         self.user = self.scope["user"]
         self.socket_id = uuid.uuid4().hex
+        self.counted = False
         self.joined: dict[str, JoinedRoom] = {}
         self.fanout = fanout_for(get_channel_layer())
         self.presence = presence_for_loop()
@@ -64,6 +65,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.backlog: collections.deque[str] | None = None  # frames behind a blocked send
         self.draining: asyncio.Task | None = None
         await self.accept()
+        if self.user.is_authenticated:
+            if limits.open_sockets[self.user.pk] >= settings.CHAT_MAX_SOCKETS_PER_USER:
+                error = ChatError(
+                    ErrorCode.LIMIT_REACHED,
+                    f"At most {settings.CHAT_MAX_SOCKETS_PER_USER} open sockets per user.",
+                )
+                await self.send_frame(events.error_frame(error))
+                await self.close(code=4008)
+                return
+            limits.open_sockets[self.user.pk] += 1
+            self.counted = True
+            # Anything addressed to the user (a logout, a deactivation) reaches every tab.
+            await self.fanout.add(events.user_group(self.user.pk), self)
 
     async def disconnect(self, code: int) -> None:
         """Leave every group this socket joined and update presence: undo all of join."""
@@ -71,11 +85,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._leave_room(slug)
         if getattr(self, "draining", None) is not None:
             self.draining.cancel()
+        if getattr(self, "counted", False):
+            await self.fanout.discard(events.user_group(self.user.pk), self)
+            limits.open_sockets[self.user.pk] -= 1
+            if limits.open_sockets[self.user.pk] <= 0:
+                del limits.open_sockets[self.user.pk]
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Answer one client frame; a bad frame gets an error and changes nothing."""
         ref = None
         try:
+            if text_data is not None and _too_big(text_data):
+                raise ChatError(
+                    ErrorCode.BAD_REQUEST,
+                    f"Frames can be at most {settings.CHAT_MAX_FRAME_BYTES} bytes.",
+                )
             frame, ref = requests.decode(text_data)
             request = requests.parse(frame)
             await self.handlers[type(request)](self, request, ref)
@@ -90,6 +114,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_join(self, request: requests.Join, ref: str | None) -> None:
         """Runs on `join`: subscribe (first time) and send the messages the client lacks."""
+        if (
+            request.room not in self.joined
+            and len(self.joined) >= settings.CHAT_MAX_ROOMS_PER_SOCKET
+        ):
+            raise ChatError(
+                ErrorCode.LIMIT_REACHED,
+                f"A socket can be in at most {settings.CHAT_MAX_ROOMS_PER_SOCKET} rooms.",
+            )
         room = await database_sync_to_async(self._room_for_join)(request.room)
         if request.room not in self.joined:
             # Subscribe before reading, so nothing posted in between is missed.
@@ -132,6 +164,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_send(self, request: requests.Send, ref: str | None) -> None:
         """Runs on `send`: store (or find the retried original) and ack after commit."""
         joined = self._require_member(request.room)
+        self._check_rate(limits.sends, settings.CHAT_RATE_LIMIT)
         draft = services.MessageDraft(
             room=joined.room, author=self.user, body=request.body, client_id=request.client_id
         )
@@ -157,6 +190,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_typing(self, request: requests.Typing, ref: str | None) -> None:
         """Runs on `typing`: tell the room's other sockets; nothing is stored."""
         joined = self._require_member(request.room)
+        self._check_rate(limits.typing, settings.CHAT_TYPING_RATE_LIMIT)
         frame = events.typing_frame(room_slug=request.room, username=self.user.get_username())
         publish(
             joined.group,
@@ -230,6 +264,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._leave_room(room, announce=False)
         await self.send_frame(events.room_closed_frame(room_slug=room, reason=reason))
 
+    async def session_ended(self, *, reason: str) -> None:
+        """Runs when the user logs out or is deactivated: say why and close the socket."""
+        await self.send_frame(events.session_ended_frame(reason=reason))
+        await self.close(code=4001)
+
     # Helpers ------------------------------------------------------------------------------
 
     async def send_frame(self, frame: dict[str, Any], ref: str | None = None) -> None:
@@ -241,6 +280,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not requests.is_slug(slug):
             raise ChatError(ErrorCode.NOT_FOUND, "No such room.")
         return selectors.room_get_joinable(slug=slug, user=self.user)
+
+    def _check_rate(self, limiter: limits.RateLimiter, limit: str) -> None:
+        wait = limiter.wait(self.user.pk, limit)
+        if wait:
+            raise ChatError(
+                ErrorCode.RATE_LIMITED, "Slow down: too many at once.", retry_after=wait
+            )
 
     def _require_joined(self, slug: str) -> JoinedRoom:
         joined = self.joined.get(slug)
@@ -273,3 +319,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             room_slug=room.slug, username=self.user.get_username(), online=online
         )
         publish(*events.room_broadcast(room.pk, frame))
+
+
+def _too_big(text: str) -> bool:
+    """Over CHAT_MAX_FRAME_BYTES once encoded (a character is at most 4 bytes)."""
+    limit = settings.CHAT_MAX_FRAME_BYTES
+    return len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit)

@@ -19,11 +19,17 @@ from .publisher import publish
 EVENT_BROADCAST = "chat.broadcast"  # a pre-encoded frame for every socket in the group
 EVENT_TYPING = "chat.typing"  # a pre-encoded frame for every socket but the typist's
 EVENT_ROOM_CLOSED = "chat.room_closed"  # the room was archived: tell the client and leave
+EVENT_SESSION_ENDED = "chat.session_ended"  # the user logged out or was deactivated: close
 
 
 def room_group(room_id: int) -> str:
     """The channel-layer group of a room, built from its primary key, never from user text."""
     return f"room.{room_id}"
+
+
+def user_group(user_id: int) -> str:
+    """The group of every socket of one signed-in user (all their tabs, on every worker)."""
+    return f"user.{user_id}"
 
 
 def message_dict(message: Message) -> dict[str, Any]:
@@ -64,8 +70,18 @@ def room_closed_frame(*, room_slug: str, reason: str) -> dict[str, Any]:
     return {"type": "room_closed", "room": room_slug, "reason": reason}
 
 
+def session_ended_frame(*, reason: str) -> dict[str, Any]:
+    return {"type": "session_ended", "reason": reason}
+
+
+def session_ended_event(*, user_id: int, reason: str) -> dict[str, Any]:
+    return {"type": EVENT_SESSION_ENDED, "group": user_group(user_id), "reason": reason}
+
+
 def error_frame(error: ChatError, ref: str | None = None) -> dict[str, Any]:
     frame: dict[str, Any] = {"type": "error", "code": error.code.value, "message": error.message}
+    if error.retry_after is not None:
+        frame["retry_after"] = round(error.retry_after, 1)
     if ref is not None:
         frame["ref"] = ref
     return frame

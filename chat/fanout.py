@@ -35,6 +35,8 @@ class Member(Protocol):
 
     async def room_closed(self, *, room: str, reason: str) -> None: ...
 
+    async def session_ended(self, *, reason: str) -> None: ...
+
 
 class Fanout:
     """This process's subscription to room groups, and the local sockets in each room."""
@@ -167,6 +169,12 @@ class Fanout:
                     await member.room_closed(room=event["room"], reason=event["reason"])
                 except Exception:
                     logger.exception("Closing a room on a socket failed")
+        elif kind == events.EVENT_SESSION_ENDED:
+            for member in members:
+                try:
+                    await member.session_ended(reason=event["reason"])
+                except Exception:
+                    logger.exception("Ending a session on a socket failed")
         else:
             logger.warning("Unknown fan-out event %r", kind)
 

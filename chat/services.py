@@ -165,3 +165,9 @@ def room_unarchive(*, room: Room) -> bool:
     updated = Room.objects.filter(pk=room.pk, is_archived=True).update(is_archived=False)
     room.is_archived = False
     return bool(updated)
+
+
+def user_sockets_close(*, user_id: int, reason: str) -> None:
+    """Close every open socket of a user, on every worker, saying why (after commit)."""
+    event = events.session_ended_event(user_id=user_id, reason=reason)
+    events.send_on_commit(event["group"], event)

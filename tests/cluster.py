@@ -112,6 +112,7 @@ def cluster(
         "DJANGO_STATIC_ROOT": str(collected_static),
         "DJANGO_SETTINGS_MODULE": "chatsite.settings",
         "CHAT_PRESENCE_TTL": str(PRESENCE_TTL),
+        "CHAT_RATE_LIMIT": "off",
         "PYTHONUNBUFFERED": "1",
     }
     try:

@@ -49,6 +49,8 @@ def fresh_realtime_state(settings: Any) -> None:
     fan-out and presence registries are per layer and per loop, so they are new too."""
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "chat.layers.InProcessChannelLayer"}}
     settings.CHAT_PRESENCE_REDIS_URL = ""
+    settings.CHAT_RATE_LIMIT = "off"  # tests of the limits turn it on
+    settings.CHAT_TYPING_RATE_LIMIT = "off"
     channel_layers.backends.clear()
 
 
@@ -165,6 +167,12 @@ class Socket:
         assert frame["type"] == kind, frame
         return frame
 
+    async def recv_until(self, kind: str) -> dict[str, Any]:
+        """The first frame of type `kind`, skipping others (presence, typing…)."""
+        while (frame := await self.recv())["type"] != kind:
+            pass
+        return frame
+
     async def join(self, room: str, **extra: Any) -> dict[str, Any]:
         reply = await self.request({"type": "join", "room": room, **extra})
         assert reply["type"] == "joined", reply
@@ -188,13 +196,18 @@ async def connect() -> AsyncIterator[Callable[..., Any]]:
     sockets: list[Socket] = []
 
     async def open_socket(
-        user: AbstractBaseUser | None = None, *, origin: str | None = ORIGIN
+        user: AbstractBaseUser | None = None,
+        *,
+        origin: str | None = ORIGIN,
+        cookie: str | None = None,
     ) -> Socket:
+        """A socket signed in as `user` (a session of its own, or the `cookie` given)."""
         headers = []
         if origin is not None:
             headers.append((b"origin", origin.encode()))
-        if user is not None:
+        if user is not None and cookie is None:
             cookie = await database_sync_to_async(session_cookie)(user)
+        if cookie is not None:
             headers.append((b"cookie", f"sessionid={cookie}".encode()))
         communicator = WebsocketCommunicator(application, "/ws/chat/", headers=headers)
         connected, _ = await communicator.connect(timeout=RECEIVE_TIMEOUT)

@@ -126,6 +126,7 @@ def _site_env(folder: Path) -> dict[str, str]:
             "DJANGO_DEBUG": "1",
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
             "DJANGO_SETTINGS_MODULE": "chatsite.settings",
+            "CHAT_RATE_LIMIT": "off",  # the tests post hundreds of messages at once
             "PYTHONUNBUFFERED": "1",
         }
     )

@@ -216,6 +216,10 @@
     room_closed(frame) {
       if (frame.room === slug) closeRoom(frame.reason);
     },
+    session_ended(frame) {
+      // Logged out (maybe in another tab) or deactivated: stop, and say so.
+      closeRoom(`${frame.reason} Reload the page to continue.`);
+    },
     error(frame) {
       if (frame.code === "room_archived" || frame.code === "not_found") closeRoom(frame.message);
     },
