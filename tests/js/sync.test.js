@@ -567,6 +567,25 @@ describe("outbox", () => {
     assert.equal(sends[1].client_id, "cid-1");
   });
 
+  test("a rate_limited send waits retry_after, is sent again with its client_id, and keeps its tries", () => {
+    const h = harness();
+    joinedAt(h, 5);
+    const item = h.client.submit(ROOM, "hello", "cid-1");
+    const ref = lastSendRef(h, "cid-1");
+    h.client.receive({ type: "error", ref, code: "rate_limited", message: "Slow down.", retry_after: 2.5 });
+    assert.deepEqual(h.callsOf("failed"), []);
+    assert.equal(item.state, "pending");
+    h.advance(2000);
+    h.client.tick();
+    assert.equal(h.sentOf("send").length, 1, "not before retry_after");
+    h.advance(600);
+    h.client.tick();
+    const sends = h.sentOf("send");
+    assert.equal(sends.length, 2);
+    assert.equal(sends[1].client_id, "cid-1");
+    assert.equal(item.tries, 1, "the refused try does not count against maxTries");
+  });
+
   test("an error whose ref matches no send goes to view.frame and fails nothing", () => {
     const h = harness();
     joinedAt(h, 5);

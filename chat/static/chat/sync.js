@@ -162,7 +162,11 @@
         }
       }
       for (const item of this.outbox.values()) {
-        if (item.state === "pending" && item.sentAt !== null && now - item.sentAt > this.options.ackTimeoutMs) {
+        if (item.state !== "pending") continue;
+        if (item.sentAt !== null && now - item.sentAt > this.options.ackTimeoutMs) {
+          this.trySend(item);
+        } else if (item.sentAt === null && item.retryAt && now >= item.retryAt) {
+          item.retryAt = null;
           this.trySend(item);
         }
       }
@@ -329,6 +333,14 @@
       }
       for (const item of this.outbox.values()) {
         if (item.ref !== null && item.ref === frame.ref) {
+          if (frame.code === "rate_limited") {
+            // Sending too fast: wait as long as the server says, then send it again (this
+            // try does not count: nothing was lost).
+            item.tries = Math.max(0, item.tries - 1);
+            item.sentAt = null;
+            item.retryAt = this.now() + 1000 * (Number(frame.retry_after) || 1);
+            return;
+          }
           if (RETRYABLE.has(frame.code)) return; // the ack timeout resends it
           this.fail(item, frame.message);
           return;
