@@ -1,0 +1,146 @@
+"""Property-based fuzzing of the socket: arbitrary frames thrown at the real consumer.
+
+Whatever arrives — wrong types, huge numbers, deep nesting, unicode edge cases, NUL bytes,
+control characters, not JSON at all — the consumer never crashes and never closes the
+socket, answers each request with a well-formed frame, and the stored messages stay valid.
+"""
+
+import asyncio
+import json
+
+import pytest
+from channels.layers import channel_layers
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from chat.errors import ErrorCode
+from chat.models import Message, Room
+from chatsite.asgi import application
+from tests.conftest import ORIGIN, session_cookie
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SERVER_FRAMES = {
+    "joined", "left", "ack", "message", "typing", "history", "presence",
+    "message_deleted", "room_closed", "pong", "error", "session_ended",
+}  # fmt: skip
+CODES = {code.value for code in ErrorCode}
+
+edge_text = st.text(
+    alphabet=st.characters(codec="utf-8", categories=None), max_size=40
+) | st.sampled_from(["", "\x00", "\u0000abc", "\ud7ff", "\u202e", "💬" * 5, " \n\t", "a" * 5000])
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | edge_text
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(edge_text, inner, max_size=4),
+    max_leaves=12,
+)
+protocol_shaped = st.fixed_dictionaries(
+    {"type": st.sampled_from(["join", "leave", "send", "typing", "history", "ping", "shout"])},
+    optional={
+        "room": st.sampled_from(["general", "secret", "nope", "../x", ""]) | json_values,
+        "since": json_values,
+        "before": json_values,
+        "limit": json_values,
+        "body": edge_text | json_values,
+        "client_id": edge_text | json_values,
+        "ref": edge_text | json_values,
+    },
+)
+
+
+# Well-formed sends with hostile bodies and ids: these reach the database.
+sends = st.fixed_dictionaries(
+    {
+        "type": st.just("send"),
+        "room": st.just("general"),
+        "body": edge_text,
+        "client_id": edge_text,
+    }
+)
+
+
+def encode(value) -> str:
+    return json.dumps(value, allow_nan=True)
+
+
+frames = st.one_of(
+    st.text(max_size=200),  # mostly not JSON
+    json_values.map(encode),
+    protocol_shaped.map(encode),
+    sends.map(encode),
+    st.integers(min_value=1, max_value=3000).map(lambda n: "[" * n + "]" * n),  # deep nesting
+)
+
+
+def well_formed(frame: dict) -> bool:
+    if not isinstance(frame, dict) or frame.get("type") not in SERVER_FRAMES:
+        return False
+    if frame["type"] == "error":
+        return frame.get("code") in CODES and isinstance(frame.get("message"), str)
+    return True
+
+
+async def throw(cookie: str, texts: list[str]) -> list[dict]:
+    """Send each text, then a ping; return everything heard. Fails if the socket closes."""
+    communicator = WebsocketCommunicator(
+        application,
+        "/ws/chat/",
+        headers=[(b"origin", ORIGIN.encode()), (b"cookie", f"sessionid={cookie}".encode())],
+    )
+    connected, _ = await communicator.connect(timeout=5)
+    assert connected
+    heard = []
+    try:
+        await communicator.send_json_to({"type": "join", "room": "general"})
+        for n, text in enumerate(texts):
+            await communicator.send_input({"type": "websocket.receive", "text": text})
+            await communicator.send_json_to({"type": "ping", "ref": f"probe-{n}"})
+            while True:
+                output = await communicator.receive_output(timeout=5)
+                assert output["type"] == "websocket.send", output  # never closed
+                frame = json.loads(output["text"])
+                heard.append(frame)
+                if frame.get("ref") == f"probe-{n}" and frame["type"] == "pong":
+                    break
+    finally:
+        await communicator.disconnect()
+    return heard
+
+
+@pytest.fixture
+def cookie(alice, general, make_room) -> str:
+    make_room("secret", is_private=True)
+    return session_cookie(alice)
+
+
+@hypothesis_settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(texts=st.lists(frames, min_size=1, max_size=6))
+def test_arbitrary_frames_never_break_the_socket_or_the_data(cookie, texts):
+    channel_layers.backends.clear()  # a fresh in-memory layer for this example's event loop
+    Message.objects.all().delete()  # each example starts from an empty room
+    Room.objects.update(last_seq=0)
+    heard = asyncio.run(throw(cookie, texts))
+
+    assert all(well_formed(frame) for frame in heard), heard
+    messages = list(Message.objects.order_by("room_id", "seq"))
+    for room in Room.objects.all():
+        seqs = [m.seq for m in messages if m.room_id == room.pk]
+        assert seqs == list(range(1, room.last_seq + 1))
+    for message in messages:
+        assert message.body.strip()
+        assert "\x00" not in message.body
+        assert len(message.body) <= settings.CHAT_MAX_MESSAGE_LENGTH
