@@ -122,7 +122,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 ErrorCode.LIMIT_REACHED,
                 f"A socket can be in at most {settings.CHAT_MAX_ROOMS_PER_SOCKET} rooms.",
             )
-        room = await database_sync_to_async(self._room_for_join)(request.room)
+        room = await database_sync_to_async(selectors.room_get_joinable)(
+            slug=request.room, user=self.user
+        )
         if request.room not in self.joined:
             # Subscribe before reading, so nothing posted in between is missed.
             group = events.room_group(room.pk)
@@ -275,11 +277,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if ref is not None:
             frame["ref"] = ref
         await self.send(text_data=events.encode(frame))
-
-    def _room_for_join(self, slug: str) -> Room:
-        if not requests.is_slug(slug):
-            raise ChatError(ErrorCode.NOT_FOUND, "No such room.")
-        return selectors.room_get_joinable(slug=slug, user=self.user)
 
     def _check_rate(self, limiter: limits.RateLimiter, limit: str) -> None:
         wait = limiter.wait(self.user.pk, limit)

@@ -4,7 +4,6 @@ Parsing is pure: it touches no database and no state, so a bad frame changes not
 """
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +14,6 @@ from .errors import ChatError, ErrorCode
 MAX_SEQ = 2**63 - 1  # the largest value a PositiveBigIntegerField holds on every database
 MAX_REF_LENGTH = 64
 MAX_CLIENT_ID_LENGTH = 64
-SLUG_RE = re.compile(r"^[-a-zA-Z0-9_]{1,80}$")
 
 
 @dataclass(frozen=True)
@@ -153,7 +151,3 @@ def parse(frame: dict[str, Any]) -> Request:
     if parser is None:
         raise _bad(f"Unknown frame type {kind[:40]!r}.")
     return parser(frame)
-
-
-def is_slug(value: str) -> bool:
-    return bool(SLUG_RE.match(value))

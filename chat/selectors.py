@@ -1,5 +1,6 @@
 """Reads. Every door (pages, socket, admin) asks these, so they all agree on who sees what."""
 
+import re
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -12,6 +13,7 @@ from .errors import ChatError, ErrorCode
 from .models import Message, Room
 
 AnyUser = AbstractBaseUser | AnonymousUser
+SLUG_RE = re.compile(r"^[-a-zA-Z0-9_]{1,80}$")  # what SlugField(max_length=80) can hold
 
 
 @dataclass(frozen=True)
@@ -37,8 +39,9 @@ def room_is_visible(*, room: Room, user: AnyUser) -> bool:
 
 
 def room_get_visible(*, slug: str, user: AnyUser) -> Room:
-    """The room at `slug` if the user may see it; not_found otherwise (never leak existence)."""
-    room = Room.objects.filter(slug=slug).first()
+    """The room at `slug` if the user may see it; not_found otherwise (never leak existence).
+    A `slug` that cannot be one (client text) is not looked up."""
+    room = Room.objects.filter(slug=slug).first() if SLUG_RE.match(slug) else None
     if room is None or not room_is_visible(room=room, user=user):
         raise ChatError(ErrorCode.NOT_FOUND, f"No room {slug!r}.")
     return room

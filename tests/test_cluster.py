@@ -24,6 +24,7 @@ from tests.cluster import (  # noqa: F401
 from tests.js_client import JsClient
 from tests.live_server import PASSWORD
 from tests.test_live_reliability import SocketTransport
+from tests.test_live_reliability import open_socket as open_site_socket
 
 pytestmark = pytest.mark.live
 
@@ -31,17 +32,9 @@ TIMEOUT = 10
 
 
 async def open_socket(worker: Worker, user: str | None = None) -> ClientConnection:
-    headers = {}
-    if user is not None:
-        sessionid = await asyncio.to_thread(worker.login, user)
-        headers["Cookie"] = f"sessionid={sessionid}"
-    return await connect(
-        worker.ws_url,
-        origin=Origin(worker.base_url),
-        additional_headers=headers,
-        open_timeout=TIMEOUT,
-        close_timeout=1,
-    )
+    """A socket to `worker`, signed in as `user` through the login form when given."""
+    sessionid = await asyncio.to_thread(worker.login, user) if user is not None else None
+    return await open_site_socket(worker, sessionid)
 
 
 async def request(ws: ClientConnection, frame: dict[str, Any], seen: list | None = None) -> dict:

@@ -35,6 +35,7 @@ class SocketTransport:
 
 
 async def open_socket(site: LiveSite, sessionid: str | None = None) -> ClientConnection:
+    """A socket to the site (anything with base_url and ws_url), with a session if given."""
     headers = {"Cookie": f"sessionid={sessionid}"} if sessionid else {}
     return await connect(
         site.ws_url,

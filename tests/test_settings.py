@@ -1,12 +1,12 @@
 """Configuration comes from the environment, with defaults that work on a laptop."""
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.test_security_settings import run
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHOW = (
@@ -15,23 +15,10 @@ SHOW = (
     "'db': str(s.DATABASES['default']['NAME']), 'layer': s.CHANNEL_LAYERS['default'], "
     "'hosts': s.ALLOWED_HOSTS, 'max': s.CHAT_MAX_MESSAGE_LENGTH}))"
 )
-CLEAN = {
-    k: v
-    for k, v in os.environ.items()
-    if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL", "CHAT_"))
-}
 
 
 def load_settings(**env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", SHOW],
-        cwd=PROJECT_ROOT,
-        env={**CLEAN, "DJANGO_SETTINGS_MODULE": "chatsite.settings", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run("-c", SHOW, **env)
 
 
 def test_defaults_need_no_services():
