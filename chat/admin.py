@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from . import selectors, services
-from .models import Message, Room
+from .models import Ban, Message, Room
 
 
 @admin.register(Room)
@@ -70,11 +70,21 @@ class DeletedFilter(admin.SimpleListFilter):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ["seq", "room", "author", "short_body", "created_at", "deleted_at"]
+    list_display = ["seq", "room", "author", "short_body", "created_at", "edited_at", "deleted_at"]
     list_filter = ["room", DeletedFilter]
     list_select_related = ["room", "author"]
     search_fields = ["body", "author__username"]
-    readonly_fields = ["room", "author", "body", "seq", "client_id", "created_at", "deleted_at"]
+    readonly_fields = [
+        "room",
+        "author",
+        "body",
+        "seq",
+        "rev",
+        "client_id",
+        "created_at",
+        "edited_at",
+        "deleted_at",
+    ]
     actions = ["soft_delete"]
     ordering = ["-created_at"]
 
@@ -95,3 +105,37 @@ class MessageAdmin(admin.ModelAdmin):
     def soft_delete(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
         deleted = sum(services.message_delete(message=message) for message in queryset)
         self.message_user(request, f"Deleted {deleted} message(s).", messages.SUCCESS)
+
+
+@admin.register(Ban)
+class BanAdmin(admin.ModelAdmin):
+    """Adding a ban takes the user out of the room at once (through the service); deleting
+    it lets them back in."""
+
+    list_display = ["user", "room", "reason", "created_by", "created_at"]
+    list_filter = ["room"]
+    list_select_related = ["user", "room", "created_by"]
+    search_fields = ["user__username", "room__name", "room__slug", "reason"]
+    autocomplete_fields = ["user", "room"]
+    fields = ["room", "user", "reason", "created_by", "created_at"]
+    readonly_fields = ["created_by", "created_at"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Ban | None = None) -> list[str]:
+        if obj is not None:
+            return ["room", "user", *self.readonly_fields]  # a ban is lifted, not moved
+        return self.readonly_fields
+
+    def save_model(self, request: HttpRequest, obj: Ban, form: object, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)  # only the reason can change
+            return
+        services.user_ban(room=obj.room, user=obj.user, by=request.user, reason=obj.reason)
+        saved = Ban.objects.get(room=obj.room, user=obj.user)
+        obj.pk, obj.created_by, obj.created_at = saved.pk, saved.created_by, saved.created_at
+
+    def delete_model(self, request: HttpRequest, obj: Ban) -> None:
+        services.user_unban(room=obj.room, user=obj.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Ban]) -> None:
+        for ban in queryset.select_related("room", "user"):
+            services.user_unban(room=ban.room, user=ban.user)

@@ -226,6 +226,39 @@ class ChatConsumer(AsyncWebsocketConsumer):
             last = {slug: by_id.get(j.room.pk, 0) for slug, j in self.joined.items()}
         await self.send_frame({"type": "pong", "rooms": last}, ref)
 
+    async def on_edit(self, request: requests.Edit, ref: str | None) -> None:
+        """Runs on `edit`: change the body of one's own recent message; the room hears
+        `message_edited`."""
+        joined = self._require_member(request.room)
+        self._check_rate(limits.edits, settings.CHAT_EDIT_RATE_LIMIT)
+        message = await database_sync_to_async(services.message_edit)(
+            room=joined.room, message_id=request.id, editor=self.user, body=request.body
+        )
+        await self.send_frame(
+            {"type": "edited", "room": request.room, "id": message.pk, "seq": message.rev}, ref
+        )
+
+    async def on_delete(self, request: requests.Delete, ref: str | None) -> None:
+        """Runs on `delete`: delete one's own message (staff: anyone's); the room hears
+        `message_deleted`."""
+        joined = self._require_member(request.room)
+        self._check_rate(limits.edits, settings.CHAT_EDIT_RATE_LIMIT)
+        message = await database_sync_to_async(services.message_delete_own)(
+            room=joined.room, message_id=request.id, user=self.user
+        )
+        await self.send_frame(
+            {"type": "deleted", "room": request.room, "id": message.pk, "seq": message.rev}, ref
+        )
+
+    async def on_read(self, request: requests.Read, ref: str | None) -> None:
+        """Runs on `read`: store how far the user has read; all their tabs hear `read`."""
+        joined = self._require_member(request.room)
+        self._check_rate(limits.reads, settings.CHAT_READ_RATE_LIMIT)
+        seq = await database_sync_to_async(services.room_mark_read)(
+            room=joined.room, user=self.user, seq=request.seq
+        )
+        await self.send_frame(events.read_frame(room_slug=request.room, seq=seq), ref)
+
     handlers = {
         requests.Join: on_join,
         requests.Leave: on_leave,
@@ -233,6 +266,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         requests.Typing: on_typing,
         requests.History: on_history,
         requests.Ping: on_ping,
+        requests.Edit: on_edit,
+        requests.Delete: on_delete,
+        requests.Read: on_read,
     }
 
     # From the fan-out -----------------------------------------------------------------------
@@ -260,11 +296,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         finally:
             self.backlog = None
 
-    async def room_closed(self, *, room: str, reason: str) -> None:
-        """Runs when a joined room is archived: leave it and tell the client why."""
+    async def leave_room(self, *, room: str, text: str, announce: bool) -> None:
+        """Runs when the socket must leave a room (archived, or the user banned from it):
+        leave it, then send the frame that says why (`room_closed` or `removed`).
+        `announce`: tell the room the user went offline (not when the room itself closed)."""
         if room in self.joined:
-            await self._leave_room(room, announce=False)
-        await self.send_frame(events.room_closed_frame(room_slug=room, reason=reason))
+            await self._leave_room(room, announce=announce)
+        await self.raw_send({"type": "websocket.send", "text": text})
 
     async def session_ended(self, *, reason: str) -> None:
         """Runs when the user logs out or is deactivated: say why and close the socket."""

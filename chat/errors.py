@@ -8,6 +8,7 @@ class ErrorCode(TextChoices):
     AUTH_REQUIRED = "auth_required", "Log in to do that."
     NOT_FOUND = "not_found", "No such room."
     NOT_JOINED = "not_joined", "Join the room first."
+    FORBIDDEN = "forbidden", "You may not do that."
     TOO_LONG = "too_long", "The message is too long."
     ROOM_ARCHIVED = "room_archived", "The room is archived."
     RATE_LIMITED = "rate_limited", "Slow down: try again shortly."

@@ -18,7 +18,7 @@ from .publisher import publish
 # names its group: one process channel receives the events of all its rooms.
 EVENT_BROADCAST = "chat.broadcast"  # a pre-encoded frame for every socket in the group
 EVENT_TYPING = "chat.typing"  # a pre-encoded frame for every socket but the typist's
-EVENT_ROOM_CLOSED = "chat.room_closed"  # the room was archived: tell the client and leave
+EVENT_LEAVE_ROOM = "chat.leave_room"  # leave a room and tell the client why (archived, banned)
 EVENT_SESSION_ENDED = "chat.session_ended"  # the user logged out or was deactivated: close
 
 
@@ -33,14 +33,21 @@ def user_group(user_id: int) -> str:
 
 
 def message_dict(message: Message) -> dict[str, Any]:
-    """The MSG object of the protocol. Needs `room` and `author` loaded (select_related)."""
+    """The MSG object of the protocol. Needs `room` and `author` loaded (select_related).
+
+    `rev` is the seq of the message's latest change (== seq until it is edited or deleted);
+    a deleted message (only ever in a `since` replay) keeps its ids and loses its body."""
+    deleted = message.deleted_at is not None
     return {
         "id": message.pk,
         "seq": message.seq,
+        "rev": message.rev,
         "room": message.room.slug,
         "author": message.author.get_username(),
-        "body": message.body,
+        "body": "" if deleted else message.body,
         "created": message.created_at.isoformat(),
+        "edited": message.edited_at.isoformat() if message.edited_at else None,
+        "deleted": deleted,
         "client_id": message.client_id,
     }
 
@@ -54,8 +61,24 @@ def message_frame(message: Message) -> dict[str, Any]:
     return {"type": "message", "room": message.room.slug, "message": message_dict(message)}
 
 
-def message_deleted_frame(*, room_slug: str, message_id: int) -> dict[str, Any]:
-    return {"type": "message_deleted", "room": room_slug, "id": message_id}
+def message_edited_frame(message: Message) -> dict[str, Any]:
+    """`seq` is the edit's own place in the room's sequence (the message's new rev)."""
+    return {
+        "type": "message_edited",
+        "room": message.room.slug,
+        "seq": message.rev,
+        "message": message_dict(message),
+    }
+
+
+def message_deleted_frame(*, room_slug: str, message_id: int, seq: int) -> dict[str, Any]:
+    """`seq` is the deletion's own place in the room's sequence."""
+    return {"type": "message_deleted", "room": room_slug, "id": message_id, "seq": seq}
+
+
+def read_frame(*, room_slug: str, seq: int) -> dict[str, Any]:
+    """The user has read `room` up to `seq` (sent to all their tabs)."""
+    return {"type": "read", "room": room_slug, "seq": seq}
 
 
 def presence_frame(*, room_slug: str, username: str, online: bool) -> dict[str, Any]:
@@ -68,6 +91,10 @@ def typing_frame(*, room_slug: str, username: str) -> dict[str, Any]:
 
 def room_closed_frame(*, room_slug: str, reason: str) -> dict[str, Any]:
     return {"type": "room_closed", "room": room_slug, "reason": reason}
+
+
+def removed_frame(*, room_slug: str, reason: str) -> dict[str, Any]:
+    return {"type": "removed", "room": room_slug, "reason": reason}
 
 
 def session_ended_frame(*, reason: str) -> dict[str, Any]:
@@ -94,17 +121,36 @@ def broadcast_event(*, group: str, frame: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+def user_broadcast(user_id: int, frame: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(group, event) to send `frame` to every socket of one user."""
+    group = user_group(user_id)
+    return group, broadcast_event(group=group, frame=frame)
+
+
 def typing_event(*, group: str, frame: dict[str, Any], sender: str) -> dict[str, Any]:
     """`sender` is the typist's socket id: its own socket is skipped."""
     return {"type": EVENT_TYPING, "group": group, "text": encode(frame), "sender": sender}
 
 
 def room_closed_event(*, room_id: int, room_slug: str, reason: str) -> dict[str, Any]:
+    """Every socket in the room leaves it and hears `room_closed`."""
     return {
-        "type": EVENT_ROOM_CLOSED,
+        "type": EVENT_LEAVE_ROOM,
         "group": room_group(room_id),
         "room": room_slug,
-        "reason": reason,
+        "text": encode(room_closed_frame(room_slug=room_slug, reason=reason)),
+        "announce": False,  # the room is closed: nobody is left to tell
+    }
+
+
+def removed_event(*, user_id: int, room_slug: str, reason: str) -> dict[str, Any]:
+    """Every socket of the user leaves the room and hears `removed`."""
+    return {
+        "type": EVENT_LEAVE_ROOM,
+        "group": user_group(user_id),
+        "room": room_slug,
+        "text": encode(removed_frame(room_slug=room_slug, reason=reason)),
+        "announce": True,  # the others see the user go
     }
 
 

@@ -33,7 +33,7 @@ class Member(Protocol):
 
     def deliver(self, text: str) -> None: ...
 
-    async def room_closed(self, *, room: str, reason: str) -> None: ...
+    async def leave_room(self, *, room: str, text: str, announce: bool) -> None: ...
 
     async def session_ended(self, *, reason: str) -> None: ...
 
@@ -163,12 +163,14 @@ class Fanout:
             for member in members:
                 if member.socket_id != sender:
                     _deliver(member, text)
-        elif kind == events.EVENT_ROOM_CLOSED:
+        elif kind == events.EVENT_LEAVE_ROOM:
             for member in members:
                 try:
-                    await member.room_closed(room=event["room"], reason=event["reason"])
+                    await member.leave_room(
+                        room=event["room"], text=event["text"], announce=event["announce"]
+                    )
                 except Exception:
-                    logger.exception("Closing a room on a socket failed")
+                    logger.exception("Taking a socket out of a room failed")
         elif kind == events.EVENT_SESSION_ENDED:
             for member in members:
                 try:

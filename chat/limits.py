@@ -57,6 +57,8 @@ class RateLimiter:
 
 sends = RateLimiter()
 typing = RateLimiter()
+edits = RateLimiter()  # edits and deletes
+reads = RateLimiter()
 
 
 @functools.lru_cache(maxsize=16)

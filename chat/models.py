@@ -54,10 +54,16 @@ class Message(models.Model):
     # NULL (not "") when absent: NULLs never collide in the (room, author, client_id) constraint.
     client_id = models.CharField(max_length=64, null=True, blank=True, editable=False)  # noqa: DJ001
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    edited_at = models.DateTimeField(null=True, blank=True, editable=False)
     deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The seq of the room event that last changed the message: its creation (rev == seq), its
+    # latest edit, or its deletion. Edits and deletions take the room's next seq like a new
+    # message, so one gapless counter orders everything a client must replay.
+    rev = models.PositiveBigIntegerField(editable=False)
 
     class Meta:
         ordering = ["room", "seq"]
+        indexes = [models.Index(fields=["room", "rev"], name="message_room_rev_idx")]
         constraints = [
             models.UniqueConstraint(fields=["room", "seq"], name="message_room_seq_unique"),
             models.UniqueConstraint(
@@ -67,3 +73,48 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} in {self.room_id} by {self.author_id}"
+
+
+class Ban(models.Model):
+    """A user shut out of one room: they cannot see its page, join it or post in it."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="bans")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_bans"
+    )
+    reason = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["room", "user"], name="ban_room_user_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} banned from {self.room}"
+
+
+class ReadState(models.Model):
+    """How far a user has read a room: every seq up to `seq` is read (it only moves forward)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_reads"
+    )
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="reads")
+    seq = models.PositiveBigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "room"], name="readstate_user_room_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} read {self.room} to #{self.seq}"

@@ -51,7 +51,26 @@ class Ping:
     pass
 
 
-Request = Join | Leave | Send | Typing | History | Ping
+@dataclass(frozen=True)
+class Edit:
+    room: str
+    id: int
+    body: str
+
+
+@dataclass(frozen=True)
+class Delete:
+    room: str
+    id: int
+
+
+@dataclass(frozen=True)
+class Read:
+    room: str
+    seq: int
+
+
+Request = Join | Leave | Send | Typing | History | Ping | Edit | Delete | Read
 
 
 def _bad(message: str) -> ChatError:
@@ -90,9 +109,7 @@ def _leave(frame: dict[str, Any]) -> Leave:
 
 
 def _send(frame: dict[str, Any]) -> Send:
-    body = frame.get("body")
-    if not isinstance(body, str):
-        raise _bad('"body" must be a string.')
+    body = _body(frame)
     client_id = _string(frame, "client_id", max_length=MAX_CLIENT_ID_LENGTH)
     return Send(room=_room(frame), body=body, client_id=client_id)
 
@@ -116,6 +133,32 @@ def _ping(frame: dict[str, Any]) -> Ping:
     return Ping()
 
 
+def _required_seq(frame: dict[str, Any], key: str, *, minimum: int = 0) -> int:
+    value = _seq(frame, key, minimum=minimum)
+    if value is None:
+        raise _bad(f'"{key}" is required: a whole number from {minimum} up.')
+    return value
+
+
+def _body(frame: dict[str, Any]) -> str:
+    body = frame.get("body")
+    if not isinstance(body, str):
+        raise _bad('"body" must be a string.')
+    return body
+
+
+def _edit(frame: dict[str, Any]) -> Edit:
+    return Edit(room=_room(frame), id=_required_seq(frame, "id", minimum=1), body=_body(frame))
+
+
+def _delete(frame: dict[str, Any]) -> Delete:
+    return Delete(room=_room(frame), id=_required_seq(frame, "id", minimum=1))
+
+
+def _read(frame: dict[str, Any]) -> Read:
+    return Read(room=_room(frame), seq=_required_seq(frame, "seq"))
+
+
 PARSERS = {
     "join": _join,
     "leave": _leave,
@@ -123,6 +166,9 @@ PARSERS = {
     "typing": _typing,
     "history": _history,
     "ping": _ping,
+    "edit": _edit,
+    "delete": _delete,
+    "read": _read,
 }
 
 

@@ -10,7 +10,7 @@ from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquer
 from django.db.models.functions import Coalesce
 
 from .errors import ChatError, ErrorCode
-from .models import Message, Room
+from .models import Ban, Message, Room
 
 AnyUser = AbstractBaseUser | AnonymousUser
 SLUG_RE = re.compile(r"^[-a-zA-Z0-9_]{1,80}$")  # what SlugField(max_length=80) can hold
@@ -47,9 +47,22 @@ def room_get_visible(*, slug: str, user: AnyUser) -> Room:
     return room
 
 
-def room_get_joinable(*, slug: str, user: AnyUser) -> Room:
-    """The room a socket may join: visible and not archived."""
+def user_is_banned(*, room: Room, user: AnyUser) -> bool:
+    return user.is_authenticated and Ban.objects.filter(room=room, user=user).exists()
+
+
+def room_get_open_to(*, slug: str, user: AnyUser) -> Room:
+    """The room at `slug` if the user may see it and is not banned from it: not_found for
+    what they may not see, forbidden (they know the room) for a ban."""
     room = room_get_visible(slug=slug, user=user)
+    if user_is_banned(room=room, user=user):
+        raise ChatError(ErrorCode.FORBIDDEN, "You have been banned from this room.")
+    return room
+
+
+def room_get_joinable(*, slug: str, user: AnyUser) -> Room:
+    """The room a socket may join: open to the user and not archived."""
+    room = room_get_open_to(slug=slug, user=user)
     if room.is_archived:
         raise ChatError(ErrorCode.ROOM_ARCHIVED, f"Room {slug!r} is archived.")
     return room
@@ -68,8 +81,14 @@ def messages_latest(*, room: Room, limit: int) -> MessagePage:
 
 
 def messages_since(*, room: Room, seq: int, limit: int) -> MessagePage:
-    """Messages with seq > `seq`, at most `limit`; has_more says newer ones remain."""
-    rows = list(_live_messages(room).filter(seq__gt=seq).order_by("seq")[: limit + 1])
+    """Everything that happened in the room after `seq`, at most `limit` messages, in the
+    order of their latest change (`rev`): new messages, and edited or deleted ones (deleted
+    ones without their body); has_more says more changes remain."""
+    rows = list(
+        Message.objects.filter(room=room, rev__gt=seq)
+        .select_related("room", "author")
+        .order_by("rev")[: limit + 1]
+    )
     return MessagePage(messages=rows[:limit], has_more=len(rows) > limit)
 
 

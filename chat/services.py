@@ -3,6 +3,7 @@ broadcast with `transaction.on_commit`, so no socket hears of a row that was rol
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -12,9 +13,10 @@ from django.utils.text import slugify
 
 from . import events
 from .errors import ChatError, ErrorCode
-from .models import Message, Room
+from .models import Ban, Message, ReadState, Room
 
 ARCHIVE_REASON = "This room has been archived."
+BAN_REASON = "You have been banned from this room."
 
 
 def room_create(
@@ -52,20 +54,37 @@ def _message_by_client_id(*, room: Room, author: AbstractBaseUser, client_id: st
     )
 
 
-def _next_seq(room: Room) -> int:
+def _next_seq(room: Room, *, actor_id: int | None) -> int:
     """Bump the room's counter and return it, in one statement (UPDATE … RETURNING, SQLite
     3.35+ and PostgreSQL). The row (PostgreSQL) or the database (SQLite) stays locked for
-    this transaction, so concurrent senders queue here and each gets the next number."""
-    table = connection.ops.quote_name(Room._meta.db_table)
+    this transaction, so concurrent writers queue here and each gets the next number.
+
+    The same statement checks, under that lock, that the room is open and that `actor_id`
+    (None: a moderator in the admin) may still write in it: not banned, and a member if the
+    room is private. A refusal raises, and the caller's transaction undoes the bump."""
+    qn = connection.ops.quote_name
+    room_table = qn(Room._meta.db_table)
+    shut_out, params = "0", [room.pk]
+    if actor_id is not None:
+        members = qn(Room.members.through._meta.db_table)
+        shut_out = (
+            f"EXISTS (SELECT 1 FROM {qn(Ban._meta.db_table)} b"
+            f" WHERE b.room_id = {room_table}.id AND b.user_id = %s)"
+            f" OR (is_private AND NOT EXISTS (SELECT 1 FROM {members} m"
+            f" WHERE m.room_id = {room_table}.id AND m.user_id = %s))"
+        )
+        params += [actor_id, actor_id]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET last_seq = last_seq + 1 WHERE id = %s"
-            " RETURNING last_seq, is_archived",
-            [room.pk],
+            f"UPDATE {room_table} SET last_seq = last_seq + 1 WHERE id = %s"
+            f" RETURNING last_seq, is_archived, {shut_out}",
+            params,
         )
-        seq, archived = cursor.fetchone()
-    if archived:
+        seq, archived, refused = cursor.fetchone()
+    if archived and actor_id is not None:
         raise ChatError(ErrorCode.ROOM_ARCHIVED, "This room is archived.")
+    if refused:
+        raise ChatError(ErrorCode.FORBIDDEN, "You may not post in this room.")
     return seq
 
 
@@ -115,11 +134,13 @@ def _store(draft: MessageDraft) -> tuple[Message, bool]:
     message_validate_body(draft.body)
     try:
         with transaction.atomic():
+            seq = _next_seq(draft.room, actor_id=draft.author.pk)
             message = Message.objects.create(
                 room=draft.room,
                 author=draft.author,
                 body=draft.body,
-                seq=_next_seq(draft.room),
+                seq=seq,
+                rev=seq,
                 client_id=draft.client_id,
             )
             events.broadcast_on_commit(draft.room.pk, events.message_frame(message))
@@ -133,19 +154,128 @@ def _store(draft: MessageDraft) -> tuple[Message, bool]:
     return message, True
 
 
-def message_delete(*, message: Message) -> bool:
-    """Soft-delete a message and tell the room; False if it was already deleted."""
+def _message_for_change(*, room: Room, message_id: int) -> Message:
+    """A live message of `room`, or not_found (deleted, elsewhere, or never posted)."""
+    message = (
+        Message.objects.select_related("room", "author")
+        .filter(pk=message_id, room=room, deleted_at__isnull=True)
+        .first()
+    )
+    if message is None:
+        raise ChatError(ErrorCode.NOT_FOUND, f"No message {message_id} in this room.")
+    return message
+
+
+def message_edit(*, room: Room, message_id: int, editor: AbstractBaseUser, body: str) -> Message:
+    """Change the body of the editor's own message, within CHAT_EDIT_WINDOW_SECONDS of posting.
+
+    The edit takes the room's next seq (the message's new `rev`), so a client that missed
+    the live `message_edited` finds it in its next `since` replay. Sending the body the
+    message already has changes nothing (a retried edit is safe)."""
+    message_validate_body(body)
+    message = _message_for_change(room=room, message_id=message_id)
+    if message.author_id != editor.pk:
+        raise ChatError(ErrorCode.FORBIDDEN, "You can only edit your own messages.")
+    window = settings.CHAT_EDIT_WINDOW_SECONDS
+    if timezone.now() - message.created_at > timedelta(seconds=window):
+        raise ChatError(
+            ErrorCode.FORBIDDEN, f"Messages can be edited for {window // 60} minutes after posting."
+        )
+    if message.body == body:
+        return message
     with transaction.atomic():
+        seq = _next_seq(room, actor_id=editor.pk)
+        now = timezone.now()
+        # Under the room's lock: the message may have been deleted since it was read above.
+        if not Message.objects.filter(pk=message.pk, deleted_at__isnull=True).update(
+            body=body, edited_at=now, rev=seq
+        ):
+            raise ChatError(ErrorCode.NOT_FOUND, f"No message {message_id} in this room.")
+        message.body, message.edited_at, message.rev = body, now, seq
+        events.broadcast_on_commit(room.pk, events.message_edited_frame(message))
+    return message
+
+
+def message_delete_own(*, room: Room, message_id: int, user: AbstractBaseUser) -> Message:
+    """Delete a message of `room` from the socket: its author may, any time; so may staff
+    (moderators). Raises not_found for a message already deleted."""
+    message = _message_for_change(room=room, message_id=message_id)
+    if message.author_id != user.pk and not user.is_staff:
+        raise ChatError(ErrorCode.FORBIDDEN, "You can only delete your own messages.")
+    if not _delete(message, actor_id=user.pk):
+        raise ChatError(ErrorCode.NOT_FOUND, f"No message {message_id} in this room.")
+    return message
+
+
+def message_delete(*, message: Message) -> bool:
+    """Soft-delete a message (moderation, from the admin) and tell the room; False if it was
+    already deleted. Works in archived rooms too."""
+    return _delete(message, actor_id=None)
+
+
+def _delete(message: Message, *, actor_id: int | None) -> bool:
+    """The deletion takes the room's next seq (the message's new `rev`), like an edit."""
+    room = Room.objects.only("pk", "slug").get(pk=message.room_id)
+    with transaction.atomic():
+        seq = _next_seq(room, actor_id=actor_id)
+        now = timezone.now()
         updated = Message.objects.filter(pk=message.pk, deleted_at__isnull=True).update(
-            deleted_at=timezone.now()
+            deleted_at=now, rev=seq
         )
         if not updated:
+            transaction.set_rollback(True)  # give the seq back: nothing happened
             return False
-        room = Room.objects.only("pk", "slug").get(pk=message.room_id)
+        message.deleted_at, message.rev = now, seq
         events.broadcast_on_commit(
-            room.pk, events.message_deleted_frame(room_slug=room.slug, message_id=message.pk)
+            room.pk,
+            events.message_deleted_frame(room_slug=room.slug, message_id=message.pk, seq=seq),
         )
     return True
+
+
+def room_mark_read(*, room: Room, user: AbstractBaseUser, seq: int) -> int:
+    """Record that `user` has read `room` up to `seq` (never past the room's counter, never
+    backwards) and return the stored mark. A mark that moved is sent to all the user's
+    sockets after commit, so every tab clears its unread count."""
+    with transaction.atomic():
+        last = Room.objects.values_list("last_seq", flat=True).get(pk=room.pk)
+        seq = min(seq, last)
+        state, created = ReadState.objects.get_or_create(
+            user=user, room=room, defaults={"seq": seq}
+        )
+        if not created:
+            if state.seq >= seq:
+                return state.seq
+            if not ReadState.objects.filter(pk=state.pk, seq__lt=seq).update(seq=seq):
+                return ReadState.objects.values_list("seq", flat=True).get(pk=state.pk)
+        events.send_on_commit(
+            *events.user_broadcast(user.pk, events.read_frame(room_slug=room.slug, seq=seq))
+        )
+    return seq
+
+
+def user_ban(
+    *, room: Room, user: AbstractBaseUser, by: AbstractBaseUser | None = None, reason: str = ""
+) -> bool:
+    """Ban `user` from `room`: every socket of theirs leaves the room at once, hearing
+    `removed` with the reason, and they cannot see, join or post in it again until unbanned.
+    False if they were banned already."""
+    with transaction.atomic():
+        _, created = Ban.objects.get_or_create(
+            room=room, user=user, defaults={"created_by": by, "reason": reason.strip()}
+        )
+        if created:
+            event = events.removed_event(
+                user_id=user.pk, room_slug=room.slug, reason=reason.strip() or BAN_REASON
+            )
+            events.send_on_commit(event["group"], event)
+    return created
+
+
+def user_unban(*, room: Room, user: AbstractBaseUser) -> bool:
+    """Lift a ban; False if there was none."""
+    deleted, _ = Ban.objects.filter(room=room, user=user).delete()
+    return bool(deleted)
 
 
 def room_archive(*, room: Room, reason: str = ARCHIVE_REASON) -> bool:

@@ -8,6 +8,7 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -15,7 +16,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from . import events, selectors, services, throttle
-from .errors import ChatError
+from .errors import ChatError, ErrorCode
 from .forms import RoomCreateForm, SignupForm
 
 
@@ -50,8 +51,10 @@ def _render_lobby(request: HttpRequest, form: RoomCreateForm, status: int = 200)
 def room(request: HttpRequest, slug: str) -> HttpResponse:
     """A room's page: the latest messages; the socket takes over from the last seq shown."""
     try:
-        room = selectors.room_get_visible(slug=slug, user=request.user)
-    except ChatError:
+        room = selectors.room_get_open_to(slug=slug, user=request.user)
+    except ChatError as error:
+        if error.code == ErrorCode.FORBIDDEN:
+            raise PermissionDenied(error.message) from None
         raise Http404("No such room.") from None
     page = selectors.messages_latest(room=room, limit=settings.CHAT_PAGE_SIZE)
     config = {

@@ -197,10 +197,13 @@ CHAT_MAX_MESSAGE_LENGTH = int(os.environ.get("CHAT_MAX_MESSAGE_LENGTH", "4000"))
 CHAT_PAGE_SIZE = 50  # messages in a room page and in a `join` without `since`
 CHAT_REPLAY_LIMIT = 500  # messages at most in a `join` with `since`
 CHAT_HISTORY_LIMIT = 100  # cap on `history` limit
+CHAT_EDIT_WINDOW_SECONDS = 15 * 60  # authors may edit a message this long after posting it
 # Abuse limits (docs/security.md). Sends per user: "10/10" = 10 messages per 10 seconds, in
 # bursts; "off" for benchmarks and load tests. Typing frames per user likewise.
 CHAT_RATE_LIMIT = os.environ.get("CHAT_RATE_LIMIT", "10/10")
 CHAT_TYPING_RATE_LIMIT = os.environ.get("CHAT_TYPING_RATE_LIMIT", "5/10")
+CHAT_EDIT_RATE_LIMIT = os.environ.get("CHAT_EDIT_RATE_LIMIT", "10/10")  # edits + deletes
+CHAT_READ_RATE_LIMIT = os.environ.get("CHAT_READ_RATE_LIMIT", "20/10")  # stored read marks
 CHAT_MAX_ROOMS_PER_SOCKET = 50
 CHAT_MAX_SOCKETS_PER_USER = 20  # per worker process
 CHAT_MAX_FRAME_BYTES = 64 * 1024

@@ -81,6 +81,14 @@ def staff(make_user: Callable[..., AbstractBaseUser]) -> AbstractBaseUser:
 
 
 @pytest.fixture
+def admin_client_for(staff: AbstractBaseUser) -> Client:
+    """A Django test client signed in as the staff user (a superuser)."""
+    client = Client()
+    client.force_login(staff)
+    return client
+
+
+@pytest.fixture
 def general(db: None) -> Room:
     """The public room every fresh install has (a data migration makes it; transactional
     tests flush the database afterwards, so make it again when it is gone)."""
@@ -105,7 +113,7 @@ def post_messages(room: Room, author: AbstractBaseUser, count: int) -> list[Mess
     """Store `count` messages directly, numbered after the room's counter (fast setup)."""
     start = Room.objects.get(pk=room.pk).last_seq
     rows = Message.objects.bulk_create(
-        Message(room=room, author=author, body=f"message {start + i}", seq=start + i)
+        Message(room=room, author=author, body=f"message {start + i}", seq=start + i, rev=start + i)
         for i in range(1, count + 1)
     )
     Room.objects.filter(pk=room.pk).update(last_seq=F("last_seq") + count)

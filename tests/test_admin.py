@@ -11,13 +11,6 @@ from tests.test_consumers import joined_with_presence
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def admin_client_for(staff) -> Client:
-    client = Client()
-    client.force_login(staff)
-    return client
-
-
 def run_action(client: Client, url: str, action: str, pks: list[int]) -> int:
     response = client.post(url, {"action": action, "_selected_action": [str(pk) for pk in pks]})
     return response.status_code
@@ -64,9 +57,9 @@ def test_message_list_searches_by_body_and_author_and_filters_by_room(
     admin_client_for, alice, bob, make_room, general
 ):
     other = make_room("other")
-    Message.objects.create(room=general, author=alice, body="about pickles", seq=1)
-    Message.objects.create(room=general, author=bob, body="about cheese", seq=2)
-    Message.objects.create(room=other, author=bob, body="elsewhere", seq=1)
+    Message.objects.create(room=general, author=alice, body="about pickles", seq=1, rev=1)
+    Message.objects.create(room=general, author=bob, body="about cheese", seq=2, rev=2)
+    Message.objects.create(room=other, author=bob, body="elsewhere", seq=1, rev=1)
 
     def bodies(query: str) -> set[str]:
         response = admin_client_for.get(f"/admin/chat/message/{query}")
@@ -78,7 +71,7 @@ def test_message_list_searches_by_body_and_author_and_filters_by_room(
 
 
 def test_messages_cannot_be_hard_deleted_or_added_in_the_admin(admin_client_for, alice, general):
-    message = Message.objects.create(room=general, author=alice, body="x", seq=1)
+    message = Message.objects.create(room=general, author=alice, body="x", seq=1, rev=1)
 
     assert admin_client_for.get(f"/admin/chat/message/{message.pk}/delete/").status_code == 403
     assert admin_client_for.get("/admin/chat/message/add/").status_code == 403
@@ -141,11 +134,16 @@ async def test_delete_action_removes_the_message_live_and_from_history(
         "type": "message_deleted",
         "room": "general",
         "id": doomed.pk,
+        "seq": 4,  # the deletion's own place in the room's sequence
     }
     history = await reader.request({"type": "history", "room": "general"})
     assert [m["seq"] for m in history["messages"]] == [1, 3]
     replay = await reader.join("general", since=0)
-    assert [m["seq"] for m in replay["messages"]] == [1, 3]
+    assert [(m["seq"], m["deleted"], m["body"]) for m in replay["messages"]] == [
+        (1, False, "message 1"),
+        (3, False, "message 3"),
+        (2, True, ""),  # the replay tells of the deletion, never the deleted text
+    ]
     page = await database_sync_to_async(Client().get)("/chat/general/")
     assert "message 2<" not in page.content.decode()
     assert "message 3<" in page.content.decode()

@@ -68,8 +68,21 @@ async def test_join_message_objects_follow_the_contract(connect, alice, general)
 
     (message,) = (await socket.join("general"))["messages"]
 
-    assert set(message) == {"id", "seq", "room", "author", "body", "created", "client_id"}
-    assert message["seq"] == 1
+    assert set(message) == {
+        "id",
+        "seq",
+        "rev",
+        "room",
+        "author",
+        "body",
+        "created",
+        "edited",
+        "deleted",
+        "client_id",
+    }
+    assert message["seq"] == message["rev"] == 1
+    assert message["edited"] is None
+    assert message["deleted"] is False
     assert message["room"] == "general"
     assert message["author"] == "alice"
     assert message["body"] == "message 1"

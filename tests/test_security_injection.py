@@ -42,7 +42,7 @@ def hostile_room(evil, alice):
     )
     room.members.add(alice)
     for seq, body in enumerate([*PAYLOADS, TEMPLATE], start=1):
-        Message.objects.create(room=room, author=evil, body=body, seq=seq)
+        Message.objects.create(room=room, author=evil, body=body, seq=seq, rev=seq)
     Room.objects.filter(pk=room.pk).update(last_seq=len(PAYLOADS) + 1)
     return room
 

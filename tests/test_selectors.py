@@ -2,7 +2,7 @@
 
 import pytest
 
-from chat import selectors
+from chat import events, selectors, services
 from chat.errors import ChatError, ErrorCode
 from tests.conftest import post_messages
 
@@ -24,17 +24,42 @@ def test_a_join_reads_the_counter_and_one_page_in_two_queries(
     assert page.last_seq == 60
 
 
-def test_deleted_messages_are_in_no_page(general, alice):
+def test_deleted_messages_are_in_no_page_but_a_replay_carries_the_deletion(general, alice):
     post_messages(general, alice, 5)
-    general.messages.filter(seq=3).update(deleted_at="2026-01-01T00:00Z")
+    services.message_delete(message=general.messages.get(seq=3))
 
     latest = selectors.messages_latest(room=general, limit=50)
     since = selectors.messages_since(room=general, seq=1, limit=50)
     before = selectors.messages_before(room=general, seq=5, limit=50)
 
     assert [m.seq for m in latest.messages] == [1, 2, 4, 5]
-    assert [m.seq for m in since.messages] == [2, 4, 5]
     assert [m.seq for m in before.messages] == [1, 2, 4]
+    # A client that has seen up to seq 1 learns of 2, 4, 5 and of the deletion of 3 (seq 6).
+    assert [(m.seq, m.rev) for m in since.messages] == [(2, 2), (4, 4), (5, 5), (3, 6)]
+    gone = events.message_dict(since.messages[-1])
+    assert gone["deleted"] is True
+    assert gone["body"] == ""
+
+
+def test_a_replay_is_ordered_by_latest_change_and_pages_by_it(general, alice):
+    post_messages(general, alice, 4)
+    services.message_edit(
+        room=general, message_id=general.messages.get(seq=2).pk, editor=alice, body="two, edited"
+    )
+    services.message_edit(
+        room=general, message_id=general.messages.get(seq=1).pk, editor=alice, body="one, edited"
+    )
+
+    first = selectors.messages_since(room=general, seq=2, limit=2)
+    rest = selectors.messages_since(room=general, seq=first.messages[-1].rev, limit=2)
+
+    assert [(m.seq, m.rev) for m in first.messages] == [(3, 3), (4, 4)]
+    assert first.has_more
+    assert [(m.seq, m.rev, m.body) for m in rest.messages] == [
+        (2, 5, "two, edited"),
+        (1, 6, "one, edited"),
+    ]
+    assert not rest.has_more
 
 
 def test_room_get_joinable_says_archived_only_to_those_who_may_see_it(alice, bob, make_room):

@@ -179,7 +179,11 @@ async def test_message_delete_hides_the_message_and_tells_the_room_once(general,
 
     assert (first, again) == (True, False)
     (event,) = await heard()
-    assert event["text"] == (f'{{"type":"message_deleted","room":"general","id":{message.pk}}}')
+    assert event["text"] == (
+        f'{{"type":"message_deleted","room":"general","id":{message.pk},"seq":2}}'
+    )
+    # The deletion took seq 2; the second, refused one gave its seq back.
+    assert await database_sync_to_async(lambda: Room.objects.get(pk=general.pk).last_seq)() == 2
 
 
 async def test_room_archive_closes_the_room_once(general):
@@ -190,8 +194,12 @@ async def test_room_archive_closes_the_room_once(general):
 
     assert (first, again) == (True, False)
     (event,) = await heard()
-    assert event["type"] == "chat.room_closed"
+    assert event["type"] == "chat.leave_room"
     assert event["room"] == "general"
+    assert event["announce"] is False
+    assert event["text"] == (
+        '{"type":"room_closed","room":"general","reason":"This room has been archived."}'
+    )
     assert await database_sync_to_async(lambda: Room.objects.get(pk=general.pk).is_archived)()
 
 

@@ -88,7 +88,7 @@ def test_room_page_renders_latest_messages_composer_and_status(alice_client, ali
 def test_room_page_escapes_user_text(alice_client, alice, make_room):
     room = make_room("xss", name="<script>alert(1)</script>", topic="<img src=x onerror=alert(2)>")
     post_messages(room, alice, 0)
-    room.messages.create(author=alice, body="<script>alert(3)</script>", seq=1)
+    room.messages.create(author=alice, body="<script>alert(3)</script>", seq=1, rev=1)
 
     page = alice_client.get("/chat/xss/").content.decode()
 

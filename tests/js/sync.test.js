@@ -35,6 +35,8 @@ function harness({ storage = null, options = {} } = {}) {
   const record = (name) => (...args) => h.calls.push({ name, args });
   h.view = {
     message: record("message"),
+    edited: record("edited"),
+    deleted: record("deleted"),
     pending: record("pending"),
     acked: record("acked"),
     failed: record("failed"),
@@ -77,6 +79,19 @@ function msg(seq, { room = ROOM, id = 1000 + seq, clientId = null } = {}) {
     created: "2026-11-25T21:40:00.123456+00:00",
     client_id: clientId,
   };
+}
+
+// The MSG of message `seq` as a replay sends it after an edit (at `rev`) or a deletion.
+function changed(seq, rev, { deleted = false, body = `message ${seq}, edited` } = {}) {
+  return Object.assign(msg(seq), { rev, edited: deleted ? null : "2026-11-25T21:45:00+00:00", deleted, body: deleted ? "" : body });
+}
+
+function editedFrame(seq, rev, body) {
+  return { type: "message_edited", room: ROOM, seq: rev, message: changed(seq, rev, { body }) };
+}
+
+function deletedFrame(seq, rev) {
+  return { type: "message_deleted", room: ROOM, id: 1000 + seq, seq: rev };
 }
 
 function messageFrame(seq, opts = {}) {
@@ -957,5 +972,122 @@ describe("resyncs, failures and the outbox together", () => {
     const joins = h.sentOf("join");
     assert.equal(joins.length, 2);
     assert.equal(joins[1].since, 5);
+  });
+});
+
+describe("edits and deletions", () => {
+  test("a live edit calls view.edited once, takes its seq, and resyncs nothing", () => {
+    const h = harness();
+    joinedAt(h, 5);
+    h.client.markShown(ROOM, msg(4));
+    h.client.receive(editedFrame(4, 6, "fixed"));
+    h.client.receive(editedFrame(4, 6, "fixed")); // the same event again: nothing
+    const edits = h.callsOf("edited");
+    assert.equal(edits.length, 1);
+    assert.equal(edits[0][1].body, "fixed");
+    assert.equal(h.client.rooms.get(ROOM).cursor, 6);
+    h.client.receive(messageFrame(7));
+    assert.equal(h.sentOf("join").length, 0);
+    assert.deepEqual(h.shownSeqs(), [7]);
+  });
+
+  test("an edit of an older message this client never loaded is not shown, but a history page shows it", () => {
+    const h = harness();
+    joinedAt(h, 5);
+    h.client.receive(editedFrame(2, 6, "fixed"));
+    assert.equal(h.callsOf("edited").length, 0);
+    assert.deepEqual(h.shownSeqs(), []);
+    assert.equal(h.client.rooms.get(ROOM).cursor, 6);
+    h.client.showMessage(ROOM, changed(2, 6, { body: "fixed" }), true); // "load older"
+    assert.deepEqual(h.shownSeqs(), [2]);
+  });
+
+  test("a message new to the client is shown by a replay even when it was edited since", () => {
+    const h = harness();
+    joinedAt(h, 5);
+    h.client.disconnected();
+    h.client.connected();
+    h.client.receive(joinedFrame([changed(6, 7, { body: "posted, then fixed" })], { lastSeq: 7 }));
+    assert.deepEqual(h.callsOf("message").map(([, m]) => m.body), ["posted, then fixed"]);
+    assert.equal(h.callsOf("edited").length, 0);
+  });
+
+  test("a live deletion calls view.deleted once and takes its seq", () => {
+    const h = harness();
+    joinedAt(h, 5);
+    h.client.markShown(ROOM, msg(5));
+    h.client.receive(deletedFrame(5, 6));
+    h.client.receive(deletedFrame(5, 6));
+    assert.equal(h.callsOf("deleted").length, 1);
+    assert.equal(h.callsOf("deleted")[0][1].id, 1005);
+    assert.equal(h.client.rooms.get(ROOM).cursor, 6);
+    assert.equal(h.sentOf("join").length, 0);
+  });
+
+  test("a missed edit is a gap: the resync replays it, and the message is edited, not shown again", () => {
+    const h = harness();
+    joinedAt(h, 5);
+    h.client.markShown(ROOM, msg(3));
+    h.client.receive(messageFrame(7)); // 6, the edit of 3, was lost
+    const joins = h.sentOf("join");
+    assert.equal(joins.length, 1);
+    assert.equal(joins[0].since, 5);
+    // The replay is ordered by rev: the new message 7, then message 3 as edited at 8.
+    h.client.receive(joinedFrame([msg(7), changed(3, 8)], { lastSeq: 8 }));
+    assert.deepEqual(h.shownSeqs(), [7]);
+    assert.deepEqual(h.callsOf("edited").map(([, m]) => [m.seq, m.rev]), [[3, 8]]);
+    assert.equal(h.client.rooms.get(ROOM).cursor, 8);
+    assert.equal(h.client.rooms.get(ROOM).hasGap(), false);
+  });
+
+  test("a replay tells of a deletion of a shown message; a message never seen and deleted stays unseen", () => {
+    const h = harness();
+    joinedAt(h, 5);
+    h.client.markShown(ROOM, msg(4));
+    h.client.disconnected();
+    h.client.connected();
+    h.client.receive(joinedFrame([changed(6, 8, { deleted: true }), changed(4, 9, { deleted: true })], { lastSeq: 9 }));
+    assert.deepEqual(h.callsOf("deleted").map(([, m]) => m.id), [1004]);
+    assert.deepEqual(h.shownSeqs(), []);
+    assert.equal(h.client.rooms.get(ROOM).cursor, 9);
+  });
+
+  test("an edit older than what was shown changes nothing", () => {
+    const h = harness();
+    joinedAt(h, 9);
+    h.client.markShown(ROOM, changed(3, 9, { body: "second edit" }));
+    h.client.disconnected();
+    h.client.connected();
+    h.client.receive(joinedFrame([changed(3, 7, { body: "first edit" })], { lastSeq: 9 }));
+    assert.equal(h.callsOf("edited").length, 0);
+  });
+
+  test("a has_more replay continues from the last rev in it, not the last seq", () => {
+    const h = harness();
+    joinedAt(h, 5);
+    h.client.receive(messageFrame(12));
+    h.client.receive(joinedFrame([msg(6), changed(2, 9)], { lastSeq: 12, hasMore: true }));
+    const joins = h.sentOf("join");
+    assert.equal(joins.length, 2);
+    assert.equal(joins[1].since, 9);
+  });
+
+  test("edit, remove and read send their frames only when the room is joined", () => {
+    const h = harness();
+    h.client.watch(ROOM, 5);
+    assert.equal(h.client.edit(ROOM, 1005, "new"), false);
+    joinedAt(h, 5);
+    assert.equal(h.client.edit(ROOM, 1005, "new"), true);
+    assert.equal(h.client.remove(ROOM, 1005), true);
+    assert.equal(h.client.read(ROOM, 5), true);
+    assert.deepEqual(
+      h.sent.map(({ ref, ...frame }) => frame),
+      [
+        { type: "edit", room: ROOM, id: 1005, body: "new" },
+        { type: "delete", room: ROOM, id: 1005 },
+        { type: "read", room: ROOM, seq: 5 },
+      ]
+    );
+    assert.ok(h.sent.every((frame) => typeof frame.ref === "string"));
   });
 });

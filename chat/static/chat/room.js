@@ -62,8 +62,35 @@
       li.dataset.id = String(msg.id);
       li.dataset.seq = String(msg.seq);
     }
+    if (msg.edited) markEdited(li);
     if (msg.author === config.username) li.classList.add("mine");
     return li;
+  }
+
+  function markEdited(li) {
+    if (li.querySelector(".edited")) return;
+    const note = document.createElement("span");
+    note.className = "edited";
+    note.textContent = "(edited)";
+    li.querySelector("time").after(" ", note);
+  }
+
+  function storedLine(id) {
+    return el.messages.querySelector(`li[data-id="${Number(id)}"]`);
+  }
+
+  function showEdit(room, msg) {
+    if (room !== slug) return;
+    const li = storedLine(msg.id);
+    if (!li) return;
+    li.querySelector(".body").textContent = msg.body;
+    markEdited(li);
+  }
+
+  function showDeletion(room, msg) {
+    if (room !== slug) return;
+    const li = storedLine(msg.id);
+    if (li) li.remove();
   }
 
   function nearBottom() {
@@ -189,7 +216,7 @@
   const frames = {
     history(frame) {
       if (frame.room !== slug) return;
-      frame.messages.forEach((msg) => client.showMessage(slug, msg));
+      frame.messages.forEach((msg) => client.showMessage(slug, msg, true));
       el.older.hidden = !frame.has_more;
       el.older.disabled = false;
     },
@@ -208,12 +235,11 @@
       );
       renderTyping();
     },
-    message_deleted(frame) {
-      if (frame.room !== slug) return;
-      const li = el.messages.querySelector(`li[data-id="${Number(frame.id)}"]`);
-      if (li) li.remove();
-    },
     room_closed(frame) {
+      if (frame.room === slug) closeRoom(frame.reason);
+    },
+    removed(frame) {
+      // Banned from the room: out of it on every tab, with the reason.
       if (frame.room === slug) closeRoom(frame.reason);
     },
     session_ended(frame) {
@@ -222,6 +248,8 @@
     },
     error(frame) {
       if (frame.code === "room_archived" || frame.code === "not_found") closeRoom(frame.message);
+      const state = client.rooms.get(slug);
+      if (frame.code === "forbidden" && state && frame.ref === state.joinRef) closeRoom(frame.message);
     },
   };
 
@@ -240,6 +268,8 @@
     storageKey: `chatsite.outbox.${config.username || "anonymous"}`,
     view: {
       message: showMessage,
+      edited: showEdit,
+      deleted: showDeletion,
       joined(frame) {
         if (frame.room !== slug) return;
         setStatus("connected");
@@ -367,7 +397,7 @@
 
   client.watch(slug, config.lastSeq);
   el.messages.querySelectorAll("li[data-id]").forEach((li) => {
-    const msg = { id: Number(li.dataset.id), seq: Number(li.dataset.seq) };
+    const msg = { id: Number(li.dataset.id), seq: Number(li.dataset.seq), rev: Number(li.dataset.rev) };
     client.markShown(slug, msg);
     if (page.oldestSeq === null || msg.seq < page.oldestSeq) page.oldestSeq = msg.seq;
     // A message the outbox still holds but the page already shows was stored before a

@@ -20,28 +20,53 @@
   // Errors after which a resend might succeed; every other refusal is final for that message.
   const RETRYABLE = new Set(["server_error"]);
 
-  // What one room has shown. `cursor`: every seq up to it is shown, or was deleted before
-  // this client saw it (null: nothing yet; the first join asks for the latest page).
-  // `ahead`: seqs above the cursor already shown (a gap lies below them).
+  // What one room has shown. A room's seqs number its events: each new message, and each
+  // edit or deletion of one. `cursor`: every seq up to it is accounted for (shown, or
+  // superseded by a later change; null: nothing yet, the first join asks for the latest
+  // page). `ahead`: seqs above the cursor already accounted for (a gap lies below them).
   class RoomState {
     constructor(cursor) {
       this.cursor = cursor;
       this.latest = false; // the join in flight asked for the latest page, not `since`
       this.ahead = new Set();
-      this.ids = new Set();
+      this.revs = new Map(); // message id → the rev of it shown
       this.joined = false; // a `joined` reply arrived on the current connection
       this.syncing = false; // a `join` is in flight
       this.joinRef = null; // its ref, to match an error to it
       this.retryJoinAt = null; // when to ask again after a join failed with server_error
     }
 
-    // Record a stored message; false if it was shown already (by id).
+    // Record a message (a MSG object from a page, a replay or a broadcast) and say what
+    // the view must do: "new" (show it), "changed" (it was edited or deleted since it was
+    // shown), or null (nothing: known at this rev already, deleted before it was seen, or
+    // an edit of an older message this client never loaded). `older`: the message comes
+    // from a page of history, below what was shown.
+    apply(message, older = false) {
+      const rev = typeof message.rev === "number" ? message.rev : message.seq;
+      const known = this.revs.get(message.id);
+      const below = typeof message.seq !== "number" || this.accounted(message.seq);
+      this.account(message.seq);
+      this.account(rev);
+      if (known !== undefined && known >= rev) return null;
+      if (known === undefined && (message.deleted || (below && !older))) return null;
+      this.revs.set(message.id, rev);
+      return known === undefined ? "new" : "changed";
+    }
+
+    accounted(seq) {
+      return (this.cursor !== null && seq <= this.cursor) || this.ahead.has(seq);
+    }
+
+    // Record a message the page already shows; false if it was known already (by id).
     add(message) {
-      if (this.ids.has(message.id)) return false;
-      this.ids.add(message.id);
-      if (this.cursor === null || message.seq > this.cursor) this.ahead.add(message.seq);
+      return this.apply(message, true) === "new";
+    }
+
+    // Seq `seq` (a message, an edit or a deletion) is accounted for.
+    account(seq) {
+      if (typeof seq !== "number") return;
+      if (this.cursor === null || seq > this.cursor) this.ahead.add(seq);
       this.advance();
-      return true;
     }
 
     // Everything up to `seq` is accounted for (shown or deleted).
@@ -66,8 +91,9 @@
 
   class ChatClient {
     // send(frame) → bool: write a frame if the socket is open.
-    // view: callbacks, each optional — message(room, msg), pending(item), acked(item, ack),
-    //   failed(item), joined(frame), frame(frame) for everything else.
+    // view: callbacks, each optional — message(room, msg), edited(room, msg),
+    //   deleted(room, msg), pending(item), acked(item, ack), failed(item), joined(frame),
+    //   frame(frame) for everything else.
     // storage: {getItem, setItem} (sessionStorage in the browser) to keep the outbox.
     constructor({ send, view = {}, storage = null, storageKey = "chatsite.outbox", now = Date.now, options = {} }) {
       this.sendFrame = (frame) => {
@@ -183,10 +209,42 @@
       else if (this.view.frame) this.view.frame(frame);
     }
 
-    showMessage(room, message) {
+    // `older`: from a page of history (the user scrolled back), not from the live stream.
+    showMessage(room, message, older = false) {
       const state = this.rooms.get(room);
-      if (!state || !state.add(message)) return;
-      if (this.view.message) this.view.message(room, message);
+      if (!state) return;
+      const change = state.apply(message, older);
+      if (change === "new") {
+        if (this.view.message) this.view.message(room, message);
+      } else if (change === "changed") {
+        if (message.deleted) {
+          if (this.view.deleted) this.view.deleted(room, message);
+        } else if (this.view.edited) this.view.edited(room, message);
+      }
+    }
+
+    // --- Requests that are not queued: they need the room joined now ----------------------
+
+    // Ask to change the body of one's own message; false if not connected and joined.
+    edit(room, id, body) {
+      return this.request(room, { type: "edit", room, id, body });
+    }
+
+    // Ask to delete a message (one's own; staff: anyone's).
+    remove(room, id) {
+      return this.request(room, { type: "delete", room, id });
+    }
+
+    // Tell the server (and so the user's other tabs) that `room` is read up to `seq`.
+    read(room, seq) {
+      return this.request(room, { type: "read", room, seq });
+    }
+
+    request(room, frame) {
+      const state = this.rooms.get(room);
+      if (!this.open || !state || !state.joined) return false;
+      frame.ref = this.nextRef();
+      return this.sendFrame(frame) !== false;
     }
 
     nextRef() {
@@ -291,9 +349,11 @@
       if (!state) return;
       if (this.view.joined) this.view.joined(frame);
       for (const message of frame.messages) this.showMessage(frame.room, message);
-      // Every seq up to the last one in a `since` reply is shown or deleted; with nothing
-      // more to come (or for the latest page), everything up to the room's counter is.
-      const last = frame.messages.length ? frame.messages[frame.messages.length - 1].seq : 0;
+      // A `since` reply is ordered by each message's latest change (rev): every seq up to
+      // the last rev in it is accounted for; with nothing more to come (or for the latest
+      // page), everything up to the room's counter is.
+      const tail = frame.messages.length ? frame.messages[frame.messages.length - 1] : null;
+      const last = tail ? (typeof tail.rev === "number" ? tail.rev : tail.seq) : 0;
       const complete = state.latest || !frame.has_more;
       state.settle(complete ? Math.max(last, frame.last_seq) : last);
       state.latest = false;
@@ -309,6 +369,20 @@
       this.showMessage(frame.room, frame.message);
       const state = this.rooms.get(frame.room);
       if (state && state.hasGap()) this.resync(frame.room);
+    },
+    message_edited(frame) {
+      this.showMessage(frame.room, frame.message);
+      const state = this.rooms.get(frame.room);
+      if (state && state.hasGap()) this.resync(frame.room);
+    },
+    message_deleted(frame) {
+      const state = this.rooms.get(frame.room);
+      if (state && typeof frame.seq === "number") {
+        this.showMessage(frame.room, { id: frame.id, room: frame.room, rev: frame.seq, deleted: true });
+        if (state.hasGap()) this.resync(frame.room);
+      } else if (this.view.deleted) {
+        this.view.deleted(frame.room, { id: frame.id, room: frame.room, deleted: true });
+      }
     },
     ack(frame) {
       const item = this.outbox.get(frame.client_id);
