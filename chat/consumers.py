@@ -57,6 +57,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.user = self.scope["user"]
         self.socket_id = uuid.uuid4().hex
         self.counted = False
+        self.limits = limits.limits_for_loop()
         self.joined: dict[str, JoinedRoom] = {}
         self.fanout = fanout_for(get_channel_layer())
         self.presence = presence_for_loop()
@@ -66,15 +67,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.draining: asyncio.Task | None = None
         await self.accept()
         if self.user.is_authenticated:
-            if limits.open_sockets[self.user.pk] >= settings.CHAT_MAX_SOCKETS_PER_USER:
-                error = ChatError(
-                    ErrorCode.LIMIT_REACHED,
-                    f"At most {settings.CHAT_MAX_SOCKETS_PER_USER} open sockets per user.",
-                )
+            cap = settings.CHAT_MAX_SOCKETS_PER_USER
+            if not await self.limits.socket_opened(self.user.pk, self.socket_id, cap):
+                error = ChatError(ErrorCode.LIMIT_REACHED, f"At most {cap} open sockets per user.")
                 await self.send_frame(events.error_frame(error))
                 await self.close(code=4008)
                 return
-            limits.open_sockets[self.user.pk] += 1
             self.counted = True
             # Anything addressed to the user (a logout, a deactivation) reaches every tab.
             await self.fanout.add(events.user_group(self.user.pk), self)
@@ -87,9 +85,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.draining.cancel()
         if getattr(self, "counted", False):
             await self.fanout.discard(events.user_group(self.user.pk), self)
-            limits.open_sockets[self.user.pk] -= 1
-            if limits.open_sockets[self.user.pk] <= 0:
-                del limits.open_sockets[self.user.pk]
+            await self.limits.socket_closed(self.user.pk, self.socket_id)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Answer one client frame; a bad frame gets an error and changes nothing."""
@@ -166,7 +162,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_send(self, request: requests.Send, ref: str | None) -> None:
         """Runs on `send`: store (or find the retried original) and ack after commit."""
         joined = self._require_member(request.room)
-        self._check_rate(limits.sends, settings.CHAT_RATE_LIMIT)
+        await self._check_rate(limits.SEND, settings.CHAT_RATE_LIMIT)
         draft = services.MessageDraft(
             room=joined.room, author=self.user, body=request.body, client_id=request.client_id
         )
@@ -192,7 +188,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_typing(self, request: requests.Typing, ref: str | None) -> None:
         """Runs on `typing`: tell the room's other sockets; nothing is stored."""
         joined = self._require_member(request.room)
-        self._check_rate(limits.typing, settings.CHAT_TYPING_RATE_LIMIT)
+        await self._check_rate(limits.TYPING, settings.CHAT_TYPING_RATE_LIMIT)
         frame = events.typing_frame(room_slug=request.room, username=self.user.get_username())
         publish(
             joined.group,
@@ -230,7 +226,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Runs on `edit`: change the body of one's own recent message; the room hears
         `message_edited`."""
         joined = self._require_member(request.room)
-        self._check_rate(limits.edits, settings.CHAT_EDIT_RATE_LIMIT)
+        await self._check_rate(limits.EDIT, settings.CHAT_EDIT_RATE_LIMIT)
         message = await database_sync_to_async(services.message_edit)(
             room=joined.room, message_id=request.id, editor=self.user, body=request.body
         )
@@ -242,7 +238,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Runs on `delete`: delete one's own message (staff: anyone's); the room hears
         `message_deleted`."""
         joined = self._require_member(request.room)
-        self._check_rate(limits.edits, settings.CHAT_EDIT_RATE_LIMIT)
+        await self._check_rate(limits.EDIT, settings.CHAT_EDIT_RATE_LIMIT)
         message = await database_sync_to_async(services.message_delete_own)(
             room=joined.room, message_id=request.id, user=self.user
         )
@@ -253,7 +249,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_read(self, request: requests.Read, ref: str | None) -> None:
         """Runs on `read`: store how far the user has read; all their tabs hear `read`."""
         joined = self._require_member(request.room)
-        self._check_rate(limits.reads, settings.CHAT_READ_RATE_LIMIT)
+        await self._check_rate(limits.READ, settings.CHAT_READ_RATE_LIMIT)
         seq = await database_sync_to_async(services.room_mark_read)(
             room=joined.room, user=self.user, seq=request.seq
         )
@@ -316,8 +312,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             frame["ref"] = ref
         await self.send(text_data=events.encode(frame))
 
-    def _check_rate(self, limiter: limits.RateLimiter, limit: str) -> None:
-        wait = limiter.wait(self.user.pk, limit)
+    async def _check_rate(self, kind: str, limit: str) -> None:
+        wait = await self.limits.wait(kind, self.user.pk, limit)
         if wait:
             raise ChatError(
                 ErrorCode.RATE_LIMITED, "Slow down: too many at once.", retry_after=wait

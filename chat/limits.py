@@ -1,17 +1,34 @@
-"""Per-user rate limits and caps, counted in this process.
+"""Per-user rate limits and the cap on open sockets, counted for the whole site.
 
-A token bucket lets a user send in bursts (up to the bucket's size) while holding the
-average to the configured rate. Counts are per worker process: a user whose sockets are
-spread over several workers gets the allowance once per worker (docs/security.md).
+A token bucket lets a user act in bursts (up to the bucket's size) while holding the average
+to the configured rate. Two registries with one interface, like presence:
+- `LocalLimits`, in this process's memory: right for one process (the laptop default).
+- `RedisLimits`, shared by every worker through Redis (chosen whenever `REDIS_URL` is set):
+  a user's allowance and socket count are the same whichever workers their tabs reach.
+  Buckets live in Redis hashes updated by one Lua script (Redis's clock, so workers' clocks
+  do not matter). Each socket is an entry with an expiry, refreshed by its worker's
+  heartbeat, so a killed worker's sockets stop counting within CHAT_PRESENCE_TTL (30 s).
+  Should Redis fail, a limit lets the action through (logged): limits guard against abuse,
+  and must not take the chat down with them.
 """
 
+import asyncio
 import functools
+import logging
 import time
-from collections import Counter
+import weakref
+from collections import defaultdict
 from dataclasses import dataclass, field
 
-# Open sockets per signed-in user in this process.
-open_sockets: Counter[int] = Counter()
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+# Kinds of rate-limited action.
+SEND = "send"
+TYPING = "typing"
+EDIT = "edit"  # edits and deletions
+READ = "read"
 
 
 @dataclass
@@ -37,30 +54,6 @@ class TokenBucket:
         return (1 - self.tokens) / rate
 
 
-class RateLimiter:
-    """One bucket per key (a user), made on first use."""
-
-    def __init__(self) -> None:
-        self.buckets: dict[object, TokenBucket] = {}
-
-    def wait(self, key: object, limit: str) -> float:
-        """0.0 if `key` may act now under `limit` ("10/10" or "off"), else the seconds until
-        it may."""
-        rate = parse_rate(limit)
-        if rate is None:
-            return 0.0
-        bucket = self.buckets.get(key)
-        if bucket is None or (bucket.size, bucket.per_seconds) != rate:
-            bucket = self.buckets[key] = TokenBucket(*rate)
-        return bucket.take()
-
-
-sends = RateLimiter()
-typing = RateLimiter()
-edits = RateLimiter()  # edits and deletes
-reads = RateLimiter()
-
-
 @functools.lru_cache(maxsize=16)
 def parse_rate(value: str) -> tuple[int, float] | None:
     """ "10/10" → (10, 10.0): 10 actions per 10 seconds; "off" → None."""
@@ -71,3 +64,171 @@ def parse_rate(value: str) -> tuple[int, float] | None:
     if rate[0] < 1 or rate[1] <= 0:
         raise ValueError(f"A rate limit looks like 10/10 (actions/seconds) or off, not {value!r}")
     return rate
+
+
+class LocalLimits:
+    """Buckets and socket counts in this process's memory."""
+
+    def __init__(self) -> None:
+        self.buckets: dict[tuple[str, int], TokenBucket] = {}
+        self.sockets: dict[int, set[str]] = defaultdict(set)
+
+    async def wait(self, kind: str, user_id: int, limit: str) -> float:
+        """0.0 if the user may act now under `limit` ("10/10" or "off"), else the seconds
+        until they may."""
+        rate = parse_rate(limit)
+        if rate is None:
+            return 0.0
+        bucket = self.buckets.get((kind, user_id))
+        if bucket is None or (bucket.size, bucket.per_seconds) != rate:
+            bucket = self.buckets[(kind, user_id)] = TokenBucket(*rate)
+        return bucket.take()
+
+    async def socket_opened(self, user_id: int, socket_id: str, cap: int) -> bool:
+        """Count a new socket of the user; False (and not counted) if they have `cap`."""
+        sockets = self.sockets[user_id]
+        if len(sockets) >= cap:
+            return False
+        sockets.add(socket_id)
+        return True
+
+    async def socket_closed(self, user_id: int, socket_id: str) -> None:
+        sockets = self.sockets.get(user_id)
+        if sockets is not None:
+            sockets.discard(socket_id)
+            if not sockets:
+                del self.sockets[user_id]
+
+
+# KEYS[1]: the bucket (a hash). ARGV: size, seconds. Returns the wait as a string (a Lua
+# number would come back truncated to an integer).
+TAKE = """
+local size, per = tonumber(ARGV[1]), tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local rate = size / per
+local b = redis.call('HMGET', KEYS[1], 'tokens', 'updated', 'size', 'per')
+local tokens, updated = tonumber(b[1]), tonumber(b[2])
+if tokens == nil or tonumber(b[3]) ~= size or tonumber(b[4]) ~= per then
+  tokens, updated = size, now
+end
+tokens = math.min(size, tokens + math.max(0, now - updated) * rate)
+local wait = 0
+if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / rate end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'updated', tostring(now),
+  'size', size, 'per', per)
+redis.call('PEXPIRE', KEYS[1], math.ceil(per * 1000) + 1000)
+return tostring(wait)
+"""
+
+# KEYS[1]: the user's sockets (a sorted set, socket id → expiry). ARGV: socket, expiry, now,
+# cap, key lifetime (ms). 1 if counted, 0 if the user is at the cap.
+OPEN = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+if not redis.call('ZSCORE', KEYS[1], ARGV[1])
+   and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+
+
+class RedisLimits:
+    """Buckets and socket counts shared by every worker through Redis."""
+
+    def __init__(self, url: str, *, ttl: float, prefix: str = "chat:limits:") -> None:
+        import redis.asyncio as redis
+
+        pool = redis.BlockingConnectionPool.from_url(url, max_connections=50, timeout=20)
+        self.redis = redis.Redis(connection_pool=pool)
+        self.ttl = ttl
+        self.prefix = prefix
+        self.take_script = self.redis.register_script(TAKE)
+        self.open_script = self.redis.register_script(OPEN)
+        self.local: dict[int, set[str]] = defaultdict(set)  # this worker's sockets
+        self.task: asyncio.Task | None = None
+
+    def _sockets_key(self, user_id: int) -> str:
+        return f"{self.prefix}sockets:{user_id}"
+
+    async def wait(self, kind: str, user_id: int, limit: str) -> float:
+        rate = parse_rate(limit)
+        if rate is None:
+            return 0.0
+        try:
+            wait = await self.take_script(keys=[f"{self.prefix}{kind}:{user_id}"], args=rate)
+        except Exception:
+            logger.exception("Rate limit unavailable (Redis); letting the action through")
+            return 0.0
+        return float(wait)
+
+    async def socket_opened(self, user_id: int, socket_id: str, cap: int) -> bool:
+        now = time.time()
+        try:
+            counted = await self.open_script(
+                keys=[self._sockets_key(user_id)],
+                args=[socket_id, now + self.ttl, now, cap, int(self.ttl * 2000)],
+            )
+        except Exception:
+            logger.exception("Socket cap unavailable (Redis); letting the socket in")
+            counted = 1
+        if counted:
+            self.local[user_id].add(socket_id)
+            self._start()
+        return bool(counted)
+
+    async def socket_closed(self, user_id: int, socket_id: str) -> None:
+        sockets = self.local.get(user_id)
+        if sockets is None or socket_id not in sockets:
+            return
+        sockets.discard(socket_id)
+        if not sockets:
+            del self.local[user_id]
+        try:
+            await self.redis.zrem(self._sockets_key(user_id), socket_id)
+        except Exception:
+            logger.exception("Could not uncount a socket (Redis); it expires within the TTL")
+
+    def _start(self) -> None:
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._heartbeat_forever())
+
+    async def _heartbeat_forever(self) -> None:
+        while self.local:
+            await asyncio.sleep(self.ttl / 3)
+            try:
+                await self.heartbeat()
+            except Exception:
+                logger.exception("Socket-count heartbeat failed; retrying")
+        self.task = None
+
+    async def heartbeat(self) -> None:
+        """Push the expiry of every local socket forward."""
+        expiry = time.time() + self.ttl
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for user_id, sockets in list(self.local.items()):
+                key = self._sockets_key(user_id)
+                pipe.zadd(key, dict.fromkeys(sockets, expiry))
+                pipe.pexpire(key, int(self.ttl * 2000))
+            await pipe.execute()
+
+
+Limits = LocalLimits | RedisLimits
+_registries: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Limits]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def limits_for_loop() -> Limits:
+    """This process's registry (one per event loop: a Redis client belongs to its loop)."""
+    loop = asyncio.get_running_loop()
+    registry = _registries.get(loop)
+    if registry is None:
+        if settings.CHAT_LIMITS_REDIS_URL:
+            registry = RedisLimits(settings.CHAT_LIMITS_REDIS_URL, ttl=settings.CHAT_PRESENCE_TTL)
+        else:
+            registry = LocalLimits()
+        _registries[loop] = registry
+    return registry

@@ -205,7 +205,7 @@ CHAT_TYPING_RATE_LIMIT = os.environ.get("CHAT_TYPING_RATE_LIMIT", "5/10")
 CHAT_EDIT_RATE_LIMIT = os.environ.get("CHAT_EDIT_RATE_LIMIT", "10/10")  # edits + deletes
 CHAT_READ_RATE_LIMIT = os.environ.get("CHAT_READ_RATE_LIMIT", "20/10")  # stored read marks
 CHAT_MAX_ROOMS_PER_SOCKET = 50
-CHAT_MAX_SOCKETS_PER_USER = 20  # per worker process
+CHAT_MAX_SOCKETS_PER_USER = int(os.environ.get("CHAT_MAX_SOCKETS_PER_USER", "20"))
 CHAT_MAX_FRAME_BYTES = 64 * 1024
 # Each process re-adds itself to its room groups this often; well below the layer's
 # group_expiry (24 h by default), after which a layer forgets a member.
@@ -219,6 +219,8 @@ CHAT_SOCKET_BACKLOG = 256
 # Presence is shared through Redis whenever the channel layer is; an entry not refreshed
 # for this many seconds belonged to a dead worker (its users go offline within TTL + TTL/3).
 CHAT_PRESENCE_REDIS_URL = REDIS_URL
+# Rate limits and the socket cap count for the whole site through the same Redis.
+CHAT_LIMITS_REDIS_URL = REDIS_URL
 CHAT_PRESENCE_TTL = float(os.environ.get("CHAT_PRESENCE_TTL", "30"))
 
 LOGGING = {

@@ -25,6 +25,7 @@ from tests.redis_service import redis_url
 STAFF = "moderator"
 USERS = ("alice", "bob", STAFF)
 PRESENCE_TTL = 3
+SOCKET_CAP = 4  # open sockets per user, counted across both workers
 CREATE_USERS = f"""
 from django.contrib.auth import get_user_model
 User = get_user_model()
@@ -113,6 +114,7 @@ def cluster(
         "DJANGO_SETTINGS_MODULE": "chatsite.settings",
         "CHAT_PRESENCE_TTL": str(PRESENCE_TTL),
         "CHAT_RATE_LIMIT": "off",
+        "CHAT_MAX_SOCKETS_PER_USER": str(SOCKET_CAP),
         "PYTHONUNBUFFERED": "1",
     }
     try:

@@ -49,6 +49,7 @@ def fresh_realtime_state(settings: Any) -> None:
     fan-out and presence registries are per layer and per loop, so they are new too."""
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "chat.layers.InProcessChannelLayer"}}
     settings.CHAT_PRESENCE_REDIS_URL = ""
+    settings.CHAT_LIMITS_REDIS_URL = ""
     settings.CHAT_RATE_LIMIT = "off"  # tests of the limits turn it on
     settings.CHAT_TYPING_RATE_LIMIT = "off"
     channel_layers.backends.clear()

@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 from websockets.typing import Origin
 
 from tests.cluster import (  # noqa: F401
     PRESENCE_TTL,
+    SOCKET_CAP,
     STAFF,
     Cluster,
     Worker,
@@ -222,3 +224,31 @@ async def test_a_thousand_sockets_connecting_at_once_all_succeed(cluster: Cluste
 
     failures = [r for r in results if r is not True]
     assert failures == []
+
+
+async def test_a_users_socket_cap_counts_their_tabs_on_both_workers(cluster: Cluster) -> None:  # noqa: F811
+    one, two = cluster.workers
+    sessionid = await asyncio.to_thread(one.login, "alice")
+    tabs = [await open_site_socket(worker, sessionid) for worker in (one, two, one, two)]
+    assert len(tabs) == SOCKET_CAP
+    for tab in tabs:  # each was let in: it can join
+        assert (await request(tab, {"type": "join", "room": "general"}))["type"] == "joined"
+
+    refused = await open_site_socket(one, sessionid)  # the fifth, on either worker
+    async with asyncio.timeout(TIMEOUT):
+        error = json.loads(await refused.recv())
+        await refused.wait_closed()
+    assert (error["type"], error["code"]) == ("error", "limit_reached")
+    assert refused.close_code == 4008
+
+    await tabs.pop().close()  # one tab closes on worker two: worker one lets a new one in
+    async with asyncio.timeout(TIMEOUT):
+        while True:
+            again = await open_site_socket(one, sessionid)
+            try:
+                assert (await request(again, {"type": "ping"}))["type"] == "pong"
+                break
+            except ConnectionClosed:
+                await asyncio.sleep(0.1)  # refused: the close was not counted yet
+    for tab in [*tabs, again]:
+        await tab.close()

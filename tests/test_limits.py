@@ -1,12 +1,16 @@
 """Abuse limits on the socket: send and typing rates, rooms per socket, sockets per user,
 frame size. Each refusal is a clear error that changes nothing and keeps the socket open."""
 
+import asyncio
+import uuid
+
 import pytest
 from channels.db import database_sync_to_async
 
-from chat.limits import parse_rate
+from chat.limits import SEND, TYPING, RedisLimits, parse_rate
 from chat.models import Message
 from tests.conftest import RECEIVE_TIMEOUT
+from tests.redis_service import redis_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -125,3 +129,79 @@ def test_rate_limits_are_read_as_actions_per_seconds(value, rate):
 def test_a_malformed_rate_limit_is_an_error(value):
     with pytest.raises(ValueError):  # noqa: PT011 - the message is for the operator
         parse_rate(value)
+
+
+# Shared by every worker -------------------------------------------------------------------
+
+
+@pytest.fixture
+async def two_workers_limits():
+    """Two workers' limit registries on one Redis, under a prefix of this test's own."""
+    prefix = f"chat:test:{uuid.uuid4().hex}:"
+    workers = [RedisLimits(redis_url(), ttl=1.2, prefix=prefix) for _ in range(2)]
+    yield workers
+    for worker in workers:
+        if worker.task is not None:
+            worker.task.cancel()
+    keys = [key async for key in workers[0].redis.scan_iter(f"{prefix}*")]
+    if keys:
+        await workers[0].redis.delete(*keys)
+    for worker in workers:
+        await worker.redis.aclose()
+
+
+async def test_a_users_send_rate_is_shared_by_every_worker(two_workers_limits):
+    first, second = two_workers_limits
+
+    waits = [
+        await first.wait(SEND, 7, "3/10"),
+        await second.wait(SEND, 7, "3/10"),
+        await first.wait(SEND, 7, "3/10"),
+        await second.wait(SEND, 7, "3/10"),  # the fourth, wherever it lands
+    ]
+
+    assert waits[:3] == [0.0, 0.0, 0.0]
+    assert 3.0 < waits[3] <= 3.34  # one token comes back every 10/3 s
+    assert await first.wait(SEND, 8, "3/10") == 0.0  # another user is not affected
+    assert await first.wait(TYPING, 7, "3/10") == 0.0  # nor is another kind of action
+    assert await second.wait(SEND, 7, "off") == 0.0
+
+
+async def test_a_users_socket_cap_counts_their_sockets_on_every_worker(two_workers_limits):
+    first, second = two_workers_limits
+
+    opened = [
+        await first.socket_opened(7, "a", 3),
+        await second.socket_opened(7, "b", 3),
+        await second.socket_opened(7, "c", 3),
+        await first.socket_opened(7, "d", 3),
+    ]
+    await second.socket_closed(7, "b")
+    after_close = await first.socket_opened(7, "e", 3)
+
+    assert opened == [True, True, True, False]
+    assert after_close is True
+
+
+async def test_a_dead_workers_sockets_stop_counting_and_live_ones_keep_counting(
+    two_workers_limits,
+):
+    alive, dead = two_workers_limits
+    assert await alive.socket_opened(7, "kept", 2)
+    assert await dead.socket_opened(7, "lost", 2)
+    dead.task.cancel()  # the worker dies: no heartbeat, no goodbye
+
+    await asyncio.sleep(1.6)  # past the TTL (1.2 s); the live worker's heartbeat ran
+
+    assert await alive.socket_opened(7, "new", 2) is True  # "lost" no longer counts
+    assert await alive.socket_opened(7, "one too many", 2) is False  # "kept" still does
+
+
+async def test_limits_let_actions_through_when_redis_fails(caplog):
+    broken = RedisLimits("redis://127.0.0.1:1/0", ttl=1.2)
+
+    assert await broken.wait(SEND, 7, "1/10") == 0.0
+    assert await broken.socket_opened(7, "a", 1) is True
+    assert "letting" in caplog.text
+    broken.task.cancel()
+    await broken.redis.aclose()
