@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from . import selectors, services
-from .models import Ban, Message, Room
+from .models import Announcement, Ban, Message, Room
 
 
 @admin.register(Room)
@@ -139,3 +139,21 @@ class BanAdmin(admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Ban]) -> None:
         for ban in queryset.select_related("room", "user"):
             services.user_unban(room=ban.room, user=ban.user)
+
+
+@admin.register(Announcement)
+class AnnouncementAdmin(admin.ModelAdmin):
+    """Saving a new announcement sends it to every connected socket, once each."""
+
+    list_display = ["body", "created_by", "created_at"]
+    fields = ["body", "created_by", "created_at"]
+    readonly_fields = ["created_by", "created_at"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Announcement | None = None) -> bool:
+        return obj is None and super().has_change_permission(request)  # sent: cannot be unsent
+
+    def save_model(
+        self, request: HttpRequest, obj: Announcement, form: object, change: bool
+    ) -> None:
+        saved = services.announcement_create(body=obj.body, by=request.user)
+        obj.pk, obj.created_by, obj.created_at = saved.pk, saved.created_by, saved.created_at

@@ -66,6 +66,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.backlog: collections.deque[str] | None = None  # frames behind a blocked send
         self.draining: asyncio.Task | None = None
         await self.accept()
+        await self.fanout.add(events.SITE_GROUP, self)
         if self.user.is_authenticated:
             cap = settings.CHAT_MAX_SOCKETS_PER_USER
             if not await self.limits.socket_opened(self.user.pk, self.socket_id, cap):
@@ -83,6 +84,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._leave_room(slug)
         if getattr(self, "draining", None) is not None:
             self.draining.cancel()
+        if getattr(self, "fanout", None) is not None:
+            await self.fanout.discard(events.SITE_GROUP, self)
         if getattr(self, "counted", False):
             await self.fanout.discard(events.user_group(self.user.pk), self)
             await self.limits.socket_closed(self.user.pk, self.socket_id)

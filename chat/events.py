@@ -22,6 +22,11 @@ EVENT_LEAVE_ROOM = "chat.leave_room"  # leave a room and tell the client why (ar
 EVENT_SESSION_ENDED = "chat.session_ended"  # the user logged out or was deactivated: close
 
 
+# Every socket, signed in or not: a site-wide announcement reaches each socket once, however
+# many rooms it is in (Socket.IO's union rule).
+SITE_GROUP = "site"
+
+
 def room_group(room_id: int) -> str:
     """The channel-layer group of a room, built from its primary key, never from user text."""
     return f"room.{room_id}"
@@ -74,6 +79,20 @@ def message_edited_frame(message: Message) -> dict[str, Any]:
 def message_deleted_frame(*, room_slug: str, message_id: int, seq: int) -> dict[str, Any]:
     """`seq` is the deletion's own place in the room's sequence."""
     return {"type": "message_deleted", "room": room_slug, "id": message_id, "seq": seq}
+
+
+def notification_frame(*, reason: str, message: Message) -> dict[str, Any]:
+    """Sent to one user's sockets: `reason` is "dm" (a direct message to them) or "mention"."""
+    return {
+        "type": "notification",
+        "reason": reason,
+        "room": message.room.slug,
+        "message": message_dict(message),
+    }
+
+
+def announcement_frame(*, announcement_id: int, body: str, created: str) -> dict[str, Any]:
+    return {"type": "announcement", "id": announcement_id, "body": body, "created": created}
 
 
 def read_frame(*, room_slug: str, seq: int) -> dict[str, Any]:

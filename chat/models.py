@@ -15,6 +15,11 @@ class Room(models.Model):
     is_archived = models.BooleanField(
         default=False, help_text="An archived room is read-only and can no longer be joined."
     )
+    is_direct = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text="A direct-message room: private, of exactly two users, at /chat/@username/.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -118,3 +123,19 @@ class ReadState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} read {self.room} to #{self.seq}"
+
+
+class Announcement(models.Model):
+    """A site-wide notice from staff; every connected socket hears it once."""
+
+    body = models.TextField(max_length=1000)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.body[:60]

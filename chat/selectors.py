@@ -24,12 +24,14 @@ class MessagePage:
     has_more: bool
 
 
-def rooms_visible_to(*, user: AnyUser) -> QuerySet[Room]:
-    """Rooms listed in the lobby: public ones, and private ones the user is a member of."""
+def rooms_visible_to(*, user: AnyUser, direct: bool = False) -> QuerySet[Room]:
+    """Rooms listed in the lobby: public ones, and private ones the user is a member of;
+    with `direct`, the user's direct-message rooms instead."""
     visible = Q(is_private=False)
     if user.is_authenticated:
         visible |= Q(is_private=True, members=user)
-    return Room.objects.filter(visible, is_archived=False).distinct().order_by("name")
+    rooms = Room.objects.filter(visible, is_archived=False, is_direct=direct)
+    return rooms.distinct().order_by("name")
 
 
 def room_is_visible(*, room: Room, user: AnyUser) -> bool:

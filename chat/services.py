@@ -1,11 +1,13 @@
 """Writes. Each service validates, changes the database in one transaction, and schedules its
 broadcast with `transaction.on_commit`, so no socket hears of a row that was rolled back."""
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -13,7 +15,7 @@ from django.utils.text import slugify
 
 from . import events
 from .errors import ChatError, ErrorCode
-from .models import Ban, Message, ReadState, Room
+from .models import Announcement, Ban, Message, ReadState, Room
 
 ARCHIVE_REASON = "This room has been archived."
 BAN_REASON = "You have been banned from this room."
@@ -144,6 +146,7 @@ def _store(draft: MessageDraft) -> tuple[Message, bool]:
                 client_id=draft.client_id,
             )
             events.broadcast_on_commit(draft.room.pk, events.message_frame(message))
+            _notify(message)
     except IntegrityError:
         if draft.client_id is None:
             raise
@@ -205,6 +208,78 @@ def message_delete_own(*, room: Room, message_id: int, user: AbstractBaseUser) -
     if not _delete(message, actor_id=user.pk):
         raise ChatError(ErrorCode.NOT_FOUND, f"No message {message_id} in this room.")
     return message
+
+
+MENTION_RE = re.compile(r"(?<![\w@.])@([\w.+-][\w.@+-]{0,149})")
+
+
+def mentioned_usernames(body: str) -> set[str]:
+    """The usernames a body mentions as @name (a trailing full stop is punctuation)."""
+    return {name.rstrip(".") for name in MENTION_RE.findall(body)}
+
+
+def _notify(message: Message) -> None:
+    """After commit, tell the people a message is for, on every tab of theirs: the other
+    user of a direct-message room ("dm"), and each user it @mentions who may read the room
+    ("mention"). One notification per user per message."""
+    room = message.room
+    reasons: dict[int, str] = {}
+    names = mentioned_usernames(message.body)
+    if names:
+        readers = get_user_model().objects.filter(username__in=names, is_active=True)
+        if room.is_private:
+            readers = readers.filter(chat_rooms=room)
+        readers = readers.exclude(chat_bans__room=room)
+        reasons.update(dict.fromkeys(readers.values_list("pk", flat=True), "mention"))
+    if room.is_direct:
+        others = room.members.exclude(pk=message.author_id).values_list("pk", flat=True)
+        reasons.update(dict.fromkeys(others, "dm"))
+    reasons.pop(message.author_id, None)
+    for user_id, reason in reasons.items():
+        frame = events.notification_frame(reason=reason, message=message)
+        events.send_on_commit(*events.user_broadcast(user_id, frame))
+
+
+def direct_room_get_or_create(*, user: AbstractBaseUser, other: AbstractBaseUser) -> Room:
+    """The direct-message room of two users (made on first use): private, exactly those two
+    members, one per pair whichever of them opens it first."""
+    if user.pk == other.pk:
+        raise ChatError(ErrorCode.BAD_REQUEST, "A direct message needs another user.")
+    low, high = sorted([user, other], key=lambda u: u.pk)
+    slug = f"dm-{low.pk}-{high.pk}"
+    try:
+        with transaction.atomic():
+            room, created = Room.objects.get_or_create(
+                slug=slug,
+                defaults={
+                    "name": f"{low.get_username()} & {high.get_username()}",
+                    "is_private": True,
+                    "is_direct": True,
+                },
+            )
+            if created:
+                room.members.add(low, high)
+    except IntegrityError:  # the other user opened it at the same moment
+        room = Room.objects.get(slug=slug)
+    return room
+
+
+def announcement_create(*, body: str, by: AbstractBaseUser | None) -> Announcement:
+    """Store a site-wide announcement; after commit every connected socket hears it once."""
+    body = body.strip()
+    if not body:
+        raise ChatError(ErrorCode.BAD_REQUEST, "An announcement cannot be empty.")
+    with transaction.atomic():
+        announcement = Announcement.objects.create(body=body, created_by=by)
+        frame = events.announcement_frame(
+            announcement_id=announcement.pk,
+            body=announcement.body,
+            created=announcement.created_at.isoformat(),
+        )
+        events.send_on_commit(
+            events.SITE_GROUP, events.broadcast_event(group=events.SITE_GROUP, frame=frame)
+        )
+    return announcement
 
 
 def message_delete(*, message: Message) -> bool:

@@ -7,5 +7,6 @@ app_name = "chat"
 urlpatterns = [
     path("", views.lobby, name="lobby"),
     path("rooms/new/", views.room_create, name="room_create"),
+    path("chat/@<str:username>/", views.direct, name="direct"),
     path("chat/<slug:slug>/", views.room, name="room"),
 ]

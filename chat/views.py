@@ -18,6 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from . import events, selectors, services, throttle
 from .errors import ChatError, ErrorCode
 from .forms import RoomCreateForm, SignupForm
+from .models import Room
 
 
 def lobby(request: HttpRequest) -> HttpResponse:
@@ -45,7 +46,9 @@ def room_create(request: HttpRequest) -> HttpResponse:
 
 def _render_lobby(request: HttpRequest, form: RoomCreateForm, status: int = 200) -> HttpResponse:
     rooms = selectors.rooms_visible_to(user=request.user)
-    return render(request, "chat/lobby.html", {"rooms": rooms, "form": form}, status=status)
+    directs = selectors.rooms_visible_to(user=request.user, direct=True)
+    context = {"rooms": rooms, "directs": directs, "form": form}
+    return render(request, "chat/lobby.html", context, status=status)
 
 
 def room(request: HttpRequest, slug: str) -> HttpResponse:
@@ -56,6 +59,20 @@ def room(request: HttpRequest, slug: str) -> HttpResponse:
         if error.code == ErrorCode.FORBIDDEN:
             raise PermissionDenied(error.message) from None
         raise Http404("No such room.") from None
+    return _render_room(request, room)
+
+
+@login_required
+def direct(request: HttpRequest, username: str) -> HttpResponse:
+    """/chat/@<username>/: the direct-message room with that user, made on first use."""
+    other = get_user_model().objects.filter(username=username, is_active=True).first()
+    if other is None or other.pk == request.user.pk:
+        raise Http404("No such user.")
+    room = services.direct_room_get_or_create(user=request.user, other=other)
+    return _render_room(request, room)
+
+
+def _render_room(request: HttpRequest, room: Room) -> HttpResponse:
     page = selectors.messages_latest(room=room, limit=settings.CHAT_PAGE_SIZE)
     config = {
         "room": room.slug,
