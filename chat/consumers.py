@@ -24,7 +24,7 @@ from .errors import ChatError, ErrorCode
 from .fanout import fanout_for, run_eagerly
 from .group_commit import writer_for_loop
 from .models import Room
-from .presence import presence_for_loop
+from .presence import GUEST, guests_changed, presence_for_loop
 from .publisher import publish
 
 logger = logging.getLogger(__name__)
@@ -129,15 +129,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
             group = events.room_group(room.pk)
             await self.fanout.add(group, self)
             self.joined[request.room] = JoinedRoom(room=room, group=group)
-            if self.user.is_authenticated:
-                first = await self.presence.add(
-                    room_id=room.pk,
-                    room_slug=room.slug,
-                    username=self.user.get_username(),
-                    socket_id=self.socket_id,
-                )
-                if first:
-                    await self._announce_presence(room, online=True)
+            first = await self.presence.add(
+                room_id=room.pk,
+                room_slug=room.slug,
+                username=self._presence_name(),
+                socket_id=self.socket_id,
+            )
+            if not self.user.is_authenticated:
+                guests_changed(room.pk, room.slug)
+            elif first:
+                await self._announce_presence(room, online=True)
         else:
             await self.fanout.refresh(self.joined[request.room].group)
         page = await database_sync_to_async(selectors.messages_for_join)(
@@ -152,6 +153,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "messages": [events.message_dict(m) for m in page.messages],
                 "last_seq": page.last_seq,
                 "online": await self.presence.online(room_id=room.pk),
+                "guests": await self.presence.guests(room_id=room.pk),
                 "has_more": page.has_more,
             },
             ref,
@@ -339,14 +341,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if joined is None:
             return
         await self.fanout.discard(joined.group, self)
-        if self.user.is_authenticated:
-            last = await self.presence.remove(
-                room_id=joined.room.pk,
-                username=self.user.get_username(),
-                socket_id=self.socket_id,
-            )
-            if last and announce:
-                await self._announce_presence(joined.room, online=False)
+        last = await self.presence.remove(
+            room_id=joined.room.pk, username=self._presence_name(), socket_id=self.socket_id
+        )
+        if not self.user.is_authenticated:
+            guests_changed(joined.room.pk, joined.room.slug)
+        elif last and announce:
+            await self._announce_presence(joined.room, online=False)
+
+    def _presence_name(self) -> str:
+        """Signed-in users are listed by name; anonymous readers are counted as guests."""
+        return self.user.get_username() if self.user.is_authenticated else GUEST
 
     async def _announce_presence(self, room: Room, *, online: bool) -> None:
         frame = events.presence_frame(

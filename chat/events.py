@@ -104,6 +104,11 @@ def presence_frame(*, room_slug: str, username: str, online: bool) -> dict[str, 
     return {"type": "presence", "room": room_slug, "user": username, "online": online}
 
 
+def guests_frame(*, room_slug: str, count: int) -> dict[str, Any]:
+    """How many anonymous readers the room has (they are counted, never named)."""
+    return {"type": "guests", "room": room_slug, "count": count}
+
+
 def typing_frame(*, room_slug: str, username: str) -> dict[str, Any]:
     return {"type": "typing", "room": room_slug, "user": username}
 

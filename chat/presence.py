@@ -9,7 +9,10 @@ Two registries with one interface:
   the room the user went offline. A SIGKILLed worker's users are shown offline within
   TTL + TTL/3 seconds (40 s by default).
 
-Anonymous readers are never registered.
+Anonymous readers are counted, never named: their sockets are registered under GUEST, a
+name no account can have, which `online` leaves out and `guests` counts. Changes in a room's
+guest count are broadcast at most once a second per room and process (`guests_changed`), so
+a crowd of readers arriving costs one frame per second, not one per reader.
 """
 
 import asyncio
@@ -23,11 +26,15 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from . import events
+from .publisher import publish
 
 logger = logging.getLogger(__name__)
 
 # Called with (room_id, room_slug, username) when a sweep finds a user gone.
 OfflineCallback = Callable[[int, str, str], Awaitable[None]]
+
+GUEST = "\x00guest"  # the registry's name for anonymous sockets (no username has a NUL)
+GUESTS_EVERY = 1.0  # seconds: at most one guest-count broadcast per room per process
 
 
 class LocalPresence:
@@ -59,7 +66,11 @@ class LocalPresence:
 
     async def online(self, *, room_id: int) -> list[str]:
         """Usernames with at least one socket in the room, sorted."""
-        return sorted(self._rooms.get(room_id, {}))
+        return sorted(name for name in self._rooms.get(room_id, {}) if name != GUEST)
+
+    async def guests(self, *, room_id: int) -> int:
+        """Anonymous sockets in the room."""
+        return len(self._rooms.get(room_id, {}).get(GUEST, ()))
 
 
 # Keys: {p}rooms (set of room ids), {p}slugs (hash id → slug), {p}r:<id> (zset username →
@@ -163,7 +174,10 @@ class RedisPresence:
 
     async def online(self, *, room_id: int) -> list[str]:
         names = await self.redis.zrangebyscore(self._room_key(room_id), time.time(), "+inf")
-        return sorted(name.decode() for name in names)
+        return sorted(name.decode() for name in names if name.decode() != GUEST)
+
+    async def guests(self, *, room_id: int) -> int:
+        return await self.redis.zcount(f"{self._room_key(room_id)}:{GUEST}", time.time(), "+inf")
 
     def _start(self) -> None:
         if self.task is None or self.task.done():
@@ -238,8 +252,39 @@ def presence_for_loop() -> Presence:
     return registry
 
 
+# Per event loop: room id → the task that will send its guest count.
+_guest_updates: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, asyncio.Task]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def guests_changed(room_id: int, room_slug: str) -> None:
+    """Tell the room its guest count within GUESTS_EVERY seconds (one frame for any number
+    of changes meanwhile); the count is read when the frame is sent."""
+    loop = asyncio.get_running_loop()
+    pending = _guest_updates.setdefault(loop, {})
+    if room_id in pending:
+        return
+
+    async def send_count() -> None:
+        await asyncio.sleep(GUESTS_EVERY)
+        del pending[room_id]
+        try:
+            count = await presence_for_loop().guests(room_id=room_id)
+        except Exception:
+            logger.exception("Could not count a room's guests")
+            return
+        frame = events.guests_frame(room_slug=room_slug, count=count)
+        publish(*events.room_broadcast(room_id, frame))
+
+    pending[room_id] = loop.create_task(send_count())
+
+
 async def _announce_offline(room_id: int, room_slug: str, username: str) -> None:
     """A sweep found a user gone with their dead worker: tell the room."""
+    if username == GUEST:
+        guests_changed(room_id, room_slug)
+        return
     frame = events.presence_frame(room_slug=room_slug, username=username, online=False)
     group, event = events.room_broadcast(room_id, frame)
     await get_channel_layer().group_send(group, event)

@@ -127,6 +127,25 @@ async def test_anonymous_reader_can_join_a_public_room_and_is_not_listed(connect
     await talker.close()
 
 
+async def test_anonymous_readers_are_counted_as_guests_live_in_one_frame_a_second(
+    connect, alice, general
+):
+    talker = await connect(alice)
+    await joined_with_presence(talker, "general")
+    readers = [await connect(), await connect()]
+
+    first = await readers[0].join("general")
+    await readers[1].join("general")
+
+    assert first["guests"] == 1
+    assert first["online"] == ["alice"]  # guests are counted, never named
+    counted = await talker.expect("guests")  # both arrivals, one frame (about 1 s later)
+    assert counted == {"type": "guests", "room": "general", "count": 2}
+    await readers[0].close()
+    assert (await talker.expect("guests"))["count"] == 1
+    assert (await talker.join("general"))["guests"] == 1
+
+
 async def test_joining_an_unknown_room_is_not_found(connect, alice):
     socket = await connect(alice)
 
