@@ -11,12 +11,17 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from chat.routing import websocket_urlpatterns  # noqa: E402
 from chat.transport import RawSendMiddleware  # noqa: E402
-from chatsite import daphne_writes  # noqa: E402
+from chatsite import daphne_limits, daphne_writes  # noqa: E402
 
 daphne_writes.install()
+daphne_limits.install(
+    max_buffer_bytes=settings.CHAT_SOCKET_MAX_BUFFER_BYTES,
+    max_queued_frames=settings.CHAT_SOCKET_MAX_QUEUED_FRAMES,
+)
 
 application = ProtocolTypeRouter(
     {

@@ -1,0 +1,166 @@
+"""Bound what one WebSocket can make daphne hold: bytes it does not read, frames it floods.
+
+daphne never pushes back, either way. A send goes through autobahn to Twisted's
+`transport.write`, which queues whatever the kernel will not take yet, without limit: a
+client that stops reading makes its connection's buffer grow with its rooms' traffic until
+daphne's ping timeout drops it (20 s of silence, then 30 s for a pong). And every frame a
+client sends is parsed at once and put in the consumer's unbounded asyncio queue, however
+far behind the consumer is. This module bounds both, per connection (docs/security.md,
+"Slow and flooding clients", has the measured figures):
+
+- Out: before a frame is written, if the connection already holds more than
+  `max_buffer_bytes` unsent, the server drops it (a TCP abort) instead. A close frame would
+  only queue behind the bytes the client is not reading, so it could never arrive; the
+  client sees the connection end (1006), reconnects and resyncs, and nothing is lost because
+  every message is stored. So Twisted holds at most `max_buffer_bytes` plus one frame.
+- In: once the consumer's queue holds `max_queued_frames` frames or `max_buffer_bytes` of
+  payload, the server stops reading the connection (and stops parsing what it already
+  read), so the client's own sends block on TCP; it reads again once the consumer has
+  handled half. No frame is dropped.
+
+Only daphne's WebSocket protocol is patched: HTTP responses are never limited. A limit of 0
+is off. Relies on autobahn's `processData`/`consumeData` and Twisted's buffer attributes,
+which is why requirements.txt pins both.
+"""
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from daphne.ws_protocol import WebSocketProtocol
+from twisted.internet import abstract
+
+logger = logging.getLogger(__name__)
+
+_daphne_server_send = WebSocketProtocol.serverSend
+_daphne_application_create_worked = WebSocketProtocol.applicationCreateWorked
+_autobahn_process_data = WebSocketProtocol.processData
+
+
+@dataclass
+class Limits:
+    max_buffer_bytes: int = 0
+    max_queued_frames: int = 0
+
+
+LIMITS = Limits()
+
+
+def unsent_bytes(transport: Any) -> int:
+    """Bytes Twisted holds for `transport` that the kernel has not taken yet (0 if unknown).
+    A wrapping transport (TLS inside daphne) is measured by the TCP connection under it."""
+    while not isinstance(transport, abstract.FileDescriptor):
+        transport = getattr(transport, "transport", None)
+        if transport is None:
+            return 0
+    return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+
+
+def _stop_reading(transport: Any) -> None:
+    if getattr(transport, "connected", False):
+        transport.pauseProducing()
+
+
+def _payload_size(message: dict[str, Any]) -> int:
+    return len(message.get("text") or message.get("bytes") or "")
+
+
+class InboundBudget:
+    """Counts what waits in one connection's application queue, and pauses reading the
+    connection while it is over the limits."""
+
+    def __init__(self, protocol: WebSocketProtocol, queue: asyncio.Queue) -> None:
+        self.protocol = protocol
+        self.queue = queue
+        self.queued_bytes = 0  # characters of text frames, bytes of binary ones
+        self.paused = False
+        self.pauses = 0
+        self._resume_scheduled = False
+        self._put, self._get = queue.put_nowait, queue.get_nowait
+        # daphne puts with put_nowait; asyncio.Queue.get ends in self.get_nowait().
+        queue.put_nowait = self.put_nowait  # type: ignore[method-assign]
+        queue.get_nowait = self.get_nowait  # type: ignore[method-assign]
+
+    def put_nowait(self, message: dict[str, Any]) -> None:
+        self._put(message)
+        self.queued_bytes += _payload_size(message)
+        if not self.paused and self._over(1):
+            self.paused = True
+            self.pauses += 1
+            _stop_reading(self.protocol.transport)
+
+    def get_nowait(self) -> dict[str, Any]:
+        message = self._get()
+        self.queued_bytes -= _payload_size(message)
+        if self.paused and not self._resume_scheduled and not self._over(2):
+            # Not from inside the consumer's get: resuming parses frames into this queue.
+            self._resume_scheduled = True
+            asyncio.get_running_loop().call_soon(self.resume)
+        return message
+
+    def resume(self) -> None:
+        """Parse what was read before the pause, then read the connection again, unless
+        that refilled the queue."""
+        self._resume_scheduled = False
+        self.paused = False
+        self.protocol.consumeData()
+        if not self.paused:
+            self.protocol.transport.resumeProducing()
+
+    def _over(self, fraction: int) -> bool:
+        """At or over the limits (each divided by `fraction`)."""
+        frames, max_bytes = LIMITS.max_queued_frames, LIMITS.max_buffer_bytes
+        return bool(
+            (frames and self.queue.qsize() * fraction >= frames)
+            or (max_bytes and self.queued_bytes * fraction >= max_bytes)
+        )
+
+
+def _send_within_buffer(self: WebSocketProtocol, content: Any, binary: bool = False) -> None:
+    """daphne's serverSend, unless the connection already holds more than the cap unsent:
+    then it is dropped, and this frame and any sent before daphne hears of the drop (on the
+    next turn of the loop) go nowhere, instead of raising autobahn's Disconnected."""
+    if getattr(self, "dropped_unread", False):
+        return
+    cap = LIMITS.max_buffer_bytes
+    if cap and self.state == self.STATE_OPEN and (unsent := unsent_bytes(self.transport)) > cap:
+        logger.warning(
+            "Dropping WebSocket %s: %d bytes unsent, over the %d-byte cap (it does not read)",
+            self.client_addr,
+            unsent,
+            cap,
+        )
+        self.dropped_unread = True
+        self.wasClean = False
+        self.wasNotCleanReason = f"{unsent} bytes unsent, over the {cap}-byte cap"
+        self.dropConnection(abort=True)
+        return
+    _daphne_server_send(self, content, binary)
+
+
+def _application_create_worked(self: WebSocketProtocol, application_queue: asyncio.Queue) -> None:
+    """daphne's, counting the queue from its first message (websocket.connect) on."""
+    if LIMITS.max_queued_frames or LIMITS.max_buffer_bytes:
+        self.inbound_budget = InboundBudget(self, application_queue)
+    _daphne_application_create_worked(self, application_queue)
+
+
+def _process_data_unless_paused(self: WebSocketProtocol) -> bool:
+    """autobahn's processData (one frame's worth), or nothing while the consumer is behind:
+    what was read stays in autobahn's buffer, which holds at most one read (64 KiB) beyond
+    a frame in progress."""
+    budget = getattr(self, "inbound_budget", None)
+    if budget is not None and budget.paused:
+        _stop_reading(self.transport)  # in case anything else resumed reading
+        return False
+    return _autobahn_process_data(self)
+
+
+def install(*, max_buffer_bytes: int, max_queued_frames: int) -> None:
+    """Set the limits (0: off) and patch daphne's WebSocketProtocol (idempotent)."""
+    LIMITS.max_buffer_bytes = max_buffer_bytes
+    LIMITS.max_queued_frames = max_queued_frames
+    WebSocketProtocol.serverSend = _send_within_buffer
+    WebSocketProtocol.applicationCreateWorked = _application_create_worked
+    WebSocketProtocol.processData = _process_data_unless_paused
