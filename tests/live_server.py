@@ -294,10 +294,13 @@ class LiveServer:
 
 
 @contextmanager
-def _serving(request: pytest.FixtureRequest, folder: Path) -> Iterator[LiveServer]:
-    """A fresh database with alice and bob, served until the block ends; on a failure in the
-    block's tests the server's log is printed."""
-    env = _site_env(folder)
+def _serving(
+    request: pytest.FixtureRequest, folder: Path, *, extra_env: dict[str, str] | None = None
+) -> Iterator[LiveServer]:
+    """A fresh database with alice and bob, served (with `extra_env` added to the server's
+    environment) until the block ends; on a failure in the block's tests the server's log is
+    printed."""
+    env = {**_site_env(folder), **(extra_env or {})}
     _manage(env, "migrate", "--noinput")
     env_users = {**env, "LIVE_USERNAMES": ",".join(USERNAMES), "LIVE_PASSWORD": PASSWORD}
     _manage(env_users, "shell", "--no-imports", "-c", CREATE_USERS)
