@@ -25,6 +25,7 @@ which is why requirements.txt pins both.
 
 import asyncio
 import logging
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,7 +64,8 @@ def _stop_reading(transport: Any) -> None:
 
 
 def _payload_size(message: dict[str, Any]) -> int:
-    return len(message.get("text") or message.get("bytes") or "")
+    """The memory a queued frame's payload takes (a str takes 1 to 4 bytes a character)."""
+    return sys.getsizeof(message.get("text") or message.get("bytes") or b"")
 
 
 class InboundBudget:
@@ -73,7 +75,7 @@ class InboundBudget:
     def __init__(self, protocol: WebSocketProtocol, queue: asyncio.Queue) -> None:
         self.protocol = protocol
         self.queue = queue
-        self.queued_bytes = 0  # characters of text frames, bytes of binary ones
+        self.queued_bytes = 0
         self.paused = False
         self.pauses = 0
         self._resume_scheduled = False
