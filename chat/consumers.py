@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 class JoinedRoom:
     room: Room
     group: str
+    counted: bool = False  # registered in presence (a quiet join is not)
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -124,11 +125,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
         room = await database_sync_to_async(selectors.room_get_joinable)(
             slug=request.room, user=self.user
         )
-        if request.room not in self.joined:
+        joined = self.joined.get(request.room)
+        if joined is None:
             # Subscribe before reading, so nothing posted in between is missed.
-            group = events.room_group(room.pk)
-            await self.fanout.add(group, self)
-            self.joined[request.room] = JoinedRoom(room=room, group=group)
+            joined = JoinedRoom(room=room, group=events.room_group(room.pk))
+            await self.fanout.add(joined.group, self)
+            self.joined[request.room] = joined
+        else:
+            await self.fanout.refresh(joined.group)
+        if request.quiet and joined.counted:
+            await self._uncount(joined, announce=True)
+        elif not request.quiet and not joined.counted:
+            joined.counted = True
             first = await self.presence.add(
                 room_id=room.pk,
                 room_slug=room.slug,
@@ -139,10 +147,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 guests_changed(room.pk, room.slug)
             elif first:
                 await self._announce_presence(room, online=True)
-        else:
-            await self.fanout.refresh(self.joined[request.room].group)
         page = await database_sync_to_async(selectors.messages_for_join)(
             room=room, since=request.since
+        )
+        read, unread = await database_sync_to_async(selectors.room_unread)(
+            room=room, user=self.user
         )
         await self.send_frame(
             {
@@ -155,6 +164,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "online": await self.presence.online(room_id=room.pk),
                 "guests": await self.presence.guests(room_id=room.pk),
                 "has_more": page.has_more,
+                "read": read,
+                "unread": unread,
             },
             ref,
         )
@@ -341,6 +352,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if joined is None:
             return
         await self.fanout.discard(joined.group, self)
+        await self._uncount(joined, announce=announce)
+
+    async def _uncount(self, joined: JoinedRoom, *, announce: bool) -> None:
+        """Take the socket out of the room's presence (it may stay subscribed)."""
+        if not joined.counted:
+            return
+        joined.counted = False
         last = await self.presence.remove(
             room_id=joined.room.pk, username=self._presence_name(), socket_id=self.socket_id
         )

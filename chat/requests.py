@@ -20,6 +20,7 @@ MAX_CLIENT_ID_LENGTH = 64
 class Join:
     room: str
     since: int | None
+    quiet: bool = False  # follow the room without being counted online (the lobby)
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,10 @@ def _string(frame: dict[str, Any], key: str, *, max_length: int) -> str:
 
 
 def _join(frame: dict[str, Any]) -> Join:
-    return Join(room=_room(frame), since=_seq(frame, "since"))
+    quiet = frame.get("quiet", False)
+    if not isinstance(quiet, bool):
+        raise _bad('"quiet" must be true or false.')
+    return Join(room=_room(frame), since=_seq(frame, "since"), quiet=quiet)
 
 
 def _leave(frame: dict[str, Any]) -> Leave:

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from .errors import ChatError, ErrorCode
-from .models import Ban, Message, Room
+from .models import Ban, Message, ReadState, Room
 
 AnyUser = AbstractBaseUser | AnonymousUser
 SLUG_RE = re.compile(r"^[-a-zA-Z0-9_]{1,80}$")  # what SlugField(max_length=80) can hold
@@ -136,3 +136,44 @@ def rooms_with_counts() -> QuerySet[Room]:
     members = Room.members.through.objects.filter(room=OuterRef("pk"))
     messages = Message.objects.filter(room=OuterRef("pk"), deleted_at__isnull=True)
     return Room.objects.annotate(member_count=count_of(members), message_count=count_of(messages))
+
+
+def room_unread(*, room: Room, user: AnyUser) -> tuple[int | None, int]:
+    """(the user's read mark, messages by others after it). A room the user never marked
+    read has no mark and nothing unread: it is not theirs yet."""
+    if not user.is_authenticated:
+        return None, 0
+    mark = ReadState.objects.filter(room=room, user=user).values_list("seq", flat=True).first()
+    if mark is None:
+        return None, 0
+    unread = (
+        Message.objects.filter(room=room, seq__gt=mark, deleted_at__isnull=True)
+        .exclude(author=user)
+        .count()
+    )
+    return mark, unread
+
+
+def rooms_with_unread(*, rooms: QuerySet[Room], user: AnyUser) -> QuerySet[Room]:
+    """`rooms`, each annotated with the user's `read_mark` (None: never read) and `unread`
+    (0 where they never read it), in one query."""
+    if not user.is_authenticated:
+        return rooms.annotate(
+            unread=Value(0, output_field=IntegerField()),
+            read_mark=Value(None, output_field=IntegerField()),
+        )
+    marks = ReadState.objects.filter(room=OuterRef(OuterRef("pk")), user=user)
+    mark = Subquery(marks.values("seq")[:1])
+    unread = (
+        Message.objects.filter(room=OuterRef("pk"), deleted_at__isnull=True, seq__gt=mark)
+        .exclude(author=user)
+        .order_by()
+        .values("room")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    own_mark = ReadState.objects.filter(room=OuterRef("pk"), user=user).values("seq")[:1]
+    return rooms.annotate(
+        unread=Coalesce(Subquery(unread, output_field=IntegerField()), 0),
+        read_mark=Subquery(own_mark),
+    )

@@ -45,9 +45,19 @@ def room_create(request: HttpRequest) -> HttpResponse:
 
 
 def _render_lobby(request: HttpRequest, form: RoomCreateForm, status: int = 200) -> HttpResponse:
-    rooms = selectors.rooms_visible_to(user=request.user)
-    directs = selectors.rooms_visible_to(user=request.user, direct=True)
-    context = {"rooms": rooms, "directs": directs, "form": form}
+    rooms = selectors.rooms_with_unread(
+        rooms=selectors.rooms_visible_to(user=request.user), user=request.user
+    )
+    directs = selectors.rooms_with_unread(
+        rooms=selectors.rooms_visible_to(user=request.user, direct=True), user=request.user
+    )
+    username = request.user.get_username() if request.user.is_authenticated else None
+    context = {
+        "rooms": rooms,
+        "directs": directs,
+        "form": form,
+        "lobby_config": {"username": username, "maxRooms": settings.CHAT_MAX_ROOMS_PER_SOCKET},
+    }
     return render(request, "chat/lobby.html", context, status=status)
 
 
@@ -73,14 +83,26 @@ def direct(request: HttpRequest, username: str) -> HttpResponse:
 
 
 def _render_room(request: HttpRequest, room: Room) -> HttpResponse:
+    """A room's page: its latest messages, and a sidebar of the visitor's rooms (with live
+    counts) to switch between without reloading; the socket takes over from there."""
+    user = request.user
     page = selectors.messages_latest(room=room, limit=settings.CHAT_PAGE_SIZE)
+    rooms = selectors.rooms_with_unread(rooms=selectors.rooms_visible_to(user=user), user=user)
+    directs = selectors.rooms_with_unread(
+        rooms=selectors.rooms_visible_to(user=user, direct=True), user=user
+    )
     config = {
         "room": room.slug,
+        "name": room.name,
+        "topic": room.topic,
         "lastSeq": page.messages[-1].seq if page.messages else 0,
         "hasMore": page.has_more,
-        "username": request.user.get_username() if request.user.is_authenticated else None,
+        "username": user.get_username() if user.is_authenticated else None,
+        "isStaff": bool(user.is_authenticated and user.is_staff),
         "archived": room.is_archived,
         "maxLength": settings.CHAT_MAX_MESSAGE_LENGTH,
+        "editWindowSeconds": settings.CHAT_EDIT_WINDOW_SECONDS,
+        "maxRooms": settings.CHAT_MAX_ROOMS_PER_SOCKET,
     }
     return render(
         request,
@@ -89,6 +111,8 @@ def _render_room(request: HttpRequest, room: Room) -> HttpResponse:
             "room": room,
             "messages": [events.message_dict(m) for m in page.messages],
             "has_more": page.has_more,
+            "rooms": rooms,
+            "directs": directs,
             "config": config,
         },
     )

@@ -9,6 +9,7 @@ from tests.browser import (  # noqa: F401
     TIMEOUT_MS,
     browser_fixture,
     expect_message_once,
+    new_page,
     sign_in_to_general,
 )
 from tests.live_server import LiveSite, live_site  # noqa: F401
@@ -43,3 +44,33 @@ def test_two_people_chat_in_the_browser(
         bob.screenshot(path=tmp_path / "bob.png")
         alice.context.close()
         bob.context.close()
+
+
+def test_guests_mentions_and_notifications_in_the_browser(
+    browser: Browser,
+    live_site: LiveSite,  # noqa: F811
+) -> None:
+    """A guest is counted, not named; a mention is highlighted for everyone, and only the
+    mentioned user is notified."""
+    alice = sign_in_to_general(browser, live_site, "alice")
+    bob = sign_in_to_general(browser, live_site, "bob")
+    guest = new_page(browser)
+    guest.goto(f"{live_site.base_url}/chat/general/")
+    try:
+        for page in (alice, bob):
+            expect(page.locator("#online li.guests")).to_have_text("1 guest", timeout=TIMEOUT_MS)
+        expect(alice.locator("#online li:not(.guests)")).to_have_text(["alice", "bob"])
+
+        bob.get_by_label("Message", exact=True).fill("@alice lunch?")
+        bob.get_by_label("Message", exact=True).press("Enter")
+
+        expect_message_once(alice, "bob", "@alice lunch?")
+        expect(alice.locator("li.message .mention.me")).to_have_text("@alice", timeout=TIMEOUT_MS)
+        expect(alice.locator("#notices .notification")).to_contain_text(
+            "bob mentioned you", timeout=TIMEOUT_MS
+        )
+        expect(guest.locator("li.message .mention")).to_have_text("@alice", timeout=TIMEOUT_MS)
+        expect(guest.locator("#notices .notification")).to_have_count(0)
+    finally:
+        for page in (alice, bob, guest):
+            page.context.close()

@@ -146,6 +146,33 @@ async def test_anonymous_readers_are_counted_as_guests_live_in_one_frame_a_secon
     assert (await talker.join("general"))["guests"] == 1
 
 
+async def test_a_quiet_join_follows_a_room_without_being_counted_online(
+    connect, alice, bob, general
+):
+    talker = await connect(alice)
+    await joined_with_presence(talker, "general")
+    lobby = await connect(bob)
+    guest_lobby = await connect()
+
+    quiet = await lobby.join("general", quiet=True)
+    await guest_lobby.join("general", quiet=True)
+    await talker.request({"type": "send", "room": "general", "body": "hi", "client_id": "q1"})
+
+    assert (quiet["online"], quiet["guests"]) == (["alice"], 0)
+    assert (await lobby.recv_until("message"))["message"]["body"] == "hi"
+    await talker.recv_until("message")
+    assert await talker.poll(1.5) is None  # no presence, no guest count for quiet followers
+    assert (await talker.join("general"))["online"] == ["alice"]
+    counted = await lobby.join("general")  # the same socket, no longer quiet
+    assert counted["online"] == ["alice", "bob"]
+    assert (await talker.recv_until("presence"))["user"] == "bob"
+    await lobby.join("general", quiet=True)  # quiet again: no longer counted
+    gone = await talker.recv_until("presence")
+    assert (gone["user"], gone["online"]) == ("bob", False)
+    bad = await lobby.request({"type": "join", "room": "general", "quiet": "yes"})
+    assert bad["code"] == "bad_request"
+
+
 async def test_joining_an_unknown_room_is_not_found(connect, alice):
     socket = await connect(alice)
 

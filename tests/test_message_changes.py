@@ -224,6 +224,8 @@ async def test_a_read_mark_is_stored_and_reaches_the_users_other_tabs_only(
     assert reply == {"type": "read", "room": "general", "seq": 3}
     assert await other_tab.recv_until("read") == {"type": "read", "room": "general", "seq": 3}
     assert await database_sync_to_async(read_mark)(alice, general) == 3
+    rejoined = await other_tab.join("general")
+    assert (rejoined["read"], rejoined["unread"]) == (3, 2)  # bob's messages 4 and 5
     await someone_else.request({"type": "ping"})
     assert all(frame["type"] != "read" for frame in someone_else.unread)
 

@@ -78,3 +78,21 @@ def test_rooms_visible_to_lists_each_private_room_once(alice, bob, make_room, ge
     make_room("team", is_private=True, members=(alice, bob))
 
     assert [r.slug for r in selectors.rooms_visible_to(user=alice)] == ["general", "team"]
+
+
+def test_unread_counts_others_messages_after_the_users_mark_in_rooms_they_read(
+    general, alice, bob, make_room
+):
+    other = make_room("other")
+    post_messages(general, bob, 5)
+    post_messages(general, alice, 2)  # one's own messages are never unread
+    post_messages(other, bob, 3)  # alice never opened it: nothing unread there
+    services.room_mark_read(room=general, user=alice, seq=2)
+    services.message_delete(message=general.messages.get(seq=5))  # deleted: not unread
+
+    rooms = selectors.rooms_with_unread(rooms=selectors.rooms_visible_to(user=alice), user=alice)
+
+    assert {r.slug: r.unread for r in rooms} == {"general": 2, "other": 0}
+    assert selectors.room_unread(room=general, user=alice) == (2, 2)
+    assert selectors.room_unread(room=other, user=alice) == (None, 0)
+    assert selectors.room_unread(room=general, user=bob) == (None, 0)

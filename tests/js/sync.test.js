@@ -1091,3 +1091,20 @@ describe("edits and deletions", () => {
     assert.ok(h.sent.every((frame) => typeof frame.ref === "string"));
   });
 });
+
+describe("quiet rooms", () => {
+  test("a room watched quietly joins with quiet: true, and setQuiet rejoins to change it", () => {
+    const h = harness();
+    h.client.watch(ROOM, 5, { quiet: true });
+    h.client.connected();
+    assert.equal(h.sentOf("join")[0].quiet, true);
+    h.client.receive(joinedFrame([], { lastSeq: 5 }));
+    h.client.setQuiet(ROOM, false);
+    const joins = h.sentOf("join");
+    assert.equal(joins.length, 2);
+    assert.equal(joins[1].quiet, undefined);
+    assert.equal(joins[1].since, 5);
+    h.client.setQuiet(ROOM, false); // no change: nothing sent
+    assert.equal(h.sentOf("join").length, 2);
+  });
+});

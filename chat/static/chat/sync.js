@@ -30,6 +30,7 @@
       this.latest = false; // the join in flight asked for the latest page, not `since`
       this.ahead = new Set();
       this.revs = new Map(); // message id → the rev of it shown
+      this.quiet = false; // follow the room without being counted online in it
       this.joined = false; // a `joined` reply arrived on the current connection
       this.syncing = false; // a `join` is in flight
       this.joinRef = null; // its ref, to match an error to it
@@ -118,12 +119,22 @@
     // --- Rooms -----------------------------------------------------------------------------
 
     // Follow a room; `cursor` is the last seq already shown (e.g. rendered by the page), or
-    // null to start from the latest page.
-    watch(room, cursor = null) {
+    // null to start from the latest page. `quiet`: without being counted online in it.
+    watch(room, cursor = null, { quiet = false } = {}) {
       if (!this.rooms.has(room)) this.rooms.set(room, new RoomState(cursor));
       const state = this.rooms.get(room);
+      state.quiet = quiet;
       if (this.open) this.join(room, state);
       return state;
+    }
+
+    // Be counted online in a followed room (the one on screen), or not; a join tells the
+    // server (and resyncs the room on the way).
+    setQuiet(room, quiet) {
+      const state = this.rooms.get(room);
+      if (!state || state.quiet === quiet) return;
+      state.quiet = quiet;
+      if (this.open && !state.syncing) this.join(room, state);
     }
 
     // Already-rendered messages count as shown.
@@ -138,6 +149,7 @@
       state.joinRef = this.nextRef();
       const frame = { type: "join", room: room, ref: state.joinRef };
       if (!state.latest) frame.since = state.cursor;
+      if (state.quiet) frame.quiet = true;
       this.sendFrame(frame);
     }
 

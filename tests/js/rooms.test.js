@@ -1,0 +1,89 @@
+// Unit tests of the live room counts (chat/static/chat/rooms.js), the file the lobby and the
+// room page's sidebar run. Run with: node --test tests/js/
+"use strict";
+
+const { describe, test } = require("node:test");
+const assert = require("node:assert/strict");
+const path = require("node:path");
+
+const { RoomCounts } = require(path.join(__dirname, "../../chat/static/chat/rooms.js"));
+
+function counts({ read = 10, unread = 2, lastSeq = 12, username = "alice" } = {}) {
+  const rendered = [];
+  const c = new RoomCounts({
+    username,
+    rooms: [
+      { slug: "general", lastSeq, read, unread },
+      { slug: "random", lastSeq: 3, read: null, unread: 0 },
+    ],
+    render: (slug) => rendered.push(slug),
+  });
+  return { c, rendered };
+}
+
+const msg = (seq, author = "bob") => ({ id: 100 + seq, seq, author, body: "hi" });
+
+describe("unread counts", () => {
+  test("start from the page's count and grow with others' new messages only", () => {
+    const { c, rendered } = counts();
+    assert.equal(c.unread("general"), 2);
+    c.message("general", msg(13));
+    c.message("general", msg(14, "alice")); // one's own
+    c.message("general", msg(12)); // already counted by the page
+    assert.equal(c.unread("general"), 3);
+    assert.deepEqual(rendered, ["general"]);
+  });
+
+  test("a room never read has nothing unread, whatever arrives", () => {
+    const { c } = counts();
+    c.message("random", msg(4));
+    assert.equal(c.unread("random"), 0);
+  });
+
+  test("a read mark from any tab clears what it covers", () => {
+    const { c } = counts();
+    c.message("general", msg(13));
+    c.message("general", msg(14));
+    c.read({ type: "read", room: "general", seq: 13 });
+    assert.equal(c.unread("general"), 1); // the page's 2 were ≤ 12, and 13 is read
+    c.read({ type: "read", room: "general", seq: 14 });
+    assert.equal(c.unread("general"), 0);
+  });
+
+  test("a read mark behind the page's last seq leaves the page's count", () => {
+    const { c } = counts();
+    c.read({ type: "read", room: "general", seq: 11 });
+    assert.equal(c.unread("general"), 2);
+  });
+
+  test("messages in the room on screen are not unread", () => {
+    const { c } = counts();
+    c.visible = "general";
+    c.message("general", msg(13));
+    assert.equal(c.unread("general"), 2);
+  });
+
+  test("an anonymous visitor has nothing unread", () => {
+    const { c } = counts({ username: null });
+    c.message("general", msg(13));
+    assert.equal(c.unread("general"), 2); // only what the page said (0 for anonymous pages)
+  });
+
+  test("a joined reply with the stored mark applies it", () => {
+    const { c } = counts();
+    c.joined({ type: "joined", room: "general", online: [], guests: 0, read: 12 });
+    assert.equal(c.unread("general"), 0);
+  });
+});
+
+describe("online counts", () => {
+  test("joined sets, presence and guests frames update, per room", () => {
+    const { c } = counts();
+    c.joined({ type: "joined", room: "general", online: ["alice", "bob"], guests: 3 });
+    c.presence({ type: "presence", room: "general", user: "carol", online: true });
+    c.presence({ type: "presence", room: "general", user: "bob", online: false });
+    c.guests({ type: "guests", room: "general", count: 1 });
+    assert.deepEqual(c.online("general"), { users: 2, guests: 1 });
+    assert.deepEqual(c.online("random"), { users: 0, guests: 0 });
+  });
+});
