@@ -382,6 +382,7 @@
     client.setQuiet(from.slug, true);
     client.setQuiet(slug, false);
     page.current = slug;
+    page.lastTypingSent = 0;
     counts.visible = slug;
     for (const [other, li] of navItems) {
       const here = other === slug;
@@ -424,7 +425,8 @@
       const slug = page.current;
       const state = client.rooms.get(slug);
       if (document.visibilityState !== "visible" || !state || state.cursor === null) return;
-      if (state.cursor > (page.lastReadSent.get(slug) || 0) && client.read(slug, state.cursor)) {
+      const sent = page.lastReadSent.get(slug);
+      if ((sent === undefined || state.cursor > sent) && client.read(slug, state.cursor)) {
         page.lastReadSent.set(slug, state.cursor);
         counts.markRead(slug, state.cursor, true);
       }
@@ -590,6 +592,7 @@
     const body = el.input.value;
     if (!body.trim() || views.get(page.current).closed) return;
     el.input.value = "";
+    page.lastTypingSent = 0; // the next words typed are news again
     client.submit(page.current, body, newClientId());
   }
 

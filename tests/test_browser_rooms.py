@@ -1,0 +1,203 @@
+"""What people see of presence, typing, many rooms, unread counts, direct messages, edits and
+deletions, in real Chromium windows against a live server (issue 6).
+
+Set CHATSITE_SCREENSHOT to a path (e.g. docs/room.png) to save the README's screenshot of
+a room with presence, typing and unread badges.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.browser import (  # noqa: F401
+    TIMEOUT_MS,
+    browser_fixture,
+    expect_message_once,
+    new_page,
+    sign_in,
+    sign_in_to_general,
+)
+from tests.live_server import LiveSite, live_site  # noqa: F401
+
+pytestmark = pytest.mark.browser
+
+
+def say(page: Page, body: str) -> None:
+    page.get_by_label("Message", exact=True).fill(body)
+    page.get_by_label("Message", exact=True).press("Enter")
+
+
+def nav_item(page: Page, slug: str):
+    return page.locator(f".room-nav li[data-room='{slug}']")
+
+
+def create_room(browser: Browser, site: LiveSite, name: str) -> None:
+    """Alice makes a room from the lobby's form (once per module's site)."""
+    page = sign_in_to_general(browser, site, "alice")
+    try:
+        page.goto(f"{site.base_url}/")
+        if page.locator(f".room-list a:text-is('{name}')").count():
+            return
+        page.get_by_label("Room name").fill(name)
+        page.get_by_role("button", name="Create room").click()
+        expect(page.locator("#room-name")).to_have_text(name, timeout=TIMEOUT_MS)
+    finally:
+        page.context.close()
+
+
+def test_one_tab_switches_rooms_and_counts_unread_live_across_tabs(
+    browser: Browser,
+    live_site: LiveSite,  # noqa: F811
+) -> None:
+    create_room(browser, live_site, "Random")
+    alice = sign_in_to_general(browser, live_site, "alice")
+    alice_other_tab = sign_in_to_general(browser, live_site, "alice")
+    bob = sign_in_to_general(browser, live_site, "bob")
+    try:
+        expect(alice.locator("#online li")).to_have_text(["alice", "bob"], timeout=TIMEOUT_MS)
+        alice.evaluate("window.sameDocument = true")
+
+        nav_item(alice, "random").locator("a").click()
+
+        expect(alice).to_have_url(f"{live_site.base_url}/chat/random/")
+        expect(alice.locator("#room-name")).to_have_text("Random")
+        assert alice.evaluate("window.sameDocument") is True  # no reload, same socket
+        expect(alice.locator("#online li")).to_have_text(["alice"], timeout=TIMEOUT_MS)
+
+        # Bob writes in general: alice's view of random does not show it; her sidebar, in
+        # both her tabs, counts it as unread until a tab of hers reads general.
+        say(bob, "news in general")
+        expect_message_once(alice_other_tab, "bob", "news in general")
+        expect(alice.get_by_role("log").filter(has_text="news in general")).to_have_count(0)
+        # Her other tab, on general, reads it: the badge does not stay in this one.
+        expect(nav_item(alice, "general").locator(".unread")).to_be_hidden(timeout=TIMEOUT_MS)
+
+        say(bob, "still there?")
+        expect_message_once(alice_other_tab, "bob", "still there?")
+        alice_other_tab.wait_for_timeout(1500)  # on screen for a second: read
+        alice_other_tab.get_by_role("link", name="Random").click()  # nobody reads general now
+        expect(alice_other_tab.locator("#room-name")).to_have_text("Random")
+        say(bob, "hello?")
+        for page in (alice, alice_other_tab):
+            expect(nav_item(page, "general").locator(".unread")).to_have_text(
+                "1", timeout=TIMEOUT_MS
+            )
+
+        # Back to general, with the browser's Back button: the messages are there, once.
+        alice.go_back()
+        expect(alice).to_have_url(f"{live_site.base_url}/chat/general/")
+        expect_message_once(alice, "bob", "hello?")
+        expect_message_once(alice, "bob", "news in general")
+        for page in (alice, alice_other_tab):
+            expect(nav_item(page, "general").locator(".unread")).to_be_hidden(timeout=TIMEOUT_MS)
+    finally:
+        for page in (alice, alice_other_tab, bob):
+            page.context.close()
+
+
+def test_presence_typing_and_unread_badges_as_the_readme_shows_them(
+    browser: Browser,
+    live_site: LiveSite,  # noqa: F811
+) -> None:
+    create_room(browser, live_site, "Random")
+    alice = sign_in_to_general(browser, live_site, "alice")
+    bob = sign_in_to_general(browser, live_site, "bob")
+    guest = new_page(browser)
+    guest.goto(f"{live_site.base_url}/chat/general/")
+    try:
+        expect(alice.locator("#online li")).to_have_text(
+            ["alice", "bob", "1 guest"], timeout=TIMEOUT_MS
+        )
+        bob.get_by_role("link", name="Random").click()
+        expect(bob.locator("#room-name")).to_have_text("Random")
+        alice.get_by_role("link", name="Random").click()
+        say(alice, "anyone in general?")
+        expect_message_once(alice, "alice", "anyone in general?")
+        alice.wait_for_timeout(1500)  # on screen for a second: random is read
+        alice.get_by_role("link", name="General").click()
+        say(bob, "Lunch at noon, @alice?")
+        expect(alice.locator("#notices .notification")).to_contain_text(
+            "bob mentioned you", timeout=TIMEOUT_MS
+        )
+        expect(nav_item(alice, "random").locator(".unread")).to_have_text("1", timeout=TIMEOUT_MS)
+        bob.get_by_role("link", name="General").click()
+
+        bob.get_by_label("Message", exact=True).press_sequentially("On my way", delay=20)
+
+        expect(alice.locator("#typing")).to_have_text("bob is typing…", timeout=TIMEOUT_MS)
+        screenshot = os.environ.get("CHATSITE_SCREENSHOT")
+        if screenshot:
+            alice.set_viewport_size({"width": 1100, "height": 640})
+            alice.screenshot(path=Path(screenshot))
+        bob.get_by_label("Message", exact=True).press("Enter")
+        expect_message_once(alice, "bob", "On my way")
+        expect(alice.locator("#typing")).to_have_text("")  # her message ends bob's typing
+    finally:
+        for page in (alice, bob, guest):
+            page.context.close()
+
+
+def test_edit_and_delete_own_messages_in_the_browser(
+    browser: Browser,
+    live_site: LiveSite,  # noqa: F811
+) -> None:
+    alice = sign_in_to_general(browser, live_site, "alice")
+    bob = sign_in_to_general(browser, live_site, "bob")
+    try:
+        say(alice, "teh quick fox")
+        expect_message_once(bob, "alice", "teh quick fox")
+        posted = alice.get_by_role("log").locator("li[data-seq]").filter(has_text="teh quick fox")
+        mine = alice.locator(f"li[data-id='{posted.get_attribute('data-id')}']")
+        expect(
+            bob.get_by_role("log").locator("li", has_text="teh quick fox").locator(".actions")
+        ).to_have_count(0)
+
+        mine.hover()
+        mine.get_by_role("button", name="Edit").click()
+        mine.get_by_label("Edit message").fill("the quick fox")
+        mine.get_by_role("button", name="Save").click()
+
+        theirs = bob.get_by_role("log").locator("li[data-seq]").filter(has_text="the quick fox")
+        expect(theirs).to_have_count(1, timeout=TIMEOUT_MS)
+        expect(theirs.locator(".edited")).to_have_text("(edited)")
+        expect(bob.get_by_role("log")).not_to_contain_text("teh quick fox")
+
+        alice.once("dialog", lambda dialog: dialog.accept())
+        mine.hover()
+        mine.get_by_role("button", name="Delete").click()
+        for page in (bob, alice):
+            expect(page.get_by_role("log")).not_to_contain_text("the quick fox", timeout=TIMEOUT_MS)
+
+        bob.reload()  # the page and the replay agree: edited then deleted is gone
+        expect(bob.locator("#status")).to_have_text("Connected", timeout=TIMEOUT_MS)
+        expect(bob.get_by_role("log")).not_to_contain_text("quick fox")
+    finally:
+        alice.context.close()
+        bob.context.close()
+
+
+def test_a_direct_message_reaches_the_recipient_in_another_room(
+    browser: Browser,
+    live_site: LiveSite,  # noqa: F811
+) -> None:
+    alice = sign_in_to_general(browser, live_site, "alice")
+    bob = sign_in_to_general(browser, live_site, "bob")
+    try:
+        bob.goto(f"{live_site.base_url}/chat/@alice/")
+        expect(bob.locator("#room-name")).to_have_text("alice & bob", timeout=TIMEOUT_MS)
+        expect(bob.locator("#status")).to_have_text("Connected", timeout=TIMEOUT_MS)
+
+        say(bob, "a word in private")
+
+        expect(alice.locator("#notices .notification")).to_contain_text(
+            "bob sent you a message: a word in private", timeout=TIMEOUT_MS
+        )
+        expect(alice).to_have_title("(1) General · chatsite", timeout=TIMEOUT_MS)
+        alice.goto(f"{live_site.base_url}/chat/@bob/")
+        expect_message_once(alice, "bob", "a word in private")
+        expect(alice).to_have_title("alice & bob · chatsite")
+    finally:
+        alice.context.close()
+        bob.context.close()
