@@ -153,17 +153,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
         read, unread = await database_sync_to_async(selectors.room_unread)(
             room=room, user=self.user
         )
+        messages, cut = events.messages_within(
+            page.messages,
+            budget=settings.CHAT_FRAME_BUDGET_BYTES,
+            keep_newest=request.since is None,
+        )
         await self.send_frame(
             {
                 "type": "joined",
                 "room": room.slug,
                 "name": room.name,
                 "topic": room.topic,
-                "messages": [events.message_dict(m) for m in page.messages],
+                "messages": messages,
                 "last_seq": page.last_seq,
                 "online": await self.presence.online(room_id=room.pk),
                 "guests": await self.presence.guests(room_id=room.pk),
-                "has_more": page.has_more,
+                "has_more": page.has_more or cut,
                 "read": read,
                 "unread": unread,
             },
@@ -217,12 +222,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         page = await database_sync_to_async(selectors.messages_before)(
             room=joined.room, seq=request.before, limit=request.limit
         )
+        messages, cut = events.messages_within(
+            page.messages, budget=settings.CHAT_FRAME_BUDGET_BYTES, keep_newest=True
+        )
         await self.send_frame(
             {
                 "type": "history",
                 "room": request.room,
-                "messages": [events.message_dict(m) for m in page.messages],
-                "has_more": page.has_more,
+                "messages": messages,
+                "has_more": page.has_more or cut,
             },
             ref,
         )

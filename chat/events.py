@@ -57,6 +57,27 @@ def message_dict(message: Message) -> dict[str, Any]:
     }
 
 
+def messages_within(
+    messages: list[Message], *, budget: int, keep_newest: bool
+) -> tuple[list[dict[str, Any]], bool]:
+    """MSG objects for as many of `messages` (oldest first) as fit in `budget` bytes once
+    encoded, at least one, keeping the newest or the oldest; and whether any were left out.
+    A page of long messages must still fit in one WebSocket frame (daphne refuses to send
+    one over 1 MiB), so a big page is cut and the client asks for the rest."""
+    dicts = [message_dict(m) for m in messages]
+    order = range(len(dicts) - 1, -1, -1) if keep_newest else range(len(dicts))
+    kept: list[int] = []
+    total = 0
+    for i in order:
+        size = len(encode(dicts[i]).encode())
+        if kept and total + size > budget:
+            break
+        kept.append(i)
+        total += size
+    kept.sort()
+    return [dicts[i] for i in kept], len(kept) < len(dicts)
+
+
 def encode(frame: dict[str, Any]) -> str:
     """Encode a frame once; broadcasts carry the text so no recipient encodes it again."""
     return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))

@@ -197,6 +197,9 @@ CHAT_MAX_MESSAGE_LENGTH = int(os.environ.get("CHAT_MAX_MESSAGE_LENGTH", "4000"))
 CHAT_PAGE_SIZE = 50  # messages in a room page and in a `join` without `since`
 CHAT_REPLAY_LIMIT = 500  # messages at most in a `join` with `since`
 CHAT_HISTORY_LIMIT = 100  # cap on `history` limit
+# A page of messages (joined, history) holds at most this many bytes, so it always fits in
+# one WebSocket frame (daphne sends none over 1 MiB); a longer page is cut, with has_more.
+CHAT_FRAME_BUDGET_BYTES = 512 * 1024
 CHAT_EDIT_WINDOW_SECONDS = 15 * 60  # authors may edit a message this long after posting it
 # Abuse limits (docs/security.md). Sends per user: "10/10" = 10 messages per 10 seconds, in
 # bursts; "off" for benchmarks and load tests. Typing frames per user likewise.

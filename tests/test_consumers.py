@@ -1,6 +1,7 @@
 """The WebSocket protocol, driven through the real ASGI application (docs/protocol.md)."""
 
 import asyncio
+import json
 
 import pytest
 from channels.db import database_sync_to_async
@@ -112,6 +113,42 @@ async def test_join_with_since_caps_replay_at_500_and_says_more_remain(connect, 
     assert [m["seq"] for m in reply["messages"]] == list(range(2, 502))
     assert reply["has_more"] is True
     await socket.close()
+
+
+async def test_pages_of_long_messages_are_cut_to_the_frame_budget_and_continue(
+    connect, alice, general, settings
+):
+    """A page must fit in one WebSocket frame: 20 messages of 4,000 four-byte characters are
+    16 kB each; with a 40 kB budget each page holds 2, says has_more, and the client
+    gets everything by continuing (from the last rev of a replay, the oldest of history)."""
+    settings.CHAT_FRAME_BUDGET_BYTES = 40_000
+    body = "\N{GRINNING FACE}" * 4000
+    socket = await connect(alice)
+    await socket.join("general")
+    for n in range(20):
+        ack = await socket.request(
+            {"type": "send", "room": "general", "body": body, "client_id": f"long{n}"}
+        )
+        assert ack["type"] == "ack"
+
+    latest = await socket.join("general", since=None)
+    seen, since, pages = [], 0, 0
+    while True:
+        page = await socket.join("general", since=since)
+        assert len(json.dumps(page, ensure_ascii=False).encode()) < 40_000 + 1_000
+        seen += [m["seq"] for m in page["messages"]]
+        since = page["messages"][-1]["rev"] if page["messages"] else since
+        pages += 1
+        if not page["has_more"]:
+            break
+    older = await socket.request({"type": "history", "room": "general", "before": 19})
+
+    assert [m["seq"] for m in latest["messages"]] == [19, 20]  # the newest that fit
+    assert latest["has_more"] is True
+    assert seen == list(range(1, 21))
+    assert pages == 10
+    assert [m["seq"] for m in older["messages"]] == [17, 18]
+    assert older["has_more"] is True
 
 
 async def test_anonymous_reader_can_join_a_public_room_and_is_not_listed(connect, alice, general):
