@@ -110,19 +110,20 @@ def test_presence_typing_and_unread_badges_as_the_readme_shows_them(
         expect(alice.locator("#online li")).to_have_text(
             ["alice", "bob", "1 guest"], timeout=TIMEOUT_MS
         )
-        bob.get_by_role("link", name="Random").click()
-        expect(bob.locator("#room-name")).to_have_text("Random")
+        say(alice, "Morning all! The release is out.")
+        say(bob, "Congrats! Notes are in Random.")
+        expect_message_once(alice, "bob", "Congrats! Notes are in Random.")
         alice.get_by_role("link", name="Random").click()
-        say(alice, "anyone in general?")
-        expect_message_once(alice, "alice", "anyone in general?")
+        expect(alice.locator("#room-name")).to_have_text("Random")
         alice.wait_for_timeout(1500)  # on screen for a second: random is read
         alice.get_by_role("link", name="General").click()
-        say(bob, "Lunch at noon, @alice?")
-        expect(alice.locator("#notices .notification")).to_contain_text(
-            "bob mentioned you", timeout=TIMEOUT_MS
-        )
+        bob.get_by_role("link", name="Random").click()
+        say(bob, "Release notes: faster joins, edits, DMs.")
         expect(nav_item(alice, "random").locator(".unread")).to_have_text("1", timeout=TIMEOUT_MS)
         bob.get_by_role("link", name="General").click()
+        say(bob, "Lunch at noon, @alice?")
+        expect(alice.locator("li.message .mention.me")).to_have_text("@alice", timeout=TIMEOUT_MS)
+        expect(alice.locator("#notices .notification")).to_contain_text("bob mentioned you")
 
         bob.get_by_label("Message", exact=True).press_sequentially("On my way", delay=20)
 
@@ -133,7 +134,7 @@ def test_presence_typing_and_unread_badges_as_the_readme_shows_them(
             alice.screenshot(path=Path(screenshot))
         bob.get_by_label("Message", exact=True).press("Enter")
         expect_message_once(alice, "bob", "On my way")
-        expect(alice.locator("#typing")).to_have_text("")  # her message ends bob's typing
+        expect(alice.locator("#typing")).to_have_text("")  # his message ends his typing
     finally:
         for page in (alice, bob, guest):
             page.context.close()
