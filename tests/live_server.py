@@ -30,7 +30,8 @@ import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct-horse-battery-9"
-USERNAMES = ("alice", "bob")
+STAFF = "moderator"  # a superuser, for the admin
+USERNAMES = ("alice", "bob", STAFF)
 START_TIMEOUT = 30  # seconds for the server to answer GET / with 200
 STOP_TIMEOUT = 10  # seconds between SIGTERM and SIGKILL
 REBIND_TIMEOUT = 10  # seconds a restart keeps trying the port a killed server held
@@ -44,7 +45,10 @@ import os
 from django.contrib.auth import get_user_model
 User = get_user_model()
 for name in os.environ["LIVE_USERNAMES"].split(","):
-    User.objects.create_user(username=name, password=os.environ["LIVE_PASSWORD"])
+    staff = name == os.environ["LIVE_STAFF"]
+    User.objects.create_user(
+        username=name, password=os.environ["LIVE_PASSWORD"], is_staff=staff, is_superuser=staff
+    )
 """
 
 
@@ -302,7 +306,12 @@ def _serving(
     printed."""
     env = {**_site_env(folder), **(extra_env or {})}
     _manage(env, "migrate", "--noinput")
-    env_users = {**env, "LIVE_USERNAMES": ",".join(USERNAMES), "LIVE_PASSWORD": PASSWORD}
+    env_users = {
+        **env,
+        "LIVE_USERNAMES": ",".join(USERNAMES),
+        "LIVE_PASSWORD": PASSWORD,
+        "LIVE_STAFF": STAFF,
+    }
     _manage(env_users, "shell", "--no-imports", "-c", CREATE_USERS)
 
     server = LiveServer(env=env, log_path=folder / "server.log")

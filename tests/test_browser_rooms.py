@@ -6,6 +6,7 @@ a room with presence, typing and unread badges.
 """
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from tests.browser import (  # noqa: F401
     sign_in,
     sign_in_to_general,
 )
-from tests.live_server import LiveSite, live_site  # noqa: F401
+from tests.live_server import STAFF, LiveSite, live_site  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
@@ -202,3 +203,59 @@ def test_a_direct_message_reaches_the_recipient_in_another_room(
     finally:
         alice.context.close()
         bob.context.close()
+
+
+def admin_page(browser: Browser, site: LiveSite) -> Page:
+    """The moderator, signed in to the admin through its login form."""
+    page = new_page(browser)
+    page.goto(f"{site.base_url}/admin/login/?next=/admin/")
+    page.get_by_label("Username").fill(STAFF)
+    page.get_by_label("Password").fill(site.passwords[STAFF])
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("link", name="Announcements")).to_be_visible(timeout=TIMEOUT_MS)
+    return page
+
+
+def autocomplete(page: Page, field: str, choice: str) -> None:
+    """Pick `choice` in one of the admin's autocomplete (select2) fields."""
+    page.locator(f".field-{field} .select2-selection").click()
+    page.locator(".select2-search__field").fill(choice)
+    page.locator(".select2-results__option", has_text=choice).first.click()
+
+
+def test_an_announcement_and_a_ban_from_the_admin_as_people_see_them(
+    browser: Browser,
+    live_site: LiveSite,  # noqa: F811
+) -> None:
+    alice = sign_in_to_general(browser, live_site, "alice")
+    bob = sign_in_to_general(browser, live_site, "bob")
+    guest = new_page(browser)
+    guest.goto(f"{live_site.base_url}/chat/general/")
+    expect(guest.locator("#status")).to_have_text("Connected", timeout=TIMEOUT_MS)
+    admin = admin_page(browser, live_site)
+    try:
+        admin.goto(f"{live_site.base_url}/admin/chat/announcement/add/")
+        admin.get_by_label("Body").fill("Maintenance at 22:00 UTC.")
+        admin.get_by_role("button", name="Save", exact=True).click()
+
+        for page in (alice, bob, guest):
+            notice = page.locator("#notices .announcement")
+            text = "Announcement: Maintenance at 22:00 UTC."
+            expect(notice).to_have_text(text, timeout=TIMEOUT_MS)
+            expect(notice).to_have_count(1)  # once, though the page follows several rooms
+
+        admin.goto(f"{live_site.base_url}/admin/chat/ban/add/")
+        autocomplete(admin, "room", "General")
+        autocomplete(admin, "user", "bob")
+        admin.get_by_label("Reason").fill("Cool off for a day.")
+        admin.get_by_role("button", name="Save", exact=True).click()
+
+        expect(bob.locator("#room-notice")).to_have_text("Cool off for a day.", timeout=TIMEOUT_MS)
+        expect(bob.locator("#composer")).to_be_hidden()
+        expect(nav_item(bob, "general")).to_have_class(re.compile(r"\bclosed\b"))
+        expect(alice.locator("#online li")).to_have_text(["alice", "1 guest"], timeout=TIMEOUT_MS)
+        bob.reload()
+        expect(bob.get_by_role("heading", name="Not allowed")).to_be_visible()
+    finally:
+        for page in (alice, bob, guest, admin):
+            page.context.close()
