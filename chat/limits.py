@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from .heartbeat import Heartbeat
+
 logger = logging.getLogger(__name__)
 
 # Kinds of rate-limited action.
@@ -135,7 +137,7 @@ return 1
 """
 
 
-class RedisLimits:
+class RedisLimits(Heartbeat):
     """Buckets and socket counts shared by every worker through Redis."""
 
     def __init__(self, url: str, *, ttl: float, prefix: str = "chat:limits:") -> None:
@@ -148,7 +150,7 @@ class RedisLimits:
         self.take_script = self.redis.register_script(TAKE)
         self.open_script = self.redis.register_script(OPEN)
         self.local: dict[int, set[str]] = defaultdict(set)  # this worker's sockets
-        self.task: asyncio.Task | None = None
+        self.task = None
 
     def _sockets_key(self, user_id: int) -> str:
         return f"{self.prefix}sockets:{user_id}"
@@ -191,18 +193,8 @@ class RedisLimits:
         except Exception:
             logger.exception("Could not uncount a socket (Redis); it expires within the TTL")
 
-    def _start(self) -> None:
-        if self.task is None or self.task.done():
-            self.task = asyncio.create_task(self._heartbeat_forever())
-
-    async def _heartbeat_forever(self) -> None:
-        while self.local:
-            await asyncio.sleep(self.ttl / 3)
-            try:
-                await self.heartbeat()
-            except Exception:
-                logger.exception("Socket-count heartbeat failed; retrying")
-        self.task = None
+    async def beat(self) -> None:
+        await self.heartbeat()
 
     async def heartbeat(self) -> None:
         """Push the expiry of every local socket forward."""

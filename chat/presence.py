@@ -26,6 +26,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from . import events
+from .heartbeat import Heartbeat
 from .publisher import publish
 
 logger = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ return gone
 """
 
 
-class RedisPresence:
+class RedisPresence(Heartbeat):
     """Presence shared by every worker through Redis, with a TTL heartbeat."""
 
     def __init__(self, url: str, *, ttl: float, prefix: str = "chat:presence:") -> None:
@@ -143,7 +144,7 @@ class RedisPresence:
         # This process's own entries, refreshed by the heartbeat: room id → socket → username.
         self.local: dict[int, dict[str, str]] = defaultdict(dict)
         self.on_offline: OfflineCallback | None = None
-        self.task: asyncio.Task | None = None
+        self.task = None
 
     def _room_key(self, room_id: int) -> str:
         return f"{self.prefix}r:{room_id}"
@@ -179,19 +180,9 @@ class RedisPresence:
     async def guests(self, *, room_id: int) -> int:
         return await self.redis.zcount(f"{self._room_key(room_id)}:{GUEST}", time.time(), "+inf")
 
-    def _start(self) -> None:
-        if self.task is None or self.task.done():
-            self.task = asyncio.create_task(self._heartbeat_forever())
-
-    async def _heartbeat_forever(self) -> None:
-        while self.local:
-            await asyncio.sleep(self.ttl / 3)
-            try:
-                await self.heartbeat()
-                await self.sweep()
-            except Exception:
-                logger.exception("Presence heartbeat failed; retrying")
-        self.task = None
+    async def beat(self) -> None:
+        await self.heartbeat()
+        await self.sweep()
 
     async def heartbeat(self) -> None:
         """Push the expiry of every local socket's entry forward."""

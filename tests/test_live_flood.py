@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.typing import Origin
+from websockets.asyncio.client import ClientConnection
 
 from tests.live_server import LiveSite, _serving
+from tests.test_live_reliability import open_socket
 
 pytestmark = pytest.mark.live
 
@@ -151,18 +151,6 @@ class RawSocket:
         if not data:
             raise EOFError("the server closed the connection")
         self.buffer += data
-
-
-async def open_socket(site: LiveSite, sessionid: str | None = None) -> ClientConnection:
-    """A well-behaved socket to the site, with a session if given."""
-    headers = {"Cookie": f"sessionid={sessionid}"} if sessionid else {}
-    return await connect(
-        site.ws_url,
-        origin=Origin(site.base_url),
-        additional_headers=headers,
-        open_timeout=TIMEOUT,
-        close_timeout=1,
-    )
 
 
 async def request(ws: ClientConnection, frame: dict[str, Any]) -> dict[str, Any]:

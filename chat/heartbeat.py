@@ -1,0 +1,34 @@
+"""The heartbeat of a registry shared through Redis (presence, the socket cap): while this
+process holds entries, refresh their expiry every TTL/3 seconds, so entries a dead worker
+left behind expire within the TTL while live ones never do."""
+
+import asyncio
+import logging
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+class Heartbeat:
+    """Mixed into a registry with `ttl` (seconds) and `local` (this process's entries)."""
+
+    ttl: float
+    local: dict[Any, Any]
+    task: asyncio.Task | None = None
+
+    async def beat(self) -> None:
+        """Refresh this process's entries (and do any periodic work)."""
+        raise NotImplementedError
+
+    def _start(self) -> None:
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._beat_forever())
+
+    async def _beat_forever(self) -> None:
+        while self.local:
+            await asyncio.sleep(self.ttl / 3)
+            try:
+                await self.beat()
+            except Exception:
+                logger.exception("%s heartbeat failed; retrying", type(self).__name__)
+        self.task = None
