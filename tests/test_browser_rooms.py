@@ -180,11 +180,24 @@ def test_edit_and_delete_own_messages_in_the_browser(
         bob.context.close()
 
 
+RECORD_NOTIFICATIONS = """
+window.notified = [];
+window.Notification = class {
+  static permission = "granted";
+  static requestPermission() { return Promise.resolve("granted"); }
+  constructor(title, options) { window.notified.push({ title, body: options.body }); }
+};
+"""
+
+
 def test_a_direct_message_reaches_the_recipient_in_another_room(
     browser: Browser,
     live_site: LiveSite,  # noqa: F811
 ) -> None:
-    alice = sign_in_to_general(browser, live_site, "alice")
+    alice = new_page(browser)
+    # The browser's notifications, recorded: as if alice had allowed them.
+    alice.add_init_script(RECORD_NOTIFICATIONS)
+    sign_in(alice, live_site, "alice")
     bob = sign_in_to_general(browser, live_site, "bob")
     try:
         bob.goto(f"{live_site.base_url}/chat/@alice/")
@@ -197,6 +210,9 @@ def test_a_direct_message_reaches_the_recipient_in_another_room(
             "bob sent you a message: a word in private", timeout=TIMEOUT_MS
         )
         expect(alice).to_have_title("(1) General · chatsite", timeout=TIMEOUT_MS)
+        assert alice.evaluate("window.notified") == [
+            {"title": "bob sent you a message", "body": "a word in private"}
+        ]
         alice.goto(f"{live_site.base_url}/chat/@bob/")
         expect_message_once(alice, "bob", "a word in private")
         expect(alice).to_have_title("alice & bob · chatsite")

@@ -462,6 +462,17 @@
     while (el.notices.children.length > 3) el.notices.lastElementChild.remove();
   }
 
+  // Browser notifications for mentions and direct messages, once the user allows them.
+  const enable = document.getElementById("enable-notifications");
+  if (config.username && window.Notification && Notification.permission === "default") {
+    enable.hidden = false;
+    enable.addEventListener("click", () => {
+      Notification.requestPermission().then(() => {
+        enable.hidden = Notification.permission === "default";
+      });
+    });
+  }
+
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible") {
       page.unseenNotifications = 0;
