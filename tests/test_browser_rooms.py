@@ -275,3 +275,30 @@ def test_an_announcement_and_a_ban_from_the_admin_as_people_see_them(
     finally:
         for page in (alice, bob, guest, admin):
             page.context.close()
+
+
+def test_the_lobby_counts_who_is_online_and_what_is_unread_live(
+    browser: Browser,
+    live_site: LiveSite,  # noqa: F811
+) -> None:
+    alice = sign_in_to_general(browser, live_site, "alice")  # general is read: she is in it
+    alice.wait_for_timeout(1500)
+    alice.goto(f"{live_site.base_url}/")
+    general = alice.locator("#room-list li[data-room='general']")
+    expect(general.locator(".online-count")).to_have_text("", timeout=TIMEOUT_MS)
+    try:
+        bob = sign_in_to_general(browser, live_site, "bob")
+        guest = new_page(browser)
+        guest.goto(f"{live_site.base_url}/chat/general/")
+
+        expect(general.locator(".online-count")).to_have_text(
+            "1 online · 1 guest", timeout=TIMEOUT_MS
+        )  # alice, on the lobby, is not counted
+        say(bob, "is anyone around?")
+        expect(general.locator(".unread")).to_have_text("1", timeout=TIMEOUT_MS)
+
+        bob.context.close()
+        guest.context.close()
+        expect(general.locator(".online-count")).to_have_text("", timeout=TIMEOUT_MS)
+    finally:
+        alice.context.close()
