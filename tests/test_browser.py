@@ -14,7 +14,7 @@ from tests.browser import (  # noqa: F401
 )
 from tests.live_server import LiveSite, live_site  # noqa: F401
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.own_database]
 
 
 def test_two_people_chat_in_the_browser(

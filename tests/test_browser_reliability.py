@@ -24,7 +24,7 @@ from tests.browser import (  # noqa: F401
 )
 from tests.live_server import RestartableSite, restartable_site  # noqa: F401
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.own_database]
 
 # A reconnect waits up to 15 s (full jitter, doubling from 0.5 s), so after a restart the
 # page may take that long to come back.

@@ -22,7 +22,7 @@ from tests.browser import (  # noqa: F401
 )
 from tests.live_server import STAFF, LiveSite, live_site  # noqa: F401
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.own_database]
 
 
 def say(page: Page, body: str) -> None:
@@ -243,6 +243,7 @@ def test_an_announcement_and_a_ban_from_the_admin_as_people_see_them(
     browser: Browser,
     live_site: LiveSite,  # noqa: F811
 ) -> None:
+    create_room(browser, live_site, "Quiet corner")  # bob is banned from it, not from general
     alice = sign_in_to_general(browser, live_site, "alice")
     bob = sign_in_to_general(browser, live_site, "bob")
     guest = new_page(browser)
@@ -260,16 +261,19 @@ def test_an_announcement_and_a_ban_from_the_admin_as_people_see_them(
             expect(notice).to_have_text(text, timeout=TIMEOUT_MS)
             expect(notice).to_have_count(1)  # once, though the page follows several rooms
 
+        for page in (alice, bob):
+            page.get_by_role("link", name="Quiet corner").click()
+        expect(alice.locator("#online li")).to_have_text(["alice", "bob"], timeout=TIMEOUT_MS)
         admin.goto(f"{live_site.base_url}/admin/chat/ban/add/")
-        autocomplete(admin, "room", "General")
+        autocomplete(admin, "room", "Quiet corner")
         autocomplete(admin, "user", "bob")
         admin.get_by_label("Reason").fill("Cool off for a day.")
         admin.get_by_role("button", name="Save", exact=True).click()
 
         expect(bob.locator("#room-notice")).to_have_text("Cool off for a day.", timeout=TIMEOUT_MS)
         expect(bob.locator("#composer")).to_be_hidden()
-        expect(nav_item(bob, "general")).to_have_class(re.compile(r"\bclosed\b"))
-        expect(alice.locator("#online li")).to_have_text(["alice", "1 guest"], timeout=TIMEOUT_MS)
+        expect(nav_item(bob, "quiet-corner")).to_have_class(re.compile(r"\bclosed\b"))
+        expect(alice.locator("#online li")).to_have_text(["alice"], timeout=TIMEOUT_MS)
         bob.reload()
         expect(bob.get_by_role("heading", name="Not allowed")).to_be_visible()
     finally:

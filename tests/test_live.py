@@ -11,7 +11,7 @@ from websockets.typing import Origin
 
 from tests.live_server import LiveSite, live_site  # noqa: F401
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.own_database]
 
 TIMEOUT = 10  # seconds for any one step over the network
 

@@ -20,7 +20,7 @@ from websockets.asyncio.client import ClientConnection
 from tests.live_server import LiveSite, _serving
 from tests.test_live_reliability import open_socket
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.own_database]
 
 CAP = 64 * 1024  # the server's CHAT_SOCKET_MAX_BUFFER_BYTES here: small, so tests stay short
 LIMITS = {"CHAT_SOCKET_MAX_BUFFER_BYTES": str(CAP), "CHAT_SOCKET_MAX_QUEUED_FRAMES": "64"}

@@ -15,7 +15,7 @@ from websockets.typing import Origin
 from tests.js_client import JsClient
 from tests.live_server import LiveSite, live_site  # noqa: F401
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.own_database]
 
 MESSAGES = 200
 DROPS = 8

@@ -78,8 +78,11 @@ def lossy_layer(settings):
 
 
 async def test_readers_on_a_lossy_reordering_layer_converge_to_every_message_once(
-    connect, lossy_layer, alice, bob, general
+    connect, lossy_layer, alice, bob, general, settings
 ):
+    # An ack waits for its broadcast's local fan-out, at most this long: a dropped broadcast
+    # never comes, so the default 2 s bound would make this test wait out every drop.
+    settings.CHAT_ACK_WAITS_FOR_FANOUT = 0.1
     sender = await connect(alice)
     await sender.join("general")
     tabs = [await open_tab(connect, user) for user in (bob, None, None)]

@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, Page, expect
 from tests.browser import TIMEOUT_MS, browser_fixture  # noqa: F401
 from tests.live_server import PASSWORD, RestartableSite, _manage, restartable_site  # noqa: F401
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.own_database]
 
 EVIL = '<img src=x onerror="window.__pwned=1">'  # a username
 STAFF = "warden"

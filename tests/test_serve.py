@@ -16,7 +16,7 @@ from websockets.typing import Origin
 from tests.live_server import PROJECT_ROOT, _free_port, login
 from tests.redis_service import redis_url
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.own_database]
 
 WORKERS = 2
 
