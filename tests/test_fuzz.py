@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from chat import requests
 from chat.errors import ErrorCode
 from chat.models import Message, Room
 from chatsite.asgi import application
@@ -26,8 +27,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 SERVER_FRAMES = {
     "joined", "left", "ack", "message", "typing", "history", "presence",
     "message_deleted", "room_closed", "pong", "error", "session_ended",
+    "edited", "deleted", "read", "message_edited", "guests", "notification",
+    "announcement", "removed",
 }  # fmt: skip
 CODES = {code.value for code in ErrorCode}
+FRAME_TYPES = [*requests.PARSERS, "shout"]  # every client frame, and one that is none
 
 edge_text = st.text(
     alphabet=st.characters(codec="utf-8", categories=None), max_size=40
@@ -45,7 +49,7 @@ json_values = st.recursive(
     max_leaves=12,
 )
 protocol_shaped = st.fixed_dictionaries(
-    {"type": st.sampled_from(["join", "leave", "send", "typing", "history", "ping", "shout"])},
+    {"type": st.sampled_from(FRAME_TYPES)},
     optional={
         "room": st.sampled_from(["general", "secret", "nope", "../x", ""]) | json_values,
         "since": json_values,
@@ -54,17 +58,30 @@ protocol_shaped = st.fixed_dictionaries(
         "body": edge_text | json_values,
         "client_id": edge_text | json_values,
         "ref": edge_text | json_values,
+        "id": st.integers(min_value=-3, max_value=40) | json_values,
+        "seq": st.integers(min_value=-3, max_value=40) | json_values,
+        "quiet": json_values,
     },
 )
 
 
-# Well-formed sends with hostile bodies and ids: these reach the database.
+# Well-formed sends with hostile bodies and ids, and edits, deletions and read marks of the
+# messages they may have stored: these reach the database.
 sends = st.fixed_dictionaries(
     {
         "type": st.just("send"),
         "room": st.just("general"),
         "body": edge_text,
         "client_id": edge_text,
+    }
+)
+changes = st.fixed_dictionaries(
+    {
+        "type": st.sampled_from(["edit", "delete", "read"]),
+        "room": st.just("general"),
+        "id": st.integers(min_value=1, max_value=40),
+        "seq": st.integers(min_value=0, max_value=40),
+        "body": edge_text,
     }
 )
 
@@ -78,6 +95,7 @@ frames = st.one_of(
     json_values.map(encode),
     protocol_shaped.map(encode),
     sends.map(encode),
+    changes.map(encode),
     st.integers(min_value=1, max_value=3000).map(lambda n: "[" * n + "]" * n),  # deep nesting
 )
 
@@ -138,8 +156,18 @@ def test_arbitrary_frames_never_break_the_socket_or_the_data(cookie, texts):
     assert all(well_formed(frame) for frame in heard), heard
     messages = list(Message.objects.order_by("room_id", "seq"))
     for room in Room.objects.all():
-        seqs = [m.seq for m in messages if m.room_id == room.pk]
-        assert seqs == list(range(1, room.last_seq + 1))
+        mine = [m for m in messages if m.room_id == room.pk]
+        seqs, revs = [m.seq for m in mine], sorted(m.rev for m in mine)
+        # Each event (a message, an edit, a deletion) took the next seq: seqs and revs are
+        # unique, a change comes after its message, and the newest event is some rev.
+        assert len(set(seqs)) == len(seqs)
+        assert len(set(revs)) == len(revs)
+        assert all(m.seq <= m.rev <= room.last_seq for m in mine)
+        assert (revs[-1] if revs else 0) == room.last_seq
+        unchanged = all(m.edited_at is None and m.deleted_at is None for m in mine)
+        if unchanged:
+            assert seqs == list(range(1, room.last_seq + 1))
+        assert all(m.rev == m.seq for m in mine if m.edited_at is None and m.deleted_at is None)
     for message in messages:
         assert message.body.strip()
         assert "\x00" not in message.body
