@@ -263,7 +263,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         `message_deleted`."""
         joined = self._require_member(request.room)
         await self._check_rate(limits.EDIT, settings.CHAT_EDIT_RATE_LIMIT)
-        message = await database_sync_to_async(services.message_delete_own)(
+        message = await database_sync_to_async(services.message_delete_as)(
             room=joined.room, message_id=request.id, user=self.user
         )
         await self.send_frame(

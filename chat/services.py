@@ -199,9 +199,10 @@ def message_edit(*, room: Room, message_id: int, editor: AbstractBaseUser, body:
     return message
 
 
-def message_delete_own(*, room: Room, message_id: int, user: AbstractBaseUser) -> Message:
-    """Delete a message of `room` from the socket: its author may, any time; so may staff
-    (moderators). Raises not_found for a message already deleted."""
+def message_delete_as(*, room: Room, message_id: int, user: AbstractBaseUser) -> Message:
+    """Delete a message of `room` as `user` (from the socket): its author may, any time; so
+    may staff (moderators); others get forbidden. Raises not_found for a message already
+    deleted."""
     message = _message_for_change(room=room, message_id=message_id)
     if message.author_id != user.pk and not user.is_staff:
         raise ChatError(ErrorCode.FORBIDDEN, "You can only delete your own messages.")
