@@ -348,6 +348,19 @@ def user_ban(
     return created
 
 
+MEMBERSHIP_REASON = "You are no longer a member of this room."
+
+
+def room_members_removed(*, room: Room, user_ids: Sequence[int]) -> None:
+    """Users left a private room's members: after commit, every socket of theirs leaves the
+    room, hearing `removed` (a public room is open to all, so nothing changes there)."""
+    if not room.is_private:
+        return
+    for user_id in user_ids:
+        event = events.removed_event(user_id=user_id, room_slug=room.slug, reason=MEMBERSHIP_REASON)
+        events.send_on_commit(event["group"], event)
+
+
 def user_unban(*, room: Room, user: AbstractBaseUser) -> bool:
     """Lift a ban; False if there was none."""
     deleted, _ = Ban.objects.filter(room=room, user=user).delete()

@@ -116,3 +116,47 @@ async def test_a_ban_from_a_private_room_says_forbidden_to_a_member_and_nothing_
     assert (await tab.request({"type": "join", "room": "team"}))["code"] == "forbidden"
     assert await database_sync_to_async(page_status)(bob, "/chat/team/") == 403
     assert await database_sync_to_async(page_status)(alice, "/chat/team/") == 200
+
+
+@pytest.mark.parametrize("how", ["remove", "remove_from_the_user_side", "clear"])
+async def test_a_member_taken_off_a_private_room_leaves_it_on_every_tab(
+    connect, alice, bob, make_room, how
+):
+    room = await database_sync_to_async(make_room)("team", is_private=True, members=(alice, bob))
+    cookie = await database_sync_to_async(session_cookie)(bob)
+    tabs = [await connect(bob, cookie=cookie), await connect(bob, cookie=cookie)]
+    for tab in tabs:
+        await tab.join("team")
+
+    def take_bob_off() -> None:
+        if how == "remove":
+            room.members.remove(bob)
+        elif how == "remove_from_the_user_side":
+            bob.chat_rooms.remove(room)
+        else:
+            room.members.clear()
+
+    await database_sync_to_async(take_bob_off)()
+
+    for tab in tabs:
+        removed = await tab.recv_until("removed")
+        assert removed == {
+            "type": "removed",
+            "room": "team",
+            "reason": "You are no longer a member of this room.",
+        }
+    send = {"type": "send", "room": "team", "body": "still here?", "client_id": "t1"}
+    assert (await tabs[0].request(send))["code"] == "not_joined"
+    assert (await tabs[1].request({"type": "join", "room": "team"}))["code"] == "not_found"
+
+
+async def test_leaving_a_public_rooms_member_list_changes_nothing_live(connect, bob, general):
+    await database_sync_to_async(general.members.add)(bob)
+    tab = await connect(bob)
+    await tab.join("general")
+
+    await database_sync_to_async(general.members.remove)(bob)
+
+    reply = await tab.request({"type": "send", "room": "general", "body": "hi", "client_id": "p"})
+    assert reply["type"] == "ack"
+    assert all(frame["type"] != "removed" for frame in tab.unread)
