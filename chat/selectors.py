@@ -4,6 +4,7 @@ import re
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
@@ -143,15 +144,13 @@ def room_unread(*, room: Room, user: AnyUser) -> tuple[int | None, int]:
     read has no mark and nothing unread: it is not theirs yet."""
     if not user.is_authenticated:
         return None, 0
-    mark = ReadState.objects.filter(room=room, user=user).values_list("seq", flat=True).first()
-    if mark is None:
-        return None, 0
-    unread = (
-        Message.objects.filter(room=room, seq__gt=mark, deleted_at__isnull=True)
-        .exclude(author=user)
-        .count()
-    )
-    return mark, unread
+    counted = rooms_with_unread(rooms=Room.objects.filter(pk=room.pk), user=user)
+    return counted.values_list("read_mark", "unread").get()
+
+
+def user_get_active(*, username: str) -> AbstractBaseUser | None:
+    """The active user with this username, or None."""
+    return get_user_model().objects.filter(username=username, is_active=True).first()
 
 
 def rooms_with_unread(*, rooms: QuerySet[Room], user: AnyUser) -> QuerySet[Room]:

@@ -75,7 +75,7 @@ def room(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 def direct(request: HttpRequest, username: str) -> HttpResponse:
     """/chat/@<username>/: the direct-message room with that user, made on first use."""
-    other = get_user_model().objects.filter(username=username, is_active=True).first()
+    other = selectors.user_get_active(username=username)
     if other is None or other.pk == request.user.pk:
         raise Http404("No such user.")
     room = services.direct_room_get_or_create(user=request.user, other=other)

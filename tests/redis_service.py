@@ -1,7 +1,10 @@
 """The Redis server for tests that need one: REDIS_URL, or a skip (a failure in CI) saying why."""
 
+import contextlib
 import os
 import socket
+import uuid
+from collections.abc import AsyncIterator
 from urllib.parse import urlparse
 
 from tests.deps import need
@@ -18,3 +21,22 @@ def redis_url() -> str:
     except OSError as error:
         need("redis", False, f"no Redis server answers at {url}: {error}")
     return url
+
+
+@contextlib.asynccontextmanager
+async def two_workers(registry: type, *, ttl: float = 1.2) -> AsyncIterator[list]:
+    """Two workers' registries of a kind shared through Redis (presence, limits) on one
+    Redis, under a key prefix of their own; stopped and their keys deleted afterwards."""
+    prefix = f"chat:test:{uuid.uuid4().hex}:"
+    workers = [registry(redis_url(), ttl=ttl, prefix=prefix) for _ in range(2)]
+    try:
+        yield workers
+    finally:
+        for worker in workers:
+            if worker.task is not None:
+                worker.task.cancel()
+        keys = [key async for key in workers[0].redis.scan_iter(f"{prefix}*")]
+        if keys:
+            await workers[0].redis.delete(*keys)
+        for worker in workers:
+            await worker.redis.aclose()

@@ -2,7 +2,6 @@
 frame size. Each refusal is a clear error that changes nothing and keeps the socket open."""
 
 import asyncio
-import uuid
 
 import pytest
 from channels.db import database_sync_to_async
@@ -10,7 +9,7 @@ from channels.db import database_sync_to_async
 from chat.limits import SEND, TYPING, RedisLimits, parse_rate
 from chat.models import Message
 from tests.conftest import RECEIVE_TIMEOUT
-from tests.redis_service import redis_url
+from tests.redis_service import two_workers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -136,18 +135,9 @@ def test_a_malformed_rate_limit_is_an_error(value):
 
 @pytest.fixture
 async def two_workers_limits():
-    """Two workers' limit registries on one Redis, under a prefix of this test's own."""
-    prefix = f"chat:test:{uuid.uuid4().hex}:"
-    workers = [RedisLimits(redis_url(), ttl=1.2, prefix=prefix) for _ in range(2)]
-    yield workers
-    for worker in workers:
-        if worker.task is not None:
-            worker.task.cancel()
-    keys = [key async for key in workers[0].redis.scan_iter(f"{prefix}*")]
-    if keys:
-        await workers[0].redis.delete(*keys)
-    for worker in workers:
-        await worker.redis.aclose()
+    """Two workers' registries on one Redis, under a prefix of this test's own."""
+    async with two_workers(RedisLimits) as workers:
+        yield workers
 
 
 async def test_a_users_send_rate_is_shared_by_every_worker(two_workers_limits):

@@ -1,26 +1,18 @@
 """Presence registries: in-process, and shared through Redis with a TTL heartbeat."""
 
 import asyncio
-import uuid
 
 import pytest
 
 from chat.presence import LocalPresence, RedisPresence
-from tests.redis_service import redis_url
+from tests.redis_service import two_workers
 
 
 @pytest.fixture
 async def redis_registries():
     """Two workers' registries on one Redis, under a prefix of this test's own."""
-    prefix = f"chat:test:{uuid.uuid4().hex}:"
-    workers = [RedisPresence(redis_url(), ttl=1.2, prefix=prefix) for _ in range(2)]
-    yield workers
-    for worker in workers:
-        if worker.task is not None:
-            worker.task.cancel()
-    await workers[0].clear()
-    for worker in workers:
-        await worker.redis.aclose()
+    async with two_workers(RedisPresence) as workers:
+        yield workers
 
 
 async def join(registry, user: str, socket: str, room: int = 1) -> bool:
