@@ -15,3 +15,25 @@ class ChatConfig(AppConfig):
         # A malformed limit stops the site at start, not at someone's first message.
         parse_rate(settings.CHAT_RATE_LIMIT)
         parse_rate(settings.CHAT_TYPING_RATE_LIMIT)
+        check_layer_timeouts(settings.CHANNEL_LAYERS)
+
+
+def check_layer_timeouts(layers: dict) -> None:
+    """Refuse to start with a Redis layer whose replies may time out during its own blocking
+    pop (settings: CHAT_LAYER_REDIS_OPTIONS): a quiet process would lose broadcasts."""
+    from channels_redis.core import RedisChannelLayer
+    from django.core.exceptions import ImproperlyConfigured
+    from django.utils.module_loading import import_string
+
+    for alias, config in layers.items():
+        backend = import_string(config["BACKEND"])
+        if not issubclass(backend, RedisChannelLayer):
+            continue
+        pop = backend.brpop_timeout  # channels-redis' blocking pop, in seconds
+        for host in config.get("CONFIG", {}).get("hosts", []):
+            timeout = host.get("socket_timeout") if isinstance(host, dict) else None
+            if timeout is None or timeout <= pop:
+                raise ImproperlyConfigured(
+                    f"CHANNEL_LAYERS[{alias!r}]: each Redis host needs a socket_timeout above "
+                    f"channels-redis' {pop} s blocking pop (got {timeout!r})"
+                )

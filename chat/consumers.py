@@ -80,16 +80,29 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.fanout.add(events.user_group(self.user.pk), self)
 
     async def disconnect(self, code: int) -> None:
-        """Leave every group this socket joined and update presence: undo all of join."""
+        """Leave every group this socket joined and update presence: undo all of join.
+
+        Each step runs whatever the others do: a step that fails (Redis away) is logged and
+        left to expire (presence and the socket cap are heartbeat entries this process stops
+        refreshing), so one failure never leaves the rest behind."""
         for slug in list(getattr(self, "joined", {})):
-            await self._leave_room(slug)
+            await self._cleanup(self._leave_room(slug), f"leaving room {slug[:80]!r}")
         if getattr(self, "draining", None) is not None:
             self.draining.cancel()
         if getattr(self, "fanout", None) is not None:
-            await self.fanout.discard(events.SITE_GROUP, self)
+            await self._cleanup(self.fanout.discard(events.SITE_GROUP, self), "the site group")
         if getattr(self, "counted", False):
-            await self.fanout.discard(events.user_group(self.user.pk), self)
-            await self.limits.socket_closed(self.user.pk, self.socket_id)
+            group = events.user_group(self.user.pk)
+            await self._cleanup(self.fanout.discard(group, self), "the user's group")
+            await self._cleanup(
+                self.limits.socket_closed(self.user.pk, self.socket_id), "the socket cap"
+            )
+
+    async def _cleanup(self, step: Awaitable[None], what: str) -> None:
+        try:
+            await step
+        except Exception:
+            logger.exception("Cleanup of socket %s failed at %s; going on", self.socket_id, what)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Answer one client frame; a bad frame gets an error and changes nothing."""
@@ -324,6 +337,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._leave_room(room, announce=announce)
         await self.raw_send({"type": "websocket.send", "text": text})
 
+    async def layer_regained(self) -> None:
+        """Runs when this process got the channel layer back after losing it: broadcasts
+        may have been lost meanwhile, so tell the client each room's last seq (an unasked
+        `pong`), as a ping would, and it resyncs the rooms it is behind in."""
+        await self.on_ping(requests.Ping(), None)
+
     async def session_ended(self, *, reason: str) -> None:
         """Runs when the user logs out or is deactivated: say why and close the socket."""
         await self.send_frame(events.session_ended_frame(reason=reason))
@@ -359,8 +378,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         joined = self.joined.pop(slug, None)
         if joined is None:
             return
-        await self.fanout.discard(joined.group, self)
-        await self._uncount(joined, announce=announce)
+        try:
+            await self.fanout.discard(joined.group, self)
+        finally:
+            await self._uncount(joined, announce=announce)
 
     async def _uncount(self, joined: JoinedRoom, *, announce: bool) -> None:
         """Take the socket out of the room's presence (it may stay subscribed)."""

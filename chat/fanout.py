@@ -9,6 +9,11 @@ no thread hop, no JSON encoding, no task.
 Joins and leaves stay exact: a socket registers with the fan-out of its room, the process
 joins the group with its first local member and leaves it with its last, and `disconnect`
 unregisters the socket from every room.
+
+The receive loop outlives the layer: when a receive fails (Redis killed, paused, restarted
+empty) it logs the outage once, retries with backoff, joins its groups again once the layer
+answers (a restarted Redis has forgotten them), logs that it is back, and tells each local
+socket the rooms' latest seqs, so its client resyncs what the outage cost it.
 """
 
 import asyncio
@@ -22,6 +27,7 @@ from channels.layers import BaseChannelLayer
 from django.conf import settings
 
 from . import events
+from .outages import Outage
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +43,8 @@ class Member(Protocol):
 
     async def session_ended(self, *, reason: str) -> None: ...
 
+    async def layer_regained(self) -> None: ...
+
 
 class Fanout:
     """This process's subscription to room groups, and the local sockets in each room."""
@@ -50,12 +58,13 @@ class Fanout:
         self.tasks: list[asyncio.Task] = []
         self.fanned_out_seq: dict[str, int] = {}  # group → newest message seq handed out
         self.waiters: dict[str, list[tuple[int, asyncio.Future[None]]]] = {}
+        self.outage = Outage("the channel layer (fan-out)")
 
     async def fanned_out(self, group: str, seq: int, *, within: float) -> None:
         """Return once message `seq` of `group` was handed to this process's sockets, or
         after `within` seconds (a layer may lose the broadcast; the clients heal that)."""
-        if self.fanned_out_seq.get(group, 0) >= seq:
-            return
+        if self.fanned_out_seq.get(group, 0) >= seq or not self.outage.ok:
+            return  # (while the layer is away, the broadcast will not come)
         future = asyncio.get_running_loop().create_future()
         self.waiters.setdefault(group, []).append((seq, future))
         with contextlib.suppress(TimeoutError):
@@ -81,18 +90,23 @@ class Fanout:
             del self.waiters[group]
 
     async def add(self, group: str, member: Member) -> None:
-        """Deliver the group's broadcasts to `member`; returns once the process is subscribed."""
+        """Deliver the group's broadcasts to `member`; returns once the process is subscribed
+        (should the layer fail, the member is not added and the error propagates)."""
         self.members.setdefault(group, set()).add(member)
         if group in self.subscribed:
             return
-        async with self.lock:
-            if group in self.subscribed or group not in self.members:
-                return
-            if self.channel_name is None:
-                self.channel_name = await self.layer.new_channel("chat.fanout")
-            await self.layer.group_add(group, self.channel_name)
-            self.subscribed.add(group)
-            self._start()
+        try:
+            async with self.lock:
+                if group in self.subscribed or group not in self.members:
+                    return
+                if self.channel_name is None:
+                    self.channel_name = await self.layer.new_channel("chat.fanout")
+                await self.layer.group_add(group, self.channel_name)
+                self.subscribed.add(group)
+                self._start()
+        except BaseException:
+            await self.discard(group, member)
+            raise
 
     async def refresh(self, group: str) -> None:
         """Join the group again: a client resyncing may have found the layer lost track of
@@ -115,15 +129,16 @@ class Fanout:
                 return  # someone joined again while we waited
             self.subscribed.discard(group)
             self.fanned_out_seq.pop(group, None)
-            await self.layer.group_discard(group, self.channel_name)
             if not self.subscribed:
                 self._stop()
+            # Last: should the layer fail, its membership expires (and is ignored meanwhile).
+            await self.layer.group_discard(group, self.channel_name)
 
     def _start(self) -> None:
         if not self.tasks:
             self.tasks = [
-                asyncio.create_task(self._receive_forever()),
-                asyncio.create_task(self._refresh_forever()),
+                asyncio.create_task(self._receive_forever(), name="fanout-receive"),
+                asyncio.create_task(self._refresh_forever(), name="fanout-refresh"),
             ]
 
     def _stop(self) -> None:
@@ -132,21 +147,71 @@ class Fanout:
         self.tasks = []
 
     async def _receive_forever(self) -> None:
+        """Receive and fan out until cancelled, whatever the layer or a socket does."""
         while True:
-            event = await self.layer.receive(self.channel_name)
+            try:
+                event = await self.layer.receive(self.channel_name)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                await self._reconnect(error)
+                continue
             try:
                 await self.dispatch(event)
             except Exception:
                 logger.exception("Could not fan out %s", event.get("type"))
+
+    async def _reconnect(self, error: Exception) -> None:
+        """After a failed receive: retry until the layer takes our groups again, then have
+        every local socket's client check what it missed."""
+        delay = self.outage.failed(error)
+        self._release_waiters()
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self._subscribe_again()
+            except Exception as error:
+                delay = self.outage.failed(error)
+            else:
+                break
+        if self.outage.recovered():
+            await self._tell_members_to_check()
+
+    async def _subscribe_again(self) -> None:
+        """Add the process to each of its groups again (idempotent for the layer)."""
+        async with self.lock:
+            for group in list(self.subscribed):
+                await self.layer.group_add(group, self.channel_name)
+
+    async def _tell_members_to_check(self) -> None:
+        members = {member for group in self.members.values() for member in group}
+        results = await asyncio.gather(
+            *(member.layer_regained() for member in members), return_exceptions=True
+        )
+        failed = sum(isinstance(result, Exception) for result in results)
+        if failed:
+            logger.warning("%d socket(s) could not be told to resync", failed)
+
+    def _release_waiters(self) -> None:
+        """Acks waiting for a broadcast that the failed layer will not bring go now."""
+        for waiting in self.waiters.values():
+            for _, future in waiting:
+                if not future.done():
+                    future.set_result(None)
+        self.waiters.clear()
 
     async def _refresh_forever(self) -> None:
         """Re-add the process to its groups now and then: the layer forgets a member after
         `group_expiry` (24 h by default) however long its sockets stay."""
         while True:
             await asyncio.sleep(settings.CHAT_GROUP_REFRESH_SECONDS)
-            async with self.lock:
-                for group in list(self.subscribed):
-                    await self.layer.group_add(group, self.channel_name)
+            try:
+                await self._subscribe_again()
+            except Exception:
+                logger.exception(
+                    "Could not refresh the fan-out's groups; next try in %s s",
+                    settings.CHAT_GROUP_REFRESH_SECONDS,
+                )
 
     async def dispatch(self, event: dict[str, Any]) -> None:
         """Hand one layer event to every local socket in its group."""

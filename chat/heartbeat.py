@@ -6,6 +6,8 @@ import asyncio
 import logging
 from typing import Any
 
+from .outages import Outage
+
 logger = logging.getLogger(__name__)
 
 
@@ -25,10 +27,15 @@ class Heartbeat:
             self.task = asyncio.create_task(self._beat_forever())
 
     async def _beat_forever(self) -> None:
+        """Beat while there are entries; a failed beat (Redis away) is logged once per outage
+        and tried again at the next beat, which restores whatever Redis lost meanwhile."""
+        outage = Outage(f"Redis ({type(self).__name__} heartbeat)")
         while self.local:
             await asyncio.sleep(self.ttl / 3)
             try:
                 await self.beat()
-            except Exception:
-                logger.exception("%s heartbeat failed; retrying", type(self).__name__)
+            except Exception as error:
+                outage.failed(error)
+            else:
+                outage.recovered()
         self.task = None

@@ -143,6 +143,7 @@ class RedisPresence(Heartbeat):
         }
         # This process's own entries, refreshed by the heartbeat: room id → socket → username.
         self.local: dict[int, dict[str, str]] = defaultdict(dict)
+        self.slugs: dict[int, str] = {}  # of the rooms in `local`
         self.on_offline: OfflineCallback | None = None
         self.task = None
 
@@ -156,6 +157,7 @@ class RedisPresence(Heartbeat):
     async def add(self, *, room_id: int, room_slug: str, username: str, socket_id: str) -> bool:
         now = time.time()
         self.local[room_id][socket_id] = username
+        self.slugs[room_id] = room_slug
         self._start()
         first = await self.scripts["add"](
             keys=self._keys(room_id, username),
@@ -168,6 +170,7 @@ class RedisPresence(Heartbeat):
         sockets.pop(socket_id, None)
         if not sockets:
             self.local.pop(room_id, None)
+            self.slugs.pop(room_id, None)
         last = await self.scripts["remove"](
             keys=self._keys(room_id, username)[:2], args=[socket_id, time.time(), username]
         )
@@ -185,11 +188,14 @@ class RedisPresence(Heartbeat):
         await self.sweep()
 
     async def heartbeat(self) -> None:
-        """Push the expiry of every local socket's entry forward."""
+        """Push the expiry of every local socket's entry forward, and list its room for the
+        sweep: after Redis restarted empty, one beat puts back all this process knows."""
         expiry = time.time() + self.ttl
         async with self.redis.pipeline(transaction=False) as pipe:
             for room_id, sockets in list(self.local.items()):
                 room_key = self._room_key(room_id)
+                pipe.sadd(f"{self.prefix}rooms", room_id)
+                pipe.hset(f"{self.prefix}slugs", room_id, self.slugs.get(room_id, ""))
                 for socket_id, username in list(sockets.items()):
                     pipe.zadd(f"{room_key}:{username}", {socket_id: expiry})
                     pipe.zadd(room_key, {username: expiry}, gt=True)

@@ -18,6 +18,8 @@ from typing import Any
 from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 
+from .outages import Outage
+
 logger = logging.getLogger(__name__)
 
 _queues: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Queue]" = (
@@ -62,9 +64,15 @@ def _enqueue(loop: asyncio.AbstractEventLoop, group: str, event: dict[str, Any])
 
 
 async def _send_forever(queue: asyncio.Queue) -> None:
+    """Send queued events until cancelled. An event the layer refuses is dropped (the clients
+    resync what they miss); the outage is logged once, and its end too."""
+    outage = Outage("the channel layer (publisher)")
     while True:
         group, event = await queue.get()
         try:
             await get_channel_layer().group_send(group, event)
-        except Exception:
-            logger.exception("Could not send %s to %s", event.get("type"), group)
+        except Exception as error:
+            outage.failed(error)
+            outage.skipped += 1
+        else:
+            outage.recovered()

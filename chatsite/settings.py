@@ -143,19 +143,33 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # layer: "core" (lists in Redis, buffered; the default, see docs/performance.md) or "pubsub".
 # Capacity is per channel, and there are few channels: one per process, plus a burst margin.
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# redis-py gives up on a reply after `socket_timeout` (5 s by default), and channels-redis
+# waits for a message with a blocking pop of 5 s (`brpop_timeout`): with equal timeouts a
+# quiet process's receive failed now and then and broadcasts were lost. The reply must be
+# allowed longer than the pop (checked at startup, chat/checks.py); a Redis that hangs (a
+# paused server) is still noticed within `socket_timeout`, and the fan-out reconnects.
+CHAT_LAYER_REDIS_OPTIONS = {
+    "socket_timeout": 10,
+    "socket_connect_timeout": 5,
+    "socket_keepalive": True,
+    "health_check_interval": 30,
+}
 CHAT_CHANNEL_LAYER = os.environ.get("CHAT_CHANNEL_LAYER", "core")
 if REDIS_URL and CHAT_CHANNEL_LAYER == "pubsub":
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {"hosts": [{"address": REDIS_URL, **CHAT_LAYER_REDIS_OPTIONS}]},
         }
     }
 elif REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000},
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, **CHAT_LAYER_REDIS_OPTIONS}],
+                "capacity": 1000,
+            },
         }
     }
 else:

@@ -1,0 +1,49 @@
+"""How a background loop lives through a dependency that stops answering (the channel layer,
+Redis): it says so in the log once when the dependency fails and once when it answers again,
+and waits a little longer before each retry, up to a few seconds, so it is back within
+seconds of the dependency but never spins while it is away."""
+
+import logging
+import random
+import time
+
+logger = logging.getLogger(__name__)
+
+FIRST_RETRY = 0.1  # seconds
+LAST_RETRY = 2.0  # the longest wait between two tries
+
+
+class Outage:
+    """The state of one loop's dependency: answering, or away since when."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.since: float | None = None
+        self.failures = 0
+        self.skipped = 0  # work given up while the dependency was away
+
+    @property
+    def ok(self) -> bool:
+        return self.since is None
+
+    def failed(self, error: BaseException) -> float:
+        """Record a failure (logged at the first of an outage); the seconds to wait before
+        the next try."""
+        self.failures += 1
+        if self.since is None:
+            self.since = time.monotonic()
+            logger.error("Lost %s (%s: %s); retrying", self.what, type(error).__name__, error)
+        delay = min(LAST_RETRY, FIRST_RETRY * 2 ** (self.failures - 1))
+        return delay * random.uniform(0.5, 1.0)
+
+    def recovered(self) -> bool:
+        """Record a success; True (and logged) when it ends an outage."""
+        if self.since is None:
+            return False
+        away = time.monotonic() - self.since
+        skipped = f"; {self.skipped} event(s) could not be sent meanwhile" if self.skipped else ""
+        logger.warning("Regained %s after %.1f s%s", self.what, away, skipped)
+        self.since = None
+        self.failures = 0
+        self.skipped = 0
+        return True

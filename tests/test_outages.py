@@ -1,0 +1,265 @@
+"""Every background loop and every cleanup lives through its dependency failing: the channel
+layer or Redis goes away (killed, paused, restarted empty) and comes back. Each loop logs the
+outage once, retries, and is live again afterwards; `disconnect` finishes whatever fails.
+The same against real daphne workers and a real Redis server: tests/test_cluster_outages.py."""
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.core.exceptions import ImproperlyConfigured
+
+from chat import events, publisher
+from chat.apps import check_layer_timeouts
+from chat.fanout import fanout_for
+from chat.heartbeat import Heartbeat
+from chat.layers import InProcessChannelLayer
+from chat.presence import LocalPresence, presence_for_loop
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class FlakyLayer(InProcessChannelLayer):
+    """The in-process layer, which the test can take down (every call raises, a receive in
+    progress fails) and bring back, forgetting its groups as a restarted Redis does."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.down = False
+        self.failures: set[asyncio.Future] = set()
+
+    def go_down(self) -> None:
+        self.down = True
+        self.groups.clear()
+        for failure in self.failures:
+            if not failure.done():
+                failure.set_result(None)
+
+    def come_back(self) -> None:
+        self.down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise ConnectionError("the layer is down (test)")
+
+    async def receive(self, channel: str) -> dict:
+        self._check()
+        failure = asyncio.get_running_loop().create_future()
+        self.failures.add(failure)
+        receiving = asyncio.ensure_future(super().receive(channel))
+        try:
+            await asyncio.wait({receiving, failure}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.failures.discard(failure)
+        if receiving.done():
+            return receiving.result()
+        receiving.cancel()
+        raise ConnectionError("the layer went down during a receive (test)")
+
+    async def group_add(self, group: str, channel: str) -> None:
+        self._check()
+        await super().group_add(group, channel)
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        self._check()
+        await super().group_discard(group, channel)
+
+    async def group_send(self, group: str, message: dict) -> None:
+        self._check()
+        await super().group_send(group, message)
+
+
+@pytest.fixture
+def flaky_layer(settings: Any) -> None:
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "tests.test_outages.FlakyLayer"}}
+
+
+def outage_log(caplog: pytest.LogCaptureFixture, what: str) -> list[str]:
+    return [
+        record.getMessage().split(" (")[0].split(" after")[0]
+        for record in caplog.records
+        if what in record.getMessage()
+    ]
+
+
+async def until(predicate: Any, seconds: float = 5.0) -> None:
+    async with asyncio.timeout(seconds):
+        while not predicate():  # noqa: ASYNC110 - a condition, not an event
+            await asyncio.sleep(0.02)
+
+
+@pytest.mark.usefixtures("flaky_layer")
+async def test_live_delivery_comes_back_after_the_layer_fails_and_forgets_the_groups(
+    connect, alice, bob, general, caplog
+):
+    caplog.set_level(logging.WARNING)
+    sender, reader = await connect(alice), await connect(bob)
+    await sender.join("general")
+    await reader.join("general")
+    await sender.recv_until("presence")  # bob arrived
+    layer = get_channel_layer()
+
+    layer.go_down()  # the fan-out's receive fails; Redis restarted empty
+    await asyncio.sleep(0.3)  # a few failed retries
+    layer.come_back()
+    # Told the rooms' last seqs, unasked, so the client resyncs what it missed.
+    regained = await reader.recv_until("pong")
+    assert regained == {"type": "pong", "rooms": {"general": 0}}
+
+    ack = await sender.request(
+        {"type": "send", "room": "general", "body": "after the outage", "client_id": "c1"}
+    )
+    assert ack["type"] == "ack"
+    assert (await reader.recv_until("message"))["message"]["body"] == "after the outage"
+    assert outage_log(caplog, "the channel layer (fan-out)") == [
+        "Lost the channel layer",
+        "Regained the channel layer",
+    ]
+
+
+@pytest.mark.usefixtures("flaky_layer")
+async def test_an_ack_does_not_wait_for_a_broadcast_the_failed_layer_will_not_bring(
+    connect, alice, general, settings
+):
+    settings.CHAT_ACK_WAITS_FOR_FANOUT = 60  # were it waited for, the test would time out
+    sender = await connect(alice)
+    await sender.join("general")
+    get_channel_layer().go_down()
+    await until(lambda: not fanout_for(get_channel_layer()).outage.ok)
+
+    ack = await sender.request(
+        {"type": "send", "room": "general", "body": "while down", "client_id": "c1"}
+    )
+
+    assert ack["type"] == "ack"  # stored, and acked: the clients resync the broadcast
+
+
+@pytest.mark.usefixtures("flaky_layer")
+async def test_the_publisher_drops_what_the_layer_refuses_and_sends_again_when_it_is_back(
+    connect, alice, bob, general, caplog
+):
+    caplog.set_level(logging.WARNING)
+    listener = await connect(bob)
+    await listener.join("general")
+    layer = get_channel_layer()
+    fanout = fanout_for(layer)
+    group = next(g for g in fanout.subscribed if g.startswith("room."))
+    layer.down = True  # sends fail; the fan-out's receive goes on waiting
+    publisher.publish(
+        group, {"type": events.EVENT_BROADCAST, "group": group, "text": '{"type":"probe","n":1}'}
+    )
+    await until(lambda: outage_log(caplog, "the channel layer (publisher)"))
+    layer.come_back()
+
+    publisher.publish(
+        group, {"type": events.EVENT_BROADCAST, "group": group, "text": '{"type":"probe","n":2}'}
+    )
+
+    assert await listener.recv_until("probe") == {"type": "probe", "n": 2}
+    assert outage_log(caplog, "the channel layer (publisher)") == [
+        "Lost the channel layer",
+        "Regained the channel layer",
+    ]
+
+
+@pytest.mark.usefixtures("flaky_layer")
+async def test_the_group_refresh_loop_outlives_a_failed_refresh(connect, alice, general, settings):
+    settings.CHAT_GROUP_REFRESH_SECONDS = 0.05
+    reader = await connect(alice)
+    await reader.join("general")
+    fanout = fanout_for(get_channel_layer())
+    refresh = fanout.tasks[1]
+    get_channel_layer().down = True
+    await asyncio.sleep(0.2)  # several failed refreshes
+    assert not refresh.done()
+    get_channel_layer().come_back()
+    get_channel_layer().groups.clear()  # forgotten: only a refresh brings them back
+
+    await until(lambda: fanout.subscribed <= set(get_channel_layer().groups))
+
+
+class FailingBeats(Heartbeat):
+    def __init__(self, failures: int) -> None:
+        self.ttl = 0.03
+        self.local = {"entry": 1}
+        self.failures = failures
+        self.beats = 0
+
+    async def beat(self) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("Redis is down (test)")
+        self.beats += 1
+
+
+async def test_a_heartbeat_outlives_failed_beats_and_says_so_once(caplog):
+    caplog.set_level(logging.WARNING)
+    registry = FailingBeats(failures=3)
+    registry._start()
+    await until(lambda: registry.beats >= 2)
+    assert not registry.task.done()
+    registry.task.cancel()
+    assert outage_log(caplog, "FailingBeats") == ["Lost Redis", "Regained Redis"]
+
+
+class RemoveFails(LocalPresence):
+    async def remove(self, **kwargs: Any) -> bool:
+        await super().remove(**kwargs)
+        raise ConnectionError("Redis is down (test)")
+
+
+async def test_disconnect_finishes_every_step_when_presence_fails(
+    connect, alice, general, make_room
+):
+    await database_sync_to_async(make_room)("random")
+    await database_sync_to_async(make_room)("third")
+    socket = await connect(alice)
+    for room in ("general", "random", "third"):
+        await socket.join(room)
+    fanout = fanout_for(get_channel_layer())
+    presence = presence_for_loop()
+    presence.__class__ = RemoveFails  # every removal from here on raises
+
+    await socket.close()
+
+    assert fanout.members == {}  # every room, the site and the user's group let go
+    from chat.limits import limits_for_loop
+
+    assert limits_for_loop().sockets == {}  # and the socket cap counts it no more
+
+
+@pytest.mark.parametrize(
+    ("hosts", "ok"),
+    [
+        (["redis://127.0.0.1:6379/0"], False),  # redis-py's 5 s timeout = the 5 s pop
+        ([{"address": "redis://127.0.0.1:6379/0", "socket_timeout": 5}], False),
+        ([{"address": "redis://127.0.0.1:6379/0", "socket_timeout": 10}], True),
+    ],
+)
+def test_a_redis_layer_whose_replies_time_out_before_its_pop_does_not_start(hosts, ok):
+    layers = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": hosts}}
+    }
+    if ok:
+        check_layer_timeouts(layers)
+    else:
+        with pytest.raises(ImproperlyConfigured, match="socket_timeout"):
+            check_layer_timeouts(layers)
+
+
+def test_the_shipped_redis_settings_pass_the_check(monkeypatch):
+    import importlib
+
+    import chatsite.settings
+
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        fresh = importlib.reload(chatsite.settings)
+        assert "RedisChannelLayer" in fresh.CHANNEL_LAYERS["default"]["BACKEND"]
+        check_layer_timeouts(fresh.CHANNEL_LAYERS)
+    finally:
+        monkeypatch.undo()
+        importlib.reload(chatsite.settings)
