@@ -82,21 +82,27 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         """Leave every group this socket joined and update presence: undo all of join.
 
-        Each step runs whatever the others do: a step that fails (Redis away) is logged and
-        left to expire (presence and the socket cap are heartbeat entries this process stops
-        refreshing), so one failure never leaves the rest behind."""
-        for slug in list(getattr(self, "joined", {})):
-            await self._cleanup(self._leave_room(slug), f"leaving room {slug[:80]!r}")
+        Each step runs whatever the others do, and all of them run to the end even if the
+        server gives up waiting for this socket (daphne cancels a slow disconnect): each
+        forgets the socket locally at once, then tells Redis; a step that fails (Redis away)
+        is logged and left to expire, since presence and the socket cap are heartbeat entries
+        this process no longer refreshes."""
+        steps: list[tuple[Awaitable[None], str]] = [
+            (self._leave_room(slug), f"leaving room {slug[:80]!r}")
+            for slug in list(getattr(self, "joined", {}))
+        ]
         if getattr(self, "draining", None) is not None:
             self.draining.cancel()
         if getattr(self, "fanout", None) is not None:
-            await self._cleanup(self.fanout.discard(events.SITE_GROUP, self), "the site group")
+            steps.append((self.fanout.discard(events.SITE_GROUP, self), "the site group"))
         if getattr(self, "counted", False):
             group = events.user_group(self.user.pk)
-            await self._cleanup(self.fanout.discard(group, self), "the user's group")
-            await self._cleanup(
-                self.limits.socket_closed(self.user.pk, self.socket_id), "the socket cap"
+            steps.append((self.fanout.discard(group, self), "the user's group"))
+            steps.append(
+                (self.limits.socket_closed(self.user.pk, self.socket_id), "the socket cap")
             )
+        cleanup = asyncio.gather(*(self._cleanup(step, what) for step, what in steps))
+        await asyncio.shield(cleanup)
 
     async def _cleanup(self, step: Awaitable[None], what: str) -> None:
         try:

@@ -12,6 +12,7 @@ simply happens before returning.
 import asyncio
 import logging
 import os
+import time
 import weakref
 from typing import Any
 
@@ -21,6 +22,8 @@ from channels.layers import get_channel_layer
 from .outages import Outage
 
 logger = logging.getLogger(__name__)
+
+GIVE_UP_AFTER = 10.0  # seconds: a broadcast this late is worth less than the resync
 
 _queues: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Queue]" = (
     weakref.WeakKeyDictionary()
@@ -59,20 +62,27 @@ def _enqueue(loop: asyncio.AbstractEventLoop, group: str, event: dict[str, Any])
     queue = _queues.get(loop)
     if queue is None:
         queue = _queues[loop] = asyncio.Queue()
-        loop.create_task(_send_forever(queue))
-    queue.put_nowait((group, event))
+        loop.create_task(_send_forever(queue), name="publisher")
+    queue.put_nowait((time.monotonic(), group, event))
 
 
 async def _send_forever(queue: asyncio.Queue) -> None:
-    """Send queued events until cancelled. An event the layer refuses is dropped (the clients
-    resync what they miss); the outage is logged once, and its end too."""
+    """Send queued events, in order, until cancelled. A send that fails (a stale connection
+    after Redis restarted, or Redis away) is tried again with backoff; an event still unsent
+    GIVE_UP_AFTER seconds after it was queued is dropped (the clients resync what they
+    miss). The outage is logged once, and its end too."""
     outage = Outage("the channel layer (publisher)")
     while True:
-        group, event = await queue.get()
-        try:
-            await get_channel_layer().group_send(group, event)
-        except Exception as error:
-            outage.failed(error)
-            outage.skipped += 1
-        else:
-            outage.recovered()
+        queued_at, group, event = await queue.get()
+        while True:
+            try:
+                await get_channel_layer().group_send(group, event)
+            except Exception as error:
+                delay = outage.failed(error)
+                if time.monotonic() + delay - queued_at > GIVE_UP_AFTER:
+                    outage.skipped += 1
+                    break
+                await asyncio.sleep(delay)
+            else:
+                outage.recovered()
+                break

@@ -7,20 +7,26 @@ starts two daphne workers with DJANGO_DEBUG off. Presence entries expire after 3
 killed worker's users go offline quickly.
 """
 
+import asyncio
+import json
 import os
 import secrets
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import psycopg
 import pytest
 import redis
+from websockets.asyncio.client import ClientConnection
 
 from tests.live_server import PASSWORD, LiveServer, _manage, _report, _tail, login
 from tests.redis_service import redis_url
+from tests.test_live_reliability import open_socket as open_site_socket
 
 STAFF = "moderator"
 USERS = ("alice", "bob", STAFF)
@@ -100,6 +106,16 @@ def cluster(
 ) -> Iterator[Cluster]:
     url = redis_url()
     redis.Redis.from_url(url).flushdb()
+    yield from run_cluster(request, tmp_path_factory, collected_static, url)
+
+
+def run_cluster(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    collected_static: Path,
+    url: str,
+) -> Iterator[Cluster]:
+    """Two daphne workers on the Redis at `url` (emptied by the caller) and a fresh database."""
     folder = tmp_path_factory.mktemp("cluster")
     databases = _database_url(folder)
     env = {
@@ -137,3 +153,39 @@ def cluster(
                 _report(request, f"--- {server.log_path} ---\n{_tail(server.log_path)}")
     finally:
         databases.close()
+
+
+TIMEOUT = 10
+
+
+async def open_socket(worker: Worker, user: str | None = None) -> ClientConnection:
+    """A socket to `worker`, signed in as `user` through the login form when given."""
+    sessionid = await asyncio.to_thread(worker.login, user) if user is not None else None
+    return await open_site_socket(worker, sessionid)
+
+
+async def request(ws: ClientConnection, frame: dict[str, Any], seen: list | None = None) -> dict:
+    """Send with a ref; return the reply, keeping other frames in `seen`."""
+    ref = f"r{time.monotonic_ns()}"
+    await ws.send(json.dumps({**frame, "ref": ref}))
+    async with asyncio.timeout(TIMEOUT):
+        while (frame := json.loads(await ws.recv())).get("ref") != ref:
+            if seen is not None:
+                seen.append(frame)
+    return frame
+
+
+async def wait_for(ws: ClientConnection, kind: str, seen: list | None = None, **match) -> dict:
+    """The first frame of type `kind` with the given fields, from `seen` or the socket."""
+
+    def fits(frame: dict) -> bool:
+        return frame["type"] == kind and all(frame.get(k) == v for k, v in match.items())
+
+    for frame in seen or []:
+        if fits(frame):
+            seen.remove(frame)
+            return frame
+    async with asyncio.timeout(TIMEOUT):
+        while not fits(frame := json.loads(await ws.recv())):
+            pass
+    return frame

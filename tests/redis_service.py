@@ -2,7 +2,11 @@
 
 import contextlib
 import os
+import shutil
+import signal
 import socket
+import subprocess
+import time
 import uuid
 from collections.abc import AsyncIterator
 from urllib.parse import urlparse
@@ -40,3 +44,60 @@ async def two_workers(registry: type, *, ttl: float = 1.2) -> AsyncIterator[list
             await workers[0].redis.delete(*keys)
         for worker in workers:
             await worker.redis.aclose()
+
+
+class RedisServer:
+    """A redis-server of the test's own on a free port, which the test may kill, start again
+    (empty, as a restarted Redis without persistence is) and pause (SIGSTOP) and resume,
+    without touching the Redis that other tests share."""
+
+    def __init__(self, folder: "os.PathLike[str]") -> None:
+        binary = shutil.which("redis-server")
+        need("redis", binary is not None, "no redis-server binary to start a Redis of its own")
+        assert binary is not None
+        self.binary = binary
+        self.folder = folder
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                   "--appendonly", "no", "--dir", str(self.folder)]  # fmt: skip
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), 0.2) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start on port {self.port}")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
+    def pause(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.kill()
+            self.process.wait()

@@ -7,10 +7,9 @@ import json
 import time
 import urllib.parse
 import urllib.request
-from typing import Any
 
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Origin
 
@@ -18,52 +17,21 @@ from tests.cluster import (  # noqa: F401
     PRESENCE_TTL,
     SOCKET_CAP,
     STAFF,
+    TIMEOUT,
     Cluster,
     Worker,
     cluster,
     collected_static,
+    open_site_socket,
+    open_socket,
+    request,
+    wait_for,
 )
 from tests.js_client import JsClient
 from tests.live_server import PASSWORD
 from tests.test_live_reliability import SocketTransport
-from tests.test_live_reliability import open_socket as open_site_socket
 
 pytestmark = pytest.mark.live
-
-TIMEOUT = 10
-
-
-async def open_socket(worker: Worker, user: str | None = None) -> ClientConnection:
-    """A socket to `worker`, signed in as `user` through the login form when given."""
-    sessionid = await asyncio.to_thread(worker.login, user) if user is not None else None
-    return await open_site_socket(worker, sessionid)
-
-
-async def request(ws: ClientConnection, frame: dict[str, Any], seen: list | None = None) -> dict:
-    """Send with a ref; return the reply, keeping other frames in `seen`."""
-    ref = f"r{time.monotonic_ns()}"
-    await ws.send(json.dumps({**frame, "ref": ref}))
-    async with asyncio.timeout(TIMEOUT):
-        while (frame := json.loads(await ws.recv())).get("ref") != ref:
-            if seen is not None:
-                seen.append(frame)
-    return frame
-
-
-async def wait_for(ws: ClientConnection, kind: str, seen: list | None = None, **match) -> dict:
-    """The first frame of type `kind` with the given fields, from `seen` or the socket."""
-
-    def fits(frame: dict) -> bool:
-        return frame["type"] == kind and all(frame.get(k) == v for k, v in match.items())
-
-    for frame in seen or []:
-        if fits(frame):
-            seen.remove(frame)
-            return frame
-    async with asyncio.timeout(TIMEOUT):
-        while not fits(frame := json.loads(await ws.recv())):
-            pass
-    return frame
 
 
 def admin_action(worker: Worker, model: str, action: str, pks: list[int]) -> int:

@@ -137,28 +137,34 @@ async def test_an_ack_does_not_wait_for_a_broadcast_the_failed_layer_will_not_br
     assert ack["type"] == "ack"  # stored, and acked: the clients resync the broadcast
 
 
+def probe(group: str, n: int) -> dict:
+    return {"type": events.EVENT_BROADCAST, "group": group, "text": f'{{"type":"probe","n":{n}}}'}
+
+
+@pytest.mark.parametrize(
+    ("give_up_after", "heard"),
+    [(60.0, [1, 2]), (0.2, [2])],  # retried until the layer is back; dropped when too late
+)
 @pytest.mark.usefixtures("flaky_layer")
-async def test_the_publisher_drops_what_the_layer_refuses_and_sends_again_when_it_is_back(
-    connect, alice, bob, general, caplog
+async def test_the_publisher_retries_what_the_layer_refused_until_it_is_too_late(
+    connect, bob, general, caplog, monkeypatch, give_up_after, heard
 ):
+    monkeypatch.setattr(publisher, "GIVE_UP_AFTER", give_up_after)
     caplog.set_level(logging.WARNING)
     listener = await connect(bob)
     await listener.join("general")
     layer = get_channel_layer()
-    fanout = fanout_for(layer)
-    group = next(g for g in fanout.subscribed if g.startswith("room."))
+    group = next(g for g in fanout_for(layer).subscribed if g.startswith("room."))
     layer.down = True  # sends fail; the fan-out's receive goes on waiting
-    publisher.publish(
-        group, {"type": events.EVENT_BROADCAST, "group": group, "text": '{"type":"probe","n":1}'}
-    )
+    publisher.publish(group, probe(group, 1))
     await until(lambda: outage_log(caplog, "the channel layer (publisher)"))
+    await asyncio.sleep(0.4)
     layer.come_back()
 
-    publisher.publish(
-        group, {"type": events.EVENT_BROADCAST, "group": group, "text": '{"type":"probe","n":2}'}
-    )
+    publisher.publish(group, probe(group, 2))
 
-    assert await listener.recv_until("probe") == {"type": "probe", "n": 2}
+    assert [(await listener.recv_until("probe"))["n"] for _ in heard] == heard
+    assert await listener.nothing()
     assert outage_log(caplog, "the channel layer (publisher)") == [
         "Lost the channel layer",
         "Regained the channel layer",
@@ -211,8 +217,16 @@ class RemoveFails(LocalPresence):
         raise ConnectionError("Redis is down (test)")
 
 
-async def test_disconnect_finishes_every_step_when_presence_fails(
-    connect, alice, general, make_room
+class RemoveHangs(LocalPresence):
+    async def remove(self, **kwargs: Any) -> bool:
+        await super().remove(**kwargs)
+        await asyncio.Event().wait()  # Redis paused: no answer, ever
+        return False
+
+
+@pytest.mark.parametrize("failure", [RemoveFails, RemoveHangs])
+async def test_disconnect_finishes_every_step_when_presence_fails_or_hangs(
+    connect, alice, general, make_room, failure
 ):
     await database_sync_to_async(make_room)("random")
     await database_sync_to_async(make_room)("third")
@@ -221,9 +235,9 @@ async def test_disconnect_finishes_every_step_when_presence_fails(
         await socket.join(room)
     fanout = fanout_for(get_channel_layer())
     presence = presence_for_loop()
-    presence.__class__ = RemoveFails  # every removal from here on raises
+    presence.__class__ = failure  # every removal from here on raises, or never returns
 
-    await socket.close()
+    await socket.close()  # gives the application a second, then cancels it
 
     assert fanout.members == {}  # every room, the site and the user's group let go
     from chat.limits import limits_for_loop
