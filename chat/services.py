@@ -394,6 +394,20 @@ def room_unarchive(*, room: Room) -> bool:
     return bool(updated)
 
 
+PRIVATE_REASON = "This room is now private."
+
+
+def room_made_private(*, room: Room) -> None:
+    """A public room became private: after commit, every socket in it asks again whether its
+    user may read it (`selectors.room_get_joinable`, as a join does); those who may not
+    (anonymous readers, non-members) leave it, hearing `removed`."""
+    event = events.room_recheck_event(room_id=room.pk, room_slug=room.slug, reason=PRIVATE_REASON)
+    events.send_on_commit(event["group"], event)
+
+
+PASSWORD_REASON = "The password of this account was changed."
+
+
 def user_sockets_close(*, user_id: int, reason: str) -> None:
     """Close every open socket of a user, on every worker, saying why (after commit)."""
     event = events.session_ended_event(user_id=user_id, reason=reason)
