@@ -349,8 +349,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
         `pong`), as a ping would, and it resyncs the rooms it is behind in."""
         await self.on_ping(requests.Ping(), None)
 
+    async def recheck_room(self, *, room: str, reason: str) -> None:
+        """Runs when who may read a room changed (made private): ask as a join would, and
+        leave it, hearing `removed`, if this socket's user may no longer join it."""
+        if room not in self.joined:
+            return
+        try:
+            await database_sync_to_async(selectors.room_get_joinable)(slug=room, user=self.user)
+        except ChatError:
+            frame = events.removed_frame(room_slug=room, reason=reason)
+            await self.leave_room(room=room, text=events.encode(frame), announce=True)
+
     async def session_ended(self, *, reason: str) -> None:
-        """Runs when the user logs out or is deactivated: say why and close the socket."""
+        """Runs when the user's sessions end (logout, deactivated, deleted, new password):
+        say why and close the socket."""
         await self.send_frame(events.session_ended_frame(reason=reason))
         await self.close(code=4001)
 

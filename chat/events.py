@@ -19,7 +19,8 @@ from .publisher import publish
 EVENT_BROADCAST = "chat.broadcast"  # a pre-encoded frame for every socket in the group
 EVENT_TYPING = "chat.typing"  # a pre-encoded frame for every socket but the typist's
 EVENT_LEAVE_ROOM = "chat.leave_room"  # leave a room and tell the client why (archived, banned)
-EVENT_SESSION_ENDED = "chat.session_ended"  # the user logged out or was deactivated: close
+EVENT_SESSION_ENDED = "chat.session_ended"  # the user's sessions ended (logout, …): close
+EVENT_RECHECK_ROOM = "chat.recheck_room"  # who may read the room changed: ask again
 
 
 # Every socket, signed in or not: a site-wide announcement reaches each socket once, however
@@ -196,6 +197,17 @@ def removed_event(*, user_id: int, room_slug: str, reason: str) -> dict[str, Any
         "room": room_slug,
         "text": encode(removed_frame(room_slug=room_slug, reason=reason)),
         "announce": True,  # the others see the user go
+    }
+
+
+def room_recheck_event(*, room_id: int, room_slug: str, reason: str) -> dict[str, Any]:
+    """Every socket in the room asks whether its user may still read it; one that may not
+    leaves and hears `removed` with `reason`."""
+    return {
+        "type": EVENT_RECHECK_ROOM,
+        "group": room_group(room_id),
+        "room": room_slug,
+        "reason": reason,
     }
 
 

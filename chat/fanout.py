@@ -44,6 +44,7 @@ class Member(Protocol):
     async def session_ended(self, *, reason: str) -> None: ...
 
     async def layer_regained(self) -> None: ...
+    async def recheck_room(self, *, room: str, reason: str) -> None: ...
 
 
 class Fanout:
@@ -242,6 +243,12 @@ class Fanout:
                     await member.session_ended(reason=event["reason"])
                 except Exception:
                     logger.exception("Ending a session on a socket failed")
+        elif kind == events.EVENT_RECHECK_ROOM:
+            for member in members:
+                try:
+                    await member.recheck_room(room=event["room"], reason=event["reason"])
+                except Exception:
+                    logger.exception("Checking a socket's right to a room failed")
         else:
             logger.warning("Unknown fan-out event %r", kind)
 

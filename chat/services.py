@@ -62,20 +62,23 @@ def _next_seq(room: Room, *, actor_id: int | None) -> int:
     this transaction, so concurrent writers queue here and each gets the next number.
 
     The same statement checks, under that lock, that the room is open and that `actor_id`
-    (None: a moderator in the admin) may still write in it: not banned, and a member if the
-    room is private. A refusal raises, and the caller's transaction undoes the bump."""
+    (None: a moderator in the admin) may still write in it: an active account (not
+    deactivated or deleted since its socket opened), not banned, and a member if the room is
+    private. A refusal raises, and the caller's transaction undoes the bump."""
     qn = connection.ops.quote_name
     room_table = qn(Room._meta.db_table)
     shut_out, params = "0", [room.pk]
     if actor_id is not None:
         members = qn(Room.members.through._meta.db_table)
+        users = qn(get_user_model()._meta.db_table)
         shut_out = (
-            f"EXISTS (SELECT 1 FROM {qn(Ban._meta.db_table)} b"
+            f"NOT EXISTS (SELECT 1 FROM {users} u WHERE u.id = %s AND u.is_active)"
+            f" OR EXISTS (SELECT 1 FROM {qn(Ban._meta.db_table)} b"
             f" WHERE b.room_id = {room_table}.id AND b.user_id = %s)"
             f" OR (is_private AND NOT EXISTS (SELECT 1 FROM {members} m"
             f" WHERE m.room_id = {room_table}.id AND m.user_id = %s))"
         )
-        params += [actor_id, actor_id]
+        params += [actor_id, actor_id, actor_id]
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {room_table} SET last_seq = last_seq + 1 WHERE id = %s"
@@ -204,11 +207,16 @@ def message_delete_as(*, room: Room, message_id: int, user: AbstractBaseUser) ->
     may staff (moderators); others get forbidden. Raises not_found for a message already
     deleted."""
     message = _message_for_change(room=room, message_id=message_id)
-    if message.author_id != user.pk and not user.is_staff:
+    # Staff as the database says now, not as the socket saw the user at its handshake.
+    if message.author_id != user.pk and not _is_staff(user):
         raise ChatError(ErrorCode.FORBIDDEN, "You can only delete your own messages.")
     if not _delete(message, actor_id=user.pk):
         raise ChatError(ErrorCode.NOT_FOUND, f"No message {message_id} in this room.")
     return message
+
+
+def _is_staff(user: AbstractBaseUser) -> bool:
+    return get_user_model().objects.filter(pk=user.pk, is_staff=True, is_active=True).exists()
 
 
 MENTION_RE = re.compile(r"(?<![\w@.])@([\w.+-][\w.@+-]{0,149})")
@@ -384,6 +392,20 @@ def room_unarchive(*, room: Room) -> bool:
     updated = Room.objects.filter(pk=room.pk, is_archived=True).update(is_archived=False)
     room.is_archived = False
     return bool(updated)
+
+
+PRIVATE_REASON = "This room is now private."
+
+
+def room_made_private(*, room: Room) -> None:
+    """A public room became private: after commit, every socket in it asks again whether its
+    user may read it (`selectors.room_get_joinable`, as a join does); those who may not
+    (anonymous readers, non-members) leave it, hearing `removed`."""
+    event = events.room_recheck_event(room_id=room.pk, room_slug=room.slug, reason=PRIVATE_REASON)
+    events.send_on_commit(event["group"], event)
+
+
+PASSWORD_REASON = "The password of this account was changed."
 
 
 def user_sockets_close(*, user_id: int, reason: str) -> None:

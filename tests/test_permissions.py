@@ -188,6 +188,7 @@ REVOKED = {
     "banned": FORBIDDEN,
     "archived": ARCHIVED,
     "removed_from_private": FORBIDDEN,
+    "deactivated": FORBIDDEN,
 }
 
 
@@ -197,6 +198,8 @@ def revoke(change: str, room: Room, user) -> None:
         Ban.objects.create(room=room, user=user)
     elif change == "archived":
         Room.objects.filter(pk=room.pk).update(is_archived=True)
+    elif change == "deactivated":  # update(), not save(): no signal closes the socket
+        type(user).objects.filter(pk=user.pk).update(is_active=False)
     else:  # the through row itself: members.remove() would send the live event
         Room.members.through.objects.filter(room=room, user=user).delete()
 
