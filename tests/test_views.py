@@ -1,12 +1,15 @@
 """Pages: lobby, rooms, accounts, and who may see what."""
 
+import re
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
-from django.urls import reverse
+from django.urls import resolve, reverse
 
+from chat import views
 from chat.models import Room
-from tests.conftest import PASSWORD, post_messages
+from tests.conftest import DM_LOOKALIKE_NAMES, PASSWORD, post_messages
 
 pytestmark = pytest.mark.django_db
 
@@ -44,8 +47,8 @@ def test_signed_in_users_create_a_public_room_from_a_name(alice_client, alice):
     response = alice_client.post("/rooms/new/", {"name": "Django Tips", "topic": "ORM"})
 
     assert response.status_code == 302
-    assert response["Location"] == "/chat/django-tips/"
-    room = Room.objects.get(slug="django-tips")
+    assert re.fullmatch(r"/chat/django-tips-[0-9a-f]{6}/", response["Location"])
+    room = Room.objects.get(slug__startswith="django-tips-")
     assert (room.name, room.topic, room.is_private, room.created_by) == (
         "Django Tips",
         "ORM",
@@ -60,6 +63,31 @@ def test_creating_a_room_with_a_taken_name_shows_an_error(alice_client, general)
     assert response.status_code == 400
     assert "already exists" in response.content.decode()
     assert Room.objects.filter(slug="general").count() == 1
+
+
+@pytest.mark.parametrize("name", DM_LOOKALIKE_NAMES)
+def test_the_lobby_form_refuses_every_name_in_the_direct_message_namespace(alice_client, name):
+    response = alice_client.post("/rooms/new/", {"name": name})
+
+    assert response.status_code == 400
+    assert "kept for direct messages" in response.content.decode()
+    assert not Room.objects.filter(slug__istartswith="dm").exists()
+
+
+def test_the_lobby_form_never_says_a_hidden_room_exists(alice_client, bob, make_room):
+    make_room("secret", name="Secret", is_private=True, members=(bob,))
+
+    response = alice_client.post("/rooms/new/", {"name": "Secret"})
+
+    assert response.status_code == 302
+    assert re.fullmatch(r"/chat/secret-[0-9a-f]{6}/", response["Location"])
+
+
+@pytest.mark.parametrize("slug", ["new", "rooms", "admin", "accounts", "static", "dm"])
+def test_every_room_slug_reaches_its_room_page_and_no_other_route(slug):
+    """/chat/@user/ is the only other route under /chat/, and no slug holds an "@"."""
+    assert resolve(f"/chat/{slug}/").func is views.room
+    assert resolve(reverse("chat:room", kwargs={"slug": slug})).url_name == "room"
 
 
 def test_anonymous_visitors_cannot_create_rooms(client):
@@ -179,3 +207,22 @@ def test_logout_is_a_post(alice_client):
 
     assert response.status_code == 302
     assert not alice_client.get("/").context["user"].is_authenticated
+
+
+def test_opening_a_dm_never_lands_in_a_room_that_took_its_slug(alice_client, alice, make_user):
+    carol, attacker = make_user("carol"), make_user("mallory")
+    low, high = sorted([alice.pk, carol.pk])
+    squat = Room.objects.create(name="Dm", slug=f"dm-{low}-{high}")  # made before the fix
+    squat.members.add(attacker)
+
+    response = alice_client.get("/chat/@carol/")
+
+    room = response.context["room"]
+    assert response.status_code == 200
+    assert room != squat
+    assert room.is_direct
+    assert room.is_private
+    assert set(room.members.all()) == {alice, carol}
+    spy = Client()
+    spy.force_login(attacker)
+    assert spy.get(f"/chat/{room.slug}/").status_code == 404
