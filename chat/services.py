@@ -14,7 +14,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from . import events, selectors
+from . import events, selectors, visible_text
 from .errors import ChatError, ErrorCode
 from .models import Announcement, Ban, Message, ReadState, Room, slug_is_reserved
 
@@ -61,8 +61,9 @@ def room_create(
 
 
 def message_validate_body(body: str) -> None:
-    """Refuse what no message may be: empty, over the length limit, or holding NUL."""
-    if not body.strip():
+    """Refuse what no message may be: empty (or only characters that show nothing, such as
+    zero-width spaces), over the length limit, or holding NUL."""
+    if not body.strip() or visible_text.shows_nothing(body):
         raise ChatError(ErrorCode.BAD_REQUEST, "A message cannot be empty.")
     limit = settings.CHAT_MAX_MESSAGE_LENGTH
     if len(body) > limit:
@@ -294,7 +295,7 @@ def direct_room_get_or_create(*, user: AbstractBaseUser, other: AbstractBaseUser
 def announcement_create(*, body: str, by: AbstractBaseUser | None) -> Announcement:
     """Store a site-wide announcement; after commit every connected socket hears it once."""
     body = body.strip()
-    if not body:
+    if visible_text.shows_nothing(body):
         raise ChatError(ErrorCode.BAD_REQUEST, "An announcement cannot be empty.")
     with transaction.atomic():
         announcement = Announcement.objects.create(body=body, created_by=by)

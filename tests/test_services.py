@@ -101,6 +101,12 @@ def test_a_client_id_is_per_author_and_per_room(general, make_room, alice, bob):
         ("", ErrorCode.BAD_REQUEST),
         ("   \n\t", ErrorCode.BAD_REQUEST),
         ("nul\x00inside", ErrorCode.BAD_REQUEST),
+        # Bodies of characters that show nothing look empty too.
+        ("\u200b\u200c\u200d\u2060", ErrorCode.BAD_REQUEST),  # zero-width space, joiners
+        ("\u2800\u2800", ErrorCode.BAD_REQUEST),  # braille blank
+        ("\u3164 \uffa0", ErrorCode.BAD_REQUEST),  # Hangul fillers
+        ("\ufeff\u202e\u00ad", ErrorCode.BAD_REQUEST),  # BOM, bidi override, soft hyphen
+        ("\u0301\u0301", ErrorCode.BAD_REQUEST),  # combining marks with nothing to mark
         ("x" * 21, ErrorCode.TOO_LONG),
     ],
 )
@@ -112,6 +118,19 @@ def test_invalid_bodies_are_refused_and_store_nothing(general, alice, body, code
     assert refused.value.code == code
     assert not Message.objects.exists()
     assert Room.objects.get(pk=general.pk).last_seq == 0
+
+
+@pytest.mark.parametrize("body", ["e\u0301", "hi\u200b", "\u2800x", "\U0001f44d", "\u3000."])
+def test_bodies_with_anything_visible_are_stored(general, alice, body):
+    message, _ = services.message_create(room=general, author=alice, body=body, client_id=None)
+
+    assert message.body == body
+
+
+@pytest.mark.parametrize("body", ["", "  ", "\u200b\u2800"])
+def test_an_announcement_that_shows_nothing_is_refused(staff, body):
+    with pytest.raises(ChatError, match="cannot be empty"):
+        services.announcement_create(body=body, by=staff)
 
 
 def test_room_create_slugs_the_name_and_makes_the_creator_a_member(alice):

@@ -177,6 +177,41 @@ def test_signup_creates_the_account_and_signs_in(client):
     assert client.get("/").context["user"].username == "carol"
 
 
+def sign_up(client: Client, username: str):
+    return client.post(
+        "/accounts/signup/", {"username": username, "password1": PASSWORD, "password2": PASSWORD}
+    )
+
+
+@pytest.mark.parametrize(
+    ("username", "why"),
+    [
+        ("\u0430lice", "mix letters"),  # Cyrillic a, then Latin
+        ("b\u043eb", "mix letters"),  # Cyrillic o
+        ("\u03a9mega", "mix letters"),  # Greek Omega, then Latin
+        ("\u0430\u0440\u0435", "look like one in Latin"),  # all Cyrillic, reads "ape"
+        ("\u03bf\u03ba", "look like one in Latin"),  # all Greek, reads "ok"
+        ("\u3164", "letters or digits you can see"),  # Hangul filler: a letter that draws nothing
+        ("x\u3164", "letters or digits you can see"),
+    ],
+)
+def test_signup_refuses_usernames_that_could_pass_for_another(client, username, why):
+    response = sign_up(client, username)
+
+    assert response.status_code == 200
+    assert why in response.content.decode()
+    assert not get_user_model().objects.filter(username=username).exists()
+
+
+@pytest.mark.parametrize(
+    "username",
+    ["j\u00fcrgen", "\u0438\u0432\u0430\u043d", "\u305f\u306a\u304b\u592a\u90ce", "ann_2"],
+)
+def test_signup_accepts_names_in_one_script(client, username):
+    assert sign_up(client, username).status_code == 302
+    assert get_user_model().objects.filter(username=username).exists()
+
+
 def test_signup_applies_djangos_password_validators(client):
     response = client.post(
         "/accounts/signup/", {"username": "dave", "password1": "123", "password2": "123"}
