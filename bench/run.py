@@ -201,13 +201,15 @@ SESSIONS_SCRIPT = """
 import json
 from django.contrib.auth import get_user_model
 from django.test import Client
-from chat.services import room_create
+from chat.models import Room
 
 User = get_user_model()
 cookies = []
 for i in range({count}):
     user = User.objects.create_user(f"bench{{i:03d}}")
-    room_create(name=f"{rooms}{{i:03d}}", created_by=user)
+    # The exact slug loadgen.js joins (rooms made in the lobby get a random suffix).
+    name = f"{rooms}{{i:03d}}"
+    Room.objects.create(name=name, slug=name, created_by=user).members.add(user)
     client = Client()
     client.force_login(user)
     cookies.append(client.cookies["sessionid"].value)

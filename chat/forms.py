@@ -1,6 +1,8 @@
 from django import forms
 from django.contrib.auth.forms import UserCreationForm
 
+from . import visible_text
+
 
 class RoomCreateForm(forms.Form):
     name = forms.CharField(max_length=80, label="Room name")
@@ -8,4 +10,12 @@ class RoomCreateForm(forms.Form):
 
 
 class SignupForm(UserCreationForm):
-    """Django's own sign-up form: username, password, and the password validators."""
+    """Django's own sign-up form: username, password, and the password validators; and no
+    username that could pass for another (chat/visible_text.py)."""
+
+    def clean_username(self) -> str:
+        username = super().clean_username()
+        problem = visible_text.username_problem(username)
+        if problem:
+            raise forms.ValidationError(problem, code="lookalike")
+        return username

@@ -1,8 +1,20 @@
 """Rooms and their messages. The database is the source of truth; sockets are the fast path."""
 
+import re
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
+
+# Direct-message rooms get slugs in this namespace (random ones, chat/services.py); no other
+# room may take one, so nobody can make a room that looks like, or stands in for, a DM.
+RESERVED_SLUG_RE = re.compile(r"^dm(?:[-_]|$)", re.IGNORECASE)
+
+
+def slug_is_reserved(slug: str) -> bool:
+    """Whether `slug` lies in the direct-message namespace, which only DMs may use."""
+    return bool(RESERVED_SLUG_RE.match(slug))
 
 
 class Room(models.Model):
@@ -20,6 +32,9 @@ class Room(models.Model):
         editable=False,
         help_text="A direct-message room: private, of exactly two users, at /chat/@username/.",
     )
+    # What makes a DM: "<low user id>:<high user id>", set once when it is made. Unique, so
+    # the pair has one DM even when both open it at the same moment; NULL for other rooms.
+    direct_key = models.CharField(max_length=41, null=True, blank=True, unique=True, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -40,12 +55,26 @@ class Room(models.Model):
     class Meta:
         ordering = ["name"]
         indexes = [models.Index(fields=["is_private", "is_archived"], name="room_visibility_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(is_direct=False, direct_key__isnull=True)
+                | models.Q(is_direct=True, is_private=True, direct_key__isnull=False),
+                name="room_direct_has_a_pair",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name
 
     def get_absolute_url(self) -> str:
         return reverse("chat:room", kwargs={"slug": self.slug})
+
+    def clean(self) -> None:
+        """Forms (the admin's) may not put a room other than a DM in the DM namespace."""
+        if not self.is_direct and slug_is_reserved(self.slug or ""):
+            raise ValidationError(
+                {"slug": "Slugs starting with “dm-” are kept for direct messages."}
+            )
 
 
 class Message(models.Model):

@@ -35,6 +35,15 @@ def rooms_visible_to(*, user: AnyUser, direct: bool = False) -> QuerySet[Room]:
     return rooms.distinct().order_by("name")
 
 
+def room_name_taken(*, name: str, user: AnyUser) -> bool:
+    """Whether a room the user can see (archived ones too, DMs aside) is called `name`, in
+    any letter case. Rooms they cannot see never count: the answer must not reveal them."""
+    visible = Q(is_private=False)
+    if user.is_authenticated:
+        visible |= Q(is_private=True, members=user)
+    return Room.objects.filter(visible, is_direct=False, name__iexact=name.strip()).exists()
+
+
 def room_is_visible(*, room: Room, user: AnyUser) -> bool:
     if not room.is_private:
         return True

@@ -2,6 +2,7 @@
 broadcast with `transaction.on_commit`, so no socket hears of a row that was rolled back."""
 
 import re
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -13,9 +14,9 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from . import events
+from . import events, selectors, visible_text
 from .errors import ChatError, ErrorCode
-from .models import Announcement, Ban, Message, ReadState, Room
+from .models import Announcement, Ban, Message, ReadState, Room, slug_is_reserved
 
 ARCHIVE_REASON = "This room has been archived."
 BAN_REASON = "You have been banned from this room."
@@ -24,24 +25,45 @@ BAN_REASON = "You have been banned from this room."
 def room_create(
     *, name: str, created_by: AbstractBaseUser, topic: str = "", is_private: bool = False
 ) -> Room:
-    """Create a room whose slug comes from its name; the creator is its first member."""
+    """Create a room named `name`; the creator is its first member.
+
+    Its slug is the name's, plus a random suffix, so that what the creator gets never
+    depends on rooms they may not see: a slug taken by a private room or a DM would
+    otherwise answer "already exists" (or a telltale "-2"). A name already used by a room
+    they can see is refused (that tells them nothing new). Names in the direct-message
+    namespace (`dm-…`) are refused whoever holds them."""
     name = name.strip()
-    slug = slugify(name)[:80].strip("-")
-    if not name or not slug:
+    base = slugify(name)[:70].strip("-")
+    if not name or not base:
         raise ChatError(ErrorCode.BAD_REQUEST, "A room name needs at least one letter or digit.")
-    with transaction.atomic():
-        if Room.objects.filter(slug=slug).exists():
-            raise ChatError(ErrorCode.BAD_REQUEST, f"A room called {slug!r} already exists.")
-        room = Room.objects.create(
-            name=name, slug=slug, topic=topic.strip(), is_private=is_private, created_by=created_by
+    if slug_is_reserved(base):
+        raise ChatError(
+            ErrorCode.BAD_REQUEST, "Names starting with “dm” are kept for direct messages."
         )
-        room.members.add(created_by)
-    return room
+    if selectors.room_name_taken(name=name, user=created_by):
+        raise ChatError(ErrorCode.BAD_REQUEST, f"A room called {name!r} already exists.")
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                room = Room.objects.create(
+                    name=name,
+                    slug=f"{base}-{secrets.token_hex(3)}",
+                    topic=topic.strip(),
+                    is_private=is_private,
+                    created_by=created_by,
+                )
+                room.members.add(created_by)
+                return room
+        except IntegrityError:  # 1 in 16 million per room with the same name: draw again
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def message_validate_body(body: str) -> None:
-    """Refuse what no message may be: empty, over the length limit, or holding NUL."""
-    if not body.strip():
+    """Refuse what no message may be: empty (or only characters that show nothing, such as
+    zero-width spaces), over the length limit, or holding NUL."""
+    if not body.strip() or visible_text.shows_nothing(body):
         raise ChatError(ErrorCode.BAD_REQUEST, "A message cannot be empty.")
     limit = settings.CHAT_MAX_MESSAGE_LENGTH
     if len(body) > limit:
@@ -251,32 +273,37 @@ def _notify(message: Message) -> None:
 
 def direct_room_get_or_create(*, user: AbstractBaseUser, other: AbstractBaseUser) -> Room:
     """The direct-message room of two users (made on first use): private, exactly those two
-    members, one per pair whichever of them opens it first."""
+    members, one per pair whichever of them opens it first.
+
+    Found by `is_direct` and its pair of users, never by slug: a slug is a name anyone may
+    learn, and the unique `direct_key` keeps two first opens at once from making two DMs.
+    Its slug is random, in the namespace no other room may take (`slug_is_reserved`)."""
     if user.pk == other.pk:
         raise ChatError(ErrorCode.BAD_REQUEST, "A direct message needs another user.")
     low, high = sorted([user, other], key=lambda u: u.pk)
-    slug = f"dm-{low.pk}-{high.pk}"
+    key = f"{low.pk}:{high.pk}"
+    room = Room.objects.filter(is_direct=True, direct_key=key).first()
+    if room is not None:
+        return room
     try:
         with transaction.atomic():
-            room, created = Room.objects.get_or_create(
-                slug=slug,
-                defaults={
-                    "name": f"{low.get_username()} & {high.get_username()}",
-                    "is_private": True,
-                    "is_direct": True,
-                },
+            room = Room.objects.create(
+                slug=f"dm-{secrets.token_hex(8)}",
+                name=f"{low.get_username()} & {high.get_username()}",
+                is_private=True,
+                is_direct=True,
+                direct_key=key,
             )
-            if created:
-                room.members.add(low, high)
+            room.members.add(low, high)
     except IntegrityError:  # the other user opened it at the same moment
-        room = Room.objects.get(slug=slug)
+        room = Room.objects.get(is_direct=True, direct_key=key)
     return room
 
 
 def announcement_create(*, body: str, by: AbstractBaseUser | None) -> Announcement:
     """Store a site-wide announcement; after commit every connected socket hears it once."""
     body = body.strip()
-    if not body:
+    if visible_text.shows_nothing(body):
         raise ChatError(ErrorCode.BAD_REQUEST, "An announcement cannot be empty.")
     with transaction.atomic():
         announcement = Announcement.objects.create(body=body, created_by=by)

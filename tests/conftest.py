@@ -25,6 +25,16 @@ from chatsite.asgi import application
 ORIGIN = "http://localhost"
 RECEIVE_TIMEOUT = 3
 PASSWORD = "correct-horse-battery-9"
+# Every way a room name can slugify into the direct-message namespace (chat.models),
+# fullwidth letters included.
+DM_LOOKALIKE_NAMES = [
+    "Dm 3 5",
+    "dm-3-5",
+    "DM_3_5",
+    "\uff44\uff4d \uff13 \uff15",
+    "dm",
+    "Dm-anything",
+]
 
 
 @pytest.fixture(scope="session")

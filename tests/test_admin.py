@@ -4,6 +4,7 @@ import pytest
 from channels.db import database_sync_to_async
 from django.test import Client
 
+from chat import services
 from chat.models import Message, Room
 from tests.conftest import post_messages
 from tests.test_consumers import joined_with_presence
@@ -51,6 +52,25 @@ def test_room_form_prepopulates_the_slug_and_edits_members(admin_client_for, gen
     assert "&quot;#id_slug&quot;, &quot;name&quot;: &quot;slug&quot;" in add
     assert "&quot;dependency_ids&quot;: [&quot;#id_name&quot;]" in add
     assert 'name="members"' in change
+
+
+@pytest.mark.parametrize("slug", ["dm-3-5", "DM-3-5", "dm_x", "dm"])
+def test_the_admin_cannot_put_a_room_in_the_direct_message_namespace(admin_client_for, slug):
+    response = admin_client_for.post("/admin/chat/room/add/", {"name": "Sneaky", "slug": slug})
+
+    assert response.status_code == 200  # the form again, with the error
+    assert "kept for direct messages" in response.content.decode()
+    assert not Room.objects.filter(name="Sneaky").exists()
+
+
+def test_the_admin_still_edits_a_direct_message_room(admin_client_for, alice, bob):
+    room = services.direct_room_get_or_create(user=alice, other=bob)
+    form = {"name": room.name, "slug": room.slug, "is_private": "on", "members": [alice.pk, bob.pk]}
+
+    response = admin_client_for.post(f"/admin/chat/room/{room.pk}/change/", {**form, "topic": "hi"})
+
+    assert response.status_code == 302
+    assert Room.objects.get(pk=room.pk).topic == "hi"
 
 
 def test_message_list_searches_by_body_and_author_and_filters_by_room(

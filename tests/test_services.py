@@ -2,19 +2,22 @@
 
 import asyncio
 import json
+import re
 import threading
 from collections.abc import Callable
 
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.test import override_settings
+from django.utils.text import slugify
 
 from chat import services
 from chat.errors import ChatError, ErrorCode
 from chat.events import room_group
 from chat.models import Message, Room
+from tests.conftest import DM_LOOKALIKE_NAMES
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -98,6 +101,12 @@ def test_a_client_id_is_per_author_and_per_room(general, make_room, alice, bob):
         ("", ErrorCode.BAD_REQUEST),
         ("   \n\t", ErrorCode.BAD_REQUEST),
         ("nul\x00inside", ErrorCode.BAD_REQUEST),
+        # Bodies of characters that show nothing look empty too.
+        ("\u200b\u200c\u200d\u2060", ErrorCode.BAD_REQUEST),  # zero-width space, joiners
+        ("\u2800\u2800", ErrorCode.BAD_REQUEST),  # braille blank
+        ("\u3164 \uffa0", ErrorCode.BAD_REQUEST),  # Hangul fillers
+        ("\ufeff\u202e\u00ad", ErrorCode.BAD_REQUEST),  # BOM, bidi override, soft hyphen
+        ("\u0301\u0301", ErrorCode.BAD_REQUEST),  # combining marks with nothing to mark
         ("x" * 21, ErrorCode.TOO_LONG),
     ],
 )
@@ -111,10 +120,24 @@ def test_invalid_bodies_are_refused_and_store_nothing(general, alice, body, code
     assert Room.objects.get(pk=general.pk).last_seq == 0
 
 
+@pytest.mark.parametrize("body", ["e\u0301", "hi\u200b", "\u2800x", "\U0001f44d", "\u3000."])
+def test_bodies_with_anything_visible_are_stored(general, alice, body):
+    message, _ = services.message_create(room=general, author=alice, body=body, client_id=None)
+
+    assert message.body == body
+
+
+@pytest.mark.parametrize("body", ["", "  ", "\u200b\u2800"])
+def test_an_announcement_that_shows_nothing_is_refused(staff, body):
+    with pytest.raises(ChatError, match="cannot be empty"):
+        services.announcement_create(body=body, by=staff)
+
+
 def test_room_create_slugs_the_name_and_makes_the_creator_a_member(alice):
     room = services.room_create(name="  Django Talk! ", created_by=alice, topic="ORM and all")
 
-    assert (room.name, room.slug, room.topic) == ("Django Talk!", "django-talk", "ORM and all")
+    assert (room.name, room.topic) == ("Django Talk!", "ORM and all")
+    assert re.fullmatch(r"django-talk-[0-9a-f]{6}", room.slug)
     assert list(room.members.all()) == [alice]
     assert room.created_by == alice
 
@@ -129,6 +152,91 @@ def test_room_create_refuses_a_name_without_letters_or_digits(alice, name):
 def test_room_create_refuses_a_taken_slug(alice, general):
     with pytest.raises(ChatError, match="already exists"):
         services.room_create(name="General", created_by=alice)
+
+
+# Names nobody may claim, and names that must not reveal a room -------------------------------
+
+
+@pytest.mark.parametrize("name", DM_LOOKALIKE_NAMES)
+def test_room_create_refuses_every_name_in_the_direct_message_namespace(alice, name):
+    with pytest.raises(ChatError, match="kept for direct messages"):
+        services.room_create(name=name, created_by=alice)
+    assert not Room.objects.filter(slug__istartswith="dm").exists()
+
+
+@pytest.mark.parametrize("hidden", ["private room", "direct message"])
+def test_room_create_answers_alike_whether_or_not_a_hidden_room_holds_the_name(
+    alice, bob, make_user, make_room, hidden
+):
+    carol = make_user("carol")
+    if hidden == "private room":
+        taken = make_room("secret", name="Secret", is_private=True, members=(bob,))
+    else:
+        taken = services.direct_room_get_or_create(user=bob, other=carol)
+    free_name = "Unheard Of"
+
+    made = services.room_create(name=taken.name, created_by=alice)
+    free = services.room_create(name=free_name, created_by=alice)
+
+    # Both are made the same way: the slug is the name's plus a random suffix, whatever exists.
+    assert re.fullmatch(slugify(taken.name) + r"-[0-9a-f]{6}", made.slug)
+    assert re.fullmatch(r"unheard-of-[0-9a-f]{6}", free.slug)
+    assert not made.is_direct
+    assert list(made.members.all()) == [alice]
+    assert Room.objects.get(pk=taken.pk).name == taken.name
+
+
+def test_room_create_still_refuses_a_name_the_creator_can_see(alice, make_room):
+    make_room("mine", name="Mine", is_private=True, members=(alice,))
+    make_room("old", name="Old", is_archived=True)
+
+    for name in ["mine", "OLD"]:
+        with pytest.raises(ChatError, match="already exists"):
+            services.room_create(name=name, created_by=alice)
+
+
+# Direct messages -------------------------------------------------------------------------------
+
+
+def test_a_dm_is_found_by_its_pair_never_by_a_room_that_took_its_slug(alice, make_user, make_room):
+    carol, attacker = make_user("carol"), make_user("mallory")
+    low, high = sorted([alice.pk, carol.pk])
+    squat = make_room(f"dm-{low}-{high}", name="Dm", members=(attacker,))
+
+    room = services.direct_room_get_or_create(user=alice, other=carol)
+    again = services.direct_room_get_or_create(user=carol, other=alice)
+
+    assert room == again != squat
+    assert room.is_direct
+    assert room.is_private
+    assert set(room.members.all()) == {alice, carol}
+    assert re.fullmatch(r"dm-[0-9a-f]{16}", room.slug)
+    assert set(Room.objects.get(pk=squat.pk).members.all()) == {attacker}
+
+
+def test_two_first_opens_at_once_make_one_dm(alice, bob):
+    pair = [(alice, bob), (bob, alice)]
+
+    rooms = run_in_threads(
+        2, lambda i: services.direct_room_get_or_create(user=pair[i][0], other=pair[i][1])
+    )
+
+    assert rooms[0] == rooms[1]
+    assert Room.objects.filter(is_direct=True).count() == 1
+
+
+def test_the_database_holds_one_dm_per_pair_and_none_without_a_pair(alice, bob):
+    services.direct_room_get_or_create(user=alice, other=bob)
+    key = f"{min(alice.pk, bob.pk)}:{max(alice.pk, bob.pk)}"
+
+    with pytest.raises(IntegrityError), transaction.atomic():  # two first opens at once
+        Room.objects.create(slug="dm-other", is_direct=True, is_private=True, direct_key=key)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Room.objects.create(slug="dm-nokey", is_direct=True, is_private=True)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Room.objects.create(slug="dm-public", is_direct=True, direct_key="8:9")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Room.objects.create(slug="not-a-dm", direct_key="8:9")
 
 
 # Broadcast after commit --------------------------------------------------------------------

@@ -74,3 +74,41 @@ def test_the_redis_layer_can_be_the_pubsub_one():
     assert json.loads(run.stdout)["layer"]["BACKEND"] == (
         "channels_redis.pubsub.RedisPubSubChannelLayer"
     )
+
+
+MAIL = (
+    "import json, django; django.setup(); from django.conf import settings as s; "
+    "print(json.dumps([s.EMAIL_BACKEND, s.EMAIL_HOST, s.EMAIL_PORT, s.EMAIL_USE_TLS]))"
+)
+
+
+def test_mail_goes_to_the_console_until_a_server_is_configured():
+    default = run("-c", MAIL)
+    configured = run("-c", MAIL, EMAIL_HOST="smtp.example.com", EMAIL_PORT="2525")
+
+    assert default.returncode == configured.returncode == 0, default.stderr + configured.stderr
+    assert json.loads(default.stdout)[0] == "django.core.mail.backends.console.EmailBackend"
+    assert json.loads(configured.stdout) == [
+        "django.core.mail.backends.smtp.EmailBackend",
+        "smtp.example.com",
+        2525,
+        True,
+    ]
+
+
+@pytest.mark.django_db
+def test_a_password_reset_with_default_settings_uses_no_smtp_and_does_not_fail(
+    settings, client, make_user, capsys, monkeypatch
+):
+    settings.EMAIL_BACKEND = json.loads(run("-c", MAIL).stdout)[0]  # pytest-django's is locmem
+    make_user("carol", email="carol@example.com")
+
+    def no_smtp(*args: object, **kwargs: object) -> None:
+        raise AssertionError("tried to connect to an SMTP server")
+
+    monkeypatch.setattr("smtplib.SMTP", no_smtp)
+    monkeypatch.setattr("smtplib.SMTP_SSL", no_smtp)
+    response = client.post("/accounts/password_reset/", {"email": "carol@example.com"})
+
+    assert response.status_code == 302
+    assert "carol@example.com" in capsys.readouterr().out  # the mail, printed

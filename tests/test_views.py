@@ -1,12 +1,15 @@
 """Pages: lobby, rooms, accounts, and who may see what."""
 
+import re
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
-from django.urls import reverse
+from django.urls import resolve, reverse
 
+from chat import views
 from chat.models import Room
-from tests.conftest import PASSWORD, post_messages
+from tests.conftest import DM_LOOKALIKE_NAMES, PASSWORD, post_messages
 
 pytestmark = pytest.mark.django_db
 
@@ -44,8 +47,8 @@ def test_signed_in_users_create_a_public_room_from_a_name(alice_client, alice):
     response = alice_client.post("/rooms/new/", {"name": "Django Tips", "topic": "ORM"})
 
     assert response.status_code == 302
-    assert response["Location"] == "/chat/django-tips/"
-    room = Room.objects.get(slug="django-tips")
+    assert re.fullmatch(r"/chat/django-tips-[0-9a-f]{6}/", response["Location"])
+    room = Room.objects.get(slug__startswith="django-tips-")
     assert (room.name, room.topic, room.is_private, room.created_by) == (
         "Django Tips",
         "ORM",
@@ -60,6 +63,31 @@ def test_creating_a_room_with_a_taken_name_shows_an_error(alice_client, general)
     assert response.status_code == 400
     assert "already exists" in response.content.decode()
     assert Room.objects.filter(slug="general").count() == 1
+
+
+@pytest.mark.parametrize("name", DM_LOOKALIKE_NAMES)
+def test_the_lobby_form_refuses_every_name_in_the_direct_message_namespace(alice_client, name):
+    response = alice_client.post("/rooms/new/", {"name": name})
+
+    assert response.status_code == 400
+    assert "kept for direct messages" in response.content.decode()
+    assert not Room.objects.filter(slug__istartswith="dm").exists()
+
+
+def test_the_lobby_form_never_says_a_hidden_room_exists(alice_client, bob, make_room):
+    make_room("secret", name="Secret", is_private=True, members=(bob,))
+
+    response = alice_client.post("/rooms/new/", {"name": "Secret"})
+
+    assert response.status_code == 302
+    assert re.fullmatch(r"/chat/secret-[0-9a-f]{6}/", response["Location"])
+
+
+@pytest.mark.parametrize("slug", ["new", "rooms", "admin", "accounts", "static", "dm"])
+def test_every_room_slug_reaches_its_room_page_and_no_other_route(slug):
+    """/chat/@user/ is the only other route under /chat/, and no slug holds an "@"."""
+    assert resolve(f"/chat/{slug}/").func is views.room
+    assert resolve(reverse("chat:room", kwargs={"slug": slug})).url_name == "room"
 
 
 def test_anonymous_visitors_cannot_create_rooms(client):
@@ -149,6 +177,41 @@ def test_signup_creates_the_account_and_signs_in(client):
     assert client.get("/").context["user"].username == "carol"
 
 
+def sign_up(client: Client, username: str):
+    return client.post(
+        "/accounts/signup/", {"username": username, "password1": PASSWORD, "password2": PASSWORD}
+    )
+
+
+@pytest.mark.parametrize(
+    ("username", "why"),
+    [
+        ("\u0430lice", "mix letters"),  # Cyrillic a, then Latin
+        ("b\u043eb", "mix letters"),  # Cyrillic o
+        ("\u03a9mega", "mix letters"),  # Greek Omega, then Latin
+        ("\u0430\u0440\u0435", "look like one in Latin"),  # all Cyrillic, reads "ape"
+        ("\u03bf\u03ba", "look like one in Latin"),  # all Greek, reads "ok"
+        ("\u3164", "letters or digits you can see"),  # Hangul filler: a letter that draws nothing
+        ("x\u3164", "letters or digits you can see"),
+    ],
+)
+def test_signup_refuses_usernames_that_could_pass_for_another(client, username, why):
+    response = sign_up(client, username)
+
+    assert response.status_code == 200
+    assert why in response.content.decode()
+    assert not get_user_model().objects.filter(username=username).exists()
+
+
+@pytest.mark.parametrize(
+    "username",
+    ["j\u00fcrgen", "\u0438\u0432\u0430\u043d", "\u305f\u306a\u304b\u592a\u90ce", "ann_2"],
+)
+def test_signup_accepts_names_in_one_script(client, username):
+    assert sign_up(client, username).status_code == 302
+    assert get_user_model().objects.filter(username=username).exists()
+
+
 def test_signup_applies_djangos_password_validators(client):
     response = client.post(
         "/accounts/signup/", {"username": "dave", "password1": "123", "password2": "123"}
@@ -179,3 +242,22 @@ def test_logout_is_a_post(alice_client):
 
     assert response.status_code == 302
     assert not alice_client.get("/").context["user"].is_authenticated
+
+
+def test_opening_a_dm_never_lands_in_a_room_that_took_its_slug(alice_client, alice, make_user):
+    carol, attacker = make_user("carol"), make_user("mallory")
+    low, high = sorted([alice.pk, carol.pk])
+    squat = Room.objects.create(name="Dm", slug=f"dm-{low}-{high}")  # made before the fix
+    squat.members.add(attacker)
+
+    response = alice_client.get("/chat/@carol/")
+
+    room = response.context["room"]
+    assert response.status_code == 200
+    assert room != squat
+    assert room.is_direct
+    assert room.is_private
+    assert set(room.members.all()) == {alice, carol}
+    spy = Client()
+    spy.force_login(attacker)
+    assert spy.get(f"/chat/{room.slug}/").status_code == 404
