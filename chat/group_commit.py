@@ -7,13 +7,17 @@ hundred of each. Each message still gets its own result (services.messages_creat
 """
 
 import asyncio
+import logging
 import weakref
 
 from channels.db import database_sync_to_async
+from django.db import InterfaceError, OperationalError
 
 from . import services
 from .errors import ChatError
 from .models import Message
+
+logger = logging.getLogger(__name__)
 
 MAX_BATCH = 100
 
@@ -38,10 +42,20 @@ class MessageWriter:
     async def _write_all(self) -> None:
         while self.waiting:
             batch, self.waiting = self.waiting[:MAX_BATCH], self.waiting[MAX_BATCH:]
+            drafts = [draft for draft, _ in batch]
             try:
-                results = await database_sync_to_async(services.messages_create)(
-                    drafts=[draft for draft, _ in batch]
-                )
+                try:
+                    results = await database_sync_to_async(services.messages_create)(drafts=drafts)
+                except (OperationalError, InterfaceError):
+                    # The connection died (the server terminated it, a restart, a failover):
+                    # the next call opens a fresh one, and the client_ids make the batch
+                    # safe to write again, so one retry spares the clients a resend.
+                    logger.warning(
+                        "Database connection lost writing %d message(s); retrying",
+                        len(drafts),
+                        exc_info=True,
+                    )
+                    results = await database_sync_to_async(services.messages_create)(drafts=drafts)
             except Exception as error:
                 for _, future in batch:
                     if not future.done():

@@ -7,16 +7,19 @@ import asyncio
 import logging
 from typing import Any
 
+import psycopg
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.core.exceptions import ImproperlyConfigured
+from django.db import OperationalError, connection
 
 from chat import events, publisher
 from chat.apps import check_layer_timeouts
 from chat.fanout import fanout_for
 from chat.heartbeat import Heartbeat
 from chat.layers import InProcessChannelLayer
+from chat.models import Message
 from chat.presence import LocalPresence, presence_for_loop
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -277,3 +280,72 @@ def test_the_shipped_redis_settings_pass_the_check(monkeypatch):
     finally:
         monkeypatch.undo()
         importlib.reload(chatsite.settings)
+
+
+async def test_a_send_whose_database_connection_died_is_stored_once_and_acked(
+    connect, alice, general, monkeypatch
+):
+    """The write meets a dead connection once (OperationalError, as a terminated PostgreSQL
+    backend raises): it is retried on a fresh one instead of answering server_error."""
+    from chat import services
+
+    real = services.messages_create
+    calls = []
+
+    def dies_once(**kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("terminating connection due to administrator command")
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, "messages_create", dies_once)
+    sender = await connect(alice)
+    await sender.join("general")
+
+    ack = await sender.request(
+        {"type": "send", "room": "general", "body": "once", "client_id": "c1"}
+    )
+
+    assert ack["type"] == "ack"
+    assert len(calls) == 2
+    count = await database_sync_to_async(Message.objects.filter(body="once").count)()
+    assert count == 1
+
+
+async def test_a_send_after_postgresql_terminated_the_connection_is_acked(
+    connect, alice, general, monkeypatch
+):
+    """The real thing: the server kills the backend of the thread that writes messages,
+    whose connection is kept between messages as in production (CONN_MAX_AGE)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (DATABASE_URL=postgres://…): SQLite has no server")
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 60)
+    sender = await connect(alice)
+    await sender.join("general")
+    first = {"type": "send", "room": "general", "body": "before", "client_id": "c1"}
+    assert (await sender.request(first))["type"] == "ack"
+
+    def backend_of_this_thread() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            return cursor.fetchone()[0]
+
+    pid = await database_sync_to_async(backend_of_this_thread)()
+    with psycopg.connect(**psycopg_params(), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+    ack = await sender.request(
+        {"type": "send", "room": "general", "body": "after", "client_id": "c2"}
+    )
+
+    assert ack["type"] == "ack", ack
+    count = await database_sync_to_async(Message.objects.filter(body="after").count)()
+    assert count == 1
+
+
+def psycopg_params() -> dict[str, Any]:
+    db = connection.settings_dict
+    params = {"dbname": db["NAME"], "user": db["USER"], "host": db["HOST"], "port": db["PORT"]}
+    if db["PASSWORD"]:
+        params["password"] = db["PASSWORD"]
+    return {key: value for key, value in params.items() if value}
