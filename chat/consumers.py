@@ -389,4 +389,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
 def _too_big(text: str) -> bool:
     """Over CHAT_MAX_FRAME_BYTES once encoded (a character is at most 4 bytes)."""
     limit = settings.CHAT_MAX_FRAME_BYTES
-    return len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit)
+    return len(text) > limit or (
+        len(text) * 4 > limit and len(text.encode(errors="surrogatepass")) > limit
+    )

@@ -571,6 +571,56 @@ async def test_errors_echo_the_requests_ref(connect, alice):
     await socket.close()
 
 
+# Every string field a client sends, and some it may send anyway: a lone surrogate (JSON's
+# "\ud800" escape decodes to one) cannot be encoded as UTF-8, whether the server would echo
+# it (ref), store it (body), look it up (room), or ignore it (an unknown key).
+SEND = {"type": "send", "room": "general", "body": "hi", "client_id": "a"}
+UNENCODABLE = [
+    pytest.param({"type": "ping", "ref": "\ud800"}, id="ref"),
+    pytest.param({"type": "ping", "ref": "a\udfffb"}, id="ref-low-surrogate"),
+    pytest.param({"type": "join", "room": "gen\ud800"}, id="room"),
+    pytest.param({**SEND, "body": "hi \ud83d"}, id="body"),
+    pytest.param({**SEND, "client_id": "\udc00"}, id="client-id"),
+    pytest.param({"type": "edit", "room": "general", "id": 1, "body": "\ud800"}, id="edit-body"),
+    pytest.param({"type": "ping\ud800"}, id="type"),
+    pytest.param({"type": "ping", "\ud800": 1}, id="key"),
+    pytest.param({"type": "ping", "x": [[{"y": "\ud800"}]]}, id="nested"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("frame", UNENCODABLE)
+@pytest.mark.parametrize("escaped", [True, False], ids=["escaped", "raw"])
+async def test_text_that_cannot_be_encoded_is_a_bad_request_in_any_field(
+    connect, alice, general, frame, escaped
+):
+    socket = await connect(alice)
+    await joined_with_presence(socket, "general")
+
+    # ensure_ascii sends the escape; without it the lone surrogate itself (as a test
+    # transport can, though daphne never decodes one from UTF-8).
+    await socket.send(json.dumps(frame, ensure_ascii=escaped))
+    output = await socket.communicator.receive_output(timeout=3)
+
+    output["text"].encode()  # everything sent back can be encoded
+    assert json.loads(output["text"])["code"] == "bad_request"
+    assert "ref" not in json.loads(output["text"])
+    assert await database_sync_to_async(count_messages)() == 0
+    assert (await socket.request({"type": "ping"}))["type"] == "pong"
+    await socket.close()
+
+
+async def test_valid_escapes_and_surrogate_pairs_are_still_text(connect, alice, general):
+    socket = await connect(alice)
+    await joined_with_presence(socket, "general")
+
+    body = "\U0001f4ac \u00e9 \\ud800 \u202e"  # an emoji (a pair when escaped), and the text \ud800
+    ack = await socket.request({"type": "send", "room": "general", "body": body, "client_id": "e"})
+
+    assert ack["type"] == "ack"
+    assert await database_sync_to_async(lambda: Message.objects.get().body)() == body
+    await socket.close()
+
+
 async def test_a_binary_frame_is_a_bad_request(connect, general):
     socket = await connect()
 
