@@ -44,6 +44,27 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # a socket costs the layer nothing and each broadcast costs the socket one send.
     channel_layer_alias = None
 
+    ended = False  # websocket.disconnect was handled
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Run the socket, and undo what it did however it ends: an exception escaping a
+        handler (a send that raised) ends the app without websocket.disconnect, and daphne
+        closes the socket (1011) without telling it, so `disconnect` runs here instead."""
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if not self.ended:
+                self.ended = True
+                try:
+                    await self.disconnect(1011)
+                except Exception:
+                    logger.exception("Cleanup failed for a socket that ended abnormally")
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        """Runs when the socket closed: cleanup, exactly once."""
+        self.ended = True
+        await super().websocket_disconnect(message)
+
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Call the handler without channels' per-message close_old_connections thread hop
         (django/channels#2090): every database call here goes through

@@ -121,6 +121,21 @@ def post_messages(room: Room, author: AbstractBaseUser, count: int) -> list[Mess
     return rows
 
 
+def encoding_like_daphne(app: Any) -> Any:
+    """The application behind a send that encodes each text frame as UTF-8 first, as daphne
+    does, so an unencodable frame raises in the app, where it would in production."""
+
+    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        async def encoding_send(message: dict[str, Any]) -> None:
+            if message.get("text") is not None:
+                message["text"].encode()
+            await send(message)
+
+        await app(scope, receive, encoding_send)
+
+    return wrapped
+
+
 def session_cookie(user: AbstractBaseUser) -> str:
     client = Client()
     client.force_login(user)

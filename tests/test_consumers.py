@@ -6,13 +6,15 @@ import json
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
 from django.test import override_settings
 
-from chat import services
+from chat import limits, services
 from chat.events import room_group
 from chat.fanout import fanout_for
 from chat.models import Message, Room
-from tests.conftest import post_messages
+from chatsite.asgi import application
+from tests.conftest import ORIGIN, encoding_like_daphne, post_messages, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -463,6 +465,56 @@ async def test_disconnect_leaves_every_group_and_updates_presence(
     # With its last socket gone, the process leaves the rooms' groups too.
     assert fanout.members == {}
     assert not groups & set(layer.groups)
+
+
+async def crash(user=None) -> None:
+    """Open a socket, join general, and end it with an exception on its send path: a ref
+    its transport cannot encode, the way daphne's send raised on a lone surrogate."""
+    headers = [(b"origin", ORIGIN.encode())]
+    if user is not None:
+        cookie = await database_sync_to_async(session_cookie)(user)
+        headers.append((b"cookie", f"sessionid={cookie}".encode()))
+    communicator = WebsocketCommunicator(
+        encoding_like_daphne(application), "/ws/chat/", headers=headers
+    )
+    assert (await communicator.connect(timeout=3))[0]
+    await communicator.send_json_to({"type": "join", "room": "general"})
+    while (await communicator.receive_json_from(timeout=3))["type"] != "joined":
+        pass
+    await communicator.send_to(text_data='{"type": "ping", "ref": "\\ud800"}')
+
+    async def read_until_the_app_fails() -> None:
+        while True:
+            await communicator.receive_output(timeout=3)
+
+    with pytest.raises(UnicodeEncodeError):
+        await read_until_the_app_fails()
+
+
+@pytest.mark.parametrize("signed_in", [True, False], ids=["user", "guest"])
+async def test_a_socket_that_ends_with_a_server_error_is_cleaned_up(
+    connect, settings, monkeypatch, alice, bob, general, signed_in
+):
+    settings.CHAT_MAX_SOCKETS_PER_USER = 2
+    watcher = await connect(bob)
+    await joined_with_presence(watcher, "general")
+    # Any exception on the send path will do: here, a lone surrogate let through decode.
+    monkeypatch.setattr("chat.requests._encodable", lambda text, frame: True)
+
+    for _ in range(3):  # more crashes than the socket cap
+        await crash(alice if signed_in else None)
+
+    monkeypatch.undo()
+    # Nobody still counts the crashed sockets: the room, the fan-out, the socket cap.
+    rejoin = await watcher.join("general")
+    assert rejoin["online"] == ["bob"]
+    assert rejoin["guests"] == 0
+    assert limits.limits_for_loop().sockets.keys() == {bob.pk}
+    assert len(fanout_for(get_channel_layer()).members[room_group(general.pk)]) == 1
+    again = await connect(alice if signed_in else None)
+    assert (await again.join("general"))["room"] == "general"
+    await watcher.close()
+    await again.close()
 
 
 async def test_a_users_second_tab_neither_repeats_nor_ends_their_presence(
