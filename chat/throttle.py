@@ -9,14 +9,26 @@ key, so any text a client posts makes a valid key.
 import hashlib
 import math
 import time
+import unicodedata
 
 from django.conf import settings
+from django.contrib.auth.forms import AuthenticationForm
 from django.core.cache import cache
+
+
+def login_username(posted: str) -> str:
+    """The account a posted username names, as the counters see it: what the login form
+    makes of it (spaces stripped, NFKC: "bob  " and full-width "bob" are bob), case-folded
+    on top, so each account's spellings count together (folding may join a few accounts'
+    counts; it never splits one)."""
+    cleaned = AuthenticationForm.base_fields["username"].to_python(posted) or ""
+    return unicodedata.normalize("NFKC", cleaned.casefold())
 
 
 def _keys(kind: str, value: str) -> tuple[str, str]:
     """The cache keys of one counter: its count, and when its window opened."""
-    digest = hashlib.sha256(value.casefold().encode()).hexdigest()
+    value = login_username(value) if kind == "username" else value.casefold()
+    digest = hashlib.sha256(value.encode(errors="surrogatepass")).hexdigest()
     return f"login-failures:{kind}:{digest}", f"login-failures-since:{kind}:{digest}"
 
 

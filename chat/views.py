@@ -170,7 +170,9 @@ def _throttled_login(
         return response
     response = login_view(request)
     user = request.user
-    if user.is_authenticated and user.get_username().casefold() == username.casefold():
+    if user.is_authenticated and throttle.login_username(
+        user.get_username()
+    ) == throttle.login_username(username):
         throttle.login_succeeded(username=username)
     else:
         throttle.login_failed(username=username, address=address)

@@ -96,6 +96,45 @@ def test_a_throttled_username_is_throttled_from_every_address(client, alice):
     assert attempt(client, "ALICE", PASSWORD, address="203.0.113.9").status_code == 429
 
 
+# Every spelling the login form turns into the same account (it strips spaces and applies
+# NFKC), and case: (account, another spelling of it, whether that spelling signs in).
+SPELLINGS = [
+    pytest.param("bob", "bob  ", True, id="trailing-spaces"),
+    pytest.param("bob", " \tbob\n", True, id="surrounding-whitespace"),
+    pytest.param("bob", "\uff42\uff4f\uff42", True, id="full-width"),
+    pytest.param("bob", "\u2003bob\u00a0", True, id="unicode-spaces"),
+    pytest.param("josé", "jose\u0301", True, id="combining-accent"),
+    pytest.param("\ufb01ona", "fiona", True, id="ligature"),
+    pytest.param("bob", "BOB", False, id="case"),
+]
+
+
+@pytest.mark.parametrize(("account", "spelling", "signs_in"), SPELLINGS)
+@pytest.mark.parametrize("failed_as", ["account", "spelling"])
+def test_no_spelling_of_a_throttled_username_walks_around_the_throttle(
+    client, make_user, account, spelling, signs_in, failed_as
+):
+    make_user(account)
+    failing, trying = (account, spelling) if failed_as == "account" else (spelling, account)
+    if signs_in:  # the spelling is a real way in: the throttle must see it as the account
+        assert attempt(Client(), spelling, PASSWORD).status_code == 302
+
+    fail(client, failing, LIMIT)
+
+    assert attempt(client, trying, PASSWORD, address="203.0.113.9").status_code == 429
+    assert signed_in_as(client) is None
+
+
+def test_signing_in_with_another_spelling_clears_the_accounts_failures(client, bob):
+    fail(client, "bob", LIMIT - 1)
+
+    assert attempt(client, "\uff42\uff4f\uff42 ", PASSWORD).status_code == 302
+    client.logout()
+    fail(client, "bob", LIMIT - 1)
+
+    assert attempt(client, "bob", PASSWORD).status_code == 302
+
+
 def test_other_usernames_are_not_throttled_by_one_users_failures(client, alice, bob):
     fail(client, "alice", LIMIT)
 
