@@ -15,7 +15,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
-from . import events, selectors, services, throttle
+from . import addresses, events, selectors, services, throttle
 from .errors import ChatError, ErrorCode
 from .forms import RoomCreateForm, SignupForm
 from .models import Room
@@ -157,7 +157,7 @@ def _throttled_login(
     if request.method != "POST":
         return login_view(request)
     username = request.POST.get(get_user_model().USERNAME_FIELD, "")
-    address = request.META.get("REMOTE_ADDR", "")
+    address = addresses.request_address(request)
     retry_after = throttle.login_retry_after(username=username, address=address)
     if retry_after is not None:
         response = render(

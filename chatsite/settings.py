@@ -299,6 +299,12 @@ LOGIN_THROTTLE_WINDOW = 15 * 60  # seconds
 LOGIN_THROTTLE_USERNAME_FAILURES = 5
 LOGIN_THROTTLE_ADDRESS_FAILURES = 20
 
+# Addresses (or networks, e.g. 10.0.0.0/8) of the proxies in front of daphne. A request from
+# one of them is counted against the client its X-Forwarded-For names (chat/addresses.py);
+# from anyone else, the header is ignored. Empty by default: no proxy is trusted, and daphne
+# runs without --proxy-headers, so a client cannot pick its own address to dodge a limit.
+CHAT_TRUSTED_PROXIES = env_list("CHAT_TRUSTED_PROXIES", "")
+
 # The cache holds the throttle's counters: in Redis when REDIS_URL is set, so that every
 # worker counts together, else in this process's memory.
 if REDIS_URL:

@@ -1,10 +1,13 @@
 """Logging in: failed attempts are throttled on the site's form and the admin's, and signing
 up applies Django's password validators."""
 
+import shlex
 import time
+from pathlib import Path
 
 import pytest
 import redis
+from daphne.cli import CommandLineInterface
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.test import Client
@@ -148,6 +151,74 @@ def test_an_address_guessing_many_usernames_is_throttled(client, settings, alice
 
     assert attempt(client, "alice", PASSWORD, address="192.0.2.1").status_code == 429
     assert attempt(client, "alice", PASSWORD, address="192.0.2.2").status_code == 302
+
+
+def test_a_forged_x_forwarded_for_does_not_change_the_counted_address(client, settings, alice):
+    settings.LOGIN_THROTTLE_ADDRESS_FAILURES = 3
+    for n in range(3):
+        client.post(
+            SITE_LOGIN,
+            {"username": f"guess{n}", "password": "x"},
+            REMOTE_ADDR="198.51.100.7",
+            HTTP_X_FORWARDED_FOR=f"203.0.113.{n}",
+        )
+
+    forged = client.post(
+        SITE_LOGIN,
+        {"username": "alice", "password": PASSWORD},
+        REMOTE_ADDR="198.51.100.7",
+        HTTP_X_FORWARDED_FOR="192.0.2.99",
+    )
+
+    assert forged.status_code == 429
+
+
+@pytest.mark.parametrize(
+    ("forwarded_for", "counted_as"),
+    [
+        ("203.0.113.5", "203.0.113.5"),
+        ("192.0.2.1, 203.0.113.5", "203.0.113.5"),  # what the client sent comes first
+        ("203.0.113.5, 10.0.0.2", "203.0.113.5"),  # a second trusted proxy is skipped
+    ],
+)
+def test_a_trusted_proxys_x_forwarded_for_names_the_client(
+    client, settings, alice, forwarded_for, counted_as
+):
+    settings.CHAT_TRUSTED_PROXIES = ["10.0.0.0/24"]
+    settings.LOGIN_THROTTLE_ADDRESS_FAILURES = 3
+    for n in range(3):
+        client.post(
+            SITE_LOGIN,
+            {"username": f"guess{n}", "password": "x"},
+            REMOTE_ADDR="10.0.0.1",
+            HTTP_X_FORWARDED_FOR=forwarded_for,
+        )
+
+    def login_from(address: str) -> int:
+        return (
+            Client()
+            .post(
+                SITE_LOGIN,
+                {"username": "alice", "password": PASSWORD},
+                REMOTE_ADDR="10.0.0.1",
+                HTTP_X_FORWARDED_FOR=address,
+            )
+            .status_code
+        )
+
+    assert login_from(counted_as) == 429
+    assert login_from("203.0.113.77") == 302  # another client behind the same proxy
+
+
+def test_daphne_is_deployed_without_trusting_proxy_headers():
+    """deploy/supervisord.conf's daphne must not take X-Forwarded-For from anyone."""
+    conf = (Path(__file__).resolve().parent.parent / "deploy" / "supervisord.conf").read_text()
+    command = next(line for line in conf.splitlines() if line.startswith("command="))
+    argv = shlex.split(command.removeprefix("command="))[1:]
+
+    args = CommandLineInterface().parser.parse_args(argv)
+
+    assert args.proxy_headers is False
 
 
 def test_a_successful_login_clears_the_usernames_failures(client, alice):
