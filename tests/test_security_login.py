@@ -210,8 +210,9 @@ def test_a_trusted_proxys_x_forwarded_for_names_the_client(
     assert login_from("203.0.113.77") == 302  # another client behind the same proxy
 
 
-def test_daphne_is_deployed_without_trusting_proxy_headers():
-    """deploy/supervisord.conf's daphne must not take X-Forwarded-For from anyone."""
+def test_daphne_is_deployed_without_trusting_proxy_headers_or_naming_itself():
+    """deploy/supervisord.conf's daphne must not take X-Forwarded-For from anyone, nor send
+    `Server: daphne`."""
     conf = (Path(__file__).resolve().parent.parent / "deploy" / "supervisord.conf").read_text()
     command = next(line for line in conf.splitlines() if line.startswith("command="))
     argv = shlex.split(command.removeprefix("command="))[1:]
@@ -219,6 +220,7 @@ def test_daphne_is_deployed_without_trusting_proxy_headers():
     args = CommandLineInterface().parser.parse_args(argv)
 
     assert args.proxy_headers is False
+    assert args.server_name == ""
 
 
 def test_a_successful_login_clears_the_usernames_failures(client, alice):
