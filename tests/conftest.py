@@ -22,6 +22,7 @@ from django.test import Client
 from chat.models import Message, Room
 from chatsite.asgi import application
 
+HOST = "localhost"  # the Host header of a test handshake; ORIGIN is its page's origin
 ORIGIN = "http://localhost"
 RECEIVE_TIMEOUT = 3
 PASSWORD = "correct-horse-battery-9"
@@ -224,9 +225,10 @@ async def connect() -> AsyncIterator[Callable[..., Any]]:
         *,
         origin: str | None = ORIGIN,
         cookie: str | None = None,
+        host: str = HOST,
     ) -> Socket:
         """A socket signed in as `user` (a session of its own, or the `cookie` given)."""
-        headers = []
+        headers = [(b"host", host.encode())]
         if origin is not None:
             headers.append((b"origin", origin.encode()))
         if user is not None and cookie is None:

@@ -14,7 +14,7 @@ from chat.events import room_group
 from chat.fanout import fanout_for
 from chat.models import Message, Room
 from chatsite.asgi import application
-from tests.conftest import ORIGIN, encoding_like_daphne, post_messages, session_cookie
+from tests.conftest import HOST, ORIGIN, encoding_like_daphne, post_messages, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,6 +44,59 @@ async def test_handshake_from_an_allowed_origin_is_accepted_for_anonymous_reader
 async def test_handshake_with_a_foreign_or_missing_origin_is_refused(connect, alice, origin):
     with pytest.raises(ConnectionRefusedError):
         await connect(alice, origin=origin)
+
+
+# (Host header of the handshake, Origin, accepted): an origin is the site's only if scheme,
+# host and port all match.
+ORIGINS = [
+    pytest.param("127.0.0.1:8000", "http://127.0.0.1:8000", True, id="same"),
+    pytest.param("localhost", "http://LOCALHOST:80", True, id="default-port-and-case"),
+    pytest.param("[::1]:8000", "http://[::1]:8000", True, id="ipv6"),
+    pytest.param("127.0.0.1:8000", "http://localhost:9999", False, id="other-host-and-port"),
+    pytest.param("127.0.0.1:8000", "http://127.0.0.1:9999", False, id="other-port"),
+    pytest.param("127.0.0.1:8000", "https://127.0.0.1", False, id="other-scheme"),
+    pytest.param("127.0.0.1:8000", "https://127.0.0.1:8000", False, id="https-same-port"),
+    pytest.param("localhost", "http://127.0.0.1", False, id="another-allowed-host"),
+    pytest.param("evil.example", "http://evil.example", False, id="host-not-allowed"),
+    pytest.param("localhost", "null", False, id="null"),
+    pytest.param("localhost", "file://localhost", False, id="file"),
+    pytest.param("localhost", "http://localhost:x", False, id="bad-port"),
+    pytest.param("", "http://localhost", False, id="no-host"),
+]
+
+
+@pytest.mark.parametrize(("host", "origin", "accepted"), ORIGINS)
+async def test_the_origin_must_match_the_sites_scheme_host_and_port(
+    connect, alice, host, origin, accepted
+):
+    if accepted:
+        assert (await connect(alice, host=host, origin=origin)).open
+    else:
+        with pytest.raises(ConnectionRefusedError):
+            await connect(alice, host=host, origin=origin)
+
+
+@pytest.mark.parametrize(
+    ("origin", "accepted"),
+    [
+        ("https://chat.example.com", True),
+        ("https://eu.chat.example.com", True),  # the wildcard entry
+        ("http://chat.example.com", False),
+        ("https://chat.example.com:8443", False),
+        ("https://chat.example.com.evil.example", False),
+    ],
+)
+async def test_behind_a_tls_proxy_the_https_origin_and_trusted_origins_are_accepted(
+    connect, settings, alice, origin, accepted
+):
+    settings.HTTPS = True
+    settings.ALLOWED_HOSTS = ["chat.example.com", ".chat.example.com"]
+    settings.CSRF_TRUSTED_ORIGINS = ["https://chat.example.com", "https://*.chat.example.com"]
+    if accepted:
+        assert (await connect(alice, host="internal:8000", origin=origin)).open
+    else:
+        with pytest.raises(ConnectionRefusedError):
+            await connect(alice, host="internal:8000", origin=origin)
 
 
 # join --------------------------------------------------------------------------------------
@@ -470,7 +523,7 @@ async def test_disconnect_leaves_every_group_and_updates_presence(
 async def crash(user=None) -> None:
     """Open a socket, join general, and end it with an exception on its send path: a ref
     its transport cannot encode, the way daphne's send raised on a lone surrogate."""
-    headers = [(b"origin", ORIGIN.encode())]
+    headers = [(b"host", HOST.encode()), (b"origin", ORIGIN.encode())]
     if user is not None:
         cookie = await database_sync_to_async(session_cookie)(user)
         headers.append((b"cookie", f"sessionid={cookie}".encode()))

@@ -25,7 +25,7 @@ from chat.limits import limits_for_loop
 from chat.models import Message, Room
 from chat.presence import presence_for_loop
 from chatsite.asgi import application
-from tests.conftest import ORIGIN, encoding_like_daphne, session_cookie
+from tests.conftest import HOST, ORIGIN, encoding_like_daphne, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -137,7 +137,11 @@ async def throw(cookie: str, texts: list[str]) -> list[dict]:
     communicator = WebsocketCommunicator(
         encoding_like_daphne(application),
         "/ws/chat/",
-        headers=[(b"origin", ORIGIN.encode()), (b"cookie", f"sessionid={cookie}".encode())],
+        headers=[
+            (b"host", HOST.encode()),
+            (b"origin", ORIGIN.encode()),
+            (b"cookie", f"sessionid={cookie}".encode()),
+        ],
     )
     connected, _ = await communicator.connect(timeout=5)
     assert connected
