@@ -207,8 +207,18 @@ CHAT_RATE_LIMIT = os.environ.get("CHAT_RATE_LIMIT", "10/10")
 CHAT_TYPING_RATE_LIMIT = os.environ.get("CHAT_TYPING_RATE_LIMIT", "5/10")
 CHAT_EDIT_RATE_LIMIT = os.environ.get("CHAT_EDIT_RATE_LIMIT", "10/10")  # edits + deletes
 CHAT_READ_RATE_LIMIT = os.environ.get("CHAT_READ_RATE_LIMIT", "20/10")  # stored read marks
+# Joins and history pages, per user, or per address for anonymous sockets: join/leave churn
+# floods a room with presence, and history pages are the heaviest frames. 60 lets a tab
+# that reconnects rejoin all its rooms (at most 50) at once.
+CHAT_JOIN_RATE_LIMIT = os.environ.get("CHAT_JOIN_RATE_LIMIT", "60/30")
+CHAT_HISTORY_RATE_LIMIT = os.environ.get("CHAT_HISTORY_RATE_LIMIT", "20/10")
 CHAT_MAX_ROOMS_PER_SOCKET = 50
 CHAT_MAX_SOCKETS_PER_USER = int(os.environ.get("CHAT_MAX_SOCKETS_PER_USER", "20"))
+# Anonymous sockets open at once per client address (chat/addresses.py): room for a school or
+# an office of readers behind one address, not for one client opening thousands.
+CHAT_MAX_ANONYMOUS_SOCKETS_PER_ADDRESS = int(
+    os.environ.get("CHAT_MAX_ANONYMOUS_SOCKETS_PER_ADDRESS", "50")
+)
 CHAT_MAX_FRAME_BYTES = 64 * 1024
 # Each process re-adds itself to its room groups this often; well below the layer's
 # group_expiry (24 h by default), after which a layer forgets a member.

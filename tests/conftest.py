@@ -53,6 +53,8 @@ def fresh_realtime_state(settings: Any) -> None:
     settings.CHAT_LIMITS_REDIS_URL = ""
     settings.CHAT_RATE_LIMIT = "off"  # tests of the limits turn it on
     settings.CHAT_TYPING_RATE_LIMIT = "off"
+    settings.CHAT_JOIN_RATE_LIMIT = "off"
+    settings.CHAT_HISTORY_RATE_LIMIT = "off"
     channel_layers.backends.clear()
 
 
@@ -226,6 +228,7 @@ async def connect() -> AsyncIterator[Callable[..., Any]]:
         origin: str | None = ORIGIN,
         cookie: str | None = None,
         host: str = HOST,
+        address: str = "127.0.0.1",
     ) -> Socket:
         """A socket signed in as `user` (a session of its own, or the `cookie` given)."""
         headers = [(b"host", host.encode())]
@@ -236,6 +239,7 @@ async def connect() -> AsyncIterator[Callable[..., Any]]:
         if cookie is not None:
             headers.append((b"cookie", f"sessionid={cookie}".encode()))
         communicator = WebsocketCommunicator(application, "/ws/chat/", headers=headers)
+        communicator.scope["client"] = (address, 50000)
         connected, _ = await communicator.connect(timeout=RECEIVE_TIMEOUT)
         if not connected:
             raise ConnectionRefusedError("handshake refused")
