@@ -1,4 +1,5 @@
-"""Failed-login throttle: counts failures per username and per address in Django's cache.
+"""Throttles of the HTTP forms, counted in Django's cache: failed logins per username and
+per address; sign-ups per address and room creation per user and per address.
 
 The cache is Redis when REDIS_URL is set, so every worker counts together. Each counter lives
 for LOGIN_THROTTLE_WINDOW seconds from its first failure; at its limit, logins for that
@@ -14,6 +15,8 @@ import unicodedata
 from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.cache import cache
+
+from .limits import parse_rate
 
 
 def login_username(posted: str) -> str:
@@ -71,3 +74,36 @@ def login_succeeded(*, username: str) -> None:
     """Forget the username's failures (not the address's: one's own account must not reset
     the count of an address that is guessing others' passwords)."""
     cache.delete_many(_keys("username", username))
+
+
+def action_retry_after(*, kind: str, keys: list[str], limit: str) -> int | None:
+    """Seconds until another `kind` action (a sign-up, a new room) is allowed for every one of
+    `keys` (the user, the address) under `limit` ("5/3600": 5 per hour; "off"), or None."""
+    rate = parse_rate(limit)
+    if rate is None:
+        return None
+    count, seconds = rate
+    now = time.time()
+    waits = []
+    for key in keys:
+        count_key, since_key = _keys(kind, key)
+        values = cache.get_many([count_key, since_key])
+        if values.get(count_key, 0) >= count:
+            waits.append(max(1, math.ceil(values.get(since_key, now) + seconds - now)))
+    return max(waits, default=None)
+
+
+def action_done(*, kind: str, keys: list[str], limit: str) -> None:
+    """Count one `kind` action against each of `keys`, in windows of `limit`'s seconds."""
+    rate = parse_rate(limit)
+    if rate is None:
+        return
+    window = math.ceil(rate[1])
+    for key in keys:
+        count_key, since_key = _keys(kind, key)
+        cache.add(count_key, 0, window)
+        cache.add(since_key, time.time(), window)
+        try:
+            cache.incr(count_key)
+        except ValueError:
+            cache.set(count_key, 1, window)

@@ -308,6 +308,10 @@ MIDDLEWARE.insert(
 LOGIN_THROTTLE_WINDOW = 15 * 60  # seconds
 LOGIN_THROTTLE_USERNAME_FAILURES = 5
 LOGIN_THROTTLE_ADDRESS_FAILURES = 20
+# Accounts created per address, and rooms created per user and per address (chat/throttle.py):
+# "5/3600" = 5 per hour, counted from the first; "off" turns one off.
+CHAT_SIGNUP_RATE_LIMIT = os.environ.get("CHAT_SIGNUP_RATE_LIMIT", "5/3600")
+CHAT_ROOM_CREATE_RATE_LIMIT = os.environ.get("CHAT_ROOM_CREATE_RATE_LIMIT", "10/3600")
 
 # Addresses (or networks, e.g. 10.0.0.0/8) of the proxies in front of daphne. A request from
 # one of them is counted against the client its X-Forwarded-For names (chat/addresses.py);
