@@ -19,7 +19,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from . import events, limits, requests, selectors, services, transport
+from . import addresses, events, limits, requests, selectors, services, transport
 from .errors import ChatError, ErrorCode
 from .fanout import fanout_for, run_eagerly
 from .group_commit import writer_for_loop
@@ -44,6 +44,31 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # a socket costs the layer nothing and each broadcast costs the socket one send.
     channel_layer_alias = None
 
+    ended = False  # websocket.disconnect was handled
+    address_counted = False  # an anonymous socket, counted against its address
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Run the socket, and undo what it did however it ends: an exception escaping a
+        handler (a send that raised) ends the app without websocket.disconnect, and daphne
+        closes the socket (1011) without telling it, so `disconnect` runs here instead."""
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if self.address_counted:
+                self.address_counted = False
+                await self.limits.socket_closed(self.limit_key, self.socket_id)
+            if not self.ended:
+                self.ended = True
+                try:
+                    await self.disconnect(1011)
+                except Exception:
+                    logger.exception("Cleanup failed for a socket that ended abnormally")
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        """Runs when the socket closed: cleanup, exactly once."""
+        self.ended = True
+        await super().websocket_disconnect(message)
+
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Call the handler without channels' per-message close_old_connections thread hop
         (django/channels#2090): every database call here goes through
@@ -59,6 +84,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.socket_id = uuid.uuid4().hex
         self.counted = False
         self.limits = limits.limits_for_loop()
+        self.limit_key = limits.socket_key(
+            user_id=self.user.pk, address=addresses.scope_address(self.scope)
+        )
         self.joined: dict[str, JoinedRoom] = {}
         self.fanout = fanout_for(get_channel_layer())
         self.presence = presence_for_loop()
@@ -78,6 +106,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.counted = True
             # Anything addressed to the user (a logout, a deactivation) reaches every tab.
             await self.fanout.add(events.user_group(self.user.pk), self)
+        else:
+            cap = settings.CHAT_MAX_ANONYMOUS_SOCKETS_PER_ADDRESS
+            if not await self.limits.socket_opened(self.limit_key, self.socket_id, cap):
+                error = ChatError(
+                    ErrorCode.LIMIT_REACHED, f"At most {cap} anonymous sockets per address."
+                )
+                await self.send_frame(events.error_frame(error))
+                await self.close(code=4008)
+                return
+            self.address_counted = True
 
     async def disconnect(self, code: int) -> None:
         """Leave every group this socket joined and update presence: undo all of join.
@@ -133,6 +171,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_join(self, request: requests.Join, ref: str | None) -> None:
         """Runs on `join`: subscribe (first time) and send the messages the client lacks."""
+        await self._check_rate(limits.JOIN, settings.CHAT_JOIN_RATE_LIMIT)
         if (
             request.room not in self.joined
             and len(self.joined) >= settings.CHAT_MAX_ROOMS_PER_SOCKET
@@ -238,6 +277,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_history(self, request: requests.History, ref: str | None) -> None:
         """Runs on `history`: a page of older messages, oldest first."""
         joined = self._require_joined(request.room)
+        await self._check_rate(limits.HISTORY, settings.CHAT_HISTORY_RATE_LIMIT)
         page = await database_sync_to_async(selectors.messages_before)(
             room=joined.room, seq=request.before, limit=request.limit
         )
@@ -374,7 +414,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=events.encode(frame))
 
     async def _check_rate(self, kind: str, limit: str) -> None:
-        wait = await self.limits.wait(kind, self.user.pk, limit)
+        wait = await self.limits.wait(kind, self.limit_key, limit)
         if wait:
             raise ChatError(
                 ErrorCode.RATE_LIMITED, "Slow down: too many at once.", retry_after=wait
@@ -428,4 +468,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
 def _too_big(text: str) -> bool:
     """Over CHAT_MAX_FRAME_BYTES once encoded (a character is at most 4 bytes)."""
     limit = settings.CHAT_MAX_FRAME_BYTES
-    return len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit)
+    return len(text) > limit or (
+        len(text) * 4 > limit and len(text.encode(errors="surrogatepass")) > limit
+    )

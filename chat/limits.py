@@ -31,6 +31,16 @@ SEND = "send"
 TYPING = "typing"
 EDIT = "edit"  # edits and deletions
 READ = "read"
+JOIN = "join"  # joins (leaves are free: a leave undoes one join)
+HISTORY = "history"  # pages of older messages
+
+# Whom a limit counts: a signed-in user's id, or, for anonymous sockets, "address:<ip>".
+Key = int | str
+
+
+def socket_key(*, user_id: int | None, address: str) -> Key:
+    """Signed-in sockets count against their user; anonymous ones against their address."""
+    return user_id if user_id is not None else f"address:{address}"
 
 
 @dataclass
@@ -72,10 +82,10 @@ class LocalLimits:
     """Buckets and socket counts in this process's memory."""
 
     def __init__(self) -> None:
-        self.buckets: dict[tuple[str, int], TokenBucket] = {}
-        self.sockets: dict[int, set[str]] = defaultdict(set)
+        self.buckets: dict[tuple[str, Key], TokenBucket] = {}
+        self.sockets: dict[Key, set[str]] = defaultdict(set)
 
-    async def wait(self, kind: str, user_id: int, limit: str) -> float:
+    async def wait(self, kind: str, user_id: Key, limit: str) -> float:
         """0.0 if the user may act now under `limit` ("10/10" or "off"), else the seconds
         until they may."""
         rate = parse_rate(limit)
@@ -86,7 +96,7 @@ class LocalLimits:
             bucket = self.buckets[(kind, user_id)] = TokenBucket(*rate)
         return bucket.take()
 
-    async def socket_opened(self, user_id: int, socket_id: str, cap: int) -> bool:
+    async def socket_opened(self, user_id: Key, socket_id: str, cap: int) -> bool:
         """Count a new socket of the user; False (and not counted) if they have `cap`."""
         sockets = self.sockets[user_id]
         if len(sockets) >= cap:
@@ -94,7 +104,7 @@ class LocalLimits:
         sockets.add(socket_id)
         return True
 
-    async def socket_closed(self, user_id: int, socket_id: str) -> None:
+    async def socket_closed(self, user_id: Key, socket_id: str) -> None:
         sockets = self.sockets.get(user_id)
         if sockets is not None:
             sockets.discard(socket_id)
@@ -149,13 +159,13 @@ class RedisLimits(Heartbeat):
         self.prefix = prefix
         self.take_script = self.redis.register_script(TAKE)
         self.open_script = self.redis.register_script(OPEN)
-        self.local: dict[int, set[str]] = defaultdict(set)  # this worker's sockets
+        self.local: dict[Key, set[str]] = defaultdict(set)  # this worker's sockets
         self.task = None
 
-    def _sockets_key(self, user_id: int) -> str:
+    def _sockets_key(self, user_id: Key) -> str:
         return f"{self.prefix}sockets:{user_id}"
 
-    async def wait(self, kind: str, user_id: int, limit: str) -> float:
+    async def wait(self, kind: str, user_id: Key, limit: str) -> float:
         rate = parse_rate(limit)
         if rate is None:
             return 0.0
@@ -166,7 +176,7 @@ class RedisLimits(Heartbeat):
             return 0.0
         return float(wait)
 
-    async def socket_opened(self, user_id: int, socket_id: str, cap: int) -> bool:
+    async def socket_opened(self, user_id: Key, socket_id: str, cap: int) -> bool:
         now = time.time()
         try:
             counted = await self.open_script(
@@ -181,7 +191,7 @@ class RedisLimits(Heartbeat):
             self._start()
         return bool(counted)
 
-    async def socket_closed(self, user_id: int, socket_id: str) -> None:
+    async def socket_closed(self, user_id: Key, socket_id: str) -> None:
         sockets = self.local.get(user_id)
         if sockets is None or socket_id not in sockets:
             return

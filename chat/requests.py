@@ -186,10 +186,42 @@ def decode(text: str | None) -> tuple[dict[str, Any], str | None]:
         raise _bad("The frame is not valid JSON.") from None
     if not isinstance(frame, dict):
         raise _bad("A frame must be a JSON object.")
+    if not _encodable(text, frame):
+        raise _bad("The frame holds text that is not Unicode (a lone surrogate).")
     ref = frame.get("ref")
     if ref is not None and (not isinstance(ref, str) or len(ref) > MAX_REF_LENGTH):
         raise _bad(f'"ref" must be a string of at most {MAX_REF_LENGTH} characters.')
     return frame, ref
+
+
+def _encodable(text: str, frame: dict[str, Any]) -> bool:
+    """Whether every string in the frame can be encoded as UTF-8, so that no field the
+    server echoes, stores or looks up (ref, body, room…) makes an encoder fail later.
+
+    JSON's `\\ud800` escape decodes to a lone surrogate, which UTF-8 cannot encode: the
+    frame's text is fine, the decoded strings are not. Only a frame with an escape needs
+    the walk (iterative: frames may nest deeply)."""
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            return False
+    if "\\u" not in text:
+        return True
+    stack: list[Any] = [frame]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str):
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                return False
+    return True
 
 
 def parse(frame: dict[str, Any]) -> Request:

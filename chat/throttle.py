@@ -1,4 +1,5 @@
-"""Failed-login throttle: counts failures per username and per address in Django's cache.
+"""Throttles of the HTTP forms, counted in Django's cache: failed logins per username and
+per address; sign-ups per address and room creation per user and per address.
 
 The cache is Redis when REDIS_URL is set, so every worker counts together. Each counter lives
 for LOGIN_THROTTLE_WINDOW seconds from its first failure; at its limit, logins for that
@@ -9,14 +10,28 @@ key, so any text a client posts makes a valid key.
 import hashlib
 import math
 import time
+import unicodedata
 
 from django.conf import settings
+from django.contrib.auth.forms import AuthenticationForm
 from django.core.cache import cache
+
+from .limits import parse_rate
+
+
+def login_username(posted: str) -> str:
+    """The account a posted username names, as the counters see it: what the login form
+    makes of it (spaces stripped, NFKC: "bob  " and full-width "bob" are bob), case-folded
+    on top, so each account's spellings count together (folding may join a few accounts'
+    counts; it never splits one)."""
+    cleaned = AuthenticationForm.base_fields["username"].to_python(posted) or ""
+    return unicodedata.normalize("NFKC", cleaned.casefold())
 
 
 def _keys(kind: str, value: str) -> tuple[str, str]:
     """The cache keys of one counter: its count, and when its window opened."""
-    digest = hashlib.sha256(value.casefold().encode()).hexdigest()
+    value = login_username(value) if kind == "username" else value.casefold()
+    digest = hashlib.sha256(value.encode(errors="surrogatepass")).hexdigest()
     return f"login-failures:{kind}:{digest}", f"login-failures-since:{kind}:{digest}"
 
 
@@ -59,3 +74,36 @@ def login_succeeded(*, username: str) -> None:
     """Forget the username's failures (not the address's: one's own account must not reset
     the count of an address that is guessing others' passwords)."""
     cache.delete_many(_keys("username", username))
+
+
+def action_retry_after(*, kind: str, keys: list[str], limit: str) -> int | None:
+    """Seconds until another `kind` action (a sign-up, a new room) is allowed for every one of
+    `keys` (the user, the address) under `limit` ("5/3600": 5 per hour; "off"), or None."""
+    rate = parse_rate(limit)
+    if rate is None:
+        return None
+    count, seconds = rate
+    now = time.time()
+    waits = []
+    for key in keys:
+        count_key, since_key = _keys(kind, key)
+        values = cache.get_many([count_key, since_key])
+        if values.get(count_key, 0) >= count:
+            waits.append(max(1, math.ceil(values.get(since_key, now) + seconds - now)))
+    return max(waits, default=None)
+
+
+def action_done(*, kind: str, keys: list[str], limit: str) -> None:
+    """Count one `kind` action against each of `keys`, in windows of `limit`'s seconds."""
+    rate = parse_rate(limit)
+    if rate is None:
+        return
+    window = math.ceil(rate[1])
+    for key in keys:
+        count_key, since_key = _keys(kind, key)
+        cache.add(count_key, 0, window)
+        cache.add(since_key, time.time(), window)
+        try:
+            cache.incr(count_key)
+        except ValueError:
+            cache.set(count_key, 1, window)

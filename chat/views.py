@@ -15,7 +15,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
-from . import events, selectors, services, throttle
+from . import addresses, events, selectors, services, throttle
 from .errors import ChatError, ErrorCode
 from .forms import RoomCreateForm, SignupForm
 from .models import Room
@@ -30,6 +30,12 @@ def lobby(request: HttpRequest) -> HttpResponse:
 @require_POST
 def room_create(request: HttpRequest) -> HttpResponse:
     form = RoomCreateForm(request.POST)
+    keys = [f"user:{request.user.pk}", f"address:{addresses.request_address(request)}"]
+    limit = settings.CHAT_ROOM_CREATE_RATE_LIMIT
+    retry_after = throttle.action_retry_after(kind="room-create", keys=keys, limit=limit)
+    if retry_after is not None:
+        form.add_error(None, f"Too many new rooms: try again in {_minutes(retry_after)}.")
+        return _too_many(_render_lobby(request, form, status=429), retry_after)
     if form.is_valid():
         try:
             room = services.room_create(
@@ -40,6 +46,7 @@ def room_create(request: HttpRequest) -> HttpResponse:
         except ChatError as error:
             form.add_error("name", error.message)
         else:
+            throttle.action_done(kind="room-create", keys=keys, limit=limit)
             return redirect(room)
     return _render_lobby(request, form, status=400)
 
@@ -127,11 +134,30 @@ def signup(request: HttpRequest) -> HttpResponse:
     ):
         next_url = ""
     form = SignupForm(request.POST or None)
+    keys = [f"address:{addresses.request_address(request)}"]
+    limit = settings.CHAT_SIGNUP_RATE_LIMIT
+    retry_after = throttle.action_retry_after(kind="signup", keys=keys, limit=limit)
+    if request.method == "POST" and retry_after is not None:
+        form.add_error(None, f"Too many sign-ups: try again in {_minutes(retry_after)}.")
+        context = {"form": form, "next": next_url}
+        response = render(request, "registration/signup.html", context, status=429)
+        return _too_many(response, retry_after)
     if request.method == "POST" and form.is_valid():
+        throttle.action_done(kind="signup", keys=keys, limit=limit)
         user = form.save()
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect(next_url or settings.LOGIN_REDIRECT_URL)
     return render(request, "registration/signup.html", {"form": form, "next": next_url})
+
+
+def _minutes(seconds: int) -> str:
+    minutes = math.ceil(seconds / 60)
+    return "1 minute" if minutes == 1 else f"{minutes} minutes"
+
+
+def _too_many(response: HttpResponse, retry_after: int) -> HttpResponse:
+    response["Retry-After"] = str(retry_after)
+    return response
 
 
 _django_login = LoginView.as_view()
@@ -157,7 +183,7 @@ def _throttled_login(
     if request.method != "POST":
         return login_view(request)
     username = request.POST.get(get_user_model().USERNAME_FIELD, "")
-    address = request.META.get("REMOTE_ADDR", "")
+    address = addresses.request_address(request)
     retry_after = throttle.login_retry_after(username=username, address=address)
     if retry_after is not None:
         response = render(
@@ -170,7 +196,9 @@ def _throttled_login(
         return response
     response = login_view(request)
     user = request.user
-    if user.is_authenticated and user.get_username().casefold() == username.casefold():
+    if user.is_authenticated and throttle.login_username(
+        user.get_username()
+    ) == throttle.login_username(username):
         throttle.login_succeeded(username=username)
     else:
         throttle.login_failed(username=username, address=address)

@@ -240,8 +240,18 @@ CHAT_RATE_LIMIT = os.environ.get("CHAT_RATE_LIMIT", "10/10")
 CHAT_TYPING_RATE_LIMIT = os.environ.get("CHAT_TYPING_RATE_LIMIT", "5/10")
 CHAT_EDIT_RATE_LIMIT = os.environ.get("CHAT_EDIT_RATE_LIMIT", "10/10")  # edits + deletes
 CHAT_READ_RATE_LIMIT = os.environ.get("CHAT_READ_RATE_LIMIT", "20/10")  # stored read marks
+# Joins and history pages, per user, or per address for anonymous sockets: join/leave churn
+# floods a room with presence, and history pages are the heaviest frames. 60 lets a tab
+# that reconnects rejoin all its rooms (at most 50) at once.
+CHAT_JOIN_RATE_LIMIT = os.environ.get("CHAT_JOIN_RATE_LIMIT", "60/30")
+CHAT_HISTORY_RATE_LIMIT = os.environ.get("CHAT_HISTORY_RATE_LIMIT", "20/10")
 CHAT_MAX_ROOMS_PER_SOCKET = 50
 CHAT_MAX_SOCKETS_PER_USER = int(os.environ.get("CHAT_MAX_SOCKETS_PER_USER", "20"))
+# Anonymous sockets open at once per client address (chat/addresses.py): room for a school or
+# an office of readers behind one address, not for one client opening thousands.
+CHAT_MAX_ANONYMOUS_SOCKETS_PER_ADDRESS = int(
+    os.environ.get("CHAT_MAX_ANONYMOUS_SOCKETS_PER_ADDRESS", "50")
+)
 CHAT_MAX_FRAME_BYTES = 64 * 1024
 # Each process re-adds itself to its room groups this often; well below the layer's
 # group_expiry (24 h by default), after which a layer forgets a member.
@@ -331,6 +341,16 @@ MIDDLEWARE.insert(
 LOGIN_THROTTLE_WINDOW = 15 * 60  # seconds
 LOGIN_THROTTLE_USERNAME_FAILURES = 5
 LOGIN_THROTTLE_ADDRESS_FAILURES = 20
+# Accounts created per address, and rooms created per user and per address (chat/throttle.py):
+# "5/3600" = 5 per hour, counted from the first; "off" turns one off.
+CHAT_SIGNUP_RATE_LIMIT = os.environ.get("CHAT_SIGNUP_RATE_LIMIT", "5/3600")
+CHAT_ROOM_CREATE_RATE_LIMIT = os.environ.get("CHAT_ROOM_CREATE_RATE_LIMIT", "10/3600")
+
+# Addresses (or networks, e.g. 10.0.0.0/8) of the proxies in front of daphne. A request from
+# one of them is counted against the client its X-Forwarded-For names (chat/addresses.py);
+# from anyone else, the header is ignored. Empty by default: no proxy is trusted, and daphne
+# runs without --proxy-headers, so a client cannot pick its own address to dodge a limit.
+CHAT_TRUSTED_PROXIES = env_list("CHAT_TRUSTED_PROXIES", "")
 
 # The cache holds the throttle's counters: in Redis when REDIS_URL is set, so that every
 # worker counts together, else in this process's memory.

@@ -22,6 +22,7 @@ from django.test import Client
 from chat.models import Message, Room
 from chatsite.asgi import application
 
+HOST = "localhost"  # the Host header of a test handshake; ORIGIN is its page's origin
 ORIGIN = "http://localhost"
 RECEIVE_TIMEOUT = 3
 PASSWORD = "correct-horse-battery-9"
@@ -62,6 +63,8 @@ def fresh_realtime_state(settings: Any) -> None:
     settings.CHAT_LIMITS_REDIS_URL = ""
     settings.CHAT_RATE_LIMIT = "off"  # tests of the limits turn it on
     settings.CHAT_TYPING_RATE_LIMIT = "off"
+    settings.CHAT_JOIN_RATE_LIMIT = "off"
+    settings.CHAT_HISTORY_RATE_LIMIT = "off"
     channel_layers.backends.clear()
 
 
@@ -129,6 +132,21 @@ def post_messages(room: Room, author: AbstractBaseUser, count: int) -> list[Mess
     )
     Room.objects.filter(pk=room.pk).update(last_seq=F("last_seq") + count)
     return rows
+
+
+def encoding_like_daphne(app: Any) -> Any:
+    """The application behind a send that encodes each text frame as UTF-8 first, as daphne
+    does, so an unencodable frame raises in the app, where it would in production."""
+
+    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        async def encoding_send(message: dict[str, Any]) -> None:
+            if message.get("text") is not None:
+                message["text"].encode()
+            await send(message)
+
+        await app(scope, receive, encoding_send)
+
+    return wrapped
 
 
 def session_cookie(user: AbstractBaseUser) -> str:
@@ -219,9 +237,11 @@ async def connect() -> AsyncIterator[Callable[..., Any]]:
         *,
         origin: str | None = ORIGIN,
         cookie: str | None = None,
+        host: str = HOST,
+        address: str = "127.0.0.1",
     ) -> Socket:
         """A socket signed in as `user` (a session of its own, or the `cookie` given)."""
-        headers = []
+        headers = [(b"host", host.encode())]
         if origin is not None:
             headers.append((b"origin", origin.encode()))
         if user is not None and cookie is None:
@@ -229,6 +249,7 @@ async def connect() -> AsyncIterator[Callable[..., Any]]:
         if cookie is not None:
             headers.append((b"cookie", f"sessionid={cookie}".encode()))
         communicator = WebsocketCommunicator(application, "/ws/chat/", headers=headers)
+        communicator.scope["client"] = (address, 50000)
         connected, _ = await communicator.connect(timeout=RECEIVE_TIMEOUT)
         if not connected:
             raise ConnectionRefusedError("handshake refused")

@@ -6,13 +6,15 @@ import json
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
 from django.test import override_settings
 
-from chat import services
+from chat import limits, services
 from chat.events import room_group
 from chat.fanout import fanout_for
 from chat.models import Message, Room
-from tests.conftest import post_messages
+from chatsite.asgi import application
+from tests.conftest import HOST, ORIGIN, encoding_like_daphne, post_messages, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -42,6 +44,59 @@ async def test_handshake_from_an_allowed_origin_is_accepted_for_anonymous_reader
 async def test_handshake_with_a_foreign_or_missing_origin_is_refused(connect, alice, origin):
     with pytest.raises(ConnectionRefusedError):
         await connect(alice, origin=origin)
+
+
+# (Host header of the handshake, Origin, accepted): an origin is the site's only if scheme,
+# host and port all match.
+ORIGINS = [
+    pytest.param("127.0.0.1:8000", "http://127.0.0.1:8000", True, id="same"),
+    pytest.param("localhost", "http://LOCALHOST:80", True, id="default-port-and-case"),
+    pytest.param("[::1]:8000", "http://[::1]:8000", True, id="ipv6"),
+    pytest.param("127.0.0.1:8000", "http://localhost:9999", False, id="other-host-and-port"),
+    pytest.param("127.0.0.1:8000", "http://127.0.0.1:9999", False, id="other-port"),
+    pytest.param("127.0.0.1:8000", "https://127.0.0.1", False, id="other-scheme"),
+    pytest.param("127.0.0.1:8000", "https://127.0.0.1:8000", False, id="https-same-port"),
+    pytest.param("localhost", "http://127.0.0.1", False, id="another-allowed-host"),
+    pytest.param("evil.example", "http://evil.example", False, id="host-not-allowed"),
+    pytest.param("localhost", "null", False, id="null"),
+    pytest.param("localhost", "file://localhost", False, id="file"),
+    pytest.param("localhost", "http://localhost:x", False, id="bad-port"),
+    pytest.param("", "http://localhost", False, id="no-host"),
+]
+
+
+@pytest.mark.parametrize(("host", "origin", "accepted"), ORIGINS)
+async def test_the_origin_must_match_the_sites_scheme_host_and_port(
+    connect, alice, host, origin, accepted
+):
+    if accepted:
+        assert (await connect(alice, host=host, origin=origin)).open
+    else:
+        with pytest.raises(ConnectionRefusedError):
+            await connect(alice, host=host, origin=origin)
+
+
+@pytest.mark.parametrize(
+    ("origin", "accepted"),
+    [
+        ("https://chat.example.com", True),
+        ("https://eu.chat.example.com", True),  # the wildcard entry
+        ("http://chat.example.com", False),
+        ("https://chat.example.com:8443", False),
+        ("https://chat.example.com.evil.example", False),
+    ],
+)
+async def test_behind_a_tls_proxy_the_https_origin_and_trusted_origins_are_accepted(
+    connect, settings, alice, origin, accepted
+):
+    settings.HTTPS = True
+    settings.ALLOWED_HOSTS = ["chat.example.com", ".chat.example.com"]
+    settings.CSRF_TRUSTED_ORIGINS = ["https://chat.example.com", "https://*.chat.example.com"]
+    if accepted:
+        assert (await connect(alice, host="internal:8000", origin=origin)).open
+    else:
+        with pytest.raises(ConnectionRefusedError):
+            await connect(alice, host="internal:8000", origin=origin)
 
 
 # join --------------------------------------------------------------------------------------
@@ -465,6 +520,56 @@ async def test_disconnect_leaves_every_group_and_updates_presence(
     assert not groups & set(layer.groups)
 
 
+async def crash(user=None) -> None:
+    """Open a socket, join general, and end it with an exception on its send path: a ref
+    its transport cannot encode, the way daphne's send raised on a lone surrogate."""
+    headers = [(b"host", HOST.encode()), (b"origin", ORIGIN.encode())]
+    if user is not None:
+        cookie = await database_sync_to_async(session_cookie)(user)
+        headers.append((b"cookie", f"sessionid={cookie}".encode()))
+    communicator = WebsocketCommunicator(
+        encoding_like_daphne(application), "/ws/chat/", headers=headers
+    )
+    assert (await communicator.connect(timeout=3))[0]
+    await communicator.send_json_to({"type": "join", "room": "general"})
+    while (await communicator.receive_json_from(timeout=3))["type"] != "joined":
+        pass
+    await communicator.send_to(text_data='{"type": "ping", "ref": "\\ud800"}')
+
+    async def read_until_the_app_fails() -> None:
+        while True:
+            await communicator.receive_output(timeout=3)
+
+    with pytest.raises(UnicodeEncodeError):
+        await read_until_the_app_fails()
+
+
+@pytest.mark.parametrize("signed_in", [True, False], ids=["user", "guest"])
+async def test_a_socket_that_ends_with_a_server_error_is_cleaned_up(
+    connect, settings, monkeypatch, alice, bob, general, signed_in
+):
+    settings.CHAT_MAX_SOCKETS_PER_USER = 2
+    watcher = await connect(bob)
+    await joined_with_presence(watcher, "general")
+    # Any exception on the send path will do: here, a lone surrogate let through decode.
+    monkeypatch.setattr("chat.requests._encodable", lambda text, frame: True)
+
+    for _ in range(3):  # more crashes than the socket cap
+        await crash(alice if signed_in else None)
+
+    monkeypatch.undo()
+    # Nobody still counts the crashed sockets: the room, the fan-out, the socket cap.
+    rejoin = await watcher.join("general")
+    assert rejoin["online"] == ["bob"]
+    assert rejoin["guests"] == 0
+    assert limits.limits_for_loop().sockets.keys() == {bob.pk}
+    assert len(fanout_for(get_channel_layer()).members[room_group(general.pk)]) == 1
+    again = await connect(alice if signed_in else None)
+    assert (await again.join("general"))["room"] == "general"
+    await watcher.close()
+    await again.close()
+
+
 async def test_a_users_second_tab_neither_repeats_nor_ends_their_presence(
     connect, alice, bob, general
 ):
@@ -568,6 +673,56 @@ async def test_errors_echo_the_requests_ref(connect, alice):
         "code": "not_found",
         "message": "No room 'nowhere'.",
     }
+    await socket.close()
+
+
+# Every string field a client sends, and some it may send anyway: a lone surrogate (JSON's
+# "\ud800" escape decodes to one) cannot be encoded as UTF-8, whether the server would echo
+# it (ref), store it (body), look it up (room), or ignore it (an unknown key).
+SEND = {"type": "send", "room": "general", "body": "hi", "client_id": "a"}
+UNENCODABLE = [
+    pytest.param({"type": "ping", "ref": "\ud800"}, id="ref"),
+    pytest.param({"type": "ping", "ref": "a\udfffb"}, id="ref-low-surrogate"),
+    pytest.param({"type": "join", "room": "gen\ud800"}, id="room"),
+    pytest.param({**SEND, "body": "hi \ud83d"}, id="body"),
+    pytest.param({**SEND, "client_id": "\udc00"}, id="client-id"),
+    pytest.param({"type": "edit", "room": "general", "id": 1, "body": "\ud800"}, id="edit-body"),
+    pytest.param({"type": "ping\ud800"}, id="type"),
+    pytest.param({"type": "ping", "\ud800": 1}, id="key"),
+    pytest.param({"type": "ping", "x": [[{"y": "\ud800"}]]}, id="nested"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("frame", UNENCODABLE)
+@pytest.mark.parametrize("escaped", [True, False], ids=["escaped", "raw"])
+async def test_text_that_cannot_be_encoded_is_a_bad_request_in_any_field(
+    connect, alice, general, frame, escaped
+):
+    socket = await connect(alice)
+    await joined_with_presence(socket, "general")
+
+    # ensure_ascii sends the escape; without it the lone surrogate itself (as a test
+    # transport can, though daphne never decodes one from UTF-8).
+    await socket.send(json.dumps(frame, ensure_ascii=escaped))
+    output = await socket.communicator.receive_output(timeout=3)
+
+    output["text"].encode()  # everything sent back can be encoded
+    assert json.loads(output["text"])["code"] == "bad_request"
+    assert "ref" not in json.loads(output["text"])
+    assert await database_sync_to_async(count_messages)() == 0
+    assert (await socket.request({"type": "ping"}))["type"] == "pong"
+    await socket.close()
+
+
+async def test_valid_escapes_and_surrogate_pairs_are_still_text(connect, alice, general):
+    socket = await connect(alice)
+    await joined_with_presence(socket, "general")
+
+    body = "\U0001f4ac \u00e9 \\ud800 \u202e"  # an emoji (a pair when escaped), and the text \ud800
+    ack = await socket.request({"type": "send", "room": "general", "body": body, "client_id": "e"})
+
+    assert ack["type"] == "ack"
+    assert await database_sync_to_async(lambda: Message.objects.get().body)() == body
     await socket.close()
 
 

@@ -1,15 +1,17 @@
 """Property-based fuzzing of the socket: arbitrary frames thrown at the real consumer.
 
-Whatever arrives — wrong types, huge numbers, deep nesting, unicode edge cases, NUL bytes,
-control characters, not JSON at all — the consumer never crashes and never closes the
-socket, answers each request with a well-formed frame, and the stored messages stay valid.
+Whatever arrives — wrong types, huge numbers, deep nesting, unicode edge cases, lone
+surrogates, NUL bytes, control characters, not JSON at all — the consumer never crashes and
+never closes the socket, answers each request with a well-formed frame that daphne can
+encode, the stored messages stay valid, and once closed the socket is counted nowhere.
 """
 
 import asyncio
 import json
 
 import pytest
-from channels.layers import channel_layers
+from channels.db import database_sync_to_async
+from channels.layers import channel_layers, get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from hypothesis import HealthCheck, given
@@ -18,9 +20,12 @@ from hypothesis import strategies as st
 
 from chat import requests
 from chat.errors import ErrorCode
+from chat.fanout import fanout_for
+from chat.limits import limits_for_loop
 from chat.models import Message, Room
+from chat.presence import presence_for_loop
 from chatsite.asgi import application
-from tests.conftest import ORIGIN, session_cookie
+from tests.conftest import HOST, ORIGIN, encoding_like_daphne, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,9 +38,25 @@ SERVER_FRAMES = {
 CODES = {code.value for code in ErrorCode}
 FRAME_TYPES = [*requests.PARSERS, "shout"]  # every client frame, and one that is none
 
-edge_text = st.text(
-    alphabet=st.characters(codec="utf-8", categories=None), max_size=40
-) | st.sampled_from(["", "\x00", "\u0000abc", "\ud7ff", "\u202e", "💬" * 5, " \n\t", "a" * 5000])
+# Lone surrogates (category Cs) are text JSON can carry (as \ud800 escapes) and UTF-8 cannot.
+edge_text = (
+    st.text(alphabet=st.characters(codec="utf-8", categories=None), max_size=40)
+    | st.text(alphabet=st.characters(categories=["Cs"]) | st.characters(), max_size=8)
+    | st.sampled_from(
+        [
+            "",
+            "\x00",
+            "\u0000abc",
+            "\ud7ff",
+            "\ud800",
+            "a\udfff",
+            "\u202e",
+            "💬" * 5,
+            " \n\t",
+            "a" * 5000,
+        ]
+    )
+)
 scalars = (
     st.none()
     | st.booleans()
@@ -92,6 +113,7 @@ def encode(value) -> str:
 
 frames = st.one_of(
     st.text(max_size=200),  # mostly not JSON
+    st.text(alphabet=st.characters(categories=["Cs"]) | st.characters(), max_size=20),
     json_values.map(encode),
     protocol_shaped.map(encode),
     sends.map(encode),
@@ -109,11 +131,17 @@ def well_formed(frame: dict) -> bool:
 
 
 async def throw(cookie: str, texts: list[str]) -> list[dict]:
-    """Send each text, then a ping; return everything heard. Fails if the socket closes."""
+    """Send each text, then a ping; return everything heard. Fails if the socket closes,
+    if a frame cannot be encoded as daphne would, or if the socket is still counted
+    anywhere once it closed."""
     communicator = WebsocketCommunicator(
-        application,
+        encoding_like_daphne(application),
         "/ws/chat/",
-        headers=[(b"origin", ORIGIN.encode()), (b"cookie", f"sessionid={cookie}".encode())],
+        headers=[
+            (b"host", HOST.encode()),
+            (b"origin", ORIGIN.encode()),
+            (b"cookie", f"sessionid={cookie}".encode()),
+        ],
     )
     connected, _ = await communicator.connect(timeout=5)
     assert connected
@@ -132,6 +160,11 @@ async def throw(cookie: str, texts: list[str]) -> list[dict]:
                     break
     finally:
         await communicator.disconnect()
+    general = await database_sync_to_async(Room.objects.get)(slug="general")
+    assert await presence_for_loop().online(room_id=general.pk) == []
+    assert await presence_for_loop().guests(room_id=general.pk) == 0
+    assert limits_for_loop().sockets == {}
+    assert fanout_for(get_channel_layer()).members == {}
     return heard
 
 

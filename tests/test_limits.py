@@ -69,6 +69,90 @@ async def test_typing_beyond_its_rate_is_refused(connect, settings, alice, gener
     await socket.close()
 
 
+async def refused_with_4008(socket) -> dict:
+    """The refusal a socket over a cap gets before the server closes it with 4008."""
+    refusal = await socket.recv()
+    closed = await socket.communicator.receive_output(RECEIVE_TIMEOUT)
+    socket.open = False
+    assert closed == {"type": "websocket.close", "code": 4008}
+    return refusal
+
+
+@pytest.mark.parametrize("signed_in", [True, False], ids=["user", "guest"])
+async def test_join_and_leave_churn_is_rate_limited_and_floods_nobody(
+    connect, settings, alice, bob, general, signed_in
+):
+    settings.CHAT_JOIN_RATE_LIMIT = "4/10"
+    listener = await connect(bob)
+    await listener.join("general")
+    await listener.expect("presence")
+    churner = await connect(alice if signed_in else None)
+
+    replies = []
+    for _ in range(10):
+        replies.append(await churner.request({"type": "join", "room": "general"}))
+        await churner.request({"type": "leave", "room": "general"})
+
+    assert [r["type"] for r in replies] == ["joined"] * 4 + ["error"] * 6
+    assert {r["code"] for r in replies[4:]} == {"rate_limited"}
+    assert all(r["retry_after"] > 0 for r in replies[4:])
+    heard = []
+    while (frame := await listener.poll(1.2)) is not None:
+        heard.append(frame["type"])
+    assert len(heard) <= 8  # a presence pair, or a guest count, per accepted join at most
+    await churner.close()
+    await listener.close()
+
+
+async def test_anonymous_history_is_rate_limited_per_address_across_sockets(
+    connect, settings, general
+):
+    settings.CHAT_HISTORY_RATE_LIMIT = "3/10"
+    tabs = [await connect(address="198.51.100.7") for _ in range(3)]
+    elsewhere = await connect(address="203.0.113.9")
+    for socket in (*tabs, elsewhere):
+        await socket.join("general")
+
+    pages = [await tab.request({"type": "history", "room": "general"}) for tab in tabs]
+    over = await tabs[0].request({"type": "history", "room": "general"})
+    other = await elsewhere.request({"type": "history", "room": "general"})
+
+    assert [p["type"] for p in pages] == ["history"] * 3
+    assert over["code"] == "rate_limited"
+    assert other["type"] == "history"
+    for socket in (*tabs, elsewhere):
+        await socket.close()
+
+
+async def test_history_is_rate_limited_per_user(connect, settings, alice, general):
+    settings.CHAT_HISTORY_RATE_LIMIT = "2/10"
+    socket = await connect(alice)
+    await socket.join("general")
+
+    replies = [await socket.request({"type": "history", "room": "general"}) for _ in range(3)]
+
+    assert [r["type"] for r in replies] == ["history", "history", "error"]
+    assert replies[2]["code"] == "rate_limited"
+    await socket.close()
+
+
+async def test_an_address_opens_at_most_the_anonymous_socket_cap(connect, settings, alice):
+    settings.CHAT_MAX_ANONYMOUS_SOCKETS_PER_ADDRESS = 2
+    first = await connect(address="198.51.100.7")
+    await connect(address="198.51.100.7")
+
+    refusal = await refused_with_4008(await connect(address="198.51.100.7"))
+    elsewhere = await connect(address="203.0.113.9")
+    signed_in = await connect(alice, address="198.51.100.7")  # users count on their own cap
+
+    assert refusal["code"] == "limit_reached"
+    assert (await elsewhere.request({"type": "ping"}))["type"] == "pong"
+    assert (await signed_in.request({"type": "ping"}))["type"] == "pong"
+    await first.close()
+    again = await connect(address="198.51.100.7")  # a slot is free again
+    assert (await again.request({"type": "ping"}))["type"] == "pong"
+
+
 async def test_a_socket_joins_at_most_the_room_cap(connect, settings, alice, general, make_room):
     settings.CHAT_MAX_ROOMS_PER_SOCKET = 2
     for slug in ("one", "two"):

@@ -1,10 +1,13 @@
 """Logging in: failed attempts are throttled on the site's form and the admin's, and signing
 up applies Django's password validators."""
 
+import shlex
 import time
+from pathlib import Path
 
 import pytest
 import redis
+from daphne.cli import CommandLineInterface
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.test import Client
@@ -96,6 +99,45 @@ def test_a_throttled_username_is_throttled_from_every_address(client, alice):
     assert attempt(client, "ALICE", PASSWORD, address="203.0.113.9").status_code == 429
 
 
+# Every spelling the login form turns into the same account (it strips spaces and applies
+# NFKC), and case: (account, another spelling of it, whether that spelling signs in).
+SPELLINGS = [
+    pytest.param("bob", "bob  ", True, id="trailing-spaces"),
+    pytest.param("bob", " \tbob\n", True, id="surrounding-whitespace"),
+    pytest.param("bob", "\uff42\uff4f\uff42", True, id="full-width"),
+    pytest.param("bob", "\u2003bob\u00a0", True, id="unicode-spaces"),
+    pytest.param("josé", "jose\u0301", True, id="combining-accent"),
+    pytest.param("\ufb01ona", "fiona", True, id="ligature"),
+    pytest.param("bob", "BOB", False, id="case"),
+]
+
+
+@pytest.mark.parametrize(("account", "spelling", "signs_in"), SPELLINGS)
+@pytest.mark.parametrize("failed_as", ["account", "spelling"])
+def test_no_spelling_of_a_throttled_username_walks_around_the_throttle(
+    client, make_user, account, spelling, signs_in, failed_as
+):
+    make_user(account)
+    failing, trying = (account, spelling) if failed_as == "account" else (spelling, account)
+    if signs_in:  # the spelling is a real way in: the throttle must see it as the account
+        assert attempt(Client(), spelling, PASSWORD).status_code == 302
+
+    fail(client, failing, LIMIT)
+
+    assert attempt(client, trying, PASSWORD, address="203.0.113.9").status_code == 429
+    assert signed_in_as(client) is None
+
+
+def test_signing_in_with_another_spelling_clears_the_accounts_failures(client, bob):
+    fail(client, "bob", LIMIT - 1)
+
+    assert attempt(client, "\uff42\uff4f\uff42 ", PASSWORD).status_code == 302
+    client.logout()
+    fail(client, "bob", LIMIT - 1)
+
+    assert attempt(client, "bob", PASSWORD).status_code == 302
+
+
 def test_other_usernames_are_not_throttled_by_one_users_failures(client, alice, bob):
     fail(client, "alice", LIMIT)
 
@@ -109,6 +151,76 @@ def test_an_address_guessing_many_usernames_is_throttled(client, settings, alice
 
     assert attempt(client, "alice", PASSWORD, address="192.0.2.1").status_code == 429
     assert attempt(client, "alice", PASSWORD, address="192.0.2.2").status_code == 302
+
+
+def test_a_forged_x_forwarded_for_does_not_change_the_counted_address(client, settings, alice):
+    settings.LOGIN_THROTTLE_ADDRESS_FAILURES = 3
+    for n in range(3):
+        client.post(
+            SITE_LOGIN,
+            {"username": f"guess{n}", "password": "x"},
+            REMOTE_ADDR="198.51.100.7",
+            HTTP_X_FORWARDED_FOR=f"203.0.113.{n}",
+        )
+
+    forged = client.post(
+        SITE_LOGIN,
+        {"username": "alice", "password": PASSWORD},
+        REMOTE_ADDR="198.51.100.7",
+        HTTP_X_FORWARDED_FOR="192.0.2.99",
+    )
+
+    assert forged.status_code == 429
+
+
+@pytest.mark.parametrize(
+    ("forwarded_for", "counted_as"),
+    [
+        ("203.0.113.5", "203.0.113.5"),
+        ("192.0.2.1, 203.0.113.5", "203.0.113.5"),  # what the client sent comes first
+        ("203.0.113.5, 10.0.0.2", "203.0.113.5"),  # a second trusted proxy is skipped
+    ],
+)
+def test_a_trusted_proxys_x_forwarded_for_names_the_client(
+    client, settings, alice, forwarded_for, counted_as
+):
+    settings.CHAT_TRUSTED_PROXIES = ["10.0.0.0/24"]
+    settings.LOGIN_THROTTLE_ADDRESS_FAILURES = 3
+    for n in range(3):
+        client.post(
+            SITE_LOGIN,
+            {"username": f"guess{n}", "password": "x"},
+            REMOTE_ADDR="10.0.0.1",
+            HTTP_X_FORWARDED_FOR=forwarded_for,
+        )
+
+    def login_from(address: str) -> int:
+        return (
+            Client()
+            .post(
+                SITE_LOGIN,
+                {"username": "alice", "password": PASSWORD},
+                REMOTE_ADDR="10.0.0.1",
+                HTTP_X_FORWARDED_FOR=address,
+            )
+            .status_code
+        )
+
+    assert login_from(counted_as) == 429
+    assert login_from("203.0.113.77") == 302  # another client behind the same proxy
+
+
+def test_daphne_is_deployed_without_trusting_proxy_headers_or_naming_itself():
+    """deploy/supervisord.conf's daphne must not take X-Forwarded-For from anyone, nor send
+    `Server: daphne`."""
+    conf = (Path(__file__).resolve().parent.parent / "deploy" / "supervisord.conf").read_text()
+    command = next(line for line in conf.splitlines() if line.startswith("command="))
+    argv = shlex.split(command.removeprefix("command="))[1:]
+
+    args = CommandLineInterface().parser.parse_args(argv)
+
+    assert args.proxy_headers is False
+    assert args.server_name == ""
 
 
 def test_a_successful_login_clears_the_usernames_failures(client, alice):

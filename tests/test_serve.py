@@ -39,6 +39,7 @@ async def post_and_hear(port: int, cookie: str) -> set[str]:
         additional_headers={"Cookie": f"sessionid={cookie}"},
         open_timeout=10,
     ) as ws:
+        assert "Server" not in ws.response.headers  # --no-server-name
         await ws.send(json.dumps({"type": "join", "room": "general"}))
         frame = {"type": "send", "room": "general", "body": "hi", "client_id": "1"}
         await ws.send(json.dumps(frame))
@@ -77,6 +78,7 @@ def test_make_serve_runs_workers_behind_supervisor(tmp_path: Path) -> None:
         wait_for_log(supervisor_log, "entered RUNNING state", WORKERS)
         with urllib.request.urlopen(f"{base}/chat/general/", timeout=10) as page:
             html = page.read().decode()
+            assert page.headers["Server"] is None  # daphne does not name itself
         # Debug is off: static URLs are hashed (manifest) and WhiteNoise serves them.
         script = html.split('src="', 2)[1].split('"')[0]
         assert script.startswith("/static/chat/sync.")

@@ -90,6 +90,46 @@ def test_every_room_slug_reaches_its_room_page_and_no_other_route(slug):
     assert resolve(reverse("chat:room", kwargs={"slug": slug})).url_name == "room"
 
 
+def create_room(client: Client, name: str, address: str = "198.51.100.7"):
+    return client.post("/rooms/new/", {"name": name}, REMOTE_ADDR=address)
+
+
+def test_room_creation_is_limited_per_user(settings, alice_client, make_user):
+    settings.CHAT_ROOM_CREATE_RATE_LIMIT = "2/3600"
+    made = [create_room(alice_client, f"Room {n}", address=f"203.0.113.{n}") for n in range(2)]
+
+    refused = create_room(alice_client, "One more", address="203.0.113.99")
+    other = Client()
+    other.force_login(make_user("carol"))
+
+    assert [r.status_code for r in made] == [302, 302]
+    assert refused.status_code == 429
+    assert 3500 <= int(refused["Retry-After"]) <= 3600
+    assert "Too many new rooms" in refused.content.decode()
+    assert not Room.objects.filter(name="One more").exists()
+    assert create_room(other, "Carols", address="192.0.2.1").status_code == 302
+
+
+def test_room_creation_is_limited_per_address(settings, make_user):
+    settings.CHAT_ROOM_CREATE_RATE_LIMIT = "2/3600"
+    clients = []
+    for n in range(3):
+        clients.append(Client())
+        clients[-1].force_login(make_user(f"sock{n}"))
+
+    replies = [create_room(c, f"Puppet {n}").status_code for n, c in enumerate(clients)]
+
+    assert replies == [302, 302, 429]
+    assert create_room(clients[2], "Elsewhere", address="192.0.2.1").status_code == 302
+
+
+def test_a_refused_room_form_does_not_count(settings, alice_client, general):
+    settings.CHAT_ROOM_CREATE_RATE_LIMIT = "1/3600"
+    assert create_room(alice_client, "General").status_code == 400  # taken
+
+    assert create_room(alice_client, "Fresh").status_code == 302
+
+
 def test_anonymous_visitors_cannot_create_rooms(client):
     response = client.post("/rooms/new/", {"name": "Sneaky"})
 
@@ -177,9 +217,11 @@ def test_signup_creates_the_account_and_signs_in(client):
     assert client.get("/").context["user"].username == "carol"
 
 
-def sign_up(client: Client, username: str):
-    return client.post(
-        "/accounts/signup/", {"username": username, "password1": PASSWORD, "password2": PASSWORD}
+def sign_up(username: str, address: str = "198.51.100.7"):
+    return Client().post(
+        "/accounts/signup/",
+        {"username": username, "password1": PASSWORD, "password2": PASSWORD},
+        REMOTE_ADDR=address,
     )
 
 
@@ -195,8 +237,8 @@ def sign_up(client: Client, username: str):
         ("x\u3164", "letters or digits you can see"),
     ],
 )
-def test_signup_refuses_usernames_that_could_pass_for_another(client, username, why):
-    response = sign_up(client, username)
+def test_signup_refuses_usernames_that_could_pass_for_another(username, why):
+    response = sign_up(username)
 
     assert response.status_code == 200
     assert why in response.content.decode()
@@ -207,9 +249,24 @@ def test_signup_refuses_usernames_that_could_pass_for_another(client, username, 
     "username",
     ["j\u00fcrgen", "\u0438\u0432\u0430\u043d", "\u305f\u306a\u304b\u592a\u90ce", "ann_2"],
 )
-def test_signup_accepts_names_in_one_script(client, username):
-    assert sign_up(client, username).status_code == 302
+def test_signup_accepts_names_in_one_script(username):
+    assert sign_up(username).status_code == 302
     assert get_user_model().objects.filter(username=username).exists()
+
+
+def test_signups_are_limited_per_address(settings):
+    settings.CHAT_SIGNUP_RATE_LIMIT = "2/3600"
+    made = [sign_up(f"new{n}").status_code for n in range(2)]
+
+    refused = sign_up("one-more")
+
+    assert made == [302, 302]
+    assert refused.status_code == 429
+    assert 3500 <= int(refused["Retry-After"]) <= 3600
+    assert "Too many sign-ups" in refused.content.decode()
+    assert not get_user_model().objects.filter(username="one-more").exists()
+    assert sign_up("elsewhere", address="192.0.2.1").status_code == 302
+    assert Client().get("/accounts/signup/", REMOTE_ADDR="198.51.100.7").status_code == 200
 
 
 def test_signup_applies_djangos_password_validators(client):
