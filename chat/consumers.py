@@ -54,9 +54,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            if self.address_counted:
-                self.address_counted = False
-                await self.limits.socket_closed(self.limit_key, self.socket_id)
             if not self.ended:
                 self.ended = True
                 try:
@@ -138,6 +135,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             steps.append((self.fanout.discard(group, self), "the user's group"))
             steps.append(
                 (self.limits.socket_closed(self.user.pk, self.socket_id), "the socket cap")
+            )
+        if self.address_counted:
+            self.address_counted = False
+            steps.append(
+                (self.limits.socket_closed(self.limit_key, self.socket_id), "the address's cap")
             )
         cleanup = asyncio.gather(*(self._cleanup(step, what) for step, what in steps))
         await asyncio.shield(cleanup)
