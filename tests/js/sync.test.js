@@ -996,6 +996,19 @@ describe("dead connection", () => {
     assert.equal(h.sentOf("ping").length, 1, "sending the ping resets the keepalive");
   });
 
+  test("ping() asks at once, once, and only while connected (the page calls it on `online`)", () => {
+    const h = harness();
+    h.client.watch(ROOM, 5);
+    h.client.ping();
+    assert.deepEqual(h.sent, [], "not while disconnected");
+    joinedAt(h, 5);
+    h.client.ping();
+    h.client.ping();
+    assert.equal(h.sentOf("ping").length, 1, "one ping outstanding at a time");
+    h.advance(pongTimeoutMs + 1);
+    assert.equal(h.client.tick(), "reconnect");
+  });
+
   test("a sent frame postpones the keepalive ping", () => {
     const h = harness();
     joinedAt(h, 5);

@@ -186,6 +186,14 @@
       for (const item of this.outbox.values()) item.sentAt = null;
     }
 
+    // Ask the server for proof of life (one ping outstanding at a time); tick() reconnects
+    // if no frame answers within pongTimeoutMs.
+    ping() {
+      if (!this.open || this.pingSentAt !== null) return;
+      this.pingSentAt = this.now();
+      this.sendFrame({ type: "ping", ref: this.nextRef() });
+    }
+
     // Called every second or so. Returns "reconnect" when the connection is dead.
     tick() {
       const now = this.now();
@@ -195,10 +203,7 @@
         }
         const quiet = now - this.lastHeardAt > this.options.pingAfterMs;
         const idle = now - this.lastSentAt > this.options.keepaliveMs;
-        if (this.pingSentAt === null && (quiet || idle)) {
-          this.pingSentAt = now;
-          this.sendFrame({ type: "ping", ref: this.nextRef() });
-        }
+        if (quiet || idle) this.ping();
         for (const [room, state] of this.rooms) {
           if (state.retryJoinAt !== null && now >= state.retryJoinAt) this.join(room, state);
           this.checkEchoes(room, state, now);
