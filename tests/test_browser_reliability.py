@@ -185,3 +185,56 @@ def test_a_message_never_acked_is_marked_not_sent_and_retry_delivers_it_once(
     expect_status(alice, "Connected")
     assert stored_count(site, body) == 1
     assert len(dropped) == FAST_OUTBOX["maxTries"]
+
+
+def test_the_status_returns_to_connected_when_the_socket_survives_a_short_network_drop(
+    browser: Browser,
+    restartable_site: RestartableSite,  # noqa: F811
+    pages: dict[str, Page],
+) -> None:
+    """The network drops for a second while bob keeps posting; alice's socket survives it.
+
+    Playwright's `set_offline` flips `navigator.onLine` and fires `offline`/`online`, so the
+    pill says Offline, but Chromium keeps an open WebSocket open (its frames wait for the
+    network; alice opens one socket only). Frames arriving on that socket must bring the
+    pill back to Connected (it used to say Offline until a reconnect that never came), and
+    every message is shown once."""
+    site = restartable_site
+    alice = pages["alice"] = new_page(browser)
+    sockets: list[str] = []
+    alice.on("websocket", lambda socket: sockets.append(socket.url))
+    sign_in(alice, site, "alice")
+    bob = pages["bob"] = sign_in_to_general(browser, site, "bob")
+
+    alice.context.set_offline(True)
+    expect_status(alice, "Offline")
+    post(bob, "during the drop")
+    alice.wait_for_timeout(1000)
+    alice.context.set_offline(False)
+    for n in range(3):
+        post(bob, f"after the drop {n}")
+    expect_status(alice, "Connected", timeout=5000)
+    for body in ["during the drop", "after the drop 0", "after the drop 1", "after the drop 2"]:
+        expect_message_once(alice, "bob", body)
+    assert sockets == [site.ws_url], "the socket survived: no reconnect restored the status"
+
+
+def test_the_status_returns_to_connected_after_a_short_drop_in_a_quiet_room(
+    browser: Browser,
+    restartable_site: RestartableSite,  # noqa: F811
+    pages: dict[str, Page],
+) -> None:
+    """Nobody posts, so no frame would come for 25 s: on `online` the page pings its
+    surviving socket at once, and the pong brings the pill back to Connected."""
+    alice = pages["alice"] = new_page(browser)
+    sent: list[str] = []
+    alice.on("websocket", lambda socket: socket.on("framesent", lambda frame: sent.append(frame)))
+    sign_in(alice, restartable_site, "alice")
+    alice.wait_for_timeout(2500)  # let the page's `read` of the room come and go
+    sent.clear()
+    alice.context.set_offline(True)
+    expect_status(alice, "Offline")
+    alice.wait_for_timeout(1000)
+    alice.context.set_offline(False)
+    expect_status(alice, "Connected", timeout=3000)
+    assert [json.loads(frame)["type"] for frame in sent] == ["ping"]

@@ -364,6 +364,134 @@ describe("pong", () => {
     h.client.receive({ type: "pong", rooms: { [ROOM]: 7 } });
     assert.equal(h.sentOf("join").length, 1);
   });
+
+  test("an unasked pong (no ref: the server regained its channel layer) resyncs a room behind", () => {
+    const h = harness();
+    joinedAt(h, 5);
+    h.client.receive({ type: "pong", rooms: { [ROOM]: 9 } });
+    const joins = h.sentOf("join");
+    assert.equal(joins.length, 1);
+    assert.equal(joins[0].room, ROOM);
+    assert.equal(joins[0].since, 5);
+    assert.equal(h.client.tick(), null, "no ping was outstanding: nothing to be confused by");
+  });
+});
+
+// --- Echo check -----------------------------------------------------------------------------
+
+describe("echo check", () => {
+  const { echoTimeoutMs } = DEFAULTS;
+
+  // Send `body` as `clientId` in ROOM and receive its ack at `seq`; then forget the frames.
+  function sentAndAcked(h, clientId, seq) {
+    h.client.submit(ROOM, `body of ${clientId}`, clientId);
+    h.client.receive({ type: "ack", room: ROOM, client_id: clientId, id: 1000 + seq, seq });
+    h.forget();
+  }
+
+  test("an acked send whose broadcast never comes resyncs the room after echoTimeoutMs", () => {
+    const h = harness();
+    joinedAt(h, 5);
+    sentAndAcked(h, "cid-1", 6);
+    h.advance(echoTimeoutMs);
+    h.client.tick();
+    assert.deepEqual(h.sentOf("join"), [], "not at exactly echoTimeoutMs");
+    h.advance(1);
+    h.client.tick();
+    const joins = h.sentOf("join");
+    assert.equal(joins.length, 1);
+    assert.equal(joins[0].room, ROOM);
+    assert.equal(joins[0].since, 5);
+  });
+
+  test("the resync that brings the message ends the check: no second resync", () => {
+    const h = harness();
+    joinedAt(h, 5);
+    sentAndAcked(h, "cid-1", 6);
+    h.advance(echoTimeoutMs + 1);
+    h.client.tick();
+    h.client.receive(joinedFrame([msg(6, { clientId: "cid-1" })], { lastSeq: 6 }));
+    assert.deepEqual(h.shownSeqs(), [6]);
+    for (let i = 0; i < 5; i += 1) {
+      h.advance(echoTimeoutMs + 1);
+      h.client.tick();
+    }
+    assert.equal(h.sentOf("join").length, 1);
+    assert.equal(h.client.rooms.get(ROOM).echoes.size, 0);
+  });
+
+  test("no resync when the broadcast comes after the ack", () => {
+    const h = harness();
+    joinedAt(h, 5);
+    sentAndAcked(h, "cid-1", 6);
+    h.advance(echoTimeoutMs / 2);
+    h.client.receive(messageFrame(6, { clientId: "cid-1" }));
+    h.advance(echoTimeoutMs);
+    h.client.tick();
+    assert.deepEqual(h.sentOf("join"), []);
+    assert.equal(h.client.rooms.get(ROOM).echoes.size, 0);
+  });
+
+  test("no resync when the broadcast came before the ack", () => {
+    const h = harness();
+    joinedAt(h, 5);
+    h.client.submit(ROOM, "hello", "cid-1");
+    h.client.receive(messageFrame(6, { clientId: "cid-1" }));
+    h.client.receive({ type: "ack", room: ROOM, client_id: "cid-1", id: 1006, seq: 6 });
+    h.forget();
+    h.advance(echoTimeoutMs + 1);
+    h.client.tick();
+    assert.deepEqual(h.sentOf("join"), []);
+  });
+
+  test("no resync when a replay (here after a gap) covered the message", () => {
+    const h = harness();
+    joinedAt(h, 5);
+    sentAndAcked(h, "cid-1", 7);
+    h.client.receive(messageFrame(8)); // 6 and 7 are missing: a gap resync
+    assert.equal(h.sentOf("join").length, 1);
+    h.client.receive(joinedFrame([msg(6), msg(7, { clientId: "cid-1" }), msg(8)], { lastSeq: 8 }));
+    h.advance(echoTimeoutMs + 1);
+    h.client.tick();
+    assert.equal(h.sentOf("join").length, 1, "only the gap's resync");
+  });
+
+  test("many acked sends without broadcasts give one resync of the room", () => {
+    const h = harness();
+    joinedAll(h, { [ROOM]: 5, [OTHER]: 2 });
+    for (let seq = 6; seq <= 25; seq += 1) {
+      sentAndAcked(h, `cid-${seq}`, seq);
+      h.advance(100);
+      h.client.tick();
+    }
+    h.advance(echoTimeoutMs);
+    h.client.tick();
+    h.advance(echoTimeoutMs);
+    h.client.tick();
+    const joins = h.sentOf("join");
+    assert.deepEqual(
+      joins.map((frame) => [frame.room, frame.since]),
+      [[ROOM, 5]],
+      "one join for the room, none for the other room"
+    );
+    h.client.receive(joinedFrame(seqs(6, 25), { lastSeq: 25 }));
+    h.advance(echoTimeoutMs + 1);
+    h.client.tick();
+    assert.equal(h.sentOf("join").length, 1);
+  });
+
+  test("a disconnect drops the check: the rejoin resyncs, and no extra join follows", () => {
+    const h = harness();
+    joinedAt(h, 5);
+    sentAndAcked(h, "cid-1", 6);
+    h.client.disconnected();
+    h.client.connected();
+    assert.equal(h.sentOf("join").length, 1);
+    h.advance(echoTimeoutMs + 1);
+    h.client.tick();
+    assert.equal(h.sentOf("join").length, 1, "the rejoin is still in flight");
+    assert.equal(h.client.rooms.get(ROOM).echoes.size, 0);
+  });
 });
 
 // --- Outbox ---------------------------------------------------------------------------------
@@ -866,6 +994,19 @@ describe("dead connection", () => {
     h.client.receive({ type: "typing", room: ROOM, user: "bob" });
     h.client.tick();
     assert.equal(h.sentOf("ping").length, 1, "sending the ping resets the keepalive");
+  });
+
+  test("ping() asks at once, once, and only while connected (the page calls it on `online`)", () => {
+    const h = harness();
+    h.client.watch(ROOM, 5);
+    h.client.ping();
+    assert.deepEqual(h.sent, [], "not while disconnected");
+    joinedAt(h, 5);
+    h.client.ping();
+    h.client.ping();
+    assert.equal(h.sentOf("ping").length, 1, "one ping outstanding at a time");
+    h.advance(pongTimeoutMs + 1);
+    assert.equal(h.client.tick(), "reconnect");
   });
 
   test("a sent frame postpones the keepalive ping", () => {

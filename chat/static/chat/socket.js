@@ -1,6 +1,8 @@
 // One WebSocket per tab, kept open for a ChatSync client: reconnects with exponential backoff
 // and full jitter (0.5 s doubling to 15 s, so a restarted server is not stampeded), ticks the
-// client every second, and drops a connection the client finds dead (no pong).
+// client every second, and drops a connection the client finds dead (no pong). It owns the
+// status: any frame received on the open socket means connected, whatever the browser said
+// about the network meanwhile (a short drop can leave the socket alive).
 "use strict";
 
 (function (root) {
@@ -11,7 +13,12 @@
   // client: a ChatSync.ChatClient. onStatus(kind): "connecting" | "connected" |
   // "reconnecting" | "offline". Returns {send(frame) → bool, stop()}.
   function keepOpen(client, { onStatus = () => {} } = {}) {
-    const state = { socket: null, attempts: 0, timer: null, stopped: false };
+    const state = { socket: null, attempts: 0, timer: null, stopped: false, status: null };
+
+    function report(kind) {
+      state.status = kind;
+      onStatus(kind);
+    }
 
     function connect() {
       state.timer = null;
@@ -32,6 +39,7 @@
         } catch (e) {
           return;
         }
+        if (state.status !== "connected") report("connected");
         client.receive(frame);
       });
       socket.addEventListener("close", () => drop(socket));
@@ -43,7 +51,7 @@
       state.socket = null;
       client.disconnected();
       if (state.stopped) return;
-      onStatus(navigator.onLine === false ? "offline" : "reconnecting");
+      report(navigator.onLine === false ? "offline" : "reconnecting");
       const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** state.attempts);
       state.attempts += 1;
       clearTimeout(state.timer);
@@ -59,15 +67,22 @@
       }
     }, TICK_MS);
 
-    window.addEventListener("offline", () => onStatus("offline"));
+    window.addEventListener("offline", () => {
+      if (!state.stopped) report("offline");
+    });
     window.addEventListener("online", () => {
-      if (!state.socket && !state.stopped) {
+      if (state.stopped) return;
+      if (state.socket && state.socket.readyState === WebSocket.OPEN) {
+        // The socket may have survived the drop: ask now rather than after pingAfterMs of
+        // quiet. The pong brings the status back; no pong, and the tick reconnects.
+        client.ping();
+      } else if (!state.socket) {
         clearTimeout(state.timer);
         connect();
       }
     });
 
-    onStatus("connecting");
+    report("connecting");
     connect();
 
     return {

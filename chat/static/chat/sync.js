@@ -16,6 +16,7 @@
     joinRetryMs: 2000, // ask again this long after a join failed with server_error
     keepaliveMs: 300000, // ping at least this often even in a busy room: it keeps the
     // server's group memberships fresh (docs/reliability.md)
+    echoTimeoutMs: 3000, // an acked message of ours not broadcast back within this → resync
   };
   // Errors after which a resend might succeed; every other refusal is final for that message.
   const RETRYABLE = new Set(["server_error"]);
@@ -35,6 +36,7 @@
       this.syncing = false; // a `join` is in flight
       this.joinRef = null; // its ref, to match an error to it
       this.retryJoinAt = null; // when to ask again after a join failed with server_error
+      this.echoes = new Map(); // seq of an acked send of ours → when the ack came
     }
 
     // Record a message (a MSG object from a page, a replay or a broadcast) and say what
@@ -166,6 +168,7 @@
       this.pingSentAt = null;
       for (const [room, state] of this.rooms) {
         state.joined = false;
+        state.echoes.clear(); // the rejoin resyncs the room anyway
         this.join(room, state);
       }
     }
@@ -177,9 +180,18 @@
         state.joined = false;
         state.syncing = false;
         state.retryJoinAt = null;
+        state.echoes.clear();
       }
       // Whatever was in flight is resent, with the same client_id, once the room is joined.
       for (const item of this.outbox.values()) item.sentAt = null;
+    }
+
+    // Ask the server for proof of life (one ping outstanding at a time); tick() reconnects
+    // if no frame answers within pongTimeoutMs.
+    ping() {
+      if (!this.open || this.pingSentAt !== null) return;
+      this.pingSentAt = this.now();
+      this.sendFrame({ type: "ping", ref: this.nextRef() });
     }
 
     // Called every second or so. Returns "reconnect" when the connection is dead.
@@ -191,12 +203,10 @@
         }
         const quiet = now - this.lastHeardAt > this.options.pingAfterMs;
         const idle = now - this.lastSentAt > this.options.keepaliveMs;
-        if (this.pingSentAt === null && (quiet || idle)) {
-          this.pingSentAt = now;
-          this.sendFrame({ type: "ping", ref: this.nextRef() });
-        }
+        if (quiet || idle) this.ping();
         for (const [room, state] of this.rooms) {
           if (state.retryJoinAt !== null && now >= state.retryJoinAt) this.join(room, state);
+          this.checkEchoes(room, state, now);
         }
       }
       for (const item of this.outbox.values()) {
@@ -209,6 +219,19 @@
         }
       }
       return null;
+    }
+
+    // Our own acked sends must come back as broadcasts. Acks alone keep the connection
+    // looking alive (no ping), so a broken fan-out would otherwise go unnoticed: a send
+    // still unaccounted for after echoTimeoutMs resyncs the room (one join at a time).
+    checkEchoes(room, state, now) {
+      for (const [seq, since] of state.echoes) {
+        if (state.accounted(seq)) state.echoes.delete(seq);
+        else if (now - since > this.options.echoTimeoutMs) {
+          state.echoes.set(seq, now); // if this resync cannot bring it, try again later
+          this.resync(room);
+        }
+      }
     }
 
     // --- Frames from the server ------------------------------------------------------------
@@ -397,6 +420,10 @@
       }
     },
     ack(frame) {
+      const state = this.rooms.get(frame.room);
+      if (state && typeof frame.seq === "number" && !state.accounted(frame.seq) && !state.echoes.has(frame.seq)) {
+        state.echoes.set(frame.seq, this.now());
+      }
       const item = this.outbox.get(frame.client_id);
       if (!item) return;
       this.outbox.delete(frame.client_id);
