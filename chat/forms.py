@@ -15,6 +15,8 @@ class SignupForm(UserCreationForm):
 
     def clean_username(self) -> str:
         username = super().clean_username()
+        if username is None:  # taken: Django's form already said so
+            return username
         problem = visible_text.username_problem(username)
         if problem:
             raise forms.ValidationError(problem, code="lookalike")

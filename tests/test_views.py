@@ -269,6 +269,15 @@ def test_signups_are_limited_per_address(settings):
     assert Client().get("/accounts/signup/", REMOTE_ADDR="198.51.100.7").status_code == 200
 
 
+@pytest.mark.parametrize("taken", ["alice", "ALICE"])
+def test_signup_with_a_taken_username_says_so(alice, taken):
+    response = sign_up(taken)
+
+    assert response.status_code == 200
+    assert "already exists" in response.content.decode()
+    assert get_user_model().objects.filter(username__iexact="alice").count() == 1
+
+
 def test_signup_applies_djangos_password_validators(client):
     response = client.post(
         "/accounts/signup/", {"username": "dave", "password1": "123", "password2": "123"}
