@@ -7,16 +7,49 @@ username (or from that address) wait until the window ends. Usernames are hashed
 key, so any text a client posts makes a valid key.
 """
 
+import functools
 import hashlib
 import math
 import time
 import unicodedata
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.cache import cache
 
 from .limits import parse_rate
+from .outages import Outage
+
+Result = TypeVar("Result")
+
+_cache_outage = Outage("the throttles' cache (Redis); logins and sign-ups are not throttled")
+_cache_retry_at = 0.0  # while the cache is away, ask it again only from then on
+
+
+def degrades_to(default: Any) -> Callable[[Callable[..., Result]], Callable[..., Result]]:
+    """A throttle whose cache fails (Redis away) lets the request through, logged once per
+    outage, and skips the cache for a moment rather than make every login wait on it:
+    a throttle guards against abuse and must not lock everyone out with it."""
+
+    def wrap(function: Callable[..., Result]) -> Callable[..., Result]:
+        @functools.wraps(function)
+        def guarded(**kwargs: Any) -> Result:
+            global _cache_retry_at
+            if time.monotonic() < _cache_retry_at:
+                return default
+            try:
+                result = function(**kwargs)
+            except Exception as error:
+                _cache_retry_at = time.monotonic() + _cache_outage.failed(error)
+                return default
+            _cache_outage.recovered()
+            return result
+
+        return guarded
+
+    return wrap
 
 
 def login_username(posted: str) -> str:
@@ -43,6 +76,7 @@ def _counters(*, username: str, address: str) -> list[tuple[str, str, int]]:
     return counters
 
 
+@degrades_to(None)
 def login_retry_after(*, username: str, address: str) -> int | None:
     """Seconds until a login for `username` from `address` may be tried, or None if now."""
     now = time.time()
@@ -56,6 +90,7 @@ def login_retry_after(*, username: str, address: str) -> int | None:
     return max(waits, default=None)
 
 
+@degrades_to(None)
 def login_failed(*, username: str, address: str) -> None:
     """Count a failed login against its username and its address."""
     window = settings.LOGIN_THROTTLE_WINDOW
@@ -70,12 +105,14 @@ def login_failed(*, username: str, address: str) -> None:
             cache.set(count_key, 1, window)
 
 
+@degrades_to(None)
 def login_succeeded(*, username: str) -> None:
     """Forget the username's failures (not the address's: one's own account must not reset
     the count of an address that is guessing others' passwords)."""
     cache.delete_many(_keys("username", username))
 
 
+@degrades_to(None)
 def action_retry_after(*, kind: str, keys: list[str], limit: str) -> int | None:
     """Seconds until another `kind` action (a sign-up, a new room) is allowed for every one of
     `keys` (the user, the address) under `limit` ("5/3600": 5 per hour; "off"), or None."""
@@ -93,6 +130,7 @@ def action_retry_after(*, kind: str, keys: list[str], limit: str) -> int | None:
     return max(waits, default=None)
 
 
+@degrades_to(None)
 def action_done(*, kind: str, keys: list[str], limit: str) -> None:
     """Count one `kind` action against each of `keys`, in windows of `limit`'s seconds."""
     rate = parse_rate(limit)

@@ -2,6 +2,7 @@
 up applies Django's password validators."""
 
 import shlex
+import socket
 import time
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.test import Client
 
+from chat import throttle
+from chat.outages import Outage
 from tests.conftest import PASSWORD
 from tests.redis_service import redis_url
 
@@ -357,3 +360,51 @@ def test_signup_rejects_an_all_numeric_password(client):
     assert response.status_code == 200
     assert "entirely numeric" in response.content.decode()
     assert not get_user_model().objects.filter(username="erin").exists()
+
+
+@pytest.fixture
+def cache_away(settings, monkeypatch) -> None:
+    """The throttles' cache is a Redis that does not answer (nothing listens on its port)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # free, and closed again: connections are refused
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{port}/0",
+        }
+    }
+    monkeypatch.setattr(throttle, "_cache_outage", Outage("the throttles' cache"))
+    monkeypatch.setattr(throttle, "_cache_retry_at", 0.0)
+
+
+@pytest.mark.usefixtures("cache_away")
+@pytest.mark.parametrize(
+    ("url", "form", "statuses"),
+    [
+        (SITE_LOGIN, {"username": "alice", "password": PASSWORD}, [302, 302]),  # signed in
+        (SITE_LOGIN, {"username": "alice", "password": "wrong"}, [200, 200]),  # the form again
+        (ADMIN_LOGIN, {"username": "moderator", "password": PASSWORD}, [302, 302]),
+        (
+            "/accounts/signup/",
+            {"username": "newbie", "password1": PASSWORD, "password2": PASSWORD},
+            [302, 200],  # a new account, then "already exists"
+        ),
+    ],
+)
+def test_the_forms_work_unthrottled_while_the_cache_is_away_and_say_so_once(
+    client, alice, staff, caplog, url, form, statuses
+):
+    replies = [client.post(url, form, REMOTE_ADDR="198.51.100.7").status_code for _ in statuses]
+
+    assert replies == statuses  # not 500
+    lost = [r for r in caplog.records if r.getMessage().startswith("Lost the throttles' cache")]
+    assert len(lost) == 1
+
+
+def test_room_creation_works_while_the_cache_is_away(client, alice, cache_away):
+    client.force_login(alice)
+
+    response = client.post("/rooms/new/", {"name": "Still works"})
+
+    assert response.status_code == 302
