@@ -24,7 +24,7 @@ from .errors import ChatError, ErrorCode
 from .fanout import fanout_for, run_eagerly
 from .group_commit import writer_for_loop
 from .models import Room
-from .presence import GUEST, guests_changed, presence_for_loop
+from .presence import GUEST, guests_changed, presence_changed, presence_for_loop
 from .publisher import publish
 
 logger = logging.getLogger(__name__)
@@ -206,7 +206,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if not self.user.is_authenticated:
                 guests_changed(room.pk, room.slug)
             elif first:
-                await self._announce_presence(room, online=True)
+                self._announce_presence(room, online=True)
         page = await database_sync_to_async(selectors.messages_for_join)(
             room=room, since=request.since
         )
@@ -454,17 +454,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not self.user.is_authenticated:
             guests_changed(joined.room.pk, joined.room.slug)
         elif last and announce:
-            await self._announce_presence(joined.room, online=False)
+            self._announce_presence(joined.room, online=False)
 
     def _presence_name(self) -> str:
         """Signed-in users are listed by name; anonymous readers are counted as guests."""
         return self.user.get_username() if self.user.is_authenticated else GUEST
 
-    async def _announce_presence(self, room: Room, *, online: bool) -> None:
-        frame = events.presence_frame(
-            room_slug=room.slug, username=self.user.get_username(), online=online
-        )
-        publish(*events.room_broadcast(room.pk, frame))
+    def _announce_presence(self, room: Room, *, online: bool) -> None:
+        presence_changed(room.pk, room.slug, self.user.get_username(), online=online)
 
 
 def _too_big(text: str) -> bool:

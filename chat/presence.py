@@ -22,7 +22,6 @@ import weakref
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
-from channels.layers import get_channel_layer
 from django.conf import settings
 
 from . import events
@@ -36,6 +35,7 @@ OfflineCallback = Callable[[int, str, str], Awaitable[None]]
 
 GUEST = "\x00guest"  # the registry's name for anonymous sockets (no username has a NUL)
 GUESTS_EVERY = 1.0  # seconds: at most one guest-count broadcast per room per process
+PRESENCE_EVERY = 1.0  # seconds: a room's presence changes within this go out together
 
 
 class LocalPresence:
@@ -277,11 +277,53 @@ def guests_changed(room_id: int, room_slug: str) -> None:
     pending[room_id] = loop.create_task(send_count())
 
 
+# Per event loop: room id → user → (online before this window, online now), for the rooms
+# whose presence changed within the last PRESENCE_EVERY seconds.
+Window = dict[str, tuple[bool, bool]]
+_presence_windows: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, Window]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def presence_changed(room_id: int, room_slug: str, username: str, *, online: bool) -> None:
+    """Tell the room a user came or went: at once if its presence has been quiet for
+    PRESENCE_EVERY seconds, else at the end of that window, once per user and only if their
+    state changed over it. So someone joining a quiet room shows at once, while join/leave
+    churn costs each listener at most one frame per churning user per second, not two per
+    join (540 join+leave pairs once pushed 1,080 frames to everyone)."""
+    loop = asyncio.get_running_loop()
+    windows = _presence_windows.setdefault(loop, {})
+    window = windows.get(room_id)
+    if window is None:
+        windows[room_id] = {}
+        _announce(room_id, room_slug, username, online=online)
+        loop.call_later(PRESENCE_EVERY, _close_window, windows, room_id, room_slug)
+        return
+    before = window[username][0] if username in window else not online
+    window[username] = (before, online)
+
+
+def _close_window(
+    windows: dict[int, dict[str, tuple[bool, bool]]], room_id: int, slug: str
+) -> None:
+    """Send the net changes of a room's window; while there were any, open the next one."""
+    window = windows.pop(room_id, {})
+    changed = [(user, now) for user, (before, now) in window.items() if before != now]
+    for username, online in changed:
+        _announce(room_id, slug, username, online=online)
+    if changed:
+        windows[room_id] = {}
+        asyncio.get_running_loop().call_later(PRESENCE_EVERY, _close_window, windows, room_id, slug)
+
+
+def _announce(room_id: int, room_slug: str, username: str, *, online: bool) -> None:
+    frame = events.presence_frame(room_slug=room_slug, username=username, online=online)
+    publish(*events.room_broadcast(room_id, frame))
+
+
 async def _announce_offline(room_id: int, room_slug: str, username: str) -> None:
     """A sweep found a user gone with their dead worker: tell the room."""
     if username == GUEST:
         guests_changed(room_id, room_slug)
-        return
-    frame = events.presence_frame(room_slug=room_slug, username=username, online=False)
-    group, event = events.room_broadcast(room_id, frame)
-    await get_channel_layer().group_send(group, event)
+    else:
+        presence_changed(room_id, room_slug, username, online=False)

@@ -3,8 +3,9 @@
 import asyncio
 
 import pytest
+from channels.db import database_sync_to_async
 
-from chat.presence import LocalPresence, RedisPresence
+from chat.presence import PRESENCE_EVERY, LocalPresence, RedisPresence
 from tests.redis_service import two_workers
 
 
@@ -78,3 +79,34 @@ async def test_the_heartbeat_keeps_live_sockets_past_the_ttl(redis_registries):
 
     assert await worker.online(room_id=1) == ["alice"]
     assert await worker.sweep() == []
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_join_and_leave_churn_reaches_listeners_as_one_net_change_per_user_per_second(
+    connect, settings, alice, bob, make_user, general
+):
+    settings.CHAT_JOIN_RATE_LIMIT = "off"
+    carol = await database_sync_to_async(make_user)("carol")
+    listener = await connect(bob)
+    await listener.join("general")
+    assert (await listener.expect("presence"))["user"] == "bob"  # himself
+    await asyncio.sleep(PRESENCE_EVERY * 1.2)  # the window his arrival opened closes
+    churners = [await connect(alice), await connect(carol)]
+
+    await churners[0].join("general")  # a quiet room: announced at once
+    first = await listener.poll(PRESENCE_EVERY / 2)
+    for _ in range(30):
+        for churner in churners:
+            await churner.join("general")
+            await churner.request({"type": "leave", "room": "general"})
+    await churners[1].join("general")  # carol stays; alice has left
+
+    heard = [first]
+    while (frame := await listener.poll(PRESENCE_EVERY * 1.5)) is not None:
+        heard.append(frame)
+    assert first == {"type": "presence", "room": "general", "user": "alice", "online": True}
+    presence = [(f["user"], f["online"]) for f in heard if f["type"] == "presence"]
+    assert len(presence) <= 4  # not 122: at most one per user per window after the first
+    last = {user: online for user, online in presence}
+    assert last == {"alice": False, "carol": True}
+    assert (await listener.join("general"))["online"] == ["bob", "carol"]
