@@ -47,7 +47,9 @@ def test_services_and_limits_come_from_the_environment():
     assert shown["engine"] == "django.db.backends.postgresql"
     assert shown["db"] == "chat"
     assert shown["layer"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
-    assert shown["layer"]["CONFIG"]["hosts"] == ["redis://cache.internal:6379/1"]
+    [host] = shown["layer"]["CONFIG"]["hosts"]
+    assert host["address"] == "redis://cache.internal:6379/1"
+    assert host["socket_timeout"] > 5  # above channels-redis' blocking pop (chat/apps.py)
     assert shown["hosts"] == ["chat.example.com", "www.chat.example.com"]
     assert shown["max"] == 500
 
