@@ -1,6 +1,8 @@
 """Presence registries: in-process, and shared through Redis with a TTL heartbeat."""
 
 import asyncio
+import math
+import time
 
 import pytest
 from channels.db import database_sync_to_async
@@ -95,18 +97,22 @@ async def test_join_and_leave_churn_reaches_listeners_as_one_net_change_per_user
 
     await churners[0].join("general")  # a quiet room: announced at once
     first = await listener.poll(PRESENCE_EVERY / 2)
+    started = time.monotonic()
     for _ in range(30):
         for churner in churners:
             await churner.join("general")
             await churner.request({"type": "leave", "room": "general"})
     await churners[1].join("general")  # carol stays; alice has left
+    windows = math.ceil((time.monotonic() - started) / PRESENCE_EVERY) + 1
 
     heard = [first]
     while (frame := await listener.poll(PRESENCE_EVERY * 1.5)) is not None:
         heard.append(frame)
     assert first == {"type": "presence", "room": "general", "user": "alice", "online": True}
     presence = [(f["user"], f["online"]) for f in heard if f["type"] == "presence"]
-    assert len(presence) <= 4  # not 122: at most one per user per window after the first
+    # Not 122: the first at once, then at most one per user per window (a busy machine may
+    # stretch the churn over more than one window).
+    assert len(presence) <= 1 + 2 * windows < 20
     last = {user: online for user, online in presence}
     assert last == {"alice": False, "carol": True}
     assert (await listener.join("general"))["online"] == ["bob", "carol"]
