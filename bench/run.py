@@ -346,6 +346,9 @@ class Run:
             DJANGO_SECRET_KEY=self.secret_key,
             DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
             CHAT_RATE_LIMIT="off",
+            # The load generator is one address opening thousands of sockets that all join.
+            CHAT_JOIN_RATE_LIMIT="off",
+            CHAT_MAX_ANONYMOUS_SOCKETS_PER_ADDRESS="1000000",
             DATABASE_URL=database_url,
             PYTHONUNBUFFERED="1",
         )

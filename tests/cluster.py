@@ -130,6 +130,9 @@ def run_cluster(
         "DJANGO_SETTINGS_MODULE": "chatsite.settings",
         "CHAT_PRESENCE_TTL": str(PRESENCE_TTL),
         "CHAT_RATE_LIMIT": "off",
+        # A thousand test sockets come from one address, reconnecting and rejoining at will.
+        "CHAT_JOIN_RATE_LIMIT": "off",
+        "CHAT_MAX_ANONYMOUS_SOCKETS_PER_ADDRESS": "100000",
         "CHAT_MAX_SOCKETS_PER_USER": str(SOCKET_CAP),
         "PYTHONUNBUFFERED": "1",
     }

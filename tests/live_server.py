@@ -131,6 +131,10 @@ def _site_env(folder: Path) -> dict[str, str]:
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
             "DJANGO_SETTINGS_MODULE": "chatsite.settings",
             "CHAT_RATE_LIMIT": "off",  # the tests post hundreds of messages at once
+            # …and open, drop and rejoin sockets by the hundred, all from 127.0.0.1.
+            "CHAT_JOIN_RATE_LIMIT": "off",
+            "CHAT_HISTORY_RATE_LIMIT": "off",
+            "CHAT_MAX_ANONYMOUS_SOCKETS_PER_ADDRESS": "100000",
             "PYTHONUNBUFFERED": "1",
         }
     )
