@@ -11,11 +11,25 @@ cannot take everything, queue the rest and watch for writability. This module gi
 plain TCP connections the same behaviour. Anything unusual (TLS inside Twisted, data already
 queued, a closing connection, a send error) takes Twisted's own path unchanged, so ordering
 and error handling stay Twisted's.
+
+Relies on Twisted's write buffer: `dataBuffer[offset:]` plus `_tempDataLen` bytes in
+`_tempDataBuffer` are what is queued, and `_writeDisconnected` marks a half-closed
+connection; `check()` asserts they are all still there.
 """
 
 from twisted.internet import abstract, tcp
 
-_queued_write = abstract.FileDescriptor.write
+from .checks import require_attrs, require_params, require_source
+
+PATCH = "twisted_writes"
+# The fields the fast path reads; daphne_limits.unsent_bytes reads the first three too.
+BUFFER_FIELDS = ("dataBuffer", "offset", "_tempDataLen")
+STATE_FIELDS = ("connected", "disconnecting", "_writeDisconnected")
+
+# Truthy, so FileDescriptor.__init__ does not import (and so install) the global reactor.
+_NO_REACTOR = object()
+
+_queued_write = getattr(abstract.FileDescriptor, "write", None)
 
 
 def _write_now(self: abstract.FileDescriptor, data: bytes) -> None:
@@ -39,7 +53,63 @@ def _write_now(self: abstract.FileDescriptor, data: bytes) -> None:
     _queued_write(self, data)
 
 
+def check_buffer_fields(patch: str) -> None:
+    """A FileDescriptor still keeps its unsent bytes in BUFFER_FIELDS (set in `__init__`,
+    drained by `doWrite`), so reading them measures what is queued."""
+    unregistered = abstract.FileDescriptor(reactor=_NO_REACTOR)
+    require_attrs(
+        patch, "Twisted", unregistered, BUFFER_FIELDS, label="twisted FileDescriptor instance"
+    )
+    require_source(
+        patch,
+        "Twisted",
+        getattr(abstract.FileDescriptor, "doWrite", None),
+        [f"self.{name}" for name in BUFFER_FIELDS],
+        label="twisted.internet.abstract.FileDescriptor.doWrite",
+    )
+
+
+def check() -> None:
+    """Fail loudly unless Twisted still has every internal `_write_now` relies on."""
+    write = getattr(abstract.FileDescriptor, "write", None)
+    if write is _write_now:  # installed: check what it wraps
+        write = _queued_write
+    require_params(
+        PATCH,
+        "Twisted",
+        write,
+        ["self", "data"],
+        label="twisted.internet.abstract.FileDescriptor.write",
+    )
+    require_source(
+        PATCH,
+        "Twisted",
+        write,
+        ["self._tempDataLen", "self.startWriting()"],
+        label="twisted.internet.abstract.FileDescriptor.write",
+    )
+    require_params(
+        PATCH,
+        "Twisted",
+        getattr(tcp.Connection, "writeSomeData", None),
+        ["self", "data"],
+        label="twisted.internet.tcp.Connection.writeSomeData",
+    )
+    require_attrs(
+        PATCH, "Twisted", tcp.Connection, ["TLS"], label="twisted.internet.tcp.Connection"
+    )
+    check_buffer_fields(PATCH)
+    require_attrs(
+        PATCH,
+        "Twisted",
+        abstract.FileDescriptor,
+        STATE_FIELDS,
+        label="twisted.internet.abstract.FileDescriptor",
+    )
+
+
 def install() -> None:
-    """Patch Twisted's FileDescriptor.write (idempotent)."""
+    """Check, then patch Twisted's FileDescriptor.write (idempotent)."""
+    check()
     if abstract.FileDescriptor.write is not _write_now:
         abstract.FileDescriptor.write = _write_now
