@@ -11,13 +11,14 @@ simply happens before returning.
 
 import asyncio
 import logging
-import os
 import time
 import weakref
 from typing import Any
 
-from asgiref.sync import SyncToAsync, async_to_sync
+from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+
+from chatsite.patches.asgiref_loop import event_loop_of_this_thread
 
 from .outages import Outage
 
@@ -43,19 +44,11 @@ def publish(group: str, event: dict[str, Any]) -> None:
     if running is not None:
         _enqueue(running, group, event)
         return
-    loop = _event_loop_of_this_thread()
+    loop = event_loop_of_this_thread()
     if loop is None:
         async_to_sync(get_channel_layer().group_send)(group, event)
     else:
         loop.call_soon_threadsafe(_enqueue, loop, group, event)
-
-
-def _event_loop_of_this_thread() -> asyncio.AbstractEventLoop | None:
-    """The running loop that this worker thread serves (as asgiref records it), if any."""
-    if getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) != os.getpid():
-        return None
-    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
-    return loop if loop is not None and loop.is_running() else None
 
 
 def _enqueue(loop: asyncio.AbstractEventLoop, group: str, event: dict[str, Any]) -> None:

@@ -15,13 +15,10 @@ from django.conf import settings  # noqa: E402
 from chat.origins import SameOriginValidator  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 from chat.transport import RawSendMiddleware  # noqa: E402
-from chatsite import daphne_limits, daphne_writes  # noqa: E402
+from chatsite import patches  # noqa: E402
 
-daphne_writes.install()
-daphne_limits.install(
-    max_buffer_bytes=settings.CHAT_SOCKET_MAX_BUFFER_BYTES,
-    max_queued_frames=settings.CHAT_SOCKET_MAX_QUEUED_FRAMES,
-)
+# Fails at startup, naming the internal, if an upgraded library moved one (chatsite/patches).
+patches.install_all(settings)
 
 application = ProtocolTypeRouter(
     {

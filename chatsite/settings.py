@@ -262,10 +262,10 @@ CHAT_ACK_WAITS_FOR_FANOUT = 2.0
 # Frames queued for a socket whose transport makes sends wait (daphne's never do); past
 # this, that socket alone misses broadcasts, and its client resyncs.
 CHAT_SOCKET_BACKLOG = 256
-# What one socket may make daphne hold (chatsite/daphne_limits.py; docs/security.md, "Slow and
-# flooding clients"). MAX_BUFFER_BYTES: bytes written to it and not yet read, past which the
-# server drops it (its client reconnects and resyncs); 1 MiB is some 3,000 typical message
-# frames. MAX_QUEUED_FRAMES: frames it sent that the consumer has not handled yet (or
+# What one socket may make daphne hold (chatsite/patches/daphne_limits.py; docs/security.md,
+# "Slow and flooding clients"). MAX_BUFFER_BYTES: bytes written to it and not yet read, past
+# which the server drops it (its client reconnects and resyncs); 1 MiB is some 3,000 typical
+# message frames. MAX_QUEUED_FRAMES: frames it sent that the consumer has not handled yet (or
 # MAX_BUFFER_BYTES of them), past which the server stops reading it until half are handled;
 # 64 lets a reconnecting tab rejoin all its rooms (at most 50) without a pause. 0: no limit.
 CHAT_SOCKET_MAX_BUFFER_BYTES = int(os.environ.get("CHAT_SOCKET_MAX_BUFFER_BYTES", str(2**20)))

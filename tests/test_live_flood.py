@@ -1,6 +1,7 @@
-"""Slow and flooding clients against a real server (chatsite/daphne_limits.py): a socket that
-never reads is dropped once it holds more than its cap unsent, and a socket that floods the
-server with frames is read no faster than it is served; neither stalls anyone else."""
+"""Slow and flooding clients against a real server (chatsite/patches/daphne_limits.py): a
+socket that never reads is dropped once it holds more than its cap unsent, and a socket that
+floods the server with frames is read no faster than it is served; neither stalls anyone
+else."""
 
 import asyncio
 import base64

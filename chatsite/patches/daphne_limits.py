@@ -19,8 +19,10 @@ far behind the consumer is. This module bounds both, per connection (docs/securi
   handled half. No frame is dropped.
 
 Only daphne's WebSocket protocol is patched: HTTP responses are never limited. A limit of 0
-is off. Relies on autobahn's `processData`/`consumeData` and Twisted's buffer attributes,
-which is why requirements.txt pins both.
+is off. Relies on daphne's `serverSend`/`applicationCreateWorked` and its queue's
+`put_nowait`, asyncio.Queue's `get` ending in `get_nowait`, autobahn's
+`processData`/`consumeData` and Twisted's buffer attributes, which is why requirements.txt
+pins them; `check()` asserts each is still there.
 """
 
 import asyncio
@@ -32,11 +34,16 @@ from typing import Any
 from daphne.ws_protocol import WebSocketProtocol
 from twisted.internet import abstract
 
+from . import twisted_writes
+from .checks import require_attrs, require_params, require_source
+
 logger = logging.getLogger(__name__)
 
-_daphne_server_send = WebSocketProtocol.serverSend
-_daphne_application_create_worked = WebSocketProtocol.applicationCreateWorked
-_autobahn_process_data = WebSocketProtocol.processData
+PATCH = "daphne_limits"
+
+_daphne_server_send = getattr(WebSocketProtocol, "serverSend", None)
+_daphne_application_create_worked = getattr(WebSocketProtocol, "applicationCreateWorked", None)
+_autobahn_process_data = getattr(WebSocketProtocol, "processData", None)
 
 
 @dataclass
@@ -159,10 +166,102 @@ def _process_data_unless_paused(self: WebSocketProtocol) -> bool:
     return _autobahn_process_data(self)
 
 
+def _unpatched(name: str) -> Any:
+    """WebSocketProtocol's `name` as daphne/autobahn define it (once installed, the one the
+    patch wraps)."""
+    current = getattr(WebSocketProtocol, name, None)
+    replacement, original = _PATCHED[name]
+    return original if current is replacement else current
+
+
+def check() -> None:
+    """Fail loudly unless daphne, autobahn, asyncio and Twisted still have every internal
+    these limits rely on."""
+    label = "daphne.ws_protocol.WebSocketProtocol"
+    require_params(
+        PATCH,
+        "daphne",
+        _unpatched("serverSend"),
+        ["self", "content", "binary"],
+        label=f"{label}.serverSend",
+    )
+    create_worked = _unpatched("applicationCreateWorked")
+    require_params(
+        PATCH,
+        "daphne",
+        create_worked,
+        ["self", "application_queue"],
+        label=f"{label}.applicationCreateWorked",
+    )
+    # InboundBudget counts what daphne puts (put_nowait) and the consumer takes (get).
+    require_source(
+        PATCH,
+        "daphne",
+        create_worked,
+        ["application_queue.put_nowait("],
+        label=f"{label}.applicationCreateWorked",
+    )
+    require_source(
+        PATCH,
+        "daphne",
+        getattr(WebSocketProtocol, "onMessage", None),
+        ["self.application_queue.put_nowait("],
+        label=f"{label}.onMessage",
+    )
+    require_source(
+        PATCH,
+        "Python",
+        asyncio.Queue.get,
+        ["return self.get_nowait()"],
+        label="asyncio.Queue.get",
+    )
+    require_params(
+        PATCH, "autobahn", _unpatched("processData"), ["self"], label=f"{label}.processData"
+    )
+    require_source(
+        PATCH,
+        "autobahn",
+        getattr(WebSocketProtocol, "consumeData", None),
+        ["self.processData()"],
+        label=f"{label}.consumeData",
+    )
+    require_params(
+        PATCH,
+        "autobahn",
+        getattr(WebSocketProtocol, "dropConnection", None),
+        ["self", "abort"],
+        label=f"{label}.dropConnection",
+    )
+    require_attrs(PATCH, "autobahn", WebSocketProtocol, ["STATE_OPEN"], label=label)
+    require_source(
+        PATCH,
+        "daphne",
+        getattr(WebSocketProtocol, "onConnect", None),
+        ["self.client_addr ="],
+        label=f"{label}.onConnect",
+    )
+    require_attrs(
+        PATCH,
+        "Twisted",
+        abstract.FileDescriptor,
+        ["pauseProducing", "resumeProducing"],
+        label="twisted.internet.abstract.FileDescriptor",
+    )
+    twisted_writes.check_buffer_fields(PATCH)
+
+
 def install(*, max_buffer_bytes: int, max_queued_frames: int) -> None:
-    """Set the limits (0: off) and patch daphne's WebSocketProtocol (idempotent)."""
+    """Check, set the limits (0: off) and patch daphne's WebSocketProtocol (idempotent)."""
+    check()
     LIMITS.max_buffer_bytes = max_buffer_bytes
     LIMITS.max_queued_frames = max_queued_frames
     WebSocketProtocol.serverSend = _send_within_buffer
     WebSocketProtocol.applicationCreateWorked = _application_create_worked
     WebSocketProtocol.processData = _process_data_unless_paused
+
+
+_PATCHED = {
+    "serverSend": (_send_within_buffer, _daphne_server_send),
+    "applicationCreateWorked": (_application_create_worked, _daphne_application_create_worked),
+    "processData": (_process_data_unless_paused, _autobahn_process_data),
+}
