@@ -114,28 +114,15 @@ class MessageDraft:
     client_id: str | None
 
 
-def message_create(
-    *, room: Room, author: AbstractBaseUser, body: str, client_id: str | None
-) -> tuple[Message, bool]:
-    """Store a message with the room's next seq and broadcast it after commit.
-
-    Returns (message, created). A client_id this author already used in this room stores
-    nothing and returns the original, so a retried send is always safe, even when two
-    sockets race with the same client_id: the unique (room, author, client_id) constraint
-    lets one insert win, and the other's transaction (its seq bump included) rolls back.
-    No seq is ever skipped: a rollback undoes its bump.
-    """
-    (result,) = messages_create(
-        drafts=[MessageDraft(room=room, author=author, body=body, client_id=client_id)]
-    )
-    if isinstance(result, ChatError):
-        raise result
-    return result
-
-
 def messages_create(*, drafts: Sequence[MessageDraft]) -> list[tuple[Message, bool] | ChatError]:
-    """Store several messages in one transaction (a group commit), each exactly as
-    `message_create` would alone: in its own savepoint, with its own result or refusal."""
+    """Store messages in one transaction (a group commit), each in its own savepoint, with
+    its own result or refusal, and broadcast each after commit.
+
+    A result is (message, created). A client_id this author already used in this room
+    stores nothing and returns the original, so a retried send is always safe, even when
+    two sockets race with the same client_id: the unique (room, author, client_id)
+    constraint lets one insert win, and the other's savepoint (its seq bump included)
+    rolls back. No seq is ever skipped: a rollback undoes its bump."""
     results: list[tuple[Message, bool] | ChatError] = []
     with transaction.atomic():
         for draft in drafts:
