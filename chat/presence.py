@@ -220,12 +220,6 @@ class RedisPresence(Heartbeat):
                 await self.on_offline(room_id, slug, username)
         return gone
 
-    async def clear(self) -> None:
-        """Forget everything under this prefix (tests)."""
-        keys = [key async for key in self.redis.scan_iter(f"{self.prefix}*")]
-        if keys:
-            await self.redis.delete(*keys)
-
 
 Presence = LocalPresence | RedisPresence
 _registries: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Presence]" = (

@@ -6,14 +6,14 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.contrib.auth.models import AnonymousUser
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
+from . import access
+from .access import AnyUser
 from .errors import ChatError, ErrorCode
-from .models import Ban, Message, ReadState, Room
+from .models import Message, ReadState, Room
 
-AnyUser = AbstractBaseUser | AnonymousUser
 SLUG_RE = re.compile(r"^[-a-zA-Z0-9_]{1,80}$")  # what SlugField(max_length=80) can hold
 
 
@@ -26,48 +26,33 @@ class MessagePage:
 
 
 def rooms_visible_to(*, user: AnyUser, direct: bool = False) -> QuerySet[Room]:
-    """Rooms listed in the lobby: public ones, and private ones the user is a member of;
-    with `direct`, the user's direct-message rooms instead."""
-    visible = Q(is_private=False)
-    if user.is_authenticated:
-        visible |= Q(is_private=True, members=user)
-    rooms = Room.objects.filter(visible, is_archived=False, is_direct=direct)
-    return rooms.distinct().order_by("name")
+    """Rooms listed in the lobby: those the user may see (`access.visible_rooms`) and that
+    are not archived; with `direct`, the user's direct-message rooms instead."""
+    rooms = Room.objects.filter(access.visible_rooms(user), is_archived=False, is_direct=direct)
+    return rooms.order_by("name")
 
 
 def room_name_taken(*, name: str, user: AnyUser) -> bool:
     """Whether a room the user can see (archived ones too, DMs aside) is called `name`, in
     any letter case. Rooms they cannot see never count: the answer must not reveal them."""
-    visible = Q(is_private=False)
-    if user.is_authenticated:
-        visible |= Q(is_private=True, members=user)
-    return Room.objects.filter(visible, is_direct=False, name__iexact=name.strip()).exists()
-
-
-def room_is_visible(*, room: Room, user: AnyUser) -> bool:
-    if not room.is_private:
-        return True
-    return user.is_authenticated and room.members.filter(pk=user.pk).exists()
+    rooms = Room.objects.filter(access.visible_rooms(user), is_direct=False)
+    return rooms.filter(name__iexact=name.strip()).exists()
 
 
 def room_get_visible(*, slug: str, user: AnyUser) -> Room:
     """The room at `slug` if the user may see it; not_found otherwise (never leak existence).
     A `slug` that cannot be one (client text) is not looked up."""
     room = Room.objects.filter(slug=slug).first() if SLUG_RE.match(slug) else None
-    if room is None or not room_is_visible(room=room, user=user):
+    if room is None or not access.can_see(user, room):
         raise ChatError(ErrorCode.NOT_FOUND, f"No room {slug!r}.")
     return room
 
 
-def user_is_banned(*, room: Room, user: AnyUser) -> bool:
-    return user.is_authenticated and Ban.objects.filter(room=room, user=user).exists()
-
-
 def room_get_open_to(*, slug: str, user: AnyUser) -> Room:
-    """The room at `slug` if the user may see it and is not banned from it: not_found for
-    what they may not see, forbidden (they know the room) for a ban."""
+    """The room at `slug` if the user may read it (`access.can_read`, its two halves asked
+    apart): not_found for what they may not see, forbidden (they know the room) for a ban."""
     room = room_get_visible(slug=slug, user=user)
-    if user_is_banned(room=room, user=user):
+    if access.is_banned(user, room):
         raise ChatError(ErrorCode.FORBIDDEN, "You have been banned from this room.")
     return room
 

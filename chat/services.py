@@ -5,16 +5,14 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from . import events, selectors, visible_text
+from . import access, events, selectors, visible_text
 from .errors import ChatError, ErrorCode
 from .models import Announcement, Ban, Message, ReadState, Room, slug_is_reserved
 
@@ -83,34 +81,25 @@ def _next_seq(room: Room, *, actor_id: int | None) -> int:
     3.35+ and PostgreSQL). The row (PostgreSQL) or the database (SQLite) stays locked for
     this transaction, so concurrent writers queue here and each gets the next number.
 
-    The same statement checks, under that lock, that the room is open and that `actor_id`
-    (None: a moderator in the admin) may still write in it: an active account (not
-    deactivated or deleted since its socket opened), not banned, and a member if the room is
-    private. A refusal raises, and the caller's transaction undoes the bump."""
-    qn = connection.ops.quote_name
-    room_table = qn(Room._meta.db_table)
-    shut_out, params = "0", [room.pk]
+    The same statement checks, under that lock, that `actor_id` (None: a moderator in the
+    admin, who may write anywhere) may still write in the room (`access.may_write_sql`):
+    its account not deactivated or deleted since its socket opened, not banned, a member if
+    the room is private, the room not archived. A refusal raises, and the caller's
+    transaction undoes the bump."""
+    room_table = connection.ops.quote_name(Room._meta.db_table)
+    may_write, params = "1", []
     if actor_id is not None:
-        members = qn(Room.members.through._meta.db_table)
-        users = qn(get_user_model()._meta.db_table)
-        shut_out = (
-            f"NOT EXISTS (SELECT 1 FROM {users} u WHERE u.id = %s AND u.is_active)"
-            f" OR EXISTS (SELECT 1 FROM {qn(Ban._meta.db_table)} b"
-            f" WHERE b.room_id = {room_table}.id AND b.user_id = %s)"
-            f" OR (is_private AND NOT EXISTS (SELECT 1 FROM {members} m"
-            f" WHERE m.room_id = {room_table}.id AND m.user_id = %s))"
-        )
-        params += [actor_id, actor_id, actor_id]
+        may_write, params = access.may_write_sql(actor_id=actor_id)
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {room_table} SET last_seq = last_seq + 1 WHERE id = %s"
-            f" RETURNING last_seq, is_archived, {shut_out}",
-            params,
+            f" RETURNING last_seq, is_archived, {may_write}",
+            [room.pk, *params],
         )
-        seq, archived, refused = cursor.fetchone()
+        seq, archived, allowed = cursor.fetchone()
     if archived and actor_id is not None:
         raise ChatError(ErrorCode.ROOM_ARCHIVED, "This room is archived.")
-    if refused:
+    if not allowed:
         raise ChatError(ErrorCode.FORBIDDEN, "You may not post in this room.")
     return seq
 
@@ -125,28 +114,15 @@ class MessageDraft:
     client_id: str | None
 
 
-def message_create(
-    *, room: Room, author: AbstractBaseUser, body: str, client_id: str | None
-) -> tuple[Message, bool]:
-    """Store a message with the room's next seq and broadcast it after commit.
-
-    Returns (message, created). A client_id this author already used in this room stores
-    nothing and returns the original, so a retried send is always safe, even when two
-    sockets race with the same client_id: the unique (room, author, client_id) constraint
-    lets one insert win, and the other's transaction (its seq bump included) rolls back.
-    No seq is ever skipped: a rollback undoes its bump.
-    """
-    (result,) = messages_create(
-        drafts=[MessageDraft(room=room, author=author, body=body, client_id=client_id)]
-    )
-    if isinstance(result, ChatError):
-        raise result
-    return result
-
-
 def messages_create(*, drafts: Sequence[MessageDraft]) -> list[tuple[Message, bool] | ChatError]:
-    """Store several messages in one transaction (a group commit), each exactly as
-    `message_create` would alone: in its own savepoint, with its own result or refusal."""
+    """Store messages in one transaction (a group commit), each in its own savepoint, with
+    its own result or refusal, and broadcast each after commit.
+
+    A result is (message, created). A client_id this author already used in this room
+    stores nothing and returns the original, so a retried send is always safe, even when
+    two sockets race with the same client_id: the unique (room, author, client_id)
+    constraint lets one insert win, and the other's savepoint (its seq bump included)
+    rolls back. No seq is ever skipped: a rollback undoes its bump."""
     results: list[tuple[Message, bool] | ChatError] = []
     with transaction.atomic():
         for draft in drafts:
@@ -202,13 +178,9 @@ def message_edit(*, room: Room, message_id: int, editor: AbstractBaseUser, body:
     message already has changes nothing (a retried edit is safe)."""
     message_validate_body(body)
     message = _message_for_change(room=room, message_id=message_id)
-    if message.author_id != editor.pk:
-        raise ChatError(ErrorCode.FORBIDDEN, "You can only edit your own messages.")
-    window = settings.CHAT_EDIT_WINDOW_SECONDS
-    if timezone.now() - message.created_at > timedelta(seconds=window):
-        raise ChatError(
-            ErrorCode.FORBIDDEN, f"Messages can be edited for {window // 60} minutes after posting."
-        )
+    refusal = access.edit_refusal(editor, message)
+    if refusal is not None:
+        raise ChatError(ErrorCode.FORBIDDEN, refusal)
     if message.body == body:
         return message
     with transaction.atomic():
@@ -229,16 +201,11 @@ def message_delete_as(*, room: Room, message_id: int, user: AbstractBaseUser) ->
     may staff (moderators); others get forbidden. Raises not_found for a message already
     deleted."""
     message = _message_for_change(room=room, message_id=message_id)
-    # Staff as the database says now, not as the socket saw the user at its handshake.
-    if message.author_id != user.pk and not _is_staff(user):
+    if not access.can_delete(user, message):
         raise ChatError(ErrorCode.FORBIDDEN, "You can only delete your own messages.")
     if not _delete(message, actor_id=user.pk):
         raise ChatError(ErrorCode.NOT_FOUND, f"No message {message_id} in this room.")
     return message
-
-
-def _is_staff(user: AbstractBaseUser) -> bool:
-    return get_user_model().objects.filter(pk=user.pk, is_staff=True, is_active=True).exists()
 
 
 MENTION_RE = re.compile(r"(?<![\w@.])@([\w.+-][\w.@+-]{0,149})")
@@ -257,10 +224,7 @@ def _notify(message: Message) -> None:
     reasons: dict[int, str] = {}
     names = mentioned_usernames(message.body)
     if names:
-        readers = get_user_model().objects.filter(username__in=names, is_active=True)
-        if room.is_private:
-            readers = readers.filter(chat_rooms=room)
-        readers = readers.exclude(chat_bans__room=room)
+        readers = access.notifiable_users(room, names)
         reasons.update(dict.fromkeys(readers.values_list("pk", flat=True), "mention"))
     if room.is_direct:
         others = room.members.exclude(pk=message.author_id).values_list("pk", flat=True)

@@ -15,7 +15,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
-from . import addresses, events, selectors, services, throttle
+from . import access, addresses, events, selectors, services, throttle
 from .errors import ChatError, ErrorCode
 from .forms import RoomCreateForm, SignupForm
 from .models import Room
@@ -105,7 +105,7 @@ def _render_room(request: HttpRequest, room: Room) -> HttpResponse:
         "lastSeq": page.messages[-1].seq if page.messages else 0,
         "hasMore": page.has_more,
         "username": user.get_username() if user.is_authenticated else None,
-        "isStaff": bool(user.is_authenticated and user.is_staff),
+        "isStaff": access.is_moderator(user),  # may delete others' messages
         "archived": room.is_archived,
         "maxLength": settings.CHAT_MAX_MESSAGE_LENGTH,
         "editWindowSeconds": settings.CHAT_EDIT_WINDOW_SECONDS,

@@ -36,9 +36,13 @@ def main(room_id: int, threads: int, messages: int, user_ids: list[int]) -> None
             barrier.wait()
             for n in range(messages):
                 client_id = f"t{t}-m{n}"
-                message, _ = services.message_create(
+                draft = services.MessageDraft(
                     room=room, author=users[t % len(users)], body=client_id, client_id=client_id
                 )
+                (result,) = services.messages_create(drafts=[draft])
+                if isinstance(result, BaseException):
+                    raise result
+                message, _ = result
                 acks[client_id] = [message.pk, message.seq]
         except BaseException as error:  # reported below, and the exit code says so
             errors.append(error)

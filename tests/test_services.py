@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
 from django.test import override_settings
 from django.utils.text import slugify
@@ -49,14 +50,25 @@ def run_in_threads(count: int, work: Callable[[int], object]) -> list[object]:
     return results
 
 
+def send(
+    *, room: Room, author: AbstractBaseUser, body: str, client_id: str | None
+) -> tuple[Message, bool]:
+    """One message through `services.messages_create`, as the socket's group commit stores
+    it: (message, created), or its refusal raised."""
+    (result,) = services.messages_create(
+        drafts=[services.MessageDraft(room=room, author=author, body=body, client_id=client_id)]
+    )
+    if isinstance(result, ChatError):
+        raise result
+    return result
+
+
 def test_concurrent_senders_get_gapless_unique_seqs(general, make_user):
     authors = [make_user() for _ in range(8)]
 
     def send_many(i: int) -> list[int]:
         return [
-            services.message_create(
-                room=general, author=authors[i], body=f"{i}/{n}", client_id=f"{i}-{n}"
-            )[0].seq
+            send(room=general, author=authors[i], body=f"{i}/{n}", client_id=f"{i}-{n}")[0].seq
             for n in range(15)
         ]
 
@@ -70,13 +82,11 @@ def test_concurrent_senders_get_gapless_unique_seqs(general, make_user):
 
 
 def test_the_same_client_id_racing_from_two_threads_stores_one_message(general, alice):
-    def send(i: int) -> tuple[int, int, bool]:
-        message, created = services.message_create(
-            room=general, author=alice, body="race", client_id="one-id"
-        )
+    def race(i: int) -> tuple[int, int, bool]:
+        message, created = send(room=general, author=alice, body="race", client_id="one-id")
         return message.pk, message.seq, created
 
-    first, second = run_in_threads(2, send)
+    first, second = run_in_threads(2, race)
 
     assert first[:2] == second[:2]
     assert sorted([first[2], second[2]]) == [False, True]
@@ -87,9 +97,9 @@ def test_the_same_client_id_racing_from_two_threads_stores_one_message(general, 
 def test_a_client_id_is_per_author_and_per_room(general, make_room, alice, bob):
     other = make_room("other")
 
-    a1, _ = services.message_create(room=general, author=alice, body="x", client_id="c")
-    b1, _ = services.message_create(room=general, author=bob, body="x", client_id="c")
-    a2, _ = services.message_create(room=other, author=alice, body="x", client_id="c")
+    a1, _ = send(room=general, author=alice, body="x", client_id="c")
+    b1, _ = send(room=general, author=bob, body="x", client_id="c")
+    a2, _ = send(room=other, author=alice, body="x", client_id="c")
 
     assert len({a1.pk, b1.pk, a2.pk}) == 3
     assert [a1.seq, b1.seq, a2.seq] == [1, 2, 1]
@@ -113,7 +123,7 @@ def test_a_client_id_is_per_author_and_per_room(general, make_room, alice, bob):
 @override_settings(CHAT_MAX_MESSAGE_LENGTH=20)
 def test_invalid_bodies_are_refused_and_store_nothing(general, alice, body, code):
     with pytest.raises(ChatError) as refused:
-        services.message_create(room=general, author=alice, body=body, client_id="c")
+        send(room=general, author=alice, body=body, client_id="c")
 
     assert refused.value.code == code
     assert not Message.objects.exists()
@@ -122,7 +132,7 @@ def test_invalid_bodies_are_refused_and_store_nothing(general, alice, body, code
 
 @pytest.mark.parametrize("body", ["e\u0301", "hi\u200b", "\u2800x", "\U0001f44d", "\u3000."])
 def test_bodies_with_anything_visible_are_stored(general, alice, body):
-    message, _ = services.message_create(room=general, author=alice, body=body, client_id=None)
+    message, _ = send(room=general, author=alice, body=body, client_id=None)
 
     assert message.body == body
 
@@ -256,28 +266,26 @@ async def heard() -> list[dict]:
             return events
 
 
-async def test_message_create_broadcasts_only_after_commit(general, alice):
+async def test_a_message_broadcasts_only_after_commit(general, alice):
     await listen(general)
 
     def rolled_back() -> None:
         with transaction.atomic():
-            services.message_create(room=general, author=alice, body="undone", client_id="u")
+            send(room=general, author=alice, body="undone", client_id="u")
             raise RuntimeError("roll back")
 
     with pytest.raises(RuntimeError):
         await database_sync_to_async(rolled_back)()
     assert await heard() == []
 
-    await database_sync_to_async(services.message_create)(
-        room=general, author=alice, body="kept", client_id="k"
-    )
+    await database_sync_to_async(send)(room=general, author=alice, body="kept", client_id="k")
     (event,) = await heard()
     assert '"body":"kept"' in event["text"]
     assert '"seq":1' in event["text"]  # the rolled-back send left no gap
 
 
 async def test_message_delete_hides_the_message_and_tells_the_room_once(general, alice):
-    message, _ = await database_sync_to_async(services.message_create)(
+    message, _ = await database_sync_to_async(send)(
         room=general, author=alice, body="oops", client_id="d"
     )
     await listen(general)
@@ -316,7 +324,7 @@ async def test_broadcasts_from_the_database_thread_keep_their_commit_order(gener
 
     def post_many() -> None:
         for n in range(30):
-            services.message_create(room=general, author=alice, body=f"n{n}", client_id=f"c{n}")
+            send(room=general, author=alice, body=f"n{n}", client_id=f"c{n}")
 
     await database_sync_to_async(post_many)()
 

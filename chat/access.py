@@ -1,0 +1,156 @@
+"""Who may see, read, post, edit, delete and be notified: the one place these rules live.
+
+Pages, sockets, the write-time check in SQL and the mention filter all ask here. Each rule
+that must also run inside a query has its forms side by side (a Python test on one room, a
+`Q` on rooms or users, and for writes an SQL predicate), and `tests/test_access.py` checks
+that the forms agree on every role and kind of room.
+
+The rules:
+- A signed-in user is an authenticated, active account; a deactivated one counts as nobody.
+- A room is *visible* to everyone if public, else to its (signed-in) members. Others are
+  told it does not exist.
+- A visible room is *readable* (page, join) unless the user is banned from it; the banned
+  are told so (they know the room).
+- A user may *write* (post, edit, delete) in a room that is readable to them, signed in,
+  and not archived. Checked again under the room's lock when the write is numbered.
+- One may *edit* one's own message within CHAT_EDIT_WINDOW_SECONDS; *delete* one's own
+  message any time, and staff (moderators) anyone's.
+- A user *may be notified* of a room's messages if they may read it.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
+from django.db import connection
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from .models import Ban, Message, Room
+
+AnyUser = AbstractBaseUser | AnonymousUser
+
+
+def signed_in(user: AnyUser) -> bool:
+    """An authenticated, active account (as this user object has it)."""
+    return bool(user.is_authenticated and user.is_active)
+
+
+# Seeing and reading -------------------------------------------------------------------------
+
+
+def visible_rooms(user: AnyUser) -> Q:
+    """Rooms the user may know exist (a Q on Room): public ones, and those they are a member
+    of. Banned users still see the room (they are told of the ban): see `can_read`."""
+    visible = Q(is_private=False)
+    if signed_in(user):
+        members = Room.members.through.objects.filter(room=OuterRef("pk"), user=user.pk)
+        visible |= Q(Exists(members))
+    return visible
+
+
+def can_see(user: AnyUser, room: Room) -> bool:
+    """`visible_rooms` for one room: whether the user may know it exists."""
+    if not room.is_private:
+        return True
+    return signed_in(user) and room.members.filter(pk=user.pk).exists()
+
+
+def is_banned(user: AnyUser, room: Room) -> bool:
+    return signed_in(user) and Ban.objects.filter(room=room, user=user.pk).exists()
+
+
+def can_read(user: AnyUser, room: Room) -> bool:
+    """Whether the user may open the room's page, and join it while it is not archived."""
+    return can_see(user, room) and not is_banned(user, room)
+
+
+def may_be_notified(user: AnyUser, room: Room) -> bool:
+    """Whether the user may hear of the room's messages (a mention, a direct message)."""
+    return signed_in(user) and can_read(user, room)
+
+
+def notifiable_users(room: Room, usernames: set[str]) -> QuerySet[AbstractBaseUser]:
+    """Of `usernames`, the users `may_be_notified` of `room`'s messages, in one query: the
+    same rule as a Q on users (active; a member if the room is private; not banned)."""
+    users = get_user_model().objects.filter(username__in=usernames, is_active=True)
+    if room.is_private:
+        users = users.filter(chat_rooms=room)
+    return users.exclude(chat_bans__room=room)
+
+
+# Writing ------------------------------------------------------------------------------------
+
+
+def writable_rooms(user: AnyUser) -> Q:
+    """Rooms the user may post, edit and delete in (a Q on Room), asking the database about
+    the account, as `may_write_sql` does: readable to them, the account active now, and
+    the room not archived. `may_write_sql` is this rule in SQL; keep the two together."""
+    if not user.is_authenticated:
+        return Q(pk__in=[])
+    active = get_user_model().objects.filter(pk=user.pk, is_active=True)
+    members = Room.members.through.objects.filter(room=OuterRef("pk"), user=user.pk)
+    banned = Ban.objects.filter(room=OuterRef("pk"), user=user.pk)
+    return (
+        Q(Exists(active))
+        & ~Q(Exists(banned))
+        & (Q(is_private=False) | Q(Exists(members)))
+        & Q(is_archived=False)
+    )
+
+
+def can_post(user: AnyUser, room: Room) -> bool:
+    """`writable_rooms` for one room."""
+    return Room.objects.filter(writable_rooms(user), pk=room.pk).exists()
+
+
+def may_write_sql(*, actor_id: int) -> tuple[str, list[int]]:
+    """`writable_rooms` as an SQL predicate on a row of the room table (named as in
+    `Room._meta.db_table`), for the write-time check inside `UPDATE … RETURNING`
+    (`services._next_seq`), where the ORM cannot go. Returns (fragment, params)."""
+    qn = connection.ops.quote_name
+    rooms = qn(Room._meta.db_table)
+    users = qn(get_user_model()._meta.db_table)
+    members = qn(Room.members.through._meta.db_table)
+    bans = qn(Ban._meta.db_table)
+    fragment = (
+        f"(EXISTS (SELECT 1 FROM {users} u WHERE u.id = %s AND u.is_active)"
+        f" AND NOT EXISTS (SELECT 1 FROM {bans} b WHERE b.room_id = {rooms}.id AND b.user_id = %s)"
+        f" AND (NOT {rooms}.is_private OR EXISTS (SELECT 1 FROM {members} m"
+        f" WHERE m.room_id = {rooms}.id AND m.user_id = %s))"
+        f" AND NOT {rooms}.is_archived)"
+    )
+    return fragment, [actor_id, actor_id, actor_id]
+
+
+def edit_refusal(user: AnyUser, message: Message) -> str | None:
+    """Why the user may not edit the message (None: they may): only its author may, within
+    CHAT_EDIT_WINDOW_SECONDS of posting. Where they may write is `writable_rooms`."""
+    if not user.is_authenticated or message.author_id != user.pk:
+        return "You can only edit your own messages."
+    window = settings.CHAT_EDIT_WINDOW_SECONDS
+    if timezone.now() - message.created_at > timedelta(seconds=window):
+        return f"Messages can be edited for {window // 60} minutes after posting."
+    return None
+
+
+def can_edit(user: AnyUser, message: Message) -> bool:
+    return edit_refusal(user, message) is None
+
+
+def is_moderator(user: AnyUser) -> bool:
+    """Active staff, as this user object has it (a page's user was loaded for the request)."""
+    return signed_in(user) and user.is_staff
+
+
+def can_delete(user: AnyUser, message: Message) -> bool:
+    """Its author may delete a message; so may a moderator, as the database says now (a
+    socket keeps the user it saw at its handshake). Where they may write is
+    `writable_rooms`."""
+    if not user.is_authenticated:
+        return False
+    if message.author_id == user.pk:
+        return True
+    return get_user_model().objects.filter(pk=user.pk, is_staff=True, is_active=True).exists()

@@ -1,0 +1,111 @@
+"""chat/access.py: each rule's forms (Python on one room, Q on rooms or users, SQL for the
+write-time check) agree with each other and with one table of roles and kinds of room."""
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import AnonymousUser
+from django.db import connection
+
+from chat import access
+from chat.models import Ban, Message, Room
+
+pytestmark = pytest.mark.django_db
+
+ROLES = ("anonymous", "member", "non_member", "banned", "staff", "deactivated")
+KINDS = ("public", "private", "archived", "direct")
+
+# role → the kinds of room it may read (page, join) and write in (post, edit, delete).
+# Staff are no member here; a deactivated account is a member that counts as nobody.
+READS = {
+    "anonymous": {"public", "archived"},
+    "member": {"public", "private", "archived", "direct"},
+    "non_member": {"public", "archived"},
+    "banned": set(),
+    "staff": {"public", "archived"},
+    "deactivated": {"public", "archived"},
+}
+WRITES = {
+    "anonymous": set(),
+    "member": {"public", "private", "direct"},
+    "non_member": {"public"},
+    "banned": set(),
+    "staff": {"public"},
+    "deactivated": set(),
+}
+NOTIFIED = {role: set() if role in {"anonymous", "deactivated"} else READS[role] for role in ROLES}
+
+
+def arrange(role: str, kind: str, make_user: Any) -> tuple[Any, Room]:
+    other = make_user("other")
+    user: Any = AnonymousUser()
+    if role != "anonymous":
+        user = make_user(role, is_staff=role == "staff", is_active=role != "deactivated")
+    room = Room.objects.create(
+        slug=f"{kind}-room",
+        name=f"{kind} room",
+        is_private=kind in {"private", "direct"},
+        is_archived=kind == "archived",
+        is_direct=kind == "direct",
+        direct_key=f"{other.pk}:{user.pk}" if kind == "direct" else None,
+    )
+    room.members.add(other)
+    if role in {"member", "banned", "deactivated"}:
+        room.members.add(user)
+    if role == "banned":
+        Ban.objects.create(room=room, user=user)
+    return user, room
+
+
+def sql_may_write(user: Any, room: Room) -> bool:
+    """The write-time predicate, evaluated on the room's row (anonymous: an id no account has)."""
+    fragment, params = access.may_write_sql(actor_id=user.pk if user.pk is not None else -1)
+    table = connection.ops.quote_name(Room._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {fragment} FROM {table} WHERE {table}.id = %s", [*params, room.pk])
+        (allowed,) = cursor.fetchone()
+    return bool(allowed)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("role", ROLES)
+def test_every_form_of_each_rule_agrees_with_the_table(role, kind, make_user):
+    user, room = arrange(role, kind, make_user)
+    username = user.get_username() or "nobody"
+
+    reads = access.can_read(user, room)
+    writes_orm = access.can_post(user, room)
+    writes_sql = sql_may_write(user, room)
+    sees_q = Room.objects.filter(access.visible_rooms(user), pk=room.pk).exists()
+    notified = access.may_be_notified(user, room)
+    notified_q = access.notifiable_users(room, {username}).exists()
+
+    assert reads == (kind in READS[role])
+    assert writes_orm == writes_sql == (kind in WRITES[role])
+    assert sees_q == access.can_see(user, room)
+    assert notified == notified_q == (kind in NOTIFIED[role])
+
+
+def test_only_the_author_edits_and_only_within_the_window(alice, bob, staff, general, settings):
+    message = Message.objects.create(room=general, author=alice, body="hi", seq=1, rev=1)
+
+    assert access.can_edit(alice, message)
+    assert not access.can_edit(bob, message)
+    assert not access.can_edit(staff, message)
+    settings.CHAT_EDIT_WINDOW_SECONDS = 0
+    assert (
+        access.edit_refusal(alice, message) == "Messages can be edited for 0 minutes after posting."
+    )
+
+
+def test_the_author_and_active_staff_delete_asking_the_database_about_staff(
+    alice, bob, staff, general
+):
+    message = Message.objects.create(room=general, author=alice, body="hi", seq=1, rev=1)
+
+    assert access.can_delete(alice, message)
+    assert access.can_delete(staff, message)
+    assert not access.can_delete(bob, message)
+    assert not access.can_delete(AnonymousUser(), message)
+    type(staff).objects.filter(pk=staff.pk).update(is_active=False)  # the object is now stale
+    assert not access.can_delete(staff, message)
