@@ -81,8 +81,8 @@ def test_make_serve_runs_workers_behind_supervisor(tmp_path: Path) -> None:
             assert page.headers["Server"] is None  # daphne does not name itself
         # Debug is off: static URLs are hashed (manifest) and WhiteNoise serves them.
         script = html.split('src="', 2)[1].split('"')[0]
-        assert script.startswith("/static/chat/sync.")
-        assert script != "/static/chat/sync.js"
+        assert script.startswith("/static/chat/room.")
+        assert script != "/static/chat/room.js"
         with urllib.request.urlopen(f"{base}{script}", timeout=10) as static:
             assert static.status == 200
             assert "max-age" in static.headers["Cache-Control"]

@@ -12,9 +12,8 @@
 // Outputs: {"send": frame} for every frame the client writes to its socket.
 "use strict";
 
-const path = require("node:path");
-const readline = require("node:readline");
-const { ChatClient } = require(path.join(__dirname, "../../chat/static/chat/sync.js"));
+import readline from "node:readline";
+import { ChatClient } from "../../chat/static/chat/sync.js";
 
 let clock = 0;
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");

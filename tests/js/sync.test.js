@@ -3,11 +3,10 @@
 // Run with: node --test tests/js/
 "use strict";
 
-const { describe, test } = require("node:test");
-const assert = require("node:assert/strict");
-const path = require("node:path");
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
 
-const { ChatClient, DEFAULTS } = require(path.join(__dirname, "../../chat/static/chat/sync.js"));
+import { ChatClient, DEFAULTS } from "../../chat/static/chat/sync.js";
 
 const ROOM = "general";
 const OTHER = "random";

@@ -1,12 +1,11 @@
-// Unit tests of the live room counts (chat/static/chat/rooms.js), the file the lobby and the
+// Unit tests of the live room counts (chat/static/chat/counts.js), the file the lobby and the
 // room page's sidebar run. Run with: node --test tests/js/
 "use strict";
 
-const { describe, test } = require("node:test");
-const assert = require("node:assert/strict");
-const path = require("node:path");
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
 
-const { RoomCounts } = require(path.join(__dirname, "../../chat/static/chat/rooms.js"));
+import { RoomCounts } from "../../chat/static/chat/counts.js";
 
 function counts({ read = 10, unread = 2, lastSeq = 12, username = "alice" } = {}) {
   const rendered = [];

@@ -1,0 +1,41 @@
+// The composer (#composer): Enter sends, Shift+Enter starts a new line, and typing tells the
+// room at most every few seconds.
+const TYPING_SEND_EVERY_MS = 3000;
+
+function newClientId() {
+  if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+}
+
+// send(body, clientId): post to the room on screen, unless it is closed (then false, and
+// the text stays). typing() → bool: tell the room on screen; false if it could not.
+// Returns {reset()}: the next words typed are news again (after a send or a room switch).
+export function setUpComposer({ form, input, send, typing }) {
+  let lastTypingSent = 0;
+  const reset = () => {
+    lastTypingSent = 0;
+  };
+
+  function submit() {
+    const body = input.value;
+    if (!body.trim() || !send(body, newClientId())) return;
+    input.value = "";
+    reset();
+  }
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    submit();
+  });
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      submit();
+    }
+  });
+  input.addEventListener("input", () => {
+    const now = Date.now();
+    if (input.value && now - lastTypingSent >= TYPING_SEND_EVERY_MS && typing()) lastTypingSent = now;
+  });
+  return { reset };
+}

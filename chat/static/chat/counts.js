@@ -1,0 +1,88 @@
+// Live counts for a list of rooms (the lobby, the room page's sidebar): who is online, how
+// many guests read along, how many messages the user has not read. No DOM: it is fed the
+// frames a ChatClient (sync.js) hands its view, and calls render(slug) when a room's counts
+// change. The test suite drives this very file from Node (tests/js/counts.test.js).
+
+export class RoomCounts {
+  // username: the signed-in user (null: anonymous, who has nothing unread).
+  // rooms: [{slug, lastSeq, read, unread}] as the page rendered them: `read` is the stored
+  //   read mark (null: never read, so nothing is unread), `unread` the count then.
+  // render(slug): called after a room's counts change.
+  constructor({ username, rooms, render = () => {} }) {
+    this.username = username;
+    this.render = render;
+    this.rooms = new Map();
+    for (const room of rooms) {
+      this.rooms.set(room.slug, {
+        lastSeq: room.lastSeq,
+        read: room.read,
+        base: room.read === null ? 0 : room.unread, // unread when the page was made
+        live: new Set(), // seqs of messages by others since, not yet read
+        online: new Set(),
+        guests: 0,
+      });
+    }
+    this.visible = null; // the room the user is looking at: its messages are read at once
+  }
+
+  unread(slug) {
+    const room = this.rooms.get(slug);
+    return room ? room.base + room.live.size : 0;
+  }
+
+  online(slug) {
+    const room = this.rooms.get(slug);
+    return room ? { users: room.online.size, guests: room.guests } : { users: 0, guests: 0 };
+  }
+
+  // --- Frames --------------------------------------------------------------------------
+
+  joined(frame) {
+    const room = this.rooms.get(frame.room);
+    if (!room) return;
+    room.online = new Set(frame.online);
+    room.guests = frame.guests || 0;
+    if (typeof frame.read === "number") this.markRead(frame.room, frame.read, false);
+    this.render(frame.room);
+  }
+
+  presence(frame) {
+    const room = this.rooms.get(frame.room);
+    if (!room) return;
+    if (frame.online) room.online.add(frame.user);
+    else room.online.delete(frame.user);
+    this.render(frame.room);
+  }
+
+  guests(frame) {
+    const room = this.rooms.get(frame.room);
+    if (!room) return;
+    room.guests = frame.count;
+    this.render(frame.room);
+  }
+
+  // A message shown by the client (new to it). Someone else's message in a room the user
+  // has read before, past their mark, is unread, unless they are looking at that room.
+  message(slug, msg) {
+    const room = this.rooms.get(slug);
+    if (!room || !this.username || msg.author === this.username) return;
+    if (room.read === null || msg.seq <= room.read || msg.seq <= room.lastSeq) return;
+    if (this.visible === slug) return;
+    room.live.add(msg.seq);
+    this.render(slug);
+  }
+
+  // The user read `slug` up to `seq` (in this tab or another).
+  read(frame) {
+    this.markRead(frame.room, frame.seq, true);
+  }
+
+  markRead(slug, seq, render) {
+    const room = this.rooms.get(slug);
+    if (!room) return;
+    room.read = room.read === null ? seq : Math.max(room.read, seq);
+    if (room.read >= room.lastSeq) room.base = 0;
+    for (const s of room.live) if (s <= room.read) room.live.delete(s);
+    if (render) this.render(slug);
+  }
+}

@@ -1,0 +1,44 @@
+// Who is in the room on screen: the online list (#online) and the typing line (#typing).
+const TYPING_SHOW_FOR_MS = 5000;
+
+// `room`: RoomCounts' record of the room (undefined: nothing known yet).
+export function renderOnline(ul, room) {
+  const names = room ? Array.from(room.online).sort() : [];
+  const items = names.map((name) => {
+    const li = document.createElement("li");
+    li.textContent = name;
+    return li;
+  });
+  const guests = room ? room.guests : 0;
+  if (guests) {
+    const li = document.createElement("li");
+    li.className = "guests";
+    li.textContent = guests === 1 ? "1 guest" : `${guests} guests`;
+    items.push(li);
+  }
+  ul.replaceChildren(...items);
+}
+
+export function renderTyping(el, view) {
+  const names = Array.from(view.typists.keys()).sort();
+  if (names.length === 0) el.textContent = "";
+  else if (names.length === 1) el.textContent = `${names[0]} is typing…`;
+  else if (names.length === 2) el.textContent = `${names[0]} and ${names[1]} are typing…`;
+  else el.textContent = "Several people are typing…";
+}
+
+// `name` is typing in `view`: shown for a few seconds unless they type again. changed()
+// runs whenever the view's typists change.
+export function startTyping(view, name, changed) {
+  clearTimeout(view.typists.get(name));
+  view.typists.set(name, setTimeout(() => stopTyping(view, name, changed), TYPING_SHOW_FOR_MS));
+  changed();
+}
+
+export function stopTyping(view, name, changed) {
+  const timer = view.typists.get(name);
+  if (timer === undefined) return;
+  clearTimeout(timer);
+  view.typists.delete(name);
+  changed();
+}

@@ -1,0 +1,76 @@
+// The one message line. Its markup is the page's <template id="message-line">, which the
+// server renders from the same include as the history (templates/chat/_message.html); every
+// line on screen, server-rendered or live, is then filled by fillLine. User text only ever
+// reaches the page through textContent.
+const MENTION = /(^|[^\w@.])@([\w.+-][\w.@+-]{0,149})/g;
+
+export function formatTime(iso) {
+  const date = new Date(iso);
+  return isNaN(date) ? "" : date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+// The body as text, with each @mention in a span of its own (never as HTML); `me`'s own
+// name is marked.
+export function renderBody(node, text, me) {
+  node.replaceChildren();
+  let at = 0;
+  for (const match of text.matchAll(MENTION)) {
+    const start = match.index + match[1].length;
+    const name = match[2].replace(/\.+$/, "");
+    node.append(text.slice(at, start));
+    const span = document.createElement("span");
+    span.className = name === me ? "mention me" : "mention";
+    span.textContent = `@${name}`;
+    node.append(span);
+    at = start + 1 + name.length;
+  }
+  node.append(text.slice(at));
+}
+
+export function markEdited(li) {
+  if (li.querySelector(".edited")) return;
+  const note = document.createElement("span");
+  note.className = "edited";
+  note.textContent = "(edited)";
+  li.querySelector("time").after(" ", note);
+}
+
+// What a server-rendered line shows, as a MSG object.
+export function lineMessage(li) {
+  return {
+    id: Number(li.dataset.id),
+    seq: Number(li.dataset.seq),
+    rev: Number(li.dataset.rev),
+    author: li.dataset.author,
+    body: li.querySelector(".body").textContent,
+    created: li.querySelector("time").dateTime || null,
+    edited: li.querySelector(".edited") !== null,
+    client_id: li.dataset.clientId || null,
+  };
+}
+
+// Fill a line (a clone of the template, or a server-rendered one) from a MSG object. A
+// message not stored yet (a line of the outbox) has no id, seq or time.
+export function fillLine(li, msg, me) {
+  li.classList.toggle("mine", msg.author === me);
+  if (msg.id !== undefined) {
+    li.dataset.id = String(msg.id);
+    li.dataset.seq = String(msg.seq);
+    li.dataset.rev = String(typeof msg.rev === "number" ? msg.rev : msg.seq);
+    li.dataset.author = msg.author;
+  }
+  if (msg.client_id) li.dataset.clientId = msg.client_id;
+  li.querySelector(".author").textContent = msg.author;
+  const time = li.querySelector("time");
+  if (msg.created) time.dateTime = msg.created;
+  time.textContent = msg.created ? formatTime(msg.created) : "";
+  renderBody(li.querySelector(".body"), msg.body, me);
+  if (msg.edited) markEdited(li);
+}
+
+// A new line for a MSG object.
+export function messageLine(msg, me) {
+  const li = document.getElementById("message-line").content.firstElementChild.cloneNode(true);
+  fillLine(li, msg, me);
+  return li;
+}

@@ -1,0 +1,71 @@
+// Lists of rooms with live counts (templates/chat/_room_list.html): the lobby's and the room
+// page's sidebar. Reads what the server rendered into each item and shows what RoomCounts
+// (counts.js) knows.
+
+// The items of `selector`, by slug, in page order: the first `max` distinct rooms (the socket
+// follows no more).
+export function roomItems(selector, max) {
+  const items = new Map();
+  for (const li of document.querySelectorAll(selector)) {
+    if (!items.has(li.dataset.room) && items.size < max) items.set(li.dataset.room, li);
+  }
+  return items;
+}
+
+// The rooms as RoomCounts takes them, from the items' data attributes.
+export function listedRooms(items) {
+  return Array.from(items.values(), (li) => ({
+    slug: li.dataset.room,
+    lastSeq: Number(li.dataset.lastSeq),
+    read: li.dataset.read === "" ? null : Number(li.dataset.read),
+    unread: Number(li.dataset.unread),
+  }));
+}
+
+// How many are online, in a sidebar: one number.
+export function onlineTotal({ users, guests }) {
+  return users + guests ? String(users + guests) : "";
+}
+
+// How many are online, in the lobby: "3 online · 1 guest".
+export function onlineInWords({ users, guests }) {
+  const parts = [];
+  if (users) parts.push(`${users} online`);
+  if (guests) parts.push(guests === 1 ? "1 guest" : `${guests} guests`);
+  return parts.join(" · ");
+}
+
+// Show a room's unread badge and online count.
+export function renderCounts(li, counts, slug, describeOnline) {
+  const unread = counts.unread(slug);
+  const badge = li.querySelector(".unread");
+  badge.textContent = String(unread);
+  badge.hidden = unread === 0;
+  li.querySelector(".online-count").textContent = describeOnline(counts.online(slug));
+}
+
+export function markCurrent(items, slug) {
+  for (const [other, li] of items) {
+    const here = other === slug;
+    li.classList.toggle("current", here);
+    const link = li.querySelector("a");
+    if (here) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+}
+
+export function markClosed(items, slug) {
+  const li = items.get(slug);
+  if (li) li.classList.add("closed");
+}
+
+// Links switch the view in place when switchTo(slug) can; a modified click still opens a
+// new tab.
+export function switchOnClick(items, switchTo) {
+  for (const [slug, li] of items) {
+    li.querySelector("a").addEventListener("click", (event) => {
+      if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+      if (switchTo(slug)) event.preventDefault();
+    });
+  }
+}
