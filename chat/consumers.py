@@ -16,16 +16,15 @@ from typing import Any
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.layers import get_channel_layer
 from django.conf import settings
 
 from . import addresses, events, limits, requests, selectors, services, transport
 from .errors import ChatError, ErrorCode
-from .fanout import fanout_for, run_eagerly
-from .group_commit import writer_for_loop
+from .fanout import run_eagerly
 from .models import Room
-from .presence import GUEST, guests_changed, presence_changed, presence_for_loop
+from .presence import GUEST
 from .publisher import publish
+from .runtime import runtime_for_loop
 
 logger = logging.getLogger(__name__)
 
@@ -80,13 +79,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.user = self.scope["user"]
         self.socket_id = uuid.uuid4().hex
         self.counted = False
-        self.limits = limits.limits_for_loop()
+        self.runtime = runtime_for_loop()
+        self.limits = self.runtime.limits
         self.limit_key = limits.socket_key(
             user_id=self.user.pk, address=addresses.scope_address(self.scope)
         )
         self.joined: dict[str, JoinedRoom] = {}
-        self.fanout = fanout_for(get_channel_layer())
-        self.presence = presence_for_loop()
+        self.fanout = self.runtime.fanout
+        self.presence = self.runtime.presence
         # Broadcasts bypass the session middleware's send wrapper (chat/transport.py).
         self.raw_send = self.scope.get(transport.SCOPE_KEY, self.base_send)
         self.backlog: collections.deque[str] | None = None  # frames behind a blocked send
@@ -204,7 +204,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 socket_id=self.socket_id,
             )
             if not self.user.is_authenticated:
-                guests_changed(room.pk, room.slug)
+                self.runtime.news.guests_changed(room.pk, room.slug)
             elif first:
                 self._announce_presence(room, online=True)
         page = await database_sync_to_async(selectors.messages_for_join)(
@@ -247,7 +247,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         draft = services.MessageDraft(
             room=joined.room, author=self.user, body=request.body, client_id=request.client_id
         )
-        message, created = await writer_for_loop().create(draft)
+        message, created = await self.runtime.writer.create(draft)
         if created:
             # Ack once this process has fanned the message out (or after a bound), so senders
             # cannot outrun the fan-out: a full room slows its senders down instead of
@@ -452,7 +452,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             room_id=joined.room.pk, username=self._presence_name(), socket_id=self.socket_id
         )
         if not self.user.is_authenticated:
-            guests_changed(joined.room.pk, joined.room.slug)
+            self.runtime.news.guests_changed(joined.room.pk, joined.room.slug)
         elif last and announce:
             self._announce_presence(joined.room, online=False)
 
@@ -461,7 +461,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         return self.user.get_username() if self.user.is_authenticated else GUEST
 
     def _announce_presence(self, room: Room, *, online: bool) -> None:
-        presence_changed(room.pk, room.slug, self.user.get_username(), online=online)
+        self.runtime.news.presence_changed(
+            room.pk, room.slug, self.user.get_username(), online=online
+        )
 
 
 def _too_big(text: str) -> bool:

@@ -19,15 +19,17 @@ socket the rooms' latest seqs, so its client resyncs what the outage cost it.
 import asyncio
 import contextlib
 import logging
-import weakref
 from collections.abc import Awaitable, Coroutine
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from channels.layers import BaseChannelLayer
 from django.conf import settings
 
 from . import events
 from .outages import Outage
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -50,13 +52,13 @@ class Member(Protocol):
 class Fanout:
     """This process's subscription to room groups, and the local sockets in each room."""
 
-    def __init__(self, layer: BaseChannelLayer) -> None:
+    def __init__(self, layer: BaseChannelLayer, runtime: "Runtime") -> None:
         self.layer = layer
+        self.runtime = runtime
         self.channel_name: str | None = None
         self.members: dict[str, set[Member]] = {}
         self.subscribed: set[str] = set()
         self.lock = asyncio.Lock()  # group_add / group_discard for this process, in order
-        self.tasks: list[asyncio.Task] = []
         self.fanned_out_seq: dict[str, int] = {}  # group → newest message seq handed out
         self.waiters: dict[str, list[tuple[int, asyncio.Future[None]]]] = {}
         self.outage = Outage("the channel layer (fan-out)")
@@ -136,16 +138,12 @@ class Fanout:
             await self.layer.group_discard(group, self.channel_name)
 
     def _start(self) -> None:
-        if not self.tasks:
-            self.tasks = [
-                asyncio.create_task(self._receive_forever(), name="fanout-receive"),
-                asyncio.create_task(self._refresh_forever(), name="fanout-refresh"),
-            ]
+        self.runtime.start("fanout receive", self._receive_forever)
+        self.runtime.start("fanout refresh", self._refresh_forever)
 
     def _stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        self.tasks = []
+        self.runtime.stop("fanout receive")
+        self.runtime.stop("fanout refresh")
 
     async def _receive_forever(self) -> None:
         """Receive and fan out until cancelled, whatever the layer or a socket does."""
@@ -291,14 +289,3 @@ async def _finish(coro: Coroutine[Any, Any, None], waiting_for: Any) -> None:
                 waiting_for = coro.send(None)
             except StopIteration:
                 return
-
-
-_fanouts: "weakref.WeakKeyDictionary[BaseChannelLayer, Fanout]" = weakref.WeakKeyDictionary()
-
-
-def fanout_for(layer: BaseChannelLayer) -> Fanout:
-    """The fan-out of this process for `layer` (one per layer instance)."""
-    fanout = _fanouts.get(layer)
-    if fanout is None:
-        fanout = _fanouts[layer] = Fanout(layer)
-    return fanout

@@ -8,7 +8,6 @@ hundred of each. Each message still gets its own result (services.messages_creat
 
 import asyncio
 import logging
-import weakref
 
 from channels.db import database_sync_to_async
 from django.db import InterfaceError, OperationalError
@@ -68,16 +67,3 @@ class MessageWriter:
                     future.set_exception(result)
                 else:
                     future.set_result(result)
-
-
-_writers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MessageWriter]" = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def writer_for_loop() -> MessageWriter:
-    loop = asyncio.get_running_loop()
-    writer = _writers.get(loop)
-    if writer is None:
-        writer = _writers[loop] = MessageWriter()
-    return writer

@@ -12,17 +12,19 @@ to the configured rate. Two registries with one interface, like presence:
   and must not take the chat down with them.
 """
 
-import asyncio
 import functools
 import logging
 import time
-import weakref
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
 from .heartbeat import Heartbeat
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +190,6 @@ class RedisLimits(Heartbeat):
             counted = 1
         if counted:
             self.local[user_id].add(socket_id)
-            self._start()
         return bool(counted)
 
     async def socket_closed(self, user_id: Key, socket_id: str) -> None:
@@ -218,19 +219,13 @@ class RedisLimits(Heartbeat):
 
 
 Limits = LocalLimits | RedisLimits
-_registries: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Limits]" = (
-    weakref.WeakKeyDictionary()
-)
 
 
-def limits_for_loop() -> Limits:
-    """This process's registry (one per event loop: a Redis client belongs to its loop)."""
-    loop = asyncio.get_running_loop()
-    registry = _registries.get(loop)
-    if registry is None:
-        if settings.CHAT_LIMITS_REDIS_URL:
-            registry = RedisLimits(settings.CHAT_LIMITS_REDIS_URL, ttl=settings.CHAT_PRESENCE_TTL)
-        else:
-            registry = LocalLimits()
-        _registries[loop] = registry
+def make_limits(runtime: "Runtime") -> Limits:
+    """The registry of a runtime: through Redis, heartbeat running, when
+    CHAT_LIMITS_REDIS_URL is set; else in memory (a Redis client belongs to its loop)."""
+    if not settings.CHAT_LIMITS_REDIS_URL:
+        return LocalLimits()
+    registry = RedisLimits(settings.CHAT_LIMITS_REDIS_URL, ttl=settings.CHAT_PRESENCE_TTL)
+    runtime.start("socket cap heartbeat", registry.beat_forever)
     return registry

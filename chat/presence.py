@@ -18,15 +18,18 @@ a crowd of readers arriving costs one frame per second, not one per reader.
 import asyncio
 import logging
 import time
-import weakref
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
 from . import events
 from .heartbeat import Heartbeat
 from .publisher import publish
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +148,6 @@ class RedisPresence(Heartbeat):
         self.local: dict[int, dict[str, str]] = defaultdict(dict)
         self.slugs: dict[int, str] = {}  # of the rooms in `local`
         self.on_offline: OfflineCallback | None = None
-        self.task = None
 
     def _room_key(self, room_id: int) -> str:
         return f"{self.prefix}r:{room_id}"
@@ -158,7 +160,6 @@ class RedisPresence(Heartbeat):
         now = time.time()
         self.local[room_id][socket_id] = username
         self.slugs[room_id] = room_slug
-        self._start()
         first = await self.scripts["add"](
             keys=self._keys(room_id, username),
             args=[socket_id, now + self.ttl, now, username, room_id, room_slug],
@@ -222,102 +223,90 @@ class RedisPresence(Heartbeat):
 
 
 Presence = LocalPresence | RedisPresence
-_registries: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Presence]" = (
-    weakref.WeakKeyDictionary()
-)
 
 
-def presence_for_loop() -> Presence:
-    """This process's registry (one per event loop: a Redis client belongs to its loop)."""
-    loop = asyncio.get_running_loop()
-    registry = _registries.get(loop)
-    if registry is None:
-        if settings.CHAT_PRESENCE_REDIS_URL:
-            registry = RedisPresence(
-                settings.CHAT_PRESENCE_REDIS_URL, ttl=settings.CHAT_PRESENCE_TTL
-            )
-            registry.on_offline = _announce_offline
-        else:
-            registry = LocalPresence()
-        _registries[loop] = registry
+def make_presence(runtime: "Runtime") -> Presence:
+    """The registry of a runtime: through Redis, heartbeat running, when
+    CHAT_PRESENCE_REDIS_URL is set; else in memory (a Redis client belongs to its loop)."""
+    if not settings.CHAT_PRESENCE_REDIS_URL:
+        return LocalPresence()
+    registry = RedisPresence(settings.CHAT_PRESENCE_REDIS_URL, ttl=settings.CHAT_PRESENCE_TTL)
+    registry.on_offline = runtime.news.announce_offline
+    runtime.start("presence heartbeat", registry.beat_forever)
     return registry
 
 
-# Per event loop: room id → the task that will send its guest count.
-_guest_updates: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, asyncio.Task]]" = (
-    weakref.WeakKeyDictionary()
-)
+Window = dict[str, tuple[bool, bool]]  # user → (online before the window, online now)
 
 
-def guests_changed(room_id: int, room_slug: str) -> None:
-    """Tell the room its guest count within GUESTS_EVERY seconds (one frame for any number
-    of changes meanwhile); the count is read when the frame is sent."""
-    loop = asyncio.get_running_loop()
-    pending = _guest_updates.setdefault(loop, {})
-    if room_id in pending:
-        return
+class PresenceNews:
+    """The room broadcasts of who is here, coalesced per room: guest counts at most once a
+    second, and named presence at once in a quiet room, else the net change per user once
+    a second. One per runtime (the timers belong to its loop)."""
 
-    async def send_count() -> None:
-        await asyncio.sleep(GUESTS_EVERY)
-        del pending[room_id]
-        try:
-            count = await presence_for_loop().guests(room_id=room_id)
-        except Exception:
-            logger.exception("Could not count a room's guests")
+    def __init__(self, runtime: "Runtime") -> None:
+        self.runtime = runtime
+        self.guest_updates: dict[int, asyncio.Task] = {}  # room id → its pending count
+        self.windows: dict[int, Window] = {}  # rooms whose presence changed in the last second
+
+    def guests_changed(self, room_id: int, room_slug: str) -> None:
+        """Tell the room its guest count within GUESTS_EVERY seconds (one frame for any
+        number of changes meanwhile); the count is read when the frame is sent."""
+        if room_id in self.guest_updates:
             return
-        frame = events.guests_frame(room_slug=room_slug, count=count)
-        publish(*events.room_broadcast(room_id, frame))
 
-    pending[room_id] = loop.create_task(send_count())
+        async def send_count() -> None:
+            await asyncio.sleep(GUESTS_EVERY)
+            del self.guest_updates[room_id]
+            try:
+                count = await self.runtime.presence.guests(room_id=room_id)
+            except Exception:
+                logger.exception("Could not count a room's guests")
+                return
+            frame = events.guests_frame(room_slug=room_slug, count=count)
+            publish(*events.room_broadcast(room_id, frame))
 
+        self.guest_updates[room_id] = asyncio.get_running_loop().create_task(send_count())
 
-# Per event loop: room id → user → (online before this window, online now), for the rooms
-# whose presence changed within the last PRESENCE_EVERY seconds.
-Window = dict[str, tuple[bool, bool]]
-_presence_windows: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, Window]]" = (
-    weakref.WeakKeyDictionary()
-)
+    def presence_changed(
+        self, room_id: int, room_slug: str, username: str, *, online: bool
+    ) -> None:
+        """Tell the room a user came or went: at once if its presence has been quiet for
+        PRESENCE_EVERY seconds, else at the end of that window, once per user and only if
+        their state changed over it. So someone joining a quiet room shows at once, while
+        join/leave churn costs each listener at most one frame per churning user per second,
+        not two per join (540 join+leave pairs once pushed 1,080 frames to everyone)."""
+        window = self.windows.get(room_id)
+        if window is None:
+            self.windows[room_id] = {}
+            _announce(room_id, room_slug, username, online=online)
+            asyncio.get_running_loop().call_later(
+                PRESENCE_EVERY, self._close_window, room_id, room_slug
+            )
+            return
+        before = window[username][0] if username in window else not online
+        window[username] = (before, online)
 
+    def _close_window(self, room_id: int, room_slug: str) -> None:
+        """Send the net changes of a room's window; while there were any, open the next."""
+        window = self.windows.pop(room_id, {})
+        changed = [(user, now) for user, (before, now) in window.items() if before != now]
+        for username, online in changed:
+            _announce(room_id, room_slug, username, online=online)
+        if changed:
+            self.windows[room_id] = {}
+            asyncio.get_running_loop().call_later(
+                PRESENCE_EVERY, self._close_window, room_id, room_slug
+            )
 
-def presence_changed(room_id: int, room_slug: str, username: str, *, online: bool) -> None:
-    """Tell the room a user came or went: at once if its presence has been quiet for
-    PRESENCE_EVERY seconds, else at the end of that window, once per user and only if their
-    state changed over it. So someone joining a quiet room shows at once, while join/leave
-    churn costs each listener at most one frame per churning user per second, not two per
-    join (540 join+leave pairs once pushed 1,080 frames to everyone)."""
-    loop = asyncio.get_running_loop()
-    windows = _presence_windows.setdefault(loop, {})
-    window = windows.get(room_id)
-    if window is None:
-        windows[room_id] = {}
-        _announce(room_id, room_slug, username, online=online)
-        loop.call_later(PRESENCE_EVERY, _close_window, windows, room_id, room_slug)
-        return
-    before = window[username][0] if username in window else not online
-    window[username] = (before, online)
-
-
-def _close_window(
-    windows: dict[int, dict[str, tuple[bool, bool]]], room_id: int, slug: str
-) -> None:
-    """Send the net changes of a room's window; while there were any, open the next one."""
-    window = windows.pop(room_id, {})
-    changed = [(user, now) for user, (before, now) in window.items() if before != now]
-    for username, online in changed:
-        _announce(room_id, slug, username, online=online)
-    if changed:
-        windows[room_id] = {}
-        asyncio.get_running_loop().call_later(PRESENCE_EVERY, _close_window, windows, room_id, slug)
+    async def announce_offline(self, room_id: int, room_slug: str, username: str) -> None:
+        """A sweep found a user gone with their dead worker: tell the room."""
+        if username == GUEST:
+            self.guests_changed(room_id, room_slug)
+        else:
+            self.presence_changed(room_id, room_slug, username, online=False)
 
 
 def _announce(room_id: int, room_slug: str, username: str, *, online: bool) -> None:
     frame = events.presence_frame(room_slug=room_slug, username=username, online=online)
     publish(*events.room_broadcast(room_id, frame))
-
-
-async def _announce_offline(room_id: int, room_slug: str, username: str) -> None:
-    """A sweep found a user gone with their dead worker: tell the room."""
-    if username == GUEST:
-        guests_changed(room_id, room_slug)
-    else:
-        presence_changed(room_id, room_slug, username, online=False)

@@ -12,8 +12,7 @@ simply happens before returning.
 import asyncio
 import logging
 import time
-import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -21,14 +20,14 @@ from channels.layers import get_channel_layer
 from chatsite.patches.asgiref_loop import event_loop_of_this_thread
 
 from .outages import Outage
+from .runtime import runtime_for_loop
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
 GIVE_UP_AFTER = 10.0  # seconds: a broadcast this late is worth less than the resync
-
-_queues: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Queue]" = (
-    weakref.WeakKeyDictionary()
-)
 
 
 def publish(group: str, event: dict[str, Any]) -> None:
@@ -42,40 +41,48 @@ def publish(group: str, event: dict[str, Any]) -> None:
     except RuntimeError:
         running = None
     if running is not None:
-        _enqueue(running, group, event)
+        _enqueue(group, event)
         return
     loop = event_loop_of_this_thread()
     if loop is None:
         async_to_sync(get_channel_layer().group_send)(group, event)
     else:
-        loop.call_soon_threadsafe(_enqueue, loop, group, event)
+        loop.call_soon_threadsafe(_enqueue, group, event)
 
 
-def _enqueue(loop: asyncio.AbstractEventLoop, group: str, event: dict[str, Any]) -> None:
-    queue = _queues.get(loop)
-    if queue is None:
-        queue = _queues[loop] = asyncio.Queue()
-        loop.create_task(_send_forever(queue), name="publisher")
-    queue.put_nowait((time.monotonic(), group, event))
+def _enqueue(group: str, event: dict[str, Any]) -> None:
+    """On the loop: hand the event to this loop's publisher."""
+    runtime_for_loop().publisher.enqueue(group, event)
 
 
-async def _send_forever(queue: asyncio.Queue) -> None:
-    """Send queued events, in order, until cancelled. A send that fails (a stale connection
-    after Redis restarted, or Redis away) is tried again with backoff; an event still unsent
-    GIVE_UP_AFTER seconds after it was queued is dropped (the clients resync what they
-    miss). The outage is logged once, and its end too."""
-    outage = Outage("the channel layer (publisher)")
-    while True:
-        queued_at, group, event = await queue.get()
+class Publisher:
+    """The ordered queue of one event loop's channel-layer sends, and the loop sending it."""
+
+    def __init__(self, runtime: "Runtime") -> None:
+        self.runtime = runtime
+        self.queue: asyncio.Queue[tuple[float, str, dict[str, Any]]] = asyncio.Queue()
+        self.outage = Outage("the channel layer (publisher)")
+
+    def enqueue(self, group: str, event: dict[str, Any]) -> None:
+        self.queue.put_nowait((time.monotonic(), group, event))
+        self.runtime.start("publisher", self.send_forever)
+
+    async def send_forever(self) -> None:
+        """Send queued events, in order, until cancelled. A send that fails (a stale
+        connection after Redis restarted, or Redis away) is tried again with backoff; an
+        event still unsent GIVE_UP_AFTER seconds after it was queued is dropped (the clients
+        resync what they miss). The outage is logged once, and its end too."""
         while True:
-            try:
-                await get_channel_layer().group_send(group, event)
-            except Exception as error:
-                delay = outage.failed(error)
-                if time.monotonic() + delay - queued_at > GIVE_UP_AFTER:
-                    outage.skipped += 1
+            queued_at, group, event = await self.queue.get()
+            while True:
+                try:
+                    await self.runtime.layer.group_send(group, event)
+                except Exception as error:
+                    delay = self.outage.failed(error)
+                    if time.monotonic() + delay - queued_at > GIVE_UP_AFTER:
+                        self.outage.skipped += 1
+                        break
+                    await asyncio.sleep(delay)
+                else:
+                    self.outage.recovered()
                     break
-                await asyncio.sleep(delay)
-            else:
-                outage.recovered()
-                break

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from chat import health
 from chat import views as chat_views
 
 urlpatterns = [
@@ -11,5 +12,6 @@ urlpatterns = [
     path("accounts/signup/", chat_views.signup, name="signup"),
     path("accounts/login/", chat_views.login_page, name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("healthz", health.healthz, name="healthz"),
     path("", include("chat.urls")),
 ]

@@ -1,5 +1,6 @@
 """The Redis server for tests that need one: REDIS_URL, or a skip (a failure in CI) saying why."""
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -33,12 +34,13 @@ async def two_workers(registry: type, *, ttl: float = 1.2) -> AsyncIterator[list
     Redis, under a key prefix of their own; stopped and their keys deleted afterwards."""
     prefix = f"chat:test:{uuid.uuid4().hex}:"
     workers = [registry(redis_url(), ttl=ttl, prefix=prefix) for _ in range(2)]
+    for worker in workers:  # each worker's heartbeat, which a test may cancel: it died
+        worker.task = asyncio.create_task(worker.beat_forever())
     try:
         yield workers
     finally:
         for worker in workers:
-            if worker.task is not None:
-                worker.task.cancel()
+            worker.task.cancel()
         keys = [key async for key in workers[0].redis.scan_iter(f"{prefix}*")]
         if keys:
             await workers[0].redis.delete(*keys)

@@ -9,10 +9,10 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.test import override_settings
 
-from chat import limits, services
+from chat import services
 from chat.events import room_group
-from chat.fanout import fanout_for
 from chat.models import Message, Room
+from chat.runtime import runtime_for_loop
 from chatsite.asgi import application
 from tests.conftest import HOST, ORIGIN, encoding_like_daphne, post_messages, session_cookie
 
@@ -499,7 +499,7 @@ async def test_disconnect_leaves_every_group_and_updates_presence(
         await joined_with_presence(watcher, room)
         await leaver.expect("presence")
     layer = get_channel_layer()
-    fanout = fanout_for(layer)
+    fanout = runtime_for_loop().fanout
     assert {group: len(fanout.members[group]) for group in groups} == dict.fromkeys(groups, 2)
 
     await leaver.close()
@@ -562,8 +562,8 @@ async def test_a_socket_that_ends_with_a_server_error_is_cleaned_up(
     rejoin = await watcher.join("general")
     assert rejoin["online"] == ["bob"]
     assert rejoin["guests"] == 0
-    assert limits.limits_for_loop().sockets.keys() == {bob.pk}
-    assert len(fanout_for(get_channel_layer()).members[room_group(general.pk)]) == 1
+    assert runtime_for_loop().limits.sockets.keys() == {bob.pk}
+    assert len(runtime_for_loop().fanout.members[room_group(general.pk)]) == 1
     again = await connect(alice if signed_in else None)
     assert (await again.join("general"))["room"] == "general"
     await watcher.close()

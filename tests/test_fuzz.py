@@ -11,7 +11,7 @@ import json
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.layers import channel_layers, get_channel_layer
+from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from hypothesis import HealthCheck, given
@@ -20,10 +20,8 @@ from hypothesis import strategies as st
 
 from chat import requests
 from chat.errors import ErrorCode
-from chat.fanout import fanout_for
-from chat.limits import limits_for_loop
 from chat.models import Message, Room
-from chat.presence import presence_for_loop
+from chat.runtime import runtime_for_loop
 from chatsite.asgi import application
 from tests.conftest import HOST, ORIGIN, encoding_like_daphne, session_cookie
 
@@ -161,10 +159,11 @@ async def throw(cookie: str, texts: list[str]) -> list[dict]:
     finally:
         await communicator.disconnect()
     general = await database_sync_to_async(Room.objects.get)(slug="general")
-    assert await presence_for_loop().online(room_id=general.pk) == []
-    assert await presence_for_loop().guests(room_id=general.pk) == 0
-    assert limits_for_loop().sockets == {}
-    assert fanout_for(get_channel_layer()).members == {}
+    runtime = runtime_for_loop()
+    assert await runtime.presence.online(room_id=general.pk) == []
+    assert await runtime.presence.guests(room_id=general.pk) == 0
+    assert runtime.limits.sockets == {}
+    assert runtime.fanout.members == {}
     return heard
 
 

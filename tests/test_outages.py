@@ -16,11 +16,11 @@ from django.db import OperationalError, connection
 
 from chat import events, publisher
 from chat.apps import check_layer_timeouts
-from chat.fanout import fanout_for
 from chat.heartbeat import Heartbeat
 from chat.layers import InProcessChannelLayer
 from chat.models import Message
-from chat.presence import LocalPresence, presence_for_loop
+from chat.presence import LocalPresence
+from chat.runtime import runtime_for_loop
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -131,7 +131,7 @@ async def test_an_ack_does_not_wait_for_a_broadcast_the_failed_layer_will_not_br
     sender = await connect(alice)
     await sender.join("general")
     get_channel_layer().go_down()
-    await until(lambda: not fanout_for(get_channel_layer()).outage.ok)
+    await until(lambda: not runtime_for_loop().fanout.outage.ok)
 
     ack = await sender.request(
         {"type": "send", "room": "general", "body": "while down", "client_id": "c1"}
@@ -157,7 +157,7 @@ async def test_the_publisher_retries_what_the_layer_refused_until_it_is_too_late
     listener = await connect(bob)
     await listener.join("general")
     layer = get_channel_layer()
-    group = next(g for g in fanout_for(layer).subscribed if g.startswith("room."))
+    group = next(g for g in runtime_for_loop().fanout.subscribed if g.startswith("room."))
     layer.down = True  # sends fail; the fan-out's receive goes on waiting
     publisher.publish(group, probe(group, 1))
     await until(lambda: outage_log(caplog, "the channel layer (publisher)"))
@@ -179,8 +179,8 @@ async def test_the_group_refresh_loop_outlives_a_failed_refresh(connect, alice, 
     settings.CHAT_GROUP_REFRESH_SECONDS = 0.05
     reader = await connect(alice)
     await reader.join("general")
-    fanout = fanout_for(get_channel_layer())
-    refresh = fanout.tasks[1]
+    fanout = runtime_for_loop().fanout
+    refresh = runtime_for_loop().loops["fanout refresh"].task
     get_channel_layer().down = True
     await asyncio.sleep(0.2)  # several failed refreshes
     assert not refresh.done()
@@ -207,7 +207,7 @@ class FailingBeats(Heartbeat):
 async def test_a_heartbeat_outlives_failed_beats_and_says_so_once(caplog):
     caplog.set_level(logging.WARNING)
     registry = FailingBeats(failures=3)
-    registry._start()
+    registry.task = asyncio.create_task(registry.beat_forever())
     await until(lambda: registry.beats >= 2)
     assert not registry.task.done()
     registry.task.cancel()
@@ -236,16 +236,14 @@ async def test_disconnect_finishes_every_step_when_presence_fails_or_hangs(
     socket = await connect(alice)
     for room in ("general", "random", "third"):
         await socket.join(room)
-    fanout = fanout_for(get_channel_layer())
-    presence = presence_for_loop()
+    fanout = runtime_for_loop().fanout
+    presence = runtime_for_loop().presence
     presence.__class__ = failure  # every removal from here on raises, or never returns
 
     await socket.close()  # gives the application a second, then cancels it
 
     assert fanout.members == {}  # every room, the site and the user's group let go
-    from chat.limits import limits_for_loop
-
-    assert limits_for_loop().sockets == {}  # and the socket cap counts it no more
+    assert runtime_for_loop().limits.sockets == {}  # and the socket cap counts it no more
 
 
 @pytest.mark.parametrize(

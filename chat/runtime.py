@@ -1,0 +1,162 @@
+"""One owner for this process's real-time state: a `Runtime` per event loop.
+
+A Redis client, an asyncio queue and a task all belong to one event loop, so everything the
+sockets of a loop share lives in that loop's runtime, made on first use:
+
+- `fanout`: the process's subscription to room groups and the local sockets in each
+  (chat/fanout.py), with its receive loop and its group-refresh loop;
+- `publisher`: the ordered queue of channel-layer sends from services and consumers
+  (chat/publisher.py);
+- `writer`: the group commit of sends (chat/group_commit.py);
+- `presence` and `limits`: in memory, or shared through Redis with a heartbeat loop each;
+- `news`: the coalesced guest-count and presence broadcasts (chat/presence.py).
+
+Every background loop is started here, by name, and supervised: a loop that raises is
+logged and started again with backoff (each loop also lives through its dependency failing:
+chat/outages.py), and `close()` stops them all. `health()` says whether each loop is alive
+and whether its dependency answers, for /healthz and `manage.py health`.
+
+How an ack waits for its broadcast, across modules: the send's broadcast event carries the
+message's `seq` (events.broadcast_event); when the fan-out hands it to the local sockets it
+marks that seq fanned out for the group; `Fanout.fanned_out(group, seq, within=…)` returns
+then (or after `within`, or at once while the layer is away), and only then is the ack sent
+(ChatConsumer.on_send). So a sender never outruns the fan-out of its own room.
+"""
+
+import asyncio
+import logging
+import time
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from channels.layers import BaseChannelLayer, get_channel_layer
+
+logger = logging.getLogger(__name__)
+
+FIRST_RESTART = 0.1  # seconds before a crashed loop starts again, doubling…
+LAST_RESTART = 5.0  # …up to this
+
+
+@dataclass
+class Supervised:
+    """One background loop: its task, and how often it crashed."""
+
+    name: str
+    run: Callable[[], Awaitable[None]]
+    task: asyncio.Task | None = None
+    crashes: int = 0
+    last_crash: float | None = None
+    stopped: bool = field(default=False)
+
+    @property
+    def alive(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+
+class Runtime:
+    """The real-time state and background loops of one event loop."""
+
+    def __init__(self, layer: BaseChannelLayer) -> None:
+        from .fanout import Fanout
+        from .group_commit import MessageWriter
+        from .limits import make_limits
+        from .presence import PresenceNews, make_presence
+        from .publisher import Publisher
+
+        self.layer = layer
+        self.loops: dict[str, Supervised] = {}
+        self.publisher = Publisher(self)
+        self.fanout = Fanout(layer, self)
+        self.writer = MessageWriter()
+        self.news = PresenceNews(self)
+        self.presence = make_presence(self)
+        self.limits = make_limits(self)
+
+    # Background loops ---------------------------------------------------------------------
+
+    def start(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        """Run `run()` in the background under `name` until it returns or `stop(name)`;
+        should it raise, log it and start it again with backoff. Idempotent while alive."""
+        loop = self.loops.get(name)
+        if loop is not None and loop.alive:
+            return
+        loop = self.loops[name] = Supervised(name=name, run=run)
+        loop.task = asyncio.get_running_loop().create_task(self._supervise(loop), name=name)
+
+    def stop(self, name: str) -> None:
+        loop = self.loops.pop(name, None)
+        if loop is not None and loop.task is not None:
+            loop.stopped = True
+            loop.task.cancel()
+
+    async def _supervise(self, loop: Supervised) -> None:
+        while True:
+            try:
+                await loop.run()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                loop.crashes += 1
+                loop.last_crash = time.time()
+                delay = min(LAST_RESTART, FIRST_RESTART * 2 ** (loop.crashes - 1))
+                logger.exception("%s crashed; starting it again in %.1f s", loop.name, delay)
+                await asyncio.sleep(delay)
+
+    async def close(self) -> None:
+        """Stop every background loop and close the Redis clients (shutdown, tests)."""
+        tasks = [loop.task for loop in self.loops.values() if loop.task is not None]
+        for name in list(self.loops):
+            self.stop(name)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for registry in (self.presence, self.limits):
+            redis = getattr(registry, "redis", None)
+            if redis is not None:
+                await redis.aclose()
+
+    # Health -------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """Each background loop: alive, and how often it crashed; each dependency the loops
+        use: answering (or away since when, as the loops last found it)."""
+        outages = {
+            "channel layer": [self.fanout.outage, self.publisher.outage],
+            "redis": [
+                registry.outage
+                for registry in (self.presence, self.limits)
+                if getattr(registry, "outage", None) is not None
+            ],
+        }
+        return {
+            "loops": {
+                name: {"alive": loop.alive, "crashes": loop.crashes}
+                for name, loop in sorted(self.loops.items())
+            },
+            "dependencies": {
+                what: all(outage.ok for outage in watched)
+                for what, watched in outages.items()
+                if watched
+            },
+        }
+
+
+_runtimes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Runtime]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def runtime_for_loop() -> Runtime:
+    """The runtime of the running event loop (made on first use, for the current layer)."""
+    loop = asyncio.get_running_loop()
+    runtime = _runtimes.get(loop)
+    layer = get_channel_layer()
+    if runtime is None or runtime.layer is not layer:
+        runtime = _runtimes[loop] = Runtime(layer)
+    return runtime
+
+
+def runtime_if_any(loop: asyncio.AbstractEventLoop) -> Runtime | None:
+    """The runtime of `loop` if one was made (for code running off the loop)."""
+    return _runtimes.get(loop)
