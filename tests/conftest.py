@@ -54,6 +54,13 @@ def close_worker_thread_connections(django_db_setup: None) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def fast_password_hashing(settings: Any) -> None:
+    """PBKDF2 costs each test user ~0.2 s; the tests are about chat, not hashing (the live
+    servers, separate processes, keep the real hasher, and so do their few users)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def fresh_realtime_state(settings: Any) -> None:
     """Each test gets a new in-memory channel layer (bound to its event loop) and in-process
     presence, even where REDIS_URL is set (tests that want Redis use it explicitly); the

@@ -43,12 +43,6 @@ def fail(client: Client, username: str, times: int, **where: str) -> None:
         assert response.status_code == 200, "a wrong password shows the form again"
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:
-    """Dozens of wrong passwords: a fast hasher keeps them cheap (the throttle ignores it)."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def password_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The usernames whose password the authentication backend checked, in order."""
