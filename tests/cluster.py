@@ -167,11 +167,13 @@ async def open_socket(worker: Worker, user: str | None = None) -> ClientConnecti
     return await open_site_socket(worker, sessionid)
 
 
-async def request(ws: ClientConnection, frame: dict[str, Any], seen: list | None = None) -> dict:
+async def request(
+    ws: ClientConnection, frame: dict[str, Any], seen: list | None = None, within: float = TIMEOUT
+) -> dict:
     """Send with a ref; return the reply, keeping other frames in `seen`."""
     ref = f"r{time.monotonic_ns()}"
     await ws.send(json.dumps({**frame, "ref": ref}))
-    async with asyncio.timeout(TIMEOUT):
+    async with asyncio.timeout(within):
         while (frame := json.loads(await ws.recv())).get("ref") != ref:
             if seen is not None:
                 seen.append(frame)

@@ -181,7 +181,9 @@ async def test_a_thousand_sockets_connecting_at_once_all_succeed(cluster: Cluste
             worker.ws_url, origin=Origin(worker.base_url), open_timeout=60, close_timeout=1
         )
         try:
-            reply = await request(ws, {"type": "join", "room": "general"})
+            # Every socket must get in and be answered; how fast a storm is served on two
+            # shared cores is the bench's business, not this test's.
+            reply = await request(ws, {"type": "join", "room": "general"}, within=60)
             return reply["type"] == "joined"
         finally:
             await ws.close()
