@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator
 from chat import events, requests
 from chat.errors import ChatError, ErrorCode
 from chat.models import Message, Room
-from tests.protocol import check_server_frame, frame_types, problem, schema
+from tests.protocol import check_server_frame, frame_types, named_fields, problem, schema
 
 CHAT = Path(__file__).resolve().parent.parent / "chat"
 
@@ -213,10 +213,7 @@ def parses(frame: dict) -> bool:
 def test_the_schema_accepts_exactly_what_the_parsers_accept(frame):
     """Fields a definition does not name are left out: the server ignores them, and a
     conforming client does not send them."""
-    kind = frame["type"]
-    if isinstance(kind, str) and kind in requests.PARSERS:
-        named = schema()["$defs"][f"client.{kind}"]["properties"]
-        frame = {key: value for key, value in frame.items() if key in named}
+    frame = named_fields(frame)
     assert (problem("client", frame) is None) == parses(frame), problem("client", frame)
 
 
