@@ -3,10 +3,15 @@
 // Run with: node --test tests/js/ (after `npm ci` in tests/js, which `make test` runs)
 "use strict";
 
-const { describe, test } = require("node:test");
-const assert = require("node:assert/strict");
-const path = require("node:path");
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 
+import { ChatClient } from "../../chat/static/chat/sync.js";
+
+// ajv is a CommonJS package of tests/js (package.json); require() finds it beside this file.
+const require = createRequire(import.meta.url);
 let Ajv2020;
 try {
   Ajv2020 = require("ajv/dist/2020");
@@ -14,8 +19,9 @@ try {
   throw new Error("ajv is missing: run `npm ci` in tests/js (`make test` does)", { cause: error });
 }
 
-const schema = require(path.join(__dirname, "../../chat/protocol.schema.json"));
-const { ChatClient } = require(path.join(__dirname, "../../chat/static/chat/sync.js"));
+const schema = JSON.parse(
+  readFileSync(new URL("../../chat/protocol.schema.json", import.meta.url), "utf8"),
+);
 
 // Formats are annotations here; the ISO times are checked by their pattern.
 const ajv = new Ajv2020({ allErrors: true, allowUnionTypes: true, validateFormats: false });
