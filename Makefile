@@ -17,6 +17,13 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# The JS client's Node tests check frames with ajv (tests/js/package.json); npm ci writes
+# node_modules/.package-lock.json, so this runs again only when the lock file changes.
+JS_DEPS := tests/js/node_modules/.package-lock.json
+$(JS_DEPS): tests/js/package.json tests/js/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then cd tests/js && npm ci --no-audit --no-fund --silent; \
+	else echo "npm not found: tests/js needs \`npm ci\` for the JS client's tests"; fi
+
 ## run: install, migrate, and serve HTTP + WebSockets on http://$(HOST):$(PORT)/
 run: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --noinput
@@ -27,7 +34,7 @@ serve: $(VENV)/.runtime
 	deploy/serve.sh
 
 ## test: install, lint, and run the whole suite
-test: $(VENV)/.dev lint
+test: $(VENV)/.dev $(JS_DEPS) lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## bench: chatsite against a reference Socket.IO server; writes docs/performance.md
@@ -45,4 +52,4 @@ format: $(VENV)/.dev
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles run test-db*.sqlite3*
+	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles run test-db*.sqlite3* tests/js/node_modules

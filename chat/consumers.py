@@ -219,26 +219,25 @@ class ChatConsumer(AsyncWebsocketConsumer):
             keep_newest=request.since is None,
         )
         await self.send_frame(
-            {
-                "type": "joined",
-                "room": room.slug,
-                "name": room.name,
-                "topic": room.topic,
-                "messages": messages,
-                "last_seq": page.last_seq,
-                "online": await self.presence.online(room_id=room.pk),
-                "guests": await self.presence.guests(room_id=room.pk),
-                "has_more": page.has_more or cut,
-                "read": read,
-                "unread": unread,
-            },
+            events.joined_frame(
+                room_slug=room.slug,
+                name=room.name,
+                topic=room.topic,
+                messages=messages,
+                last_seq=page.last_seq,
+                online=await self.presence.online(room_id=room.pk),
+                guests=await self.presence.guests(room_id=room.pk),
+                has_more=page.has_more or cut,
+                read=read,
+                unread=unread,
+            ),
             ref,
         )
 
     async def on_leave(self, request: requests.Leave, ref: str | None) -> None:
         """Runs on `leave`: the socket hears nothing more from the room (idempotent)."""
         await self._leave_room(request.room)
-        await self.send_frame({"type": "left", "room": request.room}, ref)
+        await self.send_frame(events.left_frame(room_slug=request.room), ref)
 
     async def on_send(self, request: requests.Send, ref: str | None) -> None:
         """Runs on `send`: store (or find the retried original) and ack after commit."""
@@ -256,13 +255,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 joined.group, message.seq, within=settings.CHAT_ACK_WAITS_FOR_FANOUT
             )
         await self.send_frame(
-            {
-                "type": "ack",
-                "room": request.room,
-                "client_id": request.client_id,
-                "id": message.pk,
-                "seq": message.seq,
-            },
+            events.ack_frame(
+                room_slug=request.room,
+                client_id=request.client_id,
+                message_id=message.pk,
+                seq=message.seq,
+            ),
             ref,
         )
 
@@ -287,12 +285,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             page.messages, budget=settings.CHAT_FRAME_BUDGET_BYTES, keep_newest=True
         )
         await self.send_frame(
-            {
-                "type": "history",
-                "room": request.room,
-                "messages": messages,
-                "has_more": page.has_more or cut,
-            },
+            events.history_frame(
+                room_slug=request.room, messages=messages, has_more=page.has_more or cut
+            ),
             ref,
         )
 
@@ -305,7 +300,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 room_ids=[joined.room.pk for joined in self.joined.values()]
             )
             last = {slug: by_id.get(j.room.pk, 0) for slug, j in self.joined.items()}
-        await self.send_frame({"type": "pong", "rooms": last}, ref)
+        await self.send_frame(events.pong_frame(rooms=last), ref)
 
     async def on_edit(self, request: requests.Edit, ref: str | None) -> None:
         """Runs on `edit`: change the body of one's own recent message; the room hears
@@ -316,7 +311,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             room=joined.room, message_id=request.id, editor=self.user, body=request.body
         )
         await self.send_frame(
-            {"type": "edited", "room": request.room, "id": message.pk, "seq": message.rev}, ref
+            events.edited_frame(room_slug=request.room, message_id=message.pk, seq=message.rev),
+            ref,
         )
 
     async def on_delete(self, request: requests.Delete, ref: str | None) -> None:
@@ -328,7 +324,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             room=joined.room, message_id=request.id, user=self.user
         )
         await self.send_frame(
-            {"type": "deleted", "room": request.room, "id": message.pk, "seq": message.rev}, ref
+            events.deleted_frame(room_slug=request.room, message_id=message.pk, seq=message.rev),
+            ref,
         )
 
     async def on_read(self, request: requests.Read, ref: str | None) -> None:

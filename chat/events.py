@@ -84,6 +84,68 @@ def encode(frame: dict[str, Any]) -> str:
     return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
 
 
+def joined_frame(
+    *,
+    room_slug: str,
+    name: str,
+    topic: str,
+    messages: list[dict[str, Any]],
+    last_seq: int,
+    online: list[str],
+    guests: int,
+    has_more: bool,
+    read: int | None,
+    unread: int,
+) -> dict[str, Any]:
+    """The reply to `join`: the room, the messages the client lacks and who is there."""
+    return {
+        "type": "joined",
+        "room": room_slug,
+        "name": name,
+        "topic": topic,
+        "messages": messages,
+        "last_seq": last_seq,
+        "online": online,
+        "guests": guests,
+        "has_more": has_more,
+        "read": read,
+        "unread": unread,
+    }
+
+
+def left_frame(*, room_slug: str) -> dict[str, Any]:
+    """The reply to `leave` (sent even when the socket was not in the room)."""
+    return {"type": "left", "room": room_slug}
+
+
+def ack_frame(*, room_slug: str, client_id: str, message_id: int, seq: int) -> dict[str, Any]:
+    """The reply to `send`, once the message (or the retried original) is committed."""
+    return {"type": "ack", "room": room_slug, "client_id": client_id, "id": message_id, "seq": seq}
+
+
+def history_frame(
+    *, room_slug: str, messages: list[dict[str, Any]], has_more: bool
+) -> dict[str, Any]:
+    """The reply to `history`: a page of older messages, oldest first."""
+    return {"type": "history", "room": room_slug, "messages": messages, "has_more": has_more}
+
+
+def pong_frame(*, rooms: dict[str, int]) -> dict[str, Any]:
+    """The reply to `ping` (or unasked, after the layer came back): each joined room's
+    last seq."""
+    return {"type": "pong", "rooms": rooms}
+
+
+def edited_frame(*, room_slug: str, message_id: int, seq: int) -> dict[str, Any]:
+    """The reply to `edit`; `seq` is the message's rev after the edit."""
+    return {"type": "edited", "room": room_slug, "id": message_id, "seq": seq}
+
+
+def deleted_frame(*, room_slug: str, message_id: int, seq: int) -> dict[str, Any]:
+    """The reply to `delete`; `seq` is the deletion's place in the room's sequence."""
+    return {"type": "deleted", "room": room_slug, "id": message_id, "seq": seq}
+
+
 def message_frame(message: Message) -> dict[str, Any]:
     return {"type": "message", "room": message.room.slug, "message": message_dict(message)}
 

@@ -20,6 +20,7 @@ from django.http import HttpRequest, JsonResponse
 from .runtime import runtime_for_loop
 
 CHECK_TIMEOUT = 3.0  # seconds a dependency may take to answer
+LAYER_CHECK = "health.check"  # a channel-layer message to itself, never a frame
 
 
 def _database_answers() -> bool:
@@ -54,7 +55,7 @@ async def layer_answers() -> bool:
         async with asyncio.timeout(CHECK_TIMEOUT):
             channel = await layer.new_channel("health.")
             token = uuid.uuid4().hex
-            await layer.send(channel, {"type": "health.check", "token": token})
+            await layer.send(channel, {"type": LAYER_CHECK, "token": token})
             return (await layer.receive(channel)).get("token") == token
     except Exception:
         return False

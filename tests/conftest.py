@@ -21,6 +21,7 @@ from django.test import Client
 
 from chat.models import Message, Room
 from chatsite.asgi import application
+from tests.protocol import check_server_frame
 
 HOST = "localhost"  # the Host header of a test handshake; ORIGIN is its page's origin
 ORIGIN = "http://localhost"
@@ -166,7 +167,8 @@ class Socket:
     """A test-side browser tab: a WebsocketCommunicator speaking JSON frames.
 
     Broadcasts and replies may arrive in either order, so frames read while waiting for a
-    reply are kept, in order, for the next `recv` or `expect`."""
+    reply are kept, in order, for the next `recv` or `expect`. Every frame received is
+    checked against the protocol's schema (tests/protocol.py)."""
 
     def __init__(self, communicator: WebsocketCommunicator) -> None:
         self.communicator = communicator
@@ -181,7 +183,12 @@ class Socket:
     async def recv(self) -> dict[str, Any]:
         if self.unread:
             return self.unread.popleft()
-        return await self.communicator.receive_json_from(timeout=RECEIVE_TIMEOUT)
+        return await self._receive()
+
+    async def _receive(self) -> dict[str, Any]:
+        frame = await self.communicator.receive_json_from(timeout=RECEIVE_TIMEOUT)
+        check_server_frame(frame)
+        return frame
 
     async def poll(self, seconds: float) -> dict[str, Any] | None:
         """The next frame, or None after `seconds`; unlike recv, running out of time leaves
@@ -193,14 +200,16 @@ class Socket:
         except TimeoutError:
             return None
         assert message["type"] == "websocket.send", message
-        return json.loads(message["text"])
+        frame = json.loads(message["text"])
+        check_server_frame(frame)
+        return frame
 
     async def request(self, frame: dict[str, Any]) -> dict[str, Any]:
         """Send a frame with a fresh ref and return the reply that echoes it."""
         ref = f"t{next(self._refs)}"
         await self.send({**frame, "ref": ref})
         while True:
-            reply = await self.communicator.receive_json_from(timeout=RECEIVE_TIMEOUT)
+            reply = await self._receive()
             if reply.get("ref") == ref:
                 return reply
             self.unread.append(reply)

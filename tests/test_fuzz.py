@@ -24,6 +24,7 @@ from chat.models import Message, Room
 from chat.runtime import runtime_for_loop
 from chatsite.asgi import application
 from tests.conftest import HOST, ORIGIN, encoding_like_daphne, session_cookie
+from tests.protocol import check_client_frame, check_server_frame, named_fields
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -130,8 +131,9 @@ def well_formed(frame: dict) -> bool:
 
 async def throw(cookie: str, texts: list[str]) -> list[dict]:
     """Send each text, then a ping; return everything heard. Fails if the socket closes,
-    if a frame cannot be encoded as daphne would, or if the socket is still counted
-    anywhere once it closed."""
+    if a frame cannot be encoded as daphne would, if a frame heard or a frame that passed
+    the server's shape checks (no bad_request) breaks the protocol's schema, or if the
+    socket is still counted anywhere once it closed."""
     communicator = WebsocketCommunicator(
         encoding_like_daphne(application),
         "/ws/chat/",
@@ -149,13 +151,18 @@ async def throw(cookie: str, texts: list[str]) -> list[dict]:
         for n, text in enumerate(texts):
             await communicator.send_input({"type": "websocket.receive", "text": text})
             await communicator.send_json_to({"type": "ping", "ref": f"probe-{n}"})
+            refused = False
             while True:
                 output = await communicator.receive_output(timeout=5)
                 assert output["type"] == "websocket.send", output  # never closed
                 frame = json.loads(output["text"])
+                check_server_frame(frame)
                 heard.append(frame)
+                refused |= frame["type"] == "error" and frame["code"] == "bad_request"
                 if frame.get("ref") == f"probe-{n}" and frame["type"] == "pong":
                     break
+            if not refused:
+                check_client_frame(named_fields(json.loads(text)))
     finally:
         await communicator.disconnect()
     general = await database_sync_to_async(Room.objects.get)(slug="general")

@@ -141,7 +141,13 @@ async def test_an_ack_does_not_wait_for_a_broadcast_the_failed_layer_will_not_br
 
 
 def probe(group: str, n: int) -> dict:
-    return {"type": events.EVENT_BROADCAST, "group": group, "text": f'{{"type":"probe","n":{n}}}'}
+    """A broadcast of a frame the protocol knows (the test Socket checks each one), told
+    apart by its `id`."""
+    frame = events.announcement_frame(announcement_id=n, body="probe", created=PROBE_TIME)
+    return events.broadcast_event(group=group, frame=frame)
+
+
+PROBE_TIME = "2026-01-01T00:00:00+00:00"
 
 
 @pytest.mark.parametrize(
@@ -166,7 +172,7 @@ async def test_the_publisher_retries_what_the_layer_refused_until_it_is_too_late
 
     publisher.publish(group, probe(group, 2))
 
-    assert [(await listener.recv_until("probe"))["n"] for _ in heard] == heard
+    assert [(await listener.recv_until("announcement"))["id"] for _ in heard] == heard
     assert await listener.nothing()
     assert outage_log(caplog, "the channel layer (publisher)") == [
         "Lost the channel layer",

@@ -141,7 +141,9 @@ async def still_receives(socket: Socket, room: Room, other: Message) -> bool:
     """Broadcast to the room, then to the whole site: whether the room's frame came first.
     One process channel carries both, in order, so the site frame marks the end."""
     publish(*events.room_broadcast(room.pk, events.message_frame(other)))
-    frame = events.announcement_frame(announcement_id=0, body="marker", created="")
+    frame = events.announcement_frame(
+        announcement_id=1, body="marker", created="2026-01-01T00:00:00+00:00"
+    )
     publish(events.SITE_GROUP, events.broadcast_event(group=events.SITE_GROUP, frame=frame))
     received = False
     while (frame := await socket.recv())["type"] != "announcement":

@@ -1,0 +1,158 @@
+// The browser client's frames against the protocol's JSON Schema (chat/protocol.schema.json),
+// the same file the Python tests check the server's frames against.
+// Run with: node --test tests/js/ (after `npm ci` in tests/js, which `make test` runs)
+"use strict";
+
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+
+import { ChatClient } from "../../chat/static/chat/sync.js";
+
+// ajv is a CommonJS package of tests/js (package.json); require() finds it beside this file.
+const require = createRequire(import.meta.url);
+let Ajv2020;
+try {
+  Ajv2020 = require("ajv/dist/2020");
+} catch (error) {
+  throw new Error("ajv is missing: run `npm ci` in tests/js (`make test` does)", { cause: error });
+}
+
+const schema = JSON.parse(
+  readFileSync(new URL("../../chat/protocol.schema.json", import.meta.url), "utf8"),
+);
+
+// Formats are annotations here; the ISO times are checked by their pattern.
+const ajv = new Ajv2020({ allErrors: true, allowUnionTypes: true, validateFormats: false });
+ajv.addSchema(schema);
+
+function validator(definition) {
+  return ajv.getSchema(`${schema.$id}#/$defs/${definition}`);
+}
+
+// The frame's own definition (by its type) and the union of its side must both accept it.
+function assertConforms(side, frame) {
+  const own = validator(`${side}.${frame.type}`);
+  assert.ok(own, `no ${side} frame has type ${JSON.stringify(frame.type)}`);
+  assert.ok(own(frame), `${side} frame ${JSON.stringify(frame)}: ${ajv.errorsText(own.errors)}`);
+  const any = validator(`${side}_frame`);
+  assert.ok(any(frame), `${side}_frame rejects ${JSON.stringify(frame)}`);
+}
+
+const ROOM = "general";
+const TIME = "2026-11-25T21:40:00.123456+00:00";
+
+function msg(seq, { id = 1000 + seq, clientId = null, rev = seq } = {}) {
+  return {
+    id,
+    seq,
+    rev,
+    room: ROOM,
+    author: "alice",
+    body: `message ${seq}`,
+    created: TIME,
+    edited: rev === seq ? null : TIME,
+    deleted: false,
+    client_id: clientId,
+  };
+}
+
+function joinedFrame(ref, messages, lastSeq) {
+  return {
+    type: "joined",
+    room: ROOM,
+    name: "General",
+    topic: "",
+    messages,
+    last_seq: lastSeq,
+    online: ["alice"],
+    guests: 0,
+    has_more: false,
+    read: null,
+    unread: 0,
+    ref,
+  };
+}
+
+// A client on a fake clock whose socket records every frame it writes, and the server
+// frames fed to it.
+function harness() {
+  const h = { clock: 1000000, sent: [], received: [] };
+  h.client = new ChatClient({
+    send(frame) {
+      h.sent.push(JSON.parse(JSON.stringify(frame))); // what goes on the wire
+      return true;
+    },
+    now: () => h.clock,
+  });
+  h.receive = (frame) => {
+    h.received.push(frame);
+    h.client.receive(frame);
+  };
+  return h;
+}
+
+describe("the client's frames conform to the protocol's schema", () => {
+  test("every frame sync.js sends: join (latest, since, quiet), send, ping, edit, delete, read", () => {
+    const h = harness();
+    h.client.watch(ROOM);
+    h.client.watch("random", 12, { quiet: true });
+    h.client.connected();
+    const join = h.sent.find((frame) => frame.type === "join" && frame.room === ROOM);
+    h.receive(joinedFrame(join.ref, [msg(1)], 1));
+    h.client.submit(ROOM, "hello", "3f1c-client-id");
+    h.client.edit(ROOM, 1001, "changed");
+    h.client.remove(ROOM, 1001);
+    h.client.read(ROOM, 1);
+    h.client.ping();
+    h.client.setQuiet(ROOM, true);
+
+    assert.deepEqual(
+      new Set(h.sent.map((frame) => frame.type)),
+      new Set(["join", "send", "edit", "delete", "read", "ping"]),
+    );
+    assert.ok(h.sent.some((frame) => frame.type === "join" && frame.since === 12 && frame.quiet));
+    for (const frame of h.sent) assertConforms("client", frame);
+  });
+
+  test("a resend after an ack timeout is still a conforming send", () => {
+    const h = harness();
+    h.client.watch(ROOM, 0);
+    h.client.connected();
+    h.receive(joinedFrame(h.sent[0].ref, [], 0));
+    h.client.submit(ROOM, "hello", "id-1");
+    h.clock += 60000;
+    h.client.tick();
+    assert.ok(h.sent.filter((frame) => frame.type === "send").length >= 2);
+    for (const frame of h.sent) assertConforms("client", frame);
+  });
+
+  test("the server frames fed to the client here conform too", () => {
+    const frames = [
+      joinedFrame("c1", [msg(1), msg(2, { rev: 3, clientId: "id-1" })], 3),
+      { type: "ack", room: ROOM, client_id: "id-1", id: 1002, seq: 2, ref: "c2" },
+      { type: "message", room: ROOM, message: msg(4) },
+      { type: "message_edited", room: ROOM, seq: 5, message: msg(4, { rev: 5 }) },
+      { type: "message_deleted", room: ROOM, id: 1004, seq: 6 },
+      { type: "pong", rooms: { [ROOM]: 6 }, ref: "c3" },
+      { type: "pong", rooms: {} },
+      { type: "error", code: "rate_limited", message: "Slow down.", retry_after: 1.5, ref: "c4" },
+    ];
+    for (const frame of frames) assertConforms("server", frame);
+  });
+
+  test("the schema catches a frame off the contract", () => {
+    const bad = [
+      ["client", { type: "send", room: ROOM, body: "hi", clientId: "x" }],
+      ["client", { type: "join", room: "" }],
+      ["client", { type: "ping", ref: "r".repeat(65) }],
+      ["server", { type: "message", room: ROOM, message: { ...msg(1), rev: undefined } }],
+      ["server", { type: "error", code: "oops", message: "?" }],
+    ];
+    for (const [side, frame] of bad) {
+      const own = validator(`${side}.${frame.type}`);
+      assert.equal(own(JSON.parse(JSON.stringify(frame))), false, JSON.stringify(frame));
+    }
+  });
+});
