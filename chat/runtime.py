@@ -25,10 +25,9 @@ then (or after `within`, or at once while the layer is away), and only then is t
 
 import asyncio
 import logging
-import time
 import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from channels.layers import BaseChannelLayer, get_channel_layer
@@ -47,8 +46,6 @@ class Supervised:
     run: Callable[[], Awaitable[None]]
     task: asyncio.Task | None = None
     crashes: int = 0
-    last_crash: float | None = None
-    stopped: bool = field(default=False)
 
     @property
     def alive(self) -> bool:
@@ -88,7 +85,6 @@ class Runtime:
     def stop(self, name: str) -> None:
         loop = self.loops.pop(name, None)
         if loop is not None and loop.task is not None:
-            loop.stopped = True
             loop.task.cancel()
 
     async def _supervise(self, loop: Supervised) -> None:
@@ -100,7 +96,6 @@ class Runtime:
                 raise
             except Exception:
                 loop.crashes += 1
-                loop.last_crash = time.time()
                 delay = min(LAST_RESTART, FIRST_RESTART * 2 ** (loop.crashes - 1))
                 logger.exception("%s crashed; starting it again in %.1f s", loop.name, delay)
                 await asyncio.sleep(delay)
