@@ -1,6 +1,6 @@
 """The chat socket: one per browser tab, joined to any number of rooms.
 
-Thin by design: each client frame is parsed (chat.requests), handed to one selector or
+Thin by design: each client frame is parsed (chat.protocol.requests), handed to one selector or
 service, and the result or ChatError becomes one reply frame. Room broadcasts reach the
 socket through its process's fan-out (chat.fanout), already encoded, as one send.
 """
@@ -18,11 +18,12 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from . import addresses, events, limits, requests, selectors, services, transport
-from .errors import ChatError, ErrorCode
+from . import addresses, limits, selectors, services, transport
 from .fanout import run_eagerly
 from .models import Room
 from .presence import GUEST
+from .protocol import events, requests
+from .protocol.errors import ChatError, ErrorCode
 from .publisher import publish
 from .runtime import runtime_for_loop
 

@@ -13,8 +13,8 @@ from channels.db import database_sync_to_async
 from django.db import InterfaceError, OperationalError
 
 from . import services
-from .errors import ChatError
 from .models import Message
+from .protocol.errors import ChatError
 
 logger = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from django.db.models.functions import Coalesce
 
 from . import access
 from .access import AnyUser
-from .errors import ChatError, ErrorCode
 from .models import Message, ReadState, Room
+from .protocol.errors import ChatError, ErrorCode
 
 SLUG_RE = re.compile(r"^[-a-zA-Z0-9_]{1,80}$")  # what SlugField(max_length=80) can hold
 

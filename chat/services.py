@@ -12,9 +12,10 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from . import access, events, selectors, visible_text
-from .errors import ChatError, ErrorCode
+from . import access, selectors, visible_text
 from .models import Announcement, Ban, Message, ReadState, Room, slug_is_reserved
+from .protocol import events
+from .protocol.errors import ChatError, ErrorCode
 
 ARCHIVE_REASON = "This room has been archived."
 BAN_REASON = "You have been banned from this room."

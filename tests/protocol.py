@@ -1,4 +1,4 @@
-"""The protocol's JSON Schema (chat/protocol.schema.json), for checking frames in tests."""
+"""The protocol's JSON Schema (chat/protocol/schema.json), for checking frames in tests."""
 
 import functools
 import json
@@ -8,7 +8,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "chat" / "protocol.schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "chat" / "protocol" / "schema.json"
 
 
 @functools.cache

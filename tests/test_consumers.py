@@ -10,8 +10,8 @@ from channels.testing import WebsocketCommunicator
 from django.test import override_settings
 
 from chat import services
-from chat.events import room_group
 from chat.models import Message, Room
+from chat.protocol.events import room_group
 from chat.runtime import runtime_for_loop
 from chatsite.asgi import application
 from tests.conftest import HOST, ORIGIN, encoding_like_daphne, post_messages, session_cookie
@@ -552,7 +552,7 @@ async def test_a_socket_that_ends_with_a_server_error_is_cleaned_up(
     watcher = await connect(bob)
     await joined_with_presence(watcher, "general")
     # Any exception on the send path will do: here, a lone surrogate let through decode.
-    monkeypatch.setattr("chat.requests._encodable", lambda text, frame: True)
+    monkeypatch.setattr("chat.protocol.requests._encodable", lambda text, frame: True)
 
     for _ in range(3):  # more crashes than the socket cap
         await crash(alice if signed_in else None)

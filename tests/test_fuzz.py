@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from chat import requests
-from chat.errors import ErrorCode
 from chat.models import Message, Room
+from chat.protocol import requests
+from chat.protocol.errors import ErrorCode
 from chat.runtime import runtime_for_loop
 from chatsite.asgi import application
 from tests.conftest import HOST, ORIGIN, encoding_like_daphne, session_cookie

@@ -1,4 +1,4 @@
-"""chat/protocol.schema.json matches the code: the parsers, the builders, the error codes
+"""chat/protocol/schema.json matches the code: the parsers, the builders, the error codes
 and the limits; every builder's frame conforms; and the schema accepts exactly the frames
 the parsers accept."""
 
@@ -14,9 +14,9 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from chat import events, requests
-from chat.errors import ChatError, ErrorCode
 from chat.models import Message, Room
+from chat.protocol import events, requests
+from chat.protocol.errors import ChatError, ErrorCode
 from tests.protocol import check_server_frame, frame_types, named_fields, problem, schema
 
 CHAT = Path(__file__).resolve().parent.parent / "chat"
@@ -47,12 +47,12 @@ def test_every_request_type_has_a_client_definition_and_every_definition_a_parse
 
 
 def test_every_frame_type_events_builds_has_a_server_definition_and_back():
-    assert frame_types("server") == built_frame_types(CHAT / "events.py")
+    assert frame_types("server") == built_frame_types(CHAT / "protocol" / "events.py")
 
 
 def test_no_module_but_events_builds_a_frame():
     """Only ASGI messages (websocket.*) are dict literals with a "type" elsewhere."""
-    for path in CHAT.glob("*.py"):
+    for path in CHAT.rglob("*.py"):
         if path.name != "events.py":
             kinds = built_frame_types(path)
             assert all(kind.startswith("websocket.") for kind in kinds), (path.name, kinds)

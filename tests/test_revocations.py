@@ -15,8 +15,9 @@ import pytest
 from channels.db import database_sync_to_async
 from django.test import Client
 
-from chat import events, services
+from chat import services
 from chat.models import Message, Room
+from chat.protocol import events
 from chat.publisher import publish
 from tests.conftest import PASSWORD, RECEIVE_TIMEOUT, Socket
 

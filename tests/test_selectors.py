@@ -2,8 +2,9 @@
 
 import pytest
 
-from chat import events, selectors, services
-from chat.errors import ChatError, ErrorCode
+from chat import selectors, services
+from chat.protocol import events
+from chat.protocol.errors import ChatError, ErrorCode
 from tests.conftest import post_messages
 
 pytestmark = pytest.mark.django_db

@@ -15,9 +15,9 @@ from django.test import override_settings
 from django.utils.text import slugify
 
 from chat import services
-from chat.errors import ChatError, ErrorCode
-from chat.events import room_group
 from chat.models import Message, Room
+from chat.protocol.errors import ChatError, ErrorCode
+from chat.protocol.events import room_group
 from tests.conftest import DM_LOOKALIKE_NAMES
 
 pytestmark = pytest.mark.django_db(transaction=True)

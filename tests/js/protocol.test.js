@@ -1,4 +1,4 @@
-// The browser client's frames against the protocol's JSON Schema (chat/protocol.schema.json),
+// The browser client's frames against the protocol's JSON Schema (chat/protocol/schema.json),
 // the same file the Python tests check the server's frames against.
 // Run with: node --test tests/js/ (after `npm ci` in tests/js, which `make test` runs)
 "use strict";
@@ -20,7 +20,7 @@ try {
 }
 
 const schema = JSON.parse(
-  readFileSync(new URL("../../chat/protocol.schema.json", import.meta.url), "utf8"),
+  readFileSync(new URL("../../chat/protocol/schema.json", import.meta.url), "utf8"),
 );
 
 // Formats are annotations here; the ISO times are checked by their pattern.

@@ -10,9 +10,9 @@ from typing import Any
 
 from django.db import transaction
 
+from ..models import Message
+from ..publisher import publish
 from .errors import ChatError
-from .models import Message
-from .publisher import publish
 
 # Channel-layer event types, handled by each process's fan-out (chat/fanout.py). Every event
 # names its group: one process channel receives the events of all its rooms.
