@@ -10,7 +10,7 @@ class ChatConfig(AppConfig):
         from django.conf import settings
 
         from . import signals  # noqa: F401 - connects the receivers
-        from .limits import parse_rate
+        from .realtime.limits import parse_rate
 
         # A malformed limit stops the site at start, not at someone's first message.
         parse_rate(settings.CHAT_RATE_LIMIT)

@@ -12,9 +12,9 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from chat.origins import SameOriginValidator  # noqa: E402
-from chat.routing import websocket_urlpatterns  # noqa: E402
-from chat.transport import RawSendMiddleware  # noqa: E402
+from chat.realtime.origins import SameOriginValidator  # noqa: E402
+from chat.realtime.routing import websocket_urlpatterns  # noqa: E402
+from chat.realtime.transport import RawSendMiddleware  # noqa: E402
 from chatsite import patches  # noqa: E402
 
 # Fails at startup, naming the internal, if an upgraded library moved one (chatsite/patches).

@@ -138,7 +138,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Channel layer: REDIS_URL set → channels-redis, shared by every worker; unset → in-process.
-# Each process joins a room's group once (chat/fanout.py), so the layer carries one message
+# Each process joins a room's group once (chat/realtime/fanout.py), so the layer carries one message
 # per process per broadcast, not one per socket. CHAT_CHANNEL_LAYER picks the channels-redis
 # layer: "core" (lists in Redis, buffered; the default, see docs/performance.md) or "pubsub".
 # Capacity is per channel, and there are few channels: one per process, plus a burst margin.
@@ -174,7 +174,10 @@ elif REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "chat.layers.InProcessChannelLayer", "CONFIG": {"capacity": 1000}}
+        "default": {
+            "BACKEND": "chat.realtime.layers.InProcessChannelLayer",
+            "CONFIG": {"capacity": 1000},
+        }
     }
 
 AUTH_PASSWORD_VALIDATORS = [

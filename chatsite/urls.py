@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from chat import health
 from chat import views as chat_views
+from chat.realtime import health
 
 urlpatterns = [
     # Both login forms run behind the failed-login throttle; these come first to take over

@@ -66,7 +66,7 @@ def fresh_realtime_state(settings: Any) -> None:
     """Each test gets a new in-memory channel layer (bound to its event loop) and in-process
     presence, even where REDIS_URL is set (tests that want Redis use it explicitly); the
     fan-out and presence registries are per layer and per loop, so they are new too."""
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "chat.layers.InProcessChannelLayer"}}
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "chat.realtime.layers.InProcessChannelLayer"}}
     settings.CHAT_PRESENCE_REDIS_URL = ""
     settings.CHAT_LIMITS_REDIS_URL = ""
     settings.CHAT_RATE_LIMIT = "off"  # tests of the limits turn it on

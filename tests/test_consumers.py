@@ -12,7 +12,7 @@ from django.test import override_settings
 from chat import services
 from chat.models import Message, Room
 from chat.protocol.events import room_group
-from chat.runtime import runtime_for_loop
+from chat.realtime.runtime import runtime_for_loop
 from chatsite.asgi import application
 from tests.conftest import HOST, ORIGIN, encoding_like_daphne, post_messages, session_cookie
 

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from chat.models import Message, Room
 from chat.protocol import requests
 from chat.protocol.errors import ErrorCode
-from chat.runtime import runtime_for_loop
+from chat.realtime.runtime import runtime_for_loop
 from chatsite.asgi import application
 from tests.conftest import HOST, ORIGIN, encoding_like_daphne, session_cookie
 from tests.protocol import check_client_frame, check_server_frame, named_fields

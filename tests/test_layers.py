@@ -2,7 +2,7 @@
 
 import asyncio
 
-from chat.layers import InProcessChannelLayer
+from chat.realtime.layers import InProcessChannelLayer
 
 
 async def test_expired_messages_and_memberships_still_go_within_a_second_or_so():

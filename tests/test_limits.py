@@ -6,8 +6,8 @@ import asyncio
 import pytest
 from channels.db import database_sync_to_async
 
-from chat.limits import SEND, TYPING, RedisLimits, parse_rate
 from chat.models import Message
+from chat.realtime.limits import SEND, TYPING, RedisLimits, parse_rate
 from tests.conftest import RECEIVE_TIMEOUT
 from tests.redis_service import two_workers
 

@@ -14,14 +14,14 @@ from channels.layers import get_channel_layer
 from django.core.exceptions import ImproperlyConfigured
 from django.db import OperationalError, connection
 
-from chat import publisher
 from chat.apps import check_layer_timeouts
-from chat.heartbeat import Heartbeat
-from chat.layers import InProcessChannelLayer
 from chat.models import Message
-from chat.presence import LocalPresence
 from chat.protocol import events
-from chat.runtime import runtime_for_loop
+from chat.realtime import publisher
+from chat.realtime.heartbeat import Heartbeat
+from chat.realtime.layers import InProcessChannelLayer
+from chat.realtime.presence import LocalPresence
+from chat.realtime.runtime import runtime_for_loop
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

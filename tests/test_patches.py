@@ -17,9 +17,9 @@ from daphne.ws_protocol import WebSocketProtocol
 from twisted.internet import abstract, tcp
 from twisted.internet.protocol import Protocol
 
-from chat import transport
-from chat.consumers import ChatConsumer
-from chat.layers import InProcessChannelLayer
+from chat.realtime import transport
+from chat.realtime.consumers import ChatConsumer
+from chat.realtime.layers import InProcessChannelLayer
 from chatsite import patches
 from chatsite.asgi import application
 from chatsite.patches import InternalsChanged, asgiref_loop, daphne_limits, twisted_writes
@@ -175,7 +175,7 @@ def test_daphne_limits_are_installed_with_the_settings(settings):
 
 
 async def test_a_worker_thread_finds_the_loop_it_serves():
-    # What chat/publisher.py queues its broadcasts on (tests/test_outages.py publishes).
+    # What chat/realtime/publisher.py queues its broadcasts on (tests/test_outages.py publishes).
     assert await sync_to_async(asgiref_loop.event_loop_of_this_thread)() is (
         asyncio.get_running_loop()
     )
@@ -205,7 +205,10 @@ async def test_the_consumer_dispatches_without_closing_old_connections(monkeypat
 def test_the_layer_override_is_the_default_layer(settings):
     # Its sweep, once a second at most: tests/test_layers.py.
     assert InProcessChannelLayer._clean_expired is not InMemoryChannelLayer._clean_expired
-    assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "chat.layers.InProcessChannelLayer"
+    assert (
+        settings.CHANNEL_LAYERS["default"]["BACKEND"]
+        == "chat.realtime.layers.InProcessChannelLayer"
+    )
 
 
 async def test_the_consumer_gets_the_servers_send_past_the_session_wrapper():

@@ -7,7 +7,7 @@ import time
 import pytest
 from channels.db import database_sync_to_async
 
-from chat.presence import PRESENCE_EVERY, LocalPresence, RedisPresence
+from chat.realtime.presence import PRESENCE_EVERY, LocalPresence, RedisPresence
 from tests.redis_service import two_workers
 
 

@@ -18,7 +18,7 @@ from django.test import Client
 from chat import services
 from chat.models import Message, Room
 from chat.protocol import events
-from chat.publisher import publish
+from chat.realtime.publisher import publish
 from tests.conftest import PASSWORD, RECEIVE_TIMEOUT, Socket
 
 pytestmark = pytest.mark.django_db(transaction=True)

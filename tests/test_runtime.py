@@ -9,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import AsyncClient
 
-from chat.runtime import runtime_for_loop
+from chat.realtime.runtime import runtime_for_loop
 from tests.redis_service import redis_url
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -14,7 +14,7 @@ from django.contrib.auth.backends import ModelBackend
 from django.test import Client
 
 from chat import throttle
-from chat.outages import Outage
+from chat.realtime.outages import Outage
 from tests.conftest import PASSWORD
 from tests.redis_service import redis_url
 

@@ -29,7 +29,7 @@ def test_defaults_need_no_services():
     assert shown["debug"] is True
     assert shown["engine"] == "django.db.backends.sqlite3"
     assert shown["db"] == str(PROJECT_ROOT / "db.sqlite3")
-    assert shown["layer"]["BACKEND"] == "chat.layers.InProcessChannelLayer"
+    assert shown["layer"]["BACKEND"] == "chat.realtime.layers.InProcessChannelLayer"
     assert shown["hosts"] == ["localhost", "127.0.0.1", "[::1]"]
     assert shown["max"] == 4000
 

@@ -11,11 +11,11 @@ from typing import Any
 from django.db import transaction
 
 from ..models import Message
-from ..publisher import publish
+from ..realtime.publisher import publish
 from .errors import ChatError
 
-# Channel-layer event types, handled by each process's fan-out (chat/fanout.py). Every event
-# names its group: one process channel receives the events of all its rooms.
+# Channel-layer event types, handled by each process's fan-out (chat/realtime/fanout.py).
+# Every event names its group: one process channel receives the events of all its rooms.
 EVENT_BROADCAST = "chat.broadcast"  # a pre-encoded frame for every socket in the group
 EVENT_TYPING = "chat.typing"  # a pre-encoded frame for every socket but the typist's
 EVENT_LEAVE_ROOM = "chat.leave_room"  # leave a room and tell the client why (archived, banned)

@@ -8,7 +8,7 @@ so a library upgrade that moves an internal stops the server at startup with
 `InternalsChanged` naming the patch and the internal, instead of silently undoing a
 measured gain or corrupting a connection. The libraries are pinned in requirements.txt.
 
-The submodules are imported only when checked or installed: chat/publisher.py imports
+The submodules are imported only when checked or installed: chat/realtime/publisher.py imports
 `asgiref_loop`, and management commands and sync tests have no use for daphne and Twisted.
 """
 
@@ -47,27 +47,27 @@ PATCHES = (
     ),
     Patch(
         "asgiref_loop",
-        "chatsite/patches/asgiref_loop.py, read by chat/publisher.py",
+        "chatsite/patches/asgiref_loop.py, read by chat/realtime/publisher.py",
         "asgiref SyncToAsync.threadlocal.main_event_loop and main_event_loop_pid, set by "
         "SyncToAsync.thread_handler",
         "asgiref_loop:check",
     ),
     Patch(
         "channels_consumer_dispatch",
-        "chat/consumers.py ChatConsumer.dispatch (a subclass override)",
+        "chat/realtime/consumers.py ChatConsumer.dispatch (a subclass override)",
         "channels AsyncConsumer.dispatch doing nothing but get_handler_name, "
         "aclose_old_connections and the handler call; AsyncConsumer.__call__ calling it",
         "channels_overrides:check_consumer_dispatch",
     ),
     Patch(
         "channels_layer_sweep",
-        "chat/layers.py InProcessChannelLayer._clean_expired (a subclass override)",
+        "chat/realtime/layers.py InProcessChannelLayer._clean_expired (a subclass override)",
         "channels InMemoryChannelLayer._clean_expired, called by receive and group_send",
         "channels_overrides:check_layer_sweep",
     ),
     Patch(
         "channels_session_send",
-        "chat/transport.py RawSendMiddleware (broadcasts skip the session send wrapper)",
+        "chat/realtime/transport.py RawSendMiddleware (broadcasts skip the session send wrapper)",
         "channels InstanceSessionWrapper.send acting only on HTTP response types; "
         "the session, cookie, auth and base middlewares copying the scope",
         "channels_overrides:check_session_send",

@@ -2,7 +2,7 @@
 
 asgiref has no public way to ask this: `SyncToAsync` records the loop in its thread-local
 (`threadlocal.main_event_loop`, `main_event_loop_pid`) for its own `AsyncToSync` to find.
-The publisher (chat/publisher.py) reads the same record to queue a broadcast on that loop
+The publisher (chat/realtime/publisher.py) reads the same record to queue a broadcast on that loop
 instead of waiting for it.
 """
 

@@ -3,12 +3,12 @@
 These are ordinary subclasses, installed by using them, so there is nothing to patch here;
 but each replaces or bypasses a piece of Channels whose inside it assumes:
 
-- `ChatConsumer.dispatch` (chat/consumers.py) is `AsyncConsumer.dispatch` without its
+- `ChatConsumer.dispatch` (chat/realtime/consumers.py) is `AsyncConsumer.dispatch` without its
   per-message `aclose_old_connections` thread hop: that is only safe while the stock
   dispatch does nothing else.
-- `InProcessChannelLayer._clean_expired` (chat/layers.py) throttles the private sweep that
+- `InProcessChannelLayer._clean_expired` (chat/realtime/layers.py) throttles the private sweep that
   `InMemoryChannelLayer` runs on every receive and group send.
-- `RawSendMiddleware` (chat/transport.py) lets broadcasts skip the session middleware's
+- `RawSendMiddleware` (chat/realtime/transport.py) lets broadcasts skip the session middleware's
   send wrapper: only safe while that wrapper does nothing for `websocket.send`, and
   useful only while the middlewares inside pass the scope on as a copy.
 """

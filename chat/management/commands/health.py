@@ -10,7 +10,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from chat import health
+from chat.realtime import health
 
 
 class Command(BaseCommand):

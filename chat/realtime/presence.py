@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 
+from ..protocol import events
 from .heartbeat import Heartbeat
-from .protocol import events
 from .publisher import publish
 
 if TYPE_CHECKING:

@@ -2,7 +2,7 @@
 
 Thin by design: each client frame is parsed (chat.protocol.requests), handed to one selector or
 service, and the result or ChatError becomes one reply frame. Room broadcasts reach the
-socket through its process's fan-out (chat.fanout), already encoded, as one send.
+socket through its process's fan-out (chat.realtime.fanout), already encoded, as one send.
 """
 
 import asyncio
@@ -18,12 +18,13 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from . import addresses, limits, selectors, services, transport
+from .. import addresses, selectors, services
+from ..models import Room
+from ..protocol import events, requests
+from ..protocol.errors import ChatError, ErrorCode
+from . import limits, transport
 from .fanout import run_eagerly
-from .models import Room
 from .presence import GUEST
-from .protocol import events, requests
-from .protocol.errors import ChatError, ErrorCode
 from .publisher import publish
 from .runtime import runtime_for_loop
 
@@ -88,7 +89,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.joined: dict[str, JoinedRoom] = {}
         self.fanout = self.runtime.fanout
         self.presence = self.runtime.presence
-        # Broadcasts bypass the session middleware's send wrapper (chat/transport.py).
+        # Broadcasts bypass the session middleware's send wrapper (chat/realtime/transport.py).
         self.raw_send = self.scope.get(transport.SCOPE_KEY, self.base_send)
         self.backlog: collections.deque[str] | None = None  # frames behind a blocked send
         self.draining: asyncio.Task | None = None

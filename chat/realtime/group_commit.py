@@ -12,9 +12,9 @@ import logging
 from channels.db import database_sync_to_async
 from django.db import InterfaceError, OperationalError
 
-from . import services
-from .models import Message
-from .protocol.errors import ChatError
+from .. import services
+from ..models import Message
+from ..protocol.errors import ChatError
 
 logger = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from channels.layers import BaseChannelLayer
 from django.conf import settings
 
+from ..protocol import events
 from .outages import Outage
-from .protocol import events
 
 if TYPE_CHECKING:
     from .runtime import Runtime

@@ -10,7 +10,7 @@ from .outages import Outage
 
 class Heartbeat:
     """Mixed into a registry with `ttl` (seconds) and `local` (this process's entries); the
-    runtime runs `beat_forever` (chat/runtime.py)."""
+    runtime runs `beat_forever` (chat/realtime/runtime.py)."""
 
     ttl: float
     local: dict[Any, Any]

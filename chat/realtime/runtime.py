@@ -4,16 +4,16 @@ A Redis client, an asyncio queue and a task all belong to one event loop, so eve
 sockets of a loop share lives in that loop's runtime, made on first use:
 
 - `fanout`: the process's subscription to room groups and the local sockets in each
-  (chat/fanout.py), with its receive loop and its group-refresh loop;
+  (chat/realtime/fanout.py), with its receive loop and its group-refresh loop;
 - `publisher`: the ordered queue of channel-layer sends from services and consumers
-  (chat/publisher.py);
-- `writer`: the group commit of sends (chat/group_commit.py);
+  (chat/realtime/publisher.py);
+- `writer`: the group commit of sends (chat/realtime/group_commit.py);
 - `presence` and `limits`: in memory, or shared through Redis with a heartbeat loop each;
-- `news`: the coalesced guest-count and presence broadcasts (chat/presence.py).
+- `news`: the coalesced guest-count and presence broadcasts (chat/realtime/presence.py).
 
 Every background loop is started here, by name, and supervised: a loop that raises is
 logged and started again with backoff (each loop also lives through its dependency failing:
-chat/outages.py), and `close()` stops them all. `health()` says whether each loop is alive
+chat/realtime/outages.py), and `close()` stops them all. `health()` says whether each loop is alive
 and whether its dependency answers, for /healthz and `manage.py health`.
 
 How an ack waits for its broadcast, across modules: the send's broadcast event carries the

@@ -1,0 +1,1 @@
+"""The sockets and the async machinery behind them: fan-out, publishing, presence, limits."""
