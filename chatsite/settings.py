@@ -315,7 +315,7 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
-# The Content-Security-Policy of every response (chat/middleware.py), in the format of Django
+# The Content-Security-Policy of every response (chat/web/middleware.py), in the format of Django
 # 6.0's SECURE_CSP. Scripts and styles come only from our static files: no inline script,
 # event handler or style attribute runs, so text that slips into a page as HTML stays inert.
 # Pages pass data to scripts with `json_script`, which is data, not script. 'self' covers the
@@ -334,17 +334,17 @@ SECURE_CSP = {
 # Right after SecurityMiddleware, so that every response carries it, static files included.
 MIDDLEWARE.insert(
     MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
-    "chat.middleware.ContentSecurityPolicyMiddleware",
+    "chat.web.middleware.ContentSecurityPolicyMiddleware",
 )
 
-# Failed logins, on the site's form and the admin's (chat/throttle.py): once a username has
+# Failed logins, on the site's form and the admin's (chat/web/throttle.py): once a username has
 # this many failures within the window, or an address has, further attempts are answered 429
 # without checking the password until the window (from the first failure) ends. An address
 # gets more: an office or a phone network puts many people behind one.
 LOGIN_THROTTLE_WINDOW = 15 * 60  # seconds
 LOGIN_THROTTLE_USERNAME_FAILURES = 5
 LOGIN_THROTTLE_ADDRESS_FAILURES = 20
-# Accounts created per address, and rooms created per user and per address (chat/throttle.py):
+# Accounts created per address, and rooms created per user and per address (chat/web/throttle.py):
 # "5/3600" = 5 per hour, counted from the first; "off" turns one off.
 CHAT_SIGNUP_RATE_LIMIT = os.environ.get("CHAT_SIGNUP_RATE_LIMIT", "5/3600")
 CHAT_ROOM_CREATE_RATE_LIMIT = os.environ.get("CHAT_ROOM_CREATE_RATE_LIMIT", "10/3600")
@@ -363,7 +363,7 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "chatsite",
-            # A Redis that hangs costs a login at most this long (chat/throttle.py).
+            # A Redis that hangs costs a login at most this long (chat/web/throttle.py).
             "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         }
     }

@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from chat import views as chat_views
 from chat.realtime import health
+from chat.web import views as chat_views
 
 urlpatterns = [
     # Both login forms run behind the failed-login throttle; these come first to take over
@@ -13,5 +13,5 @@ urlpatterns = [
     path("accounts/login/", chat_views.login_page, name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("healthz", health.healthz, name="healthz"),
-    path("", include("chat.urls")),
+    path("", include("chat.web.urls")),
 ]

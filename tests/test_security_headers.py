@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 import pytest
 from django.test import Client
 
-from chat.middleware import csp_header
+from chat.web.middleware import csp_header
 from tests.conftest import post_messages
 
 pytestmark = pytest.mark.django_db

@@ -13,8 +13,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.test import Client
 
-from chat import throttle
 from chat.realtime.outages import Outage
+from chat.web import throttle
 from tests.conftest import PASSWORD
 from tests.redis_service import redis_url
 

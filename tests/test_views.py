@@ -7,8 +7,8 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import resolve, reverse
 
-from chat import views
 from chat.models import Room
+from chat.web import views
 from tests.conftest import DM_LOOKALIKE_NAMES, PASSWORD, post_messages
 
 pytestmark = pytest.mark.django_db

@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib.auth.forms import UserCreationForm
 
-from . import visible_text
+from .. import visible_text
 
 
 class RoomCreateForm(forms.Form):

@@ -15,11 +15,12 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
-from . import access, addresses, selectors, services, throttle
+from .. import access, addresses, selectors, services
+from ..models import Room
+from ..protocol import events
+from ..protocol.errors import ChatError, ErrorCode
+from . import throttle
 from .forms import RoomCreateForm, SignupForm
-from .models import Room
-from .protocol import events
-from .protocol.errors import ChatError, ErrorCode
 
 
 def lobby(request: HttpRequest) -> HttpResponse:

@@ -19,8 +19,8 @@ from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.cache import cache
 
-from .realtime.limits import parse_rate
-from .realtime.outages import Outage
+from ..realtime.limits import parse_rate
+from ..realtime.outages import Outage
 
 Result = TypeVar("Result")
 
