@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run serve test lint format check clean bench
+.PHONY: run serve test test-fast lint format check clean bench
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ serve: $(VENV)/.runtime
 ## test: install, lint, and run the whole suite
 test: $(VENV)/.dev $(JS_DEPS) lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## test-fast: the tiers with no server process or browser (tests/unit, asgi, js)
+test-fast: $(VENV)/.dev $(JS_DEPS)
+	$(BIN)/python -m pytest tests/unit tests/asgi tests/js $(PYTEST_ARGS)
 
 ## bench: chatsite against a reference Socket.IO server; writes docs/performance.md
 bench: $(VENV)/.dev
