@@ -41,6 +41,10 @@ async def two_workers(registry: type, *, ttl: float = 1.2) -> AsyncIterator[list
     finally:
         for worker in workers:
             worker.task.cancel()
+        # Wait for the heartbeats to end, as the runtime does: one cancelled in the middle of
+        # a pipeline still holds a pooled connection, and closing the pool under it left the
+        # task waiting forever (the event loop's close then hung the suite for 120 s).
+        await asyncio.gather(*(worker.task for worker in workers), return_exceptions=True)
         keys = [key async for key in workers[0].redis.scan_iter(f"{prefix}*")]
         if keys:
             await workers[0].redis.delete(*keys)
