@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run serve test lint format check clean bench
+.PHONY: run serve test test-fast lint format check clean bench
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,9 +33,18 @@ run: $(VENV)/.runtime
 serve: $(VENV)/.runtime
 	deploy/serve.sh
 
+# Most tests wait (on sockets, servers, timers) rather than compute, so the suite runs in
+# several processes, a test module per process at a time (module fixtures start once).
+TEST_PROCESSES ?= 4
+PARALLEL := -n $(TEST_PROCESSES) --dist loadfile
+
 ## test: install, lint, and run the whole suite
 test: $(VENV)/.dev $(JS_DEPS) lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PARALLEL) $(PYTEST_ARGS)
+
+## test-fast: the tiers with no server process or browser (tests/unit, asgi, js)
+test-fast: $(VENV)/.dev $(JS_DEPS)
+	$(BIN)/python -m pytest $(PARALLEL) tests/unit tests/asgi tests/js $(PYTEST_ARGS)
 
 ## bench: chatsite against a reference Socket.IO server; writes docs/performance.md
 bench: $(VENV)/.dev

@@ -36,7 +36,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.live_server import (  # noqa: E402
+from tests.support.live_server import (  # noqa: E402
     CREATE_USERS,
     PASSWORD,
     LiveServer,
@@ -44,7 +44,7 @@ from tests.live_server import (  # noqa: E402
     _manage,
     login,
 )
-from tests.test_live_flood import RawSocket, rss_bytes, text_frame  # noqa: E402
+from tests.support.live_sockets import RawSocket, rss_bytes, text_frame  # noqa: E402
 
 DAPHNE = (
     sys.executable,

@@ -2,7 +2,7 @@
 
 Pages, sockets, the write-time check in SQL and the mention filter all ask here. Each rule
 that must also run inside a query has its forms side by side (a Python test on one room, a
-`Q` on rooms or users, and for writes an SQL predicate), and `tests/test_access.py` checks
+`Q` on rooms or users, and for writes an SQL predicate), and `tests/unit/test_access.py` checks
 that the forms agree on every role and kind of room.
 
 The rules:

@@ -2,7 +2,7 @@
 
 `PATCHES` below is the one list: each entry names what is patched or overridden, where,
 what it relies on, the check that asserts those internals exist, and its tests
-(tests/test_patches.py checks each one passes, fails naming the internal, and is in effect).
+(tests/unit/test_patches.py checks each one passes, fails naming the internal, and is in effect).
 `install_all` (called once by chatsite/asgi.py) runs every check before installing anything,
 so a library upgrade that moves an internal stops the server at startup with
 `InternalsChanged` naming the patch and the internal, instead of silently undoing a

@@ -1,0 +1,154 @@
+"""What is addressed to people rather than rooms: direct messages, @mentions and site-wide
+announcements, over the real ASGI application (docs/protocol.md)."""
+
+import pytest
+from channels.db import database_sync_to_async
+from django.test import Client
+
+from chat import services
+from chat.models import Announcement, Room
+from tests.support.sockets import session_cookie
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def open_direct(user, path: str):
+    client = Client()
+    client.force_login(user)
+    return client.get(path)
+
+
+async def frames_until_pong(socket) -> list[dict]:
+    """Every frame that reached the socket before the answer to a ping."""
+    await socket.send({"type": "ping", "ref": "mark"})
+    seen = []
+    while (frame := await socket.recv())["type"] != "pong":
+        seen.append(frame)
+    return seen
+
+
+# Direct messages ------------------------------------------------------------------------------
+
+
+def test_a_direct_room_is_made_on_first_use_for_exactly_the_two_users(alice, bob, make_user):
+    carol = make_user("carol")
+
+    first = open_direct(alice, "/chat/@bob/")
+    again = open_direct(bob, "/chat/@alice/")
+
+    assert first.status_code == again.status_code == 200
+    (room,) = Room.objects.filter(is_direct=True)
+    assert room.is_private
+    assert set(room.members.values_list("username", flat=True)) == {"alice", "bob"}
+    assert open_direct(carol, f"/chat/{room.slug}/").status_code == 404
+    assert open_direct(alice, "/chat/@nobody/").status_code == 404
+    assert open_direct(alice, "/chat/@alice/").status_code == 404  # not a room of two
+    assert Client().get("/chat/@bob/").status_code == 302  # log in first
+    lobby = Client()
+    lobby.force_login(alice)
+    page = lobby.get("/").content.decode()
+    assert 'id="direct-list"' in page
+    assert "alice &amp; bob" in page
+
+
+async def test_a_direct_message_notifies_every_tab_of_the_recipient_only(
+    connect, alice, bob, make_user
+):
+    carol = await database_sync_to_async(make_user)("carol")
+    room = await database_sync_to_async(services.direct_room_get_or_create)(user=alice, other=bob)
+    sender = await connect(alice)
+    await sender.join(room.slug)
+    cookie = await database_sync_to_async(session_cookie)(bob)
+    bob_tabs = [await connect(bob, cookie=cookie), await connect(bob, cookie=cookie)]
+    bystander = await connect(carol)
+
+    await sender.request({"type": "send", "room": room.slug, "body": "psst", "client_id": "d1"})
+
+    for tab in bob_tabs:  # in no room at all, and still told
+        note = await tab.recv_until("notification")
+        assert (note["reason"], note["room"]) == ("dm", room.slug)
+        assert (note["message"]["author"], note["message"]["body"]) == ("alice", "psst")
+    assert all(f["type"] != "notification" for f in await frames_until_pong(bystander))
+    assert all(f["type"] != "notification" for f in await frames_until_pong(sender))
+
+
+# Mentions -------------------------------------------------------------------------------------
+
+
+def test_mentions_are_read_from_the_body():
+    found = services.mentioned_usernames("hi @bob and @carol. mail me at a@b.example, @@x")
+    assert found == {"bob", "carol"}
+
+
+async def test_a_mention_notifies_the_mentioned_user_who_may_read_the_room(
+    connect, alice, bob, make_user, make_room, general
+):
+    carol = await database_sync_to_async(make_user)("carol")
+    team = await database_sync_to_async(make_room)("team", is_private=True, members=(alice, bob))
+    sender = await connect(alice)
+    await sender.join("general")
+    await sender.join("team")
+    bob_tab = await connect(bob)
+    carol_tab = await connect(carol)
+
+    await sender.request(
+        {"type": "send", "room": "general", "body": "@bob @carol look", "client_id": "m1"}
+    )
+    await sender.request(
+        {"type": "send", "room": "team", "body": "@bob @carol @alice secret", "client_id": "m2"}
+    )
+
+    bob_notes = [f for f in await frames_until_pong(bob_tab) if f["type"] == "notification"]
+    carol_notes = [f for f in await frames_until_pong(carol_tab) if f["type"] == "notification"]
+    assert [(n["reason"], n["room"]) for n in bob_notes] == [
+        ("mention", "general"),
+        ("mention", team.slug),
+    ]
+    # carol may not read the private room: she hears of general only, and nothing leaks.
+    assert [(n["reason"], n["room"]) for n in carol_notes] == [("mention", "general")]
+    # Mentioning oneself notifies nobody.
+    assert all(f["type"] != "notification" for f in await frames_until_pong(sender))
+
+
+# Announcements --------------------------------------------------------------------------------
+
+
+async def test_an_announcement_reaches_every_socket_once_however_many_rooms_it_is_in(
+    connect, alice, staff, general, make_room
+):
+    for slug in ("one", "two"):
+        await database_sync_to_async(make_room)(slug)
+    everywhere = await connect(alice)
+    for slug in ("general", "one", "two"):
+        await everywhere.join(slug)
+    nowhere = await connect()  # anonymous, in no room
+
+    announcement = await database_sync_to_async(services.announcement_create)(
+        body="Maintenance at 22:00 UTC.", by=staff
+    )
+
+    for socket in (everywhere, nowhere):
+        frames = [f for f in await frames_until_pong(socket) if f["type"] == "announcement"]
+        assert len(frames) == 1
+        assert frames[0]["id"] == announcement.pk
+        assert frames[0]["body"] == "Maintenance at 22:00 UTC."
+
+
+async def test_staff_announce_from_the_admin(connect, admin_client_for):
+    socket = await connect()
+
+    response = await database_sync_to_async(admin_client_for.post)(
+        "/admin/chat/announcement/add/", {"body": "Welcome, everyone!"}
+    )
+
+    assert response.status_code == 302
+    heard = await socket.recv_until("announcement")
+    assert heard["body"] == "Welcome, everyone!"
+    saved = await database_sync_to_async(Announcement.objects.select_related("created_by").get)()
+    assert saved.created_by.username == "moderator"
+
+
+def test_an_empty_announcement_is_refused(staff):
+    with pytest.raises(services.ChatError):
+        services.announcement_create(body="   ", by=staff)
+    assert Announcement.objects.count() == 0

@@ -1,0 +1,305 @@
+"""Every background loop and every cleanup lives through its dependency failing: the channel
+layer or Redis goes away (killed, paused, restarted empty) and comes back. Each loop logs the
+outage once, retries, and is live again afterwards; `disconnect` finishes whatever fails.
+The same against real daphne workers and a real Redis server: tests/live/test_cluster_outages.py."""
+
+import asyncio
+import logging
+from typing import Any
+
+import psycopg
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.core.exceptions import ImproperlyConfigured
+from django.db import OperationalError, connection
+
+from chat.apps import check_layer_timeouts
+from chat.models import Message
+from chat.protocol import events
+from chat.realtime import publisher
+from chat.realtime.heartbeat import Heartbeat
+from chat.realtime.presence import LocalPresence
+from chat.realtime.runtime import runtime_for_loop
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def flaky_layer(settings: Any) -> None:
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "tests.support.faults.FlakyLayer"}}
+
+
+def outage_log(caplog: pytest.LogCaptureFixture, what: str) -> list[str]:
+    return [
+        record.getMessage().split(" (")[0].split(" after")[0]
+        for record in caplog.records
+        if what in record.getMessage()
+    ]
+
+
+async def until(predicate: Any, seconds: float = 5.0) -> None:
+    async with asyncio.timeout(seconds):
+        while not predicate():  # noqa: ASYNC110 - a condition, not an event
+            await asyncio.sleep(0.02)
+
+
+@pytest.mark.usefixtures("flaky_layer")
+async def test_live_delivery_comes_back_after_the_layer_fails_and_forgets_the_groups(
+    connect, alice, bob, general, caplog
+):
+    caplog.set_level(logging.WARNING)
+    sender, reader = await connect(alice), await connect(bob)
+    await sender.join("general")
+    await reader.join("general")
+    await sender.recv_until("presence")  # bob arrived
+    layer = get_channel_layer()
+
+    layer.go_down()  # the fan-out's receive fails; Redis restarted empty
+    await asyncio.sleep(0.3)  # a few failed retries
+    layer.come_back()
+    # Told the rooms' last seqs, unasked, so the client resyncs what it missed.
+    regained = await reader.recv_until("pong")
+    assert regained == {"type": "pong", "rooms": {"general": 0}}
+
+    ack = await sender.request(
+        {"type": "send", "room": "general", "body": "after the outage", "client_id": "c1"}
+    )
+    assert ack["type"] == "ack"
+    assert (await reader.recv_until("message"))["message"]["body"] == "after the outage"
+    assert outage_log(caplog, "the channel layer (fan-out)") == [
+        "Lost the channel layer",
+        "Regained the channel layer",
+    ]
+
+
+@pytest.mark.usefixtures("flaky_layer")
+async def test_an_ack_does_not_wait_for_a_broadcast_the_failed_layer_will_not_bring(
+    connect, alice, general, settings
+):
+    settings.CHAT_ACK_WAITS_FOR_FANOUT = 60  # were it waited for, the test would time out
+    sender = await connect(alice)
+    await sender.join("general")
+    get_channel_layer().go_down()
+    await until(lambda: not runtime_for_loop().fanout.outage.ok)
+
+    ack = await sender.request(
+        {"type": "send", "room": "general", "body": "while down", "client_id": "c1"}
+    )
+
+    assert ack["type"] == "ack"  # stored, and acked: the clients resync the broadcast
+
+
+def probe(group: str, n: int) -> dict:
+    """A broadcast of a frame the protocol knows (the test Socket checks each one), told
+    apart by its `id`."""
+    frame = events.announcement_frame(announcement_id=n, body="probe", created=PROBE_TIME)
+    return events.broadcast_event(group=group, frame=frame)
+
+
+PROBE_TIME = "2026-01-01T00:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("give_up_after", "heard"),
+    [(60.0, [1, 2]), (0.2, [2])],  # retried until the layer is back; dropped when too late
+)
+@pytest.mark.usefixtures("flaky_layer")
+async def test_the_publisher_retries_what_the_layer_refused_until_it_is_too_late(
+    connect, bob, general, caplog, monkeypatch, give_up_after, heard
+):
+    monkeypatch.setattr(publisher, "GIVE_UP_AFTER", give_up_after)
+    caplog.set_level(logging.WARNING)
+    listener = await connect(bob)
+    await listener.join("general")
+    layer = get_channel_layer()
+    group = next(g for g in runtime_for_loop().fanout.subscribed if g.startswith("room."))
+    layer.down = True  # sends fail; the fan-out's receive goes on waiting
+    publisher.publish(group, probe(group, 1))
+    await until(lambda: outage_log(caplog, "the channel layer (publisher)"))
+    await asyncio.sleep(0.4)
+    layer.come_back()
+
+    publisher.publish(group, probe(group, 2))
+
+    assert [(await listener.recv_until("announcement"))["id"] for _ in heard] == heard
+    assert await listener.nothing()
+    assert outage_log(caplog, "the channel layer (publisher)") == [
+        "Lost the channel layer",
+        "Regained the channel layer",
+    ]
+
+
+@pytest.mark.usefixtures("flaky_layer")
+async def test_the_group_refresh_loop_outlives_a_failed_refresh(connect, alice, general, settings):
+    settings.CHAT_GROUP_REFRESH_SECONDS = 0.05
+    reader = await connect(alice)
+    await reader.join("general")
+    fanout = runtime_for_loop().fanout
+    refresh = runtime_for_loop().loops["fanout refresh"].task
+    get_channel_layer().down = True
+    await asyncio.sleep(0.2)  # several failed refreshes
+    assert not refresh.done()
+    get_channel_layer().come_back()
+    get_channel_layer().groups.clear()  # forgotten: only a refresh brings them back
+
+    await until(lambda: fanout.subscribed <= set(get_channel_layer().groups))
+
+
+class FailingBeats(Heartbeat):
+    def __init__(self, failures: int) -> None:
+        self.ttl = 0.03
+        self.local = {"entry": 1}
+        self.failures = failures
+        self.beats = 0
+
+    async def beat(self) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("Redis is down (test)")
+        self.beats += 1
+
+
+async def test_a_heartbeat_outlives_failed_beats_and_says_so_once(caplog):
+    caplog.set_level(logging.WARNING)
+    registry = FailingBeats(failures=3)
+    registry.task = asyncio.create_task(registry.beat_forever())
+    await until(lambda: registry.beats >= 2)
+    assert not registry.task.done()
+    registry.task.cancel()
+    assert outage_log(caplog, "FailingBeats") == ["Lost Redis", "Regained Redis"]
+
+
+class RemoveFails(LocalPresence):
+    async def remove(self, **kwargs: Any) -> bool:
+        await super().remove(**kwargs)
+        raise ConnectionError("Redis is down (test)")
+
+
+class RemoveHangs(LocalPresence):
+    async def remove(self, **kwargs: Any) -> bool:
+        await super().remove(**kwargs)
+        await asyncio.Event().wait()  # Redis paused: no answer, ever
+        return False
+
+
+@pytest.mark.parametrize("failure", [RemoveFails, RemoveHangs])
+async def test_disconnect_finishes_every_step_when_presence_fails_or_hangs(
+    connect, alice, general, make_room, failure
+):
+    await database_sync_to_async(make_room)("random")
+    await database_sync_to_async(make_room)("third")
+    socket = await connect(alice)
+    for room in ("general", "random", "third"):
+        await socket.join(room)
+    fanout = runtime_for_loop().fanout
+    presence = runtime_for_loop().presence
+    presence.__class__ = failure  # every removal from here on raises, or never returns
+
+    await socket.close()  # gives the application a second, then cancels it
+
+    assert fanout.members == {}  # every room, the site and the user's group let go
+    assert runtime_for_loop().limits.sockets == {}  # and the socket cap counts it no more
+
+
+@pytest.mark.parametrize(
+    ("hosts", "ok"),
+    [
+        (["redis://127.0.0.1:6379/0"], False),  # redis-py's 5 s timeout = the 5 s pop
+        ([{"address": "redis://127.0.0.1:6379/0", "socket_timeout": 5}], False),
+        ([{"address": "redis://127.0.0.1:6379/0", "socket_timeout": 10}], True),
+    ],
+)
+def test_a_redis_layer_whose_replies_time_out_before_its_pop_does_not_start(hosts, ok):
+    layers = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": hosts}}
+    }
+    if ok:
+        check_layer_timeouts(layers)
+    else:
+        with pytest.raises(ImproperlyConfigured, match="socket_timeout"):
+            check_layer_timeouts(layers)
+
+
+def test_the_shipped_redis_settings_pass_the_check(monkeypatch):
+    import importlib
+
+    import chatsite.settings
+
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        fresh = importlib.reload(chatsite.settings)
+        assert "RedisChannelLayer" in fresh.CHANNEL_LAYERS["default"]["BACKEND"]
+        check_layer_timeouts(fresh.CHANNEL_LAYERS)
+    finally:
+        monkeypatch.undo()
+        importlib.reload(chatsite.settings)
+
+
+async def test_a_send_whose_database_connection_died_is_stored_once_and_acked(
+    connect, alice, general, monkeypatch
+):
+    """The write meets a dead connection once (OperationalError, as a terminated PostgreSQL
+    backend raises): it is retried on a fresh one instead of answering server_error."""
+    from chat import services
+
+    real = services.messages_create
+    calls = []
+
+    def dies_once(**kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("terminating connection due to administrator command")
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, "messages_create", dies_once)
+    sender = await connect(alice)
+    await sender.join("general")
+
+    ack = await sender.request(
+        {"type": "send", "room": "general", "body": "once", "client_id": "c1"}
+    )
+
+    assert ack["type"] == "ack"
+    assert len(calls) == 2
+    count = await database_sync_to_async(Message.objects.filter(body="once").count)()
+    assert count == 1
+
+
+async def test_a_send_after_postgresql_terminated_the_connection_is_acked(
+    connect, alice, general, monkeypatch
+):
+    """The real thing: the server kills the backend of the thread that writes messages,
+    whose connection is kept between messages as in production (CONN_MAX_AGE)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (DATABASE_URL=postgres://…): SQLite has no server")
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 60)
+    sender = await connect(alice)
+    await sender.join("general")
+    first = {"type": "send", "room": "general", "body": "before", "client_id": "c1"}
+    assert (await sender.request(first))["type"] == "ack"
+
+    def backend_of_this_thread() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            return cursor.fetchone()[0]
+
+    pid = await database_sync_to_async(backend_of_this_thread)()
+    with psycopg.connect(**psycopg_params(), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+    ack = await sender.request(
+        {"type": "send", "room": "general", "body": "after", "client_id": "c2"}
+    )
+
+    assert ack["type"] == "ack", ack
+    count = await database_sync_to_async(Message.objects.filter(body="after").count)()
+    assert count == 1
+
+
+def psycopg_params() -> dict[str, Any]:
+    db = connection.settings_dict
+    params = {"dbname": db["NAME"], "user": db["USER"], "host": db["HOST"], "port": db["PORT"]}
+    if db["PASSWORD"]:
+        params["password"] = db["PASSWORD"]
+    return {key: value for key, value in params.items() if value}

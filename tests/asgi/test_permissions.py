@@ -1,0 +1,223 @@
+"""Who may do what: every role, every kind of room and every action, against the real ASGI
+application and the real pages, from one table (docs/security.md).
+
+Roles: anonymous; member (in the room's member list); non_member (signed in, not listed);
+banned (a member, banned from the room); staff (a moderator, not a member). Rooms: public,
+private, archived (public, read-only). Each role owns a message posted earlier in the room
+(anonymous can't), so "own" and "other's" edits and deletions are both tried.
+
+"ok" means the server did it; anything else is the error code the socket answered with.
+Private rooms answer 404 / not_found to whoever may not see them, exactly as if they did
+not exist; a ban is told as 403 / forbidden to the banned user, who knows the room.
+"""
+
+import itertools
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from django.test import Client
+
+from chat.models import Ban, Message, ReadState, Room
+from tests.support.sockets import Socket
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ACTIONS = (
+    "join",
+    "send",
+    "typing",
+    "history",
+    "read",
+    "edit_own",
+    "delete_own",
+    "edit_other",
+    "delete_other",
+)
+OK = "ok"
+AUTH = "auth_required"
+NOT_JOINED = "not_joined"
+FORBIDDEN = "forbidden"
+NOT_FOUND = "not_found"
+ARCHIVED = "room_archived"
+NONE = None  # anonymous owns no message
+
+ALLOWED = dict.fromkeys(ACTIONS, OK) | {"edit_other": FORBIDDEN, "delete_other": FORBIDDEN}
+READER = {  # anonymous in a room it may read
+    "join": OK,
+    "send": AUTH,
+    "typing": AUTH,
+    "history": OK,
+    "read": AUTH,
+    "edit_own": NONE,
+    "delete_own": NONE,
+    "edit_other": AUTH,
+    "delete_other": AUTH,
+}
+
+
+def shut_out(join: str, *, anonymous: bool = False) -> dict[str, Any]:
+    """A role whose join is refused with `join`: everything after it finds no joined room
+    (anonymous is asked to log in first for what needs an account)."""
+    after = {a: NOT_JOINED for a in ACTIONS}
+    if anonymous:
+        after |= {"send": AUTH, "typing": AUTH, "read": AUTH, "edit_other": AUTH}
+        after |= {"delete_other": AUTH, "edit_own": NONE, "delete_own": NONE}
+    return after | {"join": join}
+
+
+# (role, room) → (page status, {action: outcome})
+EXPECTED: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {
+    ("anonymous", "public"): (200, READER),
+    ("member", "public"): (200, ALLOWED),
+    ("non_member", "public"): (200, ALLOWED),
+    ("banned", "public"): (403, shut_out(FORBIDDEN)),
+    ("staff", "public"): (200, ALLOWED | {"delete_other": OK}),
+    ("anonymous", "private"): (404, shut_out(NOT_FOUND, anonymous=True)),
+    ("member", "private"): (200, ALLOWED),
+    ("non_member", "private"): (404, shut_out(NOT_FOUND)),
+    ("banned", "private"): (403, shut_out(FORBIDDEN)),
+    ("staff", "private"): (404, shut_out(NOT_FOUND)),  # staff read private rooms in the admin
+    ("anonymous", "archived"): (200, shut_out(ARCHIVED, anonymous=True)),
+    ("member", "archived"): (200, shut_out(ARCHIVED)),
+    ("non_member", "archived"): (200, shut_out(ARCHIVED)),
+    ("banned", "archived"): (403, shut_out(FORBIDDEN)),
+    ("staff", "archived"): (200, shut_out(ARCHIVED)),
+}
+
+
+def arrange(role: str, kind: str, make_user) -> dict[str, Any]:
+    """The room, the role's user (None: anonymous), and the role's and someone else's message."""
+    author = make_user("author")
+    user = None
+    if role != "anonymous":
+        user = make_user(role, is_staff=role == "staff")
+    room = Room.objects.create(
+        slug=f"{kind}-room",
+        name=f"{kind} room",
+        is_private=kind == "private",
+        is_archived=kind == "archived",
+    )
+    room.members.add(author)
+    if role in {"member", "banned"}:
+        room.members.add(user)
+    seqs = itertools.count(1)
+    other = post(room, author, next(seqs))
+    own = post(room, user, next(seqs)) if user else None  # posted before any ban
+    if role == "banned":
+        Ban.objects.create(room=room, user=user)
+    return {"room": room, "user": user, "own": own, "other": other}
+
+
+def post(room: Room, author, seq: int) -> Message:
+    Room.objects.filter(pk=room.pk).update(last_seq=seq)
+    return Message.objects.create(room=room, author=author, body=f"by {author}", seq=seq, rev=seq)
+
+
+def snapshot(room: Room) -> tuple:
+    """Everything an action may change: messages (bodies, deletions), read marks, counter."""
+    return (
+        list(Message.objects.filter(room=room).order_by("pk").values_list("body", "deleted_at")),
+        list(ReadState.objects.filter(room=room).values_list("user_id", "seq")),
+        Room.objects.get(pk=room.pk).last_seq,
+    )
+
+
+def page_status(user, slug: str) -> int:
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    return client.get(f"/chat/{slug}/").status_code
+
+
+async def attempt(socket: Socket, frame: dict[str, Any]) -> str:
+    """ "ok", or the error code the request got. A ping after it marks the end of its
+    replies (typing has no reply when it succeeds)."""
+    await socket.send({**frame, "ref": "act"})
+    await socket.send({"type": "ping", "ref": "end"})
+    outcome = OK
+    while (reply := await socket.recv())["type"] != "pong":
+        if reply.get("ref") == "act" and reply["type"] == "error":
+            outcome = reply["code"]
+    return outcome
+
+
+def frames_for(slug: str, world: dict[str, Any]) -> dict[str, dict[str, Any] | None]:
+    own, other = world["own"], world["other"]
+    return {
+        "join": {"type": "join", "room": slug},
+        "send": {"type": "send", "room": slug, "body": "hello", "client_id": "perm-1"},
+        "typing": {"type": "typing", "room": slug},
+        "history": {"type": "history", "room": slug},
+        "read": {"type": "read", "room": slug, "seq": 2},
+        "edit_own": own and {"type": "edit", "room": slug, "id": own.pk, "body": "edited"},
+        "delete_own": own and {"type": "delete", "room": slug, "id": own.pk},
+        "edit_other": {"type": "edit", "room": slug, "id": other.pk, "body": "edited"},
+        "delete_other": {"type": "delete", "room": slug, "id": other.pk},
+    }
+
+
+@pytest.mark.parametrize(("role", "kind"), list(EXPECTED), ids=[f"{r}-{k}" for r, k in EXPECTED])
+async def test_who_may_do_what(connect, make_user, role, kind):
+    world = await database_sync_to_async(arrange)(role, kind, make_user)
+    slug = world["room"].slug
+    expected_status, expected = EXPECTED[(role, kind)]
+    socket = await connect(world["user"])
+
+    outcomes: dict[str, Any] = {}
+    refusals_changed_nothing = True
+    for action, frame in frames_for(slug, world).items():
+        if frame is None:
+            outcomes[action] = NONE
+            continue
+        before = await database_sync_to_async(snapshot)(world["room"])
+        outcomes[action] = await attempt(socket, frame)
+        after = await database_sync_to_async(snapshot)(world["room"])
+        if outcomes[action] != OK and before != after:
+            refusals_changed_nothing = False
+    status = await database_sync_to_async(page_status)(world["user"], slug)
+
+    assert (status, outcomes) == (expected_status, expected)
+    assert refusals_changed_nothing
+
+
+# What was allowed at join time and stopped being so is refused when written, even on a
+# socket that never heard of the change (its live event lost): the write itself re-checks,
+# under the room's row lock. (role, change) → outcome of send, edit_own and delete_own.
+REVOKED = {
+    "banned": FORBIDDEN,
+    "archived": ARCHIVED,
+    "removed_from_private": FORBIDDEN,
+    "deactivated": FORBIDDEN,
+}
+
+
+def revoke(change: str, room: Room, user) -> None:
+    """Make the change straight in the database: no event reaches the socket."""
+    if change == "banned":
+        Ban.objects.create(room=room, user=user)
+    elif change == "archived":
+        Room.objects.filter(pk=room.pk).update(is_archived=True)
+    elif change == "deactivated":  # update(), not save(): no signal closes the socket
+        type(user).objects.filter(pk=user.pk).update(is_active=False)
+    else:  # the through row itself: members.remove() would send the live event
+        Room.members.through.objects.filter(room=room, user=user).delete()
+
+
+@pytest.mark.parametrize("change", list(REVOKED))
+async def test_writes_recheck_what_the_socket_was_allowed_when_it_joined(
+    connect, make_user, change
+):
+    kind = "private" if change == "removed_from_private" else "public"
+    world = await database_sync_to_async(arrange)("member", kind, make_user)
+    slug = world["room"].slug
+    socket = await connect(world["user"])
+    assert await attempt(socket, {"type": "join", "room": slug}) == OK
+    await database_sync_to_async(revoke)(change, world["room"], world["user"])
+    before = await database_sync_to_async(snapshot)(world["room"])
+
+    frames = frames_for(slug, world)
+    outcomes = {a: await attempt(socket, frames[a]) for a in ("send", "edit_own", "delete_own")}
+
+    assert outcomes == dict.fromkeys(outcomes, REVOKED[change])
+    assert await database_sync_to_async(snapshot)(world["room"]) == before

@@ -1,0 +1,263 @@
+"""Delivery guarantees under faults (docs/reliability.md): lossy layers, slow readers,
+expiring groups, racing retries and concurrent processes.
+
+Readers run the browser's own delivery logic (sync.js, in Node; tests/support/js_client.py).
+"""
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.db import connection
+
+from chat.models import Message, Room
+from tests.support import PROJECT_ROOT
+from tests.support.js_client import JsClient
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def open_tab(connect, user=None, *, room: str = "general") -> tuple[JsClient, object]:
+    """A browser tab: sync.js in Node, joined to `room` through a real consumer."""
+    client = await JsClient.start()
+    socket = await connect(user)
+    await client.watch(room)
+    await client.connected(socket)
+    return client, socket
+
+
+async def pump(client: JsClient, socket, *, quiet: float = 0.3) -> None:
+    """Feed the client every frame its socket receives until the socket goes quiet."""
+    while (frame := await socket.poll(quiet)) is not None:
+        await client.receive(frame)
+
+
+async def pump_until(client: JsClient, socket, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        frame = await socket.poll(0.02)
+        if frame is not None:
+            await client.receive(frame)
+
+
+async def settle(client: JsClient, socket) -> dict:
+    """Let the client's timers run (ping after quiet → pong → resync) and drain the socket."""
+    await pump(client, socket)
+    await client.advance(30_000)
+    await pump(client, socket)
+    return (await client.state())["rooms"]
+
+
+async def post(socket, count: int, *, room: str = "general", prefix: str = "m") -> list[dict]:
+    acks = []
+    for n in range(count):
+        ack = await socket.request(
+            {"type": "send", "room": room, "body": f"{prefix}{n}", "client_id": f"{prefix}{n}"}
+        )
+        assert ack["type"] == "ack", ack
+        acks.append(ack)
+    return acks
+
+
+@pytest.fixture
+def lossy_layer(settings):
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "tests.support.faults.LossyChannelLayer",
+            "CONFIG": {"drop": 0.05, "reorder": 0.05, "seed": 20261125},
+        }
+    }
+    return get_channel_layer()
+
+
+async def test_readers_on_a_lossy_reordering_layer_converge_to_every_message_once(
+    connect, lossy_layer, alice, bob, general, settings
+):
+    # An ack waits for its broadcast's local fan-out, at most this long: a dropped broadcast
+    # never comes, so the default 2 s bound would make this test wait out every drop.
+    settings.CHAT_ACK_WAITS_FOR_FANOUT = 0.1
+    sender = await connect(alice)
+    await sender.join("general")
+    tabs = [await open_tab(connect, user) for user in (bob, None, None)]
+    stop = asyncio.Event()
+    pumps = [asyncio.create_task(pump_until(c, s, stop)) for c, s in tabs]
+
+    acks = await post(sender, 200)
+    stop.set()
+    await asyncio.gather(*pumps)
+
+    assert [a["seq"] for a in acks] == list(range(1, 201))
+    # The faults really happened (each process receives a room's broadcast once, so a
+    # dropped delivery is lost to every reader in the process at once).
+    assert lossy_layer.dropped >= 5
+    assert lossy_layer.reordered >= 5
+    for client, socket in tabs:
+        rooms = await settle(client, socket)
+        assert rooms["general"]["seqs"] == list(range(1, 201))
+        assert len(set(rooms["general"]["ids"])) == 200
+        await client.close()
+        await socket.close()
+    await sender.close()
+
+
+async def test_a_reader_that_stops_reading_does_not_stall_the_room_and_recovers(
+    connect, settings, alice, bob, general
+):
+    settings.CHAT_SOCKET_BACKLOG = 20
+    sender = await connect(alice)
+    await sender.join("general")
+    fast, fast_socket = await open_tab(connect, bob)
+    slow, slow_socket = await open_tab(connect)
+    await pump(fast, fast_socket)
+    await pump(slow, slow_socket)
+    # The slow tab stops reading: its transport takes 5 more frames, then sends to it wait
+    # (as on a full TCP buffer), 20 more queue behind them, and the rest are dropped for it.
+    slow_socket.communicator.output_queue._maxsize = 5
+    stop = asyncio.Event()
+    fast_pump = asyncio.create_task(pump_until(fast, fast_socket, stop))
+
+    started = time.monotonic()
+    await post(sender, 200)
+    stop.set()  # one reader of the fast client at a time: stop its pump, then drain it
+    await fast_pump
+    await pump(fast, fast_socket)
+
+    assert time.monotonic() - started < 20
+    fast_rooms = (await fast.state())["rooms"]
+    assert fast_rooms["general"]["seqs"] == list(range(1, 201))
+    slow_socket.communicator.output_queue._maxsize = 0  # it reads again
+    await pump(slow, slow_socket)
+    gappy = (await slow.state())["rooms"]["general"]
+    assert len(gappy["seqs"]) < 200 or gappy["syncing"]  # it did miss some
+    rooms = await settle(slow, slow_socket)
+    assert rooms["general"]["seqs"] == list(range(1, 201))
+    for client, socket in ((fast, fast_socket), (slow, slow_socket)):
+        await client.close()
+        await socket.close()
+    await sender.close()
+
+
+@pytest.mark.parametrize(("refresh", "delivered"), [(0.5, True), (3600, False)])
+async def test_long_lived_sockets_stay_in_their_groups_past_group_expiry(
+    connect, settings, alice, general, refresh, delivered
+):
+    """With group_expiry = 1 s, a process that refreshes its groups every 0.5 s still gets
+    a broadcast 3 s later; one that does not is forgotten (so the refresh is what works)."""
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"group_expiry": 1},
+        }
+    }
+    settings.CHAT_GROUP_REFRESH_SECONDS = refresh
+    listener = await connect()
+    await listener.join("general")
+
+    await asyncio.sleep(3)  # the layer checks expiry in whole seconds
+    while await listener.poll(0.2) is not None:  # its own arrival's guest count, if heard
+        pass
+    sender = await connect(alice)
+    await sender.join("general")
+    await sender.request({"type": "send", "room": "general", "body": "hi", "client_id": "e"})
+
+    if delivered:
+        assert (await listener.expect("presence"))["user"] == "alice"
+        assert (await listener.expect("message"))["message"]["body"] == "hi"
+    else:
+        assert await listener.nothing()
+    for socket in (listener, sender):
+        await socket.close()
+
+
+async def test_pong_tells_each_joined_rooms_last_seq(connect, alice, general, make_room):
+    await database_sync_to_async(make_room)("quiet")
+    socket = await connect(alice)
+    await socket.join("general")
+    await socket.join("quiet")
+    await post(socket, 3)
+
+    pong = await socket.request({"type": "ping"})
+
+    assert pong["rooms"] == {"general": 3, "quiet": 0}
+    await socket.close()
+
+
+async def test_the_same_client_id_from_two_sockets_at_once_stores_one_message(
+    connect, alice, general
+):
+    tabs = [await connect(alice), await connect(alice)]
+    for tab in tabs:
+        await tab.join("general")
+    frame = {"type": "send", "room": "general", "body": "twice?", "client_id": "dup"}
+
+    first, second = await asyncio.gather(*(tab.request(frame) for tab in tabs))
+
+    assert first["type"] == second["type"] == "ack"
+    assert (first["id"], first["seq"]) == (second["id"], second["seq"])
+    assert await database_sync_to_async(Message.objects.filter(room=general).count)() == 1
+    for tab in tabs:
+        await tab.close()
+
+
+def test_concurrent_senders_in_several_processes_get_gapless_seqs_and_one_row_per_client_id(
+    general, make_user
+):
+    users = [make_user() for _ in range(8)]
+    processes, threads, messages = 3, 16, 5
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        url = f"sqlite:///{db['NAME']}"
+    else:
+        host = f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
+        url = f"postgres://{db['USER'] or ''}@{host}/{db['NAME']}"
+    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "chatsite.settings"}
+    command = [
+        sys.executable,
+        "-m",
+        "tests.support.concurrent_sender",
+        str(general.pk),
+        str(threads),
+        str(messages),
+        *[str(u.pk) for u in users],
+    ]
+
+    runs = [
+        subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(processes)
+    ]
+    outputs = [run.communicate(timeout=120)[0] for run in runs]
+
+    assert [run.returncode for run in runs] == [0] * processes
+    acks = [json.loads(output) for output in outputs]
+    expected = threads * messages
+    seqs = sorted(Message.objects.filter(room=general).values_list("seq", flat=True))
+    assert seqs == list(range(1, expected + 1))
+    assert Room.objects.get(pk=general.pk).last_seq == expected
+    assert all(len(a) == expected for a in acks)
+    assert acks[0] == acks[1] == acks[2]  # every process was acked the same row per client_id
+
+
+async def test_a_resync_rejoins_a_group_the_layer_forgot(connect, alice, general):
+    """If the layer loses the process's membership (expiry, a Redis restart), the client's
+    resync, prompted by the gap or the pong, puts it back."""
+    listener = await connect()
+    await listener.join("general")
+    sender = await connect(alice)
+    await sender.join("general")
+    assert (await listener.expect("presence"))["user"] == "alice"
+    get_channel_layer().groups.clear()  # the layer forgets every group member
+
+    await sender.request({"type": "send", "room": "general", "body": "lost", "client_id": "1"})
+    assert await listener.nothing()
+    replay = await listener.join("general", since=0)
+    await sender.request({"type": "send", "room": "general", "body": "heard", "client_id": "2"})
+
+    assert [m["body"] for m in replay["messages"]] == ["lost"]
+    assert (await listener.expect("message"))["message"]["body"] == "heard"
+    for socket in (listener, sender):
+        await socket.close()

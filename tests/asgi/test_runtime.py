@@ -1,0 +1,136 @@
+"""The runtime of an event loop owns every background loop: it starts them, starts again one
+that crashed, stops them all, and says whether each is alive (and /healthz and
+`manage.py health` tell it)."""
+
+import asyncio
+import logging
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import AsyncClient
+
+from chat.realtime.runtime import runtime_for_loop
+from tests.support.redis_service import redis_url
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def until(predicate, seconds: float = 5.0) -> None:
+    async with asyncio.timeout(seconds):
+        while not predicate():  # noqa: ASYNC110 - a condition, not an event
+            await asyncio.sleep(0.02)
+
+
+async def test_a_loop_that_crashes_is_started_again_and_counted(caplog):
+    caplog.set_level(logging.ERROR)
+    runtime = runtime_for_loop()
+    runs = []
+
+    async def flaky() -> None:
+        runs.append(1)
+        if len(runs) < 3:
+            raise RuntimeError("a bug in a loop (test)")
+        await asyncio.Event().wait()
+
+    runtime.start("flaky", flaky)
+    await until(lambda: len(runs) == 3)
+
+    assert runtime.health()["loops"]["flaky"] == {"alive": True, "crashes": 2}
+    assert caplog.text.count("flaky crashed; starting it again") == 2
+    await runtime.close()
+    assert runtime.health()["loops"] == {}
+
+
+async def test_starting_a_loop_that_is_alive_starts_nothing(caplog):
+    runtime = runtime_for_loop()
+    runs = []
+
+    async def forever() -> None:
+        runs.append(1)
+        await asyncio.Event().wait()
+
+    for _ in range(3):
+        runtime.start("once", forever)
+    await asyncio.sleep(0.05)
+
+    assert runs == [1]
+    await runtime.close()
+
+
+async def test_close_stops_every_loop_the_sockets_started(connect, alice, general):
+    socket = await connect(alice)
+    await socket.join("general")
+    await socket.request({"type": "send", "room": "general", "body": "hi", "client_id": "c1"})
+    runtime = runtime_for_loop()
+    tasks = [loop.task for loop in runtime.loops.values()]
+    assert {"fanout receive", "fanout refresh", "publisher"} <= set(runtime.loops)
+
+    await runtime.close()
+
+    assert all(task.done() for task in tasks)
+
+
+async def test_every_background_loop_belongs_to_the_runtime_with_redis(
+    connect, alice, general, settings
+):
+    """The family: with Redis, the heartbeats too; no chat loop runs outside the runtime."""
+    settings.CHAT_PRESENCE_REDIS_URL = settings.CHAT_LIMITS_REDIS_URL = redis_url()
+    socket = await connect(alice)
+    await socket.join("general")
+    await socket.request({"type": "send", "room": "general", "body": "hi", "client_id": "c1"})
+    runtime = runtime_for_loop()
+
+    assert set(runtime.loops) == {
+        "fanout receive",
+        "fanout refresh",
+        "publisher",
+        "presence heartbeat",
+        "socket cap heartbeat",
+    }
+    assert all(loop["alive"] for loop in runtime.health()["loops"].values())
+    owned = {loop.task for loop in runtime.loops.values()}
+    strays = [
+        task
+        for task in asyncio.all_tasks()
+        if task not in owned and "chat" in repr(task.get_coro()) and "Supervised" not in repr(task)
+        and "ChatConsumer" not in repr(task.get_coro())  # the sockets themselves
+        and "send_count" not in repr(task.get_coro())  # a pending guest count (one-shot)
+        and "_write_all" not in repr(task.get_coro())  # a batch being written (one-shot)
+    ]  # fmt: skip
+    assert strays == []
+    await socket.close()
+    await runtime.close()
+
+
+async def test_healthz_says_which_loop_died(connect, alice, general):
+    socket = await connect(alice)
+    await socket.join("general")
+    client = AsyncClient()
+    well = await client.get("/healthz")
+    assert well.status_code == 200
+    assert well.json()["ok"] is True
+    assert well.json()["dependencies"]["database"] is True
+
+    runtime_for_loop().loops["fanout receive"].task.cancel()  # dead, as after a bug
+    await asyncio.sleep(0)
+    ill = await client.get("/healthz")
+
+    assert ill.status_code == 503
+    assert ill.json()["loops"]["fanout receive"]["alive"] is False
+    await socket.close()
+
+
+def test_manage_health_passes_when_everything_answers(settings, capsys):
+    settings.REDIS_URL = ""  # the laptop's configuration: no Redis to ask
+    call_command("health")
+
+    assert capsys.readouterr().out.splitlines() == ["database: ok", "channel layer: ok"]
+
+
+def test_manage_health_fails_and_names_what_does_not_answer(settings, capsys):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+
+    with pytest.raises(CommandError, match="unhealthy"):
+        call_command("health")
+
+    assert "redis: NOT ANSWERING" in capsys.readouterr().out

@@ -1,0 +1,197 @@
+"""Slow and flooding clients against a real server (chatsite/patches/daphne_limits.py): a
+socket that never reads is dropped once it holds more than its cap unsent, and a socket that
+floods the server with frames is read no faster than it is served; neither stalls anyone
+else."""
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection
+
+from tests.support.live_server import LiveSite, _serving
+from tests.support.live_sockets import RawSocket, open_socket, rss_bytes, text_frame
+
+pytestmark = [pytest.mark.live, pytest.mark.own_database]
+
+CAP = 64 * 1024  # the server's CHAT_SOCKET_MAX_BUFFER_BYTES here: small, so tests stay short
+LIMITS = {"CHAT_SOCKET_MAX_BUFFER_BYTES": str(CAP), "CHAT_SOCKET_MAX_QUEUED_FRAMES": "64"}
+TIMEOUT = 10  # seconds for any one step over the network
+MAX_MESSAGES = 1500  # 18 MB in all: more than the kernel's socket buffers (4 MB here) + CAP
+BODY = "\u20ac" * 3990  # a frame of 12 kB (the euro sign is 3 bytes)
+FLOOD_FRAME_BYTES = 60_000  # under the site's 64 KiB frame limit, so each is handled
+FLOOD_SECONDS = 8
+RSS_GROWTH_LIMIT = 32 * 2**20  # bytes the server may grow by during a flood
+
+
+@dataclass(frozen=True)
+class FloodSite(LiveSite):
+    pid: int  # the server process, whose memory a test watches
+
+
+@pytest.fixture(scope="module")
+def flood_site(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FloodSite]:
+    """A fresh site whose sockets have small limits."""
+    with _serving(request, tmp_path_factory.mktemp("flood"), extra_env=LIMITS) as server:
+        yield FloodSite.of(server, pid=server.pid)
+
+
+async def request(ws: ClientConnection, frame: dict[str, Any]) -> dict[str, Any]:
+    """Send `frame` with a fresh ref; return the reply that echoes it."""
+    ref = os.urandom(4).hex()
+    await ws.send(json.dumps({**frame, "ref": ref}))
+    async with asyncio.timeout(TIMEOUT):
+        while (reply := json.loads(await ws.recv())).get("ref") != ref:
+            pass
+    return reply
+
+
+async def post(ws: ClientConnection, n: int) -> int:
+    """Post message `n` to general and return its seq once acked."""
+    frame = {"type": "send", "room": "general", "body": f"{n} {BODY}", "client_id": f"m{n}"}
+    ack = await request(ws, frame)
+    assert ack["type"] == "ack", ack
+    return ack["seq"]
+
+
+@dataclass
+class RoomView:
+    """What a well-behaved reader of general saw."""
+
+    seqs: list[int] = field(default_factory=list)
+    went_offline: set[str] = field(default_factory=set)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+
+async def watch(ws: ClientConnection, view: RoomView) -> None:
+    """Read general for good, noting each message and each user who went offline."""
+    while True:
+        frame = json.loads(await ws.recv())
+        if frame["type"] == "message":
+            view.seqs.append(frame["message"]["seq"])
+        elif frame["type"] == "presence" and not frame["online"]:
+            view.went_offline.add(frame["user"])
+        async with view.changed:
+            view.changed.notify_all()
+
+
+async def test_a_socket_that_never_reads_is_dropped_while_the_room_reads_on(
+    flood_site: FloodSite,
+) -> None:
+    """Bob's socket joins general and stops reading, with a tiny receive window. Alice posts
+    until the room hears that bob left: the server dropped his socket once it held more than
+    the cap unsent (past what the kernel buffers). A reader in the room gets every message,
+    in order, meanwhile."""
+    alice, bob = await asyncio.gather(
+        asyncio.to_thread(flood_site.login, "alice"), asyncio.to_thread(flood_site.login, "bob")
+    )
+    stalled = await asyncio.to_thread(RawSocket.open, flood_site, bob, rcvbuf=4096)
+    await asyncio.to_thread(stalled.join, "general")
+    reader, sender = await open_socket(flood_site), await open_socket(flood_site, alice)
+    view = RoomView()
+    try:
+        for ws in (reader, sender):
+            assert (await request(ws, {"type": "join", "room": "general"}))["type"] == "joined"
+        watching = asyncio.create_task(watch(reader, view))
+        seqs: list[int] = []
+        while "bob" not in view.went_offline and len(seqs) < MAX_MESSAGES:
+            seqs.append(await post(sender, len(seqs)))
+        async with asyncio.timeout(TIMEOUT), view.changed:
+            await view.changed.wait_for(
+                lambda: len(view.seqs) >= len(seqs) and "bob" in view.went_offline
+            )
+        watching.cancel()
+        frames, ended = await asyncio.to_thread(stalled.drain)
+    finally:
+        stalled.close()
+        await reader.close()
+        await sender.close()
+
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    assert view.seqs == seqs  # every message, in order, none twice
+    assert ended  # the stalled socket's connection was cut...
+    assert sum(frame["type"] == "message" for frame in frames) < len(seqs)  # ...before the end
+    assert f"over the {CAP}-byte cap" in flood_site.log_path.read_text()
+
+
+async def test_a_socket_sending_faster_than_served_gets_every_reply_in_order(
+    flood_site: FloodSite,
+) -> None:
+    """1,000 pings sent at once, far more than the 64 frames the server queues for a socket:
+    the server stops and starts reading it many times over, and every ping is answered, in
+    order; nothing is dropped."""
+    raw = await asyncio.to_thread(RawSocket.open, flood_site)
+    try:
+        batch = b"".join(
+            text_frame(json.dumps({"type": "ping", "ref": f"p{n}"})) for n in range(1000)
+        )
+        await asyncio.to_thread(raw.sock.sendall, batch)
+        replies = [await asyncio.to_thread(raw.recv) for _ in range(1000)]
+    finally:
+        raw.close()
+
+    assert [reply["type"] for reply in replies] == ["pong"] * 1000
+    assert [reply["ref"] for reply in replies] == [f"p{n}" for n in range(1000)]
+
+
+def flood(raw: RawSocket, frame: bytes) -> int:
+    """Push copies of `frame` without reading a reply, as fast as TCP takes them, for
+    FLOOD_SECONDS or until the server cuts the connection: how many bytes went out."""
+    deadline = time.monotonic() + FLOOD_SECONDS
+    batch = frame * 10
+    pushed = 0
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            raw.sock.settimeout(left)
+            pushed += raw.sock.send(batch)
+    except (TimeoutError, ConnectionError):
+        pass
+    return pushed
+
+
+async def test_a_flooding_socket_is_read_no_faster_than_served_and_stalls_nobody(
+    flood_site: FloodSite,
+) -> None:
+    """An anonymous socket floods frames that each cost the server a database lookup (joins
+    of a room that does not exist), reading no reply, for 8 s. The server reads it only as
+    fast as it handles its frames, so the flood waits in TCP (or the socket is dropped for not
+    reading its replies) and the server's memory grows by a fraction of it. Meanwhile alice's
+    send is acked, and afterwards a new socket is served as usual."""
+    alice = await asyncio.to_thread(flood_site.login, "alice")
+    sender = await open_socket(flood_site, alice)
+    await request(sender, {"type": "join", "room": "general"})
+    before = rss_bytes(flood_site.pid)
+    flooder = await asyncio.to_thread(RawSocket.open, flood_site)
+    padding = " " * (FLOOD_FRAME_BYTES - 40)
+    frame = text_frame('{"type":"join","room":"no-such-room"}' + padding)
+    flooding = asyncio.create_task(asyncio.to_thread(flood, flooder, frame))
+    peak = before
+    try:
+        await asyncio.sleep(1)
+        acked = asyncio.create_task(post(sender, 10_000))
+        while not flooding.done():
+            peak = max(peak, rss_bytes(flood_site.pid))
+            await asyncio.sleep(0.05)
+        acked_during_the_flood = acked.done()
+        pushed = await flooding
+        seq = await acked
+    finally:
+        flooder.close()
+        await sender.close()
+
+    assert acked_during_the_flood
+    assert pushed > 2 * RSS_GROWTH_LIMIT  # enough to tell whether the server kept it
+    assert peak - before < RSS_GROWTH_LIMIT, f"the server grew by {(peak - before) >> 20} MiB"
+    after = await open_socket(flood_site, alice)
+    try:
+        assert (await request(after, {"type": "join", "room": "general"}))["type"] == "joined"
+        assert await post(after, 10_001) == seq + 1
+    finally:
+        await after.close()

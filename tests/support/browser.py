@@ -1,0 +1,77 @@
+"""Chromium for the browser tests: the fixture and the steps every such test takes.
+
+Tests ask for the fixture as `browser` (tests/conftest.py registers this module's fixtures).
+"""
+
+import os
+import shutil
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.support.deps import need
+from tests.support.live_server import LiveSite
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TIMEOUT_MS = 10_000
+
+
+@pytest.fixture(scope="module", name="browser")
+def browser_fixture() -> Iterator[Browser]:
+    """Headless Debian Chromium driven by Playwright (its own browser download is not used)."""
+    need(
+        "chromium",
+        os.path.exists(CHROMIUM) or shutil.which("chromium") is not None,
+        f"no Chromium at {CHROMIUM} or on PATH (apt-get install chromium)",
+    )
+    executable = CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable, args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def new_page(browser: Browser) -> Page:
+    """A page in a fresh browser profile (its own cookies and sessionStorage)."""
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    return context.new_page()
+
+
+def sign_in(page: Page, site: LiveSite, username: str) -> Page:
+    """Log in through the form and land, connected, in #general."""
+    page.goto(f"{site.base_url}/accounts/login/?next=/chat/general/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(site.passwords[username])
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(f"{site.base_url}/chat/general/", timeout=TIMEOUT_MS)
+    expect(page.locator("#status")).to_have_text("Connected", timeout=TIMEOUT_MS)
+    return page
+
+
+def sign_in_to_general(browser: Browser, site: LiveSite, username: str) -> Page:
+    """A fresh browser profile logs in through the form and lands, connected, in #general."""
+    return sign_in(new_page(browser), site, username)
+
+
+def expect_message_once(page: Page, author: str, body: str) -> None:
+    """The log shows the stored message exactly once and no unconfirmed line is left."""
+    log = page.get_by_role("log")
+    stored = log.locator("li[data-seq]").filter(has_text=body)
+    expect(stored).to_have_count(1, timeout=TIMEOUT_MS)
+    expect(stored.locator(".author")).to_have_text(author, timeout=TIMEOUT_MS)
+    expect(log.locator("li:not([data-seq])")).to_have_count(0, timeout=TIMEOUT_MS)

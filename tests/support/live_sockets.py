@@ -1,0 +1,151 @@
+"""Clients of a live site over real TCP: a `websockets` socket opened the way a browser
+opens it, a transport that hands the JS client's frames to one, and a raw socket that reads
+only when the test says (a stalled tab, a flooding script)."""
+
+import base64
+import contextlib
+import json
+import os
+import socket
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Origin
+
+from tests.support.live_server import LiveSite
+
+TIMEOUT = 10  # seconds for any one step over the network
+
+
+class SocketTransport:
+    """Hands the JS client's frames to a real socket; a cut socket just loses them, as a
+    browser's would (the client resends after reconnecting)."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await self.ws.send(json.dumps(frame))
+
+
+async def open_socket(site: LiveSite, sessionid: str | None = None) -> ClientConnection:
+    """A socket to the site (anything with base_url and ws_url), with a session if given."""
+    headers = {"Cookie": f"sessionid={sessionid}"} if sessionid else {}
+    return await connect(
+        site.ws_url,
+        origin=Origin(site.base_url),
+        additional_headers=headers,
+        open_timeout=TIMEOUT,
+        close_timeout=1,
+    )
+
+
+def rss_bytes(pid: int) -> int:
+    """The process's resident memory, from /proc/PID/status (VmRSS, in kB)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS in /proc/{pid}/status")
+
+
+def text_frame(text: str) -> bytes:
+    """A client's text frame. The masking key is zeros: valid framing, and the payload goes
+    out as it is, so the client can push megabytes without work of its own."""
+    payload = text.encode()
+    n = len(payload)
+    if n < 126:
+        length = bytes([0x80 | n])
+    elif n < 2**16:
+        length = bytes([0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        length = bytes([0x80 | 127]) + n.to_bytes(8, "big")
+    return b"\x81" + length + b"\x00\x00\x00\x00" + payload
+
+
+class RawSocket:
+    """A WebSocket client on a bare blocking TCP socket, so the test alone decides when, and
+    whether, it reads: what a stalled tab or a hostile script does."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = bytearray()
+
+    @classmethod
+    def open(
+        cls, site: LiveSite, sessionid: str | None = None, *, rcvbuf: int | None = None
+    ) -> "RawSocket":
+        """Connect and complete the handshake the way a browser at the site would."""
+        url = urllib.parse.urlsplit(site.ws_url)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:  # before connecting, so the advertised window is small too
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.settimeout(TIMEOUT)
+        sock.connect((url.hostname, url.port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        cookie = f"Cookie: sessionid={sessionid}\r\n" if sessionid else ""
+        sock.sendall(
+            (
+                f"GET {url.path} HTTP/1.1\r\nHost: {url.netloc}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                f"Sec-WebSocket-Version: 13\r\nOrigin: {site.base_url}\r\n{cookie}\r\n"
+            ).encode()
+        )
+        raw = cls(sock)
+        while b"\r\n\r\n" not in raw.buffer:
+            raw._fill()
+        head, _, rest = bytes(raw.buffer).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101"), head
+        raw.buffer = bytearray(rest)
+        return raw
+
+    def send(self, frame: dict[str, Any]) -> None:
+        self.sock.sendall(text_frame(json.dumps(frame)))
+
+    def recv(self) -> dict[str, Any]:
+        """The next text frame from the server (which never masks or fragments them)."""
+        header = self._take(2)
+        n = header[1] & 0x7F
+        if n == 126:
+            n = int.from_bytes(self._take(2), "big")
+        elif n == 127:
+            n = int.from_bytes(self._take(8), "big")
+        payload = self._take(n)
+        assert header[0] == 0x81, f"not a text frame: {header!r} {payload[:100]!r}"
+        return json.loads(payload)
+
+    def join(self, room: str) -> dict[str, Any]:
+        self.send({"type": "join", "room": room})
+        while (frame := self.recv())["type"] != "joined":
+            pass
+        return frame
+
+    def drain(self) -> tuple[list[dict[str, Any]], bool]:
+        """Read until the connection ends or goes quiet: the frames, and whether it ended."""
+        frames = []
+        try:
+            while True:
+                frames.append(self.recv())
+        except (ConnectionError, EOFError):
+            return frames, True
+        except TimeoutError:
+            return frames, False
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _take(self, n: int) -> bytes:
+        while len(self.buffer) < n:
+            self._fill()
+        taken = bytes(self.buffer[:n])
+        del self.buffer[:n]
+        return taken
+
+    def _fill(self) -> None:
+        data = self.sock.recv(65536)
+        if not data:
+            raise EOFError("the server closed the connection")
+        self.buffer += data

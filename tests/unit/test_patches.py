@@ -1,0 +1,229 @@
+"""Patches of third-party internals (chatsite/patches): each check passes on the pinned
+versions, fails naming the internal when it is gone, and each patch is in effect."""
+
+import asyncio
+import re
+import socket
+from typing import Any
+
+import pytest
+from asgiref.sync import SyncToAsync, sync_to_async
+from channels import consumer
+from channels.auth import AuthMiddlewareStack
+from channels.consumer import AsyncConsumer, get_handler_name
+from channels.layers import InMemoryChannelLayer
+from channels.sessions import InstanceSessionWrapper
+from daphne.ws_protocol import WebSocketProtocol
+from twisted.internet import abstract, tcp
+from twisted.internet.protocol import Protocol
+
+from chat.realtime import transport
+from chat.realtime.consumers import ChatConsumer
+from chat.realtime.layers import InProcessChannelLayer
+from chatsite import patches
+from chatsite.asgi import application
+from chatsite.patches import InternalsChanged, asgiref_loop, daphne_limits, twisted_writes
+
+PATCHES = {patch.name: patch for patch in patches.PATCHES}
+FD, WSP = abstract.FileDescriptor, WebSocketProtocol
+
+
+def test_every_patch_is_listed_once_with_a_check_that_exists():
+    assert len(PATCHES) == len(patches.PATCHES) == 6
+
+
+@pytest.mark.parametrize("name", sorted(PATCHES))
+def test_each_check_passes_on_the_pinned_versions(name):
+    patches.run_check(PATCHES[name])
+
+
+async def _dispatch_that_also_does_more(self, message):
+    handler = getattr(self, get_handler_name(message), None)
+    if handler:
+        await consumer.aclose_old_connections()
+        await handler(message)
+        self.scope.clear()  # what a new channels might add
+    else:
+        raise ValueError(message)
+
+
+def _init_without_temp_buffer(self, reactor=None):
+    self.reactor = reactor
+    self._tempDataBuffer = []
+
+
+async def _get_that_pops(self):
+    return self._queue.popleft()
+
+
+BREAKAGES = [
+    # (patch, what to break, attribute, a replacement or None to delete, expected in the error)
+    ("twisted_writes", FD, "write", None, "FileDescriptor.write"),
+    ("twisted_writes", FD, "_writeDisconnected", None, "_writeDisconnected"),
+    ("twisted_writes", FD, "__init__", _init_without_temp_buffer, "_tempDataLen"),
+    ("twisted_writes", tcp._TLSConnectionMixin, "TLS", None, "tcp.Connection.TLS"),
+    ("daphne_limits", WSP, "serverSend", None, "WebSocketProtocol.serverSend"),
+    ("daphne_limits", WSP, "applicationCreateWorked", None, "applicationCreateWorked"),
+    ("daphne_limits", WSP, "onMessage", None, "WebSocketProtocol.onMessage"),
+    ("daphne_limits", asyncio.Queue, "get", _get_that_pops, "asyncio.Queue.get"),
+    ("asgiref_loop", SyncToAsync, "threadlocal", None, "SyncToAsync.threadlocal"),
+    ("channels_consumer_dispatch", consumer, "get_handler_name", None, "get_handler_name"),
+    (
+        "channels_consumer_dispatch",
+        AsyncConsumer,
+        "dispatch",
+        _dispatch_that_also_does_more,
+        "+clear",
+    ),
+    ("channels_layer_sweep", InMemoryChannelLayer, "_clean_expired", None, "_clean_expired"),
+    (
+        "channels_session_send",
+        InstanceSessionWrapper,
+        "save_message_types",
+        ["http.response.start", "websocket.send"],
+        "save_message_types",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "owner", "attribute", "replacement", "named"),
+    BREAKAGES,
+    ids=[f"{name}-{attribute}" for name, _, attribute, _, _ in BREAKAGES],
+)
+def test_each_check_fails_naming_the_internal_that_is_gone(
+    monkeypatch, name, owner, attribute, replacement, named
+):
+    if replacement is None:
+        monkeypatch.delattr(owner, attribute)
+    else:
+        monkeypatch.setattr(owner, attribute, replacement)
+
+    with pytest.raises(InternalsChanged, match=rf"patch '{name}'.*{re.escape(named)}") as error:
+        patches.run_check(PATCHES[name])
+    assert "requirements.txt" in str(error.value)
+
+
+def test_every_patch_is_covered_by_a_breakage():
+    assert {breakage[0] for breakage in BREAKAGES} == set(PATCHES)
+
+
+def test_startup_fails_before_installing_anything_when_an_internal_is_gone(monkeypatch, settings):
+    monkeypatch.setattr(abstract.FileDescriptor, "write", twisted_writes._queued_write)
+    monkeypatch.delattr(SyncToAsync, "threadlocal")
+
+    with pytest.raises(InternalsChanged, match="asgiref_loop"):
+        patches.install_all(settings)
+    assert abstract.FileDescriptor.write is twisted_writes._queued_write
+
+
+# In effect after importing chatsite.asgi -------------------------------------------------
+
+
+class _Reactor:
+    """Records what a connection asks of the reactor; it never runs."""
+
+    def __init__(self) -> None:
+        self.writers: list[Any] = []
+
+    def addWriter(self, writer: Any) -> None:
+        self.writers.append(writer)
+
+
+@pytest.fixture
+def connection():
+    """A Twisted TCP connection over a socket pair, with a reactor that only records."""
+    ours, theirs = socket.socketpair()
+    connection = tcp.Connection(ours, Protocol(), reactor=_Reactor())
+    connection.connected = 1
+    theirs.settimeout(1)  # a write that did not happen fails the test instead of hanging it
+    yield connection, theirs
+    ours.close()
+    theirs.close()
+
+
+def test_twisted_writes_go_to_the_socket_at_once(connection):
+    connection, peer = connection
+    assert abstract.FileDescriptor.write is twisted_writes._write_now
+
+    connection.write(b"hello")
+
+    assert peer.recv(100) == b"hello"
+    assert connection.reactor.writers == []  # no writability watch, no queue
+
+
+def test_twisted_writes_behind_queued_data_take_twisteds_path(connection):
+    connection, peer = connection
+    connection.dataBuffer, connection.offset = b"earlier", 0
+
+    connection.write(b"later")
+
+    assert connection.reactor.writers == [connection]
+    assert connection._tempDataBuffer == [b"later"]
+    peer.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        peer.recv(100)  # nothing overtook the queued bytes
+
+
+def test_daphne_limits_are_installed_with_the_settings(settings):
+    # Their behaviour against a real daphne: tests/live/test_live_flood.py.
+    assert WebSocketProtocol.serverSend is daphne_limits._send_within_buffer
+    assert WebSocketProtocol.applicationCreateWorked is daphne_limits._application_create_worked
+    assert WebSocketProtocol.processData is daphne_limits._process_data_unless_paused
+    assert daphne_limits.LIMITS.max_buffer_bytes == settings.CHAT_SOCKET_MAX_BUFFER_BYTES
+    assert daphne_limits.LIMITS.max_queued_frames == settings.CHAT_SOCKET_MAX_QUEUED_FRAMES
+
+
+async def test_a_worker_thread_finds_the_loop_it_serves():
+    # What chat/realtime/publisher.py queues its broadcasts on (tests/asgi/test_outages.py
+    # publishes).
+    assert await sync_to_async(asgiref_loop.event_loop_of_this_thread)() is (
+        asyncio.get_running_loop()
+    )
+
+
+def test_outside_any_worker_thread_there_is_no_loop_to_serve():
+    assert asgiref_loop.event_loop_of_this_thread() is None
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_consumer_dispatches_without_closing_old_connections(monkeypatch, connect):
+    hops = []
+
+    async def counted() -> None:
+        hops.append(1)
+
+    monkeypatch.setattr(consumer, "aclose_old_connections", counted)
+    assert ChatConsumer.dispatch is not AsyncConsumer.dispatch
+    socket = await connect()
+
+    await socket.request({"type": "ping"})
+
+    assert hops == []
+    await socket.close()
+
+
+def test_the_layer_override_is_the_default_layer(settings):
+    # Its sweep, once a second at most: tests/unit/test_layers.py.
+    assert InProcessChannelLayer._clean_expired is not InMemoryChannelLayer._clean_expired
+    assert (
+        settings.CHANNEL_LAYERS["default"]["BACKEND"]
+        == "chat.realtime.layers.InProcessChannelLayer"
+    )
+
+
+async def test_the_consumer_gets_the_servers_send_past_the_session_wrapper():
+    assert isinstance(application.application_mapping["websocket"], transport.RawSendMiddleware)
+    seen = {}
+
+    async def inner(scope, receive, send):
+        seen.update(scope=scope, send=send)
+
+    async def server_send(message):
+        pass
+
+    stack = transport.RawSendMiddleware(AuthMiddlewareStack(inner))
+    await stack({"type": "websocket", "path": "/", "headers": []}, None, server_send)
+
+    assert seen["scope"][transport.SCOPE_KEY] is server_send
+    assert seen["send"] is not server_send  # what the session wrapper gave everything else

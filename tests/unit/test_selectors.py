@@ -1,0 +1,99 @@
+"""Reads: who sees which room, and what each page of messages costs."""
+
+import pytest
+
+from chat import selectors, services
+from chat.protocol import events
+from chat.protocol.errors import ChatError, ErrorCode
+from tests.support.factories import post_messages
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_join_reads_the_counter_and_one_page_in_two_queries(
+    general, alice, bob, django_assert_num_queries
+):
+    post_messages(general, alice, 30)
+    post_messages(general, bob, 30)
+
+    with django_assert_num_queries(2):
+        page = selectors.messages_for_join(room=general, since=None)
+        authors = {m.author.username for m in page.messages}  # loaded with the page
+
+    assert authors == {"alice", "bob"}
+    assert [m.seq for m in page.messages] == list(range(11, 61))
+    assert page.last_seq == 60
+
+
+def test_deleted_messages_are_in_no_page_but_a_replay_carries_the_deletion(general, alice):
+    post_messages(general, alice, 5)
+    services.message_delete(message=general.messages.get(seq=3))
+
+    latest = selectors.messages_latest(room=general, limit=50)
+    since = selectors.messages_since(room=general, seq=1, limit=50)
+    before = selectors.messages_before(room=general, seq=5, limit=50)
+
+    assert [m.seq for m in latest.messages] == [1, 2, 4, 5]
+    assert [m.seq for m in before.messages] == [1, 2, 4]
+    # A client that has seen up to seq 1 learns of 2, 4, 5 and of the deletion of 3 (seq 6).
+    assert [(m.seq, m.rev) for m in since.messages] == [(2, 2), (4, 4), (5, 5), (3, 6)]
+    gone = events.message_dict(since.messages[-1])
+    assert gone["deleted"] is True
+    assert gone["body"] == ""
+
+
+def test_a_replay_is_ordered_by_latest_change_and_pages_by_it(general, alice):
+    post_messages(general, alice, 4)
+    services.message_edit(
+        room=general, message_id=general.messages.get(seq=2).pk, editor=alice, body="two, edited"
+    )
+    services.message_edit(
+        room=general, message_id=general.messages.get(seq=1).pk, editor=alice, body="one, edited"
+    )
+
+    first = selectors.messages_since(room=general, seq=2, limit=2)
+    rest = selectors.messages_since(room=general, seq=first.messages[-1].rev, limit=2)
+
+    assert [(m.seq, m.rev) for m in first.messages] == [(3, 3), (4, 4)]
+    assert first.has_more
+    assert [(m.seq, m.rev, m.body) for m in rest.messages] == [
+        (2, 5, "two, edited"),
+        (1, 6, "one, edited"),
+    ]
+    assert not rest.has_more
+
+
+def test_room_get_joinable_says_archived_only_to_those_who_may_see_it(alice, bob, make_room):
+    make_room("shut", is_private=True, is_archived=True, members=(alice,))
+
+    with pytest.raises(ChatError) as member:
+        selectors.room_get_joinable(slug="shut", user=alice)
+    with pytest.raises(ChatError) as outsider:
+        selectors.room_get_joinable(slug="shut", user=bob)
+
+    assert member.value.code == ErrorCode.ROOM_ARCHIVED
+    assert outsider.value.code == ErrorCode.NOT_FOUND
+
+
+def test_rooms_visible_to_lists_each_private_room_once(alice, bob, make_room, general):
+    make_room("team", is_private=True, members=(alice, bob))
+
+    assert [r.slug for r in selectors.rooms_visible_to(user=alice)] == ["general", "team"]
+
+
+def test_unread_counts_others_messages_after_the_users_mark_in_rooms_they_read(
+    general, alice, bob, make_room
+):
+    other = make_room("other")
+    post_messages(general, bob, 5)
+    post_messages(general, alice, 2)  # one's own messages are never unread
+    post_messages(other, bob, 3)  # alice never opened it: nothing unread there
+    services.room_mark_read(room=general, user=alice, seq=2)
+    services.message_delete(message=general.messages.get(seq=5))  # deleted: not unread
+
+    rooms = selectors.rooms_with_unread(rooms=selectors.rooms_visible_to(user=alice), user=alice)
+
+    assert {r.slug: r.unread for r in rooms} == {"general": 2, "other": 0}
+    assert selectors.room_unread(room=general, user=alice) == (2, 2)
+    assert selectors.room_unread(room=other, user=alice) == (None, 0)
+    assert selectors.room_unread(room=general, user=bob) == (None, 0)

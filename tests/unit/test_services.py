@@ -1,0 +1,362 @@
+"""Writes: seq numbering, idempotency, validation and broadcast-after-commit."""
+
+import asyncio
+import json
+import re
+import threading
+from collections.abc import Callable
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import IntegrityError, connection, transaction
+from django.test import override_settings
+from django.utils.text import slugify
+
+from chat import services
+from chat.models import Message, Room
+from chat.protocol.errors import ChatError, ErrorCode
+from chat.protocol.events import room_group
+from tests.support.factories import DM_LOOKALIKE_NAMES
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TEST_CHANNEL = "test.listener"
+
+
+def run_in_threads(count: int, work: Callable[[int], object]) -> list[object]:
+    """Run work(i) in `count` threads released together; return results in thread order."""
+    barrier = threading.Barrier(count)
+    results: list[object] = [None] * count
+    errors: list[BaseException] = []
+
+    def worker(i: int) -> None:
+        try:
+            barrier.wait()
+            results[i] = work(i)
+        except BaseException as error:  # re-raised in the test thread
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    if errors:
+        raise errors[0]
+    return results
+
+
+def send(
+    *, room: Room, author: AbstractBaseUser, body: str, client_id: str | None
+) -> tuple[Message, bool]:
+    """One message through `services.messages_create`, as the socket's group commit stores
+    it: (message, created), or its refusal raised."""
+    (result,) = services.messages_create(
+        drafts=[services.MessageDraft(room=room, author=author, body=body, client_id=client_id)]
+    )
+    if isinstance(result, ChatError):
+        raise result
+    return result
+
+
+def test_concurrent_senders_get_gapless_unique_seqs(general, make_user):
+    authors = [make_user() for _ in range(8)]
+
+    def send_many(i: int) -> list[int]:
+        return [
+            send(room=general, author=authors[i], body=f"{i}/{n}", client_id=f"{i}-{n}")[0].seq
+            for n in range(15)
+        ]
+
+    per_thread = run_in_threads(8, send_many)
+
+    seqs = sorted(seq for seqs in per_thread for seq in seqs)
+    assert seqs == list(range(1, 121))
+    stored = list(Message.objects.filter(room=general).values_list("seq", flat=True))
+    assert sorted(stored) == list(range(1, 121))
+    assert Room.objects.get(pk=general.pk).last_seq == 120
+
+
+def test_the_same_client_id_racing_from_two_threads_stores_one_message(general, alice):
+    def race(i: int) -> tuple[int, int, bool]:
+        message, created = send(room=general, author=alice, body="race", client_id="one-id")
+        return message.pk, message.seq, created
+
+    first, second = run_in_threads(2, race)
+
+    assert first[:2] == second[:2]
+    assert sorted([first[2], second[2]]) == [False, True]
+    assert Message.objects.filter(room=general).count() == 1
+    assert Room.objects.get(pk=general.pk).last_seq == 1
+
+
+def test_a_client_id_is_per_author_and_per_room(general, make_room, alice, bob):
+    other = make_room("other")
+
+    a1, _ = send(room=general, author=alice, body="x", client_id="c")
+    b1, _ = send(room=general, author=bob, body="x", client_id="c")
+    a2, _ = send(room=other, author=alice, body="x", client_id="c")
+
+    assert len({a1.pk, b1.pk, a2.pk}) == 3
+    assert [a1.seq, b1.seq, a2.seq] == [1, 2, 1]
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ("", ErrorCode.BAD_REQUEST),
+        ("   \n\t", ErrorCode.BAD_REQUEST),
+        ("nul\x00inside", ErrorCode.BAD_REQUEST),
+        # Bodies of characters that show nothing look empty too.
+        ("\u200b\u200c\u200d\u2060", ErrorCode.BAD_REQUEST),  # zero-width space, joiners
+        ("\u2800\u2800", ErrorCode.BAD_REQUEST),  # braille blank
+        ("\u3164 \uffa0", ErrorCode.BAD_REQUEST),  # Hangul fillers
+        ("\ufeff\u202e\u00ad", ErrorCode.BAD_REQUEST),  # BOM, bidi override, soft hyphen
+        ("\u0301\u0301", ErrorCode.BAD_REQUEST),  # combining marks with nothing to mark
+        ("x" * 21, ErrorCode.TOO_LONG),
+    ],
+)
+@override_settings(CHAT_MAX_MESSAGE_LENGTH=20)
+def test_invalid_bodies_are_refused_and_store_nothing(general, alice, body, code):
+    with pytest.raises(ChatError) as refused:
+        send(room=general, author=alice, body=body, client_id="c")
+
+    assert refused.value.code == code
+    assert not Message.objects.exists()
+    assert Room.objects.get(pk=general.pk).last_seq == 0
+
+
+@pytest.mark.parametrize("body", ["e\u0301", "hi\u200b", "\u2800x", "\U0001f44d", "\u3000."])
+def test_bodies_with_anything_visible_are_stored(general, alice, body):
+    message, _ = send(room=general, author=alice, body=body, client_id=None)
+
+    assert message.body == body
+
+
+@pytest.mark.parametrize("body", ["", "  ", "\u200b\u2800"])
+def test_an_announcement_that_shows_nothing_is_refused(staff, body):
+    with pytest.raises(ChatError, match="cannot be empty"):
+        services.announcement_create(body=body, by=staff)
+
+
+def test_room_create_slugs_the_name_and_makes_the_creator_a_member(alice):
+    room = services.room_create(name="  Django Talk! ", created_by=alice, topic="ORM and all")
+
+    assert (room.name, room.topic) == ("Django Talk!", "ORM and all")
+    assert re.fullmatch(r"django-talk-[0-9a-f]{6}", room.slug)
+    assert list(room.members.all()) == [alice]
+    assert room.created_by == alice
+
+
+@pytest.mark.parametrize("name", ["!!!", "   "])
+def test_room_create_refuses_a_name_without_letters_or_digits(alice, name):
+    with pytest.raises(ChatError):
+        services.room_create(name=name, created_by=alice)
+    assert not Room.objects.exclude(slug="general").exists()
+
+
+def test_room_create_refuses_a_taken_slug(alice, general):
+    with pytest.raises(ChatError, match="already exists"):
+        services.room_create(name="General", created_by=alice)
+
+
+# Names nobody may claim, and names that must not reveal a room -------------------------------
+
+
+@pytest.mark.parametrize("name", DM_LOOKALIKE_NAMES)
+def test_room_create_refuses_every_name_in_the_direct_message_namespace(alice, name):
+    with pytest.raises(ChatError, match="kept for direct messages"):
+        services.room_create(name=name, created_by=alice)
+    assert not Room.objects.filter(slug__istartswith="dm").exists()
+
+
+@pytest.mark.parametrize("hidden", ["private room", "direct message"])
+def test_room_create_answers_alike_whether_or_not_a_hidden_room_holds_the_name(
+    alice, bob, make_user, make_room, hidden
+):
+    carol = make_user("carol")
+    if hidden == "private room":
+        taken = make_room("secret", name="Secret", is_private=True, members=(bob,))
+    else:
+        taken = services.direct_room_get_or_create(user=bob, other=carol)
+    free_name = "Unheard Of"
+
+    made = services.room_create(name=taken.name, created_by=alice)
+    free = services.room_create(name=free_name, created_by=alice)
+
+    # Both are made the same way: the slug is the name's plus a random suffix, whatever exists.
+    assert re.fullmatch(slugify(taken.name) + r"-[0-9a-f]{6}", made.slug)
+    assert re.fullmatch(r"unheard-of-[0-9a-f]{6}", free.slug)
+    assert not made.is_direct
+    assert list(made.members.all()) == [alice]
+    assert Room.objects.get(pk=taken.pk).name == taken.name
+
+
+def test_room_create_still_refuses_a_name_the_creator_can_see(alice, make_room):
+    make_room("mine", name="Mine", is_private=True, members=(alice,))
+    make_room("old", name="Old", is_archived=True)
+
+    for name in ["mine", "OLD"]:
+        with pytest.raises(ChatError, match="already exists"):
+            services.room_create(name=name, created_by=alice)
+
+
+# Direct messages -------------------------------------------------------------------------------
+
+
+def test_a_dm_is_found_by_its_pair_never_by_a_room_that_took_its_slug(alice, make_user, make_room):
+    carol, attacker = make_user("carol"), make_user("mallory")
+    low, high = sorted([alice.pk, carol.pk])
+    squat = make_room(f"dm-{low}-{high}", name="Dm", members=(attacker,))
+
+    room = services.direct_room_get_or_create(user=alice, other=carol)
+    again = services.direct_room_get_or_create(user=carol, other=alice)
+
+    assert room == again != squat
+    assert room.is_direct
+    assert room.is_private
+    assert set(room.members.all()) == {alice, carol}
+    assert re.fullmatch(r"dm-[0-9a-f]{16}", room.slug)
+    assert set(Room.objects.get(pk=squat.pk).members.all()) == {attacker}
+
+
+def test_two_first_opens_at_once_make_one_dm(alice, bob):
+    pair = [(alice, bob), (bob, alice)]
+
+    rooms = run_in_threads(
+        2, lambda i: services.direct_room_get_or_create(user=pair[i][0], other=pair[i][1])
+    )
+
+    assert rooms[0] == rooms[1]
+    assert Room.objects.filter(is_direct=True).count() == 1
+
+
+def test_the_database_holds_one_dm_per_pair_and_none_without_a_pair(alice, bob):
+    services.direct_room_get_or_create(user=alice, other=bob)
+    key = f"{min(alice.pk, bob.pk)}:{max(alice.pk, bob.pk)}"
+
+    with pytest.raises(IntegrityError), transaction.atomic():  # two first opens at once
+        Room.objects.create(slug="dm-other", is_direct=True, is_private=True, direct_key=key)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Room.objects.create(slug="dm-nokey", is_direct=True, is_private=True)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Room.objects.create(slug="dm-public", is_direct=True, direct_key="8:9")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Room.objects.create(slug="not-a-dm", direct_key="8:9")
+
+
+# Broadcast after commit --------------------------------------------------------------------
+
+
+async def listen(room: Room) -> None:
+    await get_channel_layer().group_add(room_group(room.pk), TEST_CHANNEL)
+
+
+async def heard() -> list[dict]:
+    layer = get_channel_layer()
+    events = []
+    while True:
+        try:
+            events.append(await asyncio.wait_for(layer.receive(TEST_CHANNEL), 0.2))
+        except TimeoutError:
+            return events
+
+
+async def test_a_message_broadcasts_only_after_commit(general, alice):
+    await listen(general)
+
+    def rolled_back() -> None:
+        with transaction.atomic():
+            send(room=general, author=alice, body="undone", client_id="u")
+            raise RuntimeError("roll back")
+
+    with pytest.raises(RuntimeError):
+        await database_sync_to_async(rolled_back)()
+    assert await heard() == []
+
+    await database_sync_to_async(send)(room=general, author=alice, body="kept", client_id="k")
+    (event,) = await heard()
+    assert '"body":"kept"' in event["text"]
+    assert '"seq":1' in event["text"]  # the rolled-back send left no gap
+
+
+async def test_message_delete_hides_the_message_and_tells_the_room_once(general, alice):
+    message, _ = await database_sync_to_async(send)(
+        room=general, author=alice, body="oops", client_id="d"
+    )
+    await listen(general)
+
+    first = await database_sync_to_async(services.message_delete)(message=message)
+    again = await database_sync_to_async(services.message_delete)(message=message)
+
+    assert (first, again) == (True, False)
+    (event,) = await heard()
+    assert event["text"] == (
+        f'{{"type":"message_deleted","room":"general","id":{message.pk},"seq":2}}'
+    )
+    # The deletion took seq 2; the second, refused one gave its seq back.
+    assert await database_sync_to_async(lambda: Room.objects.get(pk=general.pk).last_seq)() == 2
+
+
+async def test_room_archive_closes_the_room_once(general):
+    await listen(general)
+
+    first = await database_sync_to_async(services.room_archive)(room=general)
+    again = await database_sync_to_async(services.room_archive)(room=general)
+
+    assert (first, again) == (True, False)
+    (event,) = await heard()
+    assert event["type"] == "chat.leave_room"
+    assert event["room"] == "general"
+    assert event["announce"] is False
+    assert event["text"] == (
+        '{"type":"room_closed","room":"general","reason":"This room has been archived."}'
+    )
+    assert await database_sync_to_async(lambda: Room.objects.get(pk=general.pk).is_archived)()
+
+
+async def test_broadcasts_from_the_database_thread_keep_their_commit_order(general, alice):
+    await listen(general)
+
+    def post_many() -> None:
+        for n in range(30):
+            send(room=general, author=alice, body=f"n{n}", client_id=f"c{n}")
+
+    await database_sync_to_async(post_many)()
+
+    seqs = [json.loads(event["text"])["message"]["seq"] for event in await heard()]
+    assert seqs == list(range(1, 31))
+
+
+@override_settings(CHAT_MAX_MESSAGE_LENGTH=20)
+def test_a_group_commit_gives_each_message_its_own_result(general, make_room, alice, bob):
+    archived = make_room("old", is_archived=True)
+    drafts = [
+        services.MessageDraft(room=general, author=alice, body="one", client_id="a"),
+        services.MessageDraft(room=general, author=alice, body="x" * 21, client_id="b"),
+        services.MessageDraft(room=general, author=bob, body="two", client_id="a"),
+        services.MessageDraft(room=archived, author=bob, body="late", client_id="c"),
+        services.MessageDraft(room=general, author=alice, body="retry", client_id="a"),
+        services.MessageDraft(room=general, author=bob, body="three", client_id="d"),
+    ]
+
+    results = services.messages_create(drafts=drafts)
+
+    first, too_long, second, closed, retried, third = results
+    assert (first[0].seq, first[1]) == (1, True)
+    assert too_long.code == ErrorCode.TOO_LONG
+    assert (second[0].seq, second[1]) == (2, True)
+    assert closed.code == ErrorCode.ROOM_ARCHIVED
+    assert (retried[0].pk, retried[1]) == (first[0].pk, False)  # the same client_id again
+    assert (third[0].seq, third[1]) == (3, True)
+    assert list(Message.objects.order_by("seq").values_list("body", flat=True)) == [
+        "one",
+        "two",
+        "three",
+    ]
+    assert Room.objects.get(pk=general.pk).last_seq == 3
+    assert Room.objects.get(pk=archived.pk).last_seq == 0

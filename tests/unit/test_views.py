@@ -1,0 +1,329 @@
+"""Pages: lobby, rooms, accounts, and who may see what."""
+
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import resolve, reverse
+
+from chat.models import Room
+from chat.web import views
+from tests.support.factories import DM_LOOKALIKE_NAMES, PASSWORD, post_messages
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def alice_client(alice) -> Client:
+    client = Client()
+    client.force_login(alice)
+    return client
+
+
+def test_a_fresh_install_has_a_public_general_room():
+    room = Room.objects.get(slug="general")
+    assert not room.is_private
+    assert not room.is_archived
+
+
+def test_lobby_lists_visible_rooms_with_links(client, alice, make_room, general):
+    make_room("mine", is_private=True, members=(alice,))
+    make_room("theirs", is_private=True)
+    make_room("closed", is_archived=True)
+
+    anonymous = client.get("/").content.decode()
+    client.force_login(alice)
+    signed_in = client.get("/").content.decode()
+
+    assert 'href="/chat/general/"' in anonymous
+    assert "/chat/mine/" not in anonymous
+    assert 'href="/chat/mine/"' in signed_in
+    assert "/chat/theirs/" not in signed_in
+    assert "/chat/closed/" not in signed_in
+
+
+def test_signed_in_users_create_a_public_room_from_a_name(alice_client, alice):
+    response = alice_client.post("/rooms/new/", {"name": "Django Tips", "topic": "ORM"})
+
+    assert response.status_code == 302
+    assert re.fullmatch(r"/chat/django-tips-[0-9a-f]{6}/", response["Location"])
+    room = Room.objects.get(slug__startswith="django-tips-")
+    assert (room.name, room.topic, room.is_private, room.created_by) == (
+        "Django Tips",
+        "ORM",
+        False,
+        alice,
+    )
+
+
+def test_creating_a_room_with_a_taken_name_shows_an_error(alice_client, general):
+    response = alice_client.post("/rooms/new/", {"name": "General"})
+
+    assert response.status_code == 400
+    assert "already exists" in response.content.decode()
+    assert Room.objects.filter(slug="general").count() == 1
+
+
+@pytest.mark.parametrize("name", DM_LOOKALIKE_NAMES)
+def test_the_lobby_form_refuses_every_name_in_the_direct_message_namespace(alice_client, name):
+    response = alice_client.post("/rooms/new/", {"name": name})
+
+    assert response.status_code == 400
+    assert "kept for direct messages" in response.content.decode()
+    assert not Room.objects.filter(slug__istartswith="dm").exists()
+
+
+def test_the_lobby_form_never_says_a_hidden_room_exists(alice_client, bob, make_room):
+    make_room("secret", name="Secret", is_private=True, members=(bob,))
+
+    response = alice_client.post("/rooms/new/", {"name": "Secret"})
+
+    assert response.status_code == 302
+    assert re.fullmatch(r"/chat/secret-[0-9a-f]{6}/", response["Location"])
+
+
+@pytest.mark.parametrize("slug", ["new", "rooms", "admin", "accounts", "static", "dm"])
+def test_every_room_slug_reaches_its_room_page_and_no_other_route(slug):
+    """/chat/@user/ is the only other route under /chat/, and no slug holds an "@"."""
+    assert resolve(f"/chat/{slug}/").func is views.room
+    assert resolve(reverse("chat:room", kwargs={"slug": slug})).url_name == "room"
+
+
+def create_room(client: Client, name: str, address: str = "198.51.100.7"):
+    return client.post("/rooms/new/", {"name": name}, REMOTE_ADDR=address)
+
+
+def test_room_creation_is_limited_per_user(settings, alice_client, make_user):
+    settings.CHAT_ROOM_CREATE_RATE_LIMIT = "2/3600"
+    made = [create_room(alice_client, f"Room {n}", address=f"203.0.113.{n}") for n in range(2)]
+
+    refused = create_room(alice_client, "One more", address="203.0.113.99")
+    other = Client()
+    other.force_login(make_user("carol"))
+
+    assert [r.status_code for r in made] == [302, 302]
+    assert refused.status_code == 429
+    assert 3500 <= int(refused["Retry-After"]) <= 3600
+    assert "Too many new rooms" in refused.content.decode()
+    assert not Room.objects.filter(name="One more").exists()
+    assert create_room(other, "Carols", address="192.0.2.1").status_code == 302
+
+
+def test_room_creation_is_limited_per_address(settings, make_user):
+    settings.CHAT_ROOM_CREATE_RATE_LIMIT = "2/3600"
+    clients = []
+    for n in range(3):
+        clients.append(Client())
+        clients[-1].force_login(make_user(f"sock{n}"))
+
+    replies = [create_room(c, f"Puppet {n}").status_code for n, c in enumerate(clients)]
+
+    assert replies == [302, 302, 429]
+    assert create_room(clients[2], "Elsewhere", address="192.0.2.1").status_code == 302
+
+
+def test_a_refused_room_form_does_not_count(settings, alice_client, general):
+    settings.CHAT_ROOM_CREATE_RATE_LIMIT = "1/3600"
+    assert create_room(alice_client, "General").status_code == 400  # taken
+
+    assert create_room(alice_client, "Fresh").status_code == 302
+
+
+def test_anonymous_visitors_cannot_create_rooms(client):
+    response = client.post("/rooms/new/", {"name": "Sneaky"})
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+    assert not Room.objects.filter(slug="sneaky").exists()
+
+
+def test_room_page_renders_latest_messages_composer_and_status(alice_client, alice, general):
+    post_messages(general, alice, 55)
+
+    page = alice_client.get("/chat/general/").content.decode()
+
+    assert "message 55" in page
+    assert "message 6<" in page
+    assert "message 5<" not in page  # older than the latest 50
+    assert '<label for="composer-input">Message</label>' in page
+    assert ">Send</button>" in page
+    assert 'role="log"' in page
+    assert 'role="status"' in page
+    assert '"lastSeq": 55' in page
+
+
+def test_room_page_escapes_user_text(alice_client, alice, make_room):
+    room = make_room("xss", name="<script>alert(1)</script>", topic="<img src=x onerror=alert(2)>")
+    post_messages(room, alice, 0)
+    room.messages.create(author=alice, body="<script>alert(3)</script>", seq=1, rev=1)
+
+    page = alice_client.get("/chat/xss/").content.decode()
+
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert(3)&lt;/script&gt;" in page
+    assert "<img src=x" not in page
+
+
+def test_anonymous_visitors_can_read_and_are_invited_to_log_in(client, alice, general):
+    post_messages(general, alice, 1)
+
+    page = client.get("/chat/general/").content.decode()
+
+    assert "message 1" in page
+    assert "composer-input" not in page
+    assert "/accounts/login/?next=/chat/general/" in page
+
+
+@pytest.mark.parametrize("who", ["anonymous", "outsider"])
+def test_private_rooms_are_404_to_non_members(client, make_user, make_room, who):
+    make_room("secret", is_private=True)
+    if who == "outsider":
+        client.force_login(make_user())
+
+    response = client.get("/chat/secret/")
+
+    assert response.status_code == 404
+    assert client.get("/chat/no-such-room/").status_code == 404
+
+
+def test_private_rooms_open_for_members(alice_client, alice, make_room):
+    make_room("secret", is_private=True, members=(alice,))
+
+    assert alice_client.get("/chat/secret/").status_code == 200
+
+
+def test_login_page_logs_in_and_follows_next(client, alice):
+    form = client.get("/accounts/login/?next=/chat/general/")
+    response = client.post(
+        "/accounts/login/",
+        {"username": "alice", "password": PASSWORD, "next": "/chat/general/"},
+    )
+
+    assert form.status_code == 200
+    assert response.status_code == 302
+    assert response["Location"] == "/chat/general/"
+    assert client.get("/").context["user"] == alice
+
+
+def test_signup_creates_the_account_and_signs_in(client):
+    response = client.post(
+        "/accounts/signup/",
+        {"username": "carol", "password1": PASSWORD, "password2": PASSWORD, "next": "/chat/x/"},
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == "/chat/x/"
+    assert client.get("/").context["user"].username == "carol"
+
+
+def sign_up(username: str, address: str = "198.51.100.7"):
+    return Client().post(
+        "/accounts/signup/",
+        {"username": username, "password1": PASSWORD, "password2": PASSWORD},
+        REMOTE_ADDR=address,
+    )
+
+
+@pytest.mark.parametrize(
+    ("username", "why"),
+    [
+        ("\u0430lice", "mix letters"),  # Cyrillic a, then Latin
+        ("b\u043eb", "mix letters"),  # Cyrillic o
+        ("\u03a9mega", "mix letters"),  # Greek Omega, then Latin
+        ("\u0430\u0440\u0435", "look like one in Latin"),  # all Cyrillic, reads "ape"
+        ("\u03bf\u03ba", "look like one in Latin"),  # all Greek, reads "ok"
+        ("\u3164", "letters or digits you can see"),  # Hangul filler: a letter that draws nothing
+        ("x\u3164", "letters or digits you can see"),
+    ],
+)
+def test_signup_refuses_usernames_that_could_pass_for_another(username, why):
+    response = sign_up(username)
+
+    assert response.status_code == 200
+    assert why in response.content.decode()
+    assert not get_user_model().objects.filter(username=username).exists()
+
+
+@pytest.mark.parametrize(
+    "username",
+    ["j\u00fcrgen", "\u0438\u0432\u0430\u043d", "\u305f\u306a\u304b\u592a\u90ce", "ann_2"],
+)
+def test_signup_accepts_names_in_one_script(username):
+    assert sign_up(username).status_code == 302
+    assert get_user_model().objects.filter(username=username).exists()
+
+
+def test_signups_are_limited_per_address(settings):
+    settings.CHAT_SIGNUP_RATE_LIMIT = "2/3600"
+    made = [sign_up(f"new{n}").status_code for n in range(2)]
+
+    refused = sign_up("one-more")
+
+    assert made == [302, 302]
+    assert refused.status_code == 429
+    assert 3500 <= int(refused["Retry-After"]) <= 3600
+    assert "Too many sign-ups" in refused.content.decode()
+    assert not get_user_model().objects.filter(username="one-more").exists()
+    assert sign_up("elsewhere", address="192.0.2.1").status_code == 302
+    assert Client().get("/accounts/signup/", REMOTE_ADDR="198.51.100.7").status_code == 200
+
+
+@pytest.mark.parametrize("taken", ["alice", "ALICE"])
+def test_signup_with_a_taken_username_says_so(alice, taken):
+    response = sign_up(taken)
+
+    assert response.status_code == 200
+    assert "already exists" in response.content.decode()
+    assert get_user_model().objects.filter(username__iexact="alice").count() == 1
+
+
+def test_signup_applies_djangos_password_validators(client):
+    response = client.post(
+        "/accounts/signup/", {"username": "dave", "password1": "123", "password2": "123"}
+    )
+
+    assert response.status_code == 200
+    assert "too short" in response.content.decode()
+    assert not get_user_model().objects.filter(username="dave").exists()
+
+
+def test_signup_ignores_an_offsite_next(client):
+    response = client.post(
+        "/accounts/signup/",
+        {
+            "username": "erin",
+            "password1": PASSWORD,
+            "password2": PASSWORD,
+            "next": "https://evil.example/",
+        },
+    )
+
+    assert response["Location"] == "/"
+
+
+def test_logout_is_a_post(alice_client):
+    assert alice_client.get("/accounts/logout/").status_code == 405
+    response = alice_client.post("/accounts/logout/")
+
+    assert response.status_code == 302
+    assert not alice_client.get("/").context["user"].is_authenticated
+
+
+def test_opening_a_dm_never_lands_in_a_room_that_took_its_slug(alice_client, alice, make_user):
+    carol, attacker = make_user("carol"), make_user("mallory")
+    low, high = sorted([alice.pk, carol.pk])
+    squat = Room.objects.create(name="Dm", slug=f"dm-{low}-{high}")  # made before the fix
+    squat.members.add(attacker)
+
+    response = alice_client.get("/chat/@carol/")
+
+    room = response.context["room"]
+    assert response.status_code == 200
+    assert room != squat
+    assert room.is_direct
+    assert room.is_private
+    assert set(room.members.all()) == {alice, carol}
+    spy = Client()
+    spy.force_login(attacker)
+    assert spy.get(f"/chat/{room.slug}/").status_code == 404
