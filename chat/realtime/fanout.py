@@ -26,7 +26,7 @@ from channels.layers import BaseChannelLayer
 from django.conf import settings
 
 from ..protocol import events
-from .outages import Outage
+from .outages import Outage, stop_if_cancelled
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -148,6 +148,7 @@ class Fanout:
     async def _receive_forever(self) -> None:
         """Receive and fan out until cancelled, whatever the layer or a socket does."""
         while True:
+            stop_if_cancelled()
             try:
                 event = await self.layer.receive(self.channel_name)
             except asyncio.CancelledError:
@@ -166,6 +167,7 @@ class Fanout:
         delay = self.outage.failed(error)
         self._release_waiters()
         while True:
+            stop_if_cancelled()
             await asyncio.sleep(delay)
             try:
                 await self._subscribe_again()
@@ -203,6 +205,7 @@ class Fanout:
         """Re-add the process to its groups now and then: the layer forgets a member after
         `group_expiry` (24 h by default) however long its sockets stay."""
         while True:
+            stop_if_cancelled()
             await asyncio.sleep(settings.CHAT_GROUP_REFRESH_SECONDS)
             try:
                 await self._subscribe_again()

@@ -5,7 +5,7 @@ expire within the TTL while live ones never do."""
 import asyncio
 from typing import Any
 
-from .outages import Outage
+from .outages import Outage, stop_if_cancelled
 
 
 class Heartbeat:
@@ -25,6 +25,7 @@ class Heartbeat:
         tried again at the next, which restores whatever Redis lost meanwhile."""
         self.outage = Outage(f"Redis ({type(self).__name__} heartbeat)")
         while True:
+            stop_if_cancelled()
             await asyncio.sleep(self.ttl / 3)
             try:
                 await self.beat()

@@ -3,6 +3,7 @@ Redis): it says so in the log once when the dependency fails and once when it an
 and waits a little longer before each retry, up to a few seconds, so it is back within
 seconds of the dependency but never spins while it is away."""
 
+import asyncio
 import logging
 import random
 import time
@@ -11,6 +12,18 @@ logger = logging.getLogger(__name__)
 
 FIRST_RETRY = 0.1  # seconds
 LAST_RETRY = 2.0  # the longest wait between two tries
+
+
+def stop_if_cancelled() -> None:
+    """Raise CancelledError if this task was asked to stop and a library swallowed the request.
+
+    Python 3.11's `asyncio.wait_for`, which redis-py connects and sends through, returns the
+    awaited result instead of raising when that operation finishes just as the cancel arrives
+    (CPython gh-86296, fixed in 3.12). A loop that simply went on would never stop, and
+    `Runtime.close()` would wait for it forever; so every loop asks this once per turn."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 class Outage:

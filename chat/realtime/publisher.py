@@ -19,7 +19,7 @@ from channels.layers import get_channel_layer
 
 from chatsite.patches.asgiref_loop import event_loop_of_this_thread
 
-from .outages import Outage
+from .outages import Outage, stop_if_cancelled
 from .runtime import runtime_for_loop
 
 if TYPE_CHECKING:
@@ -73,8 +73,10 @@ class Publisher:
         event still unsent GIVE_UP_AFTER seconds after it was queued is dropped (the clients
         resync what they miss). The outage is logged once, and its end too."""
         while True:
+            stop_if_cancelled()
             queued_at, group, event = await self.queue.get()
             while True:
+                stop_if_cancelled()
                 try:
                     await self.runtime.layer.group_send(group, event)
                 except Exception as error:

@@ -32,10 +32,13 @@ from typing import Any
 
 from channels.layers import BaseChannelLayer, get_channel_layer
 
+from .outages import stop_if_cancelled
+
 logger = logging.getLogger(__name__)
 
 FIRST_RESTART = 0.1  # seconds before a crashed loop starts again, doubling…
 LAST_RESTART = 5.0  # …up to this
+CLOSE_TIMEOUT = 5.0  # seconds close() waits for the loops to stop
 
 
 @dataclass
@@ -89,6 +92,7 @@ class Runtime:
 
     async def _supervise(self, loop: Supervised) -> None:
         while True:
+            stop_if_cancelled()
             try:
                 await loop.run()
                 return
@@ -102,10 +106,15 @@ class Runtime:
 
     async def close(self) -> None:
         """Stop every background loop and close the Redis clients (shutdown, tests)."""
-        tasks = [loop.task for loop in self.loops.values() if loop.task is not None]
+        running = {loop.task: name for name, loop in self.loops.items() if loop.task is not None}
         for name in list(self.loops):
             self.stop(name)
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if running:
+            _, stuck = await asyncio.wait(running, timeout=CLOSE_TIMEOUT)
+            for task in stuck:  # a bug: each loop stops at its next turn (stop_if_cancelled)
+                logger.error(
+                    "%s did not stop within %s s of its cancel", running[task], CLOSE_TIMEOUT
+                )
         for registry in (self.presence, self.limits):
             redis = getattr(registry, "redis", None)
             if redis is not None:

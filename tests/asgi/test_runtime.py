@@ -102,6 +102,58 @@ async def test_every_background_loop_belongs_to_the_runtime_with_redis(
     await runtime.close()
 
 
+def swallowing(how: str, entered: set[str], name: str):
+    """A dependency call that waits until cancelled and then does not raise CancelledError:
+    it returns (Python 3.11's asyncio.wait_for, which redis-py connects and sends through,
+    does so when its operation finishes as the cancel arrives) or raises another error (as
+    asyncio.timeout turns a cancel into TimeoutError when both land together)."""
+
+    async def call(*args, **kwargs):
+        entered.add(name)
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            if how == "raises":
+                raise TimeoutError("swallowed a cancel (test)") from None
+            return {"type": "chat.nothing"} if name == "fanout receive" else None
+
+    return call
+
+
+@pytest.mark.parametrize("how", ["returns", "raises"])
+async def test_every_loop_stops_even_when_its_dependency_swallows_the_cancel(
+    how, settings, monkeypatch, caplog
+):
+    """The family: every loop the runtime runs, each inside a call that swallows its cancel,
+    and close() (a worker shutting down) still ends them all, at once."""
+    settings.CHAT_PRESENCE_REDIS_URL = settings.CHAT_LIMITS_REDIS_URL = redis_url()
+    settings.CHAT_PRESENCE_TTL = 0.3  # the heartbeats beat every 0.1 s
+    settings.CHAT_GROUP_REFRESH_SECONDS = 0.05
+    entered: set[str] = set()
+    runtime = runtime_for_loop()  # starts the heartbeats, which run at the next await
+    for registry, name in (
+        (runtime.presence, "presence heartbeat"),
+        (runtime.limits, "socket cap heartbeat"),
+    ):
+        monkeypatch.setattr(registry, "beat", swallowing(how, entered, name))
+    monkeypatch.setattr(runtime.layer, "receive", swallowing(how, entered, "fanout receive"))
+    monkeypatch.setattr(
+        runtime.fanout, "_subscribe_again", swallowing(how, entered, "fanout refresh")
+    )
+    monkeypatch.setattr(runtime.layer, "group_send", swallowing(how, entered, "publisher"))
+    runtime.fanout._start()
+    runtime.publisher.enqueue("room.1", {"type": "chat.nothing"})
+    await until(lambda: entered == set(runtime.loops))
+    tasks = [loop.task for loop in runtime.loops.values()]
+    assert len(tasks) == 5
+
+    async with asyncio.timeout(2):  # CLOSE_TIMEOUT is 5 s: nothing may be left to it
+        await runtime.close()
+
+    assert all(task.done() for task in tasks)
+    assert "did not stop" not in caplog.text
+
+
 async def test_healthz_says_which_loop_died(connect, alice, general):
     socket = await connect(alice)
     await socket.join("general")
