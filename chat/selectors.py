@@ -100,20 +100,31 @@ def messages_before(*, room: Room, seq: int | None, limit: int) -> MessagePage:
 
 @dataclass(frozen=True)
 class JoinPage(MessagePage):
-    """A `joined` reply's messages; last_seq is the room's counter read before them."""
+    """What a `joined` reply says of the room: its messages; last_seq, the room's counter
+    read before them; and the user's read mark (None: never read) and unread count."""
 
     last_seq: int
+    read: int | None = None
+    unread: int = 0
 
 
-def messages_for_join(*, room: Room, since: int | None) -> JoinPage:
-    """The latest page without `since`; with it, what the client lacks (has_more: newer)."""
+def room_join_page(*, room: Room, user: AnyUser, since: int | None) -> JoinPage:
+    """The latest page without `since`; with it, what the client lacks (has_more: newer);
+    and where the user left off. One unit of work: a join costs one thread hop for it."""
     # Read the counter first: every message up to it is then in (or after) the page.
     last_seq = Room.objects.values_list("last_seq", flat=True).get(pk=room.pk)
     if since is None:
         page = messages_latest(room=room, limit=settings.CHAT_PAGE_SIZE)
     else:
         page = messages_since(room=room, seq=since, limit=settings.CHAT_REPLAY_LIMIT)
-    return JoinPage(messages=page.messages, has_more=page.has_more, last_seq=last_seq)
+    read, unread = room_unread(room=room, user=user)
+    return JoinPage(
+        messages=page.messages,
+        has_more=page.has_more,
+        last_seq=last_seq,
+        read=read,
+        unread=unread,
+    )
 
 
 def rooms_last_seq(*, room_ids: list[int]) -> dict[int, int]:

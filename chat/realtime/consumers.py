@@ -46,7 +46,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     channel_layer_alias = None
 
     ended = False  # websocket.disconnect was handled
-    address_counted = False  # an anonymous socket, counted against its address
+    counted = False  # counted against its cap (its user's, or an anonymous one's address)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Run the socket, and undo what it did however it ends: an exception escaping a
@@ -80,7 +80,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Accept every handshake that passed the Origin check; anonymous sockets may read."""
         self.user = self.scope["user"]
         self.socket_id = uuid.uuid4().hex
-        self.counted = False
         self.runtime = runtime_for_loop()
         self.limits = self.runtime.limits
         self.limit_key = limits.socket_key(
@@ -95,26 +94,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.draining: asyncio.Task | None = None
         await self.accept()
         await self.fanout.add(events.SITE_GROUP, self)
+        cap, what = (
+            (settings.CHAT_MAX_SOCKETS_PER_USER, "open sockets per user")
+            if self.user.is_authenticated
+            else (settings.CHAT_MAX_ANONYMOUS_SOCKETS_PER_ADDRESS, "anonymous sockets per address")
+        )
+        if not await self.limits.socket_opened(self.limit_key, self.socket_id, cap):
+            error = ChatError(ErrorCode.LIMIT_REACHED, f"At most {cap} {what}.")
+            await self.send_frame(events.error_frame(error))
+            await self.close(code=4008)
+            return
+        self.counted = True
         if self.user.is_authenticated:
-            cap = settings.CHAT_MAX_SOCKETS_PER_USER
-            if not await self.limits.socket_opened(self.user.pk, self.socket_id, cap):
-                error = ChatError(ErrorCode.LIMIT_REACHED, f"At most {cap} open sockets per user.")
-                await self.send_frame(events.error_frame(error))
-                await self.close(code=4008)
-                return
-            self.counted = True
             # Anything addressed to the user (a logout, a deactivation) reaches every tab.
             await self.fanout.add(events.user_group(self.user.pk), self)
-        else:
-            cap = settings.CHAT_MAX_ANONYMOUS_SOCKETS_PER_ADDRESS
-            if not await self.limits.socket_opened(self.limit_key, self.socket_id, cap):
-                error = ChatError(
-                    ErrorCode.LIMIT_REACHED, f"At most {cap} anonymous sockets per address."
-                )
-                await self.send_frame(events.error_frame(error))
-                await self.close(code=4008)
-                return
-            self.address_counted = True
 
     async def disconnect(self, code: int) -> None:
         """Leave every group this socket joined and update presence: undo all of join.
@@ -132,17 +125,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.draining.cancel()
         if getattr(self, "fanout", None) is not None:
             steps.append((self.fanout.discard(events.SITE_GROUP, self), "the site group"))
-        if getattr(self, "counted", False):
-            group = events.user_group(self.user.pk)
-            steps.append((self.fanout.discard(group, self), "the user's group"))
+        if self.counted:
+            self.counted = False
             steps.append(
-                (self.limits.socket_closed(self.user.pk, self.socket_id), "the socket cap")
+                (self.limits.socket_closed(self.limit_key, self.socket_id), "the socket cap")
             )
-        if self.address_counted:
-            self.address_counted = False
-            steps.append(
-                (self.limits.socket_closed(self.limit_key, self.socket_id), "the address's cap")
-            )
+            if self.user.is_authenticated:
+                group = events.user_group(self.user.pk)
+                steps.append((self.fanout.discard(group, self), "the user's group"))
         cleanup = asyncio.gather(*(self._cleanup(step, what) for step, what in steps))
         await asyncio.shield(cleanup)
 
@@ -209,11 +199,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 self.runtime.news.guests_changed(room.pk, room.slug)
             elif first:
                 self._announce_presence(room, online=True)
-        page = await database_sync_to_async(selectors.messages_for_join)(
-            room=room, since=request.since
-        )
-        read, unread = await database_sync_to_async(selectors.room_unread)(
-            room=room, user=self.user
+        page = await database_sync_to_async(selectors.room_join_page)(
+            room=room, user=self.user, since=request.since
         )
         messages, cut = events.messages_within(
             page.messages,
@@ -230,8 +217,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 online=await self.presence.online(room_id=room.pk),
                 guests=await self.presence.guests(room_id=room.pk),
                 has_more=page.has_more or cut,
-                read=read,
-                unread=unread,
+                read=page.read,
+                unread=page.unread,
             ),
             ref,
         )

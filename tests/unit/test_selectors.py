@@ -1,6 +1,7 @@
 """Reads: who sees which room, and what each page of messages costs."""
 
 import pytest
+from django.contrib.auth.models import AnonymousUser
 
 from chat import selectors, services
 from chat.protocol import events
@@ -16,13 +17,26 @@ def test_a_join_reads_the_counter_and_one_page_in_two_queries(
     post_messages(general, alice, 30)
     post_messages(general, bob, 30)
 
-    with django_assert_num_queries(2):
-        page = selectors.messages_for_join(room=general, since=None)
+    with django_assert_num_queries(2):  # an anonymous reader has no read mark to look up
+        page = selectors.room_join_page(room=general, user=AnonymousUser(), since=None)
         authors = {m.author.username for m in page.messages}  # loaded with the page
 
     assert authors == {"alice", "bob"}
     assert [m.seq for m in page.messages] == list(range(11, 61))
     assert page.last_seq == 60
+
+
+def test_a_signed_in_join_also_says_where_the_user_left_off_in_one_more_query(
+    general, alice, bob, django_assert_num_queries
+):
+    post_messages(general, bob, 5)
+    services.room_mark_read(room=general, user=alice, seq=3)
+
+    with django_assert_num_queries(3):
+        page = selectors.room_join_page(room=general, user=alice, since=None)
+
+    assert (page.read, page.unread) == (3, 2)
+    assert page.last_seq == 5
 
 
 def test_deleted_messages_are_in_no_page_but_a_replay_carries_the_deletion(general, alice):
