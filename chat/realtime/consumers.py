@@ -177,28 +177,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         room = await database_sync_to_async(selectors.room_get_joinable)(
             slug=request.room, user=self.user
         )
-        joined = self.joined.get(request.room)
-        if joined is None:
-            # Subscribe before reading, so nothing posted in between is missed.
-            joined = JoinedRoom(room=room, group=events.room_group(room.pk))
-            await self.fanout.add(joined.group, self)
-            self.joined[request.room] = joined
-        else:
-            await self.fanout.refresh(joined.group)
-        if request.quiet and joined.counted:
-            await self._uncount(joined, announce=True)
-        elif not request.quiet and not joined.counted:
-            joined.counted = True
-            first = await self.presence.add(
-                room_id=room.pk,
-                room_slug=room.slug,
-                username=self._presence_name(),
-                socket_id=self.socket_id,
-            )
-            if not self.user.is_authenticated:
-                self.runtime.news.guests_changed(room.pk, room.slug)
-            elif first:
-                self._announce_presence(room, online=True)
+        # Subscribe before reading, so nothing posted in between is missed.
+        joined = await self._subscribe(request.room, room)
+        await self._count_online(joined, online=not request.quiet)
         page = await database_sync_to_async(selectors.room_join_page)(
             room=room, user=self.user, since=request.since
         )
@@ -419,6 +400,36 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not self.user.is_authenticated:
             raise ChatError(ErrorCode.AUTH_REQUIRED, "Log in to post.")
         return self._require_joined(slug)
+
+    async def _subscribe(self, slug: str, room: Room) -> JoinedRoom:
+        """The socket's place in the room (known by the `slug` the client joined it by): made
+        and added to the room's group the first time, its membership refreshed after that."""
+        joined = self.joined.get(slug)
+        if joined is None:
+            joined = JoinedRoom(room=room, group=events.room_group(room.pk))
+            await self.fanout.add(joined.group, self)
+            self.joined[slug] = joined
+        else:
+            await self.fanout.refresh(joined.group)
+        return joined
+
+    async def _count_online(self, joined: JoinedRoom, *, online: bool) -> None:
+        """Count the socket in the room's presence (a join), or stop (a quiet join)."""
+        if not online and joined.counted:
+            await self._uncount(joined, announce=True)
+        elif online and not joined.counted:
+            joined.counted = True
+            room = joined.room
+            first = await self.presence.add(
+                room_id=room.pk,
+                room_slug=room.slug,
+                username=self._presence_name(),
+                socket_id=self.socket_id,
+            )
+            if not self.user.is_authenticated:
+                self.runtime.news.guests_changed(room.pk, room.slug)
+            elif first:
+                self._announce_presence(room, online=True)
 
     async def _leave_room(self, slug: str, *, announce: bool = True) -> None:
         joined = self.joined.pop(slug, None)
