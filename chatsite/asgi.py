@@ -1,4 +1,5 @@
-"""ASGI entry point: Django for HTTP, the chat consumer for WebSockets at /ws/chat/."""
+"""ASGI entry point: Django for HTTP, the chat consumer for WebSockets at /ws/chat/, and the
+same consumer over HTTP at /fallback/chat/ for networks that block WebSockets."""
 
 import os
 
@@ -11,9 +12,10 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
 from chat.realtime.origins import SameOriginValidator  # noqa: E402
-from chat.realtime.routing import websocket_urlpatterns  # noqa: E402
+from chat.realtime.routing import http_urlpatterns, websocket_urlpatterns  # noqa: E402
 from chat.realtime.transport import RawSendMiddleware  # noqa: E402
 from chatsite import patches  # noqa: E402
 
@@ -22,7 +24,7 @@ patches.install_all(settings)
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": URLRouter([*http_urlpatterns, re_path(r"", django_asgi_app)]),
         "websocket": RawSendMiddleware(
             # Not channels' AllowedHostsOriginValidator: it ignores scheme and port.
             SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))

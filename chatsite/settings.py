@@ -256,6 +256,13 @@ CHAT_MAX_ANONYMOUS_SOCKETS_PER_ADDRESS = int(
     os.environ.get("CHAT_MAX_ANONYMOUS_SOCKETS_PER_ADDRESS", "50")
 )
 CHAT_MAX_FRAME_BYTES = 64 * 1024
+# The HTTP fallback (chat/realtime/fallback.py): a connection whose client has POSTed
+# nothing (its keepalives included) for this long is ended like a closed socket; the stream
+# carries a comment this often, so proxies keep it open; and a POST's limits.
+CHAT_FALLBACK_IDLE_SECONDS = float(os.environ.get("CHAT_FALLBACK_IDLE_SECONDS", "60"))
+CHAT_FALLBACK_KEEPALIVE_SECONDS = float(os.environ.get("CHAT_FALLBACK_KEEPALIVE_SECONDS", "15"))
+CHAT_FALLBACK_MAX_FRAMES_PER_POST = 50
+CHAT_FALLBACK_MAX_POST_BYTES = 256 * 1024
 # Each process re-adds itself to its room groups this often; well below the layer's
 # group_expiry (24 h by default), after which a layer forgets a member.
 CHAT_GROUP_REFRESH_SECONDS = 3600

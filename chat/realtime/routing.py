@@ -1,7 +1,15 @@
+from channels.auth import AuthMiddlewareStack
 from django.urls import path
 
 from .consumers import ChatConsumer
+from .fallback import FallbackStream
 
 websocket_urlpatterns = [
     path("ws/chat/", ChatConsumer.as_asgi()),
+]
+
+# The same consumer over HTTP, for networks that block WebSockets (chat/realtime/fallback.py);
+# chatsite/asgi.py sends every other HTTP request to Django. Its POSTs are a Django view.
+http_urlpatterns = [
+    path("fallback/chat/", AuthMiddlewareStack(FallbackStream(ChatConsumer.as_asgi()))),
 ]

@@ -7,6 +7,7 @@ app_name = "chat"
 urlpatterns = [
     path("", views.lobby, name="lobby"),
     path("rooms/new/", views.room_create, name="room_create"),
+    path("fallback/chat/send/", views.fallback_send, name="fallback_send"),
     path("chat/@<str:username>/", views.direct, name="direct"),
     path("chat/<slug:slug>/", views.room, name="room"),
 ]

@@ -1,5 +1,6 @@
 """Pages. Thin: read the request, call a selector or service, render."""
 
+import json
 import math
 from collections.abc import Callable
 
@@ -9,7 +10,7 @@ from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_post_parameters
@@ -19,6 +20,7 @@ from .. import access, addresses, selectors, services
 from ..models import Room
 from ..protocol import events
 from ..protocol.errors import ChatError, ErrorCode
+from ..realtime import fallback
 from . import throttle
 from .forms import RoomCreateForm, SignupForm
 
@@ -205,3 +207,25 @@ def _throttled_login(
     else:
         throttle.login_failed(username=username, address=address)
     return response
+
+
+@require_POST
+async def fallback_send(request: HttpRequest) -> HttpResponse:
+    """A fallback connection's frames, in order (chat/realtime/fallback.py): the CSRF token
+    and the session cookie as for any POST, and the connection's token from its stream."""
+    size = int(request.headers.get("Content-Length") or 0)
+    if size > settings.CHAT_FALLBACK_MAX_POST_BYTES:
+        limit = settings.CHAT_FALLBACK_MAX_POST_BYTES
+        return JsonResponse({"error": f"At most {limit} bytes per POST."}, status=413)
+    try:
+        frames = json.loads(request.body)
+    except ValueError:
+        return JsonResponse({"error": "The body is not JSON."}, status=400)
+    user = await request.auser()
+    try:
+        accepted = await fallback.forward(
+            token=request.headers.get("X-Chat-Session", ""), user_id=user.pk, frames=frames
+        )
+    except fallback.FallbackError as error:
+        return JsonResponse({"error": str(error)}, status=error.status)
+    return JsonResponse({"accepted": accepted}, status=202)

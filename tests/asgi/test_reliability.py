@@ -187,6 +187,7 @@ async def test_pong_tells_each_joined_rooms_last_seq(connect, alice, general, ma
     await socket.close()
 
 
+@pytest.mark.parametrize("transport", ["websocket", "http"])
 async def test_the_same_client_id_from_two_sockets_at_once_stores_one_message(
     connect, alice, general
 ):

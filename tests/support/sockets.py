@@ -16,6 +16,7 @@ from django.db import connections
 from django.test import Client
 
 from chatsite.asgi import application
+from tests.support.fallback import FallbackCommunicator
 from tests.support.protocol import check_server_frame
 
 HOST = "localhost"  # the Host header of a test handshake; ORIGIN is its page's origin
@@ -125,7 +126,14 @@ class Socket:
 
 
 @pytest.fixture
-async def connect() -> AsyncIterator[Callable[..., Any]]:
+def transport() -> str:
+    """How `connect` reaches the server: "websocket", or "http" (the fallback, for networks
+    that block WebSockets); a test parametrized over `transport` runs on both."""
+    return "websocket"
+
+
+@pytest.fixture
+async def connect(transport: str) -> AsyncIterator[Callable[..., Any]]:
     """Open sockets to the real ASGI application the way a browser does; closes leftovers."""
     sockets: list[Socket] = []
 
@@ -145,8 +153,11 @@ async def connect() -> AsyncIterator[Callable[..., Any]]:
             cookie = await database_sync_to_async(session_cookie)(user)
         if cookie is not None:
             headers.append((b"cookie", f"sessionid={cookie}".encode()))
-        communicator = WebsocketCommunicator(application, "/ws/chat/", headers=headers)
-        communicator.scope["client"] = (address, 50000)
+        if transport == "http":
+            communicator: Any = FallbackCommunicator(headers, address)
+        else:
+            communicator = WebsocketCommunicator(application, "/ws/chat/", headers=headers)
+            communicator.scope["client"] = (address, 50000)
         connected, _ = await communicator.connect(timeout=RECEIVE_TIMEOUT)
         if not connected:
             raise ConnectionRefusedError("handshake refused")
