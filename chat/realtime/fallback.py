@@ -24,6 +24,7 @@ from django.conf import settings
 from django.core import signing
 
 from . import origins
+from .layers import CHANNEL_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ class Connection:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        self.channel = await self.layer.new_channel("fallback.")
+        self.channel = await self.layer.new_channel(CHANNEL_PREFIX)
         self.last_post = loop.time()
         socket_scope = {**self.scope, "type": "websocket", "scheme": "ws", "subprotocols": []}
         await self.inbox.put({"type": "websocket.connect"})

@@ -26,6 +26,7 @@ from channels.layers import BaseChannelLayer
 from django.conf import settings
 
 from ..protocol import events
+from .layers import CHANNEL_PREFIX
 from .outages import Outage, stop_if_cancelled
 
 if TYPE_CHECKING:
@@ -103,7 +104,7 @@ class Fanout:
                 if group in self.subscribed or group not in self.members:
                     return
                 if self.channel_name is None:
-                    self.channel_name = await self.layer.new_channel("chat.fanout")
+                    self.channel_name = await self.layer.new_channel(CHANNEL_PREFIX)
                 await self.layer.group_add(group, self.channel_name)
                 self.subscribed.add(group)
                 self._start()

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
+from .layers import CHANNEL_PREFIX
 from .runtime import runtime_for_loop
 
 CHECK_TIMEOUT = 3.0  # seconds a dependency may take to answer
@@ -53,7 +54,7 @@ async def layer_answers() -> bool:
     layer = get_channel_layer()
     try:
         async with asyncio.timeout(CHECK_TIMEOUT):
-            channel = await layer.new_channel("health.")
+            channel = await layer.new_channel(CHANNEL_PREFIX)
             token = uuid.uuid4().hex
             await layer.send(channel, {"type": LAYER_CHECK, "token": token})
             return (await layer.receive(channel)).get("token") == token

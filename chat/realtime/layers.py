@@ -4,6 +4,12 @@ import time
 
 from channels.layers import InMemoryChannelLayer
 
+# The prefix of every channel a process makes (the fan-out's, each fallback connection's, the
+# health check's). channels-redis reads a process's channels from one Redis list per prefix,
+# and its receivers take turns on one lock: a channel with another prefix waits for the
+# holder's blocking pop (5 s) before its own list is read. One prefix, one list.
+CHANNEL_PREFIX = "chat"
+
 
 class InProcessChannelLayer(InMemoryChannelLayer):
     """Channels' InMemoryChannelLayer, with its expiry sweep run at most once a second.

@@ -27,7 +27,7 @@ from tests.support.cluster import (
 )
 from tests.support.js_client import JsClient
 from tests.support.live_server import PASSWORD
-from tests.support.live_sockets import SocketTransport
+from tests.support.live_sockets import FallbackStream, SocketTransport
 
 pytestmark = pytest.mark.live
 
@@ -86,6 +86,36 @@ async def test_messages_presence_and_typing_cross_workers(cluster: Cluster) -> N
     await bob.close()
     assert await wait_for(alice, "presence", alice_seen, user="bob", online=False)
     await alice.close()
+
+
+async def test_a_fallback_connection_posts_to_one_worker_and_streams_from_the_other(
+    cluster: Cluster,
+) -> None:
+    """No sticky sessions: the POSTs land on worker two, the stream is held by worker one,
+    and the frames reach it through Redis; the replies and broadcasts come down the stream."""
+    one, two = cluster.workers
+    bob = await open_socket(two, "bob")
+    await request(bob, {"type": "join", "room": "general"})
+    sessionid = await asyncio.to_thread(one.login, "alice")
+    alice = await asyncio.to_thread(FallbackStream, one.base_url, sessionid)
+    try:
+        frames = [
+            {"type": "join", "room": "general", "ref": "j"},
+            {"type": "send", "room": "general", "body": "over http", "client_id": "h1", "ref": "s"},
+        ]
+        assert await asyncio.to_thread(alice.post, two.base_url, frames) == 202
+        joined = await asyncio.to_thread(alice.until, "joined", ref="j")
+        ack = await asyncio.to_thread(alice.until, "ack", ref="s")
+        heard = await wait_for(bob, "message")
+        echoed = await asyncio.to_thread(alice.until, "message")
+    finally:
+        await asyncio.to_thread(alice.close)
+
+    assert joined["room"] == "general"
+    assert heard["message"]["id"] == ack["id"] == echoed["message"]["id"]
+    assert heard["message"]["author"] == "alice"
+    assert await wait_for(bob, "presence", user="alice", online=False)  # the stream closed
+    await bob.close()
 
 
 async def test_admin_actions_reach_sockets_on_every_worker(cluster: Cluster) -> None:

@@ -4,10 +4,12 @@ only when the test says (a stalled tab, a flooding script)."""
 
 import base64
 import contextlib
+import http.client
 import json
 import os
 import socket
 import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +151,83 @@ class RawSocket:
         if not data:
             raise EOFError("the server closed the connection")
         self.buffer += data
+
+
+class FallbackStream:
+    """A connection over the HTTP fallback to a live server, on blocking sockets (run it in
+    a thread): the stream from one base URL, its POSTs to any other (another worker)."""
+
+    def __init__(self, base_url: str, sessionid: str | None = None) -> None:
+        url = urllib.parse.urlsplit(base_url)
+        self.cookie = f"sessionid={sessionid}" if sessionid else ""
+        self.stream = http.client.HTTPConnection(url.hostname, url.port, timeout=TIMEOUT)
+        self.stream.request("GET", "/fallback/chat/", headers={"Cookie": self.cookie})
+        self.response = self.stream.getresponse()
+        assert self.response.status == 200, self.response.status
+        kind, data = self.next_event()
+        assert kind == "session", (kind, data)
+        self.token = data["token"]
+        self.seen: list[dict[str, Any]] = []
+
+    def next_event(self) -> tuple[str, Any]:
+        """(event name, its JSON data), skipping keepalive comments."""
+        kind, data = "message", None
+        while True:
+            line = self.response.readline().decode().rstrip("\n")
+            if line.startswith("event: "):
+                kind = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                data = json.loads(line.removeprefix("data: "))
+            elif line == "" and data is not None:
+                return kind, data
+            elif line == "" and self.response.isclosed():
+                raise EOFError("the stream ended")
+
+    def post(self, base_url: str, frames: list[dict[str, Any]]) -> int:
+        """POST frames to this connection through `base_url`, with a CSRF token of its own."""
+        csrf = _csrf_cookie(base_url)
+        url = urllib.parse.urlsplit(base_url)
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=TIMEOUT)
+        cookies = "; ".join(c for c in (self.cookie, f"csrftoken={csrf}") if c)
+        conn.request(
+            "POST",
+            "/fallback/chat/send/",
+            body=json.dumps(frames),
+            headers={
+                "Content-Type": "application/json",
+                "Cookie": cookies,
+                "X-CSRFToken": csrf,
+                "X-Chat-Session": self.token,
+            },
+        )
+        status = conn.getresponse().status
+        conn.close()
+        return status
+
+    def until(self, kind: str, **match: Any) -> dict[str, Any]:
+        """The first frame of type `kind` with the given fields, from those read past before
+        or from the stream (frames it reads past are kept for later calls)."""
+
+        def fits(frame: dict[str, Any]) -> bool:
+            return frame.get("type") == kind and all(frame.get(k) == v for k, v in match.items())
+
+        for frame in self.seen:
+            if fits(frame):
+                self.seen.remove(frame)
+                return frame
+        while not fits(frame := self.next_event()[1]):
+            self.seen.append(frame)
+        return frame
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+def _csrf_cookie(base_url: str) -> str:
+    """A CSRF cookie value from the site's login page, as a browser's page has one."""
+    with urllib.request.urlopen(f"{base_url}/accounts/login/", timeout=TIMEOUT) as response:
+        for header in response.headers.get_all("Set-Cookie") or []:
+            name, _, rest = header.partition("=")
+            if name.strip() == "csrftoken":
+                return rest.split(";", 1)[0]
+    raise AssertionError("the login page set no csrftoken cookie")
