@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, WebSocketRoute, expect
+from playwright.sync_api import Browser, Locator, Page, Route, WebSocketRoute, expect
 
 from tests.support.browser import (
     TIMEOUT_MS,
@@ -119,8 +119,16 @@ def test_a_pending_message_survives_a_page_reload(
         else:
             page_side.connect_to_server()
 
+    def gate_fallback(route: Route) -> None:
+        """Nor over the HTTP fallback, which failed sockets make the page try."""
+        if refusing:
+            route.abort()
+        else:
+            route.continue_()
+
     alice = pages["alice"] = new_page(browser)
     alice.route_web_socket(site.ws_url, gate)
+    alice.route("**/fallback/chat/**", gate_fallback)
     sign_in(alice, site, "alice")
 
     refusing = True

@@ -24,6 +24,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 TIMEOUT_MS = 10_000
+# The status pill when connected: over a WebSocket, and over the HTTP fallback.
+CONNECTED = "Connected"
+CONNECTED_HTTP = "Connected (HTTP)"
 
 
 @pytest.fixture(scope="module", name="browser")
@@ -52,14 +55,15 @@ def new_page(browser: Browser) -> Page:
     return context.new_page()
 
 
-def sign_in(page: Page, site: LiveSite, username: str) -> Page:
-    """Log in through the form and land, connected, in #general."""
+def sign_in(page: Page, site: LiveSite, username: str, *, status: str = CONNECTED) -> Page:
+    """Log in through the form and land, connected, in #general (`status`: what the pill
+    says then, CONNECTED_HTTP where the page is kept off WebSockets)."""
     page.goto(f"{site.base_url}/accounts/login/?next=/chat/general/")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(site.passwords[username])
     page.get_by_role("button", name="Log in").click()
     expect(page).to_have_url(f"{site.base_url}/chat/general/", timeout=TIMEOUT_MS)
-    expect(page.locator("#status")).to_have_text("Connected", timeout=TIMEOUT_MS)
+    expect(page.locator("#status")).to_have_text(status, timeout=TIMEOUT_MS)
     return page
 
 

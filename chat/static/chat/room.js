@@ -1,8 +1,9 @@
-// The room page: one socket for the tab, following every room of the sidebar, and the view
+// The room page: one connection for the tab, following every room of the sidebar, and the view
 // of the room on screen. ChatClient (sync.js) decides what to show, resend and resync;
 // RoomCounts (counts.js) keeps the sidebar's live counts; keepOpen (transport.js) keeps the
-// socket open. Switching rooms changes the view, not the page or the socket. This module
-// wires them to the page; the others draw it. ES modules, no build step.
+// connection open (a WebSocket, or the HTTP fallback) and the status pill up to date.
+// Switching rooms changes the view, not the page or the connection. This module wires them
+// to the page; the others draw it. ES modules, no build step.
 import { setUpComposer } from "./composer.js";
 import { RoomCounts } from "./counts.js";
 import { MessageLog, messageList } from "./log.js";
@@ -176,7 +177,6 @@ function showMessage(room, msg) {
 function joined(frame) {
   const view = page.views.get(frame.room);
   if (!view) return;
-  showStatus(el.status, "connected");
   view.name = frame.name;
   view.topic = frame.topic;
   if (page.onScreen(view)) {
@@ -330,8 +330,12 @@ function start() {
   for (const slug of page.views.keys()) {
     client.pendingIn(slug).forEach((item) => log.outbox(page.views.get(slug), item, item.state));
   }
-  if (client.rooms.size === 0) showStatus(el.status, "offline");
-  else socket = keepOpen(client, { onStatus: (kind) => showStatus(el.status, kind) });
+  if (client.rooms.size === 0) {
+    showStatus(el.status, "offline");
+    return;
+  }
+  const onStatus = (kind, transport) => showStatus(el.status, kind, transport);
+  socket = keepOpen(client, { onStatus });
 }
 
 start();

@@ -1,0 +1,234 @@
+"""Chat works where WebSockets are blocked: the HTTP fallback (an event stream down, POSTs up)
+in real Chromium, and the move back onto a WebSocket once one gets through.
+
+Playwright closes every WebSocket of a "blocked" page before it opens, as a proxy that refuses
+the upgrade would; the page must fall back to /fallback/chat/ by itself.
+"""
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Locator, Page, Request, Route, WebSocketRoute, expect
+
+from tests.support.browser import (
+    CONNECTED,
+    CONNECTED_HTTP,
+    TIMEOUT_MS,
+    expect_message_once,
+    new_page,
+    sign_in,
+    sign_in_to_general,
+)
+from tests.support.live_server import LiveSite
+
+pytestmark = [pytest.mark.browser, pytest.mark.own_database]
+
+SOCKETS = "**/ws/chat/"
+SEND = "**/fallback/chat/send/"
+# A page on the fallback tries a WebSocket every 30 s (± 25 %): the upgrade comes within this.
+UPGRADE_TIMEOUT_S = 45
+# After failed POSTs the page reconnects with backoff (up to 15 s between attempts).
+RECONNECT_TIMEOUT_MS = 20_000
+
+
+@pytest.fixture
+def pages(tmp_path: Path) -> Iterator[dict[str, Page]]:
+    """The pages a test opens, by name: each is photographed into tmp_path and closed after."""
+    opened: dict[str, Page] = {}
+    yield opened
+    for name, page in opened.items():
+        page.screenshot(path=tmp_path / f"{name}.png")
+        page.context.close()
+
+
+def refuse(page_side: WebSocketRoute) -> None:
+    """A proxy that blocks WebSockets: the socket closes before it opens."""
+    page_side.close()
+
+
+def blocked_page(browser: Browser) -> Page:
+    """A fresh browser profile whose WebSockets never open."""
+    page = new_page(browser)
+    page.route_web_socket(SOCKETS, refuse)
+    return page
+
+
+def posted_frames(page: Page) -> list[dict[str, Any]]:
+    """Every frame the page POSTs to the fallback, recorded from now on, in order."""
+    frames: list[dict[str, Any]] = []
+
+    def record(request: Request) -> None:
+        if request.method == "POST" and request.url.endswith("/fallback/chat/send/"):
+            frames.extend(json.loads(request.post_data or "[]"))
+
+    page.on("request", record)
+    return frames
+
+
+def say(page: Page, body: str) -> None:
+    """Type `body` in the composer and press Enter."""
+    composer = page.get_by_label("Message", exact=True)
+    composer.fill(body)
+    composer.press("Enter")
+
+
+def outbox_line(page: Page, body: str) -> Locator:
+    """The line of the user's outbox (not yet confirmed by the server) that shows `body`."""
+    return page.get_by_role("log").locator("li.outbox").filter(has_text=body)
+
+
+def saved_outbox(page: Page) -> list[dict[str, Any]]:
+    """The outbox room.js keeps in sessionStorage (key `chatsite.outbox.<user>`)."""
+    entries = page.evaluate("() => Object.entries(sessionStorage)")
+    outboxes = [json.loads(value) for key, value in entries if key.startswith("chatsite.outbox")]
+    assert len(outboxes) == 1, entries
+    return outboxes[0]
+
+
+def expect_status(page: Page, text: str, transport: str, timeout: int = TIMEOUT_MS) -> None:
+    status = page.locator("#status")
+    expect(status).to_have_text(text, timeout=timeout)
+    expect(status).to_have_attribute("data-transport", transport, timeout=timeout)
+
+
+def shown_ids(page: Page) -> list[str]:
+    """The ids of the stored messages the log shows, in order."""
+    return page.eval_on_selector_all("#messages li[data-id]", "lis => lis.map(li => li.dataset.id)")
+
+
+def test_two_people_chat_over_the_http_fallback(
+    browser: Browser,
+    live_site: LiveSite,
+    pages: dict[str, Page],
+) -> None:
+    """With WebSockets blocked, alice and bob (and a guest) connect over HTTP by themselves,
+    see each other online and typing, and each other's messages once; the pill says so."""
+    alice = pages["alice"] = blocked_page(browser)
+    alice_posts = posted_frames(alice)
+    sign_in(alice, live_site, "alice", status=CONNECTED_HTTP)
+    bob = pages["bob"] = blocked_page(browser)
+    sign_in(bob, live_site, "bob", status=CONNECTED_HTTP)
+    guest = pages["guest"] = blocked_page(browser)
+    guest.goto(f"{live_site.base_url}/chat/general/")
+    expect_status(guest, CONNECTED_HTTP, "http")
+
+    for page in (alice, bob):
+        expect_status(page, CONNECTED_HTTP, "http")
+        expect(page.locator("#online li")).to_have_text(
+            ["alice", "bob", "1 guest"], timeout=TIMEOUT_MS
+        )
+
+    say(alice, "Hi Bob, over plain HTTP!")
+    for page in (bob, alice):
+        expect_message_once(page, "alice", "Hi Bob, over plain HTTP!")
+    expect(guest.get_by_role("log").locator("li[data-seq]")).to_contain_text(
+        ["Hi Bob, over plain HTTP!"], timeout=TIMEOUT_MS
+    )
+    sends = [frame for frame in alice_posts if frame["type"] == "send"]
+    assert [frame["body"] for frame in sends] == ["Hi Bob, over plain HTTP!"]
+
+    bob.get_by_label("Message", exact=True).press_sequentially("Hello Alice", delay=20)
+    expect(alice.locator("#typing")).to_have_text("bob is typing…", timeout=TIMEOUT_MS)
+    bob.get_by_label("Message", exact=True).press("Enter")
+    for page in (alice, bob):
+        expect_message_once(page, "bob", "Hello Alice")
+    expect(alice.locator("#typing")).to_have_text("", timeout=TIMEOUT_MS)
+
+
+def test_a_message_typed_while_posts_fail_survives_a_reload_and_is_delivered_once(
+    browser: Browser,
+    live_site: LiveSite,
+    pages: dict[str, Page],
+) -> None:
+    """On the fallback, POSTs fail (the stream still opens): the message stays pending, is
+    kept in sessionStorage across a reload, and the reloaded page delivers it once."""
+    body = "typed while the POSTs failed"
+    blocking = False
+
+    def gate(route: Route) -> None:
+        if blocking:
+            route.abort()
+        else:
+            route.continue_()
+
+    alice = pages["alice"] = blocked_page(browser)
+    alice.route(SEND, gate)
+    sign_in(alice, live_site, "alice", status=CONNECTED_HTTP)
+
+    blocking = True
+    say(alice, body)
+    expect(outbox_line(alice, body)).to_contain_class("pending", timeout=TIMEOUT_MS)
+    assert [(item["body"], item["state"]) for item in saved_outbox(alice)] == [(body, "pending")]
+
+    alice.reload()
+    expect(outbox_line(alice, body)).to_contain_class("pending", timeout=TIMEOUT_MS)
+    blocking = False
+    expect_status(alice, CONNECTED_HTTP, "http", timeout=RECONNECT_TIMEOUT_MS)
+    expect_message_once(alice, "alice", body)
+    assert saved_outbox(alice) == []
+
+    bob = pages["bob"] = sign_in_to_general(browser, live_site, "bob")
+    expect_message_once(bob, "alice", body)
+
+
+def test_a_page_on_the_fallback_moves_to_a_websocket_once_one_opens(
+    browser: Browser,
+    live_site: LiveSite,
+    pages: dict[str, Page],
+) -> None:
+    """WebSockets are blocked, then let through: within a probe interval the page moves onto
+    a socket by itself (the pill says Connected again) while bob keeps posting, and every
+    message is shown once."""
+    allow = False
+    sent_over_socket: list[dict[str, Any]] = []
+
+    def gate(page_side: WebSocketRoute) -> None:
+        """Blocked until `allow`; then the real server, recording what the page sends."""
+        if not allow:
+            page_side.close()
+            return
+        server_side = page_side.connect_to_server()
+
+        def from_page(frame: str | bytes) -> None:
+            if isinstance(frame, str):
+                sent_over_socket.append(json.loads(frame))
+            server_side.send(frame)
+
+        page_side.on_message(from_page)
+
+    alice = pages["alice"] = new_page(browser)
+    alice.route_web_socket(SOCKETS, gate)
+    sign_in(alice, live_site, "alice", status=CONNECTED_HTTP)
+    bob = pages["bob"] = sign_in_to_general(browser, live_site, "bob")
+    bodies = ["before the upgrade", "alice over HTTP"]
+    say(bob, bodies[0])
+    say(alice, bodies[1])
+    for page in (alice, bob):
+        expect_message_once(page, "bob", bodies[0])
+        expect_message_once(page, "alice", bodies[1])
+
+    allow = True
+    deadline = time.monotonic() + UPGRADE_TIMEOUT_S
+    while alice.locator("#status").text_content() != CONNECTED:
+        assert time.monotonic() < deadline, "the page stayed on HTTP with WebSockets allowed"
+        bodies.append(f"during the upgrade {len(bodies)}")
+        say(bob, bodies[-1])
+        alice.wait_for_timeout(2000)
+    expect_status(alice, CONNECTED, "websocket")
+
+    say(bob, "after the upgrade")
+    say(alice, "alice over the socket")
+    for page in (alice, bob):
+        for body in [*bodies[2:], "after the upgrade"]:
+            expect_message_once(page, "bob", body)
+        expect_message_once(page, "alice", "alice over the socket")
+        ids = shown_ids(page)
+        assert len(ids) == len(set(ids)), ids
+    assert any(
+        frame["type"] == "send" and frame["body"] == "alice over the socket"
+        for frame in sent_over_socket
+    )
