@@ -18,8 +18,13 @@ far behind the consumer is. This module bounds both, per connection (docs/securi
   read), so the client's own sends block on TCP; it reads again once the consumer has
   handled half. No frame is dropped.
 
-Only daphne's WebSocket protocol is patched: HTTP responses are never limited. A limit of 0
-is off. Relies on daphne's `serverSend`/`applicationCreateWorked` and its queue's
+- Out, on HTTP: a streamed response (the HTTP fallback's event stream, which a client may
+  stop reading as it may stop reading a socket) is bounded the same way: before a body chunk
+  is written to a connection that holds more than `max_buffer_bytes` unsent, the connection
+  is dropped, and daphne tells the application (`http.disconnect`). Ordinary responses are
+  written whole and never meet the cap unless their client stalls mid-response.
+
+A limit of 0 is off. Relies on daphne's `serverSend`/`applicationCreateWorked` and its queue's
 `put_nowait`, asyncio.Queue's `get` ending in `get_nowait`, autobahn's
 `processData`/`consumeData` and Twisted's buffer attributes, which is why requirements.txt
 pins them; `check()` asserts each is still there.
@@ -31,8 +36,9 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from daphne.http_protocol import WebRequest
 from daphne.ws_protocol import WebSocketProtocol
-from twisted.internet import abstract
+from twisted.internet import abstract, tcp
 
 from . import twisted_writes
 from .checks import require_attrs, require_params, require_source
@@ -44,6 +50,7 @@ PATCH = "daphne_limits"
 _daphne_server_send = getattr(WebSocketProtocol, "serverSend", None)
 _daphne_application_create_worked = getattr(WebSocketProtocol, "applicationCreateWorked", None)
 _autobahn_process_data = getattr(WebSocketProtocol, "processData", None)
+_daphne_handle_reply = getattr(WebRequest, "handle_reply", None)
 
 
 @dataclass
@@ -148,6 +155,30 @@ def _send_within_buffer(self: WebSocketProtocol, content: Any, binary: bool = Fa
     _daphne_server_send(self, content, binary)
 
 
+def _reply_within_buffer(self: WebRequest, message: dict[str, Any]) -> None:
+    """daphne's handle_reply, unless it writes a body chunk to a connection that already
+    holds more than the cap unsent: then the connection is dropped, and daphne sends the
+    application `http.disconnect` (its connectionLost), as for a client that went away."""
+    cap = LIMITS.max_buffer_bytes
+    channel = self.channel
+    if (
+        cap
+        and message.get("type") == "http.response.body"
+        and channel is not None
+        and not self.finished
+        and (unsent := unsent_bytes(channel.transport)) > cap
+    ):
+        logger.warning(
+            "Dropping HTTP response to %s: %d bytes unsent, over the %d-byte cap (unread)",
+            self.client_addr,
+            unsent,
+            cap,
+        )
+        channel.transport.abortConnection()
+        return
+    _daphne_handle_reply(self, message)
+
+
 def _application_create_worked(self: WebSocketProtocol, application_queue: asyncio.Queue) -> None:
     """daphne's, counting the queue from its first message (websocket.connect) on."""
     if LIMITS.max_queued_frames or LIMITS.max_buffer_bytes:
@@ -247,6 +278,30 @@ def check() -> None:
         ["pauseProducing", "resumeProducing"],
         label="twisted.internet.abstract.FileDescriptor",
     )
+    reply = getattr(WebRequest, "handle_reply", None)
+    reply = _daphne_handle_reply if reply is _reply_within_buffer else reply
+    require_params(
+        PATCH,
+        "daphne",
+        reply,
+        ["self", "message"],
+        label="daphne.http_protocol.WebRequest.handle_reply",
+    )
+    # The cap is checked where daphne writes a body chunk, before it finishes the request.
+    require_source(
+        PATCH,
+        "daphne",
+        reply,
+        ["self.finished", 'http.Request.write(self, message.get("body"'],
+        label="daphne.http_protocol.WebRequest.handle_reply",
+    )
+    require_attrs(
+        PATCH,
+        "Twisted",
+        tcp.Connection,
+        ["abortConnection"],
+        label="twisted.internet.tcp.Connection",
+    )
     twisted_writes.check_buffer_fields(PATCH)
 
 
@@ -258,6 +313,7 @@ def install(*, max_buffer_bytes: int, max_queued_frames: int) -> None:
     WebSocketProtocol.serverSend = _send_within_buffer
     WebSocketProtocol.applicationCreateWorked = _application_create_worked
     WebSocketProtocol.processData = _process_data_unless_paused
+    WebRequest.handle_reply = _reply_within_buffer
 
 
 _PATCHED = {

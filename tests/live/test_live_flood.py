@@ -15,7 +15,13 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 
 from tests.support.live_server import LiveSite, _serving
-from tests.support.live_sockets import RawSocket, open_socket, rss_bytes, text_frame
+from tests.support.live_sockets import (
+    RawSocket,
+    open_socket,
+    post_frames,
+    rss_bytes,
+    text_frame,
+)
 
 pytestmark = [pytest.mark.live, pytest.mark.own_database]
 
@@ -119,6 +125,46 @@ async def test_a_socket_that_never_reads_is_dropped_while_the_room_reads_on(
     assert ended  # the stalled socket's connection was cut...
     assert sum(frame["type"] == "message" for frame in frames) < len(seqs)  # ...before the end
     assert f"over the {CAP}-byte cap" in flood_site.log_path.read_text()
+
+
+async def test_a_fallback_stream_that_is_never_read_is_dropped_while_the_room_reads_on(
+    flood_site: FloodSite,
+) -> None:
+    """The same over the HTTP fallback: bob's event stream joins general (by a POST) and is
+    never read again. The server drops it once it holds more than the cap unsent, the room
+    hears that bob left, and a reader gets every message meanwhile."""
+    alice, bob = await asyncio.gather(
+        asyncio.to_thread(flood_site.login, "alice"), asyncio.to_thread(flood_site.login, "bob")
+    )
+    stalled, token = await asyncio.to_thread(RawSocket.open_stream, flood_site, bob, rcvbuf=4096)
+    join = [{"type": "join", "room": "general"}]
+    posted = await asyncio.to_thread(
+        post_frames, flood_site.base_url, token, f"sessionid={bob}", join
+    )
+    assert posted == 202
+    reader, sender = await open_socket(flood_site), await open_socket(flood_site, alice)
+    view = RoomView()
+    try:
+        for ws in (reader, sender):
+            assert (await request(ws, {"type": "join", "room": "general"}))["type"] == "joined"
+        watching = asyncio.create_task(watch(reader, view))
+        seqs: list[int] = []
+        while "bob" not in view.went_offline and len(seqs) < MAX_MESSAGES:
+            seqs.append(await post(sender, len(seqs)))
+        async with asyncio.timeout(TIMEOUT), view.changed:
+            await view.changed.wait_for(
+                lambda: len(view.seqs) >= len(seqs) and "bob" in view.went_offline
+            )
+        watching.cancel()
+    finally:
+        stalled.close()
+        await reader.close()
+        await sender.close()
+
+    assert "bob" in view.went_offline  # dropped, not left to the 60 s idle timeout
+    assert len(seqs) < MAX_MESSAGES
+    assert view.seqs == seqs  # every message, in order, none twice
+    assert "Dropping HTTP response" in flood_site.log_path.read_text()
 
 
 async def test_a_socket_sending_faster_than_served_gets_every_reply_in_order(

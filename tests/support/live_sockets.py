@@ -104,6 +104,31 @@ class RawSocket:
         raw.buffer = bytearray(rest)
         return raw
 
+    @classmethod
+    def open_stream(
+        cls, site: LiveSite, sessionid: str | None = None, *, rcvbuf: int | None = None
+    ) -> tuple["RawSocket", str]:
+        """The HTTP fallback's stream on a bare socket, read up to its session event: the
+        socket, which the test may then stop reading, and the connection's token."""
+        url = urllib.parse.urlsplit(site.base_url)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.settimeout(TIMEOUT)
+        sock.connect((url.hostname, url.port))
+        cookie = f"Cookie: sessionid={sessionid}\r\n" if sessionid else ""
+        sock.sendall(f"GET /fallback/chat/ HTTP/1.1\r\nHost: {url.netloc}\r\n{cookie}\r\n".encode())
+        raw = cls(sock)
+        while (
+            b'"token": "' not in raw.buffer
+            or b"\n\n" not in raw.buffer.split(b"event: session")[-1]
+        ):
+            raw._fill()
+        head = bytes(raw.buffer).split(b"\r\n\r\n", 1)[0]
+        assert head.startswith(b"HTTP/1.1 200"), head
+        token = bytes(raw.buffer).split(b'"token": "', 1)[1].split(b'"', 1)[0].decode()
+        return raw, token
+
     def send(self, frame: dict[str, Any]) -> None:
         self.sock.sendall(text_frame(json.dumps(frame)))
 
@@ -184,25 +209,8 @@ class FallbackStream:
                 raise EOFError("the stream ended")
 
     def post(self, base_url: str, frames: list[dict[str, Any]]) -> int:
-        """POST frames to this connection through `base_url`, with a CSRF token of its own."""
-        csrf = _csrf_cookie(base_url)
-        url = urllib.parse.urlsplit(base_url)
-        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=TIMEOUT)
-        cookies = "; ".join(c for c in (self.cookie, f"csrftoken={csrf}") if c)
-        conn.request(
-            "POST",
-            "/fallback/chat/send/",
-            body=json.dumps(frames),
-            headers={
-                "Content-Type": "application/json",
-                "Cookie": cookies,
-                "X-CSRFToken": csrf,
-                "X-Chat-Session": self.token,
-            },
-        )
-        status = conn.getresponse().status
-        conn.close()
-        return status
+        """POST frames to this connection through `base_url`; the response's status."""
+        return post_frames(base_url, self.token, self.cookie, frames)
 
     def until(self, kind: str, **match: Any) -> dict[str, Any]:
         """The first frame of type `kind` with the given fields, from those read past before
@@ -221,6 +229,29 @@ class FallbackStream:
 
     def close(self) -> None:
         self.stream.close()
+
+
+def post_frames(base_url: str, token: str, cookie: str, frames: list[dict[str, Any]]) -> int:
+    """POST frames to the fallback connection `token`, as the page does: with the session
+    `cookie` (empty: anonymous) and a CSRF token of its own; the response's status."""
+    csrf = _csrf_cookie(base_url)
+    url = urllib.parse.urlsplit(base_url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=TIMEOUT)
+    cookies = "; ".join(c for c in (cookie, f"csrftoken={csrf}") if c)
+    conn.request(
+        "POST",
+        "/fallback/chat/send/",
+        body=json.dumps(frames),
+        headers={
+            "Content-Type": "application/json",
+            "Cookie": cookies,
+            "X-CSRFToken": csrf,
+            "X-Chat-Session": token,
+        },
+    )
+    status = conn.getresponse().status
+    conn.close()
+    return status
 
 
 def _csrf_cookie(base_url: str) -> str:

@@ -13,6 +13,7 @@ from channels.auth import AuthMiddlewareStack
 from channels.consumer import AsyncConsumer, get_handler_name
 from channels.layers import InMemoryChannelLayer
 from channels.sessions import InstanceSessionWrapper
+from daphne.http_protocol import WebRequest
 from daphne.ws_protocol import WebSocketProtocol
 from twisted.internet import abstract, tcp
 from twisted.internet.protocol import Protocol
@@ -56,6 +57,10 @@ async def _get_that_pops(self):
     return self._queue.popleft()
 
 
+def _reply_that_writes_differently(self, message):
+    self.write(message.get("body", b""))
+
+
 BREAKAGES = [
     # (patch, what to break, attribute, a replacement or None to delete, expected in the error)
     ("twisted_writes", FD, "write", None, "FileDescriptor.write"),
@@ -66,6 +71,9 @@ BREAKAGES = [
     ("daphne_limits", WSP, "applicationCreateWorked", None, "applicationCreateWorked"),
     ("daphne_limits", WSP, "onMessage", None, "WebSocketProtocol.onMessage"),
     ("daphne_limits", asyncio.Queue, "get", _get_that_pops, "asyncio.Queue.get"),
+    ("daphne_limits", WebRequest, "handle_reply", None, "WebRequest.handle_reply"),
+    ("daphne_limits", WebRequest, "handle_reply", _reply_that_writes_differently, "handle_reply"),
+    ("daphne_limits", tcp._AbortingMixin, "abortConnection", None, "abortConnection"),
     ("asgiref_loop", SyncToAsync, "threadlocal", None, "SyncToAsync.threadlocal"),
     ("channels_consumer_dispatch", consumer, "get_handler_name", None, "get_handler_name"),
     (
@@ -170,6 +178,7 @@ def test_daphne_limits_are_installed_with_the_settings(settings):
     assert WebSocketProtocol.serverSend is daphne_limits._send_within_buffer
     assert WebSocketProtocol.applicationCreateWorked is daphne_limits._application_create_worked
     assert WebSocketProtocol.processData is daphne_limits._process_data_unless_paused
+    assert WebRequest.handle_reply is daphne_limits._reply_within_buffer
     assert daphne_limits.LIMITS.max_buffer_bytes == settings.CHAT_SOCKET_MAX_BUFFER_BYTES
     assert daphne_limits.LIMITS.max_queued_frames == settings.CHAT_SOCKET_MAX_QUEUED_FRAMES
 
