@@ -263,6 +263,9 @@ CHAT_FALLBACK_IDLE_SECONDS = float(os.environ.get("CHAT_FALLBACK_IDLE_SECONDS", 
 CHAT_FALLBACK_KEEPALIVE_SECONDS = float(os.environ.get("CHAT_FALLBACK_KEEPALIVE_SECONDS", "15"))
 CHAT_FALLBACK_MAX_FRAMES_PER_POST = 50
 CHAT_FALLBACK_MAX_POST_BYTES = 256 * 1024
+# Frames POSTed to a connection and not yet handled; past this the connection is ended
+# (4008) and its client reconnects, as a socket's reads stop (daphne_limits.py).
+CHAT_FALLBACK_MAX_QUEUED_FRAMES = 2 * CHAT_FALLBACK_MAX_FRAMES_PER_POST
 # Each process re-adds itself to its room groups this often; well below the layer's
 # group_expiry (24 h by default), after which a layer forgets a member.
 CHAT_GROUP_REFRESH_SECONDS = 3600

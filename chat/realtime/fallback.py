@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 SALT = "chat.fallback"
 FRAMES = "fallback.frames"  # the layer message that carries a POST's frames
 GOING_AWAY = 1001  # the close code of a connection the server ended (idle, layer away)
+TOO_MUCH = 4008  # …and of one whose client POSTs faster than it is served (limit_reached)
 HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache, no-transform"),
@@ -130,10 +131,13 @@ class Connection:
         self.started = False  # the 200 and the session event went out
         self.finished = False  # the response ended
         self.closed = False  # the close event went out
+        self.close_code = GOING_AWAY  # the code of a close the server decides here
         self.last_post = 0.0
         self.done = asyncio.Event()
 
     async def run(self) -> None:
+        """Run the consumer until it, the client or this connection's limits end it; then
+        let its cleanup finish and end the response."""
         loop = asyncio.get_running_loop()
         self.channel = await self.layer.new_channel(CHANNEL_PREFIX)
         self.last_post = loop.time()
@@ -155,6 +159,9 @@ class Connection:
                 await self.inbox.put({"type": "websocket.disconnect", "code": 1001})
                 # The consumer's cleanup (rooms, presence, caps) runs to its end.
                 await asyncio.shield(asyncio.wait([app], timeout=30))
+                if not app.done():
+                    logger.error("A fallback connection's consumer did not end; cancelling it")
+                    app.cancel()
             await asyncio.gather(*helpers, ended, return_exceptions=True)
             await self._finish()
 
@@ -199,8 +206,8 @@ class Connection:
             await _respond(self.http_send, 503, "The connection could not be opened.")
             return
         with contextlib.suppress(Exception):
-            if not self.closed:  # ended here (idle, the layer away): say so, as a socket would
-                await self._write(_event(json.dumps({"code": GOING_AWAY}), "close"))
+            if not self.closed:  # ended here (idle, flood, layer away): say so, as a socket would
+                await self._write(_event(json.dumps({"code": self.close_code}), "close"))
             await self.http_send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _read_posts(self) -> None:
@@ -216,6 +223,14 @@ class Connection:
             if message.get("type") != FRAMES:
                 continue
             self.last_post = loop.time()
+            if (
+                self.inbox.qsize() + len(message["frames"])
+                > settings.CHAT_FALLBACK_MAX_QUEUED_FRAMES
+            ):
+                logger.warning("Ending a fallback connection whose client POSTs faster than served")
+                self.close_code = TOO_MUCH
+                self.done.set()
+                return
             for text in message["frames"]:
                 await self.inbox.put({"type": "websocket.receive", "text": text})
 

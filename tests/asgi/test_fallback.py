@@ -220,3 +220,16 @@ async def test_a_deactivated_users_posts_are_refused_and_change_nothing(alice, g
     assert refused.status_code == 403
     assert await database_sync_to_async(Message.objects.filter(body="still here?").count)() == 0
     await communicator.disconnect()
+
+
+async def test_a_client_posting_faster_than_served_is_ended_and_told_why(alice, general, settings):
+    settings.CHAT_FALLBACK_MAX_QUEUED_FRAMES = 2
+    communicator = await _open_fallback(alice)
+
+    accepted = await communicator.post([{"type": "ping", "ref": f"p{n}"} for n in range(3)])
+    while (closed := await communicator.receive_output(2))["type"] != "websocket.close":
+        pass
+
+    assert accepted.status_code == 202  # the worker that took the POST cannot know
+    assert closed["code"] == 4008
+    await communicator.disconnect()
