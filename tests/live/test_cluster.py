@@ -2,11 +2,13 @@
 sockets on the other, and a killed worker's clients lose nothing."""
 
 import asyncio
+import contextlib
 import http.cookiejar
 import json
 import time
 import urllib.parse
 import urllib.request
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
@@ -27,7 +29,7 @@ from tests.support.cluster import (
 )
 from tests.support.js_client import JsClient
 from tests.support.live_server import PASSWORD
-from tests.support.live_sockets import FallbackStream, SocketTransport
+from tests.support.live_sockets import AsyncFallback, FallbackStream, SocketTransport
 
 pytestmark = pytest.mark.live
 
@@ -142,14 +144,33 @@ async def test_admin_actions_reach_sockets_on_every_worker(cluster: Cluster) -> 
         await socket.close()
 
 
+async def reader_connection(transport: str, *, stream_from: Worker, post_to: Worker) -> Any:
+    """An anonymous reader's connection: a socket to `stream_from`, or the HTTP fallback
+    streaming from it and POSTing to `post_to`."""
+    if transport == "http":
+        return await AsyncFallback.open(stream_from.base_url, post_url=post_to.base_url)
+    return await open_socket(stream_from)
+
+
+async def next_frame(connection: Any) -> dict:
+    """The next frame from a socket or a fallback connection."""
+    if isinstance(connection, AsyncFallback):
+        return await connection.recv()
+    return json.loads(await connection.recv())
+
+
+@pytest.mark.parametrize("transport", ["websocket", "http"])
 async def test_a_killed_workers_clients_recover_on_another_and_go_offline(
-    cluster: Cluster,
+    cluster: Cluster, transport: str
 ) -> None:
+    """The reader is the browser's own client (sync.js), over a socket or, where WebSockets
+    are blocked, the HTTP fallback (its POSTs to the other worker, its stream from the one
+    that dies)."""
     doomed, survivor = cluster.workers
     reader = await JsClient.start()
     await reader.watch("general")
-    ws = await open_socket(doomed)
-    await reader.connected(SocketTransport(ws))
+    ws = await reader_connection(transport, stream_from=doomed, post_to=survivor)
+    await reader.connected(ws if transport == "http" else SocketTransport(ws))
     alice = await open_socket(doomed, "alice")  # only ever on the doomed worker
     await request(alice, {"type": "join", "room": "general"})
     watcher = await open_socket(survivor, "bob")
@@ -166,11 +187,9 @@ async def test_a_killed_workers_clients_recover_on_another_and_go_offline(
             assert reply["type"] == "ack", reply
 
     async def read_until_cut() -> None:
-        try:
-            async for raw in ws:
-                await reader.receive(json.loads(raw))
-        except Exception:
-            pass
+        with contextlib.suppress(Exception):
+            while True:
+                await reader.receive(await next_frame(ws))
 
     reading = asyncio.create_task(read_until_cut())
     await post(0, 50)
@@ -181,11 +200,11 @@ async def test_a_killed_workers_clients_recover_on_another_and_go_offline(
     await post(50, 50)  # meanwhile the room goes on
 
     # The client reconnects (here: to the surviving worker) and rejoins with `since`.
-    ws = await open_socket(survivor)
-    await reader.connected(SocketTransport(ws))
+    ws = await reader_connection(transport, stream_from=survivor, post_to=survivor)
+    await reader.connected(ws if transport == "http" else SocketTransport(ws))
     async with asyncio.timeout(TIMEOUT):
         while (await reader.state())["rooms"]["general"]["cursor"] != 100:
-            await reader.receive(json.loads(await ws.recv()))
+            await reader.receive(await next_frame(ws))
     shown = (await reader.state())["rooms"]["general"]
     assert shown["seqs"] == list(range(1, 101))
     assert len(set(shown["ids"])) == 100

@@ -2,6 +2,7 @@
 opens it, a transport that hands the JS client's frames to one, and a raw socket that reads
 only when the test says (a stalled tab, a flooding script)."""
 
+import asyncio
 import base64
 import contextlib
 import http.client
@@ -262,3 +263,46 @@ def _csrf_cookie(base_url: str) -> str:
             if name.strip() == "csrftoken":
                 return rest.split(";", 1)[0]
     raise AssertionError("the login page set no csrftoken cookie")
+
+
+class AsyncFallback:
+    """A FallbackStream for asyncio tests, shaped like a socket: `recv()` the next frame
+    (EOFError once the stream ended), `send(frame)` POSTs it (to `post_url`, another worker
+    if given; a POST that fails is a frame lost, as on a cut socket), `close()`."""
+
+    def __init__(self, stream: FallbackStream, post_url: str) -> None:
+        self.stream = stream
+        self.post_url = post_url
+        self.frames: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        self.reading = loop.run_in_executor(None, self._read, loop)
+
+    @classmethod
+    async def open(
+        cls, base_url: str, sessionid: str | None = None, *, post_url: str | None = None
+    ) -> "AsyncFallback":
+        stream = await asyncio.to_thread(FallbackStream, base_url, sessionid)
+        return cls(stream, post_url or base_url)
+
+    def _read(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            while (event := self.stream.next_event())[0] != "close":
+                loop.call_soon_threadsafe(self.frames.put_nowait, event[1])
+        except Exception:  # the stream broke
+            pass
+        loop.call_soon_threadsafe(self.frames.put_nowait, None)
+
+    async def recv(self) -> dict[str, Any]:
+        frame = await self.frames.get()
+        if frame is None:
+            raise EOFError("the stream ended")
+        return frame
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        with contextlib.suppress(OSError):
+            await asyncio.to_thread(self.stream.post, self.post_url, [frame])
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.stream.close)
+        with contextlib.suppress(Exception):
+            await self.reading
