@@ -232,3 +232,29 @@ def test_a_page_on_the_fallback_moves_to_a_websocket_once_one_opens(
         frame["type"] == "send" and frame["body"] == "alice over the socket"
         for frame in sent_over_socket
     )
+
+
+def test_a_login_in_another_tab_does_not_lock_the_fallback_out(
+    browser: Browser,
+    live_site: LiveSite,
+    pages: dict[str, Page],
+) -> None:
+    """Logging in again in a second tab rotates the CSRF token (and the session); the page
+    on the fallback POSTs with the current token, read from the cookie, not the stale copy
+    in its own page, so its next message still goes out, once."""
+    alice = pages["alice"] = blocked_page(browser)
+    sign_in(alice, live_site, "alice", status=CONNECTED_HTTP)
+    before = {c["name"]: c["value"] for c in alice.context.cookies()}["csrftoken"]
+    other = alice.context.new_page()  # the same profile: its cookies are alice's page's
+    other.goto(f"{live_site.base_url}/accounts/login/?next=/")
+    other.get_by_label("Username").fill("alice")
+    other.get_by_label("Password").fill(live_site.passwords["alice"])
+    other.get_by_role("button", name="Log in").click()
+    expect(other).to_have_url(f"{live_site.base_url}/", timeout=TIMEOUT_MS)
+    after = {c["name"]: c["value"] for c in alice.context.cookies()}["csrftoken"]
+    assert after != before  # the login rotated the token the page was given
+    other.close()
+
+    say(alice, "Still here after logging in elsewhere")
+
+    expect_message_once(alice, "alice", "Still here after logging in elsewhere")

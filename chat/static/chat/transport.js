@@ -25,6 +25,12 @@ export const HANDSHAKE_TIMEOUT_MS = 3000; // a socket not open by then has faile
 export const FAILED_HANDSHAKES = 2; // in a row, before falling back to HTTP
 export const PROBE_EVERY_MS = 30000; // on the fallback: try a WebSocket this often (± 25 %)
 
+function cookie(name) {
+  const prefix = `${name}=`;
+  const found = document.cookie.split("; ").find((item) => item.startsWith(prefix));
+  return found ? decodeURIComponent(found.slice(prefix.length)) : "";
+}
+
 // The page's own: its WebSocket and EventSource, its timers, its CSRF token, its events.
 export function browserEnv() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
@@ -42,7 +48,8 @@ export function browserEnv() {
     socketUrl: `${scheme}://${location.host}/ws/chat/`,
     streamUrl: "/fallback/chat/",
     sendUrl: "/fallback/chat/send/",
-    csrfToken: () => (meta ? meta.content : ""),
+    // The cookie first: a login in another tab rotates it, and the page's copy goes stale.
+    csrfToken: () => cookie("csrftoken") || (meta ? meta.content : ""),
     offline: () => navigator.onLine === false,
     listen: (type, fn) => window.addEventListener(type, fn),
   };
