@@ -282,6 +282,10 @@ async def _finish(coro: Coroutine[Any, Any, None], waiting_for: Any) -> None:
             if waiting_for is None:  # a bare yield, as in asyncio.sleep(0)
                 await asyncio.sleep(0)
             else:
+                # The coroutine's own `await` marked the future as yielded to a task (the flag
+                # a Task clears when it takes one); clear it as a Task does, or awaiting the
+                # future again here raises "await wasn't used with future".
+                waiting_for._asyncio_future_blocking = False
                 await waiting_for
         except BaseException as error:
             try:
