@@ -647,7 +647,8 @@ def main(argv: list[str]) -> int:
     if any(config.redis for config in configs):
         env_info["postgresql"] = postgres_reachable()
         env_info["redis"] = redis_version()
-    for redis_config in (config for config in configs if config.redis):
+    redis_configs = [config for config in configs if config.redis]
+    for redis_config in redis_configs:
         if not env_info["postgresql"] or not env_info["redis"]:
             missing = "PostgreSQL" if not env_info["postgresql"] else "Redis"
             redis_config.skipped = f"{missing} was not reachable on 127.0.0.1"
@@ -686,7 +687,7 @@ def main(argv: list[str]) -> int:
         print(report.summary(results))
     finally:
         run.procs.stop_all()
-        if redis_config in configs and not redis_config.skipped:
+        if any(not config.skipped for config in redis_configs):
             postgres_drop(PG_RUN_DB)
             postgres_drop(PG_TEMPLATE_DB)
             with contextlib.suppress(Exception):
