@@ -6,7 +6,8 @@ docs/performance.md and docs/performance.png. Every server is started fresh for 
 workload (a fresh copy of a migrated database, an empty Redis database), so no workload
 inherits another's state. All traffic stays on 127.0.0.1.
 
-    .venv/bin/python bench/run.py [--duration S] [--configs memory,redis,socketio] [--quick]
+    .venv/bin/python bench/run.py [--duration S] [--configs memory,redis,uvicorn,socketio]
+                                  [--quick]
 """
 
 from __future__ import annotations
@@ -32,12 +33,12 @@ from typing import Any
 import psycopg
 import redis
 import report
+import servers
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 PYTHON = Path(sys.executable)
-DAPHNE = PYTHON.parent / "daphne"
-HOST = "127.0.0.1"
+HOST = servers.HOST
 ROOM = "general"
 SENDER_ROOMS = "bench-"  # sender i's own room is bench-000 + i
 REDIS_URL = "redis://127.0.0.1:6379/14"
@@ -290,6 +291,7 @@ class Config:
     database: str = ""  # sqlite, postgres, or "" for Socket.IO
     redis: bool = False
     layer: str = "core"  # CHAT_CHANNEL_LAYER, with redis
+    server: str = "daphne"  # what serves chatsite: a key of servers.COMMANDS
     skipped: str = ""
     template: Path | str | None = None
     cookies: Path | None = None
@@ -315,6 +317,14 @@ CONFIGS = {
         database="postgres",
         redis=True,
         layer="pubsub",
+    ),
+    # The same app and layer as memory, under uvicorn + websockets instead of patched daphne.
+    "uvicorn": Config(
+        "uvicorn",
+        "chatsite on uvicorn: in-memory layer, SQLite",
+        target="chatsite",
+        database="sqlite",
+        server="uvicorn",
     ),
     "socketio": Config("socketio", "Socket.IO 4 (Node)", target="socketio"),
 }
@@ -394,14 +404,7 @@ class Run:
             env = self.chatsite_env(config, self.fresh_database_url(config))
             if config.redis:
                 redis_client().flushdb()
-            args = [
-                str(DAPHNE),
-                "-v",
-                "0",
-                "-e",
-                f"tcp:{port}:interface={HOST}:backlog=4096",
-                "chatsite.asgi:application",
-            ]
+            args = servers.COMMANDS[config.server](port, backlog=4096)
             proc = self.procs.start(
                 args, cpu=self.cores.server, log_path=log_path, cwd=ROOT, env=env
             )
@@ -591,7 +594,9 @@ def _since(started: float) -> str:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--configs", default="memory,redis,socketio", help="comma-separated")
+    parser.add_argument(
+        "--configs", default="memory,redis,uvicorn,socketio", help="comma-separated"
+    )
     parser.add_argument("--duration", type=float, default=8.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first")
     parser.add_argument("--listeners", default="100,1000", help="broadcast room sizes")
