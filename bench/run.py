@@ -163,9 +163,12 @@ def server_log_errors(path: Path) -> dict[str, Any]:
         (line for line in lines if line.startswith(("Exception inside", "Error", "ERROR"))), None
     )
     if first is None and tracebacks:
-        first = next(
-            (ln for ln in lines if ln and not ln.startswith((" ", "Traceback"))), "a traceback"
-        )
+        # The first traceback's exception (its first unindented line), after the line logged
+        # with it: not whatever warning the server printed at startup.
+        start = next(i for i, line in enumerate(lines) if line.startswith("Traceback"))
+        error = next((ln for ln in lines[start + 1 :] if ln and not ln.startswith(" ")), None)
+        logged = lines[start - 1] if start and not lines[start - 1].startswith(" ") else None
+        first = ": ".join(part for part in (logged, error) if part) or "a traceback"
     return {"tracebacks": tracebacks, "first": first, "path": str(path)}
 
 
