@@ -236,12 +236,13 @@ def settle_rss(pid: int, seconds: float = 2.0) -> int:
 
 
 def _dropped(sampler: Sampler, count: int, posting: float) -> str:
-    """How many of `count` sockets the server dropped, and when (from the first post)."""
+    """How many of `count` sockets the server dropped, and when (from the first post), or
+    in how long, if not all were."""
     times = sorted(sampler.dropped_after.values())
-    if not times:
-        return f"0 of {count}"
+    if len(times) < count:
+        return f"{len(times)} of {count} in {time.monotonic() - sampler.started:.0f} s"
     when = "during the posts" if times[-1] <= posting else f"by {times[-1]:.0f} s"
-    return f"{len(times)} of {count}, {when}"
+    return f"{count} of {count}, {when}"
 
 
 def stalled(server: LiveServer, site: LiveSite, args: argparse.Namespace) -> dict[str, Any]:
@@ -262,6 +263,7 @@ def stalled(server: LiveServer, site: LiveSite, args: argparse.Namespace) -> dic
     while not sampler.all_dropped() and time.monotonic() < deadline:
         time.sleep(0.2)
     peak = sampler.stop()
+    dropped = _dropped(sampler, args.stalled, took)
     for raw in [*sockets, sender, watch.reader]:
         raw.close()
     return {
@@ -270,7 +272,7 @@ def stalled(server: LiveServer, site: LiveSite, args: argparse.Namespace) -> dic
         "peak": peak,
         "held": held,
         "after_close": settle_rss(server.pid, 3.0),
-        "dropped": _dropped(sampler, args.stalled, took),
+        "dropped": dropped,
         "ack_max": max(acks),
         "seconds": took,
         "traffic": args.messages * len(BODY.encode()) * args.stalled,
@@ -310,6 +312,7 @@ def flood(server: LiveServer, site: LiveSite, args: argparse.Namespace) -> dict[
         thread.join()
     room = watch.report(posted)
     peak = sampler.stop()
+    dropped = _dropped(sampler, args.flooders, args.seconds)
     held = rss_bytes(server.pid)
     for raw in [*flooders, sender, watch.reader]:
         raw.close()
@@ -319,7 +322,7 @@ def flood(server: LiveServer, site: LiveSite, args: argparse.Namespace) -> dict[
         "peak": peak,
         "held": held,
         "after_close": settle_rss(server.pid, 3.0),
-        "dropped": _dropped(sampler, args.flooders, args.seconds),
+        "dropped": dropped,
         "ack_max": max(acks),
         "seconds": args.seconds,
         "traffic": sum(pushed),
