@@ -87,7 +87,16 @@ def _memory_gb() -> float | None:
 
 def environment(bench: Path) -> dict[str, Any]:
     """The machine and the versions of everything under test."""
-    python_packages = ["Django", "channels", "daphne", "channels-redis", "Twisted", "psycopg"]
+    python_packages = [
+        "Django",
+        "channels",
+        "daphne",
+        "channels-redis",
+        "Twisted",
+        "psycopg",
+        "uvicorn",
+        "websockets",
+    ]
     versions: dict[str, str | None] = {}
     for name in python_packages:
         try:
@@ -415,6 +424,8 @@ def render(results: dict[str, Any], *, analysis: str, chart_name: str) -> str:
         ["Python", env["python"]],
         ["Django / channels / daphne", f"{py['Django']} / {py['channels']} / {py['daphne']}"],
         ["channels-redis / Twisted", f"{py['channels-redis']} / {py['Twisted']}"],
+        # .get: results saved before uvicorn was measured do not name it.
+        ["uvicorn / websockets", f"{py.get('uvicorn')} / {py.get('websockets')}"],
         ["Node.js", str(env["node"])],
         [
             "socket.io / socket.io-client / ws",
@@ -443,7 +454,11 @@ def render(results: dict[str, Any], *, analysis: str, chart_name: str) -> str:
         "`bench/socketio_server.js`: Socket.IO's chat example adapted to rooms (join a room; "
         "a message goes to every socket in its room, the sender's included, like chatsite; "
         "each message is stamped with an id, seq and time so its frame is about the size of "
-        "chatsite's; an ack callback answers the sender). chatsite runs with "
+        "chatsite's; an ack callback answers the sender); (d) chatsite as (a) but served by "
+        "one `uvicorn` process with its `websockets` implementation, asyncio's loop and h11, "
+        "where chatsite's patches of daphne and Twisted do not apply (`bench/servers.py` "
+        "lists its options: frames up to 64 KiB, 64 frames queued per socket, no "
+        "compression). chatsite runs with "
         "`DJANGO_DEBUG=0` (and `CHAT_RATE_LIMIT=off`, for any send rate limit), each "
         "database a fresh copy of a migrated one, senders signed in with real session "
         "cookies, listeners anonymous."
@@ -737,7 +752,7 @@ def draw_chart(results: dict[str, Any], path: Path) -> None:
     from matplotlib.ticker import FuncFormatter
 
     configs = [(k, c) for k, c in _configs(results) if _ok(c)]
-    colors = {"memory": "#3b6fb6", "redis": "#7aa6db", "socketio": "#e08a2c"}
+    colors = {"memory": "#3b6fb6", "redis": "#7aa6db", "uvicorn": "#5aa469", "socketio": "#e08a2c"}
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.8), dpi=110)
     width = 0.8 / max(len(configs), 1)
     Run = tuple[dict[str, Any] | None, str]  # the run behind a bar, and its metric

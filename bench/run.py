@@ -6,7 +6,8 @@ docs/performance.md and docs/performance.png. Every server is started fresh for 
 workload (a fresh copy of a migrated database, an empty Redis database), so no workload
 inherits another's state. All traffic stays on 127.0.0.1.
 
-    .venv/bin/python bench/run.py [--duration S] [--configs memory,redis,socketio] [--quick]
+    .venv/bin/python bench/run.py [--duration S] [--configs memory,redis,uvicorn,socketio]
+                                  [--quick]
 """
 
 from __future__ import annotations
@@ -32,12 +33,12 @@ from typing import Any
 import psycopg
 import redis
 import report
+import servers
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 PYTHON = Path(sys.executable)
-DAPHNE = PYTHON.parent / "daphne"
-HOST = "127.0.0.1"
+HOST = servers.HOST
 ROOM = "general"
 SENDER_ROOMS = "bench-"  # sender i's own room is bench-000 + i
 REDIS_URL = "redis://127.0.0.1:6379/14"
@@ -162,9 +163,12 @@ def server_log_errors(path: Path) -> dict[str, Any]:
         (line for line in lines if line.startswith(("Exception inside", "Error", "ERROR"))), None
     )
     if first is None and tracebacks:
-        first = next(
-            (ln for ln in lines if ln and not ln.startswith((" ", "Traceback"))), "a traceback"
-        )
+        # The first traceback's exception (its first unindented line), after the line logged
+        # with it: not whatever warning the server printed at startup.
+        start = next(i for i, line in enumerate(lines) if line.startswith("Traceback"))
+        error = next((ln for ln in lines[start + 1 :] if ln and not ln.startswith(" ")), None)
+        logged = lines[start - 1] if start and not lines[start - 1].startswith(" ") else None
+        first = ": ".join(part for part in (logged, error) if part) or "a traceback"
     return {"tracebacks": tracebacks, "first": first, "path": str(path)}
 
 
@@ -290,6 +294,7 @@ class Config:
     database: str = ""  # sqlite, postgres, or "" for Socket.IO
     redis: bool = False
     layer: str = "core"  # CHAT_CHANNEL_LAYER, with redis
+    server: str = "daphne"  # what serves chatsite: a key of servers.COMMANDS
     skipped: str = ""
     template: Path | str | None = None
     cookies: Path | None = None
@@ -315,6 +320,14 @@ CONFIGS = {
         database="postgres",
         redis=True,
         layer="pubsub",
+    ),
+    # The same app and layer as memory, under uvicorn + websockets instead of patched daphne.
+    "uvicorn": Config(
+        "uvicorn",
+        "chatsite on uvicorn: in-memory layer, SQLite",
+        target="chatsite",
+        database="sqlite",
+        server="uvicorn",
     ),
     "socketio": Config("socketio", "Socket.IO 4 (Node)", target="socketio"),
 }
@@ -394,14 +407,7 @@ class Run:
             env = self.chatsite_env(config, self.fresh_database_url(config))
             if config.redis:
                 redis_client().flushdb()
-            args = [
-                str(DAPHNE),
-                "-v",
-                "0",
-                "-e",
-                f"tcp:{port}:interface={HOST}:backlog=4096",
-                "chatsite.asgi:application",
-            ]
+            args = servers.COMMANDS[config.server](port, backlog=4096)
             proc = self.procs.start(
                 args, cpu=self.cores.server, log_path=log_path, cwd=ROOT, env=env
             )
@@ -591,7 +597,9 @@ def _since(started: float) -> str:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--configs", default="memory,redis,socketio", help="comma-separated")
+    parser.add_argument(
+        "--configs", default="memory,redis,uvicorn,socketio", help="comma-separated"
+    )
     parser.add_argument("--duration", type=float, default=8.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first")
     parser.add_argument("--listeners", default="100,1000", help="broadcast room sizes")
@@ -647,7 +655,8 @@ def main(argv: list[str]) -> int:
     if any(config.redis for config in configs):
         env_info["postgresql"] = postgres_reachable()
         env_info["redis"] = redis_version()
-    for redis_config in (config for config in configs if config.redis):
+    redis_configs = [config for config in configs if config.redis]
+    for redis_config in redis_configs:
         if not env_info["postgresql"] or not env_info["redis"]:
             missing = "PostgreSQL" if not env_info["postgresql"] else "Redis"
             redis_config.skipped = f"{missing} was not reachable on 127.0.0.1"
@@ -686,7 +695,7 @@ def main(argv: list[str]) -> int:
         print(report.summary(results))
     finally:
         run.procs.stop_all()
-        if redis_config in configs and not redis_config.skipped:
+        if any(not config.skipped for config in redis_configs):
             postgres_drop(PG_RUN_DB)
             postgres_drop(PG_TEMPLATE_DB)
             with contextlib.suppress(Exception):
