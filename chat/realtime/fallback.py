@@ -32,6 +32,7 @@ SALT = "chat.fallback"
 FRAMES = "fallback.frames"  # the layer message that carries a POST's frames
 GOING_AWAY = 1001  # the close code of a connection the server ended (idle, layer away)
 TOO_MUCH = 4008  # …and of one whose client POSTs faster than it is served (limit_reached)
+FRAMES_LOST = 4009  # …and of one that missed a POST: its frames cannot be in order any more
 HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache, no-transform"),
@@ -54,8 +55,9 @@ def make_token(*, channel: str, user_id: int | None) -> str:
     return signing.dumps({"c": channel, "u": user_id}, salt=SALT, compress=True)
 
 
-async def forward(*, token: str, user_id: int | None, frames: list[Any]) -> int:
-    """Hand a POST's frames, in order, to the worker that holds the connection; how many."""
+async def forward(*, token: str, user_id: int | None, batch: int, frames: list[Any]) -> int:
+    """Hand a POST's frames to the worker that holds the connection; how many. `batch`
+    numbers the connection's POSTs from 1, so the connection notices one that never came."""
     try:
         claims = signing.loads(token, salt=SALT)
     except signing.BadSignature:
@@ -69,8 +71,9 @@ async def forward(*, token: str, user_id: int | None, frames: list[Any]) -> int:
             f"{settings.CHAT_FALLBACK_MAX_FRAMES_PER_POST} frames.",
         )
     texts = [json.dumps(frame, ensure_ascii=False) for frame in frames]
+    message = {"type": FRAMES, "batch": batch, "frames": texts}
     try:
-        await get_channel_layer().send(claims["c"], {"type": FRAMES, "frames": texts})
+        await get_channel_layer().send(claims["c"], message)
     except Exception as error:  # the layer is away or the connection's queue is full
         logger.warning("Could not forward %d fallback frame(s): %s", len(texts), error)
         raise FallbackError(503, "The connection cannot take frames now; reconnect.") from None
@@ -133,6 +136,7 @@ class Connection:
         self.closed = False  # the close event went out
         self.close_code = GOING_AWAY  # the code of a close the server decides here
         self.last_post = 0.0
+        self.next_batch = 1  # the number of the next POST to come
         self.done = asyncio.Event()
 
     async def run(self) -> None:
@@ -223,6 +227,14 @@ class Connection:
             if message.get("type") != FRAMES:
                 continue
             self.last_post = loop.time()
+            if message.get("batch") != self.next_batch:
+                # A POST was lost on the way (the layer lost it) or came out of order: the
+                # frames can no longer be handled in order, so end it, as TCP would.
+                logger.warning("Ending a fallback connection that missed POST %d", self.next_batch)
+                self.close_code = FRAMES_LOST
+                self.done.set()
+                return
+            self.next_batch += 1
             if (
                 self.inbox.qsize() + len(message["frames"])
                 > settings.CHAT_FALLBACK_MAX_QUEUED_FRAMES

@@ -221,10 +221,16 @@ async def fallback_send(request: HttpRequest) -> HttpResponse:
         frames = json.loads(request.body)
     except ValueError:
         return JsonResponse({"error": "The body is not JSON."}, status=400)
+    batch = request.headers.get("X-Chat-Batch", "")
+    if not batch.isdecimal() or not 0 < int(batch) < 2**53:
+        return JsonResponse({"error": "X-Chat-Batch must number the POST from 1."}, status=400)
     user = await request.auser()
     try:
         accepted = await fallback.forward(
-            token=request.headers.get("X-Chat-Session", ""), user_id=user.pk, frames=frames
+            token=request.headers.get("X-Chat-Session", ""),
+            user_id=user.pk,
+            batch=int(batch),
+            frames=frames,
         )
     except fallback.FallbackError as error:
         return JsonResponse({"error": str(error)}, status=error.status)

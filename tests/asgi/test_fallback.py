@@ -117,25 +117,38 @@ async def test_a_post_with_another_users_token_is_refused_and_reaches_nobody(ali
 
 
 @pytest.mark.parametrize(
-    ("token", "body", "status"),
+    ("token", "batch", "body", "status"),
     [
-        ("forged", [], 403),
-        (None, "not a list", 400),
-        (None, [{"type": "ping"}] * 51, 400),
-        (None, b"{not json", 400),
+        ("forged", "1", [], 403),
+        (None, "1", "not a list", 400),
+        (None, "1", [{"type": "ping"}] * 51, 400),
+        (None, "1", b"{not json", 400),
+        (None, None, [], 400),
+        (None, "0", [], 400),
+        (None, "-1", [], 400),
+        (None, "one", [], 400),
     ],
-    ids=["forged token", "not an array", "too many frames", "not json"],
+    ids=[
+        "forged token",
+        "not an array",
+        "too many frames",
+        "not json",
+        "no batch number",
+        "batch 0",
+        "negative batch",
+        "batch not a number",
+    ],
 )
 async def test_a_bad_post_gets_a_clear_error_and_changes_nothing(
-    alice, general, token, body, status
+    alice, general, token, batch, body, status
 ):
     communicator = await _open_fallback(alice)
     data = body if isinstance(body, bytes) else json.dumps(body)
+    headers = {"X-Chat-Session": token or communicator.token}
+    if batch is not None:
+        headers["X-Chat-Batch"] = batch
     response = await communicator.client.post(
-        "/fallback/chat/send/",
-        data=data,
-        content_type="application/json",
-        headers={"X-Chat-Session": token or communicator.token},
+        "/fallback/chat/send/", data=data, content_type="application/json", headers=headers
     )
 
     assert response.status_code == status
@@ -153,7 +166,7 @@ async def test_a_post_without_the_csrf_token_is_refused(alice, general):
         "/fallback/chat/send/",
         data="[]",
         content_type="application/json",
-        headers={"X-Chat-Session": communicator.token},
+        headers={"X-Chat-Session": communicator.token, "X-Chat-Batch": "1"},
     )
 
     assert response.status_code == 403
@@ -232,4 +245,25 @@ async def test_a_client_posting_faster_than_served_is_ended_and_told_why(alice, 
 
     assert accepted.status_code == 202  # the worker that took the POST cannot know
     assert closed["code"] == 4008
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize(("second", "handled"), [("3", ["p1"]), ("1", ["p1"])])
+async def test_a_post_that_never_came_ends_the_connection_rather_than_skip_its_frames(
+    alice, general, second, handled
+):
+    """POSTs are numbered: one lost on the way (the layer lost it) or repeated means the
+    frames can no longer be handled in order, so the connection ends (4009), as TCP would,
+    and the client reconnects and resyncs."""
+    communicator = await _open_fallback(alice)
+    await communicator.post([{"type": "ping", "ref": "p1"}])
+    communicator.batch = int(second) - 1  # the next POST's number is `second`
+
+    await communicator.post([{"type": "ping", "ref": "p2"}])
+    frames = []
+    while (out := await communicator.receive_output(2))["type"] != "websocket.close":
+        frames.append(json.loads(out["text"]))
+
+    assert [f["ref"] for f in frames if f["type"] == "pong"] == handled
+    assert out["code"] == 4009
     await communicator.disconnect()

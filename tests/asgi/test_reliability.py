@@ -105,6 +105,7 @@ async def test_readers_on_a_lossy_reordering_layer_converge_to_every_message_onc
     await sender.close()
 
 
+@pytest.mark.parametrize("transport", ["websocket", "http"])
 async def test_a_reader_that_stops_reading_does_not_stall_the_room_and_recovers(
     connect, settings, alice, bob, general
 ):

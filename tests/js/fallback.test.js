@@ -135,9 +135,25 @@ describe("sending", () => {
     assert.deepEqual(post.init.headers, {
       "Content-Type": "application/json",
       "X-Chat-Session": "token-1",
+      "X-Chat-Batch": "1",
       "X-CSRFToken": CSRF_TOKEN,
     });
     assert.deepEqual(post.frames, [ping(1)]);
+  });
+
+  test("POSTs are numbered from 1, one after another, so the server notices a lost one", async () => {
+    const h = opened();
+    h.conn.send(ping(1));
+    await settle();
+    h.posts[0].answer(202);
+    await settle();
+    h.conn.send(ping(2));
+    await settle();
+
+    assert.deepEqual(
+      h.posts.map((post) => post.init.headers["X-Chat-Batch"]),
+      ["1", "2"],
+    );
   });
 
   test("frames sent in one turn go up together", async () => {

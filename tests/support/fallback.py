@@ -28,6 +28,7 @@ class FallbackCommunicator:
         self.buffer = b""
         self.task: asyncio.Task | None = None
         self.response_ended = False
+        self.batch = 0  # POSTs numbered so far
         header = dict(headers)
         self.client = AsyncClient(
             headers={"host": header[b"host"].decode()},
@@ -98,12 +99,14 @@ class FallbackCommunicator:
             await self.output_queue.put({"type": "websocket.send", "text": payload})
 
     async def post(self, frames: list[Any], **extra: Any) -> Any:
-        """POST frames to the connection; the response."""
+        """POST frames to the connection, numbered as the page numbers them; the response."""
+        self.batch += 1
+        headers = {"X-Chat-Session": self.token or "", "X-Chat-Batch": str(self.batch)}
         return await self.client.post(
             "/fallback/chat/send/",
             data=json.dumps(frames),
             content_type="application/json",
-            headers={"X-Chat-Session": self.token or "", **extra},
+            headers={**headers, **extra},
         )
 
     async def send_to(self, text_data: str) -> None:

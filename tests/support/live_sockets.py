@@ -194,6 +194,7 @@ class FallbackStream:
         assert kind == "session", (kind, data)
         self.token = data["token"]
         self.seen: list[dict[str, Any]] = []
+        self.batch = 0  # POSTs numbered so far
 
     def next_event(self) -> tuple[str, Any]:
         """(event name, its JSON data), skipping keepalive comments."""
@@ -211,7 +212,8 @@ class FallbackStream:
 
     def post(self, base_url: str, frames: list[dict[str, Any]]) -> int:
         """POST frames to this connection through `base_url`; the response's status."""
-        return post_frames(base_url, self.token, self.cookie, frames)
+        self.batch += 1
+        return post_frames(base_url, self.token, self.cookie, frames, batch=self.batch)
 
     def until(self, kind: str, **match: Any) -> dict[str, Any]:
         """The first frame of type `kind` with the given fields, from those read past before
@@ -232,9 +234,12 @@ class FallbackStream:
         self.stream.close()
 
 
-def post_frames(base_url: str, token: str, cookie: str, frames: list[dict[str, Any]]) -> int:
-    """POST frames to the fallback connection `token`, as the page does: with the session
-    `cookie` (empty: anonymous) and a CSRF token of its own; the response's status."""
+def post_frames(
+    base_url: str, token: str, cookie: str, frames: list[dict[str, Any]], *, batch: int
+) -> int:
+    """POST frames to the fallback connection `token`, as the page does: numbered `batch`
+    (from 1), with the session `cookie` (empty: anonymous) and a CSRF token of its own; the
+    response's status."""
     csrf = _csrf_cookie(base_url)
     url = urllib.parse.urlsplit(base_url)
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=TIMEOUT)
@@ -248,6 +253,7 @@ def post_frames(base_url: str, token: str, cookie: str, frames: list[dict[str, A
             "Cookie": cookies,
             "X-CSRFToken": csrf,
             "X-Chat-Session": token,
+            "X-Chat-Batch": str(batch),
         },
     )
     status = conn.getresponse().status

@@ -17,6 +17,7 @@ export function openStream(env, on) {
   const conn = { kind: "http", opened: false, alive: true, send, close };
   const queue = [];
   let token = null;
+  let posts = 0; // POSTs numbered from 1: the server ends a connection that misses one
   let keepaliveMs = KEEPALIVE_MS;
   let inFlight = false;
   let flushPlanned = false;
@@ -81,6 +82,7 @@ export function openStream(env, on) {
       headers: {
         "Content-Type": "application/json",
         "X-Chat-Session": token,
+        "X-Chat-Batch": String(++posts),
         "X-CSRFToken": env.csrfToken(),
       },
       body: JSON.stringify(batch),
