@@ -208,6 +208,14 @@ def _unpatched(name: str) -> Any:
 def check() -> None:
     """Fail loudly unless daphne, autobahn, asyncio and Twisted still have every internal
     these limits rely on."""
+    _check_websocket()
+    _check_http()
+    twisted_writes.check_buffer_fields(PATCH)
+
+
+def _check_websocket() -> None:
+    """What the WebSocket half relies on: daphne's protocol and its queue, autobahn's
+    reading, asyncio.Queue.get."""
     label = "daphne.ws_protocol.WebSocketProtocol"
     require_params(
         PATCH,
@@ -278,6 +286,11 @@ def check() -> None:
         ["pauseProducing", "resumeProducing"],
         label="twisted.internet.abstract.FileDescriptor",
     )
+
+
+def _check_http() -> None:
+    """What the HTTP half relies on: where daphne writes a response's body chunks, and
+    Twisted's abort."""
     reply = getattr(WebRequest, "handle_reply", None)
     reply = _daphne_handle_reply if reply is _reply_within_buffer else reply
     require_params(
@@ -302,7 +315,6 @@ def check() -> None:
         ["abortConnection"],
         label="twisted.internet.tcp.Connection",
     )
-    twisted_writes.check_buffer_fields(PATCH)
 
 
 def install(*, max_buffer_bytes: int, max_queued_frames: int) -> None:
