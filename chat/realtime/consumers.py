@@ -39,7 +39,8 @@ class JoinedRoom:
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
-    """Speaks the protocol in docs/protocol.md at /ws/chat/."""
+    """Speaks the protocol in docs/protocol.md at /ws/chat/, and over HTTP where WebSockets
+    are blocked (chat/realtime/fallback.py runs it behind /fallback/chat/)."""
 
     # No channel of its own: the process's fan-out delivers room events to the socket, so
     # a socket costs the layer nothing and each broadcast costs the socket one send.
