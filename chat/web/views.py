@@ -213,16 +213,16 @@ def _throttled_login(
 async def fallback_send(request: HttpRequest) -> HttpResponse:
     """A fallback connection's frames, in order (chat/realtime/fallback.py): the CSRF token
     and the session cookie as for any POST, and the connection's token from its stream."""
-    size = int(request.headers.get("Content-Length") or 0)
-    if size > settings.CHAT_FALLBACK_MAX_POST_BYTES:
+    body = request.body  # Django refuses more than DATA_UPLOAD_MAX_MEMORY_SIZE (400)
+    if len(body) > settings.CHAT_FALLBACK_MAX_POST_BYTES:
         limit = settings.CHAT_FALLBACK_MAX_POST_BYTES
         return JsonResponse({"error": f"At most {limit} bytes per POST."}, status=413)
     try:
-        frames = json.loads(request.body)
+        frames = json.loads(body)
     except ValueError:
         return JsonResponse({"error": "The body is not JSON."}, status=400)
     batch = request.headers.get("X-Chat-Batch", "")
-    if not batch.isdecimal() or not 0 < int(batch) < 2**53:
+    if not (batch.isascii() and batch.isdigit()) or not 0 < int(batch) < 2**53:
         return JsonResponse({"error": "X-Chat-Batch must number the POST from 1."}, status=400)
     user = await request.auser()
     try:

@@ -127,6 +127,8 @@ async def test_a_post_with_another_users_token_is_refused_and_reaches_nobody(ali
         (None, "0", [], 400),
         (None, "-1", [], 400),
         (None, "one", [], 400),
+        (None, "\u00b2", [], 400),
+        (None, "1", [{"type": "send", "body": "x" * 300_000}], 413),
     ],
     ids=[
         "forged token",
@@ -137,6 +139,8 @@ async def test_a_post_with_another_users_token_is_refused_and_reaches_nobody(ali
         "batch 0",
         "negative batch",
         "batch not a number",
+        "batch a superscript digit",
+        "too large",
     ],
 )
 async def test_a_bad_post_gets_a_clear_error_and_changes_nothing(
