@@ -375,7 +375,8 @@ function csrfToken(base) {
         const match = (res.headers["set-cookie"] || [])
           .map((cookie) => /^csrftoken=([^;]+)/.exec(cookie))
           .find(Boolean);
-        if (match) resolve(match[1]);
+        if (res.statusCode !== 200) reject(new Error(`GET /accounts/login/: HTTP ${res.statusCode}`));
+        else if (match) resolve(match[1]);
         else reject(new Error(`GET /accounts/login/: HTTP ${res.statusCode}, no csrftoken`));
       });
       req.on("error", reject);

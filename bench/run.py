@@ -378,6 +378,10 @@ class Run:
             CHAT_JOIN_RATE_LIMIT="off",
             CHAT_MAX_ANONYMOUS_SOCKETS_PER_ADDRESS="1000000",
             DATABASE_URL=database_url,
+            # Collected once per run (prepare): with debug off, a page that names a static
+            # file (the login page, where the HTTP fallback client gets its CSRF cookie)
+            # fails without the manifest.
+            DJANGO_STATIC_ROOT=str(self.tmp / "static"),
             PYTHONUNBUFFERED="1",
         )
         if config.redis:
@@ -389,6 +393,13 @@ class Run:
         """Migrate a template database once per configuration and sign the senders in."""
         if config.target != "chatsite":
             return
+        if not (self.tmp / "static").exists():
+            run_quiet(
+                [str(PYTHON), "manage.py", "collectstatic", "--noinput"],
+                env=self.chatsite_env(config, "sqlite://:memory:"),
+                timeout=180,
+                what="collectstatic",
+            )
         config.cookies = self.tmp / f"{config.key}-cookies.json"
         users = max(self.args.senders, 1)
         started = time.monotonic()
