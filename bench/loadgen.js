@@ -1,8 +1,11 @@
 // The one load generator of `make bench`: the same workloads against chatsite (raw `ws`,
 // the protocol in docs/protocol.md) and the reference Socket.IO server (socket.io-client,
-// websocket transport only). bench/run.py starts it; it can also be run by hand.
+// websocket transport), and, with `--transport http`, over HTTP: chatsite's fallback (an
+// event stream and numbered POSTs) and Socket.IO forced to long-polling, for every client,
+// the sender's included. bench/run.py starts it; it can also be run by hand.
 //
-//   node loadgen.js --target chatsite|socketio --url http://127.0.0.1:PORT [options] WORKLOAD
+//   node loadgen.js --target chatsite|socketio --url http://127.0.0.1:PORT [--transport ws|http]
+//                   [options] WORKLOAD
 //
 // Workloads:
 //   broadcast --listeners N (--duration S | --messages M)
@@ -26,6 +29,7 @@
 "use strict";
 
 const fs = require("node:fs");
+const http = require("node:http");
 const readline = require("node:readline");
 const { performance } = require("node:perf_hooks");
 const WebSocket = require("ws");
@@ -36,6 +40,7 @@ const { io: ioClient } = require("socket.io-client");
 function parseArgs(argv) {
   const opts = {
     target: null,
+    transport: "ws",
     url: null,
     workload: null,
     room: "general",
@@ -73,6 +78,7 @@ function parseArgs(argv) {
   };
   const strings = {
     "--target": "target",
+    "--transport": "transport",
     "--url": "url",
     "--room": "room",
     "--cookies": "cookies",
@@ -95,6 +101,7 @@ function parseArgs(argv) {
     }
   }
   if (!["chatsite", "socketio"].includes(opts.target)) usage("--target chatsite|socketio");
+  if (!["ws", "http"].includes(opts.transport)) usage("--transport ws|http");
   if (!opts.url || !/^http:\/\/127\.0\.0\.1:\d+$/.test(opts.url)) {
     usage("--url http://127.0.0.1:PORT (the harness only talks to this machine)");
   }
@@ -111,7 +118,7 @@ function usage(message) {
   console.error(`loadgen: ${message}`);
   console.error(
     "usage: node loadgen.js --target chatsite|socketio --url http://127.0.0.1:PORT " +
-      "[--cookies FILE] [--server-pid PID] broadcast|acks|idle [--listeners N] [--senders K] " +
+      "[--transport ws|http] [--cookies FILE] [--server-pid PID] broadcast|acks|idle [--listeners N] [--senders K] " +
       "[--sockets S] [--duration S | --messages M]",
   );
   process.exit(2);
@@ -310,18 +317,234 @@ class ChatsiteClient {
           reject(error);
         },
       };
-      this.ws.send(JSON.stringify({ type: "join", room, ref: "join" }));
+      this.sendFrame({ type: "join", room, ref: "join" });
     });
   }
 
   send({ room, body, clientId, ref }) {
-    this.ws.send(JSON.stringify({ type: "send", room, body, client_id: clientId, ref }));
+    this.sendFrame({ type: "send", room, body, client_id: clientId, ref });
+  }
+
+  sendFrame(frame) {
+    this.ws.send(JSON.stringify(frame));
   }
 
   close() {
     if (this.ws) this.ws.terminate();
   }
 }
+
+// chatsite's HTTP fallback (docs/protocol.md, "The HTTP fallback"), as fallback.js speaks
+// it: the server's frames come down one text/event-stream response (read with `http`, parsed
+// incrementally), the client's frames go up as numbered POSTs, one in flight per connection,
+// up to 50 frames each. Every stream and POST of the process shares one keep-alive agent
+// with no socket cap (N streams each hold a socket; POSTs reuse the idle ones).
+
+let sharedAgent = null;
+function httpAgent() {
+  if (!sharedAgent) {
+    sharedAgent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 1024 });
+  }
+  return sharedAgent;
+}
+
+// What the transport itself did, over the whole run (closes the generator asked for are not
+// counted): for the fallback, refused POSTs and streams the server ended; for Socket.IO,
+// disconnects.
+const transportStats = {
+  posts: 0,
+  post_errors: 0,
+  post_error_samples: [],
+  server_closes: {}, // `event: close` codes → count
+  stream_ends: 0, // streams that ended without a close event
+  stream_errors: [],
+  disconnects: {}, // Socket.IO disconnect reasons → count
+};
+
+function sample(list, text) {
+  if (list.length < 5 && !list.includes(text)) list.push(text);
+}
+
+let csrfPromise = null;
+/** One CSRF token for every POST of the process: the `csrftoken` cookie of the login page. */
+function csrfToken(base) {
+  if (!csrfPromise) {
+    csrfPromise = new Promise((resolve, reject) => {
+      const req = http.get(`${base}/accounts/login/`, { agent: httpAgent() }, (res) => {
+        res.resume();
+        const match = (res.headers["set-cookie"] || [])
+          .map((cookie) => /^csrftoken=([^;]+)/.exec(cookie))
+          .find(Boolean);
+        if (res.statusCode !== 200) reject(new Error(`GET /accounts/login/: HTTP ${res.statusCode}`));
+        else if (match) resolve(match[1]);
+        else reject(new Error(`GET /accounts/login/: HTTP ${res.statusCode}, no csrftoken`));
+      });
+      req.on("error", reject);
+    });
+  }
+  return csrfPromise;
+}
+
+const MAX_FRAMES_PER_POST = 50;
+const POST_IDLE_MS = 20_000; // fallback.js POSTs [] after 20 s without a POST
+const fallbackClients = new Set();
+
+class ChatsiteFallbackClient extends ChatsiteClient {
+  constructor(base, cookie) {
+    super(base, cookie);
+    this.token = null;
+    this.csrf = null;
+    this.batch = 0;
+    this.outbox = [];
+    this.posting = false;
+    this.lastPost = 0;
+    this.closing = false;
+    this.gone = false; // the stream ended (close event, end or error)
+  }
+
+  async connect() {
+    this.csrf = await csrfToken(this.base);
+    await new Promise((resolve, reject) => {
+      const headers = { Accept: "text/event-stream" };
+      if (this.cookie) headers.Cookie = `sessionid=${this.cookie}`;
+      const req = http.get(`${this.base}/fallback/chat/`, { agent: httpAgent(), headers });
+      this.request = req;
+      this.opened = resolve;
+      req.on("response", (res) => {
+        if (res.statusCode !== 200) {
+          res.resume();
+          reject(new Error(`stream refused: HTTP ${res.statusCode}`));
+          return;
+        }
+        this.readStream(res);
+      });
+      req.on("error", (error) => {
+        if (!this.closing) sample(transportStats.stream_errors, String(error.message || error));
+        reject(error);
+        this.streamGone();
+      });
+    });
+    fallbackClients.add(this);
+    this.lastPost = performance.now();
+  }
+
+  readStream(res) {
+    res.setEncoding("utf8");
+    let buffer = "";
+    let kind = "";
+    let data = [];
+    res.on("data", (chunk) => {
+      buffer += chunk;
+      const lines = buffer.split("\n");
+      buffer = lines.pop();
+      for (let line of lines) {
+        if (line.endsWith("\r")) line = line.slice(0, -1);
+        if (line === "") {
+          // A blank line ends the event (one without data is dropped, as EventSource does).
+          if (data.length) this.event(kind || "message", data.join("\n"));
+          kind = "";
+          data = [];
+        } else if (line[0] !== ":") {
+          const colon = line.indexOf(":");
+          const name = colon < 0 ? line : line.slice(0, colon);
+          let value = colon < 0 ? "" : line.slice(colon + 1);
+          if (value[0] === " ") value = value.slice(1);
+          if (name === "event") kind = value;
+          else if (name === "data") data.push(value);
+        }
+      }
+    });
+    res.on("end", () => {
+      if (!this.gone && !this.closing) transportStats.stream_ends += 1;
+      this.streamGone();
+    });
+    res.on("error", () => this.streamGone());
+  }
+
+  event(kind, data) {
+    if (kind === "message") {
+      this.receive(data);
+    } else if (kind === "session") {
+      this.token = JSON.parse(data).token;
+      this.opened();
+    } else if (kind === "close") {
+      if (!this.closing) {
+        const code = String(JSON.parse(data).code);
+        transportStats.server_closes[code] = (transportStats.server_closes[code] || 0) + 1;
+      }
+      this.streamGone();
+    }
+  }
+
+  streamGone() {
+    this.gone = true;
+    fallbackClients.delete(this);
+    if (this.pendingJoin) this.pendingJoin.reject(new Error("stream ended while joining"));
+  }
+
+  sendFrame(frame) {
+    this.outbox.push(frame);
+    this.post();
+  }
+
+  /** POST what the outbox holds (or `[]`, with `empty`), unless a POST is in flight. */
+  post(empty = false) {
+    if (this.posting || this.gone || this.closing || (!this.outbox.length && !empty)) return;
+    const payload = JSON.stringify(this.outbox.splice(0, MAX_FRAMES_PER_POST));
+    this.batch += 1;
+    this.posting = true;
+    this.lastPost = performance.now();
+    transportStats.posts += 1;
+    const cookies = [`csrftoken=${this.csrf}`];
+    if (this.cookie) cookies.push(`sessionid=${this.cookie}`);
+    const req = http.request(`${this.base}/fallback/chat/send/`, {
+      method: "POST",
+      agent: httpAgent(),
+      headers: {
+        "Content-Type": "application/json",
+        "Content-Length": Buffer.byteLength(payload),
+        "X-Chat-Session": this.token,
+        "X-Chat-Batch": String(this.batch),
+        "X-CSRFToken": this.csrf,
+        Origin: this.base,
+        Cookie: cookies.join("; "),
+      },
+    });
+    const done = (problem) => {
+      this.posting = false;
+      if (problem && !this.closing) {
+        transportStats.post_errors += 1;
+        sample(transportStats.post_error_samples, problem);
+        if (this.onError) this.onError("post_failed", problem);
+      }
+      this.post();
+    };
+    req.on("response", (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk) => {
+        text += chunk;
+      });
+      res.on("end", () => done(res.statusCode === 202 ? null : `HTTP ${res.statusCode} ${text}`));
+    });
+    req.on("error", (error) => done(String(error.message || error)));
+    req.end(payload);
+  }
+
+  close() {
+    this.closing = true;
+    fallbackClients.delete(this);
+    if (this.request) this.request.destroy();
+  }
+}
+
+// The keepalive POST of a connection with nothing to say (the server drops it after 60 s).
+setInterval(() => {
+  const now = performance.now();
+  for (const client of fallbackClients) {
+    if (now - client.lastPost > POST_IDLE_MS) client.post(true);
+  }
+}, 1000).unref();
 
 class SocketioClient {
   constructor(base) {
@@ -333,15 +556,27 @@ class SocketioClient {
 
   connect() {
     return new Promise((resolve, reject) => {
+      // Long-polling gets the keep-alive agent the fallback client uses (engine.io's default
+      // in Node is no agent: a new TCP connection per poll).
+      const polling = opts.transport === "http";
       const socket = ioClient(this.base, {
-        transports: ["websocket"],
+        transports: polling ? ["polling"] : ["websocket"],
+        ...(polling ? { agent: httpAgent() } : {}),
         forceNew: true,
         reconnection: false,
         timeout: opts.connectTimeout * 1000,
       });
       this.socket = socket;
-      socket.once("connect", () => resolve());
+      socket.once("connect", () => {
+        const used = socket.io.engine.transport.name;
+        if (used !== (polling ? "polling" : "websocket")) reject(new Error(`transport ${used}`));
+        else resolve();
+      });
       socket.once("connect_error", (error) => reject(error));
+      socket.on("disconnect", (reason) => {
+        if (this.closing) return;
+        transportStats.disconnects[reason] = (transportStats.disconnects[reason] || 0) + 1;
+      });
       socket.on("chat message", (message) => {
         if (this.onMessage) this.onMessage(message);
       });
@@ -364,6 +599,7 @@ class SocketioClient {
   }
 
   close() {
+    this.closing = true;
     if (this.socket) this.socket.disconnect();
   }
 }
@@ -376,9 +612,10 @@ function loadCookies() {
 }
 
 function newClient(cookie) {
-  return opts.target === "chatsite"
-    ? new ChatsiteClient(opts.url, cookie)
-    : new SocketioClient(opts.url);
+  if (opts.target === "socketio") return new SocketioClient(opts.url);
+  return opts.transport === "http"
+    ? new ChatsiteFallbackClient(opts.url, cookie)
+    : new ChatsiteClient(opts.url, cookie);
 }
 
 /** Open `count` joined sockets, `opts.batch` at a time; returns them and the failures. */
@@ -541,6 +778,7 @@ async function broadcast() {
   const result = {
     event: "result",
     target: opts.target,
+    transport: opts.transport, // the listeners' and the sender's
     workload: "broadcast",
     listeners: n,
     connect: {
@@ -568,6 +806,7 @@ async function broadcast() {
     generator_us_per_delivery: deliveries ? (windowResult.generator_cpu_s * 1e6) / deliveries : null,
     latency: summarize(latencies),
     round: summarize(rounds),
+    transport_stats: structuredClone(transportStats),
   };
   await closeAll([sender, ...listeners]);
   return result;

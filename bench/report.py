@@ -41,6 +41,11 @@ REFERENCE_FIGURES = (
     "~58,000 delivered msg/s, p50/p99 24/33 ms, ~17 server µs/delivery."
 )
 IDLE_KB_TARGET = 50.0
+# Issue 12: chatsite's HTTP fallback against Socket.IO's long-polling, at every N.
+HTTP_TARGETS = [
+    ("delivered msg/s", "delivered_per_s", ">=", 1.0),
+    ("p99 broadcast latency", "p99", "<=", 2.0),
+]
 DROPS_COLOR = "#c00"  # the chart's outline of a run that lost broadcasts
 
 
@@ -152,9 +157,38 @@ def _other_pct(result: dict[str, Any]) -> float | None:
 def _runs(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """Every measured run of a configuration, named for notes."""
     runs = [(f"broadcast N = {int(n):,}", r) for n, r in config["broadcast"].items()]
+    runs += [(f"broadcast over HTTP, N = {int(n):,}", r) for n, r in _http_runs(config)]
     runs += [(f"acks, {rooms}", config[w]) for w, rooms in ACK_WORKLOADS if w in config]
     runs.append(("idle", config["idle"]))
     return runs
+
+
+def _http_runs(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The broadcast runs over HTTP (fallback or long-polling) of a configuration, if any."""
+    return list((config.get("broadcast_http") or {}).items())
+
+
+def _transport_problems(result: dict[str, Any]) -> list[str]:
+    """What the HTTP transport did wrong in a run: refused POSTs, streams the server ended,
+    Socket.IO disconnects (the generator's own closes at the end are not counted)."""
+    stats = result.get("transport_stats") or {}
+    problems = []
+    if stats.get("post_errors"):
+        samples = "; ".join(stats.get("post_error_samples") or [])
+        problems.append(f"{stats['post_errors']:,} of {stats['posts']:,} POSTs failed ({samples})")
+    closes = stats.get("server_closes") or {}
+    if closes:
+        codes = ", ".join(f"{count:,} x {code}" for code, count in sorted(closes.items()))
+        problems.append(f"the server closed streams ({codes})")
+    if stats.get("stream_ends"):
+        problems.append(f"{stats['stream_ends']:,} streams ended without a close event")
+    if stats.get("stream_errors"):
+        problems.append("stream errors: " + "; ".join(stats["stream_errors"]))
+    disconnects = stats.get("disconnects") or {}
+    if disconnects:
+        reasons = ", ".join(f"{count:,} x {why}" for why, count in sorted(disconnects.items()))
+        problems.append(f"Socket.IO disconnects ({reasons})")
+    return problems
 
 
 def _missing(result: dict[str, Any]) -> int | None:
@@ -236,6 +270,23 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     "met": met,
                 }
             )
+        ref_http = dict(_http_runs(reference)) if _ok(reference) else {}
+        for n, mine_http in _http_runs(config):
+            for label, metric, op, bound in HTTP_TARGETS:
+                ratio = None
+                if n in ref_http:
+                    a, b = _metric(mine_http, metric), _metric(ref_http[n], metric)
+                    ratio = a / b if a is not None and b else None
+                met = None if ratio is None else (ratio >= bound if op == ">=" else ratio <= bound)
+                rows.append(
+                    {
+                        "config": key,
+                        "target": f"over HTTP, N = {int(n):,}: {label} {op} {bound:g}x "
+                        "Socket.IO long-polling",
+                        "value": _ratio(ratio, bound),
+                        "met": met,
+                    }
+                )
         dropped = sum(r["dropped"] + r["late"] for r in config["broadcast"].values())
         missing = sum(_missing(config.get(w) or {}) or 0 for w, _rooms in ACK_WORKLOADS)
         rows.append(
@@ -285,9 +336,14 @@ def bounds(results: dict[str, Any]) -> list[str]:
         if not _ok(config):
             continue
         label = config["label"]
-        for n, result in config["broadcast"].items():
+        broadcasts = [
+            (f"{label}, broadcast N = {int(n):,}", r) for n, r in config["broadcast"].items()
+        ]
+        broadcasts += [
+            (f"{config['http_label']}, broadcast N = {int(n):,}", r) for n, r in _http_runs(config)
+        ]
+        for where, result in broadcasts:
             server, gen = _server_pct(result), _generator_pct(result)
-            where = f"{label}, broadcast N = {int(n):,}"
             if gen is not None and gen >= SATURATED_PCT:
                 lines.append(
                     f"**{where}: the load generator was saturated** ({gen:.0f}% of its core; "
@@ -365,6 +421,37 @@ def _table(header: list[str], rows: list[list[str]], align: str | None = None) -
     ]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+BROADCAST_HEADER = [
+    "server",
+    "N",
+    "delivered msg/s",
+    "p50 ms",
+    "p99 ms",
+    "server µs/delivery",
+    "server CPU",
+    "dropped",
+    "generator CPU",
+    "generator µs/delivery",
+    "other CPU",
+]
+
+
+def _broadcast_row(label: str, n: str, r: dict[str, Any]) -> list[str]:
+    return [
+        label,
+        f"{int(n):,}",
+        _fmt(r["delivered_per_s"]),
+        _fmt(_p(r, "p50"), 1),
+        _fmt(_p(r, "p99"), 1),
+        _fmt(r.get("server_us_per_delivery"), 1),
+        f"{_fmt(_server_pct(r))}%",
+        f"{r['dropped']:,}" + (f" (+{r['late']:,} late)" if r["late"] else ""),
+        f"{_fmt(_generator_pct(r))}%",
+        _fmt(r.get("generator_us_per_delivery"), 1),
+        f"{_fmt(_other_pct(r))}%",
+    ]
 
 
 def _met(value: bool | None) -> str:
@@ -484,6 +571,13 @@ def render(results: dict[str, Any], *, analysis: str, chart_name: str) -> str:
         f"window of {opts['duration_s']:g} s that starts at a send and ends when a message is "
         "complete."
     )
+    if opts.get("http"):
+        add(
+            "- **Broadcast over HTTP** (same N): the broadcast again with every client on HTTP, "
+            "for (a) over chatsite's HTTP fallback and for (c) over Socket.IO's long-polling; "
+            "refused POSTs, streams the server ended and Socket.IO disconnects are listed under "
+            "*Problems seen in this run*."
+        )
     add(
         "- **Server µs/delivery**: the server process's CPU time (user + system, "
         "`/proc/PID/stat`, all threads) over the window, divided by the deliveries in it. "
@@ -516,44 +610,13 @@ def render(results: dict[str, Any], *, analysis: str, chart_name: str) -> str:
     add("")
     add("### Broadcast: 1 sender, N listeners in one room")
     add("")
-    rows = []
-    for _key, config in _configs(results):
-        if not _ok(config):
-            continue
-        for n, r in config["broadcast"].items():
-            rows.append(
-                [
-                    config["label"],
-                    f"{int(n):,}",
-                    _fmt(r["delivered_per_s"]),
-                    _fmt(_p(r, "p50"), 1),
-                    _fmt(_p(r, "p99"), 1),
-                    _fmt(r.get("server_us_per_delivery"), 1),
-                    f"{_fmt(_server_pct(r))}%",
-                    f"{r['dropped']:,}" + (f" (+{r['late']:,} late)" if r["late"] else ""),
-                    f"{_fmt(_generator_pct(r))}%",
-                    _fmt(r.get("generator_us_per_delivery"), 1),
-                    f"{_fmt(_other_pct(r))}%",
-                ]
-            )
-    add(
-        _table(
-            [
-                "server",
-                "N",
-                "delivered msg/s",
-                "p50 ms",
-                "p99 ms",
-                "server µs/delivery",
-                "server CPU",
-                "dropped",
-                "generator CPU",
-                "generator µs/delivery",
-                "other CPU",
-            ],
-            rows,
-        )
-    )
+    rows = [
+        _broadcast_row(config["label"], n, r)
+        for _key, config in _configs(results)
+        if _ok(config)
+        for n, r in config["broadcast"].items()
+    ]
+    add(_table(BROADCAST_HEADER, rows))
     add("")
     add(
         f"{REFERENCE_FIGURES} *Generator µs/delivery* is the generator's own CPU per delivery: "
@@ -562,6 +625,28 @@ def render(results: dict[str, Any], *, analysis: str, chart_name: str) -> str:
     add("")
     add(f"![Delivered msg/s, p99 latency, server µs/delivery and ack latency]({chart_name})")
     add("")
+
+    http_rows = [
+        _broadcast_row(config["http_label"], n, r)
+        for _key, config in _configs(results)
+        if _ok(config)
+        for n, r in _http_runs(config)
+    ]
+    if http_rows:
+        add("### Broadcast over HTTP: chatsite's fallback vs Socket.IO long-polling")
+        add("")
+        add(
+            "The same broadcast with every client, the sender included, on HTTP instead of a "
+            "WebSocket: for chatsite its fallback (each client reads one `text/event-stream` "
+            "response and POSTs its frames, numbered, one POST in flight; docs/protocol.md), "
+            'for Socket.IO `socket.io-client` with `transports: ["polling"]`. Both share one '
+            "keep-alive `http.Agent` in the generator (engine.io's default in Node would open a "
+            "connection per poll). The goal of issue 12: at least Socket.IO's long-polling "
+            "msg/s, and a p99 within 2x of its p99 (see Targets)."
+        )
+        add("")
+        add(_table(BROADCAST_HEADER, http_rows))
+        add("")
 
     add("### Acks: concurrent senders")
     add("")
@@ -693,6 +778,8 @@ def run_notes(results: dict[str, Any]) -> list[str]:
                 notes.append(
                     f"{label} ({name}): {failures:,} {sockets} failed to join ({samples})."
                 )
+            for problem in _transport_problems(r):
+                notes.append(f"{label} ({name}): {problem}.")
             if r.get("server_errors"):
                 notes.append(
                     f"{label} ({name}): {r['server_errors']:,} error frames, e.g. "
@@ -871,6 +958,8 @@ def summary(results: dict[str, Any]) -> str:
         lines.append(config["label"])
         for n, r in config["broadcast"].items():
             lines.append(f"  broadcast N={int(n):>5,}: {one_line(r)}")
+        for n, r in _http_runs(config):
+            lines.append(f"  over HTTP N={int(n):>5,}: {one_line(r)}")
         for workload, rooms in ACK_WORKLOADS:
             if workload in config:
                 lines.append(f"  acks ({rooms}): {one_line(config[workload])}")

@@ -7,7 +7,10 @@ workload (a fresh copy of a migrated database, an empty Redis database), so no w
 inherits another's state. All traffic stays on 127.0.0.1.
 
     .venv/bin/python bench/run.py [--duration S] [--configs memory,redis,uvicorn,socketio]
-                                  [--quick]
+                                  [--quick] [--no-http]
+
+The broadcast also runs over HTTP, for the in-memory chatsite (its HTTP fallback) and for
+Socket.IO (long-polling); --no-http leaves that out.
 """
 
 from __future__ import annotations
@@ -296,6 +299,9 @@ class Config:
     layer: str = "core"  # CHAT_CHANNEL_LAYER, with redis
     server: str = "daphne"  # what serves chatsite: a key of servers.COMMANDS
     skipped: str = ""
+    # The label of its broadcast over HTTP (chatsite's fallback, Socket.IO's long-polling);
+    # "" for a configuration not measured over HTTP.
+    http_label: str = ""
     template: Path | str | None = None
     cookies: Path | None = None
     runs: int = 0
@@ -303,7 +309,11 @@ class Config:
 
 CONFIGS = {
     "memory": Config(
-        "memory", "chatsite: in-memory layer, SQLite", target="chatsite", database="sqlite"
+        "memory",
+        "chatsite: in-memory layer, SQLite",
+        target="chatsite",
+        database="sqlite",
+        http_label="chatsite over HTTP fallback: in-memory layer, SQLite",
     ),
     "redis": Config(
         "redis",
@@ -329,7 +339,12 @@ CONFIGS = {
         database="sqlite",
         server="uvicorn",
     ),
-    "socketio": Config("socketio", "Socket.IO 4 (Node)", target="socketio"),
+    "socketio": Config(
+        "socketio",
+        "Socket.IO 4 (Node)",
+        target="socketio",
+        http_label="Socket.IO 4 (Node), long-polling",
+    ),
 }
 
 
@@ -363,6 +378,10 @@ class Run:
             CHAT_JOIN_RATE_LIMIT="off",
             CHAT_MAX_ANONYMOUS_SOCKETS_PER_ADDRESS="1000000",
             DATABASE_URL=database_url,
+            # Collected once per run (prepare): with debug off, a page that names a static
+            # file (the login page, where the HTTP fallback client gets its CSRF cookie)
+            # fails without the manifest.
+            DJANGO_STATIC_ROOT=str(self.tmp / "static"),
             PYTHONUNBUFFERED="1",
         )
         if config.redis:
@@ -374,6 +393,13 @@ class Run:
         """Migrate a template database once per configuration and sign the senders in."""
         if config.target != "chatsite":
             return
+        if not (self.tmp / "static").exists():
+            run_quiet(
+                [str(PYTHON), "manage.py", "collectstatic", "--noinput"],
+                env=self.chatsite_env(config, "sqlite://:memory:"),
+                timeout=180,
+                what="collectstatic",
+            )
         config.cookies = self.tmp / f"{config.key}-cookies.json"
         users = max(self.args.senders, 1)
         started = time.monotonic()
@@ -544,6 +570,21 @@ class Run:
                 config, f"broadcast-{n}", "broadcast", "--listeners", str(n)
             )
         senders = str(self.args.senders)
+        if config.http_label and self.args.http:
+            # The same broadcast with every client (the sender too) on HTTP: chatsite's
+            # fallback (event stream + POSTs), Socket.IO forced to long-polling.
+            out["http_label"] = config.http_label
+            out["broadcast_http"] = {}
+            for n in self.args.listeners:
+                out["broadcast_http"][str(n)] = self.measure(
+                    config,
+                    f"broadcast-http-{n}",
+                    "broadcast",
+                    "--listeners",
+                    str(n),
+                    "--transport",
+                    "http",
+                )
         out["acks"] = self.measure(config, "acks-one-room", "acks", "--senders", senders)
         out["acks_own_rooms"] = self.measure(
             config, "acks-own-rooms", "acks", "--senders", senders, "--own-rooms", SENDER_ROOMS
@@ -615,6 +656,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="seconds in all to spend waiting for a busy machine and re-measuring",
     )
     parser.add_argument(
+        "--no-http",
+        dest="http",
+        action="store_false",
+        help="skip the broadcast over HTTP (chatsite's fallback, Socket.IO's long-polling)",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="a short smoke run (3 s, 1,000 idle sockets); no doc"
     )
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "performance.md")
@@ -667,6 +714,7 @@ def main(argv: list[str]) -> int:
             "duration_s": args.duration,
             "warmup_s": args.warmup,
             "listeners": args.listeners,
+            "http": args.http,
             "senders": args.senders,
             "idle_sockets": args.idle_sockets,
         },
