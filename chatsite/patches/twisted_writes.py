@@ -30,6 +30,7 @@ STATE_FIELDS = ("connected", "disconnecting", "_writeDisconnected")
 _NO_REACTOR = object()
 
 _queued_write = getattr(abstract.FileDescriptor, "write", None)
+_queued_write_sequence = getattr(abstract.FileDescriptor, "writeSequence", None)
 
 
 def _write_now(self: abstract.FileDescriptor, data: bytes) -> None:
@@ -51,6 +52,16 @@ def _write_now(self: abstract.FileDescriptor, data: bytes) -> None:
             data = data[sent:]
         # A partial write queues the rest; a lost connection is found by Twisted's doWrite.
     _queued_write(self, data)
+
+
+def _write_sequence_now(self: abstract.FileDescriptor, iovec: list[bytes]) -> None:
+    """writeSequence as one write on the same path: Twisted's HTTP writes each chunk of a
+    streamed response (the HTTP fallback's event stream) as [size, data, CRLF] through it,
+    so without this every event took the queue-and-watch round trip above."""
+    if isinstance(self, tcp.Connection) and not getattr(self, "TLS", False):
+        _write_now(self, b"".join(iovec))  # a str raises TypeError, as in Twisted's own
+        return
+    _queued_write_sequence(self, iovec)
 
 
 def check_buffer_fields(patch: str) -> None:
@@ -88,6 +99,23 @@ def check() -> None:
         ["self._tempDataLen", "self.startWriting()"],
         label="twisted.internet.abstract.FileDescriptor.write",
     )
+    sequence = getattr(abstract.FileDescriptor, "writeSequence", None)
+    if sequence is _write_sequence_now:
+        sequence = _queued_write_sequence
+    require_params(
+        PATCH,
+        "Twisted",
+        sequence,
+        ["self", "iovec"],
+        label="twisted.internet.abstract.FileDescriptor.writeSequence",
+    )
+    require_source(
+        PATCH,
+        "Twisted",
+        sequence,
+        ["self._tempDataLen", "self.startWriting()"],
+        label="twisted.internet.abstract.FileDescriptor.writeSequence",
+    )
     require_params(
         PATCH,
         "Twisted",
@@ -109,7 +137,9 @@ def check() -> None:
 
 
 def install() -> None:
-    """Check, then patch Twisted's FileDescriptor.write (idempotent)."""
+    """Check, then patch Twisted's FileDescriptor.write and writeSequence (idempotent)."""
     check()
     if abstract.FileDescriptor.write is not _write_now:
         abstract.FileDescriptor.write = _write_now
+    if abstract.FileDescriptor.writeSequence is not _write_sequence_now:
+        abstract.FileDescriptor.writeSequence = _write_sequence_now

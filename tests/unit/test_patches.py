@@ -64,6 +64,7 @@ def _reply_that_writes_differently(self, message):
 BREAKAGES = [
     # (patch, what to break, attribute, a replacement or None to delete, expected in the error)
     ("twisted_writes", FD, "write", None, "FileDescriptor.write"),
+    ("twisted_writes", FD, "writeSequence", None, "FileDescriptor.writeSequence"),
     ("twisted_writes", FD, "_writeDisconnected", None, "_writeDisconnected"),
     ("twisted_writes", FD, "__init__", _init_without_temp_buffer, "_tempDataLen"),
     ("twisted_writes", tcp._TLSConnectionMixin, "TLS", None, "tcp.Connection.TLS"),
@@ -158,6 +159,19 @@ def test_twisted_writes_go_to_the_socket_at_once(connection):
 
     assert peer.recv(100) == b"hello"
     assert connection.reactor.writers == []  # no writability watch, no queue
+
+
+def test_twisted_write_sequences_go_to_the_socket_at_once_as_one_write(connection):
+    # What HTTP's chunked responses use: the fallback's event stream (tests/live).
+    connection, peer = connection
+    assert abstract.FileDescriptor.writeSequence is twisted_writes._write_sequence_now
+
+    connection.writeSequence([b"5\r\n", b"hello", b"\r\n"])
+
+    assert peer.recv(100) == b"5\r\nhello\r\n"
+    assert connection.reactor.writers == []
+    with pytest.raises(TypeError):
+        connection.writeSequence(["text"])  # bytes only, as Twisted's own
 
 
 def test_twisted_writes_behind_queued_data_take_twisteds_path(connection):
