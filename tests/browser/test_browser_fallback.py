@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, Request, Route, WebSocketRoute, expect
+from playwright.sync_api import Browser, Page, Request, Route, WebSocketRoute, expect
 
 from tests.support.browser import (
     CONNECTED,
@@ -20,6 +20,8 @@ from tests.support.browser import (
     TIMEOUT_MS,
     expect_message_once,
     new_page,
+    outbox_line,
+    say,
     sign_in,
     sign_in_to_general,
 )
@@ -67,18 +69,6 @@ def posted_frames(page: Page) -> list[dict[str, Any]]:
 
     page.on("request", record)
     return frames
-
-
-def say(page: Page, body: str) -> None:
-    """Type `body` in the composer and press Enter."""
-    composer = page.get_by_label("Message", exact=True)
-    composer.fill(body)
-    composer.press("Enter")
-
-
-def outbox_line(page: Page, body: str) -> Locator:
-    """The line of the user's outbox (not yet confirmed by the server) that shows `body`."""
-    return page.get_by_role("log").locator("li.outbox").filter(has_text=body)
 
 
 def saved_outbox(page: Page) -> list[dict[str, Any]]:

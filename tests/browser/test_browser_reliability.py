@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, Route, WebSocketRoute, expect
+from playwright.sync_api import Browser, Page, Route, WebSocketRoute, expect
 
 from tests.support.browser import (
     TIMEOUT_MS,
     expect_message_once,
     new_page,
+    outbox_line,
+    say,
     sign_in,
     sign_in_to_general,
 )
@@ -50,18 +52,6 @@ def stored_count(site: RestartableSite, body: str) -> int:
     return count
 
 
-def post(page: Page, body: str) -> None:
-    """Type `body` in the composer and press Enter."""
-    composer = page.get_by_label("Message", exact=True)
-    composer.fill(body)
-    composer.press("Enter")
-
-
-def outbox_line(page: Page, body: str) -> Locator:
-    """The line of the user's outbox (not yet confirmed by the server) that shows `body`."""
-    return page.get_by_role("log").locator("li.outbox").filter(has_text=body)
-
-
 def expect_status(page: Page, text: str, timeout: int = TIMEOUT_MS) -> None:
     expect(page.locator("#status")).to_have_text(text, timeout=timeout)
 
@@ -85,7 +75,7 @@ def test_message_pending_when_the_server_is_killed_is_delivered_once_after_resta
     alice = pages["alice"] = sign_in_to_general(browser, site, "alice")
 
     site.server.pause()
-    post(alice, body)
+    say(alice, body)
     expect(outbox_line(alice, body)).to_contain_class("pending", timeout=TIMEOUT_MS)
     site.server.kill()
     expect_status(alice, "Reconnecting…")
@@ -134,7 +124,7 @@ def test_a_pending_message_survives_a_page_reload(
     refusing = True
     site.server.kill()
     expect_status(alice, "Reconnecting…")
-    post(alice, body)
+    say(alice, body)
     expect(outbox_line(alice, body)).to_contain_class("pending", timeout=TIMEOUT_MS)
     assert [(item["body"], item["state"]) for item in saved_outbox(alice)] == [(body, "pending")]
 
@@ -176,7 +166,7 @@ def test_a_message_never_acked_is_marked_not_sent_and_retry_delivers_it_once(
     alice.route_web_socket(site.ws_url, relay)
     sign_in(alice, site, "alice")
 
-    post(alice, body)
+    say(alice, body)
     line = outbox_line(alice, body)
     expect(line).to_contain_class("failed", timeout=TIMEOUT_MS)
     expect(line.locator("time")).to_have_text("not sent —")
@@ -215,11 +205,11 @@ def test_the_status_returns_to_connected_when_the_socket_survives_a_short_networ
 
     alice.context.set_offline(True)
     expect_status(alice, "Offline")
-    post(bob, "during the drop")
+    say(bob, "during the drop")
     alice.wait_for_timeout(1000)
     alice.context.set_offline(False)
     for n in range(3):
-        post(bob, f"after the drop {n}")
+        say(bob, f"after the drop {n}")
     expect_status(alice, "Connected", timeout=5000)
     for body in ["during the drop", "after the drop 0", "after the drop 1", "after the drop 2"]:
         expect_message_once(alice, "bob", body)

@@ -16,17 +16,13 @@ from tests.support.browser import (
     TIMEOUT_MS,
     expect_message_once,
     new_page,
+    say,
     sign_in,
     sign_in_to_general,
 )
 from tests.support.live_server import STAFF, LiveSite
 
 pytestmark = [pytest.mark.browser, pytest.mark.own_database]
-
-
-def say(page: Page, body: str) -> None:
-    page.get_by_label("Message", exact=True).fill(body)
-    page.get_by_label("Message", exact=True).press("Enter")
 
 
 def nav_item(page: Page, slug: str):

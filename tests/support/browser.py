@@ -8,7 +8,7 @@ import shutil
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from tests.support.deps import need
 from tests.support.live_server import LiveSite
@@ -70,6 +70,18 @@ def sign_in(page: Page, site: LiveSite, username: str, *, status: str = CONNECTE
 def sign_in_to_general(browser: Browser, site: LiveSite, username: str) -> Page:
     """A fresh browser profile logs in through the form and lands, connected, in #general."""
     return sign_in(new_page(browser), site, username)
+
+
+def say(page: Page, body: str) -> None:
+    """Type `body` in the composer and press Enter."""
+    composer = page.get_by_label("Message", exact=True)
+    composer.fill(body)
+    composer.press("Enter")
+
+
+def outbox_line(page: Page, body: str) -> Locator:
+    """The line of the user's outbox (not yet confirmed by the server) that shows `body`."""
+    return page.get_by_role("log").locator("li.outbox").filter(has_text=body)
 
 
 def expect_message_once(page: Page, author: str, body: str) -> None:
