@@ -19,6 +19,7 @@ from channels.db import database_sync_to_async
 from django.test import Client
 
 from chat.models import Ban, Message, ReadState, Room
+from tests.support.outcomes import ARCHIVED, AUTH, FORBIDDEN, NOT_FOUND, NOT_JOINED, OK
 from tests.support.sockets import Socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -34,12 +35,6 @@ ACTIONS = (
     "edit_other",
     "delete_other",
 )
-OK = "ok"
-AUTH = "auth_required"
-NOT_JOINED = "not_joined"
-FORBIDDEN = "forbidden"
-NOT_FOUND = "not_found"
-ARCHIVED = "room_archived"
 NONE = None  # anonymous owns no message
 
 ALLOWED = dict.fromkeys(ACTIONS, OK) | {"edit_other": FORBIDDEN, "delete_other": FORBIDDEN}

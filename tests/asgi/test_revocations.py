@@ -20,16 +20,11 @@ from chat.models import Message, Room
 from chat.protocol import events
 from chat.realtime.publisher import publish
 from tests.support.factories import PASSWORD
+from tests.support.outcomes import ARCHIVED, AUTH, FORBIDDEN, NOT_FOUND, NOT_JOINED, OK
 from tests.support.sockets import RECEIVE_TIMEOUT, Socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-OK = "ok"
-AUTH = "auth_required"
-NOT_JOINED = "not_joined"
-FORBIDDEN = "forbidden"
-NOT_FOUND = "not_found"
-ARCHIVED = "room_archived"
 ACTIONS = ("join", "send", "history", "delete_other")
 
 
