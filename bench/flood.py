@@ -119,16 +119,10 @@ class Reader(RawSocket):
 
     def recv(self) -> dict[str, Any]:
         while True:
-            header = self._take(2)
-            n = header[1] & 0x7F
-            if n == 126:
-                n = int.from_bytes(self._take(2), "big")
-            elif n == 127:
-                n = int.from_bytes(self._take(8), "big")
-            payload = self._take(n)
-            opcode = header[0] & 0x0F
+            first, payload = self.next_frame()
+            opcode = first & 0x0F
             if opcode == 0x9:  # ping: a pong with the same payload, masked with zeros
-                self.sock.sendall(bytes([0x8A, 0x80 | n]) + b"\x00" * 4 + payload)
+                self.sock.sendall(bytes([0x8A, 0x80 | len(payload)]) + b"\x00" * 4 + payload)
             elif opcode == 0x8:
                 raise EOFError(f"the server closed the WebSocket: {payload[2:]!r}")
             elif opcode == 0x1:

@@ -134,16 +134,21 @@ class RawSocket:
         self.sock.sendall(text_frame(json.dumps(frame)))
 
     def recv(self) -> dict[str, Any]:
-        """The next text frame from the server (which never masks or fragments them)."""
+        """The next text frame from the server."""
+        first, payload = self.next_frame()
+        assert first == 0x81, f"not a text frame: {first:#x} {payload[:100]!r}"
+        return json.loads(payload)
+
+    def next_frame(self) -> tuple[int, bytes]:
+        """The next frame's first byte (FIN and opcode) and payload; a server never masks
+        its frames, and chatsite's never fragment."""
         header = self._take(2)
         n = header[1] & 0x7F
         if n == 126:
             n = int.from_bytes(self._take(2), "big")
         elif n == 127:
             n = int.from_bytes(self._take(8), "big")
-        payload = self._take(n)
-        assert header[0] == 0x81, f"not a text frame: {header!r} {payload[:100]!r}"
-        return json.loads(payload)
+        return header[0], self._take(n)
 
     def join(self, room: str) -> dict[str, Any]:
         self.send({"type": "join", "room": room})
