@@ -23,7 +23,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core import signing
 
-from . import origins
+from . import origins, transport
 from .layers import CHANNEL_PREFIX
 
 logger = logging.getLogger(__name__)
@@ -127,6 +127,9 @@ class Connection:
         self.scope = scope
         self.http_receive = receive
         self.http_send = send
+        # Events skip the session middleware's send wrapper, as a socket's broadcasts do
+        # (chat/realtime/transport.py): the stream never changes the session.
+        self.write_body = scope.get(transport.SCOPE_KEY, send)
         self.consumer = consumer
         self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.layer = get_channel_layer()
@@ -146,6 +149,7 @@ class Connection:
         self.channel = await self.layer.new_channel(CHANNEL_PREFIX)
         self.last_post = loop.time()
         socket_scope = {**self.scope, "type": "websocket", "scheme": "ws", "subprotocols": []}
+        socket_scope.pop(transport.SCOPE_KEY, None)  # the consumer's sends come here, not to HTTP
         await self.inbox.put({"type": "websocket.connect"})
         app = asyncio.create_task(self.consumer(socket_scope, self.inbox.get, self.socket_send))
         helpers = [
@@ -196,7 +200,7 @@ class Connection:
 
     async def _write(self, body: bytes) -> None:
         try:
-            await self.http_send({"type": "http.response.body", "body": body, "more_body": True})
+            await self.write_body({"type": "http.response.body", "body": body, "more_body": True})
         except Exception:  # the client is gone: the connection ends, like a broken socket
             self.finished = True
             self.done.set()

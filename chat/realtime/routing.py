@@ -3,6 +3,7 @@ from django.urls import path
 
 from .consumers import ChatConsumer
 from .fallback import FallbackStream
+from .transport import RawSendMiddleware
 
 websocket_urlpatterns = [
     path("ws/chat/", ChatConsumer.as_asgi()),
@@ -11,5 +12,8 @@ websocket_urlpatterns = [
 # The same consumer over HTTP, for networks that block WebSockets (chat/realtime/fallback.py);
 # chatsite/asgi.py sends every other HTTP request to Django. Its POSTs are a Django view.
 http_urlpatterns = [
-    path("fallback/chat/", AuthMiddlewareStack(FallbackStream(ChatConsumer.as_asgi()))),
+    path(
+        "fallback/chat/",
+        RawSendMiddleware(AuthMiddlewareStack(FallbackStream(ChatConsumer.as_asgi()))),
+    ),
 ]
