@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 
 import { ChatClient } from "../../chat/static/chat/sync.js";
+import { ROOM, joinedFrame } from "./frames.js";
 
 // ajv is a CommonJS package of tests/js (package.json); require() finds it beside this file.
 const require = createRequire(import.meta.url);
@@ -40,7 +41,6 @@ function assertConforms(side, frame) {
   assert.ok(any(frame), `${side}_frame rejects ${JSON.stringify(frame)}`);
 }
 
-const ROOM = "general";
 const TIME = "2026-11-25T21:40:00.123456+00:00";
 
 function msg(seq, { id = 1000 + seq, clientId = null, rev = seq } = {}) {
@@ -58,22 +58,6 @@ function msg(seq, { id = 1000 + seq, clientId = null, rev = seq } = {}) {
   };
 }
 
-function joinedFrame(ref, messages, lastSeq) {
-  return {
-    type: "joined",
-    room: ROOM,
-    name: "General",
-    topic: "",
-    messages,
-    last_seq: lastSeq,
-    online: ["alice"],
-    guests: 0,
-    has_more: false,
-    read: null,
-    unread: 0,
-    ref,
-  };
-}
 
 // A client on a fake clock whose socket records every frame it writes, and the server
 // frames fed to it.

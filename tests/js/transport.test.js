@@ -14,8 +14,7 @@ import {
   keepOpen,
 } from "../../chat/static/chat/transport.js";
 import { SOCKET_URL, STREAM_URL, fakeEnv, settle } from "./fakes.js";
-
-const ROOM = "general";
+import { ROOM, joinedFrame } from "./frames.js";
 
 // A ChatClient stand-in that records what the transport tells it.
 function recordingClient() {
@@ -379,20 +378,6 @@ describe("with the real ChatClient", () => {
     client_id: null,
     ...extra,
   });
-  const joined = (ref, messages, lastSeq) => ({
-    type: "joined",
-    room: ROOM,
-    name: "General",
-    topic: "",
-    messages,
-    last_seq: lastSeq,
-    online: ["alice"],
-    guests: 0,
-    has_more: false,
-    read: null,
-    unread: 0,
-    ref,
-  });
 
   test("moving from the stream to a socket loses nothing and shows nothing twice", async () => {
     const shown = [];
@@ -410,7 +395,7 @@ describe("with the real ChatClient", () => {
     const [join] = h.posts[0].frames;
     assert.deepEqual(join, { type: "join", room: ROOM, ref: join.ref, since: 5 });
     h.posts[0].answer(202);
-    h.stream().deliver(joined(join.ref, [msg(6)], 6));
+    h.stream().deliver(joinedFrame(join.ref, [msg(6)], 6));
 
     client.submit(ROOM, "hello", "cid-1"); // POSTed, never acked: the stream is about to go
     await settle();
@@ -427,7 +412,7 @@ describe("with the real ChatClient", () => {
     const [rejoin] = probe.sent;
     assert.deepEqual(rejoin, { type: "join", room: ROOM, ref: rejoin.ref, since: 7 });
     const own = msg(8, { author: "alice", body: "hello", client_id: "cid-1" });
-    probe.deliver(joined(rejoin.ref, [msg(7), own], 8));
+    probe.deliver(joinedFrame(rejoin.ref, [msg(7), own], 8));
     const resend = probe.sent[1];
     assert.equal(resend.type, "send");
     assert.equal(resend.client_id, "cid-1");
