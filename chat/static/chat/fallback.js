@@ -14,15 +14,8 @@ export const SESSION_TIMEOUT_MS = 10000; // no `session` event within this: give
 // after conn.close(); close() at most once. Returns the connection:
 // {kind: "http", opened, send(frame) → bool, close()}.
 export function openStream(env, on) {
-  const conn = { kind: "http", opened: false, alive: true, send, close };
-  const queue = [];
-  let token = null;
-  let posts = 0; // POSTs numbered from 1: the server ends a connection that misses one
-  let keepaliveMs = KEEPALIVE_MS;
-  let inFlight = false;
-  let flushPlanned = false;
-  let lastPostAt = 0;
-  let keepaliveTimer = null;
+  const conn = { kind: "http", opened: false, alive: true, send: (f) => posts.send(f), close };
+  const posts = postQueue(env, conn, fail);
   const sessionTimer = env.setTimeout(fail, SESSION_TIMEOUT_MS);
   const source = new env.EventSource(env.streamUrl);
 
@@ -33,13 +26,9 @@ export function openStream(env, on) {
       fail();
       return;
     }
-    token = session.token;
-    const idle = Number(session.idle_timeout);
-    if (idle > 0) keepaliveMs = Math.min(KEEPALIVE_MS, (idle * 1000) / 3);
     env.clearTimeout(sessionTimer);
     conn.opened = true;
-    lastPostAt = env.now();
-    planKeepalive();
+    posts.start(session);
     on.open();
   });
   source.addEventListener("message", (event) => {
@@ -53,6 +42,51 @@ export function openStream(env, on) {
   // A broken or refused stream. EventSource would reconnect by itself, into a new server
   // connection the ChatClient never heard of: closing it leaves that to keepOpen.
   source.addEventListener("error", fail);
+
+  function end() {
+    conn.alive = false;
+    env.clearTimeout(sessionTimer);
+    posts.stop();
+    source.close();
+  }
+
+  function fail() {
+    if (!conn.alive) return;
+    end();
+    on.close();
+  }
+
+  // Close for good; the owner knows, so `on.close` is not called.
+  function close() {
+    if (conn.alive) end();
+  }
+
+  return conn;
+}
+
+// The POSTs of one connection: the frames queued by send(), one POST in flight, up to
+// MAX_BATCH frames each, numbered from 1 (the server ends a connection that misses one). A
+// failed POST calls fail(): it may have lost frames, and the ChatClient resends and resyncs on
+// the next connection, as after a socket drop. `[]` goes up when nothing else has for a while,
+// as the server ends a connection that POSTs nothing for idle_timeout.
+function postQueue(env, conn, fail) {
+  const queue = [];
+  let token = null;
+  let posts = 0;
+  let keepaliveMs = KEEPALIVE_MS;
+  let inFlight = false;
+  let flushPlanned = false;
+  let lastPostAt = 0;
+  let keepaliveTimer = null;
+
+  // The connection is open: its session names it.
+  function start(session) {
+    token = session.token;
+    const idle = Number(session.idle_timeout);
+    if (idle > 0) keepaliveMs = Math.min(KEEPALIVE_MS, (idle * 1000) / 3);
+    lastPostAt = env.now();
+    planKeepalive();
+  }
 
   // Queue a frame for the next POST; false if the connection is not (or no longer) open.
   function send(frame) {
@@ -71,12 +105,8 @@ export function openStream(env, on) {
     if (conn.alive && !inFlight && queue.length > 0) post(queue.splice(0, MAX_BATCH));
   }
 
-  function post(batch) {
-    inFlight = true;
-    lastPostAt = env.now();
-    env.clearTimeout(keepaliveTimer);
-    keepaliveTimer = null;
-    const request = {
+  function request(batch) {
+    return env.fetch(env.sendUrl, {
       method: "POST",
       credentials: "same-origin",
       headers: {
@@ -86,22 +116,28 @@ export function openStream(env, on) {
         "X-CSRFToken": env.csrfToken(),
       },
       body: JSON.stringify(batch),
-    };
-    // A refused or lost POST may have lost frames: drop the connection, and the ChatClient
-    // resends and resyncs on the next one, as after a socket drop.
-    env.fetch(env.sendUrl, request).then((response) => {
-      if (!conn.alive) return;
-      if (!response.ok) {
-        fail();
-        return;
-      }
-      inFlight = false;
-      if (queue.length > 0) flush();
-      else planKeepalive();
-    }, fail);
+    });
   }
 
-  // The server ends a connection that POSTs nothing for idle_timeout seconds.
+  function post(batch) {
+    inFlight = true;
+    lastPostAt = env.now();
+    env.clearTimeout(keepaliveTimer);
+    keepaliveTimer = null;
+    request(batch).then(
+      (response) => answered(response.ok),
+      () => answered(false),
+    );
+  }
+
+  function answered(ok) {
+    inFlight = false;
+    if (!conn.alive) return;
+    if (!ok) fail();
+    else if (queue.length > 0) flush();
+    else planKeepalive();
+  }
+
   function planKeepalive() {
     env.clearTimeout(keepaliveTimer);
     const wait = Math.max(0, lastPostAt + keepaliveMs - env.now());
@@ -111,26 +147,14 @@ export function openStream(env, on) {
     }, wait);
   }
 
-  function end() {
-    conn.alive = false;
-    env.clearTimeout(sessionTimer);
+  // The connection has ended: what is still queued is dropped.
+  function stop() {
     env.clearTimeout(keepaliveTimer);
+    keepaliveTimer = null;
     queue.length = 0;
-    source.close();
   }
 
-  function fail() {
-    if (!conn.alive) return;
-    end();
-    on.close();
-  }
-
-  // Close for good; the owner knows, so `on.close` is not called.
-  function close() {
-    if (conn.alive) end();
-  }
-
-  return conn;
+  return { start, send, stop };
 }
 
 function parse(data) {
