@@ -1,11 +1,13 @@
 // The browser as transport.js and fallback.js see it, faked for Node: a clock with timers,
-// WebSocket, EventSource and fetch that record what the client does and let a test play the
-// server, and the page's online/offline events. Not a test file: the tests import it.
+// WebSocket, EventSource and fetch (POSTs and polls) that record what the client does and let
+// a test play the server, and the page's online/offline events. Not a test file: the tests
+// import it.
 "use strict";
 
 export const SOCKET_URL = "ws://chat.test/ws/chat/";
 export const STREAM_URL = "/fallback/chat/";
 export const SEND_URL = "/fallback/chat/send/";
+export const POLL_URL = "/fallback/chat/poll/";
 export const CSRF_TOKEN = "csrf-token-1";
 
 // Timers that run only when the test advances the clock, in the order they fall due.
@@ -136,11 +138,17 @@ export class FakeEventSource extends FakeEventTarget {
 }
 FakeEventSource.made = [];
 
-// fetch: each call is recorded as a POST the test answers with answer(status) or fail().
+// fetch: each POST is recorded in `posts` for the test to answer with answer(status) or
+// fail(); each GET in `polls` (see FakePoll).
 export function fakeFetch() {
   const posts = [];
+  const polls = [];
   function fetch(url, init) {
     return new Promise((resolve, reject) => {
+      if (init.method === "GET") {
+        polls.push(new FakePoll(url, init, polls.length + 1, resolve, reject));
+        return;
+      }
       posts.push({
         url,
         init,
@@ -150,7 +158,62 @@ export function fakeFetch() {
       });
     });
   }
-  return { fetch, posts };
+  return { fetch, posts, polls };
+}
+
+// A GET of the poll URL the test answers for the server: open(token) (the opening GET), then
+// deliver(first, frames), end(code), refuse(status), answer(body, status) or fail(). Aborting
+// its signal rejects it as the browser's fetch does, and sets `aborted`.
+export class FakePoll {
+  constructor(url, init, number, resolve, reject) {
+    const headers = init.headers || {};
+    this.url = url;
+    this.init = init;
+    this.number = number;
+    this.opening = !("X-Chat-Session" in headers); // opens a connection, rather than polls one
+    this.session = headers["X-Chat-Session"];
+    this.ack = headers["X-Chat-Ack"];
+    this.aborted = false;
+    this.resolve = resolve;
+    this.reject = reject;
+    if (init.signal) {
+      init.signal.addEventListener("abort", () => {
+        this.aborted = true;
+        reject(new DOMException("The operation was aborted.", "AbortError"));
+      });
+    }
+  }
+
+  // body: an object (sent as JSON) or a string (sent as is).
+  answer(body, status = 200) {
+    const text = typeof body === "string" ? body : JSON.stringify(body);
+    this.resolve({
+      ok: status >= 200 && status < 300,
+      status,
+      json: () => Promise.resolve().then(() => JSON.parse(text)),
+    });
+  }
+
+  open(token = `poll-token-${this.number}`, { frames = [], pollTimeout = 25 } = {}) {
+    const session = { token, idle_timeout: 60, poll_timeout: pollTimeout };
+    this.answer({ session, first: 1, frames, close: null });
+  }
+
+  deliver(first, frames) {
+    this.answer({ first, frames, close: null });
+  }
+
+  end(code = 4008, first = 1, frames = []) {
+    this.answer({ first, frames, close: code });
+  }
+
+  refuse(status = 410) {
+    this.answer({ error: `refused with ${status}` }, status);
+  }
+
+  fail() {
+    this.reject(new TypeError("Failed to fetch"));
+  }
 }
 
 // Let promise callbacks (fetch answers, batched flushes) run.
@@ -158,17 +221,18 @@ export function settle() {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
-// Everything keepOpen and openStream take from the page, faked. `h.offline`, `h.random`
+// Everything keepOpen, openStream and openPoll take from the page, faked. `h.offline`, `h.random`
 // can be changed by a test; `h.fire("online")` plays the page's events.
 export function fakeEnv({ eventSource = true } = {}) {
   FakeWebSocket.made = [];
   FakeEventSource.made = [];
   const clock = new FakeClock();
-  const { fetch, posts } = fakeFetch();
+  const { fetch, posts, polls } = fakeFetch();
   const listeners = new Map();
   const h = {
     clock,
     posts,
+    polls,
     sockets: FakeWebSocket.made,
     streams: FakeEventSource.made,
     offline: false,
@@ -181,6 +245,7 @@ export function fakeEnv({ eventSource = true } = {}) {
     WebSocket: FakeWebSocket,
     EventSource: eventSource ? FakeEventSource : undefined,
     fetch,
+    AbortController, // Node's own, the browser's interface
     setTimeout: clock.setTimeout,
     clearTimeout: clock.clearTimeout,
     setInterval: clock.setInterval,
@@ -190,6 +255,7 @@ export function fakeEnv({ eventSource = true } = {}) {
     socketUrl: SOCKET_URL,
     streamUrl: STREAM_URL,
     sendUrl: SEND_URL,
+    pollUrl: POLL_URL,
     csrfToken: () => CSRF_TOKEN,
     offline: () => h.offline,
     listen(type, fn) {
