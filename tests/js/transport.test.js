@@ -1,6 +1,7 @@
 // Unit tests of the connection kept open for a tab (chat/static/chat/transport.js): the choice
-// between WebSocket and the HTTP fallback, the upgrade back to WebSocket, and what the
-// ChatClient is told meanwhile. The very file the browser runs, with a fake browser (fakes.js).
+// between WebSocket and the HTTP fallback (stream, then long-polling), the upgrade back to
+// WebSocket, and what the ChatClient is told meanwhile. The very file the browser runs, with a
+// fake browser (fakes.js).
 // Run with: node --test tests/js/
 "use strict";
 
@@ -13,7 +14,8 @@ import {
   PROBE_EVERY_MS,
   keepOpen,
 } from "../../chat/static/chat/transport.js";
-import { SOCKET_URL, STREAM_URL, fakeEnv, settle } from "./fakes.js";
+import { SESSION_TIMEOUT_MS } from "../../chat/static/chat/fallback.js";
+import { POLL_URL, SEND_URL, SOCKET_URL, STREAM_URL, fakeEnv, settle } from "./fakes.js";
 import { ROOM, joinedFrame } from "./frames.js";
 
 // A ChatClient stand-in that records what the transport tells it.
@@ -39,12 +41,16 @@ function harness({ client = recordingClient, eventSource = true } = {}) {
   });
   h.socket = () => h.sockets.at(-1);
   h.stream = () => h.streams.at(-1);
+  // The GETs that open poll connections (rather than poll one), and the latest GET.
+  h.openings = () => h.polls.filter((poll) => poll.opening);
+  h.poll = () => h.polls.at(-1);
+  const attempts = () => h.sockets.length + h.streams.length + h.openings().length;
   // Run the clock until the transport makes its next attempt (the backoff is random).
   h.nextAttempt = () => {
-    const before = h.sockets.length + h.streams.length;
+    const before = attempts();
     for (let waited = 0; waited < 20000; waited += 50) {
       h.clock.advance(50);
-      if (h.sockets.length + h.streams.length > before) return;
+      if (attempts() > before) return;
     }
     assert.fail("no new attempt within 20 s");
   };
@@ -56,12 +62,30 @@ function onTheFallback(options) {
   return fallBack(harness(options));
 }
 
-function fallBack(h) {
+// Two WebSocket handshakes fail, the stream fails before its session, the poll
+// connection opens: the page is polling, with its first poll in flight.
+async function onPolls(options) {
+  const h = harness(options);
+  toStream(h);
+  h.stream().error();
+  h.nextAttempt();
+  assert.equal(h.openings().length, 1, "a stream that never opened is followed by polls");
+  h.poll().open("poll-token");
+  await settle();
+  return h;
+}
+
+// Two WebSocket handshakes fail: the page's next attempt is a stream, not answered yet.
+function toStream(h) {
   h.socket().refuse();
   h.nextAttempt();
   h.socket().refuse();
   h.nextAttempt();
   assert.equal(h.streams.length, 1, "two failed handshakes fall back to HTTP");
+}
+
+function fallBack(h) {
+  toStream(h);
   h.stream().open();
   return h;
 }
@@ -209,17 +233,44 @@ describe("falling back to HTTP", () => {
     assert.deepEqual(h.client.calls, ["connected", "disconnected"]);
   });
 
-  test("a stream that never opens either sends the next attempt back to WebSocket", () => {
+  test("a stream that fails before its session is followed by long-polling", () => {
     const h = harness();
-    h.socket().refuse();
+    toStream(h);
+    h.stream().error();
     h.nextAttempt();
-    h.socket().refuse();
+
+    assert.equal(h.openings().length, 1);
+    assert.equal(h.poll().url, POLL_URL);
+    assert.equal(h.sockets.length, 2);
+    assert.equal(h.streams.length, 1);
+    assert.deepEqual(h.client.calls, [], "a stream that never opened is no disconnect");
+  });
+
+  test("a stream with no session within 10 s (a proxy buffering it) is followed by polls", () => {
+    const h = harness();
+    toStream(h);
+    h.clock.advance(SESSION_TIMEOUT_MS - 1);
+    assert.equal(h.stream().closed, false);
+    h.clock.advance(1);
+    assert.equal(h.stream().closed, true);
     h.nextAttempt();
-    h.stream().error(); // the server is down, not just its sockets
+
+    assert.equal(h.openings().length, 1);
+    assert.equal(h.streams.length, 1);
+  });
+
+  test("a poll connection that fails to open too sends the next attempt back to WebSocket", async () => {
+    const h = harness();
+    toStream(h);
+    h.stream().error();
+    h.nextAttempt();
+    h.poll().fail(); // the server is down, not just its sockets
+    await settle();
     h.nextAttempt();
 
     assert.equal(h.sockets.length, 3);
     assert.equal(h.streams.length, 1);
+    assert.equal(h.openings().length, 1);
     h.socket().accept();
     assert.deepEqual(h.client.calls, ["connected"]);
   });
@@ -245,6 +296,112 @@ describe("falling back to HTTP", () => {
     assert.deepEqual(h.client.calls, ["connected", "ping"]);
     h.stream().deliver({ type: "pong" });
     assert.deepEqual(h.statuses.at(-1), ["connected", "http"]);
+  });
+});
+
+describe("long-polling", () => {
+  test("the poll connection connects the client once; its frames arrive; status says HTTP", async () => {
+    const h = await onPolls();
+    h.poll().deliver(1, [{ type: "pong", ref: "c1" }]);
+    await settle();
+
+    assert.deepEqual(h.client.calls, ["connected"]);
+    assert.deepEqual(h.client.received, [{ type: "pong", ref: "c1" }]);
+    assert.deepEqual(h.statuses.at(-1), ["connected", "http"]);
+    assert.equal(h.transport.send({ type: "ping", ref: "c2" }), true);
+    await settle();
+    assert.deepEqual(h.posts.at(-1).frames, [{ type: "ping", ref: "c2" }]);
+    assert.equal(h.posts.at(-1).init.headers["X-Chat-Session"], "poll-token");
+  });
+
+  test("a poll connection that drops after opening is replaced by a poll connection", async () => {
+    const h = await onPolls();
+    h.clock.advance(0); // the background socket is tried at once…
+    h.socket().refuse(); // …and is blocked
+    const sockets = h.sockets.length;
+    h.poll().refuse(410);
+    await settle();
+
+    assert.deepEqual(h.client.calls, ["connected", "disconnected"]);
+    assert.deepEqual(h.statuses.at(-1), ["reconnecting", null]);
+    h.nextAttempt();
+    assert.equal(h.openings().length, 2, "still polling");
+    assert.equal(h.poll().opening, true);
+    assert.equal(h.streams.length, 1, "no stream again: the proxy still buffers");
+    assert.equal(h.sockets.length, sockets);
+
+    h.poll().open();
+    await settle();
+    assert.deepEqual(h.client.calls, ["connected", "disconnected", "connected"]);
+  });
+
+  test("a stream that opened, dropped and then gets no session is followed by polls", () => {
+    const h = onTheFallback();
+    h.clock.advance(0);
+    h.socket().refuse();
+    h.stream().error();
+    h.nextAttempt();
+    assert.equal(h.streams.length, 2);
+    h.stream().error();
+    h.nextAttempt();
+
+    assert.equal(h.openings().length, 1);
+  });
+
+  test("polls that no longer open go back to WebSocket, and background sockets stop", async () => {
+    const h = await onPolls();
+    h.clock.advance(0);
+    const probe = h.socket(); // a background socket, its handshake under way
+    h.poll().refuse(410);
+    await settle();
+    h.nextAttempt();
+    assert.equal(probe.readyState, 0);
+    h.poll().fail(); // the new poll connection does not open: the server is down
+    await settle();
+
+    assert.equal(probe.closedByClient, true, "the background socket is given up");
+    h.nextAttempt();
+    const sockets = h.sockets.length;
+    h.socket().accept();
+    assert.equal(h.socket().url, SOCKET_URL);
+    h.clock.advance(PROBE_EVERY_MS * 3);
+    assert.equal(h.sockets.length, sockets, "no background sockets on a socket");
+    assert.deepEqual(h.client.calls, ["connected", "disconnected", "connected"]);
+  });
+
+  test("a socket opening in the background ends the poll connection with X-Chat-Close", async () => {
+    const h = await onPolls();
+    h.clock.advance(0);
+    const probe = h.socket();
+    const polls = h.polls.length;
+    probe.accept();
+    await settle();
+
+    assert.equal(h.polls.at(-1).aborted, true, "the poll in flight is aborted");
+    assert.equal(h.polls.length, polls, "and no other follows");
+    const goodbye = h.posts.at(-1);
+    assert.equal(goodbye.url, SEND_URL);
+    assert.equal(goodbye.init.headers["X-Chat-Close"], "1");
+    assert.equal(goodbye.init.headers["X-Chat-Session"], "poll-token");
+    assert.deepEqual(h.client.calls, ["connected", "disconnected", "connected"]);
+    assert.equal(h.transport.send({ type: "ping", ref: "c9" }), true);
+    assert.deepEqual(probe.sent, [{ type: "ping", ref: "c9" }]);
+    probe.deliver({ type: "pong" });
+    assert.deepEqual(h.statuses.at(-1), ["connected", "websocket"]);
+  });
+
+  test("stop() ends the poll connection with X-Chat-Close, and nothing reconnects", async () => {
+    const h = await onPolls();
+    h.transport.stop();
+    await settle();
+
+    assert.equal(h.poll().aborted, true);
+    assert.equal(h.posts.at(-1).init.headers["X-Chat-Close"], "1");
+    const polls = h.polls.length;
+    h.clock.advance(PROBE_EVERY_MS * 3);
+    await settle();
+    assert.equal(h.polls.length, polls);
+    assert.deepEqual(h.client.calls, ["connected"]);
   });
 });
 

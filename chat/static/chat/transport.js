@@ -1,22 +1,25 @@
 // One connection per tab, kept open for a ChatClient (sync.js): a WebSocket, or where a proxy
-// blocks WebSockets the HTTP fallback (fallback.js: an event stream down, POSTs up).
+// blocks WebSockets the HTTP fallback (fallback.js: an event stream or long-polls down, POSTs
+// up).
 //
 // It reconnects with exponential backoff and full jitter (0.5 s doubling to 15 s, so a
 // restarted server is not stampeded), ticks the client every second, and drops a connection
-// the client finds dead (no pong). The choice of transport, afresh on every page load:
-// WebSocket first; after two WebSocket handshakes in a row fail (closed before `open`, or no
-// `open` within 3 s) the next attempts use the fallback. A fallback stream that never opens
-// either means the server is down, not the socket blocked: back to WebSocket first. While on
-// the fallback a WebSocket is tried in the background when a stream opens and every 30 s or
-// so; if one opens, the stream is closed and the client told disconnected() then connected(),
-// so it resyncs over the socket as after any reconnect.
+// the client finds dead (no pong). The choice of transport, afresh on every page load, in
+// modes: "websocket" first; after two WebSocket handshakes in a row fail (closed before
+// `open`, or no `open` within 3 s), "stream"; a stream that fails before its session (an
+// error, or none within 10 s: a proxy that buffers it), "poll"; a poll connection that fails
+// to open means the server is down, not the socket blocked: "websocket" again. A connection
+// that opened and then dropped is followed by one of the same mode. While on the fallback a
+// WebSocket is tried in the background when a stream or poll connection opens and every 30 s
+// or so; if one opens, the fallback connection is closed and the client told disconnected()
+// then connected(), so it resyncs over the socket as after any reconnect.
 //
 // It owns the status: any frame received on the open connection means connected, whatever the
 // browser said about the network meanwhile (a short drop can leave the socket alive).
 //
 // No DOM beyond browserEnv(): the browser's constructors, timers and events are passed in, so
 // Node runs this file in the tests with fakes.
-import { openStream } from "./fallback.js";
+import { openPoll, openStream } from "./fallback.js";
 
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 15000;
@@ -24,6 +27,7 @@ const TICK_MS = 1000;
 export const HANDSHAKE_TIMEOUT_MS = 3000; // a socket not open by then has failed its handshake
 export const FAILED_HANDSHAKES = 2; // in a row, before falling back to HTTP
 export const PROBE_EVERY_MS = 30000; // on the fallback: try a WebSocket this often (± 25 %)
+const OPEN = { websocket: openSocket, stream: openStream, poll: openPoll };
 
 function cookie(name) {
   const prefix = `${name}=`;
@@ -31,7 +35,7 @@ function cookie(name) {
   return found ? decodeURIComponent(found.slice(prefix.length)) : "";
 }
 
-// The page's own: its WebSocket and EventSource, its timers, its CSRF token, its events.
+// The page's own: its WebSocket, EventSource, fetch and timers, its CSRF token, its events.
 export function browserEnv() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const meta = document.querySelector('meta[name="csrf-token"]');
@@ -39,6 +43,7 @@ export function browserEnv() {
     WebSocket: window.WebSocket,
     EventSource: window.EventSource,
     fetch: (url, init) => window.fetch(url, init),
+    AbortController: window.AbortController,
     setTimeout: (fn, ms) => window.setTimeout(fn, ms),
     clearTimeout: (id) => window.clearTimeout(id),
     setInterval: (fn, ms) => window.setInterval(fn, ms),
@@ -48,6 +53,7 @@ export function browserEnv() {
     socketUrl: `${scheme}://${location.host}/ws/chat/`,
     streamUrl: "/fallback/chat/",
     sendUrl: "/fallback/chat/send/",
+    pollUrl: "/fallback/chat/poll/",
     // The cookie first: a login in another tab rotates it, and the page's copy goes stale.
     csrfToken: () => cookie("csrftoken") || (meta ? meta.content : ""),
     offline: () => navigator.onLine === false,
@@ -106,13 +112,14 @@ export function openSocket(env, on) {
 }
 
 // client: a ChatClient (sync.js). onStatus(kind, transport): kind "connecting" | "connected" |
-// "reconnecting" | "offline"; transport "websocket" | "http" when connected, else null.
+// "reconnecting" | "offline"; transport "websocket" | "http" (a stream or polls) when connected,
+// else null.
 // env: browserEnv()'s shape. Returns {send(frame) → bool, stop()}.
 export function keepOpen(client, { onStatus = () => {}, env = browserEnv() } = {}) {
   const state = {
     conn: null, // the connection the client uses, open or opening
     probe: null, // on the fallback: a WebSocket tried in the background
-    mode: "websocket", // the transport of the next attempt
+    mode: "websocket", // the transport of the next attempt: a key of OPEN
     failedHandshakes: 0, // WebSocket handshakes failed in a row
     attempts: 0, // since the last connection opened, for the backoff
     timer: null,
@@ -141,7 +148,7 @@ export function keepOpen(client, { onStatus = () => {}, env = browserEnv() } = {
   function connect() {
     state.timer = null;
     if (state.stopped || state.conn) return;
-    state.conn = start(state.mode === "http" ? openStream : openSocket);
+    state.conn = start(OPEN[state.mode]);
   }
 
   function opened(conn) {
@@ -172,11 +179,14 @@ export function keepOpen(client, { onStatus = () => {}, env = browserEnv() } = {
     if (conn !== state.conn) return;
     state.conn = null;
     if (conn.opened) client.disconnected();
-    else if (conn.kind === "websocket") {
+    else if (state.mode === "websocket") {
       state.failedHandshakes += 1;
-      if (state.failedHandshakes >= FAILED_HANDSHAKES && env.EventSource) state.mode = "http";
+      if (state.failedHandshakes >= FAILED_HANDSHAKES && env.EventSource) state.mode = "stream";
+    } else if (state.mode === "stream") {
+      // No session came down the stream: a proxy may be holding it until it ends.
+      state.mode = "poll";
     } else {
-      // Neither transport answers: the server is down or unreachable, not just its sockets.
+      // No transport answers: the server is down or unreachable, not just its sockets.
       state.mode = "websocket";
       state.failedHandshakes = 0;
       stopProbing();
@@ -189,8 +199,8 @@ export function keepOpen(client, { onStatus = () => {}, env = browserEnv() } = {
     state.timer = env.setTimeout(connect, env.random() * ceiling);
   }
 
-  // A background WebSocket opened: move the client onto it. The stream is closed, so the
-  // server drops that connection; the client rejoins its rooms with `since` over the socket.
+  // A background WebSocket opened: move the client onto it. The fallback connection is closed,
+  // so the server drops it; the client rejoins its rooms with `since` over the socket.
   function upgrade(socket) {
     state.probe = null;
     stopProbing();
@@ -215,7 +225,7 @@ export function keepOpen(client, { onStatus = () => {}, env = browserEnv() } = {
 
   function probe() {
     state.probeTimer = null;
-    if (state.stopped || state.mode !== "http" || state.probe) return;
+    if (state.stopped || state.mode === "websocket" || state.probe) return;
     state.probe = start(openSocket);
   }
 
