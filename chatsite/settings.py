@@ -266,6 +266,11 @@ CHAT_FALLBACK_MAX_POST_BYTES = 256 * 1024
 # Frames POSTed to a connection and not yet handled; past this the connection is ended
 # (4008) and its client reconnects, as a socket's reads stop (daphne_limits.py).
 CHAT_FALLBACK_MAX_QUEUED_FRAMES = 2 * CHAT_FALLBACK_MAX_FRAMES_PER_POST
+# Long-polling (where a proxy buffers the stream): a poll with nothing to take is answered
+# empty after this long; frames sent and not yet acked by a poll, past which the connection
+# is ended (4008), as a socket whose reader stopped (daphne_limits.py).
+CHAT_FALLBACK_POLL_SECONDS = float(os.environ.get("CHAT_FALLBACK_POLL_SECONDS", "25"))
+CHAT_FALLBACK_MAX_UNACKED_BYTES = 1024 * 1024
 # Each process re-adds itself to its room groups this often; well below the layer's
 # group_expiry (24 h by default), after which a layer forgets a member.
 CHAT_GROUP_REFRESH_SECONDS = 3600

@@ -2,7 +2,7 @@ from channels.auth import AuthMiddlewareStack
 from django.urls import path
 
 from .consumers import ChatConsumer
-from .fallback import FallbackStream
+from .fallback import FallbackPoll, FallbackStream
 from .transport import RawSendMiddleware
 
 websocket_urlpatterns = [
@@ -16,4 +16,5 @@ http_urlpatterns = [
         "fallback/chat/",
         RawSendMiddleware(AuthMiddlewareStack(FallbackStream(ChatConsumer.as_asgi()))),
     ),
+    path("fallback/chat/poll/", AuthMiddlewareStack(FallbackPoll(ChatConsumer.as_asgi()))),
 ]

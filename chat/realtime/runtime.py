@@ -9,7 +9,9 @@ sockets of a loop share lives in that loop's runtime, made on first use:
   (chat/realtime/publisher.py);
 - `writer`: the group commit of sends (chat/realtime/group_commit.py);
 - `presence` and `limits`: in memory, or shared through Redis with a heartbeat loop each;
-- `news`: the coalesced guest-count and presence broadcasts (chat/realtime/presence.py).
+- `news`: the coalesced guest-count and presence broadcasts (chat/realtime/presence.py);
+- `answers`: the answers to the HTTP fallback's polls this process forwards
+  (chat/realtime/fallback.py), with their receive loop.
 
 Every background loop is started here, by name, and supervised: a loop that raises is
 logged and started again with backoff (each loop also lives through its dependency failing:
@@ -59,6 +61,7 @@ class Runtime:
     """The real-time state and background loops of one event loop."""
 
     def __init__(self, layer: BaseChannelLayer) -> None:
+        from .fallback import PollAnswers
         from .fanout import Fanout
         from .group_commit import MessageWriter
         from .limits import make_limits
@@ -73,6 +76,7 @@ class Runtime:
         self.news = PresenceNews(self)
         self.presence = make_presence(self)
         self.limits = make_limits(self)
+        self.answers = PollAnswers(self)
 
     # Background loops ---------------------------------------------------------------------
 

@@ -231,6 +231,7 @@ async def fallback_send(request: HttpRequest) -> HttpResponse:
             user_id=user.pk,
             batch=int(batch),
             frames=frames,
+            close=request.headers.get("X-Chat-Close") == "1",
         )
     except fallback.FallbackError as error:
         return JsonResponse({"error": str(error)}, status=error.status)

@@ -1,6 +1,7 @@
 """The HTTP fallback (chat/realtime/fallback.py): the same protocol over a stream of
-Server-Sent Events and POSTs, for networks that block WebSockets; the same checks, limits
-and cleanup as the socket, since the socket's consumer runs it."""
+Server-Sent Events (or long polls, where a proxy buffers the stream) and POSTs, for networks
+that block WebSockets; the same checks, limits and cleanup as the socket, since the socket's
+consumer runs it. Tests marked MODES run on the stream and on long-polling."""
 
 import asyncio
 import json
@@ -10,12 +11,15 @@ from channels.db import database_sync_to_async
 from django.test import AsyncClient
 
 from chat.models import Message
-from tests.support.fallback import FallbackCommunicator
+from chat.realtime import fallback
+from tests.support.fallback import FallbackCommunicator, PollCommunicator
 from tests.support.sockets import HOST, ORIGIN, Socket, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-BOTH = pytest.mark.parametrize("transport", ["websocket", "http"])
+BOTH = pytest.mark.parametrize("transport", ["websocket", "http", "poll"])
+MODES = pytest.mark.parametrize("mode", ["stream", "poll"])
+COMMUNICATORS = {"stream": FallbackCommunicator, "poll": PollCommunicator}
 
 
 @BOTH
@@ -42,8 +46,9 @@ async def presence_of(socket: Socket, user: str) -> bool:
     return frame["online"]
 
 
-async def test_fallback_and_socket_users_hear_each_other(connect, alice, bob, general):
-    over_http = Socket(await _open_fallback(alice))
+@MODES
+async def test_fallback_and_socket_users_hear_each_other(connect, alice, bob, general, mode):
+    over_http = Socket(await _open_fallback(alice, mode))
     await over_http.join("general")
     socket = await connect(bob)
     await socket.join("general")
@@ -59,10 +64,13 @@ async def test_fallback_and_socket_users_hear_each_other(connect, alice, bob, ge
     await over_http.close()
 
 
-async def test_closing_the_stream_cleans_up_like_a_closed_socket(connect, alice, bob, general):
+@MODES
+async def test_closing_the_stream_cleans_up_like_a_closed_socket(
+    connect, alice, bob, general, mode
+):
     watcher = await connect(bob)
     await watcher.join("general")
-    over_http = Socket(await _open_fallback(alice))
+    over_http = Socket(await _open_fallback(alice, mode))
     await over_http.join("general")
     assert await presence_of(watcher, "alice") is True
 
@@ -103,15 +111,21 @@ async def test_keepalive_posts_keep_a_quiet_connection_open(alice, general, sett
     await communicator.disconnect()
 
 
-async def test_a_post_with_another_users_token_is_refused_and_reaches_nobody(alice, bob, general):
-    alices = await _open_fallback(alice)
-    bobs = await _open_fallback(bob)
-    bobs.token = alices.token  # bob learned alice's connection token somehow
+@MODES
+async def test_a_post_with_another_users_token_is_refused_and_reaches_nobody(
+    alice, bob, general, mode
+):
+    alices = await _open_fallback(alice, mode)
+    bobs = await _open_fallback(bob, mode)
+    own, bobs.token = bobs.token, alices.token  # bob learned alice's connection token somehow
 
     refused = await bobs.post([{"type": "join", "room": "general", "ref": "r1"}])
+    if mode == "poll":  # nor may he take her frames
+        assert (await bobs.poll(0))[0] == 403
 
     assert refused.status_code == 403
     assert await alices.receive_nothing(0.2)
+    bobs.token = own
     await alices.disconnect()
     await bobs.disconnect()
 
@@ -182,22 +196,25 @@ async def test_a_post_without_the_csrf_token_is_refused(alice, general):
     [("http://evil.example", HOST, 403), (None, "evil.example", 400)],
     ids=["another site's page", "a host not ours"],
 )
-async def test_a_stream_from_elsewhere_is_refused(alice, origin, host, status):
+@MODES
+async def test_a_stream_from_elsewhere_is_refused(alice, origin, host, status, mode):
     cookie = await database_sync_to_async(session_cookie)(alice)
     headers = [(b"host", host.encode()), (b"cookie", f"sessionid={cookie}".encode())]
     if origin:
         headers.append((b"origin", origin.encode()))
-    communicator = FallbackCommunicator(headers)
+    communicator = COMMUNICATORS[mode](headers)
 
     opened, refused = await communicator.connect()
 
     assert (opened, refused) == (False, status)
+    assert not fallback.polling  # nothing was left running
 
 
-async def test_the_socket_cap_counts_fallback_connections_too(alice, general, settings):
+@MODES
+async def test_the_socket_cap_counts_fallback_connections_too(alice, general, settings, mode):
     settings.CHAT_MAX_SOCKETS_PER_USER = 1
-    first = await _open_fallback(alice)
-    second = FallbackCommunicator(await _headers(alice))
+    first = await _open_fallback(alice, mode)
+    second = COMMUNICATORS[mode](await _headers(alice))
 
     opened, _ = await second.connect()
     error = await second.receive_json_from(2)
@@ -219,15 +236,16 @@ async def _headers(user) -> list[tuple[bytes, bytes]]:
     ]
 
 
-async def _open_fallback(user) -> FallbackCommunicator:
-    communicator = FallbackCommunicator(await _headers(user))
+async def _open_fallback(user, mode: str = "stream") -> FallbackCommunicator:
+    communicator = COMMUNICATORS[mode](await _headers(user))
     opened, refused = await communicator.connect()
     assert opened, refused
     return communicator
 
 
-async def test_a_deactivated_users_posts_are_refused_and_change_nothing(alice, general):
-    communicator = await _open_fallback(alice)
+@MODES
+async def test_a_deactivated_users_posts_are_refused_and_change_nothing(alice, general, mode):
+    communicator = await _open_fallback(alice, mode)
     await database_sync_to_async(type(alice).objects.filter(pk=alice.pk).update)(is_active=False)
 
     refused = await communicator.post(
@@ -239,9 +257,12 @@ async def test_a_deactivated_users_posts_are_refused_and_change_nothing(alice, g
     await communicator.disconnect()
 
 
-async def test_a_client_posting_faster_than_served_is_ended_and_told_why(alice, general, settings):
+@MODES
+async def test_a_client_posting_faster_than_served_is_ended_and_told_why(
+    alice, general, settings, mode
+):
     settings.CHAT_FALLBACK_MAX_QUEUED_FRAMES = 2
-    communicator = await _open_fallback(alice)
+    communicator = await _open_fallback(alice, mode)
 
     accepted = await communicator.post([{"type": "ping", "ref": f"p{n}"} for n in range(3)])
     while (closed := await communicator.receive_output(2))["type"] != "websocket.close":
@@ -252,14 +273,15 @@ async def test_a_client_posting_faster_than_served_is_ended_and_told_why(alice, 
     await communicator.disconnect()
 
 
+@MODES
 @pytest.mark.parametrize(("second", "handled"), [("3", ["p1"]), ("1", ["p1"])])
 async def test_a_post_that_never_came_ends_the_connection_rather_than_skip_its_frames(
-    alice, general, second, handled
+    alice, general, second, handled, mode
 ):
     """POSTs are numbered: one lost on the way (the layer lost it) or repeated means the
     frames can no longer be handled in order, so the connection ends (4009), as TCP would,
     and the client reconnects and resyncs."""
-    communicator = await _open_fallback(alice)
+    communicator = await _open_fallback(alice, mode)
     await communicator.post([{"type": "ping", "ref": "p1"}])
     communicator.batch = int(second) - 1  # the next POST's number is `second`
 
@@ -270,4 +292,237 @@ async def test_a_post_that_never_came_ends_the_connection_rather_than_skip_its_f
 
     assert [f["ref"] for f in frames if f["type"] == "pong"] == handled
     assert out["code"] == 4009
+    await communicator.disconnect()
+
+
+# Long-polling: what only a connection that outlives its responses has to get right.
+
+
+async def _quiet_poller(user) -> PollCommunicator:
+    """A polling connection whose polls the test makes itself (no poll loop)."""
+    communicator = await _open_fallback(user, "poll")
+    communicator.task.cancel()
+    return communicator
+
+
+async def _frames_of(communicator: PollCommunicator, ack: int) -> tuple[int, list[dict]]:
+    status, answer = await communicator.poll(ack)
+    assert status == 200, answer
+    return answer["first"], answer["frames"]
+
+
+async def test_a_lost_answer_loses_nothing_the_next_poll_brings_the_same_frames(alice, general):
+    communicator = await _quiet_poller(alice)
+    await communicator.post([{"type": "ping", "ref": "p1"}, {"type": "join", "room": "general"}])
+    first, frames = await _frames_of(communicator, 0)
+    while len(frames) < 2:  # the join's reply may come in an answer of its own
+        more_first, more = await _frames_of(communicator, 0)
+        first, frames = more_first, more
+
+    again_first, again = await _frames_of(communicator, 0)  # that answer never arrived
+    later_first, later = await _frames_of(communicator, 1)  # this time it did, up to frame 1
+
+    assert first == again_first == 1
+    assert again[: len(frames)] == frames
+    assert later_first == 2
+    assert later == again[1:]
+    assert frames[0] == {"type": "pong", "ref": "p1", "rooms": {}}
+    await communicator.disconnect()
+
+
+async def test_a_poll_with_nothing_to_take_is_answered_empty_after_the_poll_timeout(
+    alice, general, settings
+):
+    settings.CHAT_FALLBACK_POLL_SECONDS = 0.3
+    communicator = await _quiet_poller(alice)
+    _, frames = await _frames_of(communicator, 0)  # whatever came as it opened
+
+    started = asyncio.get_running_loop().time()
+    first, nothing = await _frames_of(communicator, len(frames))
+    waited = asyncio.get_running_loop().time() - started
+
+    assert (first, nothing) == (len(frames) + 1, [])
+    assert 0.25 < waited < 3
+    await communicator.disconnect()
+
+
+async def test_a_newer_poll_sends_the_older_one_back_empty(alice, general, settings):
+    settings.CHAT_FALLBACK_POLL_SECONDS = 30
+    communicator = await _quiet_poller(alice)
+    older = asyncio.create_task(communicator.poll(0))
+    await asyncio.sleep(0.2)
+    assert not older.done()  # it waits for frames
+
+    newer = asyncio.create_task(communicator.poll(0))
+    status, answer = await asyncio.wait_for(older, 2)
+    await communicator.post([{"type": "ping", "ref": "p1"}])
+    newer_status, newer_answer = await asyncio.wait_for(newer, 2)
+
+    assert (status, answer["frames"]) == (200, [])
+    assert newer_status == 200
+    assert newer_answer["frames"][-1]["ref"] == "p1"
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("ack", "why"),
+    [
+        (b"", "no ack"),
+        (b"-1", "negative"),
+        (b"one", "not a number"),
+        (b"\xc2\xb2", "superscript"),
+        (b"99", "past the last frame sent"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
+async def test_a_bad_ack_gets_a_clear_error_and_changes_nothing(alice, general, ack, why):
+    communicator = await _quiet_poller(alice)
+    await communicator.post([{"type": "ping", "ref": "p1"}])
+
+    status, answer = await communicator.request(
+        [(b"x-chat-session", communicator.token.encode()), (b"x-chat-ack", ack)]
+    )
+    _, frames = await _frames_of(communicator, 0)
+
+    assert status == 400, why
+    assert "error" in answer
+    assert frames[-1]["ref"] == "p1"  # still there, still unacked
+    await communicator.disconnect()
+
+
+async def test_a_stale_poll_behind_an_earlier_ack_is_refused_and_acks_nothing_back(
+    alice, general, settings
+):
+    settings.CHAT_FALLBACK_POLL_SECONDS = 0.2
+    communicator = await _quiet_poller(alice)
+    await communicator.post([{"type": "ping", "ref": "p1"}, {"type": "ping", "ref": "p2"}])
+    while len((await _frames_of(communicator, 0))[1]) < 2:
+        pass
+    await _frames_of(communicator, 2)  # frames 1 and 2 acked…
+
+    status, _ = await communicator.poll(1)  # …so a late poll that acks only 1 is stale
+
+    assert status == 400
+    await communicator.disconnect()
+
+
+async def test_a_forged_token_cannot_poll(alice, general):
+    communicator = await _quiet_poller(alice)
+    token = communicator.token
+    communicator.token = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+
+    status, answer = await communicator.poll(0)
+
+    assert status == 403
+    assert "error" in answer
+    communicator.token = token
+    await communicator.disconnect()
+
+
+async def test_a_poll_for_a_connection_that_ended_is_told_to_open_a_new_one(
+    alice, general, settings, monkeypatch
+):
+    settings.CHAT_FALLBACK_POLL_SECONDS = 0.2
+    monkeypatch.setattr(fallback, "ANSWER_WAIT_MARGIN", 0.3)
+    communicator = await _quiet_poller(alice)
+    await communicator.post([], **{"X-Chat-Close": "1"})
+    await communicator.ended()
+
+    status, answer = await communicator.poll(0)
+
+    assert status == 410
+    assert "new one" in answer["error"]
+
+
+async def test_leaving_ends_the_connection_at_once_like_a_closed_socket(
+    connect, bob, alice, general
+):
+    watcher = await connect(bob)
+    await watcher.join("general")
+    communicator = await _open_fallback(alice, "poll")
+    over_http = Socket(communicator)
+    await over_http.join("general")
+    assert await presence_of(watcher, "alice") is True
+
+    communicator.task.cancel()
+    await communicator.post(
+        [{"type": "send", "room": "general", "body": "bye", "client_id": "c1"}],
+        **{"X-Chat-Close": "1"},
+    )
+    await communicator.ended(2)
+
+    heard = await watcher.recv_until("message")
+    assert heard["message"]["body"] == "bye"  # the POST's frames first, then the end
+    assert await presence_of(watcher, "alice") is False
+    assert not [c for c in fallback.polling if c.channel and c.token == communicator.token]
+
+
+async def test_a_client_that_stops_polling_is_disconnected_after_the_idle_timeout(
+    connect, alice, bob, general, settings, monkeypatch
+):
+    settings.CHAT_FALLBACK_IDLE_SECONDS = 1.5
+    settings.CHAT_FALLBACK_KEEPALIVE_SECONDS = 0.1
+    settings.CHAT_FALLBACK_POLL_SECONDS = 0.2
+    monkeypatch.setattr(fallback, "ANSWER_WAIT_MARGIN", 0.3)
+    watcher = await connect(bob)
+    await watcher.join("general")
+    communicator = await _open_fallback(alice, "poll")
+    await Socket(communicator).join("general")
+    assert await presence_of(watcher, "alice") is True
+
+    communicator.task.cancel()  # the page froze: no polls, no POSTs
+
+    assert await presence_of(watcher, "alice") is False
+    await communicator.ended()
+    assert (await communicator.poll())[0] == 410
+
+
+async def test_polls_keep_a_quiet_connection_open_without_posts(alice, general, settings):
+    settings.CHAT_FALLBACK_IDLE_SECONDS = 0.5
+    settings.CHAT_FALLBACK_KEEPALIVE_SECONDS = 0.1
+    settings.CHAT_FALLBACK_POLL_SECONDS = 0.1
+    communicator = await _open_fallback(alice, "poll")  # its loop polls; it never POSTs
+
+    await asyncio.sleep(1.5)  # three idle timeouts
+
+    assert not communicator.response_ended
+    assert communicator.polls > 5
+    await communicator.disconnect()
+
+
+async def test_frames_nobody_takes_are_capped_and_the_client_told_why(alice, general, settings):
+    settings.CHAT_FALLBACK_MAX_UNACKED_BYTES = 1000  # about 24 pongs
+    communicator = await _quiet_poller(alice)
+    await communicator.post([{"type": "ping", "ref": f"p{n:03}"} for n in range(40)])
+
+    frames = []
+    while True:  # now it reads: what fitted, then the end, with its reason
+        _, answer = await communicator.poll(len(frames))
+        frames += answer["frames"]
+        if answer["close"] is not None:
+            break
+
+    assert answer["close"] == 4008
+    assert 5 < len(frames) < 40
+    assert [f["ref"] for f in frames] == [f"p{n:03}" for n in range(len(frames))]
+    await communicator.ended()
+
+
+async def test_an_answer_is_capped_in_size_and_the_rest_comes_in_the_next(
+    alice, general, monkeypatch
+):
+    monkeypatch.setattr(fallback, "MAX_ANSWER_BYTES", 200)
+    communicator = await _quiet_poller(alice)
+    await communicator.post([{"type": "ping", "ref": f"p{n}"} for n in range(10)])
+    await asyncio.sleep(0.3)
+
+    sizes, frames = [], []
+    while len(frames) < 10:
+        _, more = await _frames_of(communicator, len(frames))
+        sizes.append(len(more))
+        frames += more
+
+    assert len(sizes) >= 2
+    assert max(sizes) < 10
+    assert [f["ref"] for f in frames] == [f"p{n}" for n in range(10)]
     await communicator.disconnect()

@@ -152,7 +152,7 @@ def frames_for(slug: str, world: dict[str, Any]) -> dict[str, dict[str, Any] | N
     }
 
 
-@pytest.mark.parametrize("transport", ["websocket", "http"])
+@pytest.mark.parametrize("transport", ["websocket", "http", "poll"])
 @pytest.mark.parametrize(("role", "kind"), list(EXPECTED), ids=[f"{r}-{k}" for r, k in EXPECTED])
 async def test_who_may_do_what(connect, make_user, role, kind):
     world = await database_sync_to_async(arrange)(role, kind, make_user)
@@ -200,11 +200,14 @@ def revoke(change: str, room: Room, user) -> None:
         Room.members.through.objects.filter(room=room, user=user).delete()
 
 
+NO_SESSION = {("deactivated", "http"), ("deactivated", "poll")}
+
+
 @pytest.mark.parametrize(
     ("change", "transport"),
     # A deactivated user's session no longer signs anyone in, so over HTTP their POSTs are
     # refused before any frame is read (tests/asgi/test_fallback.py); the socket keeps its user.
-    [(c, t) for c in REVOKED for t in ("websocket", "http") if (c, t) != ("deactivated", "http")],
+    [(c, t) for c in REVOKED for t in ("websocket", "http", "poll") if (c, t) not in NO_SESSION],
 )
 async def test_writes_recheck_what_the_socket_was_allowed_when_it_joined(
     connect, make_user, change

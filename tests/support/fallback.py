@@ -9,8 +9,10 @@ import contextlib
 import json
 from typing import Any
 
+from django.core import signing
 from django.test import AsyncClient
 
+from chat.realtime import fallback
 from chatsite.asgi import application
 
 
@@ -134,3 +136,118 @@ class FallbackCommunicator:
             await asyncio.wait_for(asyncio.shield(self.task), timeout)
         if not self.task.done():
             self.task.cancel()
+
+
+class PollCommunicator(FallbackCommunicator):
+    """The fallback's long-polling mode (`GET /fallback/chat/poll/`), for proxies that buffer
+    the stream: a loop of polls, each acking the frames it already has, feeds the same
+    output queue; POSTs as for the stream."""
+
+    def __init__(self, headers: list[tuple[bytes, bytes]], address: str = "127.0.0.1") -> None:
+        super().__init__(headers, address)
+        self.received = 0  # the number of the last frame taken from an answer
+        self.answers: list[dict[str, Any]] = []  # every poll's answer, in order
+        self.polls = 0
+        self.session: dict[str, Any] = {}
+
+    async def request(
+        self, extra: list[tuple[bytes, bytes]], *, timeout: float = 60
+    ) -> tuple[int, Any]:
+        """One GET of the poll endpoint through the ASGI application: status and JSON."""
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": "/fallback/chat/poll/",
+            "raw_path": b"/fallback/chat/poll/",
+            "root_path": "",
+            "query_string": b"",
+            "headers": [*self.headers, *extra],
+            "client": (self.address, 50000),
+            "server": ("testserver", 80),
+        }
+        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        await inbox.put({"type": "http.request", "body": b"", "more_body": False})
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        app = asyncio.create_task(application(scope, inbox.get, send))
+        try:
+            await asyncio.wait_for(asyncio.shield(app), timeout)
+        except (TimeoutError, asyncio.CancelledError):
+            await inbox.put({"type": "http.disconnect"})  # the client gives up on it
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(app, 2)
+            raise
+        status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+        body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+        try:
+            return status, json.loads(body)
+        except ValueError:
+            return status, body.decode()
+
+    async def poll(self, ack: int | None = None, *, timeout: float = 60) -> tuple[int, Any]:
+        """One poll for the frames after `ack` (by default, the last one taken)."""
+        self.polls += 1
+        ack = self.received if ack is None else ack
+        return await self.request(
+            [(b"x-chat-session", (self.token or "").encode()), (b"x-chat-ack", str(ack).encode())],
+            timeout=timeout,
+        )
+
+    async def connect(self, timeout: float = 3) -> tuple[bool, int | None]:
+        status, answer = await self.request([], timeout=timeout)
+        if status != 200:
+            self.status = status
+            return False, status
+        self.status = 200
+        self.session = answer["session"]
+        self.token = self.session["token"]
+        self.opened.set()
+        await self._take(answer)
+        self.task = asyncio.create_task(self._poll_forever())
+        return True, None
+
+    async def _take(self, answer: dict[str, Any]) -> None:
+        self.answers.append(answer)
+        for number, frame in enumerate(answer["frames"], start=answer["first"]):
+            if number > self.received:
+                self.received = number
+                await self.output_queue.put({"type": "websocket.send", "text": json.dumps(frame)})
+        if answer["close"] is not None:
+            self.response_ended = True
+            await self.output_queue.put({"type": "websocket.close", "code": answer["close"]})
+
+    async def _poll_forever(self) -> None:
+        while not self.response_ended:
+            status, answer = await self.poll()
+            if status != 200:
+                self.status = status
+                self.response_ended = True
+                await self.output_queue.put({"type": "websocket.close", "code": 1006})
+                return
+            await self._take(answer)
+
+    async def disconnect(self, code: int = 1000, timeout: float = 3) -> None:
+        """The page leaves: it stops polling and says so in a POST (X-Chat-Close)."""
+        if self.task is None:
+            return
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self.task
+        self.task = None
+        if not self.response_ended:
+            response = await self.post([], **{"X-Chat-Close": "1"})
+            if response.status_code == 202:
+                await self.ended(timeout)
+
+    async def ended(self, timeout: float = 3) -> None:
+        """Wait for the server's side of the connection to end, its cleanup done."""
+        channel = signing.loads(self.token or "", salt=fallback.SALT)["c"]
+        tasks = [task for conn, task in fallback.polling.items() if conn.channel == channel]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)

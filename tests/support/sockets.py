@@ -16,7 +16,7 @@ from django.db import connections
 from django.test import Client
 
 from chatsite.asgi import application
-from tests.support.fallback import FallbackCommunicator
+from tests.support.fallback import FallbackCommunicator, PollCommunicator
 from tests.support.protocol import check_server_frame
 
 HOST = "localhost"  # the Host header of a test handshake; ORIGIN is its page's origin
@@ -127,8 +127,9 @@ class Socket:
 
 @pytest.fixture
 def transport() -> str:
-    """How `connect` reaches the server: "websocket", or "http" (the fallback, for networks
-    that block WebSockets); a test parametrized over `transport` runs on both."""
+    """How `connect` reaches the server: "websocket", "http" (the fallback's stream, for
+    networks that block WebSockets) or "poll" (its long-polling, where a proxy buffers the
+    stream); a test parametrized over `transport` runs on each."""
     return "websocket"
 
 
@@ -155,6 +156,8 @@ async def connect(transport: str) -> AsyncIterator[Callable[..., Any]]:
             headers.append((b"cookie", f"sessionid={cookie}".encode()))
         if transport == "http":
             communicator: Any = FallbackCommunicator(headers, address)
+        elif transport == "poll":
+            communicator = PollCommunicator(headers, address)
         else:
             communicator = WebsocketCommunicator(application, "/ws/chat/", headers=headers)
             communicator.scope["client"] = (address, 50000)
