@@ -29,7 +29,12 @@ from tests.support.cluster import (
 )
 from tests.support.js_client import JsClient
 from tests.support.live_server import PASSWORD
-from tests.support.live_sockets import AsyncFallback, FallbackStream, SocketTransport
+from tests.support.live_sockets import (
+    AsyncFallback,
+    AsyncPoll,
+    FallbackStream,
+    SocketTransport,
+)
 
 pytestmark = pytest.mark.live
 
@@ -120,6 +125,38 @@ async def test_a_fallback_connection_posts_to_one_worker_and_streams_from_the_ot
     await bob.close()
 
 
+async def test_a_polling_connection_is_served_through_either_worker(cluster: Cluster) -> None:
+    """No sticky sessions for long-polling either: the connection runs on worker one, its
+    polls alternate between the workers and its POSTs go to worker two; every frame comes
+    once, in order, whichever worker a poll reached."""
+    one, two = cluster.workers
+    bob = await open_socket(two, "bob")
+    await request(bob, {"type": "join", "room": "general"})
+    sessionid = await asyncio.to_thread(one.login, "alice")
+    alice = await AsyncPoll.open(one.base_url, sessionid, post_url=two.base_url)
+    try:
+        await alice.send({"type": "join", "room": "general", "ref": "j"})
+        frames = []
+        for n in range(6):
+            alice.poll_url = (one, two)[n % 2].base_url  # the next poll goes elsewhere
+            await alice.send(
+                {"type": "send", "room": "general", "body": f"p{n}", "client_id": f"p{n}"}
+            )
+            while (frame := await asyncio.wait_for(alice.recv(), TIMEOUT))["type"] != "ack":
+                frames.append(frame)
+        heard = [(await wait_for(bob, "message"))["message"]["body"] for _ in range(6)]
+        await alice.close()
+    finally:
+        alice.polling.cancel()
+
+    assert heard == [f"p{n}" for n in range(6)]
+    assert {one.base_url, two.base_url} <= set(alice.polls)
+    echoed = [f["message"]["body"] for f in frames if f["type"] == "message"]
+    assert echoed == [f"p{n}" for n in range(len(echoed))]
+    assert await wait_for(bob, "presence", user="alice", online=False)  # it said it left
+    await bob.close()
+
+
 async def test_admin_actions_reach_sockets_on_every_worker(cluster: Cluster) -> None:
     one, two = cluster.workers
     readers = [await open_socket(one), await open_socket(two)]
@@ -149,17 +186,21 @@ async def reader_connection(transport: str, *, stream_from: Worker, post_to: Wor
     streaming from it and POSTing to `post_to`."""
     if transport == "http":
         return await AsyncFallback.open(stream_from.base_url, post_url=post_to.base_url)
+    if transport == "poll":  # opened on one worker, its polls and POSTs through the other
+        return await AsyncPoll.open(
+            stream_from.base_url, poll_url=post_to.base_url, post_url=post_to.base_url
+        )
     return await open_socket(stream_from)
 
 
 async def next_frame(connection: Any) -> dict:
     """The next frame from a socket or a fallback connection."""
-    if isinstance(connection, AsyncFallback):
+    if isinstance(connection, AsyncFallback | AsyncPoll):
         return await connection.recv()
     return json.loads(await connection.recv())
 
 
-@pytest.mark.parametrize("transport", ["websocket", "http"])
+@pytest.mark.parametrize("transport", ["websocket", "http", "poll"])
 async def test_a_killed_workers_clients_recover_on_another_and_go_offline(
     cluster: Cluster, transport: str
 ) -> None:
@@ -170,7 +211,7 @@ async def test_a_killed_workers_clients_recover_on_another_and_go_offline(
     reader = await JsClient.start()
     await reader.watch("general")
     ws = await reader_connection(transport, stream_from=doomed, post_to=survivor)
-    await reader.connected(ws if transport == "http" else SocketTransport(ws))
+    await reader.connected(ws if transport != "websocket" else SocketTransport(ws))
     alice = await open_socket(doomed, "alice")  # only ever on the doomed worker
     await request(alice, {"type": "join", "room": "general"})
     watcher = await open_socket(survivor, "bob")
@@ -195,13 +236,21 @@ async def test_a_killed_workers_clients_recover_on_another_and_go_offline(
     await post(0, 50)
     doomed.server.kill()  # SIGKILL: no close frames, no cleanup, no presence update
     killed_at = time.monotonic()
+
+    async def offline_after() -> float:
+        await wait_for(watcher, "presence", watcher_seen, user="alice", online=False)
+        return time.monotonic() - killed_at
+
+    # Heard while the reader recovers (a polling reader learns its worker died only when a
+    # poll goes unanswered: CHAT_FALLBACK_POLL_SECONDS + 5 s).
+    went_offline = asyncio.create_task(offline_after())
     await reading
     await reader.disconnected()
     await post(50, 50)  # meanwhile the room goes on
 
     # The client reconnects (here: to the surviving worker) and rejoins with `since`.
     ws = await reader_connection(transport, stream_from=survivor, post_to=survivor)
-    await reader.connected(ws if transport == "http" else SocketTransport(ws))
+    await reader.connected(ws if transport != "websocket" else SocketTransport(ws))
     async with asyncio.timeout(TIMEOUT):
         while (await reader.state())["rooms"]["general"]["cursor"] != 100:
             await reader.receive(await next_frame(ws))
@@ -213,8 +262,7 @@ async def test_a_killed_workers_clients_recover_on_another_and_go_offline(
 
     # alice's socket died with its worker: the survivor's sweep tells bob she went offline,
     # within TTL + TTL/3 of the last heartbeat (40 s with the default TTL of 30 s).
-    await wait_for(watcher, "presence", watcher_seen, user="alice", online=False)
-    assert time.monotonic() - killed_at < PRESENCE_TTL * 2
+    assert await went_offline < PRESENCE_TTL * 2
     assert (await request(watcher, {"type": "join", "room": "general"}))["online"] == ["bob"]
     for socket in (watcher, sender):
         await socket.close()

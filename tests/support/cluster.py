@@ -134,6 +134,8 @@ def run_cluster(
         "CHAT_JOIN_RATE_LIMIT": "off",
         "CHAT_MAX_ANONYMOUS_SOCKETS_PER_ADDRESS": "100000",
         "CHAT_MAX_SOCKETS_PER_USER": str(SOCKET_CAP),
+        # A poll for a connection whose worker died is answered 410 after this + 5 s.
+        "CHAT_FALLBACK_POLL_SECONDS": "5",
         "PYTHONUNBUFFERED": "1",
     }
     try:

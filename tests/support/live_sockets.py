@@ -240,7 +240,13 @@ class FallbackStream:
 
 
 def post_frames(
-    base_url: str, token: str, cookie: str, frames: list[dict[str, Any]], *, batch: int
+    base_url: str,
+    token: str,
+    cookie: str,
+    frames: list[dict[str, Any]],
+    *,
+    batch: int,
+    close: bool = False,
 ) -> int:
     """POST frames to the fallback connection `token`, as the page does: numbered `batch`
     (from 1), with the session `cookie` (empty: anonymous) and a CSRF token of its own; the
@@ -259,6 +265,7 @@ def post_frames(
             "X-CSRFToken": csrf,
             "X-Chat-Session": token,
             "X-Chat-Batch": str(batch),
+            **({"X-Chat-Close": "1"} if close else {}),
         },
     )
     status = conn.getresponse().status
@@ -317,3 +324,99 @@ class AsyncFallback:
         await asyncio.to_thread(self.stream.close)
         with contextlib.suppress(Exception):
             await self.reading
+
+
+class AsyncPoll:
+    """A long-polling fallback connection for asyncio tests, shaped like AsyncFallback:
+    opened on `base_url`, its polls to `poll_url` and its POSTs to `post_url` (other workers,
+    if given). `recv()` the next frame (EOFError once the connection ended: a `close` in an
+    answer, or a poll refused, e.g. 410 when the connection's worker is gone)."""
+
+    def __init__(self, base_url: str, sessionid: str | None, poll_url: str, post_url: str) -> None:
+        self.cookie = f"sessionid={sessionid}" if sessionid else ""
+        self.poll_url = poll_url
+        self.post_url = post_url
+        status, answer = _get_poll(base_url, {"Cookie": self.cookie})
+        assert status == 200, (status, answer)
+        self.token = answer["session"]["token"]
+        self.received = 0
+        self.batch = 0
+        self.polls: list[str] = []  # the base URL of each poll, in order
+        self.frames: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._take(answer)
+        self.polling = asyncio.get_running_loop().create_task(self._poll_forever())
+
+    @classmethod
+    async def open(
+        cls,
+        base_url: str,
+        sessionid: str | None = None,
+        *,
+        poll_url: str | None = None,
+        post_url: str | None = None,
+    ) -> "AsyncPoll":
+        return cls(base_url, sessionid, poll_url or base_url, post_url or base_url)
+
+    def _take(self, answer: dict[str, Any]) -> bool:
+        """Queue the answer's frames not seen yet; False once it says the connection ended."""
+        for number, frame in enumerate(answer["frames"], start=answer["first"]):
+            if number > self.received:
+                self.received = number
+                self.frames.put_nowait(frame)
+        return answer["close"] is None
+
+    async def _poll_forever(self) -> None:
+        try:
+            while True:
+                headers = {
+                    "Cookie": self.cookie,
+                    "X-Chat-Session": self.token,
+                    "X-Chat-Ack": str(self.received),
+                }
+                self.polls.append(self.poll_url)
+                status, answer = await asyncio.to_thread(_get_poll, self.poll_url, headers)
+                if status != 200 or not self._take(answer):
+                    break
+        finally:
+            self.frames.put_nowait(None)
+
+    async def recv(self) -> dict[str, Any]:
+        frame = await self.frames.get()
+        if frame is None:
+            raise EOFError("the connection ended")
+        return frame
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        self.batch += 1
+        with contextlib.suppress(OSError):
+            await asyncio.to_thread(
+                post_frames, self.post_url, self.token, self.cookie, [frame], batch=self.batch
+            )
+
+    async def close(self) -> None:
+        """Leave as the page does: stop polling, and say so in a POST."""
+        self.polling.cancel()
+        self.batch += 1
+        with contextlib.suppress(OSError):
+            await asyncio.to_thread(
+                post_frames,
+                self.post_url,
+                self.token,
+                self.cookie,
+                [],
+                batch=self.batch,
+                close=True,
+            )
+
+
+def _get_poll(base_url: str, headers: dict[str, str]) -> tuple[int, Any]:
+    url = urllib.parse.urlsplit(base_url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+    try:
+        conn.request("GET", "/fallback/chat/poll/", headers=headers)
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    except (OSError, ValueError) as error:
+        return 0, str(error)
+    finally:
+        conn.close()
