@@ -487,7 +487,10 @@ class PollConnection(Connection):
         frames so far (they stay in the outbox until a poll acks them)."""
         session = {**self.session(self.token), "poll_timeout": settings.CHAT_FALLBACK_POLL_SECONDS}
         frames = ",".join(text for _, text in self.outbox)
-        return f'{{"session":{json.dumps(session)},"first":1,"frames":[{frames}],"close":null}}'
+        if self.ended_with is not None:  # refused as it opened (the socket cap): told here
+            self.told_end.set()
+        close = json.dumps(self.ended_with)
+        return f'{{"session":{json.dumps(session)},"first":1,"frames":[{frames}],"close":{close}}}'
 
     async def down(self, text: str) -> None:
         size = len(text)

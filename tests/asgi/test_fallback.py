@@ -223,6 +223,9 @@ async def test_the_socket_cap_counts_fallback_connections_too(alice, general, se
     assert opened is True  # as a socket: accepted, then told why, then closed
     assert error["code"] == "limit_reached"
     assert closed == {"type": "websocket.close", "code": 4008}
+    if mode == "poll":  # told, so it ends now rather than linger until idle
+        await second.ended(2)
+        assert len(fallback.polling) == 1
     await first.disconnect()
     await second.disconnect()
 
