@@ -374,7 +374,8 @@ def user_welcome(*, user: AbstractBaseUser) -> None:
 
 def membership_join(*, room: Room, user: AbstractBaseUser) -> Membership:
     """Put `room` in the user's rooms (sidebar, unread counts, mentions); joining again
-    changes nothing. Only public rooms are joined this way (a private room's members are
+    changes nothing. A user who never read the room has read it up to now: what comes
+    after joining is unread. Only public rooms are joined this way (a private room's members are
     added by others); the banned may not, nor may anyone join an archived room. Every tab
     of the user hears `membership` after commit."""
     if room.is_private and not room.members.filter(pk=user.pk).exists():
@@ -386,6 +387,9 @@ def membership_join(*, room: Room, user: AbstractBaseUser) -> Membership:
     with transaction.atomic():
         membership, created = Membership.objects.get_or_create(room=room, user=user)
         if created:
+            # A room never read counts nothing unread; one just joined counts what follows.
+            last_seq = Room.objects.values_list("last_seq", flat=True).get(pk=room.pk)
+            ReadState.objects.get_or_create(user=user, room=room, defaults={"seq": last_seq})
             _membership_announce(membership, member=True)
     return membership
 

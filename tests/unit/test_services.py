@@ -14,11 +14,11 @@ from django.db import IntegrityError, connection, transaction
 from django.test import override_settings
 from django.utils.text import slugify
 
-from chat import access, services
+from chat import access, selectors, services
 from chat.models import Ban, Membership, Message, Room
 from chat.protocol.errors import ChatError, ErrorCode
 from chat.protocol.events import room_group
-from tests.support.factories import DM_LOOKALIKE_NAMES
+from tests.support.factories import DM_LOOKALIKE_NAMES, post_messages
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -365,12 +365,15 @@ def test_a_group_commit_gives_each_message_its_own_result(general, make_room, al
 # Membership ----------------------------------------------------------------------------------
 
 
-def test_joining_a_public_room_makes_a_membership_once(alice, general):
+def test_joining_a_public_room_makes_a_membership_once_and_counts_what_follows(alice, bob, general):
+    post_messages(general, bob, 3)
     first = services.membership_join(room=general, user=alice)
+    post_messages(general, bob, 2)
     again = services.membership_join(room=general, user=alice)
 
     assert first.pk == again.pk
     assert list(general.members.all()) == [alice]
+    assert selectors.room_unread(room=general, user=alice) == (3, 2)
 
 
 def test_the_banned_cannot_join(alice, general):
