@@ -375,7 +375,9 @@ def test_the_join_leave_and_star_forms_change_the_sidebar(alice_client, alice, g
     response = alice_client.post("/chat/general/leave/")
 
     assert response["Location"] == "/chat/general/"
-    assert sidebar(alice_client.get("/chat/general/")) == []
+    after = alice_client.get("/chat/general/")
+    assert sidebar(after) == []
+    assert "Rooms you join are listed here" in after.content.decode()
 
 
 def test_leaving_a_private_room_goes_to_the_lobby_and_the_room_is_gone(

@@ -116,6 +116,8 @@ function membershipChanged(frame) {
       sidebar.markCurrent(navItems, page.current);
     }
     if (li) {
+      const empty = document.getElementById("nav-empty");
+      if (empty) empty.hidden = true;
       sidebar.setStarred(li, frame.starred);
       sidebar.placeItem(el.navRooms, li);
       renderNav(slug);
