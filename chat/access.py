@@ -15,7 +15,8 @@ The rules:
   and not archived. Checked again under the room's lock when the write is numbered.
 - One may *edit* one's own message within CHAT_EDIT_WINDOW_SECONDS; *delete* one's own
   message any time, and staff (moderators) anyone's.
-- A user *may be notified* of a room's messages if they may read it.
+- A user *may be notified* of a room's messages if they may read it and are its member
+  (a public room they left, or never joined, stays quiet for them).
 """
 
 from datetime import timedelta
@@ -69,16 +70,16 @@ def can_read(user: AnyUser, room: Room) -> bool:
 
 def may_be_notified(user: AnyUser, room: Room) -> bool:
     """Whether the user may hear of the room's messages (a mention, a direct message)."""
-    return signed_in(user) and can_read(user, room)
+    if not signed_in(user) or not can_read(user, room):
+        return False
+    return room.members.filter(pk=user.pk).exists()
 
 
 def notifiable_users(room: Room, usernames: set[str]) -> QuerySet[AbstractBaseUser]:
     """Of `usernames`, the users `may_be_notified` of `room`'s messages, in one query: the
-    same rule as a Q on users (active; a member if the room is private; not banned)."""
+    same rule as a Q on users (active; a member; not banned)."""
     users = get_user_model().objects.filter(username__in=usernames, is_active=True)
-    if room.is_private:
-        users = users.filter(chat_rooms=room)
-    return users.exclude(chat_bans__room=room)
+    return users.filter(chat_rooms=room).exclude(chat_bans__room=room)
 
 
 # Writing ------------------------------------------------------------------------------------

@@ -6,7 +6,16 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from . import selectors, services
-from .models import Announcement, Ban, Message, Room
+from .models import Announcement, Ban, Membership, Message, Room
+
+
+class MembershipInline(admin.TabularInline):
+    """A room's members: who may see it if private, whose sidebar lists it in any case."""
+
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+    readonly_fields = ["joined_at"]
 
 
 @admin.register(Room)
@@ -23,7 +32,7 @@ class RoomAdmin(admin.ModelAdmin):
     list_filter = ["is_private", "is_archived"]
     search_fields = ["name", "slug", "topic"]
     prepopulated_fields = {"slug": ["name"]}
-    filter_horizontal = ["members"]
+    inlines = [MembershipInline]
     readonly_fields = ["is_archived", "created_at", "last_seq"]
     autocomplete_fields = ["created_by"]
     actions = ["archive", "unarchive"]

@@ -43,11 +43,13 @@ class Room(models.Model):
         related_name="created_rooms",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # A private room's members are who may see it; a public room's, who has it in "your
+    # rooms" (the sidebar, unread counts, mentions). One row each: Membership.
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL,
+        through="Membership",
         blank=True,
         related_name="chat_rooms",
-        help_text="Who may see a private room.",
     )
     # The seq of the newest message; bumped under a row lock to number messages gaplessly.
     last_seq = models.PositiveBigIntegerField(default=0, editable=False)
@@ -75,6 +77,26 @@ class Room(models.Model):
             raise ValidationError(
                 {"slug": "Slugs starting with “dm-” are kept for direct messages."}
             )
+
+
+class Membership(models.Model):
+    """A user in a room: for a private room, the right to see it; for any room, its place
+    in the user's sidebar ("your rooms"), its unread count and its mentions."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_memberships"
+    )
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="memberships")
+    starred = models.BooleanField(default=False, help_text="Listed first in the sidebar.")
+    joined_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "room"], name="membership_user_room_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.room}"
 
 
 class Message(models.Model):

@@ -6,12 +6,23 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    Exists,
+    IntegerField,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce
 
 from . import access
 from .access import AnyUser
-from .models import Message, ReadState, Room
+from .models import Membership, Message, ReadState, Room
 from .protocol.errors import ChatError, ErrorCode
 
 SLUG_RE = re.compile(r"^[-a-zA-Z0-9_]{1,80}$")  # what SlugField(max_length=80) can hold
@@ -30,6 +41,49 @@ def rooms_visible_to(*, user: AnyUser, direct: bool = False) -> QuerySet[Room]:
     are not archived; with `direct`, the user's direct-message rooms instead."""
     rooms = Room.objects.filter(access.visible_rooms(user), is_archived=False, is_direct=direct)
     return rooms.order_by("name")
+
+
+def rooms_of(*, user: AnyUser) -> QuerySet[Room]:
+    """The user's rooms (the sidebar, "your rooms"): the rooms they are a member of, not
+    archived and not direct messages, each annotated with `starred`; starred first, then
+    by name. Anonymous visitors have none. A private room one is a member of is visible."""
+    if not user.is_authenticated:
+        return Room.objects.none()
+    mine = Membership.objects.filter(room=OuterRef("pk"), user=user)
+    rooms = Room.objects.filter(Exists(mine), is_archived=False, is_direct=False)
+    rooms = rooms.exclude(bans__user=user.pk)
+    starred = Exists(mine.filter(starred=True))
+    return rooms.annotate(starred=starred).order_by("-starred", "name")
+
+
+def rooms_in_lobby(*, user: AnyUser, query: str = "") -> QuerySet[Room]:
+    """The lobby's list: every room the user may see (all public ones, and private ones they
+    are a member of), not archived, no direct messages, whose name contains `query` (any
+    letter case); each annotated with `member_count` and `is_member`, by name."""
+    rooms = rooms_visible_to(user=user)
+    if query.strip():
+        rooms = rooms.filter(name__icontains=query.strip())
+    counted = (
+        Membership.objects.filter(room=OuterRef("pk"))
+        .order_by()
+        .values("room")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    member: Exists | Value = Value(False, output_field=BooleanField())
+    if user.is_authenticated:
+        member = Exists(Membership.objects.filter(room=OuterRef("pk"), user=user.pk))
+    return rooms.annotate(
+        member_count=Coalesce(Subquery(counted, output_field=IntegerField()), 0),
+        is_member=member,
+    )
+
+
+def room_membership(*, room: Room, user: AnyUser) -> Membership | None:
+    """The user's membership of the room, or None (anonymous, or not a member)."""
+    if not user.is_authenticated:
+        return None
+    return Membership.objects.filter(room=room, user=user).first()
 
 
 def room_name_taken(*, name: str, user: AnyUser) -> bool:
@@ -160,7 +214,8 @@ def user_get_active(*, username: str) -> AbstractBaseUser | None:
 
 def rooms_with_unread(*, rooms: QuerySet[Room], user: AnyUser) -> QuerySet[Room]:
     """`rooms`, each annotated with the user's `read_mark` (None: never read) and `unread`
-    (0 where they never read it), in one query."""
+    (0 where they never read it, or are not a member: only one's own rooms count), in one
+    query."""
     if not user.is_authenticated:
         return rooms.annotate(
             unread=Value(0, output_field=IntegerField()),
@@ -177,7 +232,9 @@ def rooms_with_unread(*, rooms: QuerySet[Room], user: AnyUser) -> QuerySet[Room]
         .values("n")
     )
     own_mark = ReadState.objects.filter(room=OuterRef("pk"), user=user).values("seq")[:1]
+    member = Exists(Membership.objects.filter(room=OuterRef("pk"), user=user))
+    counted = Coalesce(Subquery(unread, output_field=IntegerField()), 0)
     return rooms.annotate(
-        unread=Coalesce(Subquery(unread, output_field=IntegerField()), 0),
+        unread=Case(When(member, then=counted), default=Value(0), output_field=IntegerField()),
         read_mark=Subquery(own_mark),
     )

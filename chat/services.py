@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from . import access, selectors, visible_text
-from .models import Announcement, Ban, Message, ReadState, Room, slug_is_reserved
+from .models import Announcement, Ban, Membership, Message, ReadState, Room, slug_is_reserved
 from .protocol import events
 from .protocol.errors import ChatError, ErrorCode
 
@@ -359,6 +359,85 @@ def room_members_removed(*, room: Room, user_ids: Sequence[int]) -> None:
     for user_id in user_ids:
         event = events.removed_event(user_id=user_id, room_slug=room.slug, reason=MEMBERSHIP_REASON)
         events.send_on_commit(event["group"], event)
+
+
+DEFAULT_ROOM_SLUG = "general"  # made by chat/migrations/0002_general_room.py
+
+
+def user_welcome(*, user: AbstractBaseUser) -> None:
+    """A new account joins the default room, so its sidebar starts with somewhere to talk
+    (nothing if that room is gone, archived or private)."""
+    room = Room.objects.filter(slug=DEFAULT_ROOM_SLUG, is_private=False, is_archived=False).first()
+    if room is not None:
+        membership_join(room=room, user=user)
+
+
+def membership_join(*, room: Room, user: AbstractBaseUser) -> Membership:
+    """Put `room` in the user's rooms (sidebar, unread counts, mentions); joining again
+    changes nothing. A user who never read the room has read it up to now: what comes
+    after joining is unread. Only public rooms are joined this way (a private room's members are
+    added by others); the banned may not, nor may anyone join an archived room. Every tab
+    of the user hears `membership` after commit."""
+    if room.is_private and not room.members.filter(pk=user.pk).exists():
+        raise ChatError(ErrorCode.NOT_FOUND, f"No room {room.slug!r}.")
+    if access.is_banned(user, room):
+        raise ChatError(ErrorCode.FORBIDDEN, BAN_REASON)
+    if room.is_archived:
+        raise ChatError(ErrorCode.ROOM_ARCHIVED, "This room is archived.")
+    with transaction.atomic():
+        membership, created = Membership.objects.get_or_create(room=room, user=user)
+        if created:
+            # A room never read counts nothing unread; one just joined counts what follows.
+            last_seq = Room.objects.values_list("last_seq", flat=True).get(pk=room.pk)
+            ReadState.objects.get_or_create(user=user, room=room, defaults={"seq": last_seq})
+            _membership_announce(membership, member=True)
+    return membership
+
+
+def membership_leave(*, room: Room, user: AbstractBaseUser) -> bool:
+    """Take `room` out of the user's rooms; False if it was not in them. Leaving a private
+    room gives up access to it (its sockets hear `removed`: chat/signals.py); a direct
+    message cannot be left. Every tab of the user hears `membership` after commit."""
+    if room.is_direct:
+        raise ChatError(ErrorCode.BAD_REQUEST, "A direct message cannot be left.")
+    with transaction.atomic():
+        membership = Membership.objects.filter(room=room, user=user).first()
+        if membership is None:
+            return False
+        membership.delete()
+        _membership_announce(membership, member=False)
+    return True
+
+
+def membership_star(*, room: Room, user: AbstractBaseUser, starred: bool) -> Membership:
+    """Star (list first) or unstar one of the user's rooms; every tab of theirs hears it."""
+    with transaction.atomic():
+        membership = Membership.objects.select_for_update().filter(room=room, user=user).first()
+        if membership is None:
+            raise ChatError(ErrorCode.BAD_REQUEST, "Join the room to star it.")
+        if membership.starred != starred:
+            membership.starred = starred
+            membership.save(update_fields=["starred"])
+            _membership_announce(membership, member=True)
+    return membership
+
+
+def _membership_announce(membership: Membership, *, member: bool) -> None:
+    """After commit, tell every tab of the member what their sidebar now holds of the room."""
+    room = selectors.rooms_with_unread(
+        rooms=Room.objects.filter(pk=membership.room_id), user=membership.user
+    ).get()
+    frame = events.membership_frame(
+        room_slug=room.slug,
+        name=room.name,
+        member=member,
+        starred=membership.starred,
+        private=room.is_private,
+        last_seq=room.last_seq,
+        read=room.read_mark,
+        unread=room.unread if member else 0,
+    )
+    events.send_on_commit(*events.user_broadcast(membership.user_id, frame))
 
 
 def user_unban(*, room: Room, user: AbstractBaseUser) -> bool:

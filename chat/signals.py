@@ -10,12 +10,12 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_out
-from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
+from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 from django.http import HttpRequest
 
 from . import services
-from .models import Room
+from .models import Membership, Room
 
 
 @receiver(user_logged_out)
@@ -75,21 +75,10 @@ def recheck_sockets_of_room(sender: Any, instance: Any, **kwargs: Any) -> None:
         services.room_made_private(room=instance)
 
 
-@receiver(m2m_changed, sender=Room.members.through)
-def remove_sockets_of_former_members(
-    sender: Any, instance: Any, action: str, reverse: bool, pk_set: set[int] | None, **kwargs: Any
-) -> None:
-    """Room.members changed: whoever left a private room leaves it on every tab at once."""
-    if action == "pre_clear":  # the set is gone after the clear: remember it now
-        related = instance.chat_rooms if reverse else instance.members
-        instance._chat_cleared = set(related.values_list("pk", flat=True))
-        return
-    if action == "post_clear":
-        pk_set = getattr(instance, "_chat_cleared", set())
-    elif action != "post_remove":
-        return
-    if reverse:  # user.chat_rooms.remove(rooms…)
-        for room in Room.objects.filter(pk__in=pk_set or ()):
-            services.room_members_removed(room=room, user_ids=[instance.pk])
-    else:
-        services.room_members_removed(room=instance, user_ids=sorted(pk_set or ()))
+@receiver(post_delete, sender=Membership)
+def remove_sockets_of_former_members(sender: Any, instance: Membership, **kwargs: Any) -> None:
+    """A membership ended (the member left, the admin or code removed it, `members.remove`
+    or `clear`): whoever left a private room leaves it on every tab at once."""
+    room = Room.objects.filter(pk=instance.room_id).first()
+    if room is not None:
+        services.room_members_removed(room=room, user_ids=[instance.user_id])

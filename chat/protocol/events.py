@@ -184,6 +184,32 @@ def read_frame(*, room_slug: str, seq: int) -> dict[str, Any]:
     return {"type": "read", "room": room_slug, "seq": seq}
 
 
+def membership_frame(
+    *,
+    room_slug: str,
+    name: str,
+    member: bool,
+    starred: bool,
+    private: bool,
+    last_seq: int,
+    read: int | None,
+    unread: int,
+) -> dict[str, Any]:
+    """To every tab of one user: they joined, left or (un)starred a room, so each sidebar
+    adds, drops or moves its entry; the counts are the sidebar's, as a page would render."""
+    return {
+        "type": "membership",
+        "room": room_slug,
+        "name": name,
+        "member": member,
+        "starred": starred,
+        "private": private,
+        "last_seq": last_seq,
+        "read": read,
+        "unread": unread,
+    }
+
+
 def presence_frame(*, room_slug: str, username: str, online: bool) -> dict[str, Any]:
     return {"type": "presence", "room": room_slug, "user": username, "online": online}
 

@@ -5,7 +5,7 @@ import math
 from collections.abc import Callable
 
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
@@ -56,8 +56,9 @@ def room_create(request: HttpRequest) -> HttpResponse:
 
 
 def _render_lobby(request: HttpRequest, form: RoomCreateForm, status: int = 200) -> HttpResponse:
+    query = request.GET.get("q", "")[:80]
     rooms = selectors.rooms_with_unread(
-        rooms=selectors.rooms_visible_to(user=request.user), user=request.user
+        rooms=selectors.rooms_in_lobby(user=request.user, query=query), user=request.user
     )
     directs = selectors.rooms_with_unread(
         rooms=selectors.rooms_visible_to(user=request.user, direct=True), user=request.user
@@ -67,6 +68,7 @@ def _render_lobby(request: HttpRequest, form: RoomCreateForm, status: int = 200)
         "rooms": rooms,
         "directs": directs,
         "form": form,
+        "query": query,
         "lobby_config": {"username": username, "maxRooms": settings.CHAT_MAX_ROOMS_PER_SOCKET},
     }
     return render(request, "chat/lobby.html", context, status=status)
@@ -98,7 +100,8 @@ def _render_room(request: HttpRequest, room: Room) -> HttpResponse:
     counts) to switch between without reloading; the socket takes over from there."""
     user = request.user
     page = selectors.messages_latest(room=room, limit=settings.CHAT_PAGE_SIZE)
-    rooms = selectors.rooms_with_unread(rooms=selectors.rooms_visible_to(user=user), user=user)
+    membership = selectors.room_membership(room=room, user=user)
+    rooms = selectors.rooms_with_unread(rooms=selectors.rooms_of(user=user), user=user)
     directs = selectors.rooms_with_unread(
         rooms=selectors.rooms_visible_to(user=user, direct=True), user=user
     )
@@ -111,6 +114,9 @@ def _render_room(request: HttpRequest, room: Room) -> HttpResponse:
         "username": user.get_username() if user.is_authenticated else None,
         "isStaff": access.is_moderator(user),  # may delete others' messages
         "archived": room.is_archived,
+        "direct": room.is_direct,
+        "member": membership is not None,
+        "starred": membership is not None and membership.starred,
         "maxLength": settings.CHAT_MAX_MESSAGE_LENGTH,
         "editWindowSeconds": settings.CHAT_EDIT_WINDOW_SECONDS,
         "maxRooms": settings.CHAT_MAX_ROOMS_PER_SOCKET,
@@ -120,13 +126,65 @@ def _render_room(request: HttpRequest, room: Room) -> HttpResponse:
         "chat/room.html",
         {
             "room": room,
-            "messages": [events.message_dict(m) for m in page.messages],
+            "lines": [events.message_dict(m) for m in page.messages],
             "has_more": page.has_more,
             "rooms": rooms,
             "directs": directs,
             "config": config,
+            "membership": membership,
         },
     )
+
+
+def _room_for_membership(request: HttpRequest, slug: str) -> Room:
+    """The room a membership form names, as the room page finds it (404, 403 on a ban)."""
+    try:
+        return selectors.room_get_open_to(slug=slug, user=request.user)
+    except ChatError as error:
+        if error.code == ErrorCode.FORBIDDEN:
+            raise PermissionDenied(error.message) from None
+        raise Http404("No such room.") from None
+
+
+@login_required
+@require_POST
+def room_join(request: HttpRequest, slug: str) -> HttpResponse:
+    """The "Join room" form: the room goes into the user's rooms, on every tab of theirs."""
+    room = _room_for_membership(request, slug)
+    try:
+        services.membership_join(room=room, user=request.user)
+    except ChatError as error:
+        if error.code == ErrorCode.FORBIDDEN:
+            raise PermissionDenied(error.message) from None
+        messages.error(request, error.message)
+    return redirect(room)
+
+
+@login_required
+@require_POST
+def room_leave(request: HttpRequest, slug: str) -> HttpResponse:
+    """The "Leave room" form: out of the user's rooms; out of a private room altogether."""
+    room = _room_for_membership(request, slug)
+    try:
+        services.membership_leave(room=room, user=request.user)
+    except ChatError as error:
+        messages.error(request, error.message)
+        return redirect(room)
+    return redirect("chat:lobby" if room.is_private else room)
+
+
+@login_required
+@require_POST
+def room_star(request: HttpRequest, slug: str) -> HttpResponse:
+    """Star (`starred=1`) or unstar one of the user's rooms."""
+    room = _room_for_membership(request, slug)
+    try:
+        services.membership_star(
+            room=room, user=request.user, starred=request.POST.get("starred") == "1"
+        )
+    except ChatError as error:
+        messages.error(request, error.message)
+    return redirect(room)
 
 
 @require_http_methods(["GET", "POST"])
@@ -149,6 +207,7 @@ def signup(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         throttle.action_done(kind="signup", keys=keys, limit=limit)
         user = form.save()
+        services.user_welcome(user=user)
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect(next_url or settings.LOGIN_REDIRECT_URL)
     return render(request, "registration/signup.html", {"form": form, "next": next_url})

@@ -45,13 +45,18 @@ def test_room_list_searches_and_filters(admin_client_for, make_room, general):
     assert slugs("?is_archived__exact=1") == {"old"}
 
 
+# The room form's membership inline, submitted with no row changed.
+NO_MEMBERSHIP_CHANGES = {"memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0"}
+
+
 def test_room_form_prepopulates_the_slug_and_edits_members(admin_client_for, general):
     add = admin_client_for.get("/admin/chat/room/add/").content.decode()
     change = admin_client_for.get(f"/admin/chat/room/{general.pk}/change/").content.decode()
 
     assert "&quot;#id_slug&quot;, &quot;name&quot;: &quot;slug&quot;" in add
     assert "&quot;dependency_ids&quot;: [&quot;#id_name&quot;]" in add
-    assert 'name="members"' in change
+    # Members are edited as memberships (an inline: who, starred, since when).
+    assert 'name="memberships-TOTAL_FORMS"' in change
 
 
 @pytest.mark.parametrize("slug", ["dm-3-5", "DM-3-5", "dm_x", "dm"])
@@ -65,12 +70,13 @@ def test_the_admin_cannot_put_a_room_in_the_direct_message_namespace(admin_clien
 
 def test_the_admin_still_edits_a_direct_message_room(admin_client_for, alice, bob):
     room = services.direct_room_get_or_create(user=alice, other=bob)
-    form = {"name": room.name, "slug": room.slug, "is_private": "on", "members": [alice.pk, bob.pk]}
+    form = {"name": room.name, "slug": room.slug, "is_private": "on", **NO_MEMBERSHIP_CHANGES}
 
     response = admin_client_for.post(f"/admin/chat/room/{room.pk}/change/", {**form, "topic": "hi"})
 
     assert response.status_code == 302
     assert Room.objects.get(pk=room.pk).topic == "hi"
+    assert set(room.members.all()) == {alice, bob}
 
 
 def test_message_list_searches_by_body_and_author_and_filters_by_room(

@@ -210,6 +210,7 @@ def read_mark(user, room) -> int | None:
 async def test_a_read_mark_is_stored_and_reaches_the_users_other_tabs_only(
     connect, alice, bob, general
 ):
+    await database_sync_to_async(general.members.add)(alice)  # unread counts: her rooms only
     await database_sync_to_async(post_messages)(general, bob, 5)
     tab = await connect(alice)
     other_tab = await connect(alice)

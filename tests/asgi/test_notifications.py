@@ -80,19 +80,22 @@ def test_mentions_are_read_from_the_body():
     assert found == {"bob", "carol"}
 
 
-async def test_a_mention_notifies_the_mentioned_user_who_may_read_the_room(
+async def test_a_mention_notifies_the_mentioned_user_who_may_read_the_room_and_is_its_member(
     connect, alice, bob, make_user, make_room, general
 ):
     carol = await database_sync_to_async(make_user)("carol")
+    dave = await database_sync_to_async(make_user)("dave")  # reads general, never joined it
+    await database_sync_to_async(general.members.add)(bob, carol)
     team = await database_sync_to_async(make_room)("team", is_private=True, members=(alice, bob))
     sender = await connect(alice)
     await sender.join("general")
     await sender.join("team")
     bob_tab = await connect(bob)
     carol_tab = await connect(carol)
+    dave_tab = await connect(dave)
 
     await sender.request(
-        {"type": "send", "room": "general", "body": "@bob @carol look", "client_id": "m1"}
+        {"type": "send", "room": "general", "body": "@bob @carol @dave look", "client_id": "m1"}
     )
     await sender.request(
         {"type": "send", "room": "team", "body": "@bob @carol @alice secret", "client_id": "m2"}
@@ -106,6 +109,8 @@ async def test_a_mention_notifies_the_mentioned_user_who_may_read_the_room(
     ]
     # carol may not read the private room: she hears of general only, and nothing leaks.
     assert [(n["reason"], n["room"]) for n in carol_notes] == [("mention", "general")]
+    # dave is no member of general: "your rooms" alone notify (leaving stops mentions).
+    assert all(f["type"] != "notification" for f in await frames_until_pong(dave_tab))
     # Mentioning oneself notifies nobody.
     assert all(f["type"] != "notification" for f in await frames_until_pong(sender))
 

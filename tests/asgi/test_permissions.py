@@ -2,6 +2,7 @@
 application and the real pages, from one table (docs/security.md).
 
 Roles: anonymous; member (in the room's member list); non_member (signed in, not listed);
+left (a member who left: chat.services.membership_leave);
 banned (a member, banned from the room); staff (a moderator, not a member). Rooms: public,
 private, archived (public, read-only). Each role owns a message posted earlier in the room
 (anonymous can't), so "own" and "other's" edits and deletions are both tried.
@@ -16,9 +17,11 @@ from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
+from django.db import connection
 from django.test import Client
 
-from chat.models import Ban, Message, ReadState, Room
+from chat import services
+from chat.models import Ban, Membership, Message, ReadState, Room
 from tests.support.outcomes import ARCHIVED, AUTH, FORBIDDEN, NOT_FOUND, NOT_JOINED, OK
 from tests.support.sockets import Socket
 
@@ -67,15 +70,20 @@ EXPECTED: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {
     ("member", "public"): (200, ALLOWED),
     ("non_member", "public"): (200, ALLOWED),
     ("banned", "public"): (403, shut_out(FORBIDDEN)),
+    # A left member is a non-member again: a public room stays open to read and post in
+    # (membership is "your rooms", not a right), a private one is gone.
+    ("left", "public"): (200, ALLOWED),
     ("staff", "public"): (200, ALLOWED | {"delete_other": OK}),
     ("anonymous", "private"): (404, shut_out(NOT_FOUND, anonymous=True)),
     ("member", "private"): (200, ALLOWED),
     ("non_member", "private"): (404, shut_out(NOT_FOUND)),
+    ("left", "private"): (404, shut_out(NOT_FOUND)),
     ("banned", "private"): (403, shut_out(FORBIDDEN)),
     ("staff", "private"): (404, shut_out(NOT_FOUND)),  # staff read private rooms in the admin
     ("anonymous", "archived"): (200, shut_out(ARCHIVED, anonymous=True)),
     ("member", "archived"): (200, shut_out(ARCHIVED)),
     ("non_member", "archived"): (200, shut_out(ARCHIVED)),
+    ("left", "archived"): (200, shut_out(ARCHIVED)),
     ("banned", "archived"): (403, shut_out(FORBIDDEN)),
     ("staff", "archived"): (200, shut_out(ARCHIVED)),
 }
@@ -94,8 +102,10 @@ def arrange(role: str, kind: str, make_user) -> dict[str, Any]:
         is_archived=kind == "archived",
     )
     room.members.add(author)
-    if role in {"member", "banned"}:
+    if role in {"member", "left", "banned"}:
         room.members.add(user)
+    if role == "left":
+        services.membership_leave(room=room, user=user)
     seqs = itertools.count(1)
     other = post(room, author, next(seqs))
     own = post(room, user, next(seqs)) if user else None  # posted before any ban
@@ -196,8 +206,12 @@ def revoke(change: str, room: Room, user) -> None:
         Room.objects.filter(pk=room.pk).update(is_archived=True)
     elif change == "deactivated":  # update(), not save(): no signal closes the socket
         type(user).objects.filter(pk=user.pk).update(is_active=False)
-    else:  # the through row itself: members.remove() would send the live event
-        Room.members.through.objects.filter(room=room, user=user).delete()
+    else:  # the membership row, in SQL: any ORM delete of it sends the live event
+        table = connection.ops.quote_name(Membership._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {table} WHERE room_id = %s AND user_id = %s", [room.pk, user.pk]
+            )
 
 
 NO_SESSION = {("deactivated", "http"), ("deactivated", "poll")}

@@ -15,6 +15,7 @@ from playwright.sync_api import Browser, Page, expect
 from tests.support.browser import (
     TIMEOUT_MS,
     expect_message_once,
+    join_room,
     new_page,
     say,
     sign_in,
@@ -103,6 +104,7 @@ def test_presence_typing_and_unread_badges_as_the_readme_shows_them(
     live_site: LiveSite,
 ) -> None:
     random_slug = create_room(browser, live_site, "Random")
+    join_room(browser, live_site, "bob", random_slug)  # alice made it: it is hers already
     alice = sign_in_to_general(browser, live_site, "alice")
     bob = sign_in_to_general(browser, live_site, "bob")
     guest = new_page(browser)
@@ -246,6 +248,7 @@ def test_an_announcement_and_a_ban_from_the_admin_as_people_see_them(
     live_site: LiveSite,
 ) -> None:
     quiet = create_room(browser, live_site, "Quiet corner")  # bob is banned from it only
+    join_room(browser, live_site, "bob", quiet)
     alice = sign_in_to_general(browser, live_site, "alice")
     bob = sign_in_to_general(browser, live_site, "bob")
     guest = new_page(browser)
@@ -308,3 +311,46 @@ def test_the_lobby_counts_who_is_online_and_what_is_unread_live(
         expect(general.locator(".online-count")).to_have_text("", timeout=TIMEOUT_MS)
     finally:
         alice.context.close()
+
+
+def test_joining_starring_and_leaving_in_one_tab_changes_the_sidebar_of_another_live(
+    browser: Browser,
+    live_site: LiveSite,
+) -> None:
+    slug = create_room(browser, live_site, "Open house")  # alice's: bob is no member yet
+    watching = sign_in_to_general(browser, live_site, "bob")
+    acting = sign_in_to_general(browser, live_site, "bob")
+    alice = sign_in_to_general(browser, live_site, "alice")
+    try:
+        watching.evaluate("window.sameDocument = true")
+        expect(nav_item(watching, slug)).to_have_count(0)
+        acting.goto(f"{live_site.base_url}/chat/{slug}/")
+        expect(acting.locator("#status")).to_have_text("Connected", timeout=TIMEOUT_MS)
+
+        acting.get_by_role("button", name="Join room").click()
+
+        expect(acting.get_by_role("button", name="Leave room")).to_be_visible()
+        entry = nav_item(watching, slug)
+        expect(entry.locator("a")).to_have_text("Open house", timeout=TIMEOUT_MS)
+        # The new entry is followed like the others: a message there is counted unread.
+        alice.goto(f"{live_site.base_url}/chat/{slug}/")
+        expect(alice.locator("#status")).to_have_text("Connected", timeout=TIMEOUT_MS)
+        say(alice, "Welcome, bob")
+        expect(entry.locator(".unread")).to_have_text("1", timeout=TIMEOUT_MS)
+
+        acting.get_by_role("button", name="Star").click()
+
+        expect(acting.get_by_role("button", name="Unstar")).to_be_visible()
+        first = watching.locator("#nav-rooms li").first
+        expect(first).to_have_attribute("data-room", slug, timeout=TIMEOUT_MS)
+        expect(first.locator(".starred")).to_be_visible()
+
+        acting.get_by_role("button", name="Leave room").click()
+
+        expect(acting.get_by_role("button", name="Join room")).to_be_visible()
+        expect(nav_item(watching, slug)).to_have_count(0, timeout=TIMEOUT_MS)
+        expect(nav_item(watching, "general")).to_have_count(1)
+        assert watching.evaluate("window.sameDocument") is True  # never reloaded
+    finally:
+        for page in (watching, acting, alice):
+            page.context.close()

@@ -272,7 +272,8 @@ def test_the_policy_blocks_nothing_the_site_and_admin_need(
     admin.goto(f"{site.base_url}/admin/chat/room/add/")
     admin.locator("#id_name").press_sequentially("Tea and Biscuits")  # keyup events
     expect(admin.locator("#id_slug")).to_have_value("tea-and-biscuits")  # prepopulate.js
-    expect(admin.locator("#id_members_from")).to_be_visible()  # SelectFilter2.js
+    admin.locator(".add-row a").click()  # inlines.js adds a membership row
+    expect(admin.locator("#memberships-0 .field-user .select2-container")).to_be_visible()
     expect(admin.locator(".field-created_by .select2-container")).to_be_visible()  # select2
     assert_clean(admin)
     admin.get_by_role("button", name="Save", exact=True).click()

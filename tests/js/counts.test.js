@@ -75,6 +75,23 @@ describe("unread counts", () => {
   });
 });
 
+describe("rooms joined after the page was made", () => {
+  test("a room added from a membership frame counts from its own mark and count", () => {
+    const { c } = counts();
+    c.add({ slug: "new", lastSeq: 5, read: 3, unread: 2 });
+    assert.equal(c.unread("new"), 2);
+    c.message("new", msg(6));
+    assert.equal(c.unread("new"), 3);
+  });
+
+  test("adding a room counted already keeps its live counts", () => {
+    const { c } = counts();
+    c.message("general", msg(13));
+    c.add({ slug: "general", lastSeq: 13, read: 13, unread: 0 });
+    assert.equal(c.unread("general"), 3);
+  });
+});
+
 describe("online counts", () => {
   test("joined sets, presence and guests frames update, per room", () => {
     const { c } = counts();

@@ -100,6 +100,19 @@ describe("the client's frames conform to the protocol's schema", () => {
     for (const frame of h.sent) assertConforms("client", frame);
   });
 
+  test("unwatching a room (left in another tab) sends a conforming leave, once", () => {
+    const h = harness();
+    h.client.watch("random", 12, { quiet: true });
+    h.client.connected();
+    h.client.unwatch("random");
+    h.client.unwatch("random");
+    const leaves = h.sent.filter((frame) => frame.type === "leave");
+    assert.equal(leaves.length, 1);
+    assert.equal(leaves[0].room, "random");
+    assert.equal(h.client.rooms.has("random"), false);
+    for (const frame of h.sent) assertConforms("client", frame);
+  });
+
   test("a resend after an ack timeout is still a conforming send", () => {
     const h = harness();
     h.client.watch(ROOM, 0);
@@ -121,6 +134,17 @@ describe("the client's frames conform to the protocol's schema", () => {
       { type: "message_deleted", room: ROOM, id: 1004, seq: 6 },
       { type: "pong", rooms: { [ROOM]: 6 }, ref: "c3" },
       { type: "pong", rooms: {} },
+      {
+        type: "membership",
+        room: ROOM,
+        name: "General",
+        member: true,
+        starred: false,
+        private: false,
+        last_seq: 6,
+        read: null,
+        unread: 0,
+      },
       { type: "error", code: "rate_limited", message: "Slow down.", retry_after: 1.5, ref: "c4" },
     ];
     for (const frame of frames) assertConforms("server", frame);

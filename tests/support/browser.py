@@ -91,3 +91,17 @@ def expect_message_once(page: Page, author: str, body: str) -> None:
     expect(stored).to_have_count(1, timeout=TIMEOUT_MS)
     expect(stored.locator(".author")).to_have_text(author, timeout=TIMEOUT_MS)
     expect(log.locator("li:not([data-seq])")).to_have_count(0, timeout=TIMEOUT_MS)
+
+
+def join_room(browser: Browser, site: LiveSite, username: str, slug: str) -> None:
+    """`username` puts the room in their rooms with its page's "Join room" button (nothing
+    to do if it is there already: the page offers "Leave room" instead)."""
+    page = sign_in_to_general(browser, site, username)
+    try:
+        page.goto(f"{site.base_url}/chat/{slug}/")
+        join = page.get_by_role("button", name="Join room")
+        if join.is_visible():
+            join.click()
+        expect(page.get_by_role("button", name="Leave room")).to_be_visible(timeout=TIMEOUT_MS)
+    finally:
+        page.context.close()

@@ -41,15 +41,18 @@ DATABASE_NAME = "live.sqlite3"
 COMMAND_TIMEOUT = 120  # seconds for migrate and for creating users
 LOG_TAIL_LINES = 60
 
+# The accounts are made as sign-up makes them: each joins the default room (general).
 CREATE_USERS = """
 import os
 from django.contrib.auth import get_user_model
+from chat import services
 User = get_user_model()
 for name in os.environ["LIVE_USERNAMES"].split(","):
     staff = name == os.environ["LIVE_STAFF"]
-    User.objects.create_user(
+    user = User.objects.create_user(
         username=name, password=os.environ["LIVE_PASSWORD"], is_staff=staff, is_superuser=staff
     )
+    services.user_welcome(user=user)
 """
 
 

@@ -12,15 +12,17 @@ from chat.models import Ban, Message, Room
 
 pytestmark = pytest.mark.django_db
 
-ROLES = ("anonymous", "member", "non_member", "banned", "staff", "deactivated")
+ROLES = ("anonymous", "member", "non_member", "left", "banned", "staff", "deactivated")
 KINDS = ("public", "private", "archived", "direct")
 
 # role → the kinds of room it may read (page, join) and write in (post, edit, delete).
-# Staff are no member here; a deactivated account is a member that counts as nobody.
+# Staff are no member here; a deactivated account is a member that counts as nobody; a
+# left member was one and left (chat.services.membership_leave): a non-member again.
 READS = {
     "anonymous": {"public", "archived"},
     "member": {"public", "private", "archived", "direct"},
     "non_member": {"public", "archived"},
+    "left": {"public", "archived"},
     "banned": set(),
     "staff": {"public", "archived"},
     "deactivated": {"public", "archived"},
@@ -29,11 +31,13 @@ WRITES = {
     "anonymous": set(),
     "member": {"public", "private", "direct"},
     "non_member": {"public"},
+    "left": {"public"},
     "banned": set(),
     "staff": {"public"},
     "deactivated": set(),
 }
-NOTIFIED = {role: set() if role in {"anonymous", "deactivated"} else READS[role] for role in ROLES}
+# Notified (mentions, DMs) only of the rooms one is a member of: public ones too.
+NOTIFIED = {role: READS[role] if role == "member" else set() for role in ROLES}
 
 
 def arrange(role: str, kind: str, make_user: Any) -> tuple[Any, Room]:
@@ -50,8 +54,10 @@ def arrange(role: str, kind: str, make_user: Any) -> tuple[Any, Room]:
         direct_key=f"{other.pk}:{user.pk}" if kind == "direct" else None,
     )
     room.members.add(other)
-    if role in {"member", "banned", "deactivated"}:
+    if role in {"member", "left", "banned", "deactivated"}:
         room.members.add(user)
+    if role == "left":
+        room.members.remove(user)
     if role == "banned":
         Ban.objects.create(room=room, user=user)
     return user, room

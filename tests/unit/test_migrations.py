@@ -31,3 +31,50 @@ def test_existing_dms_are_keyed_by_their_pair_and_a_squatter_is_not_a_dm(make_us
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
     executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+def test_members_move_to_memberships_and_every_active_user_keeps_every_open_public_room(
+    make_user,
+):
+    alice, bob = make_user("alice"), make_user("bob")
+    gone = make_user("gone", is_active=False)
+    before, after = ("chat", "0005_direct_key"), ("chat", "0006_membership")
+    executor = MigrationExecutor(connection)
+    executor.migrate([before])
+    Room = executor.loader.project_state([before]).apps.get_model("chat", "Room")
+    Room.objects.all().delete()
+    lounge = Room.objects.create(name="Lounge", slug="lounge")
+    old = Room.objects.create(name="Old", slug="old", is_archived=True)
+    team = Room.objects.create(name="Team", slug="team", is_private=True)
+    team.members.add(bob.pk, gone.pk)
+    dm = Room.objects.create(
+        name="a & b", slug="dm-x", is_private=True, is_direct=True, direct_key="1:2"
+    )
+    dm.members.add(alice.pk, bob.pk)
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([after])
+
+    Membership = executor.loader.project_state([after]).apps.get_model("chat", "Membership")
+    rows = set(Membership.objects.values_list("room__slug", "user__username", "starred"))
+    assert rows == {
+        ("lounge", "alice", False),  # the backfill: active users, open public rooms
+        ("lounge", "bob", False),
+        ("team", "bob", False),  # copied, inactive members of private rooms included
+        ("team", "gone", False),
+        ("dm-x", "alice", False),
+        ("dm-x", "bob", False),
+    }
+    assert not Membership.objects.filter(room=old.pk).exists()  # archived: no backfill
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([before])  # and back: the plain table holds every membership
+    Room = executor.loader.project_state([before]).apps.get_model("chat", "Room")
+    assert set(Room.objects.get(pk=team.pk).members.values_list("username", flat=True)) == {
+        "bob",
+        "gone",
+    }
+    assert Room.objects.get(pk=lounge.pk).members.count() == 2
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())

@@ -120,7 +120,13 @@ def test_the_admin_shows_hostile_text_escaped(staff_client, evil, hostile_room, 
     message = hostile_room.messages.get(seq=2)
     staff_client.post(  # leaves a "recent action" naming the room on the admin's index
         f"/admin/chat/room/{hostile_room.pk}/change/",
-        {"name": hostile_room.name, "slug": "hostile", "topic": hostile_room.topic},
+        {
+            "name": hostile_room.name,
+            "slug": "hostile",
+            "topic": hostile_room.topic,
+            "memberships-TOTAL_FORMS": "0",  # the membership inline, unchanged
+            "memberships-INITIAL_FORMS": "0",
+        },
     )
     url = page.format(room=hostile_room.pk, message=message.pk, evil=evil.pk)
 

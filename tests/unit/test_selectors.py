@@ -29,6 +29,7 @@ def test_a_join_reads_the_counter_and_one_page_in_two_queries(
 def test_a_signed_in_join_also_says_where_the_user_left_off_in_one_more_query(
     general, alice, bob, django_assert_num_queries
 ):
+    general.members.add(alice)  # unread counts are for one's own rooms
     post_messages(general, bob, 5)
     services.room_mark_read(room=general, user=alice, seq=3)
 
@@ -98,7 +99,8 @@ def test_rooms_visible_to_lists_each_private_room_once(alice, bob, make_room, ge
 def test_unread_counts_others_messages_after_the_users_mark_in_rooms_they_read(
     general, alice, bob, make_room
 ):
-    other = make_room("other")
+    other = make_room("other", members=(alice,))
+    general.members.add(alice)
     post_messages(general, bob, 5)
     post_messages(general, alice, 2)  # one's own messages are never unread
     post_messages(other, bob, 3)  # alice never opened it: nothing unread there
@@ -111,3 +113,14 @@ def test_unread_counts_others_messages_after_the_users_mark_in_rooms_they_read(
     assert selectors.room_unread(room=general, user=alice) == (2, 2)
     assert selectors.room_unread(room=other, user=alice) == (None, 0)
     assert selectors.room_unread(room=general, user=bob) == (None, 0)
+
+
+def test_a_room_the_user_left_counts_nothing_unread_but_keeps_the_mark(general, alice, bob):
+    general.members.add(alice)
+    post_messages(general, bob, 5)
+    services.room_mark_read(room=general, user=alice, seq=2)
+    assert selectors.room_unread(room=general, user=alice) == (2, 3)
+
+    services.membership_leave(room=general, user=alice)
+
+    assert selectors.room_unread(room=general, user=alice) == (2, 0)

@@ -14,11 +14,11 @@ from django.db import IntegrityError, connection, transaction
 from django.test import override_settings
 from django.utils.text import slugify
 
-from chat import services
-from chat.models import Message, Room
+from chat import access, selectors, services
+from chat.models import Ban, Membership, Message, Room
 from chat.protocol.errors import ChatError, ErrorCode
 from chat.protocol.events import room_group
-from tests.support.factories import DM_LOOKALIKE_NAMES
+from tests.support.factories import DM_LOOKALIKE_NAMES, post_messages
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -360,3 +360,92 @@ def test_a_group_commit_gives_each_message_its_own_result(general, make_room, al
     ]
     assert Room.objects.get(pk=general.pk).last_seq == 3
     assert Room.objects.get(pk=archived.pk).last_seq == 0
+
+
+# Membership ----------------------------------------------------------------------------------
+
+
+def test_joining_a_public_room_makes_a_membership_once_and_counts_what_follows(alice, bob, general):
+    post_messages(general, bob, 3)
+    first = services.membership_join(room=general, user=alice)
+    post_messages(general, bob, 2)
+    again = services.membership_join(room=general, user=alice)
+
+    assert first.pk == again.pk
+    assert list(general.members.all()) == [alice]
+    assert selectors.room_unread(room=general, user=alice) == (3, 2)
+
+
+def test_the_banned_cannot_join(alice, general):
+    Ban.objects.create(room=general, user=alice)
+
+    with pytest.raises(ChatError) as refused:
+        services.membership_join(room=general, user=alice)
+
+    assert refused.value.code == ErrorCode.FORBIDDEN
+    assert not general.members.exists()
+
+
+def test_a_private_room_cannot_be_joined_by_a_non_member_and_looks_absent(alice, bob, make_room):
+    team = make_room("team", is_private=True, members=(bob,))
+
+    with pytest.raises(ChatError) as refused:
+        services.membership_join(room=team, user=alice)
+
+    assert refused.value.code == ErrorCode.NOT_FOUND
+    assert list(team.members.all()) == [bob]
+
+
+def test_an_archived_room_cannot_be_joined(alice, make_room):
+    old = make_room("old", is_archived=True)
+
+    with pytest.raises(ChatError) as refused:
+        services.membership_join(room=old, user=alice)
+
+    assert refused.value.code == ErrorCode.ROOM_ARCHIVED
+
+
+def test_leaving_a_room_ends_the_membership_and_leaving_again_is_false(alice, general):
+    services.membership_join(room=general, user=alice)
+
+    assert services.membership_leave(room=general, user=alice) is True
+    assert services.membership_leave(room=general, user=alice) is False
+    assert not general.members.exists()
+
+
+def test_leaving_a_private_room_gives_up_access(alice, bob, make_room):
+    team = make_room("team", is_private=True, members=(alice, bob))
+
+    services.membership_leave(room=team, user=alice)
+
+    assert not access.can_see(alice, team)
+
+
+def test_a_direct_message_cannot_be_left(alice, bob):
+    dm = services.direct_room_get_or_create(user=alice, other=bob)
+
+    with pytest.raises(ChatError) as refused:
+        services.membership_leave(room=dm, user=alice)
+
+    assert refused.value.code == ErrorCode.BAD_REQUEST
+    assert refused.value.message == "A direct message cannot be left."
+    assert set(dm.members.all()) == {alice, bob}
+
+
+def test_only_a_member_stars_a_room(alice, general):
+    with pytest.raises(ChatError):
+        services.membership_star(room=general, user=alice, starred=True)
+
+    services.membership_join(room=general, user=alice)
+    starred = services.membership_star(room=general, user=alice, starred=True)
+
+    assert starred.starred is True
+    assert Membership.objects.get(room=general, user=alice).starred is True
+
+
+def test_a_new_account_joins_general_and_nothing_when_general_is_archived(alice, bob, general):
+    services.user_welcome(user=alice)
+    Room.objects.filter(pk=general.pk).update(is_archived=True)
+    services.user_welcome(user=bob)
+
+    assert list(general.members.all()) == [alice]

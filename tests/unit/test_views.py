@@ -7,7 +7,8 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import resolve, reverse
 
-from chat.models import Room
+from chat import services
+from chat.models import Ban, Room
 from chat.web import views
 from tests.support.factories import DM_LOOKALIKE_NAMES, PASSWORD, post_messages
 
@@ -215,6 +216,9 @@ def test_signup_creates_the_account_and_signs_in(client):
     assert response.status_code == 302
     assert response["Location"] == "/chat/x/"
     assert client.get("/").context["user"].username == "carol"
+    # A new account starts with the default room in its sidebar.
+    carol = get_user_model().objects.get(username="carol")
+    assert list(Room.objects.filter(members=carol).values_list("slug", flat=True)) == ["general"]
 
 
 def sign_up(username: str, address: str = "198.51.100.7"):
@@ -327,3 +331,135 @@ def test_opening_a_dm_never_lands_in_a_room_that_took_its_slug(alice_client, ali
     spy = Client()
     spy.force_login(attacker)
     assert spy.get(f"/chat/{room.slug}/").status_code == 404
+
+
+# Membership: "your rooms" ------------------------------------------------------------------
+
+
+def sidebar(response) -> list[str]:
+    return [room.slug for room in response.context["rooms"]]
+
+
+def test_the_sidebar_lists_the_users_rooms_starred_first_then_by_name(
+    alice_client, alice, make_room, general
+):
+    for slug in ("apples", "zebras", "mangos"):
+        services.membership_join(room=make_room(slug), user=alice)
+    make_room("unjoined")
+    make_room("secret", is_private=True, members=(alice,))
+    services.membership_star(room=Room.objects.get(slug="zebras"), user=alice, starred=True)
+
+    response = alice_client.get("/chat/general/")
+
+    assert sidebar(response) == ["zebras", "apples", "mangos", "secret"]
+    html = response.content.decode()
+    assert 'id="join-form"' in html
+    assert 'action="/chat/general/join/"' in html
+
+
+def test_a_public_room_one_has_not_joined_opens_by_url_with_a_join_button(alice_client, general):
+    html = alice_client.get("/chat/general/").content.decode()
+
+    join = re.search(r'<form class="inline" id="join-form"[^>]*>', html).group(0)
+    leave = re.search(r'<form class="inline" id="leave-form"[^>]*>', html).group(0)
+    assert "hidden" not in join
+    assert "hidden" in leave
+
+
+def test_the_join_leave_and_star_forms_change_the_sidebar(alice_client, alice, general):
+    assert alice_client.post("/chat/general/join/").status_code == 302
+    assert sidebar(alice_client.get("/chat/general/")) == ["general"]
+    alice_client.post("/chat/general/star/", {"starred": "1"})
+    assert general.memberships.get(user=alice).starred is True
+
+    response = alice_client.post("/chat/general/leave/")
+
+    assert response["Location"] == "/chat/general/"
+    after = alice_client.get("/chat/general/")
+    assert sidebar(after) == []
+    assert "Rooms you join are listed here" in after.content.decode()
+
+
+def test_leaving_a_private_room_goes_to_the_lobby_and_the_room_is_gone(
+    alice_client, alice, make_room
+):
+    make_room("secret", is_private=True, members=(alice,))
+
+    response = alice_client.post("/chat/secret/leave/")
+
+    assert response["Location"] == "/"
+    assert alice_client.get("/chat/secret/").status_code == 404
+
+
+def test_leaving_a_direct_message_is_refused_with_a_clear_error(alice_client, alice, bob):
+    dm = services.direct_room_get_or_create(user=alice, other=bob)
+
+    response = alice_client.post(f"/chat/{dm.slug}/leave/", follow=True)
+
+    assert "A direct message cannot be left." in response.content.decode()
+    assert set(dm.members.all()) == {alice, bob}
+
+
+def test_the_banned_cannot_join(alice_client, alice, general):
+    Ban.objects.create(room=general, user=alice)
+
+    assert alice_client.post("/chat/general/join/").status_code == 403
+    assert not general.members.exists()
+
+
+def test_membership_forms_need_a_login_a_post_and_the_csrf_token(alice, general):
+    anonymous = Client()
+    response = anonymous.post("/chat/general/join/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/?next=")
+
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(alice)
+    assert strict.post("/chat/general/join/").status_code == 403
+    assert strict.get("/chat/general/join/").status_code == 405
+    assert not general.members.exists()
+
+
+def test_the_lobby_lists_every_public_room_with_member_counts_marking_the_users(
+    alice_client, alice, bob, make_room, general
+):
+    services.membership_join(room=general, user=alice)
+    services.membership_join(room=general, user=bob)
+    make_room("quiet")
+
+    response = alice_client.get("/")
+
+    counts = {r.slug: (r.member_count, r.is_member) for r in response.context["rooms"]}
+    assert counts == {"general": (2, True), "quiet": (0, False)}
+    assert "2 members" in response.content.decode()
+
+
+def test_the_lobby_searches_room_names_in_any_case(client, make_room, general):
+    make_room("django-tips", name="Django Tips")
+    make_room("djangonauts", name="DJANGOnauts")
+
+    response = client.get("/?q=djAngo")
+
+    assert sorted(r.slug for r in response.context["rooms"]) == ["django-tips", "djangonauts"]
+    assert "No room called" in client.get("/?q=nothing-like-it").content.decode()
+
+
+def test_lobby_and_room_pages_take_a_bounded_number_of_queries_at_scale(
+    alice_client, alice, general, django_assert_num_queries
+):
+    rooms = Room.objects.bulk_create(
+        Room(name=f"Room {i:04}", slug=f"room-{i:04}") for i in range(1000)
+    )
+    Room.members.through.objects.bulk_create(
+        Room.members.through(room=room, user=alice) for room in rooms[:200]
+    )
+
+    # The lobby: session, user, rooms (with counts and marks), direct messages.
+    with django_assert_num_queries(4):
+        lobby = alice_client.get("/")
+    # The room: session, user, room, ban, messages, membership, sidebar, direct messages.
+    with django_assert_num_queries(8):
+        page = alice_client.get("/chat/room-0000/")
+
+    assert len(lobby.context["rooms"]) == 1001
+    assert len(page.context["rooms"]) == 200

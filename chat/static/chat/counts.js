@@ -12,17 +12,22 @@ export class RoomCounts {
     this.username = username;
     this.render = render;
     this.rooms = new Map();
-    for (const room of rooms) {
-      this.rooms.set(room.slug, {
-        lastSeq: room.lastSeq,
-        read: room.read,
-        base: room.read === null ? 0 : room.unread, // unread when the page was made
-        live: new Set(), // seqs of messages by others since, not yet read
-        online: new Set(),
-        guests: 0,
-      });
-    }
+    for (const room of rooms) this.add(room);
     this.visible = null; // the room the user is looking at: its messages are read at once
+  }
+
+  // Count one more room ({slug, lastSeq, read, unread}, as the constructor takes them):
+  // one the user joined after the page was made. A room counted already is kept.
+  add(room) {
+    if (this.rooms.has(room.slug)) return;
+    this.rooms.set(room.slug, {
+      lastSeq: room.lastSeq,
+      read: room.read,
+      base: room.read === null ? 0 : room.unread, // unread when the page (or join) was made
+      live: new Set(), // seqs of messages by others since, not yet read
+      online: new Set(),
+      guests: 0,
+    });
   }
 
   unread(slug) {

@@ -28,11 +28,20 @@ const el = {
   input: document.getElementById("composer-input"),
   name: document.getElementById("room-name"),
   topic: document.getElementById("room-topic"),
+  membership: document.getElementById("membership"),
+  navRooms: document.getElementById("nav-rooms"),
 };
 const baseTitle = document.title.replace(/^.* · /, "");
 
 const page = new Page(config.room);
 const navItems = sidebar.roomItems(".room-nav li[data-room]", config.maxRooms);
+// The rooms the user is a member of, as this tab knows them: slug → {starred}. The sidebar
+// lists them (DMs aside); `membership` frames keep it current across the user's tabs.
+const memberships = new Map();
+for (const [slug, li] of navItems) {
+  if (!("direct" in li.dataset)) memberships.set(slug, { starred: "starred" in li.dataset });
+}
+if (config.member) memberships.set(config.room, { starred: config.starred });
 let socket = null;
 let readTimer = null;
 
@@ -71,6 +80,62 @@ function renderNav(slug) {
   const li = navItems.get(slug);
   if (li) sidebar.renderCounts(li, counts, slug, sidebar.onlineTotal);
   if (slug === page.current) renderOnline(el.online, counts.rooms.get(slug));
+}
+
+// The Join / Star / Leave forms, for the room on screen (they work without JS too).
+function renderMembership() {
+  if (!el.membership) return;
+  const slug = page.current;
+  const li = navItems.get(slug);
+  el.membership.hidden = li ? "direct" in li.dataset : config.direct;
+  const mine = memberships.get(slug);
+  for (const kind of ["join", "star", "leave"]) {
+    const form = document.getElementById(`${kind}-form`);
+    form.action = `/chat/${slug}/${kind}/`;
+    form.hidden = kind === "join" ? Boolean(mine) || Boolean(page.view.closed) : !mine;
+  }
+  const star = document.getElementById("star-room");
+  star.textContent = mine && mine.starred ? "Unstar" : "Star";
+  star.setAttribute("aria-pressed", String(Boolean(mine && mine.starred)));
+  document.querySelector('#star-form input[name="starred"]').value = mine && mine.starred ? "0" : "1";
+}
+
+// The user joined, left or (un)starred a room, maybe in another tab: the sidebar follows.
+function membershipChanged(frame) {
+  const slug = frame.room;
+  if (frame.member) {
+    memberships.set(slug, { starred: frame.starred });
+    let li = navItems.get(slug);
+    if (!li && el.navRooms) {
+      li = sidebar.newItem(frame);
+      navItems.set(slug, li);
+      sidebar.switchOnClick(new Map([[slug, li]]), switchTo);
+      counts.add({ slug, lastSeq: frame.last_seq, read: frame.read, unread: frame.unread });
+      viewOf(slug);
+      if (slug !== page.current) client.watch(slug, frame.last_seq, { quiet: true });
+      sidebar.markCurrent(navItems, page.current);
+    }
+    if (li) {
+      const empty = document.getElementById("nav-empty");
+      if (empty) empty.hidden = true;
+      sidebar.setStarred(li, frame.starred);
+      sidebar.placeItem(el.navRooms, li);
+      renderNav(slug);
+    }
+  } else {
+    memberships.delete(slug);
+    const li = navItems.get(slug);
+    if (li) {
+      li.remove();
+      navItems.delete(slug);
+    }
+    if (slug !== page.current) {
+      client.unwatch(slug);
+      counts.rooms.delete(slug);
+      page.views.delete(slug);
+    }
+  }
+  renderMembership();
 }
 
 function typingChanged(view) {
@@ -129,6 +194,7 @@ function switchTo(slug, { push = true } = {}) {
   if (to.hasMore === null) loadOlder(to); // first time on screen: its latest page
   el.older.hidden = !to.hasMore;
   renderClosed();
+  renderMembership();
   renderOnline(el.online, counts.rooms.get(slug));
   renderTyping(el.typing, to);
   scrollToBottom(to);
@@ -223,6 +289,7 @@ const frames = {
   announcement: (frame) => notifications.notice(`Announcement: ${frame.body}`, "announcement"),
   edited() {}, // the message_edited broadcast updates the line
   deleted() {},
+  membership: membershipChanged,
   room_closed: (frame) => closeRoom(frame.room, frame.reason),
   removed: (frame) => closeRoom(frame.room, frame.reason), // banned: out of it on every tab
   session_ended(frame) {
@@ -322,6 +389,7 @@ function start() {
   adoptServerLines();
   scrollToBottom(first);
   renderClosed();
+  renderMembership();
   for (const [slug, li] of navItems) {
     if (slug === config.room) continue;
     viewOf(slug);

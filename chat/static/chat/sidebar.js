@@ -69,3 +69,61 @@ export function switchOnClick(items, switchTo) {
     });
   }
 }
+
+// A new item for a room the user joined in another tab (as _room_list.html renders one).
+export function newItem({ room, name, private: isPrivate, last_seq: lastSeq, read, unread }) {
+  const li = document.createElement("li");
+  li.dataset.room = room;
+  li.dataset.lastSeq = String(lastSeq);
+  li.dataset.read = read === null ? "" : String(read);
+  li.dataset.unread = String(unread);
+  if (isPrivate) li.dataset.private = "";
+  const link = document.createElement("a");
+  link.href = `/chat/${room}/`;
+  link.textContent = name;
+  li.append(link);
+  if (isPrivate) li.append(badge("badge", "private"));
+  const count = badge("badge unread", String(unread));
+  count.title = "unread messages";
+  count.hidden = unread === 0;
+  const online = badge("online-count", "");
+  online.setAttribute("aria-label", "online");
+  li.append(count, online);
+  return li;
+}
+
+function badge(className, text) {
+  const span = document.createElement("span");
+  span.className = className;
+  span.textContent = text;
+  return span;
+}
+
+// Mark an item starred or not (the star badge, as _room_list.html renders it).
+export function setStarred(li, starred) {
+  let star = li.querySelector(".starred");
+  if (starred && !star) {
+    star = badge("badge starred", "★");
+    star.title = "starred";
+    li.querySelector("a").after(star);
+  } else if (!starred && star) {
+    star.remove();
+  }
+  if (starred) li.dataset.starred = "";
+  else delete li.dataset.starred;
+}
+
+// Put `li` where the server would list it: starred first, then by name.
+export function placeItem(list, li) {
+  const key = (item) => ["starred" in item.dataset ? 0 : 1, item.querySelector("a").textContent];
+  const [star, name] = key(li);
+  for (const other of list.children) {
+    if (other === li) continue;
+    const [otherStar, otherName] = key(other);
+    if (star < otherStar || (star === otherStar && name.localeCompare(otherName) < 0)) {
+      list.insertBefore(li, other);
+      return;
+    }
+  }
+  list.append(li);
+}

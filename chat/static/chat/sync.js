@@ -125,6 +125,12 @@ class ChatClient {
     return state;
   }
 
+  // Stop following a room (left in another tab): the server stops sending it.
+  unwatch(room) {
+    if (!this.rooms.delete(room)) return;
+    if (this.open) this.sendFrame({ type: "leave", room, ref: this.nextRef() });
+  }
+
   // Be counted online in a followed room (the one on screen), or not; a join tells the
   // server (and resyncs the room on the way).
   setQuiet(room, quiet) {
