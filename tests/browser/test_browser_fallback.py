@@ -52,6 +52,28 @@ def refuse(page_side: WebSocketRoute) -> None:
     page_side.close()
 
 
+class SocketGate:
+    """A proxy that refuses WebSockets until `allow` is set, then lets them through to the
+    real server; `sent` records the frames the page sends over them."""
+
+    def __init__(self) -> None:
+        self.allow = False
+        self.sent: list[dict[str, Any]] = []
+
+    def __call__(self, page_side: WebSocketRoute) -> None:
+        if not self.allow:
+            refuse(page_side)
+            return
+        server_side = page_side.connect_to_server()
+
+        def from_page(frame: str | bytes) -> None:
+            if isinstance(frame, str):
+                self.sent.append(json.loads(frame))
+            server_side.send(frame)
+
+        page_side.on_message(from_page)
+
+
 def blocked_page(browser: Browser) -> Page:
     """A fresh browser profile whose WebSockets never open."""
     page = new_page(browser)
@@ -83,6 +105,18 @@ def expect_status(page: Page, text: str, transport: str, timeout: int = TIMEOUT_
     status = page.locator("#status")
     expect(status).to_have_text(text, timeout=timeout)
     expect(status).to_have_attribute("data-transport", transport, timeout=timeout)
+
+
+def post_until_upgraded(page: Page, poster: Page, bodies: list[str]) -> None:
+    """With WebSockets let through, `poster` says a new line (appended to `bodies`) every 2 s
+    until `page`, on the fallback, has moved onto a socket, within a probe interval."""
+    deadline = time.monotonic() + UPGRADE_TIMEOUT_S
+    while page.locator("#status").text_content() != CONNECTED:
+        assert time.monotonic() < deadline, "the page stayed on HTTP with WebSockets allowed"
+        bodies.append(f"during the upgrade {len(bodies)}")
+        say(poster, bodies[-1])
+        page.wait_for_timeout(2000)
+    expect_status(page, CONNECTED, "websocket")
 
 
 def shown_ids(page: Page) -> list[str]:
@@ -173,23 +207,7 @@ def test_a_page_on_the_fallback_moves_to_a_websocket_once_one_opens(
     """WebSockets are blocked, then let through: within a probe interval the page moves onto
     a socket by itself (the pill says Connected again) while bob keeps posting, and every
     message is shown once."""
-    allow = False
-    sent_over_socket: list[dict[str, Any]] = []
-
-    def gate(page_side: WebSocketRoute) -> None:
-        """Blocked until `allow`; then the real server, recording what the page sends."""
-        if not allow:
-            page_side.close()
-            return
-        server_side = page_side.connect_to_server()
-
-        def from_page(frame: str | bytes) -> None:
-            if isinstance(frame, str):
-                sent_over_socket.append(json.loads(frame))
-            server_side.send(frame)
-
-        page_side.on_message(from_page)
-
+    gate = SocketGate()
     alice = pages["alice"] = new_page(browser)
     alice.route_web_socket(SOCKETS, gate)
     sign_in(alice, live_site, "alice", status=CONNECTED_HTTP)
@@ -201,14 +219,8 @@ def test_a_page_on_the_fallback_moves_to_a_websocket_once_one_opens(
         expect_message_once(page, "bob", bodies[0])
         expect_message_once(page, "alice", bodies[1])
 
-    allow = True
-    deadline = time.monotonic() + UPGRADE_TIMEOUT_S
-    while alice.locator("#status").text_content() != CONNECTED:
-        assert time.monotonic() < deadline, "the page stayed on HTTP with WebSockets allowed"
-        bodies.append(f"during the upgrade {len(bodies)}")
-        say(bob, bodies[-1])
-        alice.wait_for_timeout(2000)
-    expect_status(alice, CONNECTED, "websocket")
+    gate.allow = True
+    post_until_upgraded(alice, bob, bodies)
 
     say(bob, "after the upgrade")
     say(alice, "alice over the socket")
@@ -219,8 +231,7 @@ def test_a_page_on_the_fallback_moves_to_a_websocket_once_one_opens(
         ids = shown_ids(page)
         assert len(ids) == len(set(ids)), ids
     assert any(
-        frame["type"] == "send" and frame["body"] == "alice over the socket"
-        for frame in sent_over_socket
+        frame["type"] == "send" and frame["body"] == "alice over the socket" for frame in gate.sent
     )
 
 
