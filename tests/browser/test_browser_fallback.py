@@ -1,8 +1,10 @@
-"""Chat works where WebSockets are blocked: the HTTP fallback (an event stream down, POSTs up)
-in real Chromium, and the move back onto a WebSocket once one gets through.
+"""Chat works where WebSockets are blocked: the HTTP fallback (an event stream or long polls
+down, POSTs up) in real Chromium, and the move back onto a WebSocket once one gets through.
 
 Playwright closes every WebSocket of a "blocked" page before it opens, as a proxy that refuses
-the upgrade would; the page must fall back to /fallback/chat/ by itself.
+the upgrade would; the page must fall back to /fallback/chat/ by itself. Where the proxy also
+holds the event stream (it buffers a response until the response ends, which a stream never
+does), the page must then long-poll /fallback/chat/poll/ by itself.
 """
 
 import json
@@ -10,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, Page, Request, Route, WebSocketRoute, expect
@@ -31,6 +34,15 @@ pytestmark = [pytest.mark.browser, pytest.mark.own_database]
 
 SOCKETS = "**/ws/chat/"
 SEND = "**/fallback/chat/send/"
+# Playwright anchors a glob at both ends: this is the stream, not …/poll/ nor …/send/.
+STREAM = "**/fallback/chat/"
+STREAM_PATH = "/fallback/chat/"
+POLL_PATH = "/fallback/chat/poll/"
+# Behind a proxy that holds the stream a page polls once the stream's session timeout (10 s,
+# fallback.js) has passed, after two refused WebSocket handshakes and some backoff.
+POLL_TIMEOUT_MS = 20_000
+# The pill while a page finds its way down: after its first failed handshake, until connected.
+RECONNECTING = "Reconnecting…"
 # A page on the fallback tries a WebSocket every 30 s (± 25 %): the upgrade comes within this.
 UPGRADE_TIMEOUT_S = 45
 # After failed POSTs the page reconnects with backoff (up to 15 s between attempts).
@@ -79,6 +91,38 @@ def blocked_page(browser: Browser) -> Page:
     page = new_page(browser)
     page.route_web_socket(SOCKETS, refuse)
     return page
+
+
+def hold_the_stream(page: Page) -> list[str]:
+    """A proxy that buffers the event stream: it holds the response until the response ends,
+    which it never does, so no event reaches the page. The URLs it held, from now on."""
+    held: list[str] = []
+
+    def hold(route: Route) -> None:
+        held.append(route.request.url)  # and never answer: the request stays pending
+
+    page.route(STREAM, hold)
+    return held
+
+
+def requests_to(page: Page, path: str) -> list[Request]:
+    """The requests the page makes to `path`, from now on, in order."""
+    made: list[Request] = []
+
+    def record(request: Request) -> None:
+        if urlsplit(request.url).path == path:
+            made.append(request)
+
+    page.on("request", record)
+    return made
+
+
+def assert_polled_past_the_held_stream(held: list[str], polls: list[Request]) -> None:
+    """The page asked for the event stream, which the proxy held (that and nothing else), and
+    then long-polled."""
+    assert held, "the page never asked for the event stream"
+    assert {urlsplit(url).path for url in held} == {STREAM_PATH}, held
+    assert polls, "the page never polled"
 
 
 def posted_frames(page: Page) -> list[dict[str, Any]]:
@@ -233,6 +277,48 @@ def test_a_page_on_the_fallback_moves_to_a_websocket_once_one_opens(
     assert any(
         frame["type"] == "send" and frame["body"] == "alice over the socket" for frame in gate.sent
     )
+
+
+def test_two_people_chat_over_long_polls_where_a_proxy_holds_the_stream(
+    browser: Browser,
+    live_site: LiveSite,
+    pages: dict[str, Page],
+) -> None:
+    """With WebSockets blocked and the event stream held by a buffering proxy, alice and bob
+    long-poll by themselves once the stream gets no session, see each other online and
+    typing, and each other's messages once; the pill says HTTP."""
+    watched: dict[str, tuple[list[str], list[Request]]] = {}
+    for name in ("alice", "bob"):
+        page = pages[name] = blocked_page(browser)
+        watched[name] = (hold_the_stream(page), requests_to(page, POLL_PATH))
+        # Both sign in before either has waited out its held stream, so the waits overlap.
+        sign_in(page, live_site, name, status=RECONNECTING)
+    alice, bob = pages["alice"], pages["bob"]
+    alice_posts = posted_frames(alice)
+
+    for page in (alice, bob):
+        expect_status(page, CONNECTED_HTTP, "http", timeout=POLL_TIMEOUT_MS)
+        expect(page.locator("#online li")).to_have_text(["alice", "bob"], timeout=TIMEOUT_MS)
+    for held, polls in watched.values():
+        assert_polled_past_the_held_stream(held, polls)
+
+    alice.get_by_label("Message", exact=True).press_sequentially("Hi Bob, by polls", delay=20)
+    expect(bob.locator("#typing")).to_have_text("alice is typing…", timeout=TIMEOUT_MS)
+    alice.get_by_label("Message", exact=True).press("Enter")
+    for page in (bob, alice):
+        expect_message_once(page, "alice", "Hi Bob, by polls")
+    expect(bob.locator("#typing")).to_have_text("", timeout=TIMEOUT_MS)
+    sends = [frame for frame in alice_posts if frame["type"] == "send"]
+    assert [frame["body"] for frame in sends] == ["Hi Bob, by polls"]
+
+    bob.get_by_label("Message", exact=True).press_sequentially("Polled back, Alice", delay=20)
+    expect(alice.locator("#typing")).to_have_text("bob is typing…", timeout=TIMEOUT_MS)
+    bob.get_by_label("Message", exact=True).press("Enter")
+    for page in (alice, bob):
+        expect_message_once(page, "bob", "Polled back, Alice")
+    expect(alice.locator("#typing")).to_have_text("", timeout=TIMEOUT_MS)
+    for page in (alice, bob):
+        expect_status(page, CONNECTED_HTTP, "http")
 
 
 def test_a_login_in_another_tab_does_not_lock_the_fallback_out(
