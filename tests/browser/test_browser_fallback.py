@@ -86,6 +86,20 @@ class SocketGate:
         page_side.on_message(from_page)
 
 
+class PostGate:
+    """A proxy that fails the page's POSTs while `blocking` (the way down stays open), and
+    lets them through otherwise."""
+
+    def __init__(self) -> None:
+        self.blocking = False
+
+    def __call__(self, route: Route) -> None:
+        if self.blocking:
+            route.abort()
+        else:
+            route.continue_()
+
+
 def blocked_page(browser: Browser) -> Page:
     """A fresh browser profile whose WebSockets never open."""
     page = new_page(browser)
@@ -215,26 +229,19 @@ def test_a_message_typed_while_posts_fail_survives_a_reload_and_is_delivered_onc
     """On the fallback, POSTs fail (the stream still opens): the message stays pending, is
     kept in sessionStorage across a reload, and the reloaded page delivers it once."""
     body = "typed while the POSTs failed"
-    blocking = False
-
-    def gate(route: Route) -> None:
-        if blocking:
-            route.abort()
-        else:
-            route.continue_()
-
+    posts = PostGate()
     alice = pages["alice"] = blocked_page(browser)
-    alice.route(SEND, gate)
+    alice.route(SEND, posts)
     sign_in(alice, live_site, "alice", status=CONNECTED_HTTP)
 
-    blocking = True
+    posts.blocking = True
     say(alice, body)
     expect(outbox_line(alice, body)).to_contain_class("pending", timeout=TIMEOUT_MS)
     assert [(item["body"], item["state"]) for item in saved_outbox(alice)] == [(body, "pending")]
 
     alice.reload()
     expect(outbox_line(alice, body)).to_contain_class("pending", timeout=TIMEOUT_MS)
-    blocking = False
+    posts.blocking = False
     expect_status(alice, CONNECTED_HTTP, "http", timeout=RECONNECT_TIMEOUT_MS)
     expect_message_once(alice, "alice", body)
     assert saved_outbox(alice) == []
