@@ -107,16 +107,22 @@ def blocked_page(browser: Browser) -> Page:
     return page
 
 
-def hold_the_stream(page: Page) -> list[str]:
-    """A proxy that buffers the event stream: it holds the response until the response ends,
-    which it never does, so no event reaches the page. The URLs it held, from now on."""
-    held: list[str] = []
+def proxy_the_stream(page: Page, *, hold: bool = True) -> list[str]:
+    """A proxy in the way of the event stream, so that no event reaches the page; the URLs it
+    caught, from now on. With `hold` it buffers the response until the response ends, which a
+    stream never does, and the page waits out the stream's session timeout (10 s); without,
+    it fails the request at once, as a proxy that refuses streams does, and the page polls
+    after the error."""
+    caught: list[str] = []
 
-    def hold(route: Route) -> None:
-        held.append(route.request.url)  # and never answer: the request stays pending
+    def intercept(route: Route) -> None:
+        caught.append(route.request.url)
+        if not hold:
+            route.abort()
+        # Held: never answered, the request stays pending.
 
-    page.route(STREAM, hold)
-    return held
+    page.route(STREAM, intercept)
+    return caught
 
 
 def requests_to(page: Page, path: str) -> list[Request]:
@@ -131,11 +137,11 @@ def requests_to(page: Page, path: str) -> list[Request]:
     return made
 
 
-def assert_polled_past_the_held_stream(held: list[str], polls: list[Request]) -> None:
-    """The page asked for the event stream, which the proxy held (that and nothing else), and
-    then long-polled."""
-    assert held, "the page never asked for the event stream"
-    assert {urlsplit(url).path for url in held} == {STREAM_PATH}, held
+def assert_polled_past_the_stream(caught: list[str], polls: list[Request]) -> None:
+    """The page asked for the event stream, which the proxy caught (that and nothing else),
+    and then long-polled."""
+    assert caught, "the page never asked for the event stream"
+    assert {urlsplit(url).path for url in caught} == {STREAM_PATH}, caught
     assert polls, "the page never polled"
 
 
@@ -250,6 +256,42 @@ def test_a_message_typed_while_posts_fail_survives_a_reload_and_is_delivered_onc
     expect_message_once(bob, "alice", body)
 
 
+def test_a_message_pending_on_long_polls_survives_a_reload_and_is_delivered_once(
+    browser: Browser,
+    live_site: LiveSite,
+    pages: dict[str, Page],
+) -> None:
+    """On long polls behind a proxy that refuses the stream, POSTs fail (the polls still get
+    through): the message stays pending, is kept in sessionStorage across a reload, and the
+    reloaded page, polling again once its stream failed, delivers it once."""
+    # Refused, not held: each page load would wait out the stream's 10 s session timeout,
+    # and this test loads the page twice; the held stream is the first test's.
+    body = "pending on polls across a reload"
+    posts = PostGate()
+    alice = pages["alice"] = blocked_page(browser)
+    caught, polls = proxy_the_stream(alice, hold=False), requests_to(alice, POLL_PATH)
+    alice.route(SEND, posts)
+    sign_in(alice, live_site, "alice", status=CONNECTED_HTTP)
+    assert_polled_past_the_stream(caught, polls)
+
+    posts.blocking = True
+    say(alice, body)
+    expect(outbox_line(alice, body)).to_contain_class("pending", timeout=TIMEOUT_MS)
+    assert [(item["body"], item["state"]) for item in saved_outbox(alice)] == [(body, "pending")]
+
+    caught_before, polls_before = len(caught), len(polls)
+    alice.reload()
+    expect(outbox_line(alice, body)).to_contain_class("pending", timeout=TIMEOUT_MS)
+    posts.blocking = False
+    expect_status(alice, CONNECTED_HTTP, "http", timeout=RECONNECT_TIMEOUT_MS)
+    expect_message_once(alice, "alice", body)
+    assert saved_outbox(alice) == []
+    assert_polled_past_the_stream(caught[caught_before:], polls[polls_before:])
+
+    bob = pages["bob"] = sign_in_to_general(browser, live_site, "bob")
+    expect_message_once(bob, "alice", body)
+
+
 def test_a_page_on_the_fallback_moves_to_a_websocket_once_one_opens(
     browser: Browser,
     live_site: LiveSite,
@@ -297,7 +339,7 @@ def test_two_people_chat_over_long_polls_where_a_proxy_holds_the_stream(
     watched: dict[str, tuple[list[str], list[Request]]] = {}
     for name in ("alice", "bob"):
         page = pages[name] = blocked_page(browser)
-        watched[name] = (hold_the_stream(page), requests_to(page, POLL_PATH))
+        watched[name] = (proxy_the_stream(page), requests_to(page, POLL_PATH))
         # Both sign in before either has waited out its held stream, so the waits overlap.
         sign_in(page, live_site, name, status=RECONNECTING)
     alice, bob = pages["alice"], pages["bob"]
@@ -306,8 +348,8 @@ def test_two_people_chat_over_long_polls_where_a_proxy_holds_the_stream(
     for page in (alice, bob):
         expect_status(page, CONNECTED_HTTP, "http", timeout=POLL_TIMEOUT_MS)
         expect(page.locator("#online li")).to_have_text(["alice", "bob"], timeout=TIMEOUT_MS)
-    for held, polls in watched.values():
-        assert_polled_past_the_held_stream(held, polls)
+    for caught, polls in watched.values():
+        assert_polled_past_the_stream(caught, polls)
 
     alice.get_by_label("Message", exact=True).press_sequentially("Hi Bob, by polls", delay=20)
     expect(bob.locator("#typing")).to_have_text("alice is typing…", timeout=TIMEOUT_MS)
