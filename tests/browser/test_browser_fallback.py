@@ -38,6 +38,7 @@ SEND = "**/fallback/chat/send/"
 STREAM = "**/fallback/chat/"
 STREAM_PATH = "/fallback/chat/"
 POLL_PATH = "/fallback/chat/poll/"
+SEND_PATH = "/fallback/chat/send/"
 # Behind a proxy that holds the stream a page polls once the stream's session timeout (10 s,
 # fallback.js) has passed, after two refused WebSocket handshakes and some backoff.
 POLL_TIMEOUT_MS = 20_000
@@ -171,13 +172,15 @@ def expect_status(page: Page, text: str, transport: str, timeout: int = TIMEOUT_
     expect(status).to_have_attribute("data-transport", transport, timeout=timeout)
 
 
-def post_until_upgraded(page: Page, poster: Page, bodies: list[str]) -> None:
-    """With WebSockets let through, `poster` says a new line (appended to `bodies`) every 2 s
-    until `page`, on the fallback, has moved onto a socket, within a probe interval."""
+def post_until_upgraded(page: Page, poster: Page, bodies: list[str], label: str) -> None:
+    """With WebSockets let through, `poster` says a new line (`label (n)`, appended to
+    `bodies`) every 2 s until `page`, on the fallback, has moved onto a socket, within a probe
+    interval."""
     deadline = time.monotonic() + UPGRADE_TIMEOUT_S
     while page.locator("#status").text_content() != CONNECTED:
         assert time.monotonic() < deadline, "the page stayed on HTTP with WebSockets allowed"
-        bodies.append(f"during the upgrade {len(bodies)}")
+        # "(2)" is in no other line, as "2" is in "…20": the log is matched by substring.
+        bodies.append(f"{label} ({len(bodies)})")
         say(poster, bodies[-1])
         page.wait_for_timeout(2000)
     expect_status(page, CONNECTED, "websocket")
@@ -313,7 +316,7 @@ def test_a_page_on_the_fallback_moves_to_a_websocket_once_one_opens(
         expect_message_once(page, "alice", bodies[1])
 
     gate.allow = True
-    post_until_upgraded(alice, bob, bodies)
+    post_until_upgraded(alice, bob, bodies, "during the upgrade")
 
     say(bob, "after the upgrade")
     say(alice, "alice over the socket")
@@ -368,6 +371,59 @@ def test_two_people_chat_over_long_polls_where_a_proxy_holds_the_stream(
     expect(alice.locator("#typing")).to_have_text("", timeout=TIMEOUT_MS)
     for page in (alice, bob):
         expect_status(page, CONNECTED_HTTP, "http")
+
+
+def test_a_page_on_long_polls_moves_to_a_websocket_and_ends_its_poll_connection_at_once(
+    browser: Browser,
+    live_site: LiveSite,
+    pages: dict[str, Page],
+) -> None:
+    """WebSockets are blocked and a proxy refuses the stream, so alice long-polls; then
+    sockets are let through: within a probe interval her page moves onto one by itself while
+    bob keeps posting, every message is shown once, the page stops polling and POSTs
+    X-Chat-Close, and the server ends the poll connection at once: when alice leaves the
+    room, bob sees her go offline long before the connection's idle timeout (60 s)."""
+    # Refused, not held: the wait for a probe already makes this the slowest test here.
+    gate = SocketGate()
+    alice = pages["alice"] = new_page(browser)
+    alice.route_web_socket(SOCKETS, gate)
+    caught, polls = proxy_the_stream(alice, hold=False), requests_to(alice, POLL_PATH)
+    alice_posts = requests_to(alice, SEND_PATH)
+    sign_in(alice, live_site, "alice", status=CONNECTED_HTTP)
+    assert_polled_past_the_stream(caught, polls)
+    bob = pages["bob"] = sign_in_to_general(browser, live_site, "bob")
+    bodies = ["bob, while alice polls", "alice, by polls"]
+    say(bob, bodies[0])
+    say(alice, bodies[1])
+    for page in (alice, bob):
+        expect_message_once(page, "bob", bodies[0])
+        expect_message_once(page, "alice", bodies[1])
+
+    gate.allow = True
+    post_until_upgraded(alice, bob, bodies, "bob, as sockets come back")
+    polled = len(polls)
+    closing = [r for r in alice_posts if r.headers.get("x-chat-close") == "1"]
+    assert len(closing) == 1, [r.headers for r in alice_posts]
+    answer = closing[0].response()
+    assert answer is not None
+    assert answer.status == 202, answer.status
+
+    say(bob, "bob, alice on a socket")
+    say(alice, "alice, on a socket after polls")
+    for page in (alice, bob):
+        for body in [*bodies[2:], "bob, alice on a socket"]:
+            expect_message_once(page, "bob", body)
+        expect_message_once(page, "alice", "alice, on a socket after polls")
+        ids = shown_ids(page)
+        assert len(ids) == len(set(ids)), ids
+    assert any(
+        frame["type"] == "send" and frame["body"] == "alice, on a socket after polls"
+        for frame in gate.sent
+    )
+    assert len(polls) == polled, "the page polled on after the upgrade"
+
+    alice.goto(f"{live_site.base_url}/")  # the lobby: its socket is not counted online
+    expect(bob.locator("#online li")).to_have_text(["bob"], timeout=TIMEOUT_MS)
 
 
 def test_a_login_in_another_tab_does_not_lock_the_fallback_out(
