@@ -373,6 +373,26 @@ def test_two_people_chat_over_long_polls_where_a_proxy_holds_the_stream(
         expect_status(page, CONNECTED_HTTP, "http")
 
 
+def test_leaving_a_page_on_long_polls_ends_its_connection_at_once(
+    browser: Browser,
+    live_site: LiveSite,
+    pages: dict[str, Page],
+) -> None:
+    """A page on long polls says so as it goes away (X-Chat-Close): when alice leaves the
+    room, bob sees her offline at once, as after a socket or a stream, not once her poll
+    connection's idle timeout (60 s) has passed."""
+    bob = pages["bob"] = sign_in_to_general(browser, live_site, "bob")
+    alice = pages["alice"] = blocked_page(browser)
+    caught, polls = proxy_the_stream(alice, hold=False), requests_to(alice, POLL_PATH)
+    sign_in(alice, live_site, "alice", status=CONNECTED_HTTP)
+    assert_polled_past_the_stream(caught, polls)
+    expect(bob.locator("#online li")).to_have_text(["alice", "bob"], timeout=TIMEOUT_MS)
+
+    alice.goto(f"{live_site.base_url}/")  # the lobby: its connection is not counted online
+
+    expect(bob.locator("#online li")).to_have_text(["bob"], timeout=TIMEOUT_MS)
+
+
 def test_a_page_on_long_polls_moves_to_a_websocket_and_ends_its_poll_connection_at_once(
     browser: Browser,
     live_site: LiveSite,
