@@ -390,6 +390,22 @@ describe("long-polling", () => {
     assert.deepEqual(h.statuses.at(-1), ["connected", "websocket"]);
   });
 
+  test("a page going away ends its poll connection with X-Chat-Close, in a keepalive POST", async () => {
+    const h = await onPolls();
+    h.clock.advance(0); // the background socket, its handshake under way
+    h.fire("pagehide");
+    await settle();
+
+    assert.equal(h.poll().aborted, true, "the poll in flight is aborted");
+    const goodbye = h.posts.at(-1);
+    assert.equal(goodbye.init.headers["X-Chat-Close"], "1");
+    assert.equal(goodbye.init.headers["X-Chat-Session"], "poll-token");
+    assert.equal(goodbye.init.keepalive, true, "a POST that outlives the page");
+    // Back from the back/forward cache, the page polls again.
+    h.nextAttempt();
+    assert.equal(h.openings().length, 2);
+  });
+
   test("stop() ends the poll connection with X-Chat-Close, and nothing reconnects", async () => {
     const h = await onPolls();
     h.transport.stop();

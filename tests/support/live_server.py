@@ -1,9 +1,9 @@
 """The site as a real server process, for tests that speak HTTP and WebSockets over a socket.
 
 `live_site` migrates a fresh SQLite file in a temporary folder (never the developer's
-db.sqlite3), creates alice and bob, and runs `manage.py runserver` (daphne: HTTP and
-WebSockets in one process, the in-memory channel layer) on a free port. Tests ask for it by
-name (tests/conftest.py registers this module's fixtures).
+db.sqlite3), creates alice, bob, carol and a moderator, and runs `manage.py runserver`
+(daphne: HTTP and WebSockets in one process, the in-memory channel layer) on a free port.
+Tests ask for it by name (tests/conftest.py registers this module's fixtures).
 
 `restartable_site` is the same for one test, whose server (`site.server`) may be paused
 (SIGSTOP), killed (SIGKILL, no shutdown at all) and started again on the same port and the
@@ -32,7 +32,7 @@ from tests.support import PROJECT_ROOT
 
 PASSWORD = "correct-horse-battery-9"
 STAFF = "moderator"  # a superuser, for the admin
-USERNAMES = ("alice", "bob", STAFF)
+USERNAMES = ("alice", "bob", "carol", STAFF)
 START_TIMEOUT = 30  # seconds for the server to answer GET / with 200
 STOP_TIMEOUT = 10  # seconds between SIGTERM and SIGKILL
 REBIND_TIMEOUT = 10  # seconds a restart keeps trying the port a killed server held

@@ -227,10 +227,11 @@ function postQueue(env, conn, fail, { keepalive }) {
     if (conn.alive && !inFlight && queue.length > 0) post(queue.splice(0, MAX_BATCH));
   }
 
-  function request(batch, headers = {}) {
+  function request(batch, headers = {}, { keepalive = false } = {}) {
     return env.fetch(env.sendUrl, {
       method: "POST",
       credentials: "same-origin",
+      keepalive,
       headers: {
         "Content-Type": "application/json",
         "X-Chat-Session": token,
@@ -288,7 +289,9 @@ function postQueue(env, conn, fail, { keepalive }) {
     goodbyePlanned = false;
     const batch = queue.splice(0, MAX_BATCH);
     queue.length = 0; // beyond one POST: the ChatClient resends what matters on its next connection
-    request(batch, { "X-Chat-Close": "1" }).catch(() => {});
+    // keepalive: it may be the page's last words (a page going away). A body past the
+    // browser's 64 KiB for such requests fails, and the connection lingers as before.
+    request(batch, { "X-Chat-Close": "1" }, { keepalive: true }).catch(() => {});
   }
 
   return { start, send, stop };

@@ -12,7 +12,8 @@
 // that opened and then dropped is followed by one of the same mode. While on the fallback a
 // WebSocket is tried in the background when a stream or poll connection opens and every 30 s
 // or so; if one opens, the fallback connection is closed and the client told disconnected()
-// then connected(), so it resyncs over the socket as after any reconnect.
+// then connected(), so it resyncs over the socket as after any reconnect. A page going away
+// closes its fallback connection, so a poll connection ends on the server at once.
 //
 // It owns the status: any frame received on the open connection means connected, whatever the
 // browser said about the network meanwhile (a short drop can leave the socket alive).
@@ -252,6 +253,16 @@ export function keepOpen(client, { onStatus = () => {}, env = browserEnv() } = {
     }
   }, TICK_MS);
 
+  // The page is going away (closed, reloaded, left). A socket or a stream ends with it, but a
+  // poll connection would linger on the server until idle_timeout, its user shown online:
+  // close it, which POSTs X-Chat-Close. Back from the back/forward cache, lost()'s reconnect
+  // runs.
+  env.listen("pagehide", () => {
+    const conn = state.conn;
+    if (state.stopped || !conn || conn.kind !== "http") return;
+    conn.close();
+    lost(conn);
+  });
   env.listen("offline", () => {
     if (!state.stopped) report("offline");
   });
