@@ -17,6 +17,9 @@ The rules:
   message any time, and staff (moderators) anyone's.
 - A user *may be notified* of a room's messages if they may read it and are its member
   (a public room they left, or never joined, stays quiet for them).
+- A user *may manage* a room (invite, remove members, name owners, rename, change the
+  topic, archive) if they may read it and are one of its owners, or staff; nobody manages a
+  direct message. Whoever may not see the room is told it does not exist.
 """
 
 from datetime import timedelta
@@ -29,7 +32,8 @@ from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from .models import Ban, Message, Room
+from .models import Ban, Membership, Message, Room
+from .protocol.errors import ChatError, ErrorCode
 
 AnyUser = AbstractBaseUser | AnonymousUser
 
@@ -80,6 +84,50 @@ def notifiable_users(room: Room, usernames: set[str]) -> QuerySet[AbstractBaseUs
     same rule as a Q on users (active; a member; not banned)."""
     users = get_user_model().objects.filter(username__in=usernames, is_active=True)
     return users.filter(chat_rooms=room).exclude(chat_bans__room=room)
+
+
+# Running a room -----------------------------------------------------------------------------
+
+
+def is_owner(user: AnyUser, room: Room) -> bool:
+    """Whether the user is one of the room's owners (signed in, an owner's membership)."""
+    if not signed_in(user):
+        return False
+    return Membership.objects.filter(room=room, user=user.pk, role=Membership.Role.OWNER).exists()
+
+
+def manage_refusal(user: AnyUser, room: Room) -> ChatError | None:
+    """Why the user may not manage the room (None: they may), as the error to raise:
+    anonymous → auth_required; a room they may not see → not_found; a direct message, a
+    ban, or neither owner nor staff → forbidden; an archived room → room_archived."""
+    if not signed_in(user):
+        return ChatError(ErrorCode.AUTH_REQUIRED, "Log in to manage a room.")
+    if not can_see(user, room):
+        return ChatError(ErrorCode.NOT_FOUND, f"No room {room.slug!r}.")
+    if room.is_direct:
+        return ChatError(ErrorCode.FORBIDDEN, "A direct message has no owners.")
+    if is_banned(user, room):
+        return ChatError(ErrorCode.FORBIDDEN, "You have been banned from this room.")
+    if not (is_moderator(user) or is_owner(user, room)):
+        return ChatError(ErrorCode.FORBIDDEN, "Only the room's owners may do that.")
+    if room.is_archived:
+        return ChatError(ErrorCode.ROOM_ARCHIVED, "This room is archived.")
+    return None
+
+
+def can_manage(user: AnyUser, room: Room) -> bool:
+    """`manage_refusal` as a yes or no."""
+    return manage_refusal(user, room) is None
+
+
+def can_manage_open(user: AnyUser, room: Room, membership: Membership | None) -> bool:
+    """`can_manage` for a room already found open to the user (visible, not banned:
+    `selectors.room_get_open_to`), given their membership of it: no query more."""
+    if not signed_in(user) or room.is_direct or room.is_archived:
+        return False
+    return is_moderator(user) or (
+        membership is not None and membership.role == Membership.Role.OWNER
+    )
 
 
 # Writing ------------------------------------------------------------------------------------

@@ -10,10 +10,12 @@ from .models import Announcement, Ban, Membership, Message, Room
 
 
 class MembershipInline(admin.TabularInline):
-    """A room's members: who may see it if private, whose sidebar lists it in any case."""
+    """A room's members: who may see it if private, whose sidebar lists it in any case,
+    and who owns it (runs it from its settings page)."""
 
     model = Membership
     extra = 0
+    fields = ["user", "role", "starred", "joined_at"]
     autocomplete_fields = ["user"]
     readonly_fields = ["joined_at"]
 

@@ -81,13 +81,24 @@ class Room(models.Model):
 
 class Membership(models.Model):
     """A user in a room: for a private room, the right to see it; for any room, its place
-    in the user's sidebar ("your rooms"), its unread count and its mentions."""
+    in the user's sidebar ("your rooms"), its unread count and its mentions. An owner also
+    runs the room (invites, removes, renames, archives: chat/access.py `can_manage`)."""
+
+    class Role(models.TextChoices):
+        OWNER = "owner", "owner"
+        MEMBER = "member", "member"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_memberships"
     )
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="memberships")
     starred = models.BooleanField(default=False, help_text="Listed first in the sidebar.")
+    role = models.CharField(
+        max_length=10,
+        choices=Role.choices,
+        default=Role.MEMBER,
+        help_text="Owners run the room; a room made by a user keeps at least one.",
+    )
     joined_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -45,15 +45,17 @@ def rooms_visible_to(*, user: AnyUser, direct: bool = False) -> QuerySet[Room]:
 
 def rooms_of(*, user: AnyUser) -> QuerySet[Room]:
     """The user's rooms (the sidebar, "your rooms"): the rooms they are a member of, not
-    archived and not direct messages, each annotated with `starred`; starred first, then
-    by name. Anonymous visitors have none. A private room one is a member of is visible."""
+    archived and not direct messages, each annotated with `starred` and `is_owner`; starred
+    first, then by name. Anonymous visitors have none. A private room one is a member of is
+    visible."""
     if not user.is_authenticated:
         return Room.objects.none()
     mine = Membership.objects.filter(room=OuterRef("pk"), user=user)
     rooms = Room.objects.filter(Exists(mine), is_archived=False, is_direct=False)
     rooms = rooms.exclude(bans__user=user.pk)
     starred = Exists(mine.filter(starred=True))
-    return rooms.annotate(starred=starred).order_by("-starred", "name")
+    owner = Exists(mine.filter(role=Membership.Role.OWNER))
+    return rooms.annotate(starred=starred, is_owner=owner).order_by("-starred", "name")
 
 
 def rooms_in_lobby(*, user: AnyUser, query: str = "") -> QuerySet[Room]:
@@ -205,6 +207,30 @@ def room_unread(*, room: Room, user: AnyUser) -> tuple[int | None, int]:
         return None, 0
     counted = rooms_with_unread(rooms=Room.objects.filter(pk=room.pk), user=user)
     return counted.values_list("read_mark", "unread").get()
+
+
+def room_members(*, room: Room) -> QuerySet[Membership]:
+    """The room's memberships with their users, for its settings page: owners first, then
+    by username."""
+    order = Case(When(role=Membership.Role.OWNER, then=Value(0)), default=Value(1))
+    return (
+        Membership.objects.filter(room=room)
+        .select_related("user")
+        .order_by(order, "user__username")
+    )
+
+
+USERNAME_SUGGESTIONS = 10
+
+
+def usernames_starting(*, prefix: str, limit: int = USERNAME_SUGGESTIONS) -> list[str]:
+    """At most `limit` active users' names that start with `prefix` (any letter case), by
+    name: the invite field's suggestions. An empty prefix suggests nobody."""
+    prefix = prefix.strip()
+    if not prefix:
+        return []
+    users = get_user_model().objects.filter(username__istartswith=prefix, is_active=True)
+    return list(users.order_by("username").values_list("username", flat=True)[:limit])
 
 
 def user_get_active(*, username: str) -> AbstractBaseUser | None:

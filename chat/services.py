@@ -24,7 +24,8 @@ BAN_REASON = "You have been banned from this room."
 def room_create(
     *, name: str, created_by: AbstractBaseUser, topic: str = "", is_private: bool = False
 ) -> Room:
-    """Create a room named `name`; the creator is its first member.
+    """Create a room named `name`; the creator is its first member and its owner (the only
+    one who may see it, if private); their tabs hear `membership` after commit.
 
     Its slug is the name's, plus a random suffix, so that what the creator gets never
     depends on rooms they may not see: a slug taken by a private room or a DM would
@@ -51,7 +52,11 @@ def room_create(
                     is_private=is_private,
                     created_by=created_by,
                 )
-                room.members.add(created_by)
+                membership = Membership.objects.create(
+                    room=room, user=created_by, role=Membership.Role.OWNER
+                )
+                ReadState.objects.create(user=created_by, room=room, seq=0)
+                _membership_announce(membership, member=True)
                 return room
         except IntegrityError:  # 1 in 16 million per room with the same name: draw again
             if attempt == 2:
@@ -397,16 +402,149 @@ def membership_join(*, room: Room, user: AbstractBaseUser) -> Membership:
 def membership_leave(*, room: Room, user: AbstractBaseUser) -> bool:
     """Take `room` out of the user's rooms; False if it was not in them. Leaving a private
     room gives up access to it (its sockets hear `removed`: chat/signals.py); a direct
-    message cannot be left. Every tab of the user hears `membership` after commit."""
+    message cannot be left, nor a room by its last owner. Every tab of the user hears
+    `membership` after commit."""
     if room.is_direct:
         raise ChatError(ErrorCode.BAD_REQUEST, "A direct message cannot be left.")
     with transaction.atomic():
+        _lock(room)
         membership = Membership.objects.filter(room=room, user=user).first()
         if membership is None:
             return False
+        _refuse_last_owner(membership, LAST_OWNER_LEAVES)
         membership.delete()
         _membership_announce(membership, member=False)
     return True
+
+
+LAST_OWNER_LEAVES = "You are this room's last owner: make another member owner before you leave."
+LAST_OWNER_STEPS_DOWN = (
+    "You are this room's last owner: make another member owner before you step down."
+)
+OWNERS_STEP_DOWN = "Owners step down themselves; only staff may remove an owner."
+LAST_OWNER_REMOVED = "The room's last owner cannot be removed: make another member owner first."
+
+
+def _lock(room: Room) -> None:
+    """Lock the room's row (PostgreSQL; SQLite locks the database for the transaction), so
+    that two owners stepping down at once cannot both see the other one stay."""
+    Room.objects.select_for_update().filter(pk=room.pk).values_list("pk", flat=True).first()
+
+
+def _refuse_last_owner(membership: Membership, message: str) -> None:
+    """A room someone owns keeps an owner: its last one cannot leave, step down or go."""
+    if membership.role != Membership.Role.OWNER:
+        return
+    owners = Membership.objects.filter(room_id=membership.room_id, role=Membership.Role.OWNER)
+    if not owners.exclude(pk=membership.pk).exists():
+        raise ChatError(ErrorCode.BAD_REQUEST, message)
+
+
+def _manage(room: Room, by: AbstractBaseUser) -> None:
+    """Raise unless `by` may manage the room (`access.manage_refusal`: owners and staff)."""
+    refusal = access.manage_refusal(by, room)
+    if refusal is not None:
+        raise refusal
+
+
+def _member_named(room: Room, username: str) -> Membership:
+    membership = (
+        Membership.objects.select_related("user").filter(room=room, user__username=username).first()
+    )
+    if membership is None:
+        raise ChatError(ErrorCode.BAD_REQUEST, f"{username!r} is not a member of this room.")
+    return membership
+
+
+def membership_invite(*, room: Room, by: AbstractBaseUser, username: str) -> Membership:
+    """An owner (or staff) adds the active user `username` to the room's members, as a
+    member: a private room becomes visible to them, and every tab of theirs gets it in its
+    sidebar at once (`membership`). Inviting a member again changes nothing; the banned
+    cannot be invited."""
+    _manage(room, by)
+    user = selectors.user_get_active(username=username.strip())
+    if user is None:
+        raise ChatError(ErrorCode.BAD_REQUEST, f"No user called {username.strip()!r}.")
+    if access.is_banned(user, room):
+        raise ChatError(ErrorCode.BAD_REQUEST, f"{user.get_username()} is banned from this room.")
+    with transaction.atomic():
+        membership, created = Membership.objects.get_or_create(room=room, user=user)
+        if created:
+            last_seq = Room.objects.values_list("last_seq", flat=True).get(pk=room.pk)
+            ReadState.objects.get_or_create(user=user, room=room, defaults={"seq": last_seq})
+            _membership_announce(membership, member=True)
+    return membership
+
+
+def membership_remove(*, room: Room, by: AbstractBaseUser, username: str) -> None:
+    """An owner (or staff) takes a member out of the room: out of their sidebar on every
+    tab (`membership`), and out of a private room altogether (`removed`: chat/signals.py).
+    Owners are not removed by other owners (they step down), only by staff, and never the
+    last one; one leaves oneself with *Leave room*."""
+    _manage(room, by)
+    with transaction.atomic():
+        _lock(room)
+        membership = _member_named(room, username)
+        if membership.user_id == by.pk:
+            raise ChatError(ErrorCode.BAD_REQUEST, "Use “Leave room” to leave the room yourself.")
+        if membership.role == Membership.Role.OWNER and not access.is_moderator(by):
+            raise ChatError(ErrorCode.FORBIDDEN, OWNERS_STEP_DOWN)
+        _refuse_last_owner(membership, LAST_OWNER_REMOVED)
+        membership.delete()
+        _membership_announce(membership, member=False)
+
+
+def membership_make_owner(*, room: Room, by: AbstractBaseUser, username: str) -> Membership:
+    """An owner (or staff) makes a member an owner too (handing over: then step down)."""
+    _manage(room, by)
+    with transaction.atomic():
+        membership = _member_named(room, username)
+        if membership.role != Membership.Role.OWNER:
+            membership.role = Membership.Role.OWNER
+            membership.save(update_fields=["role"])
+    return membership
+
+
+def membership_step_down(*, room: Room, user: AbstractBaseUser) -> Membership:
+    """An owner becomes a plain member; the last owner cannot (hand over first)."""
+    _manage(room, user)
+    with transaction.atomic():
+        _lock(room)
+        membership = Membership.objects.filter(room=room, user=user).first()
+        if membership is None or membership.role != Membership.Role.OWNER:
+            raise ChatError(ErrorCode.BAD_REQUEST, "You are not an owner of this room.")
+        _refuse_last_owner(membership, LAST_OWNER_STEPS_DOWN)
+        membership.role = Membership.Role.MEMBER
+        membership.save(update_fields=["role"])
+    return membership
+
+
+def room_update(*, room: Room, by: AbstractBaseUser, name: str, topic: str) -> Room:
+    """An owner (or staff) renames the room or changes its topic (its slug, its address,
+    stays); everyone in it hears `room_updated` after commit, so headers and sidebars
+    follow. A name another room they can see holds is refused, as when creating one."""
+    _manage(room, by)
+    name, topic = name.strip(), topic.strip()
+    if not name or visible_text.shows_nothing(name):
+        raise ChatError(ErrorCode.BAD_REQUEST, "A room needs a name.")
+    if len(name) > 80 or len(topic) > 200:
+        raise ChatError(ErrorCode.BAD_REQUEST, "A name has at most 80 characters, a topic 200.")
+    if name.lower() != room.name.lower() and selectors.room_name_taken(name=name, user=by):
+        raise ChatError(ErrorCode.BAD_REQUEST, f"A room called {name!r} already exists.")
+    if (name, topic) == (room.name, room.topic):
+        return room
+    with transaction.atomic():
+        Room.objects.filter(pk=room.pk).update(name=name, topic=topic)
+        room.name, room.topic = name, topic
+        frame = events.room_updated_frame(room_slug=room.slug, name=name, topic=topic)
+        events.broadcast_on_commit(room.pk, frame)
+    return room
+
+
+def room_archive_as(*, room: Room, by: AbstractBaseUser) -> bool:
+    """An owner (or staff) archives the room: `room_archive`, after the permission check."""
+    _manage(room, by)
+    return room_archive(room=room)
 
 
 def membership_star(*, room: Room, user: AbstractBaseUser, starred: bool) -> Membership:

@@ -210,6 +210,11 @@ def membership_frame(
     }
 
 
+def room_updated_frame(*, room_slug: str, name: str, topic: str) -> dict[str, Any]:
+    """To everyone in a room: its owners renamed it or changed its topic."""
+    return {"type": "room_updated", "room": room_slug, "name": name, "topic": topic}
+
+
 def presence_frame(*, room_slug: str, username: str, online: bool) -> dict[str, Any]:
     return {"type": "presence", "room": room_slug, "user": username, "online": online}
 

@@ -7,6 +7,24 @@ from .. import visible_text
 class RoomCreateForm(forms.Form):
     name = forms.CharField(max_length=80, label="Room name")
     topic = forms.CharField(max_length=200, required=False)
+    private = forms.BooleanField(
+        required=False,
+        label="Private",
+        help_text="Only the people you invite can see it.",
+    )
+
+
+class RoomDetailsForm(forms.Form):
+    """A room's settings: its name and topic (its address stays)."""
+
+    name = forms.CharField(max_length=80, label="Room name")
+    topic = forms.CharField(max_length=200, required=False)
+
+
+class UsernameForm(forms.Form):
+    """The user an owner invites, removes or makes owner."""
+
+    username = forms.CharField(max_length=150)
 
 
 class SignupForm(UserCreationForm):

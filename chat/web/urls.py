@@ -13,4 +13,16 @@ urlpatterns = [
     path("chat/<slug:slug>/join/", views.room_join, name="room_join"),
     path("chat/<slug:slug>/leave/", views.room_leave, name="room_leave"),
     path("chat/<slug:slug>/star/", views.room_star, name="room_star"),
+    path("chat/<slug:slug>/settings/", views.room_settings, name="room_settings"),
+    path("chat/<slug:slug>/settings/details/", views.room_settings_details, name="room_details"),
+    path("chat/<slug:slug>/settings/invite/", views.room_settings_invite, name="room_invite"),
+    path("chat/<slug:slug>/settings/remove/", views.room_settings_remove, name="room_remove"),
+    path(
+        "chat/<slug:slug>/settings/owner/", views.room_settings_make_owner, name="room_make_owner"
+    ),
+    path(
+        "chat/<slug:slug>/settings/step-down/", views.room_settings_step_down, name="room_step_down"
+    ),
+    path("chat/<slug:slug>/settings/archive/", views.room_settings_archive, name="room_archive"),
+    path("usernames/", views.usernames, name="usernames"),
 ]

@@ -22,7 +22,7 @@ from ..protocol import events
 from ..protocol.errors import ChatError, ErrorCode
 from ..realtime import fallback
 from . import throttle
-from .forms import RoomCreateForm, SignupForm
+from .forms import RoomCreateForm, RoomDetailsForm, SignupForm, UsernameForm
 
 
 def lobby(request: HttpRequest) -> HttpResponse:
@@ -46,6 +46,7 @@ def room_create(request: HttpRequest) -> HttpResponse:
                 name=form.cleaned_data["name"],
                 topic=form.cleaned_data["topic"],
                 created_by=request.user,
+                is_private=form.cleaned_data["private"],
             )
         except ChatError as error:
             form.add_error("name", error.message)
@@ -112,7 +113,8 @@ def _render_room(request: HttpRequest, room: Room) -> HttpResponse:
         "lastSeq": page.messages[-1].seq if page.messages else 0,
         "hasMore": page.has_more,
         "username": user.get_username() if user.is_authenticated else None,
-        "isStaff": access.is_moderator(user),  # may delete others' messages
+        "isStaff": access.is_moderator(user),  # may delete others' messages, manage rooms
+        "manage": access.can_manage_open(user, room, membership),  # the settings link
         "archived": room.is_archived,
         "direct": room.is_direct,
         "member": membership is not None,
@@ -185,6 +187,147 @@ def room_star(request: HttpRequest, slug: str) -> HttpResponse:
     except ChatError as error:
         messages.error(request, error.message)
     return redirect(room)
+
+
+def _refusal_to_http(error: ChatError) -> Exception:
+    """A refusal as the site's pages answer it: 404 for what one may not see, else 403."""
+    if error.code == ErrorCode.NOT_FOUND:
+        return Http404("No such room.")
+    return PermissionDenied(error.message)
+
+
+@login_required
+def room_settings(request: HttpRequest, slug: str) -> HttpResponse:
+    """A room's settings, for its owners and staff: name and topic, members (invite,
+    remove, make owner), step down, archive. Plain forms; settings.js only suggests names."""
+    room = _room_for_membership(request, slug)
+    refusal = access.manage_refusal(request.user, room)
+    if refusal is not None:
+        raise _refusal_to_http(refusal)
+    context = {
+        "room": room,
+        "members": selectors.room_members(room=room),
+        "details": RoomDetailsForm(initial={"name": room.name, "topic": room.topic}),
+        "owner": access.is_owner(request.user, room),
+    }
+    return render(request, "chat/room_settings.html", context)
+
+
+def _settings_action(
+    request: HttpRequest, slug: str, act: Callable[[Room], str], *, done: str = "settings"
+) -> HttpResponse:
+    """Run one settings form's service (`act` returns what to tell the user); a refusal of
+    the room itself is a 404 or 403 as on its pages, any other is shown on the page."""
+    room = _room_for_membership(request, slug)
+    try:
+        note = act(room)
+    except ChatError as error:
+        if error.code in {ErrorCode.NOT_FOUND, ErrorCode.AUTH_REQUIRED}:
+            raise _refusal_to_http(error) from None
+        if error.code == ErrorCode.FORBIDDEN and not access.can_manage(request.user, room):
+            raise _refusal_to_http(error) from None
+        messages.error(request, error.message)
+        return redirect("chat:room_settings", slug=room.slug)
+    messages.success(request, note)
+    if done == "room":
+        return redirect(room)
+    return redirect("chat:room_settings", slug=room.slug)
+
+
+def _username(request: HttpRequest) -> str:
+    form = UsernameForm(request.POST)
+    if not form.is_valid():
+        raise ChatError(ErrorCode.BAD_REQUEST, "Name a user.")
+    return form.cleaned_data["username"]
+
+
+@login_required
+@require_POST
+def room_settings_details(request: HttpRequest, slug: str) -> HttpResponse:
+    """Rename the room and change its topic."""
+
+    def act(room: Room) -> str:
+        form = RoomDetailsForm(request.POST)
+        if not form.is_valid():
+            raise ChatError(ErrorCode.BAD_REQUEST, "A room needs a name of at most 80 characters.")
+        data = form.cleaned_data
+        services.room_update(room=room, by=request.user, name=data["name"], topic=data["topic"])
+        return "Saved."
+
+    return _settings_action(request, slug, act)
+
+
+@login_required
+@require_POST
+def room_settings_invite(request: HttpRequest, slug: str) -> HttpResponse:
+    """Invite a user by name: the room appears in their sidebar at once."""
+
+    def act(room: Room) -> str:
+        membership = services.membership_invite(
+            room=room, by=request.user, username=_username(request)
+        )
+        return f"{membership.user.get_username()} is a member."
+
+    return _settings_action(request, slug, act)
+
+
+@login_required
+@require_POST
+def room_settings_remove(request: HttpRequest, slug: str) -> HttpResponse:
+    """Take a member out of the room, on every tab of theirs."""
+
+    def act(room: Room) -> str:
+        username = _username(request)
+        services.membership_remove(room=room, by=request.user, username=username)
+        return f"{username} is no longer a member."
+
+    return _settings_action(request, slug, act)
+
+
+@login_required
+@require_POST
+def room_settings_make_owner(request: HttpRequest, slug: str) -> HttpResponse:
+    """Make a member an owner too."""
+
+    def act(room: Room) -> str:
+        username = _username(request)
+        services.membership_make_owner(room=room, by=request.user, username=username)
+        return f"{username} is an owner."
+
+    return _settings_action(request, slug, act)
+
+
+@login_required
+@require_POST
+def room_settings_step_down(request: HttpRequest, slug: str) -> HttpResponse:
+    """Stop being an owner (another owner must remain)."""
+
+    def act(room: Room) -> str:
+        services.membership_step_down(room=room, user=request.user)
+        return "You are no longer an owner of this room."
+
+    return _settings_action(request, slug, act, done="room")
+
+
+@login_required
+@require_POST
+def room_settings_archive(request: HttpRequest, slug: str) -> HttpResponse:
+    """Archive the room: read-only, closed on every open tab."""
+
+    def act(room: Room) -> str:
+        services.room_archive_as(room=room, by=request.user)
+        return "The room is archived."
+
+    return _settings_action(request, slug, act, done="room")
+
+
+@login_required
+@require_http_methods(["GET"])
+def usernames(request: HttpRequest) -> JsonResponse:
+    """`?q=<prefix>`: up to 10 active users' names starting with it (the invite field's
+    suggestions), for signed-in users only; never inactive accounts."""
+    prefix = request.GET.get("q", "")[:150]
+    return JsonResponse({"usernames": selectors.usernames_starting(prefix=prefix)})
 
 
 @require_http_methods(["GET", "POST"])

@@ -55,8 +55,10 @@ def test_room_form_prepopulates_the_slug_and_edits_members(admin_client_for, gen
 
     assert "&quot;#id_slug&quot;, &quot;name&quot;: &quot;slug&quot;" in add
     assert "&quot;dependency_ids&quot;: [&quot;#id_name&quot;]" in add
-    # Members are edited as memberships (an inline: who, starred, since when).
+    # Members are edited as memberships (an inline: who, owner or member, starred, since).
     assert 'name="memberships-TOTAL_FORMS"' in change
+    assert 'name="memberships-__prefix__-role"' in change
+    assert '<option value="owner">owner</option>' in change
 
 
 @pytest.mark.parametrize("slug", ["dm-3-5", "DM-3-5", "dm_x", "dm"])

@@ -1,7 +1,9 @@
 """Who may do what: every role, every kind of room and every action, against the real ASGI
 application and the real pages, from one table (docs/security.md).
 
-Roles: anonymous; member (in the room's member list); non_member (signed in, not listed);
+Roles: anonymous; member (in the room's member list); owner (a member who runs the room:
+chat.services.membership_* and room_update need one, and change nothing here); invited (made
+a member by an owner: chat.services.membership_invite); non_member (signed in, not listed);
 left (a member who left: chat.services.membership_leave);
 banned (a member, banned from the room); staff (a moderator, not a member). Rooms: public,
 private, archived (public, read-only). Each role owns a message posted earlier in the room
@@ -74,6 +76,13 @@ EXPECTED: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {
     # (membership is "your rooms", not a right), a private one is gone.
     ("left", "public"): (200, ALLOWED),
     ("staff", "public"): (200, ALLOWED | {"delete_other": OK}),
+    # Owning a room is running it (settings: tests/unit/test_room_owners.py), not moderating
+    # it: an owner deletes only their own messages, like any member.
+    ("owner", "public"): (200, ALLOWED),
+    ("owner", "private"): (200, ALLOWED),
+    ("owner", "archived"): (200, shut_out(ARCHIVED)),
+    ("invited", "public"): (200, ALLOWED),
+    ("invited", "private"): (200, ALLOWED),
     ("anonymous", "private"): (404, shut_out(NOT_FOUND, anonymous=True)),
     ("member", "private"): (200, ALLOWED),
     ("non_member", "private"): (404, shut_out(NOT_FOUND)),
@@ -104,6 +113,11 @@ def arrange(role: str, kind: str, make_user) -> dict[str, Any]:
     room.members.add(author)
     if role in {"member", "left", "banned"}:
         room.members.add(user)
+    if role == "owner":
+        Membership.objects.create(room=room, user=user, role=Membership.Role.OWNER)
+    if role == "invited":
+        Membership.objects.filter(room=room, user=author).update(role=Membership.Role.OWNER)
+        services.membership_invite(room=room, by=author, username=user.get_username())
     if role == "left":
         services.membership_leave(room=room, user=user)
     seqs = itertools.count(1)

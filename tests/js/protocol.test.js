@@ -145,6 +145,7 @@ describe("the client's frames conform to the protocol's schema", () => {
         read: null,
         unread: 0,
       },
+      { type: "room_updated", room: ROOM, name: "General", topic: "Say hello" },
       { type: "error", code: "rate_limited", message: "Slow down.", retry_after: 1.5, ref: "c4" },
     ];
     for (const frame of frames) assertConforms("server", frame);

@@ -78,3 +78,33 @@ def test_members_move_to_memberships_and_every_active_user_keeps_every_open_publ
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
     executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+def test_creators_still_in_their_rooms_become_their_owners(make_user):
+    alice, bob = make_user("alice"), make_user("bob")
+    before, after = ("chat", "0006_membership"), ("chat", "0007_room_owners")
+    executor = MigrationExecutor(connection)
+    executor.migrate([before])
+    apps = executor.loader.project_state([before]).apps
+    Room, Membership = apps.get_model("chat", "Room"), apps.get_model("chat", "Membership")
+    Room.objects.all().delete()
+    team = Room.objects.create(name="Team", slug="team", is_private=True, created_by_id=alice.pk)
+    left = Room.objects.create(name="Left", slug="left", created_by_id=bob.pk)
+    staffs = Room.objects.create(name="Staff's", slug="staffs")
+    for room, user in [(team, alice), (team, bob), (left, alice), (staffs, bob)]:
+        Membership.objects.create(room_id=room.pk, user_id=user.pk)
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([after])
+
+    Membership = executor.loader.project_state([after]).apps.get_model("chat", "Membership")
+    rows = set(Membership.objects.values_list("room__slug", "user__username", "role"))
+    assert rows == {
+        ("team", "alice", "owner"),
+        ("team", "bob", "member"),
+        ("left", "alice", "member"),  # its creator left it: no owner until staff name one
+        ("staffs", "bob", "member"),
+    }
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())

@@ -142,6 +142,7 @@ def test_every_builder_makes_a_conforming_frame():
             read=None,
             unread=0,
         ),
+        events.room_updated_frame(room_slug="general", name="General", topic="Say hi"),
         events.session_ended_frame(reason="logout"),
         events.error_frame(ChatError(ErrorCode.RATE_LIMITED, retry_after=1.25), "r7"),
         events.error_frame(ChatError(ErrorCode.NOT_FOUND)),

@@ -463,3 +463,126 @@ def test_lobby_and_room_pages_take_a_bounded_number_of_queries_at_scale(
 
     assert len(lobby.context["rooms"]) == 1001
     assert len(page.context["rooms"]) == 200
+
+
+# Rooms run by their owners: the settings page and its forms ---------------------------------
+
+
+def test_the_lobby_form_makes_a_private_room_its_creator_owns(alice_client, alice, bob):
+    response = alice_client.post("/rooms/new/", {"name": "Plans", "topic": "", "private": "on"})
+
+    room = Room.objects.get(name="Plans")
+    assert response.status_code == 302
+    assert response["Location"] == f"/chat/{room.slug}/"
+    assert room.is_private
+    assert list(room.memberships.values_list("user", "role")) == [(alice.pk, "owner")]
+    page = alice_client.get(f"/chat/{room.slug}/").content.decode()
+    assert f'href="/chat/{room.slug}/settings/" id="room-settings">' in page
+    other = Client()
+    other.force_login(bob)
+    assert other.get(f"/chat/{room.slug}/").status_code == 404
+
+
+@pytest.fixture
+def plans(alice, bob) -> Room:
+    """Alice's private room, with bob invited."""
+    room = services.room_create(name="Plans", created_by=alice, is_private=True)
+    services.membership_invite(room=room, by=alice, username="bob")
+    return room
+
+
+@pytest.mark.parametrize(
+    ("who", "status"),
+    [("alice", 200), ("bob", 403), ("carol", 404), ("moderator", 404), (None, 302)],
+)
+def test_a_private_rooms_settings_open_to_its_owners_and_are_a_404_to_outsiders(
+    plans, make_user, who, status
+):
+    make_user("carol")
+    make_user("moderator", is_staff=True)
+    client = Client()
+    if who:
+        client.force_login(get_user_model().objects.get(username=who))
+
+    response = client.get(f"/chat/{plans.slug}/settings/")
+
+    assert response.status_code == status
+    if status == 200:
+        page = response.content.decode()
+        assert 'list="invite-suggestions"' in page
+        assert "Make bob owner" in page
+
+
+def test_staff_run_public_rooms_from_their_settings(staff, alice):
+    room = services.room_create(name="Open", created_by=alice)
+    client = Client()
+    client.force_login(staff)
+
+    assert client.get(f"/chat/{room.slug}/settings/").status_code == 200
+    assert 'id="room-settings">' in client.get(f"/chat/{room.slug}/").content.decode()
+    response = client.post(f"/chat/{room.slug}/settings/details/", {"name": "Agora", "topic": ""})
+    assert response.status_code == 302
+    assert Room.objects.get(pk=room.pk).name == "Agora"
+
+
+def test_the_settings_forms_need_the_csrf_token(plans, alice, make_user):
+    make_user("carol")
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(alice)
+
+    refused = strict.post(f"/chat/{plans.slug}/settings/invite/", {"username": "carol"})
+    page = strict.get(f"/chat/{plans.slug}/settings/")
+    token = page.cookies["csrftoken"].value
+    accepted = strict.post(
+        f"/chat/{plans.slug}/settings/invite/", {"username": "carol", "csrfmiddlewaretoken": token}
+    )
+
+    assert refused.status_code == 403
+    assert accepted.status_code == 302
+    assert plans.members.filter(username="carol").exists()
+
+
+def test_the_settings_forms_run_the_room_and_say_what_went_wrong(plans, alice, alice_client):
+    url = f"/chat/{plans.slug}/settings/"
+
+    step_down = alice_client.post(url + "step-down/", follow=True)
+    assert "last owner" in step_down.content.decode()
+    assert alice_client.post(url + "owner/", {"username": "bob"}).status_code == 302
+    assert alice_client.post(url + "step-down/")["Location"] == f"/chat/{plans.slug}/"
+    assert alice_client.get(url).status_code == 403  # a member now
+    assert alice_client.post(url + "remove/", {"username": "bob"}).status_code == 403
+    assert plans.members.filter(username="bob").exists()
+
+
+def test_an_owner_removes_a_member_and_archives_the_room(plans, alice_client, bob):
+    url = f"/chat/{plans.slug}/settings/"
+
+    assert alice_client.post(url + "remove/", {"username": "bob"}).status_code == 302
+    assert not plans.members.filter(pk=bob.pk).exists()
+    assert alice_client.post(url + "archive/")["Location"] == f"/chat/{plans.slug}/"
+    assert Room.objects.get(pk=plans.pk).is_archived
+    assert alice_client.get(url).status_code == 403  # archived: nothing left to run
+
+
+def test_nobody_outside_a_private_room_can_post_to_its_settings(plans, make_user):
+    client = Client()
+    client.force_login(make_user("carol"))
+
+    for action in ("details", "invite", "remove", "owner", "step-down", "archive"):
+        response = client.post(f"/chat/{plans.slug}/settings/{action}/", {"username": "bob"})
+        assert response.status_code == 404, action
+    assert client.get(f"/chat/{plans.slug}/settings/details/").status_code == 405
+
+
+def test_usernames_suggests_active_names_to_signed_in_users_only(client, alice, make_user):
+    make_user("alfred")
+    make_user("alan", is_active=False)
+
+    anonymous = client.get("/usernames/?q=al")
+    client.force_login(alice)
+    answer = client.get("/usernames/?q=AL")
+
+    assert anonymous.status_code == 302
+    assert answer.status_code == 200
+    assert sorted(answer.json()["usernames"]) == ["alfred", "alice"]
+    assert client.get("/usernames/").json() == {"usernames": []}

@@ -25,8 +25,18 @@ const client = new ChatClient({
     message: (room, msg) => counts.message(room, msg),
     frame(frame) {
       if (FRAMES.has(frame.type)) counts[frame.type](frame);
+      else if (frame.type === "room_updated") renamed(frame);
     },
   },
 });
+// A room's owners renamed it or changed its topic.
+function renamed({ room, name, topic }) {
+  const li = items.get(room);
+  if (!li) return;
+  li.querySelector("a").textContent = name;
+  const shown = li.querySelector(".topic");
+  if (shown) shown.textContent = topic;
+}
+
 for (const [slug, li] of items) client.watch(slug, Number(li.dataset.lastSeq), { quiet: true });
 socket = keepOpen(client);

@@ -29,6 +29,7 @@ const el = {
   name: document.getElementById("room-name"),
   topic: document.getElementById("room-topic"),
   membership: document.getElementById("membership"),
+  settings: document.getElementById("room-settings"),
   navRooms: document.getElementById("nav-rooms"),
 };
 const baseTitle = document.title.replace(/^.* · /, "");
@@ -87,6 +88,7 @@ function renderMembership() {
   if (!el.membership) return;
   const slug = page.current;
   const li = navItems.get(slug);
+  renderSettingsLink(slug, li);
   el.membership.hidden = li ? "direct" in li.dataset : config.direct;
   const mine = memberships.get(slug);
   for (const kind of ["join", "star", "leave"]) {
@@ -98,6 +100,34 @@ function renderMembership() {
   star.textContent = mine && mine.starred ? "Unstar" : "Star";
   star.setAttribute("aria-pressed", String(Boolean(mine && mine.starred)));
   document.querySelector('#star-form input[name="starred"]').value = mine && mine.starred ? "0" : "1";
+}
+
+// "Room settings", for the room's owners and staff (the server checks again).
+function renderSettingsLink(slug, li) {
+  if (!el.settings) return;
+  const direct = li ? "direct" in li.dataset : config.direct;
+  const owner = slug === config.room ? config.manage : Boolean(li && "owner" in li.dataset);
+  el.settings.href = `/chat/${slug}/settings/`;
+  el.settings.hidden = direct || Boolean(page.view.closed) || !(owner || config.isStaff);
+}
+
+// The room's owners renamed it or changed its topic: its header and sidebar entry follow.
+function roomUpdated(frame) {
+  const view = page.views.get(frame.room);
+  if (view) {
+    view.name = frame.name;
+    view.topic = frame.topic;
+  }
+  if (frame.room === page.current) {
+    el.name.textContent = frame.name;
+    el.topic.textContent = frame.topic;
+    updateTitle();
+  }
+  const li = navItems.get(frame.room);
+  if (li) {
+    li.querySelector("a").textContent = frame.name;
+    if (li.parentElement === el.navRooms) sidebar.placeItem(el.navRooms, li);
+  }
 }
 
 // The user joined, left or (un)starred a room, maybe in another tab: the sidebar follows.
@@ -290,7 +320,11 @@ const frames = {
   edited() {}, // the message_edited broadcast updates the line
   deleted() {},
   membership: membershipChanged,
-  room_closed: (frame) => closeRoom(frame.room, frame.reason),
+  room_updated: roomUpdated,
+  room_closed: (frame) => {
+    closeRoom(frame.room, frame.reason);
+    renderMembership();
+  },
   removed: (frame) => closeRoom(frame.room, frame.reason), // banned: out of it on every tab
   session_ended(frame) {
     // Logged out (maybe in another tab) or deactivated: stop, and say so.
