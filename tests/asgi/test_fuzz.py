@@ -32,7 +32,7 @@ SERVER_FRAMES = {
     "joined", "left", "ack", "message", "typing", "history", "presence",
     "message_deleted", "room_closed", "pong", "error", "session_ended",
     "edited", "deleted", "read", "message_edited", "guests", "notification",
-    "announcement", "removed",
+    "announcement", "removed", "room_updated",
 }  # fmt: skip
 CODES = {code.value for code in ErrorCode}
 FRAME_TYPES = [*requests.PARSERS, "shout"]  # every client frame, and one that is none
