@@ -586,3 +586,14 @@ def test_usernames_suggests_active_names_to_signed_in_users_only(client, alice, 
     assert answer.status_code == 200
     assert sorted(answer.json()["usernames"]) == ["alfred", "alice"]
     assert client.get("/usernames/").json() == {"usernames": []}
+
+
+def test_the_room_page_offers_its_settings_to_owners_only(plans, alice, bob):
+    def page_of(user) -> str:
+        client = Client()
+        client.force_login(user)
+        return client.get(f"/chat/{plans.slug}/").content.decode()
+
+    link = f'href="/chat/{plans.slug}/settings/" id="room-settings"'
+    assert f"{link}>" in page_of(alice)
+    assert f"{link} hidden>" in page_of(bob)
