@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -72,6 +73,16 @@ def _render_lobby(request: HttpRequest, form: RoomCreateForm, status: int = 200)
         "lobby_config": {"username": username, "maxRooms": settings.CHAT_MAX_ROOMS_PER_SOCKET},
     }
     return render(request, "chat/lobby.html", context, status=status)
+
+
+@login_required
+def people(request: HttpRequest) -> HttpResponse:
+    """The people directory: active users, searched by username (`?q=`), a page at a time,
+    each with a "Message" link to the direct-message room with them."""
+    query = request.GET.get("q", "")[:150]
+    paginator = Paginator(selectors.people_search(query=query), settings.CHAT_PEOPLE_PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("page"))
+    return render(request, "chat/people.html", {"page": page, "query": query})
 
 
 def room(request: HttpRequest, slug: str) -> HttpResponse:

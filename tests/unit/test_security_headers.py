@@ -68,6 +68,7 @@ def pages(client, staff, alice, general, make_room):
         (anonymous, "/admin/login/", 200),
         (client, "/", 200),
         (client, "/chat/general/", 200),
+        (client, "/people/", 200),
         (client, "/admin/", 200),
         (client, "/admin/chat/room/", 200),
         (client, f"/admin/chat/room/{general.pk}/change/", 200),

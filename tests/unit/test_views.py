@@ -463,3 +463,64 @@ def test_lobby_and_room_pages_take_a_bounded_number_of_queries_at_scale(
 
     assert len(lobby.context["rooms"]) == 1001
     assert len(page.context["rooms"]) == 200
+
+
+# The people directory -------------------------------------------------------------------------
+
+
+def test_the_people_page_asks_anonymous_visitors_to_log_in(client):
+    response = client.get("/people/?q=bob")
+
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/login/?next=/people/%3Fq%3Dbob"
+
+
+def test_the_people_page_lists_active_users_each_with_a_message_link(
+    alice_client, alice, bob, make_user
+):
+    make_user("zed", is_active=False)
+
+    page = alice_client.get("/people/").content.decode()
+
+    names = [p.username for p in alice_client.get("/people/").context["page"].object_list]
+    assert names == ["alice", "bob"]  # zed is deactivated: nobody
+    assert 'href="/chat/@bob/"' in page
+    assert 'href="/chat/@alice/"' not in page  # no DM with oneself
+    assert "zed" not in page
+
+
+def test_the_people_page_searches_usernames_in_any_letter_case(alice_client, make_user):
+    for name in ("Bobby", "rebob", "carol"):
+        make_user(name)
+
+    response = alice_client.get("/people/?q=BOB")
+
+    assert [p.username for p in response.context["page"].object_list] == ["Bobby", "rebob"]
+    assert "Nobody called" in alice_client.get("/people/?q=nothing-like-it").content.decode()
+
+
+def test_the_people_page_is_paginated_and_keeps_the_search(alice_client, make_user, settings):
+    settings.CHAT_PEOPLE_PAGE_SIZE = 2
+    for name in ("pat1", "pat2", "pat3", "other"):
+        make_user(name)
+
+    first = alice_client.get("/people/?q=pat")
+    second = alice_client.get("/people/?q=pat&page=2")
+    beyond = alice_client.get("/people/?q=pat&page=99")
+
+    assert [p.username for p in first.context["page"].object_list] == ["pat1", "pat2"]
+    assert 'href="?q=pat&amp;page=2"' in first.content.decode()
+    assert [p.username for p in second.context["page"].object_list] == ["pat3"]
+    assert [p.username for p in beyond.context["page"].object_list] == ["pat3"]  # the last
+
+
+def test_the_people_page_takes_a_bounded_number_of_queries(alice_client, django_assert_num_queries):
+    get_user_model().objects.bulk_create(
+        get_user_model()(username=f"user{i:04}") for i in range(500)
+    )
+
+    # Session, user, the count for the paginator, one page of people.
+    with django_assert_num_queries(4):
+        response = alice_client.get("/people/?q=user")
+
+    assert len(response.context["page"].object_list) == 50
