@@ -228,7 +228,7 @@ def _notify(message: Message) -> None:
         readers = access.notifiable_users(room, names)
         reasons.update(dict.fromkeys(readers.values_list("pk", flat=True), "mention"))
     if room.is_direct:
-        others = room.members.exclude(pk=message.author_id).values_list("pk", flat=True)
+        others = access.notifiable_members(room).values_list("pk", flat=True)
         reasons.update(dict.fromkeys(others, "dm"))
     reasons.pop(message.author_id, None)
     for user_id, reason in reasons.items():
