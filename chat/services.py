@@ -238,7 +238,8 @@ def _notify(message: Message) -> None:
 
 def direct_room_get_or_create(*, user: AbstractBaseUser, other: AbstractBaseUser) -> Room:
     """The direct-message room of two users (made on first use): private, exactly those two
-    members, one per pair whichever of them opens it first.
+    members, one per pair whichever of them opens it first. When it is made, every tab of
+    both hears `membership` after commit, so it appears in their sidebars at once.
 
     Found by `is_direct` and its pair of users, never by slug: a slug is a name anyone may
     learn, and the unique `direct_key` keeps two first opens at once from making two DMs.
@@ -260,6 +261,10 @@ def direct_room_get_or_create(*, user: AbstractBaseUser, other: AbstractBaseUser
                 direct_key=key,
             )
             room.members.add(low, high)
+            # Read up to nothing yet: what comes is unread (a room never read counts nothing).
+            ReadState.objects.bulk_create(ReadState(user=u, room=room, seq=0) for u in (low, high))
+            for membership in Membership.objects.filter(room=room).select_related("user"):
+                _membership_announce(membership, member=True)
     except IntegrityError:  # the other user opened it at the same moment
         room = Room.objects.get(is_direct=True, direct_key=key)
     return room
@@ -433,6 +438,7 @@ def _membership_announce(membership: Membership, *, member: bool) -> None:
         member=member,
         starred=membership.starred,
         private=room.is_private,
+        direct=room.is_direct,
         last_seq=room.last_seq,
         read=room.read_mark,
         unread=room.unread if member else 0,

@@ -159,6 +159,56 @@ def test_an_empty_announcement_is_refused(staff):
     assert Announcement.objects.count() == 0
 
 
+# A first direct message reaches the sidebars ---------------------------------------------------
+
+
+async def test_a_new_direct_message_appears_in_both_users_sidebars_on_every_tab(
+    connect, alice, bob, make_user
+):
+    carol = await database_sync_to_async(make_user)("carol")
+    cookie = await database_sync_to_async(session_cookie)(bob)
+    bob_tabs = [await connect(bob, cookie=cookie), await connect(bob, cookie=cookie)]
+    alice_tab = await connect(alice)
+    bystander = await connect(carol)
+
+    room = await database_sync_to_async(services.direct_room_get_or_create)(user=alice, other=bob)
+    await database_sync_to_async(services.direct_room_get_or_create)(user=bob, other=alice)
+
+    expected = {
+        "type": "membership",
+        "room": room.slug,
+        "name": "alice & bob",
+        "member": True,
+        "starred": False,
+        "private": True,
+        "direct": True,
+        "last_seq": 0,
+        "read": 0,  # read up to nothing: what comes counts as unread
+        "unread": 0,
+    }
+    for tab in [*bob_tabs, alice_tab]:
+        assert await tab.recv_until("membership") == expected
+        # Opening it again (bob's side) made nothing new: one frame only.
+        assert all(f["type"] != "membership" for f in await frames_until_pong(tab))
+    assert all(f["type"] != "membership" for f in await frames_until_pong(bystander))
+
+
+async def test_the_recipient_of_a_first_direct_message_may_follow_it_and_counts_it_unread(
+    connect, alice, bob
+):
+    bob_tab = await connect(bob)
+    room = await database_sync_to_async(services.direct_room_get_or_create)(user=alice, other=bob)
+    added = await bob_tab.recv_until("membership")
+    await bob_tab.join(added["room"], since=added["last_seq"], quiet=True)
+    sender = await connect(alice)
+    await sender.join(room.slug)
+
+    await sender.request({"type": "send", "room": room.slug, "body": "hi", "client_id": "f1"})
+
+    assert (await bob_tab.recv_until("message"))["message"]["body"] == "hi"
+    assert (await bob_tab.recv_until("notification"))["room"] == room.slug
+
+
 # Who may be notified: every path asks access.may_be_notified ----------------------------------
 
 

@@ -524,3 +524,15 @@ def test_the_people_page_takes_a_bounded_number_of_queries(alice_client, django_
         response = alice_client.get("/people/?q=user")
 
     assert len(response.context["page"].object_list) == 50
+
+
+def test_a_first_direct_message_counts_as_unread_in_the_recipients_sidebar(alice, bob):
+    room = services.direct_room_get_or_create(user=alice, other=bob)
+    post_messages(room, alice, 2)
+    client = Client()
+    client.force_login(bob)
+
+    page = client.get("/chat/general/")
+
+    (direct,) = page.context["directs"]
+    assert (direct.slug, direct.unread, direct.read_mark) == (room.slug, 2, 0)

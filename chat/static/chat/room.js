@@ -30,6 +30,7 @@ const el = {
   topic: document.getElementById("room-topic"),
   membership: document.getElementById("membership"),
   navRooms: document.getElementById("nav-rooms"),
+  nav: document.querySelector(".room-nav"),
 };
 const baseTitle = document.title.replace(/^.* · /, "");
 
@@ -100,13 +101,15 @@ function renderMembership() {
   document.querySelector('#star-form input[name="starred"]').value = mine && mine.starred ? "0" : "1";
 }
 
-// The user joined, left or (un)starred a room, maybe in another tab: the sidebar follows.
+// The user joined, left or (un)starred a room, maybe in another tab, or someone started a
+// direct message with them: the sidebar follows.
 function membershipChanged(frame) {
   const slug = frame.room;
   if (frame.member) {
-    memberships.set(slug, { starred: frame.starred });
+    if (!frame.direct) memberships.set(slug, { starred: frame.starred });
+    const list = frame.direct ? sidebar.listIn(el.nav, "nav-directs", "Direct messages") : el.navRooms;
     let li = navItems.get(slug);
-    if (!li && el.navRooms) {
+    if (!li && list) {
       li = sidebar.newItem(frame);
       navItems.set(slug, li);
       sidebar.switchOnClick(new Map([[slug, li]]), switchTo);
@@ -115,7 +118,10 @@ function membershipChanged(frame) {
       if (slug !== page.current) client.watch(slug, frame.last_seq, { quiet: true });
       sidebar.markCurrent(navItems, page.current);
     }
-    if (li) {
+    if (li && frame.direct) {
+      sidebar.placeItem(list, li);
+      renderNav(slug);
+    } else if (li) {
       const empty = document.getElementById("nav-empty");
       if (empty) empty.hidden = true;
       sidebar.setStarred(li, frame.starred);
