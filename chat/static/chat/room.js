@@ -8,6 +8,7 @@ import { setUpComposer } from "./composer.js";
 import { RoomCounts } from "./counts.js";
 import { MessageLog, messageList } from "./log.js";
 import { Notifications } from "./notifications.js";
+import { ProfileCard } from "./profile.js";
 import { renderOnline, renderTyping, startTyping, stopTyping } from "./presence.js";
 import * as sidebar from "./sidebar.js";
 import { Page, RoomView } from "./state.js";
@@ -73,6 +74,14 @@ const notifications = new Notifications({
   enable: document.getElementById("enable-notifications"),
   username: config.username,
   changed: updateTitle,
+  open: (slug) => switchTo(slug),
+  home: el.input || el.messages,
+});
+
+// Names open a profile card; "online" means online in a room this tab follows.
+const profiles = new ProfileCard({
+  me: config.username,
+  isOnline: (name) => Array.from(counts.rooms.values()).some((room) => room.online.has(name)),
 });
 
 // --- Drawing the page --------------------------------------------------------------------
@@ -193,6 +202,7 @@ function switchTo(slug, { push = true } = {}) {
   counts.visible = slug;
   if (composer) composer.reset();
   sidebar.markCurrent(navItems, slug);
+  notifications.dismiss(slug);
   el.name.textContent = to.name;
   el.topic.textContent = to.topic;
   updateTitle();
@@ -374,6 +384,8 @@ function adoptServerLines() {
 }
 
 function listen() {
+  profiles.listen(document.querySelector(".room-main"));
+  profiles.listen(el.online);
   el.older.addEventListener("click", () => loadOlder(page.view));
   sidebar.switchOnClick(navItems, switchTo);
   window.addEventListener("popstate", (event) => {
