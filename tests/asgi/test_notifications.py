@@ -278,3 +278,29 @@ async def test_notifications_go_exactly_to_the_users_access_says_may_be_notified
     }
     assert allowed == {"member"}
     assert notified == allowed
+
+
+async def test_a_group_direct_message_reaches_every_other_member_live(
+    connect, alice, bob, make_user
+):
+    carol = await database_sync_to_async(make_user)("carol")
+    bob_tab, carol_tab = await connect(bob), await connect(carol)
+    room = await database_sync_to_async(services.direct_group_get_or_create)(
+        user=alice, others=[bob, carol]
+    )
+    for tab in (bob_tab, carol_tab):
+        added = await tab.recv_until("membership")
+        assert (added["room"], added["direct"], added["name"]) == (
+            room.slug,
+            True,
+            "alice, bob & carol",
+        )
+    sender = await connect(alice)
+    await sender.join(room.slug)
+
+    await sender.request({"type": "send", "room": room.slug, "body": "all", "client_id": "g1"})
+
+    for tab in (bob_tab, carol_tab):
+        note = await tab.recv_until("notification")
+        assert (note["reason"], note["room"]) == ("dm", room.slug)
+    assert all(f["type"] != "notification" for f in await frames_until_pong(sender))

@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.support.browser import TIMEOUT_MS, expect_message_once, new_page, say, sign_in_to_general
-from tests.support.live_server import LiveSite
+from tests.support.live_server import STAFF, LiveSite
 
 pytestmark = [pytest.mark.browser, pytest.mark.own_database]
 
@@ -105,8 +105,18 @@ def test_the_people_page_finds_someone_and_starts_a_conversation(
         alice.get_by_role("link", name="People").click()
         alice.get_by_label("Find someone").fill("BO")
         alice.get_by_role("button", name="Search").click()
-        expect(alice.locator("#people-list li")).to_have_text(["bob Message bob"])
+        expect(alice.locator("#people-list .person-name")).to_have_text(["bob"])
         alice.get_by_role("link", name="Message bob").click()
         expect(alice.locator("#room-name")).to_have_text("alice & bob", timeout=TIMEOUT_MS)
+
+        # A group: tick the people, "Message together".
+        alice.goto(f"{live_site.base_url}/people/")
+        alice.get_by_label("Add bob to a group").check()
+        alice.get_by_label(f"Add {STAFF} to a group").check()
+        alice.get_by_role("button", name="Message together").click()
+        expect(alice.locator("#room-name")).to_have_text(
+            f"alice, bob & {STAFF}", timeout=TIMEOUT_MS
+        )
+        expect(alice.locator("#nav-directs li")).to_have_count(2)
     finally:
         alice.context.close()

@@ -536,3 +536,41 @@ def test_a_first_direct_message_counts_as_unread_in_the_recipients_sidebar(alice
 
     (direct,) = page.context["directs"]
     assert (direct.slug, direct.unread, direct.read_mark) == (room.slug, 2, 0)
+
+
+def test_a_group_direct_message_opens_from_its_names_in_any_order(alice_client, alice, make_user):
+    for name in ("bob", "carol", "dave"):
+        make_user(name)
+
+    first = alice_client.get("/chat/@carol,bob/")
+    again = alice_client.get("/chat/@bob,alice,carol/")  # naming oneself too changes nothing
+
+    assert first.status_code == again.status_code == 200
+    assert first.context["room"] == again.context["room"]
+    assert first.context["room"].name == "alice, bob & carol"
+    assert alice_client.get("/chat/@bob,nobody/").status_code == 404
+    assert alice_client.get("/chat/@alice/").status_code == 404
+    assert alice_client.get("/chat/@,/").status_code == 404
+    assert Room.objects.filter(is_direct=True).count() == 1
+
+
+def test_a_group_direct_message_of_more_than_eight_is_refused_before_any_lookup(
+    alice_client, django_assert_max_num_queries
+):
+    names = ",".join(f"user{i}" for i in range(8))
+    with django_assert_max_num_queries(2):  # session and user: the names are never looked up
+        assert alice_client.get(f"/chat/@{names}/").status_code == 404
+
+
+def test_the_people_page_starts_a_group_with_the_people_ticked(alice_client, make_user):
+    for name in ("bob", "carol"):
+        make_user(name)
+
+    page = alice_client.get("/people/").content.decode()
+    response = alice_client.get("/people/group/?with=carol&with=bob")
+
+    assert 'name="with" value="bob"' in page
+    assert 'name="with" value="alice"' not in page
+    assert response.status_code == 302
+    assert response["Location"] == "/chat/@carol,bob/"
+    assert alice_client.get("/people/group/")["Location"] == "/people/"
