@@ -79,11 +79,17 @@ def may_be_notified(user: AnyUser, room: Room) -> bool:
     return room.members.filter(pk=user.pk).exists()
 
 
+def notifiable_members(room: Room) -> QuerySet[AbstractBaseUser]:
+    """The users `may_be_notified` of `room`'s messages, in one query: the same rule as a
+    query on users (active; a member; not banned). Every notification (a mention, a direct
+    message) is sent only to users in it."""
+    users = get_user_model().objects.filter(is_active=True, chat_rooms=room)
+    return users.exclude(chat_bans__room=room)
+
+
 def notifiable_users(room: Room, usernames: set[str]) -> QuerySet[AbstractBaseUser]:
-    """Of `usernames`, the users `may_be_notified` of `room`'s messages, in one query: the
-    same rule as a Q on users (active; a member; not banned)."""
-    users = get_user_model().objects.filter(username__in=usernames, is_active=True)
-    return users.filter(chat_rooms=room).exclude(chat_bans__room=room)
+    """Of `usernames`, the users `may_be_notified` of `room`'s messages (`notifiable_members`)."""
+    return notifiable_members(room).filter(username__in=usernames)
 
 
 # Running a room -----------------------------------------------------------------------------

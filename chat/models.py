@@ -30,11 +30,15 @@ class Room(models.Model):
     is_direct = models.BooleanField(
         default=False,
         editable=False,
-        help_text="A direct-message room: private, of exactly two users, at /chat/@username/.",
+        help_text="A direct-message room: private, of two to eight users, at /chat/@username/"
+        " (or /chat/@name,name/ for a group).",
     )
-    # What makes a DM: "<low user id>:<high user id>", set once when it is made. Unique, so
-    # the pair has one DM even when both open it at the same moment; NULL for other rooms.
-    direct_key = models.CharField(max_length=41, null=True, blank=True, unique=True, editable=False)
+    # What makes a DM: its users' ids in increasing order, joined by ":" ("3:5", "3:5:9"),
+    # set once when it is made. Unique, so a set of people has one DM even when they open it
+    # at the same moment; NULL for other rooms. 8 ids of up to 20 digits fit.
+    direct_key = models.CharField(
+        max_length=200, null=True, blank=True, unique=True, editable=False
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

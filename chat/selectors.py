@@ -238,6 +238,15 @@ def user_get_active(*, username: str) -> AbstractBaseUser | None:
     return get_user_model().objects.filter(username=username, is_active=True).first()
 
 
+def people_search(*, query: str = "") -> QuerySet[AbstractBaseUser]:
+    """The people directory: active accounts whose username contains `query` (any letter
+    case), by username. Deactivated accounts are nobody (`access.signed_in`)."""
+    people = get_user_model().objects.filter(is_active=True)
+    if query.strip():
+        people = people.filter(username__icontains=query.strip())
+    return people.order_by("username").only("pk", "username")
+
+
 def rooms_with_unread(*, rooms: QuerySet[Room], user: AnyUser) -> QuerySet[Room]:
     """`rooms`, each annotated with the user's `read_mark` (None: never read) and `unread`
     (0 where they never read it, or are not a member: only one's own rooms count), in one

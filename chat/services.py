@@ -233,7 +233,7 @@ def _notify(message: Message) -> None:
         readers = access.notifiable_users(room, names)
         reasons.update(dict.fromkeys(readers.values_list("pk", flat=True), "mention"))
     if room.is_direct:
-        others = room.members.exclude(pk=message.author_id).values_list("pk", flat=True)
+        others = access.notifiable_members(room).values_list("pk", flat=True)
         reasons.update(dict.fromkeys(others, "dm"))
     reasons.pop(message.author_id, None)
     for user_id, reason in reasons.items():
@@ -241,17 +241,36 @@ def _notify(message: Message) -> None:
         events.send_on_commit(*events.user_broadcast(user_id, frame))
 
 
-def direct_room_get_or_create(*, user: AbstractBaseUser, other: AbstractBaseUser) -> Room:
-    """The direct-message room of two users (made on first use): private, exactly those two
-    members, one per pair whichever of them opens it first.
+DIRECT_MAX_PEOPLE = 8  # people in a group direct message, its starter included
 
-    Found by `is_direct` and its pair of users, never by slug: a slug is a name anyone may
-    learn, and the unique `direct_key` keeps two first opens at once from making two DMs.
-    Its slug is random, in the namespace no other room may take (`slug_is_reserved`)."""
+
+def direct_room_get_or_create(*, user: AbstractBaseUser, other: AbstractBaseUser) -> Room:
+    """The direct-message room of two users (made on first use): `direct_group_get_or_create`
+    with one other."""
     if user.pk == other.pk:
         raise ChatError(ErrorCode.BAD_REQUEST, "A direct message needs another user.")
-    low, high = sorted([user, other], key=lambda u: u.pk)
-    key = f"{low.pk}:{high.pk}"
+    return direct_group_get_or_create(user=user, others=[other])
+
+
+def direct_group_get_or_create(
+    *, user: AbstractBaseUser, others: Sequence[AbstractBaseUser]
+) -> Room:
+    """The direct-message room of `user` and `others` (made on first use): private, exactly
+    those members (two to DIRECT_MAX_PEOPLE), one per set of people whoever opens it first
+    and in whatever order they are named. When it is made, every tab of each member hears
+    `membership` after commit, so it appears in their sidebars at once.
+
+    Found by `is_direct` and its set of users, never by slug: a slug is a name anyone may
+    learn, and the unique `direct_key` keeps two first opens at once from making two DMs.
+    Its slug is random, in the namespace no other room may take (`slug_is_reserved`)."""
+    people = sorted({u.pk: u for u in [user, *others]}.values(), key=lambda u: u.pk)
+    if len(people) < 2:
+        raise ChatError(ErrorCode.BAD_REQUEST, "A direct message needs another user.")
+    if len(people) > DIRECT_MAX_PEOPLE:
+        raise ChatError(
+            ErrorCode.BAD_REQUEST, f"A direct message holds at most {DIRECT_MAX_PEOPLE} people."
+        )
+    key = ":".join(str(u.pk) for u in people)
     room = Room.objects.filter(is_direct=True, direct_key=key).first()
     if room is not None:
         return room
@@ -259,15 +278,26 @@ def direct_room_get_or_create(*, user: AbstractBaseUser, other: AbstractBaseUser
         with transaction.atomic():
             room = Room.objects.create(
                 slug=f"dm-{secrets.token_hex(8)}",
-                name=f"{low.get_username()} & {high.get_username()}",
+                name=_direct_name([u.get_username() for u in people]),
                 is_private=True,
                 is_direct=True,
                 direct_key=key,
             )
-            room.members.add(low, high)
-    except IntegrityError:  # the other user opened it at the same moment
+            room.members.add(*people)
+            # Read up to nothing yet: what comes is unread (a room never read counts nothing).
+            ReadState.objects.bulk_create(ReadState(user=u, room=room, seq=0) for u in people)
+            for membership in Membership.objects.filter(room=room).select_related("user"):
+                _membership_announce(membership, member=True)
+    except IntegrityError:  # another of them opened it at the same moment
         room = Room.objects.get(is_direct=True, direct_key=key)
     return room
+
+
+def _direct_name(names: list[str]) -> str:
+    """ "alice & bob", "alice, bob & carol", cut to what Room.name holds."""
+    name = f"{', '.join(names[:-1])} & {names[-1]}"
+    limit = Room._meta.get_field("name").max_length
+    return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
 def announcement_create(*, body: str, by: AbstractBaseUser | None) -> Announcement:
@@ -571,6 +601,7 @@ def _membership_announce(membership: Membership, *, member: bool) -> None:
         member=member,
         starred=membership.starred,
         private=room.is_private,
+        direct=room.is_direct,
         last_seq=room.last_seq,
         read=room.read_mark,
         unread=room.unread if member else 0,

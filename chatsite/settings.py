@@ -233,6 +233,7 @@ CHAT_MAX_MESSAGE_LENGTH = int(os.environ.get("CHAT_MAX_MESSAGE_LENGTH", "4000"))
 CHAT_PAGE_SIZE = 50  # messages in a room page and in a `join` without `since`
 CHAT_REPLAY_LIMIT = 500  # messages at most in a `join` with `since`
 CHAT_HISTORY_LIMIT = 100  # cap on `history` limit
+CHAT_PEOPLE_PAGE_SIZE = 50  # people on a page of the directory (/people/)
 # A page of messages (joined, history) holds at most this many bytes, so it always fits in
 # one WebSocket frame (daphne sends none over 1 MiB); a longer page is cut, with has_more.
 CHAT_FRAME_BUDGET_BYTES = 512 * 1024

@@ -191,12 +191,14 @@ def membership_frame(
     member: bool,
     starred: bool,
     private: bool,
+    direct: bool,
     last_seq: int,
     read: int | None,
     unread: int,
 ) -> dict[str, Any]:
-    """To every tab of one user: they joined, left or (un)starred a room, so each sidebar
-    adds, drops or moves its entry; the counts are the sidebar's, as a page would render."""
+    """To every tab of one user: they joined, left or (un)starred a room, or a direct
+    message with them was made, so each sidebar adds, drops or moves its entry (a DM in
+    "Direct messages"); the counts are the sidebar's, as a page would render."""
     return {
         "type": "membership",
         "room": room_slug,
@@ -204,6 +206,7 @@ def membership_frame(
         "member": member,
         "starred": starred,
         "private": private,
+        "direct": direct,
         "last_seq": last_seq,
         "read": read,
         "unread": unread,

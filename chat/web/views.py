@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -75,6 +76,17 @@ def _render_lobby(request: HttpRequest, form: RoomCreateForm, status: int = 200)
     return render(request, "chat/lobby.html", context, status=status)
 
 
+@login_required
+def people(request: HttpRequest) -> HttpResponse:
+    """The people directory: active users, searched by username (`?q=`), a page at a time,
+    each with a "Message" link to the direct-message room with them."""
+    query = request.GET.get("q", "")[:150]
+    paginator = Paginator(selectors.people_search(query=query), settings.CHAT_PEOPLE_PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("page"))
+    context = {"page": page, "query": query, "max_others": services.DIRECT_MAX_PEOPLE - 1}
+    return render(request, "chat/people.html", context)
+
+
 def room(request: HttpRequest, slug: str) -> HttpResponse:
     """A room's page: the latest messages; the socket takes over from the last seq shown."""
     try:
@@ -88,12 +100,25 @@ def room(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 def direct(request: HttpRequest, username: str) -> HttpResponse:
-    """/chat/@<username>/: the direct-message room with that user, made on first use."""
-    other = selectors.user_get_active(username=username)
-    if other is None or other.pk == request.user.pk:
+    """/chat/@<username>/: the direct-message room with that user, made on first use;
+    /chat/@<name>,<name>,…/ the group one with those users (the viewer may be named too)."""
+    names = {name for name in username.split(",") if name} - {request.user.get_username()}
+    if not names or len(names) >= services.DIRECT_MAX_PEOPLE:
+        raise Http404("No such conversation.")
+    others = [selectors.user_get_active(username=name) for name in sorted(names)]
+    if any(other is None or other.pk == request.user.pk for other in others):
         raise Http404("No such user.")
-    room = services.direct_room_get_or_create(user=request.user, other=other)
+    room = services.direct_group_get_or_create(user=request.user, others=others)
     return _render_room(request, room)
+
+
+@login_required
+def people_group(request: HttpRequest) -> HttpResponse:
+    """The people page's "Message together": the group direct message with those checked."""
+    names = request.GET.getlist("with")
+    if not names:
+        return redirect("chat:people")
+    return redirect("chat:direct", username=",".join(names))
 
 
 def _render_room(request: HttpRequest, room: Room) -> HttpResponse:

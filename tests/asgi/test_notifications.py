@@ -5,8 +5,8 @@ import pytest
 from channels.db import database_sync_to_async
 from django.test import Client
 
-from chat import services
-from chat.models import Announcement, Room
+from chat import access, services
+from chat.models import Announcement, Ban, Room
 from tests.support.sockets import session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -157,3 +157,150 @@ def test_an_empty_announcement_is_refused(staff):
     with pytest.raises(services.ChatError):
         services.announcement_create(body="   ", by=staff)
     assert Announcement.objects.count() == 0
+
+
+# A first direct message reaches the sidebars ---------------------------------------------------
+
+
+async def test_a_new_direct_message_appears_in_both_users_sidebars_on_every_tab(
+    connect, alice, bob, make_user
+):
+    carol = await database_sync_to_async(make_user)("carol")
+    cookie = await database_sync_to_async(session_cookie)(bob)
+    bob_tabs = [await connect(bob, cookie=cookie), await connect(bob, cookie=cookie)]
+    alice_tab = await connect(alice)
+    bystander = await connect(carol)
+
+    room = await database_sync_to_async(services.direct_room_get_or_create)(user=alice, other=bob)
+    await database_sync_to_async(services.direct_room_get_or_create)(user=bob, other=alice)
+
+    expected = {
+        "type": "membership",
+        "room": room.slug,
+        "name": "alice & bob",
+        "member": True,
+        "starred": False,
+        "private": True,
+        "direct": True,
+        "last_seq": 0,
+        "read": 0,  # read up to nothing: what comes counts as unread
+        "unread": 0,
+    }
+    for tab in [*bob_tabs, alice_tab]:
+        assert await tab.recv_until("membership") == expected
+        # Opening it again (bob's side) made nothing new: one frame only.
+        assert all(f["type"] != "membership" for f in await frames_until_pong(tab))
+    assert all(f["type"] != "membership" for f in await frames_until_pong(bystander))
+
+
+async def test_the_recipient_of_a_first_direct_message_may_follow_it_and_counts_it_unread(
+    connect, alice, bob
+):
+    bob_tab = await connect(bob)
+    room = await database_sync_to_async(services.direct_room_get_or_create)(user=alice, other=bob)
+    added = await bob_tab.recv_until("membership")
+    await bob_tab.join(added["room"], since=added["last_seq"], quiet=True)
+    sender = await connect(alice)
+    await sender.join(room.slug)
+
+    await sender.request({"type": "send", "room": room.slug, "body": "hi", "client_id": "f1"})
+
+    assert (await bob_tab.recv_until("message"))["message"]["body"] == "hi"
+    assert (await bob_tab.recv_until("notification"))["room"] == room.slug
+
+
+# Who may be notified: every path asks access.may_be_notified ----------------------------------
+
+
+@pytest.mark.parametrize("shut_out", ["banned", "deactivated"])
+async def test_no_notification_reaches_a_user_who_may_not_be_notified(
+    connect, alice, bob, make_room, shut_out
+):
+    team = await database_sync_to_async(make_room)("team", members=(alice, bob))
+    room = await database_sync_to_async(services.direct_room_get_or_create)(user=alice, other=bob)
+    bob_tab = await connect(bob)
+    sender = await connect(alice)
+    await sender.join(room.slug)
+    await sender.join("team")
+
+    def shut_bob_out() -> None:
+        if shut_out == "banned":
+            for where in (room, team):
+                Ban.objects.create(room=where, user=bob)
+        else:
+            type(bob).objects.filter(pk=bob.pk).update(is_active=False)
+
+    await database_sync_to_async(shut_bob_out)()
+    await sender.request({"type": "send", "room": room.slug, "body": "psst", "client_id": "n1"})
+    await sender.request({"type": "send", "room": "team", "body": "@bob hi", "client_id": "n2"})
+
+    assert all(f["type"] != "notification" for f in await frames_until_pong(bob_tab))
+
+
+async def test_notifications_go_exactly_to_the_users_access_says_may_be_notified(
+    connect, alice, bob, make_user, make_room, general
+):
+    """The family, in one table: for each way a message can be for someone (a DM, a
+    mention), the set notified equals the set `access.may_be_notified` allows."""
+    people = {
+        name: await database_sync_to_async(make_user)(name)
+        for name in ("member", "outsider", "banned", "inactive")
+    }
+    team = await database_sync_to_async(make_room)(
+        "team", members=(alice, people["member"], people["banned"], people["inactive"])
+    )
+
+    def shut_out() -> None:
+        Ban.objects.create(room=team, user=people["banned"])
+        type(alice).objects.filter(username="inactive").update(is_active=False)
+
+    await database_sync_to_async(shut_out)()
+    tabs = {name: await connect(user) for name, user in people.items() if name != "inactive"}
+    sender = await connect(alice)
+    await sender.join("team")
+
+    body = " ".join(f"@{name}" for name in people)
+    await sender.request({"type": "send", "room": "team", "body": body, "client_id": "t1"})
+
+    fresh = {
+        name: await database_sync_to_async(type(alice).objects.get)(pk=user.pk)
+        for name, user in people.items()
+    }
+    allowed = {
+        name
+        for name, user in fresh.items()
+        if await database_sync_to_async(access.may_be_notified)(user, team)
+    }
+    notified = {
+        name
+        for name, tab in tabs.items()
+        if any(f["type"] == "notification" for f in await frames_until_pong(tab))
+    }
+    assert allowed == {"member"}
+    assert notified == allowed
+
+
+async def test_a_group_direct_message_reaches_every_other_member_live(
+    connect, alice, bob, make_user
+):
+    carol = await database_sync_to_async(make_user)("carol")
+    bob_tab, carol_tab = await connect(bob), await connect(carol)
+    room = await database_sync_to_async(services.direct_group_get_or_create)(
+        user=alice, others=[bob, carol]
+    )
+    for tab in (bob_tab, carol_tab):
+        added = await tab.recv_until("membership")
+        assert (added["room"], added["direct"], added["name"]) == (
+            room.slug,
+            True,
+            "alice, bob & carol",
+        )
+    sender = await connect(alice)
+    await sender.join(room.slug)
+
+    await sender.request({"type": "send", "room": room.slug, "body": "all", "client_id": "g1"})
+
+    for tab in (bob_tab, carol_tab):
+        note = await tab.recv_until("notification")
+        assert (note["reason"], note["room"]) == ("dm", room.slug)
+    assert all(f["type"] != "notification" for f in await frames_until_pong(sender))

@@ -168,6 +168,15 @@ def test_hostile_text_is_shown_as_text_and_never_runs(
     expect(evil.locator("#status")).to_have_text("Connected")
     expect(evil.locator(".whoami strong")).to_have_text(EVIL)
     expect(alice.locator("#online li")).to_have_text([EVIL, "alice"])  # sorted
+    # Their name opens a profile card that shows it as text, and links to it quoted.
+    alice.locator("#online button.person").first.click()
+    card = alice.locator("#profile-card")
+    expect(card.locator(".profile-name")).to_have_text(EVIL)
+    message_link = card.get_by_role("link", name="Message").get_attribute("href")
+    assert message_link is not None
+    assert "<" not in message_link
+    alice.keyboard.press("Escape")
+    expect(card).to_be_hidden()
     composer = evil.get_by_label("Message", exact=True)
     composer.press_sequentially("<b>")
     expect(alice.locator("#typing")).to_have_text(f"{EVIL} is typing…")

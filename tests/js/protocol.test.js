@@ -141,6 +141,7 @@ describe("the client's frames conform to the protocol's schema", () => {
         member: true,
         starred: false,
         private: false,
+        direct: false,
         last_seq: 6,
         read: null,
         unread: 0,

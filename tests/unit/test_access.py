@@ -13,14 +13,14 @@ from chat.models import Ban, Message, Room
 pytestmark = pytest.mark.django_db
 
 ROLES = ("anonymous", "member", "non_member", "left", "banned", "staff", "deactivated")
-KINDS = ("public", "private", "archived", "direct")
+KINDS = ("public", "private", "archived", "direct", "group_direct")
 
 # role → the kinds of room it may read (page, join) and write in (post, edit, delete).
 # Staff are no member here; a deactivated account is a member that counts as nobody; a
 # left member was one and left (chat.services.membership_leave): a non-member again.
 READS = {
     "anonymous": {"public", "archived"},
-    "member": {"public", "private", "archived", "direct"},
+    "member": {"public", "private", "archived", "direct", "group_direct"},
     "non_member": {"public", "archived"},
     "left": {"public", "archived"},
     "banned": set(),
@@ -29,7 +29,7 @@ READS = {
 }
 WRITES = {
     "anonymous": set(),
-    "member": {"public", "private", "direct"},
+    "member": {"public", "private", "direct", "group_direct"},
     "non_member": {"public"},
     "left": {"public"},
     "banned": set(),
@@ -45,15 +45,20 @@ def arrange(role: str, kind: str, make_user: Any) -> tuple[Any, Room]:
     user: Any = AnonymousUser()
     if role != "anonymous":
         user = make_user(role, is_staff=role == "staff", is_active=role != "deactivated")
+    third = make_user("third")  # a group direct message's third member
+    direct = kind in {"direct", "group_direct"}
+    key = f"{other.pk}:{user.pk}" + (f":{third.pk}" if kind == "group_direct" else "")
     room = Room.objects.create(
         slug=f"{kind}-room",
         name=f"{kind} room",
-        is_private=kind in {"private", "direct"},
+        is_private=kind == "private" or direct,
         is_archived=kind == "archived",
-        is_direct=kind == "direct",
-        direct_key=f"{other.pk}:{user.pk}" if kind == "direct" else None,
+        is_direct=direct,
+        direct_key=key if direct else None,
     )
     room.members.add(other)
+    if kind == "group_direct":
+        room.members.add(third)
     if role in {"member", "left", "banned", "deactivated"}:
         room.members.add(user)
     if role == "left":
@@ -85,11 +90,12 @@ def test_every_form_of_each_rule_agrees_with_the_table(role, kind, make_user):
     sees_q = Room.objects.filter(access.visible_rooms(user), pk=room.pk).exists()
     notified = access.may_be_notified(user, room)
     notified_q = access.notifiable_users(room, {username}).exists()
+    notified_members = access.notifiable_members(room).filter(pk=getattr(user, "pk", None))
 
     assert reads == (kind in READS[role])
     assert writes_orm == writes_sql == (kind in WRITES[role])
     assert sees_q == access.can_see(user, room)
-    assert notified == notified_q == (kind in NOTIFIED[role])
+    assert notified == notified_q == notified_members.exists() == (kind in NOTIFIED[role])
 
 
 def test_only_the_author_edits_and_only_within_the_window(alice, bob, staff, general, settings):

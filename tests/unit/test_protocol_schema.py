@@ -138,6 +138,7 @@ def test_every_builder_makes_a_conforming_frame():
             member=True,
             starred=False,
             private=False,
+            direct=False,
             last_seq=10,
             read=None,
             unread=0,

@@ -69,6 +69,7 @@ def pages(client, staff, alice, general, make_room):
         (client, "/", 200),
         (client, "/chat/general/", 200),
         (client, "/chat/general/settings/", 200),  # staff run public rooms
+        (client, "/people/", 200),
         (client, "/admin/", 200),
         (client, "/admin/chat/room/", 200),
         (client, f"/admin/chat/room/{general.pk}/change/", 200),

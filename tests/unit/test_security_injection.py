@@ -83,6 +83,15 @@ def test_a_hostile_username_cannot_break_out_of_the_page_config(evil, hostile_ro
     assert_inert(html, EVIL_NAME)  # the header's "Signed in as"
 
 
+def test_the_people_page_shows_a_hostile_username_escaped(evil, alice):
+    client = Client()
+    client.force_login(alice)
+
+    html = client.get("/people/").content.decode()
+
+    assert_inert(html, EVIL_NAME)
+
+
 def test_the_lobby_shows_hostile_room_names_and_topics_escaped(client, hostile_room):
     html = client.get("/").content.decode()
 

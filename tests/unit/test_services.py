@@ -449,3 +449,31 @@ def test_a_new_account_joins_general_and_nothing_when_general_is_archived(alice,
     services.user_welcome(user=bob)
 
     assert list(general.members.all()) == [alice]
+
+
+def test_a_group_direct_message_is_one_room_per_set_of_people_in_any_order(alice, bob, make_user):
+    carol, dave = make_user("carol"), make_user("dave")
+
+    room = services.direct_group_get_or_create(user=alice, others=[carol, bob])
+    again = services.direct_group_get_or_create(user=carol, others=[bob, alice, alice])
+    pair = services.direct_room_get_or_create(user=alice, other=bob)
+    other_group = services.direct_group_get_or_create(user=alice, others=[bob, dave])
+
+    assert again == room
+    assert len({room.pk, pair.pk, other_group.pk}) == 3
+    assert (room.is_direct, room.is_private, room.name) == (True, True, "alice, bob & carol")
+    assert set(room.members.values_list("username", flat=True)) == {"alice", "bob", "carol"}
+    assert room.direct_key == f"{alice.pk}:{bob.pk}:{carol.pk}"
+
+
+def test_a_group_direct_message_holds_two_to_eight_people(alice, make_user):
+    people = [make_user(f"p{i}") for i in range(8)]
+
+    biggest = services.direct_group_get_or_create(user=alice, others=people[:7])
+    with pytest.raises(ChatError, match="at most 8 people"):
+        services.direct_group_get_or_create(user=alice, others=people)
+    with pytest.raises(ChatError, match="needs another user"):
+        services.direct_group_get_or_create(user=alice, others=[alice])
+
+    assert biggest.members.count() == 8
+    assert Room.objects.filter(is_direct=True).count() == 1

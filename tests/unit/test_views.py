@@ -597,3 +597,114 @@ def test_the_room_page_offers_its_settings_to_owners_only(plans, alice, bob):
     link = f'href="/chat/{plans.slug}/settings/" id="room-settings"'
     assert f"{link}>" in page_of(alice)
     assert f"{link} hidden>" in page_of(bob)
+
+
+# The people directory -------------------------------------------------------------------------
+
+
+def test_the_people_page_asks_anonymous_visitors_to_log_in(client):
+    response = client.get("/people/?q=bob")
+
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/login/?next=/people/%3Fq%3Dbob"
+
+
+def test_the_people_page_lists_active_users_each_with_a_message_link(
+    alice_client, alice, bob, make_user
+):
+    make_user("zed", is_active=False)
+
+    page = alice_client.get("/people/").content.decode()
+
+    names = [p.username for p in alice_client.get("/people/").context["page"].object_list]
+    assert names == ["alice", "bob"]  # zed is deactivated: nobody
+    assert 'href="/chat/@bob/"' in page
+    assert 'href="/chat/@alice/"' not in page  # no DM with oneself
+    assert "zed" not in page
+
+
+def test_the_people_page_searches_usernames_in_any_letter_case(alice_client, make_user):
+    for name in ("Bobby", "rebob", "carol"):
+        make_user(name)
+
+    response = alice_client.get("/people/?q=BOB")
+
+    assert [p.username for p in response.context["page"].object_list] == ["Bobby", "rebob"]
+    assert "Nobody called" in alice_client.get("/people/?q=nothing-like-it").content.decode()
+
+
+def test_the_people_page_is_paginated_and_keeps_the_search(alice_client, make_user, settings):
+    settings.CHAT_PEOPLE_PAGE_SIZE = 2
+    for name in ("pat1", "pat2", "pat3", "other"):
+        make_user(name)
+
+    first = alice_client.get("/people/?q=pat")
+    second = alice_client.get("/people/?q=pat&page=2")
+    beyond = alice_client.get("/people/?q=pat&page=99")
+
+    assert [p.username for p in first.context["page"].object_list] == ["pat1", "pat2"]
+    assert 'href="?q=pat&amp;page=2"' in first.content.decode()
+    assert [p.username for p in second.context["page"].object_list] == ["pat3"]
+    assert [p.username for p in beyond.context["page"].object_list] == ["pat3"]  # the last
+
+
+def test_the_people_page_takes_a_bounded_number_of_queries(alice_client, django_assert_num_queries):
+    get_user_model().objects.bulk_create(
+        get_user_model()(username=f"user{i:04}") for i in range(500)
+    )
+
+    # Session, user, the count for the paginator, one page of people.
+    with django_assert_num_queries(4):
+        response = alice_client.get("/people/?q=user")
+
+    assert len(response.context["page"].object_list) == 50
+
+
+def test_a_first_direct_message_counts_as_unread_in_the_recipients_sidebar(alice, bob):
+    room = services.direct_room_get_or_create(user=alice, other=bob)
+    post_messages(room, alice, 2)
+    client = Client()
+    client.force_login(bob)
+
+    page = client.get("/chat/general/")
+
+    (direct,) = page.context["directs"]
+    assert (direct.slug, direct.unread, direct.read_mark) == (room.slug, 2, 0)
+
+
+def test_a_group_direct_message_opens_from_its_names_in_any_order(alice_client, alice, make_user):
+    for name in ("bob", "carol", "dave"):
+        make_user(name)
+
+    first = alice_client.get("/chat/@carol,bob/")
+    again = alice_client.get("/chat/@bob,alice,carol/")  # naming oneself too changes nothing
+
+    assert first.status_code == again.status_code == 200
+    assert first.context["room"] == again.context["room"]
+    assert first.context["room"].name == "alice, bob & carol"
+    assert alice_client.get("/chat/@bob,nobody/").status_code == 404
+    assert alice_client.get("/chat/@alice/").status_code == 404
+    assert alice_client.get("/chat/@,/").status_code == 404
+    assert Room.objects.filter(is_direct=True).count() == 1
+
+
+def test_a_group_direct_message_of_more_than_eight_is_refused_before_any_lookup(
+    alice_client, django_assert_max_num_queries
+):
+    names = ",".join(f"user{i}" for i in range(8))
+    with django_assert_max_num_queries(2):  # session and user: the names are never looked up
+        assert alice_client.get(f"/chat/@{names}/").status_code == 404
+
+
+def test_the_people_page_starts_a_group_with_the_people_ticked(alice_client, make_user):
+    for name in ("bob", "carol"):
+        make_user(name)
+
+    page = alice_client.get("/people/").content.decode()
+    response = alice_client.get("/people/group/?with=carol&with=bob")
+
+    assert 'name="with" value="bob"' in page
+    assert 'name="with" value="alice"' not in page
+    assert response.status_code == 302
+    assert response["Location"] == "/chat/@carol,bob/"
+    assert alice_client.get("/people/group/")["Location"] == "/people/"

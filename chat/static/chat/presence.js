@@ -6,7 +6,13 @@ export function renderOnline(ul, room) {
   const names = room ? Array.from(room.online).sort() : [];
   const items = names.map((name) => {
     const li = document.createElement("li");
-    li.textContent = name;
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "person";
+    button.setAttribute("aria-haspopup", "dialog");
+    button.setAttribute("aria-expanded", "false");
+    button.textContent = name;
+    li.append(button);
     return li;
   });
   const guests = room ? room.guests : 0;

@@ -8,6 +8,7 @@ import { setUpComposer } from "./composer.js";
 import { RoomCounts } from "./counts.js";
 import { MessageLog, messageList } from "./log.js";
 import { Notifications } from "./notifications.js";
+import { ProfileCard } from "./profile.js";
 import { renderOnline, renderTyping, startTyping, stopTyping } from "./presence.js";
 import * as sidebar from "./sidebar.js";
 import { Page, RoomView } from "./state.js";
@@ -31,6 +32,7 @@ const el = {
   membership: document.getElementById("membership"),
   settings: document.getElementById("room-settings"),
   navRooms: document.getElementById("nav-rooms"),
+  nav: document.querySelector(".room-nav"),
 };
 const baseTitle = document.title.replace(/^.* · /, "");
 
@@ -73,6 +75,14 @@ const notifications = new Notifications({
   enable: document.getElementById("enable-notifications"),
   username: config.username,
   changed: updateTitle,
+  open: (slug) => switchTo(slug),
+  home: el.input || el.messages,
+});
+
+// Names open a profile card; "online" means online in a room this tab follows.
+const profiles = new ProfileCard({
+  me: config.username,
+  isOnline: (name) => Array.from(counts.rooms.values()).some((room) => room.online.has(name)),
 });
 
 // --- Drawing the page --------------------------------------------------------------------
@@ -130,13 +140,15 @@ function roomUpdated(frame) {
   }
 }
 
-// The user joined, left or (un)starred a room, maybe in another tab: the sidebar follows.
+// The user joined, left or (un)starred a room, maybe in another tab, or someone started a
+// direct message with them: the sidebar follows.
 function membershipChanged(frame) {
   const slug = frame.room;
   if (frame.member) {
-    memberships.set(slug, { starred: frame.starred });
+    if (!frame.direct) memberships.set(slug, { starred: frame.starred });
+    const list = frame.direct ? sidebar.listIn(el.nav, "nav-directs", "Direct messages") : el.navRooms;
     let li = navItems.get(slug);
-    if (!li && el.navRooms) {
+    if (!li && list) {
       li = sidebar.newItem(frame);
       navItems.set(slug, li);
       sidebar.switchOnClick(new Map([[slug, li]]), switchTo);
@@ -145,7 +157,10 @@ function membershipChanged(frame) {
       if (slug !== page.current) client.watch(slug, frame.last_seq, { quiet: true });
       sidebar.markCurrent(navItems, page.current);
     }
-    if (li) {
+    if (li && frame.direct) {
+      sidebar.placeItem(list, li);
+      renderNav(slug);
+    } else if (li) {
       const empty = document.getElementById("nav-empty");
       if (empty) empty.hidden = true;
       sidebar.setStarred(li, frame.starred);
@@ -217,6 +232,7 @@ function switchTo(slug, { push = true } = {}) {
   counts.visible = slug;
   if (composer) composer.reset();
   sidebar.markCurrent(navItems, slug);
+  notifications.dismiss(slug);
   el.name.textContent = to.name;
   el.topic.textContent = to.topic;
   updateTitle();
@@ -402,6 +418,8 @@ function adoptServerLines() {
 }
 
 function listen() {
+  profiles.listen(document.querySelector(".room-main"));
+  profiles.listen(el.online);
   el.older.addEventListener("click", () => loadOlder(page.view));
   sidebar.switchOnClick(navItems, switchTo);
   window.addEventListener("popstate", (event) => {

@@ -70,19 +70,21 @@ export function switchOnClick(items, switchTo) {
   }
 }
 
-// A new item for a room the user joined in another tab (as _room_list.html renders one).
-export function newItem({ room, name, private: isPrivate, last_seq: lastSeq, read, unread }) {
+// A new item for a room the user joined in another tab, or a direct message made with them
+// (as _room_list.html renders one).
+export function newItem({ room, name, private: isPrivate, direct, last_seq: lastSeq, read, unread }) {
   const li = document.createElement("li");
   li.dataset.room = room;
   li.dataset.lastSeq = String(lastSeq);
   li.dataset.read = read === null ? "" : String(read);
   li.dataset.unread = String(unread);
   if (isPrivate) li.dataset.private = "";
+  if (direct) li.dataset.direct = "";
   const link = document.createElement("a");
   link.href = `/chat/${room}/`;
   link.textContent = name;
   li.append(link);
-  if (isPrivate) li.append(badge("badge", "private"));
+  if (isPrivate && !direct) li.append(badge("badge", "private"));
   const count = badge("badge unread", String(unread));
   count.title = "unread messages";
   count.hidden = unread === 0;
@@ -126,4 +128,19 @@ export function placeItem(list, li) {
     }
   }
   list.append(li);
+}
+
+// The list `id` of the sidebar `nav`, made (under its heading) if the page had none: the
+// "Direct messages" list appears with the first direct message.
+export function listIn(nav, id, heading) {
+  let list = document.getElementById(id);
+  if (!list) {
+    const title = document.createElement("h2");
+    title.textContent = heading;
+    list = document.createElement("ul");
+    list.className = "room-list";
+    list.id = id;
+    nav.append(title, list);
+  }
+  return list;
 }

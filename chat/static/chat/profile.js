@@ -1,0 +1,100 @@
+// The profile card: a name (a message's author, an entry of the online list) is a button that
+// opens a small card saying who it is, whether they are online, and, for a signed-in viewer,
+// a "Message" link to the direct message with them. Built with DOM APIs (user text only
+// through textContent). Esc or a click elsewhere closes it; Esc gives focus back to the name.
+
+export class ProfileCard {
+  // me: the viewer's username (null: anonymous, who gets no "Message");
+  // isOnline(name): whether the page knows them online.
+  constructor({ me, isOnline }) {
+    this.me = me;
+    this.isOnline = isOnline;
+    this.trigger = null;
+    this.card = document.createElement("div");
+    this.card.className = "profile-card";
+    this.card.id = "profile-card";
+    this.card.setAttribute("role", "dialog");
+    this.card.setAttribute("aria-labelledby", "profile-card-name");
+    this.card.hidden = true;
+    this.card.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") {
+        event.preventDefault();
+        this.close({ refocus: true });
+      }
+    });
+    document.body.append(this.card);
+    document.addEventListener("click", (event) => {
+      if (this.card.hidden || this.card.contains(event.target)) return;
+      if (this.trigger && this.trigger.contains(event.target)) return;
+      this.close({ refocus: false });
+    });
+    document.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && !this.card.hidden) this.close({ refocus: true });
+    });
+  }
+
+  // Name buttons (`button.person`) anywhere inside `root`, now or later, open the card.
+  listen(root) {
+    root.addEventListener("click", (event) => {
+      const button = event.target.closest("button.person");
+      if (!button || !root.contains(button)) return;
+      if (this.trigger === button && !this.card.hidden) this.close({ refocus: true });
+      else this.open(button, button.textContent.trim());
+    });
+  }
+
+  open(trigger, name) {
+    if (this.trigger) this.trigger.setAttribute("aria-expanded", "false");
+    this.trigger = trigger;
+    trigger.setAttribute("aria-expanded", "true");
+    trigger.setAttribute("aria-controls", this.card.id);
+    const title = document.createElement("p");
+    title.className = "profile-name";
+    title.id = "profile-card-name";
+    title.textContent = name;
+    const online = this.isOnline(name);
+    const status = document.createElement("p");
+    status.className = "profile-status";
+    status.dataset.online = String(online);
+    status.textContent = online ? "Online" : "Not online";
+    const actions = document.createElement("p");
+    actions.className = "profile-actions";
+    if (this.me && name !== this.me) {
+      const message = document.createElement("a");
+      message.className = "button profile-message";
+      message.href = `/chat/@${encodeURIComponent(name)}/`;
+      message.textContent = "Message";
+      actions.append(message);
+    }
+    const close = document.createElement("button");
+    close.type = "button";
+    close.className = "link profile-close";
+    close.textContent = "Close";
+    close.addEventListener("click", () => this.close({ refocus: true }));
+    actions.append(close);
+    this.card.replaceChildren(title, status, actions);
+    this.card.hidden = false;
+    this.place(trigger);
+    actions.firstElementChild.focus();
+  }
+
+  // Below the name, kept inside the window (CSSOM: the policy allows no style attribute).
+  place(trigger) {
+    const box = trigger.getBoundingClientRect();
+    const width = this.card.offsetWidth;
+    const left = Math.max(8, Math.min(box.left, document.documentElement.clientWidth - width - 8));
+    this.card.style.left = `${left + window.scrollX}px`;
+    this.card.style.top = `${box.bottom + window.scrollY + 4}px`;
+  }
+
+  close({ refocus }) {
+    if (this.card.hidden) return;
+    this.card.hidden = true;
+    this.card.replaceChildren();
+    const trigger = this.trigger;
+    this.trigger = null;
+    if (!trigger) return;
+    trigger.setAttribute("aria-expanded", "false");
+    if (refocus && trigger.isConnected) trigger.focus();
+  }
+}
