@@ -62,12 +62,15 @@ def _render_lobby(request: HttpRequest, form: RoomCreateForm, status: int = 200)
     rooms = selectors.rooms_with_unread(
         rooms=selectors.rooms_in_lobby(user=request.user, query=query), user=request.user
     )
+    # A page at a time: as many as one socket follows, so each listed room counts live.
+    page = Paginator(rooms, settings.CHAT_LOBBY_PAGE_SIZE).get_page(request.GET.get("page"))
     directs = selectors.rooms_with_unread(
         rooms=selectors.rooms_visible_to(user=request.user, direct=True), user=request.user
     )
     username = request.user.get_username() if request.user.is_authenticated else None
     context = {
-        "rooms": rooms,
+        "rooms": page.object_list,
+        "page": page,
         "directs": directs,
         "form": form,
         "query": query,

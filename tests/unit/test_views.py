@@ -445,7 +445,7 @@ def test_the_lobby_searches_room_names_in_any_case(client, make_room, general):
 
 
 def test_lobby_and_room_pages_take_a_bounded_number_of_queries_at_scale(
-    alice_client, alice, general, django_assert_num_queries
+    alice_client, alice, general, django_assert_num_queries, settings
 ):
     rooms = Room.objects.bulk_create(
         Room(name=f"Room {i:04}", slug=f"room-{i:04}") for i in range(1000)
@@ -454,15 +454,35 @@ def test_lobby_and_room_pages_take_a_bounded_number_of_queries_at_scale(
         Room.members.through(room=room, user=alice) for room in rooms[:200]
     )
 
-    # The lobby: session, user, rooms (with counts and marks), direct messages.
-    with django_assert_num_queries(4):
+    # The lobby: session, user, the rooms' count, a page of rooms (with counts and marks),
+    # direct messages; on the last page as on the first.
+    with django_assert_num_queries(5):
         lobby = alice_client.get("/")
+    with django_assert_num_queries(5):
+        last = alice_client.get("/?page=21")
     # The room: session, user, room, ban, messages, membership, sidebar, direct messages.
     with django_assert_num_queries(8):
         page = alice_client.get("/chat/room-0000/")
 
-    assert len(lobby.context["rooms"]) == 1001
+    assert len(lobby.context["rooms"]) == settings.CHAT_LOBBY_PAGE_SIZE
+    assert lobby.context["page"].paginator.count == 1001
+    assert len(last.context["rooms"]) == 1001 % settings.CHAT_LOBBY_PAGE_SIZE
     assert len(page.context["rooms"]) == 200
+
+
+def test_the_lobby_is_paged_and_its_pages_keep_the_search(alice_client, alice, settings):
+    settings.CHAT_LOBBY_PAGE_SIZE = 2
+    for i in range(5):
+        services.room_create(name=f"Team {i}", created_by=alice)
+    services.room_create(name="Other", created_by=alice)
+
+    first = alice_client.get("/?q=team").content.decode()
+    third = alice_client.get("/?q=team&page=3")
+
+    assert 'href="?q=team&amp;page=2"' in first
+    assert "Page 1 of 3" in first
+    assert [room.name for room in third.context["rooms"]] == ["Team 4"]
+    assert 'rel="prev" href="?q=team&amp;page=2"' in third.content.decode()
 
 
 # Rooms run by their owners: the settings page and its forms ---------------------------------
