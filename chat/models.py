@@ -201,3 +201,27 @@ class Announcement(models.Model):
 
     def __str__(self) -> str:
         return self.body[:60]
+
+
+class Profile(models.Model):
+    """What a user shows others: a display name, a status, a time zone, an avatar. Made on
+    first save (services.profile_update); until then selectors.profile_of gives the defaults."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile"
+    )
+    display_name = models.CharField(
+        max_length=50, blank=True, help_text="Shown instead of the username where set."
+    )
+    status = models.CharField(max_length=100, blank=True)
+    time_zone = models.CharField(max_length=64, blank=True, help_text="An IANA zone name.")
+    # A 128 px PNG re-encoded by chat/avatars.py under a random name; blank: initials.
+    avatar = models.ImageField(upload_to="avatars/", blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"profile of {self.user}"
+
+    def avatar_url(self) -> str:
+        """The uploaded avatar's URL, or "" for the initials."""
+        return self.avatar.url if self.avatar else ""

@@ -22,7 +22,7 @@ from django.db.models.functions import Coalesce
 
 from . import access
 from .access import AnyUser
-from .models import Membership, Message, ReadState, Room
+from .models import Membership, Message, Profile, ReadState, Room
 from .protocol.errors import ChatError, ErrorCode
 
 SLUG_RE = re.compile(r"^[-a-zA-Z0-9_]{1,80}$")  # what SlugField(max_length=80) can hold
@@ -264,3 +264,11 @@ def rooms_with_unread(*, rooms: QuerySet[Room], user: AnyUser) -> QuerySet[Room]
         unread=Case(When(member, then=counted), default=Value(0), output_field=IntegerField()),
         read_mark=Subquery(own_mark),
     )
+
+
+def profile_of(*, user: AbstractBaseUser) -> Profile:
+    """The user's profile; an unsaved one with the defaults until they first save theirs."""
+    try:
+        return Profile.objects.get(user=user)
+    except Profile.DoesNotExist:
+        return Profile(user=user)

@@ -8,12 +8,22 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.files.base import ContentFile
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from . import access, selectors, visible_text
-from .models import Announcement, Ban, Membership, Message, ReadState, Room, slug_is_reserved
+from .models import (
+    Announcement,
+    Ban,
+    Membership,
+    Message,
+    Profile,
+    ReadState,
+    Room,
+    slug_is_reserved,
+)
 from .protocol import events
 from .protocol.errors import ChatError, ErrorCode
 
@@ -621,3 +631,35 @@ def user_sockets_close(*, user_id: int, reason: str) -> None:
     """Close every open socket of a user, on every worker, saying why (after commit)."""
     event = events.session_ended_event(user_id=user_id, reason=reason)
     events.send_on_commit(event["group"], event)
+
+
+@transaction.atomic
+def profile_update(
+    *,
+    user: AbstractBaseUser,
+    display_name: str,
+    status: str,
+    time_zone: str,
+    email: str,
+    avatar: ContentFile | None = None,
+    remove_avatar: bool = False,
+) -> Profile:
+    """Save a user's profile (made on first save) and email. A new avatar (already made safe
+    by chat/avatars.py) replaces the old one; the old file is deleted once the change commits."""
+    profile, _ = Profile.objects.select_for_update().get_or_create(user=user)
+    old_avatar = profile.avatar.name if profile.avatar else ""
+    profile.display_name = display_name
+    profile.status = status
+    profile.time_zone = time_zone
+    if avatar is not None:
+        profile.avatar.save(avatar.name, avatar, save=False)
+    elif remove_avatar:
+        profile.avatar = ""
+    profile.save()
+    if user.email != email:
+        user.email = email
+        user.save(update_fields=["email"])
+    if old_avatar and old_avatar != profile.avatar.name:
+        storage = profile.avatar.storage
+        transaction.on_commit(lambda: storage.delete(old_avatar))
+    return profile

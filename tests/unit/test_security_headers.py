@@ -69,6 +69,8 @@ def pages(client, staff, alice, general, make_room):
         (client, "/", 200),
         (client, "/chat/general/", 200),
         (client, "/chat/general/settings/", 200),  # staff run public rooms
+        (client, "/account/", 200),
+        (client, "/accounts/password_change/", 200),
         (client, "/admin/", 200),
         (client, "/admin/chat/room/", 200),
         (client, f"/admin/chat/room/{general.pk}/change/", 200),

@@ -207,7 +207,7 @@ def test_login_page_logs_in_and_follows_next(client, alice):
     assert client.get("/").context["user"] == alice
 
 
-def test_signup_creates_the_account_and_signs_in(client):
+def test_signup_creates_the_account_and_signs_in(client, general):
     response = client.post(
         "/accounts/signup/",
         {"username": "carol", "password1": PASSWORD, "password2": PASSWORD, "next": "/chat/x/"},
