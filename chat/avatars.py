@@ -7,7 +7,6 @@ it is decoded. The result is re-encoded: a 128 px square PNG holding pixels only
 or other metadata), stored under a random name.
 """
 
-import hashlib
 import io
 import secrets
 import warnings
@@ -73,6 +72,8 @@ def initials(name: str) -> str:
 
 def initials_hue(username: str) -> int:
     """A stable colour for a user's initials, from their username (not their display name, so
-    it does not change with it)."""
-    digest = hashlib.sha256(username.encode()).digest()
-    return digest[0] % INITIALS_HUES
+    it does not change with it). chat/static/chat/render.js computes the same (initialsHue)."""
+    h = 0
+    for ch in username:
+        h = (h * 31 + ord(ch)) % 2**32
+    return h % INITIALS_HUES

@@ -123,7 +123,7 @@ def room_get_joinable(*, slug: str, user: AnyUser) -> Room:
 
 def _live_messages(room: Room) -> QuerySet[Message]:
     return Message.objects.filter(room=room, deleted_at__isnull=True).select_related(
-        "room", "author"
+        "room", "author", "author__profile"
     )
 
 
@@ -139,7 +139,7 @@ def messages_since(*, room: Room, seq: int, limit: int) -> MessagePage:
     ones without their body); has_more says more changes remain."""
     rows = list(
         Message.objects.filter(room=room, rev__gt=seq)
-        .select_related("room", "author")
+        .select_related("room", "author", "author__profile")
         .order_by("rev")[: limit + 1]
     )
     return MessagePage(messages=rows[:limit], has_more=len(rows) > limit)
@@ -264,6 +264,13 @@ def rooms_with_unread(*, rooms: QuerySet[Room], user: AnyUser) -> QuerySet[Room]
         unread=Case(When(member, then=counted), default=Value(0), output_field=IntegerField()),
         read_mark=Subquery(own_mark),
     )
+
+
+def users_with_profiles(*, ids: set[int]) -> dict[int, AbstractBaseUser]:
+    """Users by id with their profiles loaded (None where they have none), fresh from the
+    database: what a message frame shows of its author is never a socket's stale copy."""
+    users = get_user_model().objects.select_related("profile").filter(pk__in=ids)
+    return {user.pk: user for user in users}
 
 
 def profile_of(*, user: AbstractBaseUser) -> Profile:

@@ -87,7 +87,7 @@ def message_validate_body(body: str) -> None:
 
 
 def _message_by_client_id(*, room: Room, author: AbstractBaseUser, client_id: str) -> Message:
-    return Message.objects.select_related("room", "author").get(
+    return Message.objects.select_related("room", "author", "author__profile").get(
         room=room, author=author, client_id=client_id
     )
 
@@ -141,22 +141,24 @@ def messages_create(*, drafts: Sequence[MessageDraft]) -> list[tuple[Message, bo
     rolls back. No seq is ever skipped: a rollback undoes its bump."""
     results: list[tuple[Message, bool] | ChatError] = []
     with transaction.atomic():
+        authors = selectors.users_with_profiles(ids={draft.author.pk for draft in drafts})
         for draft in drafts:
             try:
-                results.append(_store(draft))
+                results.append(_store(draft, author=authors.get(draft.author.pk, draft.author)))
             except ChatError as refusal:
                 results.append(refusal)
     return results
 
 
-def _store(draft: MessageDraft) -> tuple[Message, bool]:
+def _store(draft: MessageDraft, *, author: AbstractBaseUser) -> tuple[Message, bool]:
+    """Store one draft; `author` is the draft's author with their profile loaded."""
     message_validate_body(draft.body)
     try:
         with transaction.atomic():
             seq = _next_seq(draft.room, actor_id=draft.author.pk)
             message = Message.objects.create(
                 room=draft.room,
-                author=draft.author,
+                author=author,
                 body=draft.body,
                 seq=seq,
                 rev=seq,
@@ -177,7 +179,7 @@ def _store(draft: MessageDraft) -> tuple[Message, bool]:
 def _message_for_change(*, room: Room, message_id: int) -> Message:
     """A live message of `room`, or not_found (deleted, elsewhere, or never posted)."""
     message = (
-        Message.objects.select_related("room", "author")
+        Message.objects.select_related("room", "author", "author__profile")
         .filter(pk=message_id, room=room, deleted_at__isnull=True)
         .first()
     )

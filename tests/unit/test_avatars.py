@@ -80,7 +80,12 @@ def test_a_decompression_bomb_is_refused_before_decoding():
     assert refused.value.code == "too_many_pixels"
 
 
+# render.js (initialsHue) must give the same numbers: tests/js/render.test.js checks these.
+HUES = {"alice": 0, "bob": 1, "émile": 2, "たなか": 0, "user1": 10, "😀x": 4}
+
+
 def test_initials_and_their_colour():
+    assert {name: avatars.initials_hue(name) for name in HUES} == HUES
     assert avatars.initials("alice") == "A"
     assert avatars.initials("  émile") == "É"
     assert avatars.initials("") == "?"

@@ -7,8 +7,8 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import resolve, reverse
 
-from chat import services
-from chat.models import Ban, Room
+from chat import avatars, services
+from chat.models import Ban, Profile, Room
 from chat.web import views
 from tests.support.factories import DM_LOOKALIKE_NAMES, PASSWORD, post_messages
 
@@ -597,3 +597,20 @@ def test_the_room_page_offers_its_settings_to_owners_only(plans, alice, bob):
     link = f'href="/chat/{plans.slug}/settings/" id="room-settings"'
     assert f"{link}>" in page_of(alice)
     assert f"{link} hidden>" in page_of(bob)
+
+
+# Profiles beside messages ------------------------------------------------------------------
+
+
+def test_the_room_page_shows_display_names_and_avatars_beside_messages(client, alice, bob, general):
+    Profile.objects.create(user=alice, display_name="Alice Liddell", avatar="avatars/a.png")
+    post_messages(general, alice, 1)
+    post_messages(general, bob, 1)
+
+    html = client.get("/chat/general/").content.decode()
+
+    assert '<span class="author" title="@alice">Alice Liddell</span>' in html
+    assert '<img class="avatar" src="/media/avatars/a.png" alt=""' in html
+    assert '<span class="author">bob</span>' in html  # no profile: the username, initials
+    hue = avatars.initials_hue("bob")
+    assert f'<span class="avatar initials hue-{hue}" data-initials="B" aria-hidden="true">' in html
