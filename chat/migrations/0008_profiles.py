@@ -3,6 +3,7 @@
 Made lazily, on a user's first save of their account page; a user without one shows the
 defaults (the username, initials), so nothing is backfilled."""
 
+import chat.models
 import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
@@ -30,9 +31,15 @@ class Migration(migrations.Migration):
                         blank=True,
                         help_text="Shown instead of the username where set.",
                         max_length=50,
+                        validators=[chat.models.validate_one_line_text],
                     ),
                 ),
-                ("status", models.CharField(blank=True, max_length=100)),
+                (
+                    "status",
+                    models.CharField(
+                        blank=True, max_length=100, validators=[chat.models.validate_one_line_text]
+                    ),
+                ),
                 (
                     "time_zone",
                     models.CharField(blank=True, help_text="An IANA zone name.", max_length=64),

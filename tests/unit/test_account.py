@@ -213,3 +213,18 @@ def test_media_is_served_in_debug_only(alice_client, settings):
     assert alice_client.get("/media/avatars/x.png").status_code == 404
     settings.DEBUG = True
     assert alice_client.get("/media/avatars/x.png").status_code == 200
+
+
+def test_staff_may_edit_a_profile_in_the_admin_under_the_same_rules(client, staff, alice):
+    Profile.objects.create(user=alice, display_name="Alice")
+    client.force_login(staff)
+    url = f"/admin/chat/profile/{Profile.objects.get().pk}/change/"
+
+    refused = client.post(url, {"display_name": "ecila\u202e", "status": "", "time_zone": ""})
+    cleared = client.post(url, {"display_name": "", "status": "", "time_zone": ""})
+
+    assert refused.status_code == 200
+    assert "text-direction controls" in refused.content.decode()
+    assert cleared.status_code == 302
+    assert selectors.profile_of(user=alice).display_name == ""
+    assert client.get("/admin/chat/profile/add/").status_code == 403

@@ -79,6 +79,7 @@ def pages(client, staff, alice, general, make_room):
         (client, f"/admin/chat/message/{message.pk}/change/", 200),
         (client, "/admin/auth/user/", 200),
         (client, f"/admin/auth/user/{alice.pk}/change/", 200),
+        (client, "/admin/chat/profile/", 200),
     ]
 
 
