@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from . import selectors, services
-from .models import Announcement, Ban, Membership, Message, Room
+from .models import Announcement, Ban, Membership, Message, Profile, Room
 
 
 class MembershipInline(admin.TabularInline):
@@ -168,3 +168,18 @@ class AnnouncementAdmin(admin.ModelAdmin):
     ) -> None:
         saved = services.announcement_create(body=obj.body, by=request.user)
         obj.pk, obj.created_by, obj.created_at = saved.pk, saved.created_by, saved.created_at
+
+
+@admin.register(Profile)
+class ProfileAdmin(admin.ModelAdmin):
+    """Profiles, for moderation: staff may clear a display name or status. An avatar only
+    enters through the account page (chat/avatars.py re-encodes it), so here it is shown,
+    not uploaded."""
+
+    list_display = ["user", "display_name", "status", "time_zone", "updated_at"]
+    search_fields = ["user__username", "display_name"]
+    fields = ["user", "display_name", "status", "time_zone", "avatar", "updated_at"]
+    readonly_fields = ["user", "avatar", "updated_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # made by the user's first save

@@ -7,6 +7,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
 
+from . import visible_text
+
 # Direct-message rooms get slugs in this namespace (random ones, chat/services.py); no other
 # room may take one, so nobody can make a room that looks like, or stands in for, a DM.
 RESERVED_SLUG_RE = re.compile(r"^dm(?:[-_]|$)", re.IGNORECASE)
@@ -205,3 +207,37 @@ class Announcement(models.Model):
 
     def __str__(self) -> str:
         return self.body[:60]
+
+
+def validate_one_line_text(value: str) -> None:
+    """A display name or status: one line, no controls (chat/visible_text.py); also in the admin."""
+    problem = visible_text.display_name_problem(value)
+    if problem:
+        raise ValidationError(problem, code="display_text")
+
+
+class Profile(models.Model):
+    """What a user shows others: a display name, a status, a time zone, an avatar. Made on
+    first save (services.profile_update); until then selectors.profile_of gives the defaults."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile"
+    )
+    display_name = models.CharField(
+        max_length=50,
+        blank=True,
+        validators=[validate_one_line_text],
+        help_text="Shown instead of the username where set.",
+    )
+    status = models.CharField(max_length=100, blank=True, validators=[validate_one_line_text])
+    time_zone = models.CharField(max_length=64, blank=True, help_text="An IANA zone name.")
+    # A 128 px PNG re-encoded by chat/avatars.py under a random name; blank: initials.
+    avatar = models.ImageField(upload_to="avatars/", blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"profile of {self.user}"
+
+    def avatar_url(self) -> str:
+        """The uploaded avatar's URL, or "" for the initials."""
+        return self.avatar.url if self.avatar else ""

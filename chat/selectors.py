@@ -22,7 +22,7 @@ from django.db.models.functions import Coalesce
 
 from . import access
 from .access import AnyUser
-from .models import Membership, Message, ReadState, Room
+from .models import Membership, Message, Profile, ReadState, Room
 from .protocol.errors import ChatError, ErrorCode
 
 SLUG_RE = re.compile(r"^[-a-zA-Z0-9_]{1,80}$")  # what SlugField(max_length=80) can hold
@@ -123,7 +123,7 @@ def room_get_joinable(*, slug: str, user: AnyUser) -> Room:
 
 def _live_messages(room: Room) -> QuerySet[Message]:
     return Message.objects.filter(room=room, deleted_at__isnull=True).select_related(
-        "room", "author"
+        "room", "author", "author__profile"
     )
 
 
@@ -139,7 +139,7 @@ def messages_since(*, room: Room, seq: int, limit: int) -> MessagePage:
     ones without their body); has_more says more changes remain."""
     rows = list(
         Message.objects.filter(room=room, rev__gt=seq)
-        .select_related("room", "author")
+        .select_related("room", "author", "author__profile")
         .order_by("rev")[: limit + 1]
     )
     return MessagePage(messages=rows[:limit], has_more=len(rows) > limit)
@@ -273,3 +273,18 @@ def rooms_with_unread(*, rooms: QuerySet[Room], user: AnyUser) -> QuerySet[Room]
         unread=Case(When(member, then=counted), default=Value(0), output_field=IntegerField()),
         read_mark=Subquery(own_mark),
     )
+
+
+def users_with_profiles(*, ids: set[int]) -> dict[int, AbstractBaseUser]:
+    """Users by id with their profiles loaded (None where they have none), fresh from the
+    database: what a message frame shows of its author is never a socket's stale copy."""
+    users = get_user_model().objects.select_related("profile").filter(pk__in=ids)
+    return {user.pk: user for user in users}
+
+
+def profile_of(*, user: AbstractBaseUser) -> Profile:
+    """The user's profile; an unsaved one with the defaults until they first save theirs."""
+    try:
+        return Profile.objects.get(user=user)
+    except Profile.DoesNotExist:
+        return Profile(user=user)

@@ -8,12 +8,22 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.files.base import ContentFile
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from . import access, selectors, visible_text
-from .models import Announcement, Ban, Membership, Message, ReadState, Room, slug_is_reserved
+from .models import (
+    Announcement,
+    Ban,
+    Membership,
+    Message,
+    Profile,
+    ReadState,
+    Room,
+    slug_is_reserved,
+)
 from .protocol import events
 from .protocol.errors import ChatError, ErrorCode
 
@@ -77,7 +87,7 @@ def message_validate_body(body: str) -> None:
 
 
 def _message_by_client_id(*, room: Room, author: AbstractBaseUser, client_id: str) -> Message:
-    return Message.objects.select_related("room", "author").get(
+    return Message.objects.select_related("room", "author", "author__profile").get(
         room=room, author=author, client_id=client_id
     )
 
@@ -131,22 +141,24 @@ def messages_create(*, drafts: Sequence[MessageDraft]) -> list[tuple[Message, bo
     rolls back. No seq is ever skipped: a rollback undoes its bump."""
     results: list[tuple[Message, bool] | ChatError] = []
     with transaction.atomic():
+        authors = selectors.users_with_profiles(ids={draft.author.pk for draft in drafts})
         for draft in drafts:
             try:
-                results.append(_store(draft))
+                results.append(_store(draft, author=authors.get(draft.author.pk, draft.author)))
             except ChatError as refusal:
                 results.append(refusal)
     return results
 
 
-def _store(draft: MessageDraft) -> tuple[Message, bool]:
+def _store(draft: MessageDraft, *, author: AbstractBaseUser) -> tuple[Message, bool]:
+    """Store one draft; `author` is the draft's author with their profile loaded."""
     message_validate_body(draft.body)
     try:
         with transaction.atomic():
             seq = _next_seq(draft.room, actor_id=draft.author.pk)
             message = Message.objects.create(
                 room=draft.room,
-                author=draft.author,
+                author=author,
                 body=draft.body,
                 seq=seq,
                 rev=seq,
@@ -167,7 +179,7 @@ def _store(draft: MessageDraft) -> tuple[Message, bool]:
 def _message_for_change(*, room: Room, message_id: int) -> Message:
     """A live message of `room`, or not_found (deleted, elsewhere, or never posted)."""
     message = (
-        Message.objects.select_related("room", "author")
+        Message.objects.select_related("room", "author", "author__profile")
         .filter(pk=message_id, room=room, deleted_at__isnull=True)
         .first()
     )
@@ -652,3 +664,35 @@ def user_sockets_close(*, user_id: int, reason: str) -> None:
     """Close every open socket of a user, on every worker, saying why (after commit)."""
     event = events.session_ended_event(user_id=user_id, reason=reason)
     events.send_on_commit(event["group"], event)
+
+
+@transaction.atomic
+def profile_update(
+    *,
+    user: AbstractBaseUser,
+    display_name: str,
+    status: str,
+    time_zone: str,
+    email: str,
+    avatar: ContentFile | None = None,
+    remove_avatar: bool = False,
+) -> Profile:
+    """Save a user's profile (made on first save) and email. A new avatar (already made safe
+    by chat/avatars.py) replaces the old one; the old file is deleted once the change commits."""
+    profile, _ = Profile.objects.select_for_update().get_or_create(user=user)
+    old_avatar = profile.avatar.name if profile.avatar else ""
+    profile.display_name = display_name
+    profile.status = status
+    profile.time_zone = time_zone
+    if avatar is not None:
+        profile.avatar.save(avatar.name, avatar, save=False)
+    elif remove_avatar:
+        profile.avatar = ""
+    profile.save()
+    if user.email != email:
+        user.email = email
+        user.save(update_fields=["email"])
+    if old_avatar and old_avatar != profile.avatar.name:
+        storage = profile.avatar.storage
+        transaction.on_commit(lambda: storage.delete(old_avatar))
+    return profile

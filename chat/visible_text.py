@@ -18,6 +18,25 @@ def shows_nothing(text: str) -> bool:
     )
 
 
+# Characters a name may not hold: controls, line breaks, and the bidi controls that would
+# make a name read backwards or reorder the text after it.
+NAME_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+
+
+def display_name_problem(name: str) -> str | None:
+    """Why `name` cannot be a display name (one line, drawn as written), or None."""
+    if any(unicodedata.category(ch) in NAME_FORBIDDEN_CATEGORIES for ch in name):
+        return "A display name cannot hold control characters or line breaks."
+    if any(ch in BIDI_CONTROLS for ch in name):
+        return "A display name cannot hold text-direction controls."
+    if name and shows_nothing(name):
+        return "A display name must show something."
+    return None
+
+
 # Letters of other scripts that look like Latin ones. Not the whole Unicode confusables
 # table (UTS #39): the look-alikes that matter in a short name.
 LATIN_LOOKALIKES = frozenset(

@@ -198,6 +198,11 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", BASE_DIR / "staticfiles"))
+# Uploads (avatars) go through the storage API: files under MEDIA_ROOT here; Django serves
+# them in debug only, a production proxy serves MEDIA_ROOT at MEDIA_URL (or swap the
+# "default" storage for django-storages).
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(os.environ.get("DJANGO_MEDIA_ROOT", BASE_DIR / "media"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

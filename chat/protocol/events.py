@@ -10,7 +10,7 @@ from typing import Any
 
 from django.db import transaction
 
-from ..models import Message
+from ..models import Message, Profile
 from ..realtime.publisher import publish
 from .errors import ChatError
 
@@ -39,23 +39,36 @@ def user_group(user_id: int) -> str:
 
 
 def message_dict(message: Message) -> dict[str, Any]:
-    """The MSG object of the protocol. Needs `room` and `author` loaded (select_related).
+    """The MSG object of the protocol. Needs `room`, `author` and `author__profile` loaded
+    (select_related), as every selector and service loads a message.
 
     `rev` is the seq of the message's latest change (== seq until it is edited or deleted);
     a deleted message (only ever in a `since` replay) keeps its ids and loses its body."""
     deleted = message.deleted_at is not None
+    profile = _profile(message)
     return {
         "id": message.pk,
         "seq": message.seq,
         "rev": message.rev,
         "room": message.room.slug,
         "author": message.author.get_username(),
+        "author_display": (profile and profile.display_name) or message.author.get_username(),
+        "author_avatar": profile.avatar_url() if profile else "",
         "body": "" if deleted else message.body,
         "created": message.created_at.isoformat(),
         "edited": message.edited_at.isoformat() if message.edited_at else None,
         "deleted": deleted,
         "client_id": message.client_id,
     }
+
+
+def _profile(message: Message) -> Profile | None:
+    """The author's profile (load it with the message: `author__profile`), or None: a user
+    who never saved one shows their username and initials."""
+    try:
+        return message.author.profile
+    except Profile.DoesNotExist:
+        return None
 
 
 def messages_within(

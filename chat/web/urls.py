@@ -27,4 +27,6 @@ urlpatterns = [
     ),
     path("chat/<slug:slug>/settings/archive/", views.room_settings_archive, name="room_archive"),
     path("usernames/", views.usernames, name="usernames"),
+    path("account/", views.account, name="account"),
+    path("media/<path:path>", views.media, name="media"),
 ]

@@ -16,6 +16,7 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
+from django.views.static import serve
 
 from .. import access, addresses, selectors, services
 from ..models import Room
@@ -23,7 +24,7 @@ from ..protocol import events
 from ..protocol.errors import ChatError, ErrorCode
 from ..realtime import fallback
 from . import throttle
-from .forms import RoomCreateForm, RoomDetailsForm, SignupForm, UsernameForm
+from .forms import AccountForm, RoomCreateForm, RoomDetailsForm, SignupForm, UsernameForm
 
 
 def lobby(request: HttpRequest) -> HttpResponse:
@@ -466,3 +467,46 @@ async def fallback_send(request: HttpRequest) -> HttpResponse:
     except fallback.FallbackError as error:
         return JsonResponse({"error": str(error)}, status=error.status)
     return JsonResponse({"accepted": accepted}, status=202)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def account(request: HttpRequest) -> HttpResponse:
+    """Your account: display name, status, time zone, avatar and email; the password has
+    Django's own page (linked)."""
+    profile = selectors.profile_of(user=request.user)
+    if request.method == "POST":
+        form = AccountForm(request.POST, request.FILES)
+        if form.is_valid():
+            data = form.cleaned_data
+            services.profile_update(
+                user=request.user,
+                display_name=data["display_name"],
+                status=data["status"],
+                time_zone=data["time_zone"],
+                email=data["email"],
+                avatar=data["avatar"],
+                remove_avatar=data["remove_avatar"],
+            )
+            messages.success(request, "Your account is saved.")
+            return redirect("chat:account")
+        status = 400
+    else:
+        form = AccountForm(
+            initial={
+                "display_name": profile.display_name,
+                "status": profile.status,
+                "time_zone": profile.time_zone,
+                "email": request.user.email,
+            }
+        )
+        status = 200
+    return render(request, "chat/account.html", {"form": form, "profile": profile}, status=status)
+
+
+def media(request: HttpRequest, path: str) -> HttpResponse:
+    """Uploaded files (avatars), served by Django in debug only: in production the proxy
+    serves MEDIA_ROOT at MEDIA_URL (README, "A production deployment")."""
+    if not settings.DEBUG:
+        raise Http404
+    return serve(request, path, document_root=settings.MEDIA_ROOT)

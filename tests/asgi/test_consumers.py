@@ -7,6 +7,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from django.core.files.base import ContentFile
 from django.test import override_settings
 
 from chat import services
@@ -28,6 +29,45 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def count_messages(**filters) -> int:
     return Message.objects.filter(**filters).count()
+
+
+def set_profile(user, **fields) -> None:
+    services.profile_update(
+        user=user,
+        display_name=fields.get("display_name", ""),
+        status="",
+        time_zone="",
+        email="",
+        avatar=fields.get("avatar"),
+    )
+
+
+async def test_a_message_shows_its_authors_display_name_and_avatar_as_they_are_now(
+    connect, alice, general
+):
+    """The socket's user was loaded at connect; a name changed since still reaches the frame."""
+    socket = await connect(alice)
+    await joined_with_presence(socket, "general")
+    await database_sync_to_async(set_profile)(alice, display_name="Alice <b>L</b>")
+
+    await socket.request({"type": "send", "room": "general", "body": "one", "client_id": "c-1"})
+    first = (await socket.expect("message"))["message"]
+    await database_sync_to_async(set_profile)(
+        alice, display_name="Al", avatar=ContentFile(b"png", name="x.png")
+    )
+    await socket.request({"type": "send", "room": "general", "body": "two", "client_id": "c-2"})
+    second = (await socket.expect("message"))["message"]
+
+    assert (first["author"], first["author_display"], first["author_avatar"]) == (
+        "alice",
+        "Alice <b>L</b>",
+        "",
+    )
+    assert second["author_display"] == "Al"
+    assert second["author_avatar"].startswith("/media/avatars/")
+    (replayed,) = (await socket.join("general", since=1))["messages"]
+    assert replayed["author_display"] == "Al"
+    await socket.close()
 
 
 # Handshake ---------------------------------------------------------------------------------
@@ -129,12 +169,16 @@ async def test_join_message_objects_follow_the_contract(connect, alice, general)
         "rev",
         "room",
         "author",
+        "author_display",
+        "author_avatar",
         "body",
         "created",
         "edited",
         "deleted",
         "client_id",
     }
+    assert message["author_display"] == "alice"  # no profile yet: the username
+    assert message["author_avatar"] == ""  # and initials
     assert message["seq"] == message["rev"] == 1
     assert message["edited"] is None
     assert message["deleted"] is False

@@ -81,7 +81,9 @@ def arrange(row: Revocation, make_user) -> dict[str, Any]:
     room = Room.objects.create(slug="room", name="Room", is_private=row.room == "private")
     room.members.add(author)
     Room.objects.filter(pk=room.pk).update(last_seq=1)
-    other = Message.objects.create(room=room, author=author, body="by author", seq=1, rev=1)
+    created = Message.objects.create(room=room, author=author, body="by author", seq=1, rev=1)
+    # As the selectors load it, so the test can build its frame on the event loop.
+    other = Message.objects.select_related("room", "author__profile").get(pk=created.pk)
     user, client = None, None
     if row.role != "anonymous":
         user = make_user(row.role, is_staff=row.role == "staff")

@@ -120,3 +120,40 @@ def test_the_people_page_finds_someone_and_starts_a_conversation(
         expect(alice.locator("#nav-directs li")).to_have_count(2)
     finally:
         alice.context.close()
+
+
+def test_a_display_name_shows_beside_messages_and_its_card_still_names_the_account(
+    browser: Browser, live_site: LiveSite
+) -> None:
+    """Bob calls himself "Robert T." on his account page: his lines, live and after a reload,
+    show that name (and his initials), while the card a line opens names the account, bob,
+    and "Message" goes to him."""
+    bob = sign_in_to_general(browser, live_site, "bob")
+    alice = sign_in_to_general(browser, live_site, "alice")
+    try:
+        bob.goto(f"{live_site.base_url}/account/")
+        bob.get_by_label("Display name").fill("Robert T.")
+        bob.get_by_role("button", name="Save").click()
+        expect(bob.get_by_text("Robert T.").first).to_be_visible()
+        bob.goto(f"{live_site.base_url}/chat/general/")
+        expect(bob.locator("#status")).to_have_text("Connected", timeout=TIMEOUT_MS)
+
+        say(bob, "call me Robert")
+        for reloaded in (False, True):
+            if reloaded:
+                alice.reload()
+            line = (
+                alice.get_by_role("log").locator("li[data-seq]").filter(has_text="call me Robert")
+            )
+            expect(line.locator(".author")).to_have_text("Robert T.", timeout=TIMEOUT_MS)
+            expect(line.locator(".avatar.initials")).to_have_attribute("data-initials", "R")
+            line.locator(".author").click()
+            card = alice.get_by_role("dialog", name="bob")
+            expect(card).to_be_visible()
+            expect(card.get_by_role("link", name="Message")).to_have_attribute(
+                "href", "/chat/@bob/"
+            )
+            alice.keyboard.press("Escape")
+    finally:
+        for page in (alice, bob):
+            page.context.close()

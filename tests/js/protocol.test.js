@@ -50,6 +50,8 @@ function msg(seq, { id = 1000 + seq, clientId = null, rev = seq } = {}) {
     rev,
     room: ROOM,
     author: "alice",
+    author_display: "Alice",
+    author_avatar: "",
     body: `message ${seq}`,
     created: TIME,
     edited: rev === seq ? null : TIME,

@@ -544,6 +544,8 @@ describe("with the real ChatClient", () => {
     rev: seq,
     room: ROOM,
     author: "bob",
+    author_display: "bob",
+    author_avatar: "",
     body: `message ${seq}`,
     created: "2026-11-25T21:40:00+00:00",
     edited: null,

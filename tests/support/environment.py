@@ -58,3 +58,9 @@ def fresh_cache(settings: Any) -> None:
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "tests"}
     }
     caches["default"].clear()
+
+
+@pytest.fixture(autouse=True)
+def media_in_a_temporary_directory(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Uploads (avatars) go to a directory of the test's own, never the checkout's media/."""
+    settings.MEDIA_ROOT = tmp_path_factory.mktemp("media")

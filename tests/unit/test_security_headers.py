@@ -70,6 +70,8 @@ def pages(client, staff, alice, general, make_room):
         (client, "/chat/general/", 200),
         (client, "/chat/general/settings/", 200),  # staff run public rooms
         (client, "/people/", 200),
+        (client, "/account/", 200),
+        (client, "/accounts/password_change/", 200),
         (client, "/admin/", 200),
         (client, "/admin/chat/room/", 200),
         (client, f"/admin/chat/room/{general.pk}/change/", 200),
@@ -78,6 +80,7 @@ def pages(client, staff, alice, general, make_room):
         (client, f"/admin/chat/message/{message.pk}/change/", 200),
         (client, "/admin/auth/user/", 200),
         (client, f"/admin/auth/user/{alice.pk}/change/", 200),
+        (client, "/admin/chat/profile/", 200),
     ]
 
 

@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils.html import escape
 
-from chat.models import Message, Room
+from chat.models import Message, Profile, Room
 
 pytestmark = pytest.mark.django_db
 
@@ -67,6 +67,25 @@ def test_the_room_page_shows_hostile_text_escaped(client, evil, hostile_room):
     assert_inert(html, *PAYLOADS, hostile_room.name, EVIL_NAME)
     assert TEMPLATE in html
     assert "<script>" not in html.replace('<script id="chat-config" type="application/json">', "")
+
+
+def test_a_hostile_display_name_and_status_are_shown_as_text(evil, hostile_room):
+    """Beside every message, in its title and initials, and on the account page."""
+    name = '"><img src=x onerror=window.__pwned=1>'
+    Profile.objects.create(user=evil, display_name=name, status=PAYLOADS[1])
+    client = Client()
+    client.force_login(evil)
+
+    room = client.get("/chat/hostile/").content.decode()
+    account = client.get("/account/").content.decode()
+
+    assert_inert(room, name, EVIL_NAME)
+    author = (
+        f'data-username="{escape(EVIL_NAME)}" title="@{escape(EVIL_NAME)}">{escape(name)}</button>'
+    )
+    assert author in room
+    assert 'data-initials="&quot;"' in room
+    assert_inert(account, name, PAYLOADS[1])
 
 
 def test_a_hostile_username_cannot_break_out_of_the_page_config(evil, hostile_room):

@@ -7,8 +7,8 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import resolve, reverse
 
-from chat import services
-from chat.models import Ban, Room
+from chat import avatars, services
+from chat.models import Ban, Profile, Room
 from chat.web import views
 from tests.support.factories import DM_LOOKALIKE_NAMES, PASSWORD, post_messages
 
@@ -207,7 +207,7 @@ def test_login_page_logs_in_and_follows_next(client, alice):
     assert client.get("/").context["user"] == alice
 
 
-def test_signup_creates_the_account_and_signs_in(client):
+def test_signup_creates_the_account_and_signs_in(client, general):
     response = client.post(
         "/accounts/signup/",
         {"username": "carol", "password1": PASSWORD, "password2": PASSWORD, "next": "/chat/x/"},
@@ -728,3 +728,20 @@ def test_the_people_page_starts_a_group_with_the_people_ticked(alice_client, mak
     assert response.status_code == 302
     assert response["Location"] == "/chat/@carol,bob/"
     assert alice_client.get("/people/group/")["Location"] == "/people/"
+
+
+# Profiles beside messages ------------------------------------------------------------------
+
+
+def test_the_room_page_shows_display_names_and_avatars_beside_messages(client, alice, bob, general):
+    Profile.objects.create(user=alice, display_name="Alice Liddell", avatar="avatars/a.png")
+    post_messages(general, alice, 1)
+    post_messages(general, bob, 1)
+
+    html = client.get("/chat/general/").content.decode()
+
+    assert 'data-username="alice" title="@alice">Alice Liddell</button>' in html
+    assert '<img class="avatar" src="/media/avatars/a.png" alt=""' in html
+    assert 'data-username="bob">bob</button>' in html  # no profile: the username, initials
+    hue = avatars.initials_hue("bob")
+    assert f'<span class="avatar initials hue-{hue}" data-initials="B" aria-hidden="true">' in html

@@ -39,7 +39,7 @@ export class ProfileCard {
       const button = event.target.closest("button.person");
       if (!button || !root.contains(button)) return;
       if (this.trigger === button && !this.card.hidden) this.close({ refocus: true });
-      else this.open(button, button.textContent.trim());
+      else this.open(button, button.dataset.username || button.textContent.trim());
     });
   }
 

@@ -27,6 +27,39 @@ export function renderBody(node, text, me) {
   node.append(text.slice(at));
 }
 
+// A user's avatar colour (chat.css: .avatar.hue-0 … hue-11), from their username: the same
+// number chat/avatars.py initials_hue gives.
+export function initialsHue(username) {
+  let h = 0;
+  for (const ch of username) h = (h * 31 + ch.codePointAt(0)) % 4294967296;
+  return h % 12;
+}
+
+export function initials(name) {
+  return (Array.from(name.trim())[0] || "?").toUpperCase();
+}
+
+// The author's picture (an uploaded one's <img>) or their initials, drawn by CSS from
+// data-initials; replaces the line's current avatar.
+function fillAvatar(li, msg) {
+  const old = li.querySelector(".avatar");
+  let avatar;
+  if (msg.author_avatar) {
+    avatar = document.createElement("img");
+    avatar.className = "avatar";
+    avatar.alt = "";
+    avatar.width = avatar.height = 32;
+    avatar.src = msg.author_avatar;
+  } else {
+    avatar = document.createElement("span");
+    avatar.className = `avatar initials hue-${initialsHue(msg.author)}`;
+    avatar.dataset.initials = initials(msg.author_display || msg.author);
+    avatar.setAttribute("aria-hidden", "true");
+  }
+  if (old) old.replaceWith(avatar);
+  else li.prepend(avatar);
+}
+
 export function markEdited(li) {
   if (li.querySelector(".edited")) return;
   const note = document.createElement("span");
@@ -42,6 +75,8 @@ export function lineMessage(li) {
     seq: Number(li.dataset.seq),
     rev: Number(li.dataset.rev),
     author: li.dataset.author,
+    author_display: li.querySelector(".author").textContent,
+    author_avatar: li.querySelector("img.avatar")?.getAttribute("src") || "",
     body: li.querySelector(".body").textContent,
     created: li.querySelector("time").dateTime || null,
     edited: li.querySelector(".edited") !== null,
@@ -60,7 +95,12 @@ export function fillLine(li, msg, me) {
     li.dataset.author = msg.author;
   }
   if (msg.client_id) li.dataset.clientId = msg.client_id;
-  li.querySelector(".author").textContent = msg.author;
+  const author = li.querySelector(".author");
+  author.textContent = msg.author_display || msg.author;
+  author.dataset.username = msg.author; // the profile card's name, whatever is shown
+  if (msg.author_display && msg.author_display !== msg.author) author.title = `@${msg.author}`;
+  else author.removeAttribute("title");
+  fillAvatar(li, msg);
   const time = li.querySelector("time");
   if (msg.created) time.dateTime = msg.created;
   time.textContent = msg.created ? formatTime(msg.created) : "";
