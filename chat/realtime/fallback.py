@@ -108,8 +108,9 @@ def _event(data: str, kind: str | None = None) -> bytes:
     return f"{head}data: {data}\n\n".encode()
 
 
-class FallbackStream:
-    """`GET /fallback/chat/`: one chat connection, run by `consumer` (the socket's app)."""
+class _Door:
+    """An ASGI app for one of the fallback's GETs: the checks every one of them makes
+    (`_refusal`), then `serve`. `consumer` is the socket's app, which runs the connection."""
 
     def __init__(self, consumer: Any) -> None:
         self.consumer = consumer
@@ -119,21 +120,24 @@ class FallbackStream:
         if refusal is not None:
             await _respond(send, *refusal)
             return
+        await self.serve(scope, receive, send)
+
+    async def serve(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        raise NotImplementedError
+
+
+class FallbackStream(_Door):
+    """`GET /fallback/chat/`: one chat connection, its frames down one response."""
+
+    async def serve(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         await StreamConnection(scope, self.consumer, receive, send).run()
 
 
-class FallbackPoll:
+class FallbackPoll(_Door):
     """`GET /fallback/chat/poll/`: without a token, open a polling connection run by
     `consumer` in this worker; with one, ask the connection (on any worker) for its frames."""
 
-    def __init__(self, consumer: Any) -> None:
-        self.consumer = consumer
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        refusal = _refusal(scope)
-        if refusal is not None:
-            await _respond(send, *refusal)
-            return
+    async def serve(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         headers = dict(scope.get("headers", []))
         token = headers.get(b"x-chat-session")
         if token is None:

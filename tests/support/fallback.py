@@ -40,21 +40,25 @@ class FallbackCommunicator:
             name, _, value = header[b"cookie"].decode().partition("=")
             self.client.cookies[name] = value
 
-    async def connect(self, timeout: float = 3) -> tuple[bool, int | None]:
-        scope = {
+    def get_scope(self, path: str, extra: list[tuple[bytes, bytes]] = ()) -> dict[str, Any]:
+        """The ASGI scope of a GET of `path` from this client (its headers, and `extra`)."""
+        return {
             "type": "http",
             "asgi": {"version": "3.0"},
             "http_version": "1.1",
             "method": "GET",
             "scheme": "http",
-            "path": "/fallback/chat/",
-            "raw_path": b"/fallback/chat/",
+            "path": path,
+            "raw_path": path.encode(),
             "root_path": "",
             "query_string": b"",
-            "headers": self.headers,
+            "headers": [*self.headers, *extra],
             "client": (self.address, 50000),
             "server": ("testserver", 80),
         }
+
+    async def connect(self, timeout: float = 3) -> tuple[bool, int | None]:
+        scope = self.get_scope("/fallback/chat/")
         await self.http_input.put({"type": "http.request", "body": b"", "more_body": False})
         self.task = asyncio.create_task(application(scope, self.http_input.get, self._send))
         ended = asyncio.create_task(self._response_end())
@@ -154,20 +158,7 @@ class PollCommunicator(FallbackCommunicator):
         self, extra: list[tuple[bytes, bytes]], *, timeout: float = 60
     ) -> tuple[int, Any]:
         """One GET of the poll endpoint through the ASGI application: status and JSON."""
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": "/fallback/chat/poll/",
-            "raw_path": b"/fallback/chat/poll/",
-            "root_path": "",
-            "query_string": b"",
-            "headers": [*self.headers, *extra],
-            "client": (self.address, 50000),
-            "server": ("testserver", 80),
-        }
+        scope = self.get_scope("/fallback/chat/poll/", extra)
         inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         await inbox.put({"type": "http.request", "body": b"", "more_body": False})
         sent: list[dict[str, Any]] = []
