@@ -45,6 +45,8 @@ DAPHNE = (
     "daphne",
     "-e",
     "tcp:{port}:interface=127.0.0.1:backlog=2048",
+    "--websocket_connect_timeout",  # as deploy/supervisord.conf: a storm's sockets queue
+    "30",
     "chatsite.asgi:application",
 )
 

@@ -1,11 +1,14 @@
 """Configuration comes from the environment, with defaults that work on a laptop."""
 
 import json
+import shlex
 import subprocess
 
 import pytest
+from daphne.cli import CommandLineInterface
 
 from tests.support import PROJECT_ROOT
+from tests.support.cluster import DAPHNE
 from tests.support.processes import run
 
 SHOW = (
@@ -113,3 +116,18 @@ def test_a_password_reset_with_default_settings_uses_no_smtp_and_does_not_fail(
 
     assert response.status_code == 302
     assert "carol@example.com" in capsys.readouterr().out  # the mail, printed
+
+
+def test_a_connection_storm_has_time_to_be_accepted_in_production_and_in_the_cluster_tests():
+    """daphne drops a socket its app has not accepted within --websocket_connect_timeout
+    (5 s by default): in a storm the late sockets of a live server were dropped. Production
+    (deploy/supervisord.conf) and the two-worker tests (tests/support/cluster.py) give it
+    the same 30 s."""
+    conf = (PROJECT_ROOT / "deploy" / "supervisord.conf").read_text()
+    command = next(line for line in conf.splitlines() if line.startswith("command="))
+    deployed = CommandLineInterface().parser.parse_args(
+        shlex.split(command.removeprefix("command="))[1:]
+    )
+    tested = CommandLineInterface().parser.parse_args(list(DAPHNE[3:]))
+
+    assert deployed.websocket_connect_timeout == tested.websocket_connect_timeout == 30
