@@ -519,7 +519,7 @@ class PollConnection(Connection):
     async def finish(self) -> None:
         self._ready(None)
         if self.waiting is not None:  # a poll still waits: it hears of the end, if it can
-            await self._answer(self.waiting, frames=[])
+            await self._answer(self.waiting)
 
     async def linger(self) -> None:
         """A client that may still poll hears how the connection ended: wait for an answer
@@ -551,7 +551,7 @@ class PollConnection(Connection):
         self.acked = ack
         older, self.waiting = self.waiting, message
         if older is not None:  # one poll at a time: the older one goes back empty
-            await self._answer(older, frames=[])
+            await self._answer(older, empty=True)
         self.waiting_since = asyncio.get_running_loop().time()
         self.wake.set()
 
@@ -575,26 +575,31 @@ class PollConnection(Connection):
                 await asyncio.sleep(0)  # frames sent in this instant go in the same answer
                 if self.waiting is poll:
                     self.waiting = None
-                    await self._answer(poll, frames=[t for n, t in self.outbox if n > poll["ack"]])
+                    await self._answer(poll)
                 continue
             left = self.waiting_since + settings.CHAT_FALLBACK_POLL_SECONDS - loop.time()
             if left <= 0:
                 self.waiting = None
-                await self._answer(poll, frames=[])
+                await self._answer(poll)  # nothing came: an empty answer
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), left)
 
-    async def _answer(self, poll: dict[str, Any], *, frames: list[str]) -> None:
-        taken, size = [], 0
-        for text in frames:
-            if taken and size + len(text) > MAX_ANSWER_BYTES:
+    async def _answer(self, poll: dict[str, Any], *, empty: bool = False) -> None:
+        """Answer `poll` with the frames after its ack (up to MAX_ANSWER_BYTES; none if
+        `empty`), and the close if the answer reaches the last frame sent."""
+        taken: list[str] = []
+        size = 0
+        for number, text in self.outbox:
+            if empty or (taken and size + len(text) > MAX_ANSWER_BYTES):
                 break
-            taken.append(text)
-            size += len(text)
-        everything = len(taken) == len(frames)
+            if number > poll["ack"]:
+                taken.append(text)
+                size += len(text)
+        first = poll["ack"] + 1
+        everything = first + len(taken) - 1 == self.sent
         close = self.ended_with if everything and self.ended_with is not None else None
-        first, listed = poll["ack"] + 1, ",".join(taken)
+        listed = ",".join(taken)
         body = f'{{"first":{first},"frames":[{listed}],"close":{json.dumps(close)}}}'
         if await self._reply(poll, {"type": ANSWER, "id": poll.get("id"), "body": body}) and close:
             self.told_end.set()

@@ -529,3 +529,45 @@ async def test_an_answer_is_capped_in_size_and_the_rest_comes_in_the_next(
     assert max(sizes) < 10
     assert [f["ref"] for f in frames] == [f"p{n}" for n in range(10)]
     await communicator.disconnect()
+
+
+class _Recorder:
+    """A channel layer stand-in that keeps what is sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+
+    async def send(self, channel: str, message: dict) -> None:
+        self.sent.append(message)
+
+
+@pytest.mark.parametrize(
+    ("ack", "empty", "frames", "close"),
+    [
+        (0, False, ["p1", "p2"], 4008),
+        (0, True, [], None),
+        (2, True, [], 4008),
+        (1, False, ["p2"], 4008),
+    ],
+    ids=[
+        "all of it",
+        "sent back empty with frames pending",
+        "sent back empty at the end",
+        "the rest",
+    ],
+)
+async def test_an_answer_carries_the_close_only_after_the_last_frame(ack, empty, frames, close):
+    """A connection's end comes after its frames: an answer that stops short of the last one
+    (a poll sent back empty by a newer one) must not say the connection ended."""
+    connection = fallback.PollConnection({"user": None}, consumer=None)
+    connection.layer = _Recorder()
+    for ref in ("p1", "p2"):
+        await connection.down(json.dumps({"type": "pong", "ref": ref}))
+    await connection.announce_close(4008)
+
+    await connection._answer({"ack": ack, "reply": "r", "id": "x"}, empty=empty)
+
+    answer = json.loads(connection.layer.sent[0]["body"])
+    assert [f["ref"] for f in answer["frames"]] == frames
+    assert answer["close"] == close
+    assert connection.told_end.is_set() is (close is not None)
