@@ -31,8 +31,13 @@ TIMEOUT = 10  # seconds for any one step over the network
 MAX_MESSAGES = 1500  # 18 MB in all: more than the kernel's socket buffers (4 MB here) + CAP
 BODY = "\u20ac" * 3990  # a frame of 12 kB (the euro sign is 3 bytes)
 FLOOD_FRAME_BYTES = 60_000  # under the site's 64 KiB frame limit, so each is handled
-FLOOD_SECONDS = 8
 RSS_GROWTH_LIMIT = 32 * 2**20  # bytes the server may grow by during a flood
+# A flood pushes until it has pushed this much (enough to tell whether the server kept it),
+# for at least FLOOD_SECONDS and at most FLOOD_MAX_SECONDS: how fast TCP takes it depends on
+# how fast the server reads, and so on how busy the machine is.
+FLOOD_ENOUGH_BYTES = 3 * RSS_GROWTH_LIMIT
+FLOOD_SECONDS = 8
+FLOOD_MAX_SECONDS = 40
 
 
 @dataclass(frozen=True)
@@ -203,12 +208,16 @@ async def test_a_socket_sending_faster_than_served_gets_every_reply_in_order(
 
 def flood(raw: RawSocket, frame: bytes) -> int:
     """Push copies of `frame` without reading a reply, as fast as TCP takes them, for
-    FLOOD_SECONDS or until the server cuts the connection: how many bytes went out."""
-    deadline = time.monotonic() + FLOOD_SECONDS
+    FLOOD_SECONDS and then until FLOOD_ENOUGH_BYTES went out (at most FLOOD_MAX_SECONDS),
+    or until the server cuts the connection: how many bytes went out."""
+    started = time.monotonic()
+    deadline = started + FLOOD_MAX_SECONDS
     batch = frame * 10
     pushed = 0
     try:
         while (left := deadline - time.monotonic()) > 0:
+            if pushed >= FLOOD_ENOUGH_BYTES and time.monotonic() - started >= FLOOD_SECONDS:
+                break
             raw.sock.settimeout(left)
             pushed += raw.sock.send(batch)
     except (TimeoutError, ConnectionError):
@@ -220,9 +229,10 @@ async def test_a_flooding_socket_is_read_no_faster_than_served_and_stalls_nobody
     flood_site: FloodSite,
 ) -> None:
     """An anonymous socket floods frames that each cost the server a database lookup (joins
-    of a room that does not exist), reading no reply, for 8 s. The server reads it only as
-    fast as it handles its frames, so the flood waits in TCP (or the socket is dropped for not
-    reading its replies) and the server's memory grows by a fraction of it. Meanwhile alice's
+    of a room that does not exist), reading no reply, for 8 s and until it pushed three times
+    the growth limit. The server reads it only as fast as it handles its frames, so the flood
+    waits in TCP (or the socket is dropped for not reading its replies) and the server's
+    memory grows by a fraction of it. Meanwhile alice's
     send is acked, and afterwards a new socket is served as usual."""
     alice = await asyncio.to_thread(flood_site.login, "alice")
     sender = await open_socket(flood_site, alice)
