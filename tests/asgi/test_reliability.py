@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 from channels.db import database_sync_to_async
@@ -122,16 +121,14 @@ async def test_a_reader_that_stops_reading_does_not_stall_the_room_and_recovers(
     stop = asyncio.Event()
     fast_pump = asyncio.create_task(pump_until(fast, fast_socket, stop))
 
-    started = time.monotonic()
+    # A room the slow reader stalled would never get past this post (its acks would wait on
+    # the slow tab), and the test's timeout would end it: no clock needed (over HTTP on a busy
+    # PostgreSQL run, 200 POSTs through Django's test client took 46 s).
     await post(sender, 200)
     stop.set()  # one reader of the fast client at a time: stop its pump, then drain it
     await fast_pump
     await pump(fast, fast_socket)
 
-    # A room the slow reader stalled would never get here (the test's timeout would end it);
-    # the bound only says "not stalled", with room for a loaded machine: over HTTP each of
-    # the 200 sends is a POST through Django's test client (about 20 ms each here).
-    assert time.monotonic() - started < 45
     fast_rooms = (await fast.state())["rooms"]
     assert fast_rooms["general"]["seqs"] == list(range(1, 201))
     slow_socket.communicator.output_queue._maxsize = 0  # it reads again
