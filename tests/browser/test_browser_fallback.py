@@ -367,8 +367,11 @@ def test_two_people_chat_over_long_polls_where_a_proxy_holds_the_stream(
     alice, bob = pages["alice"], pages["bob"]
     alice_posts = posted_frames(alice)
 
+    # Both on polls first: bob's held stream may end well after alice's, and only then is he
+    # online for her (a busy CI run once took longer than TIMEOUT_MS for that).
     for page in (alice, bob):
         expect_status(page, CONNECTED_HTTP, "http", timeout=POLL_TIMEOUT_MS)
+    for page in (alice, bob):
         expect(page.locator("#online li")).to_have_text(["alice", "bob"], timeout=TIMEOUT_MS)
     for caught, polls in watched.values():
         assert_polled_past_the_stream(caught, polls)
