@@ -431,14 +431,7 @@ def membership_join(*, room: Room, user: AbstractBaseUser) -> Membership:
         raise ChatError(ErrorCode.FORBIDDEN, BAN_REASON)
     if room.is_archived:
         raise ChatError(ErrorCode.ROOM_ARCHIVED, "This room is archived.")
-    with transaction.atomic():
-        membership, created = Membership.objects.get_or_create(room=room, user=user)
-        if created:
-            # A room never read counts nothing unread; one just joined counts what follows.
-            last_seq = Room.objects.values_list("last_seq", flat=True).get(pk=room.pk)
-            ReadState.objects.get_or_create(user=user, room=room, defaults={"seq": last_seq})
-            _membership_announce(membership, member=True)
-    return membership
+    return _membership_add(room=room, user=user)
 
 
 def membership_leave(*, room: Room, user: AbstractBaseUser) -> bool:
@@ -509,13 +502,7 @@ def membership_invite(*, room: Room, by: AbstractBaseUser, username: str) -> Mem
         raise ChatError(ErrorCode.BAD_REQUEST, f"No user called {username.strip()!r}.")
     if access.is_banned(user, room):
         raise ChatError(ErrorCode.BAD_REQUEST, f"{user.get_username()} is banned from this room.")
-    with transaction.atomic():
-        membership, created = Membership.objects.get_or_create(room=room, user=user)
-        if created:
-            last_seq = Room.objects.values_list("last_seq", flat=True).get(pk=room.pk)
-            ReadState.objects.get_or_create(user=user, room=room, defaults={"seq": last_seq})
-            _membership_announce(membership, member=True)
-    return membership
+    return _membership_add(room=room, user=user)
 
 
 def membership_remove(*, room: Room, by: AbstractBaseUser, username: str) -> None:
@@ -598,6 +585,19 @@ def membership_star(*, room: Room, user: AbstractBaseUser, starred: bool) -> Mem
         if membership.starred != starred:
             membership.starred = starred
             membership.save(update_fields=["starred"])
+            _membership_announce(membership, member=True)
+    return membership
+
+
+def _membership_add(*, room: Room, user: AbstractBaseUser) -> Membership:
+    """Make `user` a member (joined or invited): their read mark starts at the room's last
+    message (a room just joined counts only what follows as unread), and their tabs hear
+    `membership` after commit. Idempotent."""
+    with transaction.atomic():
+        membership, created = Membership.objects.get_or_create(room=room, user=user)
+        if created:
+            last_seq = Room.objects.values_list("last_seq", flat=True).get(pk=room.pk)
+            ReadState.objects.get_or_create(user=user, room=room, defaults={"seq": last_seq})
             _membership_announce(membership, member=True)
     return membership
 
