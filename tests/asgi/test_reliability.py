@@ -44,12 +44,24 @@ async def pump_until(client: JsClient, socket, stop: asyncio.Event) -> None:
             await client.receive(frame)
 
 
-async def settle(client: JsClient, socket) -> dict:
-    """Let the client's timers run (ping after quiet → pong → resync) and drain the socket."""
+async def settle(client: JsClient, socket, *, within: float = 30.0) -> dict:
+    """Let the client's timers run (ping after quiet → pong → resync) and drain the socket.
+
+    It waits for the pong and then for every room to be out of sync, not for a quiet spell:
+    on a loaded CI machine an answer can take longer than any fixed pause.
+    """
     await pump(client, socket)
     await client.advance(30_000)
-    await pump(client, socket)
-    return (await client.state())["rooms"]
+    async with asyncio.timeout(within):
+        while (frame := await socket.poll(within)) is not None:
+            await client.receive(frame)
+            if frame.get("type") == "pong":
+                break
+        while True:
+            await pump(client, socket)
+            rooms = (await client.state())["rooms"]
+            if not any(room["syncing"] for room in rooms.values()):
+                return rooms
 
 
 async def post(socket, count: int, *, room: str = "general", prefix: str = "m") -> list[dict]:
