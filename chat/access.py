@@ -87,9 +87,28 @@ def notifiable_members(room: Room) -> QuerySet[AbstractBaseUser]:
     return users.exclude(chat_bans__room=room)
 
 
+def notifiable_memberships(room: Room) -> QuerySet[Membership]:
+    """The memberships of the users `may_be_notified` of `room`'s messages (the same rule as
+    `notifiable_members`), with each one's `notify` setting: who hears what (services._notify)."""
+    memberships = Membership.objects.filter(room=room, user__is_active=True)
+    return memberships.exclude(user__chat_bans__room=room)
+
+
 def notifiable_users(room: Room, usernames: set[str]) -> QuerySet[AbstractBaseUser]:
     """Of `usernames`, the users `may_be_notified` of `room`'s messages (`notifiable_members`)."""
     return notifiable_members(room).filter(username__in=usernames)
+
+
+def may_notify_everyone(user: AnyUser, room: Room) -> bool:
+    """Whether a message of the user's may say @room or @here (notify every member, or every
+    member online): anyone may in a direct message or a room of fewer than
+    CHAT_EVERYONE_MENTION_MEMBERS members; in a larger room only its owners and staff."""
+    if not signed_in(user):
+        return False
+    if room.is_direct or is_moderator(user):
+        return True
+    members = Membership.objects.filter(room=room).count()
+    return members < settings.CHAT_EVERYONE_MENTION_MEMBERS or is_owner(user, room)
 
 
 # Running a room -----------------------------------------------------------------------------

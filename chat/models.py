@@ -94,6 +94,15 @@ class Membership(models.Model):
         OWNER = "owner", "owner"
         MEMBER = "member", "member"
 
+    class Notify(models.TextChoices):
+        """What of the room notifies the member (a banner, a browser notification): every
+        message; only mentions of them, @room and @here; or nothing (a muted room still
+        counts unread, quietly)."""
+
+        ALL = "all", "all messages"
+        MENTIONS = "mentions", "mentions only"
+        MUTE = "mute", "nothing (muted)"
+
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_memberships"
     )
@@ -104,6 +113,13 @@ class Membership(models.Model):
         choices=Role.choices,
         default=Role.MEMBER,
         help_text="Owners run the room; a room made by a user keeps at least one.",
+    )
+    # A direct message's members start at "all" (services.direct_group_get_or_create).
+    notify = models.CharField(
+        max_length=10,
+        choices=Notify.choices,
+        default=Notify.MENTIONS,
+        help_text="Which of the room's messages notify this member.",
     )
     joined_at = models.DateTimeField(auto_now_add=True)
 

@@ -9,6 +9,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import (
     BooleanField,
     Case,
+    CharField,
     Count,
     Exists,
     IntegerField,
@@ -248,13 +249,15 @@ def people_search(*, query: str = "") -> QuerySet[AbstractBaseUser]:
 
 
 def rooms_with_unread(*, rooms: QuerySet[Room], user: AnyUser) -> QuerySet[Room]:
-    """`rooms`, each annotated with the user's `read_mark` (None: never read) and `unread`
-    (0 where they never read it, or are not a member: only one's own rooms count), in one
+    """`rooms`, each annotated with the user's `read_mark` (None: never read), `unread`
+    (0 where they never read it, or are not a member: only one's own rooms count) and
+    `notify` (what of it notifies them, `Membership.Notify`; None: not a member), in one
     query."""
     if not user.is_authenticated:
         return rooms.annotate(
             unread=Value(0, output_field=IntegerField()),
             read_mark=Value(None, output_field=IntegerField()),
+            notify=Value(None, output_field=CharField()),
         )
     marks = ReadState.objects.filter(room=OuterRef(OuterRef("pk")), user=user)
     mark = Subquery(marks.values("seq")[:1])
@@ -267,12 +270,20 @@ def rooms_with_unread(*, rooms: QuerySet[Room], user: AnyUser) -> QuerySet[Room]
         .values("n")
     )
     own_mark = ReadState.objects.filter(room=OuterRef("pk"), user=user).values("seq")[:1]
-    member = Exists(Membership.objects.filter(room=OuterRef("pk"), user=user))
+    mine = Membership.objects.filter(room=OuterRef("pk"), user=user)
     counted = Coalesce(Subquery(unread, output_field=IntegerField()), 0)
     return rooms.annotate(
-        unread=Case(When(member, then=counted), default=Value(0), output_field=IntegerField()),
+        unread=Case(
+            When(Exists(mine), then=counted), default=Value(0), output_field=IntegerField()
+        ),
         read_mark=Subquery(own_mark),
+        notify=Subquery(mine.values("notify")[:1]),
     )
+
+
+def notifiable_member_ids(*, room: Room) -> list[int]:
+    """The ids of the members `access.may_be_notified` of the room's messages, muted or not."""
+    return list(access.notifiable_memberships(room).values_list("user_id", flat=True))
 
 
 def users_with_profiles(*, ids: set[int]) -> dict[int, AbstractBaseUser]:

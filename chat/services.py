@@ -128,6 +128,9 @@ class MessageDraft:
     author: AbstractBaseUser
     body: str
     client_id: str | None
+    # For a body that says @here: the ids of the users connected now (any tab, any worker),
+    # which the socket's door looks up before the write (`here_wanted`).
+    here: frozenset[int] = frozenset()
 
 
 def messages_create(*, drafts: Sequence[MessageDraft]) -> list[tuple[Message, bool] | ChatError]:
@@ -153,6 +156,14 @@ def messages_create(*, drafts: Sequence[MessageDraft]) -> list[tuple[Message, bo
 def _store(draft: MessageDraft, *, author: AbstractBaseUser) -> tuple[Message, bool]:
     """Store one draft; `author` is the draft's author with their profile loaded."""
     message_validate_body(draft.body)
+    everyone = everyone_mentions(draft.body)
+    if everyone and not access.may_notify_everyone(author, draft.room):
+        words = " or ".join(f"@{word}" for word in sorted(everyone))
+        raise ChatError(
+            ErrorCode.FORBIDDEN,
+            f"Only the room's owners may notify everyone with {words} in a room of"
+            f" {settings.CHAT_EVERYONE_MENTION_MEMBERS} or more members.",
+        )
     try:
         with transaction.atomic():
             seq = _next_seq(draft.room, actor_id=draft.author.pk)
@@ -165,7 +176,7 @@ def _store(draft: MessageDraft, *, author: AbstractBaseUser) -> tuple[Message, b
                 client_id=draft.client_id,
             )
             events.broadcast_on_commit(draft.room.pk, events.message_frame(message))
-            _notify(message)
+            _notify(message, here=draft.here)
     except IntegrityError:
         if draft.client_id is None:
             raise
@@ -227,6 +238,10 @@ def message_delete_as(*, room: Room, message_id: int, user: AbstractBaseUser) ->
 
 
 MENTION_RE = re.compile(r"(?<![\w@.])@([\w.+-][\w.@+-]{0,149})")
+# @room notifies every member of the room, @here every member connected now; no account may
+# take these names (chat/web/forms.py), and an older account that has one is not mentioned
+# by them.
+EVERYONE_WORDS = frozenset({"room", "here"})
 
 
 def mentioned_usernames(body: str) -> set[str]:
@@ -234,19 +249,39 @@ def mentioned_usernames(body: str) -> set[str]:
     return {name.rstrip(".") for name in MENTION_RE.findall(body)}
 
 
-def _notify(message: Message) -> None:
-    """After commit, tell the people a message is for, on every tab of theirs: the other
-    user of a direct-message room ("dm"), and each user it @mentions who may read the room
-    ("mention"). One notification per user per message."""
+def everyone_mentions(body: str) -> set[str]:
+    """Which of @room and @here (in any letter case) a body says, as {"room", "here"}."""
+    return {name.lower() for name in mentioned_usernames(body)} & EVERYONE_WORDS
+
+
+def here_wanted(body: str) -> bool:
+    """Whether storing this body needs the users connected now (it says @here, not @room)."""
+    return everyone_mentions(body) == {"here"}
+
+
+def _notify(message: Message, *, here: frozenset[int] = frozenset()) -> None:
+    """After commit, tell the people a message is for, on every tab of theirs, once each,
+    with the strongest reason that applies:
+    - "mention": it @mentions them;
+    - "room" / "here": it says @room (every member) or @here (every member connected now);
+    - "dm" / "message": they asked for every message of this direct message / room.
+    Only members who `may_be_notified` hear anything (access.notifiable_memberships), and a
+    member who muted the room hears nothing, not even a mention. The author is never told."""
     room = message.room
-    reasons: dict[int, str] = {}
+    members = access.notifiable_memberships(room).exclude(notify=Membership.Notify.MUTE)
+    ids = members.values_list("user_id", flat=True)
+    reasons: dict[int, str] = dict.fromkeys(
+        ids.filter(notify=Membership.Notify.ALL), "dm" if room.is_direct else "message"
+    )
     names = mentioned_usernames(message.body)
+    everyone = {name.lower() for name in names} & EVERYONE_WORDS
+    if "room" in everyone:
+        reasons.update(dict.fromkeys(ids, "room"))
+    elif "here" in everyone and here:
+        reasons.update(dict.fromkeys(ids.filter(user_id__in=here), "here"))
+    names = {name for name in names if name.lower() not in EVERYONE_WORDS}
     if names:
-        readers = access.notifiable_users(room, names)
-        reasons.update(dict.fromkeys(readers.values_list("pk", flat=True), "mention"))
-    if room.is_direct:
-        others = access.notifiable_members(room).values_list("pk", flat=True)
-        reasons.update(dict.fromkeys(others, "dm"))
+        reasons.update(dict.fromkeys(ids.filter(user__username__in=names), "mention"))
     reasons.pop(message.author_id, None)
     for user_id, reason in reasons.items():
         frame = events.notification_frame(reason=reason, message=message)
@@ -295,7 +330,8 @@ def direct_group_get_or_create(
                 is_direct=True,
                 direct_key=key,
             )
-            room.members.add(*people)
+            # A direct message notifies its members of every message until they say otherwise.
+            room.members.add(*people, through_defaults={"notify": Membership.Notify.ALL})
             # Read up to nothing yet: what comes is unread (a room never read counts nothing).
             ReadState.objects.bulk_create(ReadState(user=u, room=room, seq=0) for u in people)
             for membership in Membership.objects.filter(room=room).select_related("user"):
@@ -589,6 +625,24 @@ def membership_star(*, room: Room, user: AbstractBaseUser, starred: bool) -> Mem
     return membership
 
 
+def membership_notify(*, room: Room, user: AbstractBaseUser, notify: str) -> Membership:
+    """Set which of the room's messages notify the user (`Membership.Notify`: "all",
+    "mentions" or "mute"); every tab of theirs hears it. Anything else is refused and
+    changes nothing."""
+    if notify not in Membership.Notify.values:
+        choices = ", ".join(Membership.Notify.values)
+        raise ChatError(ErrorCode.BAD_REQUEST, f"Notify must be one of: {choices}.")
+    with transaction.atomic():
+        membership = Membership.objects.select_for_update().filter(room=room, user=user).first()
+        if membership is None:
+            raise ChatError(ErrorCode.BAD_REQUEST, "Join the room to choose its notifications.")
+        if membership.notify != notify:
+            membership.notify = notify
+            membership.save(update_fields=["notify"])
+            _membership_announce(membership, member=True)
+    return membership
+
+
 def _membership_add(*, room: Room, user: AbstractBaseUser) -> Membership:
     """Make `user` a member (joined or invited): their read mark starts at the room's last
     message (a room just joined counts only what follows as unread), and their tabs hear
@@ -612,6 +666,7 @@ def _membership_announce(membership: Membership, *, member: bool) -> None:
         name=room.name,
         member=member,
         starred=membership.starred,
+        notify=membership.notify,
         private=room.is_private,
         direct=room.is_direct,
         last_seq=room.last_seq,

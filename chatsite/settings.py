@@ -246,6 +246,9 @@ CHAT_LOBBY_PAGE_SIZE = 50
 # one WebSocket frame (daphne sends none over 1 MiB); a longer page is cut, with has_more.
 CHAT_FRAME_BUDGET_BYTES = 512 * 1024
 CHAT_EDIT_WINDOW_SECONDS = 15 * 60  # authors may edit a message this long after posting it
+# @room and @here notify a whole room: anyone may use them in a room of fewer members than
+# this (and in DMs); in a larger room only its owners and staff (Zulip's default is 15 too).
+CHAT_EVERYONE_MENTION_MEMBERS = 15
 # Abuse limits (docs/security.md). Sends per user: "10/10" = 10 messages per 10 seconds, in
 # bursts; "off" for benchmarks and load tests. Typing frames per user likewise.
 CHAT_RATE_LIMIT = os.environ.get("CHAT_RATE_LIMIT", "10/10")

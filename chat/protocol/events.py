@@ -179,7 +179,9 @@ def message_deleted_frame(*, room_slug: str, message_id: int, seq: int) -> dict[
 
 
 def notification_frame(*, reason: str, message: Message) -> dict[str, Any]:
-    """Sent to one user's sockets: `reason` is "dm" (a direct message to them) or "mention"."""
+    """Sent to one user's sockets, why the message is for them (services._notify): `reason`
+    is "mention" (@them), "room" (@room), "here" (@here), "dm" (a direct message) or
+    "message" (a room they asked to hear every message of)."""
     return {
         "type": "notification",
         "reason": reason,
@@ -203,21 +205,24 @@ def membership_frame(
     name: str,
     member: bool,
     starred: bool,
+    notify: str,
     private: bool,
     direct: bool,
     last_seq: int,
     read: int | None,
     unread: int,
 ) -> dict[str, Any]:
-    """To every tab of one user: they joined, left or (un)starred a room, or a direct
-    message with them was made, so each sidebar adds, drops or moves its entry (a DM in
-    "Direct messages"); the counts are the sidebar's, as a page would render."""
+    """To every tab of one user: they joined, left or (un)starred a room, changed what of it
+    notifies them (`notify`: "all", "mentions", "mute"), or a direct message with them was
+    made, so each sidebar adds, drops or moves its entry (a DM in "Direct messages"); the
+    counts are the sidebar's, as a page would render."""
     return {
         "type": "membership",
         "room": room_slug,
         "name": name,
         "member": member,
         "starred": starred,
+        "notify": notify,
         "private": private,
         "direct": direct,
         "last_seq": last_seq,

@@ -214,8 +214,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Runs on `send`: store (or find the retried original) and ack after commit."""
         joined = self._require_member(request.room)
         await self._check_rate(limits.SEND, settings.CHAT_RATE_LIMIT)
+        here: frozenset[int] = frozenset()
+        if services.here_wanted(request.body):
+            members = await database_sync_to_async(selectors.notifiable_member_ids)(
+                room=joined.room
+            )
+            here = frozenset(await self.limits.connected(members))
         draft = services.MessageDraft(
-            room=joined.room, author=self.user, body=request.body, client_id=request.client_id
+            room=joined.room,
+            author=self.user,
+            body=request.body,
+            client_id=request.client_id,
+            here=here,
         )
         message, created = await self.runtime.writer.create(draft)
         if created:

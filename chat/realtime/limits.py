@@ -16,6 +16,7 @@ import functools
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -105,6 +106,10 @@ class LocalLimits:
             return False
         sockets.add(socket_id)
         return True
+
+    async def connected(self, user_ids: Iterable[int]) -> set[int]:
+        """Of `user_ids`, those with a socket counted now (@here: services._notify)."""
+        return {user_id for user_id in user_ids if self.sockets.get(user_id)}
 
     async def socket_closed(self, user_id: Key, socket_id: str) -> None:
         sockets = self.sockets.get(user_id)
@@ -203,6 +208,21 @@ class RedisLimits(Heartbeat):
             await self.redis.zrem(self._sockets_key(user_id), socket_id)
         except Exception:
             logger.exception("Could not uncount a socket (Redis); it expires within the TTL")
+
+    async def connected(self, user_ids: Iterable[int]) -> set[int]:
+        """Of `user_ids`, those with a socket counted now on any worker (one round trip);
+        nobody while Redis is out (an @here then notifies no one; the message still posts)."""
+        user_ids = list(user_ids)
+        now = time.time()
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for user_id in user_ids:
+                    pipe.zcount(self._sockets_key(user_id), now, "+inf")
+                counts = await pipe.execute()
+        except Exception:
+            logger.exception("Who is connected is unknown (Redis); @here notifies nobody")
+            return set()
+        return {user_id for user_id, count in zip(user_ids, counts, strict=True) if count}
 
     async def beat(self) -> None:
         await self.heartbeat()

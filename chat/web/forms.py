@@ -5,6 +5,7 @@ from django.contrib.auth.forms import UserCreationForm
 from django.core.files.base import ContentFile
 
 from .. import avatars, visible_text
+from ..services import EVERYONE_WORDS
 
 
 class RoomCreateForm(forms.Form):
@@ -32,7 +33,8 @@ class UsernameForm(forms.Form):
 
 class SignupForm(UserCreationForm):
     """Django's own sign-up form: username, password, and the password validators; and no
-    username that could pass for another (chat/visible_text.py)."""
+    username that could pass for another (chat/visible_text.py), nor one that @room or
+    @here would mean (services.EVERYONE_WORDS)."""
 
     def clean_username(self) -> str:
         username = super().clean_username()
@@ -41,6 +43,10 @@ class SignupForm(UserCreationForm):
         problem = visible_text.username_problem(username)
         if problem:
             raise forms.ValidationError(problem, code="lookalike")
+        if username.lower() in EVERYONE_WORDS:
+            raise forms.ValidationError(
+                f"@{username} notifies a whole room; choose another username.", code="reserved"
+            )
         return username
 
 

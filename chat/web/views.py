@@ -148,6 +148,7 @@ def _render_room(request: HttpRequest, room: Room) -> HttpResponse:
         "direct": room.is_direct,
         "member": membership is not None,
         "starred": membership is not None and membership.starred,
+        "notify": membership.notify if membership is not None else None,
         "maxLength": settings.CHAT_MAX_MESSAGE_LENGTH,
         "editWindowSeconds": settings.CHAT_EDIT_WINDOW_SECONDS,
         "maxRooms": settings.CHAT_MAX_ROOMS_PER_SOCKET,
@@ -212,6 +213,20 @@ def room_star(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         services.membership_star(
             room=room, user=request.user, starred=request.POST.get("starred") == "1"
+        )
+    except ChatError as error:
+        messages.error(request, error.message)
+    return redirect(room)
+
+
+@login_required
+@require_POST
+def room_notify(request: HttpRequest, slug: str) -> HttpResponse:
+    """What of one of the user's rooms notifies them: `notify=all`, `mentions` or `mute`."""
+    room = _room_for_membership(request, slug)
+    try:
+        services.membership_notify(
+            room=room, user=request.user, notify=request.POST.get("notify", "")
         )
     except ChatError as error:
         messages.error(request, error.message)

@@ -14,8 +14,11 @@ from tests.support.sockets import session_cookie
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def membership(room: str, *, member: bool, starred: bool = False, **counts) -> dict:
+def membership(
+    room: str, *, member: bool, starred: bool = False, notify: str = "mentions", **counts
+) -> dict:
     frame = {"type": "membership", "room": room, "member": member, "starred": starred}
+    frame["notify"] = notify
     frame |= {"private": False, "direct": False, "last_seq": 0, "read": None, "unread": 0} | counts
     return frame
 
@@ -30,14 +33,19 @@ async def test_joining_starring_and_leaving_reach_every_tab_of_the_user_and_no_o
 
     await database_sync_to_async(services.membership_join)(room=general, user=alice)
     await database_sync_to_async(services.membership_star)(room=general, user=alice, starred=True)
+    await database_sync_to_async(services.membership_notify)(
+        room=general, user=alice, notify="mute"
+    )
     await database_sync_to_async(services.membership_leave)(room=general, user=alice)
 
     for tab in tabs:
-        frames = [await tab.recv_until("membership") for _ in range(3)]
-        assert [{k: f[k] for k in ("member", "starred", "last_seq")} for f in frames] == [
-            {"member": True, "starred": False, "last_seq": 3},
-            {"member": True, "starred": True, "last_seq": 3},
-            {"member": False, "starred": True, "last_seq": 3},
+        frames = [await tab.recv_until("membership") for _ in range(4)]
+        keys = ("member", "starred", "notify", "last_seq")
+        assert [{k: f[k] for k in keys} for f in frames] == [
+            {"member": True, "starred": False, "notify": "mentions", "last_seq": 3},
+            {"member": True, "starred": True, "notify": "mentions", "last_seq": 3},
+            {"member": True, "starred": True, "notify": "mute", "last_seq": 3},
+            {"member": False, "starred": True, "notify": "mute", "last_seq": 3},
         ]
         # Joining marks the room read up to now: what follows is unread.
         assert frames[0] == membership("general", member=True, name="General", last_seq=3, read=3)
@@ -45,12 +53,15 @@ async def test_joining_starring_and_leaving_reach_every_tab_of_the_user_and_no_o
     assert all(frame["type"] != "membership" for frame in someone_else.unread)
 
 
-async def test_joining_again_or_starring_as_before_sends_nothing(connect, alice, general):
+async def test_joining_starring_or_choosing_notifications_as_before_sends_nothing(connect, alice, general):
     await database_sync_to_async(services.membership_join)(room=general, user=alice)
     tab = await connect(alice)
 
     await database_sync_to_async(services.membership_join)(room=general, user=alice)
     await database_sync_to_async(services.membership_star)(room=general, user=alice, starred=False)
+    await database_sync_to_async(services.membership_notify)(
+        room=general, user=alice, notify="mentions"
+    )
 
     await tab.request({"type": "ping"})
     assert all(frame["type"] != "membership" for frame in tab.unread)

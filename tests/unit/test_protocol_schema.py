@@ -137,6 +137,7 @@ def test_every_builder_makes_a_conforming_frame():
             name="General",
             member=True,
             starred=False,
+            notify="mentions",
             private=False,
             direct=False,
             last_seq=10,

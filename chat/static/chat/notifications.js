@@ -3,6 +3,14 @@
 // direct message is a banner that opens its conversation and can be dismissed (its close
 // button, or Esc while it has focus); one banner per conversation, the newest.
 const NOTICES_KEPT = 3;
+// A `notification` frame's reason, in words (docs/protocol.md).
+const WHY = {
+  mention: (from) => `${from} mentioned you`,
+  room: (from) => `${from} notified @room`,
+  here: (from) => `${from} notified @here`,
+  dm: (from) => `${from} sent you a message`,
+  message: (from) => `New message from ${from}`,
+};
 
 export class Notifications {
   // notices: the #notices element; enable: the "Turn on notifications" button; username:
@@ -27,8 +35,7 @@ export class Notifications {
 
   // A `notification` frame. seen: the user is looking at the room it is about.
   notify(frame, seen) {
-    const from = frame.message.author;
-    const text = frame.reason === "dm" ? `${from} sent you a message` : `${from} mentioned you`;
+    const text = (WHY[frame.reason] || WHY.mention)(frame.message.author);
     if (!seen) {
       this.unseen += 1;
       this.changed();

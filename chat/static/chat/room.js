@@ -30,6 +30,7 @@ const el = {
   name: document.getElementById("room-name"),
   topic: document.getElementById("room-topic"),
   membership: document.getElementById("membership"),
+  notify: document.getElementById("notify-form"),
   settings: document.getElementById("room-settings"),
   navRooms: document.getElementById("nav-rooms"),
   nav: document.querySelector(".room-nav"),
@@ -45,6 +46,11 @@ for (const [slug, li] of navItems) {
   if (!("direct" in li.dataset)) memberships.set(slug, { starred: "starred" in li.dataset });
 }
 if (config.member) memberships.set(config.room, { starred: config.starred });
+// What of each of the user's rooms, DMs included, notifies them: slug → "all" | "mentions" |
+// "mute" (the "Notify me of" form; `membership` frames keep it current).
+const notifyLevels = new Map();
+for (const [slug, li] of navItems) if (li.dataset.notify) notifyLevels.set(slug, li.dataset.notify);
+if (config.notify) notifyLevels.set(config.room, config.notify);
 let socket = null;
 let readTimer = null;
 
@@ -106,10 +112,38 @@ function renderMembership() {
     form.action = `/chat/${slug}/${kind}/`;
     form.hidden = kind === "join" ? Boolean(mine) || Boolean(page.view.closed) : !mine;
   }
+  renderNotify(slug);
   const star = document.getElementById("star-room");
   star.textContent = mine && mine.starred ? "Unstar" : "Star";
   star.setAttribute("aria-pressed", String(Boolean(mine && mine.starred)));
   document.querySelector('#star-form input[name="starred"]').value = mine && mine.starred ? "0" : "1";
+}
+
+// The "Notify me of" form, for a room the user is a member of (a DM too).
+function renderNotify(slug) {
+  if (!el.notify) return;
+  const level = notifyLevels.get(slug);
+  el.notify.action = `/chat/${slug}/notify/`;
+  el.notify.hidden = !level || Boolean(page.view.closed);
+  if (level) el.notify.elements.notify.value = level;
+}
+
+// Choosing a level saves it at once, without a reload; every tab (this one too) hears
+// `membership` with the new level. Without JS the form's Save button posts it.
+function listenNotify() {
+  if (!el.notify) return;
+  document.getElementById("notify-save").hidden = true;
+  el.notify.addEventListener("change", () => {
+    const slug = page.current;
+    fetch(el.notify.action, { method: "POST", body: new FormData(el.notify), redirect: "manual" })
+      .then((response) => {
+        if (response.type !== "opaqueredirect" && !response.ok) throw new Error(response.statusText);
+      })
+      .catch(() => {
+        notifications.notice("Could not save the notification setting; try again.", "error");
+        renderNotify(slug);
+      });
+  });
 }
 
 // "Room settings", for the room's owners and staff (the server checks again).
@@ -144,6 +178,8 @@ function roomUpdated(frame) {
 // direct message with them: the sidebar follows.
 function membershipChanged(frame) {
   const slug = frame.room;
+  if (frame.member) notifyLevels.set(slug, frame.notify);
+  else notifyLevels.delete(slug);
   if (frame.member) {
     if (!frame.direct) memberships.set(slug, { starred: frame.starred });
     const list = frame.direct ? sidebar.listIn(el.nav, "nav-directs", "Direct messages") : el.navRooms;
@@ -157,6 +193,7 @@ function membershipChanged(frame) {
       if (slug !== page.current) client.watch(slug, frame.last_seq, { quiet: true });
       sidebar.markCurrent(navItems, page.current);
     }
+    if (li) sidebar.setNotify(li, frame.notify);
     if (li && frame.direct) {
       sidebar.placeItem(list, li);
       renderNav(slug);
@@ -418,6 +455,7 @@ function adoptServerLines() {
 }
 
 function listen() {
+  listenNotify();
   profiles.listen(document.querySelector(".room-main"));
   profiles.listen(el.online);
   el.older.addEventListener("click", () => loadOlder(page.view));

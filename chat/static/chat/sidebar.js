@@ -72,7 +72,7 @@ export function switchOnClick(items, switchTo) {
 
 // A new item for a room the user joined in another tab, or a direct message made with them
 // (as _room_list.html renders one).
-export function newItem({ room, name, private: isPrivate, direct, last_seq: lastSeq, read, unread }) {
+export function newItem({ room, name, private: isPrivate, direct, notify, last_seq: lastSeq, read, unread }) {
   const li = document.createElement("li");
   li.dataset.room = room;
   li.dataset.lastSeq = String(lastSeq);
@@ -91,6 +91,7 @@ export function newItem({ room, name, private: isPrivate, direct, last_seq: last
   const online = badge("online-count", "");
   online.setAttribute("aria-label", "online");
   li.append(count, online);
+  setNotify(li, notify);
   return li;
 }
 
@@ -113,6 +114,21 @@ export function setStarred(li, starred) {
   }
   if (starred) li.dataset.starred = "";
   else delete li.dataset.starred;
+}
+
+// Mark what of the room notifies the user ("all", "mentions", "mute"; null: not a member):
+// a muted room shows a quiet "muted" badge (and dims, chat.css), as _room_list.html renders.
+export function setNotify(li, notify) {
+  if (notify) li.dataset.notify = notify;
+  else delete li.dataset.notify;
+  let mark = li.querySelector(".badge.muted");
+  if (notify === "mute" && !mark) {
+    mark = badge("badge muted", "muted");
+    mark.title = "notifications muted";
+    li.querySelector(".unread").before(mark);
+  } else if (notify !== "mute" && mark) {
+    mark.remove();
+  }
 }
 
 // Put `li` where the server would list it: starred first, then by name.
