@@ -7,7 +7,7 @@ import pytest
 from channels.db import database_sync_to_async
 
 from chat.models import Message
-from chat.realtime.limits import SEND, TYPING, RedisLimits, parse_rate
+from chat.realtime.limits import SEND, TYPING, LocalLimits, RedisLimits, parse_rate
 from tests.support.redis_service import two_workers
 from tests.support.sockets import RECEIVE_TIMEOUT
 
@@ -271,10 +271,38 @@ async def test_a_dead_workers_sockets_stop_counting_and_live_ones_keep_counting(
     assert await alive.socket_opened(7, "one too many", 2) is False  # "kept" still does
 
 
+async def test_who_is_connected_counts_sockets_on_every_worker_until_they_close_or_die(
+    two_workers_limits,
+):
+    """@here's question (services._notify): which of these users has a socket now."""
+    alive, dead = two_workers_limits
+    await alive.socket_opened(1, "a", 3)
+    await dead.socket_opened(2, "b", 3)
+    await dead.socket_opened(3, "c", 3)
+    await dead.socket_closed(3, "c")
+
+    assert await alive.connected([1, 2, 3, 4]) == {1, 2}
+    assert await alive.connected([]) == set()
+    dead.task.cancel()  # the worker dies: its sockets stop counting after the TTL (1.2 s)
+    await asyncio.sleep(1.6)
+    assert await alive.connected([1, 2, 3, 4]) == {1}
+
+
+async def test_who_is_connected_in_one_process():
+    limits = LocalLimits()
+    await limits.socket_opened(1, "a", 3)
+    await limits.socket_opened(2, "b", 3)
+    await limits.socket_closed(2, "b")
+
+    assert await limits.connected([1, 2, 3]) == {1}
+
+
 async def test_limits_let_actions_through_when_redis_fails(caplog):
     broken = RedisLimits("redis://127.0.0.1:1/0", ttl=1.2)
 
     assert await broken.wait(SEND, 7, "1/10") == 0.0
     assert await broken.socket_opened(7, "a", 1) is True
+    assert await broken.connected([7]) == set()  # @here notifies nobody; the send goes on
     assert "letting" in caplog.text
+    assert "@here notifies nobody" in caplog.text
     await broken.redis.aclose()

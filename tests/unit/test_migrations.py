@@ -108,3 +108,31 @@ def test_creators_still_in_their_rooms_become_their_owners(make_user):
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
     executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+def test_direct_message_members_keep_hearing_every_message_and_rooms_start_at_mentions(
+    make_user,
+):
+    alice, bob = make_user("alice"), make_user("bob")
+    before, after = ("chat", "0009_profiles"), ("chat", "0010_membership_notify")
+    executor = MigrationExecutor(connection)
+    executor.migrate([before])
+    apps = executor.loader.project_state([before]).apps
+    Room, Membership = apps.get_model("chat", "Room"), apps.get_model("chat", "Membership")
+    Room.objects.all().delete()
+    dm = Room.objects.create(
+        name="alice & bob", slug="dm-1", is_private=True, is_direct=True, direct_key="1:2"
+    )
+    team = Room.objects.create(name="Team", slug="team")
+    for room, user in [(dm, alice), (dm, bob), (team, alice)]:
+        Membership.objects.create(room_id=room.pk, user_id=user.pk)
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([after])
+
+    Membership = executor.loader.project_state([after]).apps.get_model("chat", "Membership")
+    rows = set(Membership.objects.values_list("room__slug", "user__username", "notify"))
+    assert rows == {("dm-1", "alice", "all"), ("dm-1", "bob", "all"), ("team", "alice", "mentions")}
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())

@@ -248,6 +248,9 @@ def sign_up(username: str, address: str = "198.51.100.7"):
         ("\u03bf\u03ba", "look like one in Latin"),  # all Greek, reads "ok"
         ("\u3164", "letters or digits you can see"),  # Hangul filler: a letter that draws nothing
         ("x\u3164", "letters or digits you can see"),
+        # What @room and @here mean (services.EVERYONE_WORDS), in any letter case.
+        ("room", "notifies a whole room"),
+        ("Here", "notifies a whole room"),
     ],
 )
 def test_signup_refuses_usernames_that_could_pass_for_another(username, why):
@@ -260,7 +263,7 @@ def test_signup_refuses_usernames_that_could_pass_for_another(username, why):
 
 @pytest.mark.parametrize(
     "username",
-    ["j\u00fcrgen", "\u0438\u0432\u0430\u043d", "\u305f\u306a\u304b\u592a\u90ce", "ann_2"],
+    ["j\u00fcrgen", "\u0438\u0432\u0430\u043d", "\u305f\u306a\u304b\u592a\u90ce", "ann_2", "roomy"],
 )
 def test_signup_accepts_names_in_one_script(username):
     assert sign_up(username).status_code == 302
