@@ -53,7 +53,9 @@ async def test_joining_starring_and_leaving_reach_every_tab_of_the_user_and_no_o
     assert all(frame["type"] != "membership" for frame in someone_else.unread)
 
 
-async def test_joining_starring_or_choosing_notifications_as_before_sends_nothing(connect, alice, general):
+async def test_joining_starring_or_choosing_notifications_as_before_sends_nothing(
+    connect, alice, general
+):
     await database_sync_to_async(services.membership_join)(room=general, user=alice)
     tab = await connect(alice)
 
