@@ -224,13 +224,25 @@ def room_members(*, room: Room) -> QuerySet[Membership]:
 USERNAME_SUGGESTIONS = 10
 
 
-def usernames_starting(*, prefix: str, limit: int = USERNAME_SUGGESTIONS) -> list[str]:
+def usernames_starting(
+    *,
+    prefix: str,
+    room: Room | None = None,
+    asker: AnyUser | None = None,
+    limit: int = USERNAME_SUGGESTIONS,
+) -> list[str]:
     """At most `limit` active users' names that start with `prefix` (any letter case), by
-    name: the invite field's suggestions. An empty prefix suggests nobody."""
+    name: the invite field's suggestions, where an empty prefix suggests nobody. With
+    `room`, only its members who may hear a mention (`access.notifiable_members`), but not
+    the `asker` (the composer's @ suggestions), an empty prefix suggesting the first."""
     prefix = prefix.strip()
-    if not prefix:
+    if room is not None:
+        users = access.notifiable_members(room).exclude(pk=getattr(asker, "pk", None))
+    elif prefix:
+        users = get_user_model().objects.filter(is_active=True)
+    else:
         return []
-    users = get_user_model().objects.filter(username__istartswith=prefix, is_active=True)
+    users = users.filter(username__istartswith=prefix)
     return list(users.order_by("username").values_list("username", flat=True)[:limit])
 
 

@@ -369,9 +369,16 @@ def room_settings_archive(request: HttpRequest, slug: str) -> HttpResponse:
 @require_http_methods(["GET"])
 def usernames(request: HttpRequest) -> JsonResponse:
     """`?q=<prefix>`: up to 10 active users' names starting with it (the invite field's
-    suggestions), for signed-in users only; never inactive accounts."""
+    suggestions), for signed-in users only; never inactive accounts. With `&room=<slug>`
+    (the composer's @ suggestions): the room's members who would hear a mention, the user
+    aside, an empty prefix naming the first ten; a room the user may not read is a 404."""
     prefix = request.GET.get("q", "")[:150]
-    return JsonResponse({"usernames": selectors.usernames_starting(prefix=prefix)})
+    slug = request.GET.get("room")
+    if slug is None:
+        return JsonResponse({"usernames": selectors.usernames_starting(prefix=prefix)})
+    room = _room_for_membership(request, slug)
+    names = selectors.usernames_starting(prefix=prefix, room=room, asker=request.user)
+    return JsonResponse({"usernames": names})
 
 
 @require_http_methods(["GET", "POST"])

@@ -142,6 +142,7 @@ describe("the client's frames conform to the protocol's schema", () => {
         name: "General",
         member: true,
         starred: false,
+        notify: "mute",
         private: false,
         direct: false,
         last_seq: 6,

@@ -91,11 +91,13 @@ def test_every_form_of_each_rule_agrees_with_the_table(role, kind, make_user):
     notified = access.may_be_notified(user, room)
     notified_q = access.notifiable_users(room, {username}).exists()
     notified_members = access.notifiable_members(room).filter(pk=getattr(user, "pk", None))
+    notified_rows = access.notifiable_memberships(room).filter(user=getattr(user, "pk", None))
 
     assert reads == (kind in READS[role])
     assert writes_orm == writes_sql == (kind in WRITES[role])
     assert sees_q == access.can_see(user, room)
-    assert notified == notified_q == notified_members.exists() == (kind in NOTIFIED[role])
+    assert notified == notified_q == notified_members.exists() == notified_rows.exists()
+    assert notified == (kind in NOTIFIED[role])
 
 
 def test_only_the_author_edits_and_only_within_the_window(alice, bob, staff, general, settings):

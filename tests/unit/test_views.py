@@ -620,6 +620,32 @@ def test_usernames_suggests_active_names_to_signed_in_users_only(client, alice, 
     assert client.get("/usernames/").json() == {"usernames": []}
 
 
+def test_usernames_in_a_room_suggests_who_would_hear_a_mention_to_its_readers_only(
+    client, plans, alice, bob, make_user
+):
+    """The composer's @ suggestions: the room's members who may be notified (active, not
+    banned), the asker aside; a room the asker may not read answers like its page."""
+    for name in ("bea", "bert", "bill"):
+        make_user(name)
+    services.membership_invite(room=plans, by=alice, username="bea")
+    services.membership_invite(room=plans, by=alice, username="bert")
+    services.membership_invite(room=plans, by=alice, username="bill")
+    type(alice).objects.filter(username="bert").update(is_active=False)
+    Ban.objects.create(room=plans, user=type(alice).objects.get(username="bill"))
+    url = f"/usernames/?room={plans.slug}&q="
+
+    client.force_login(alice)
+    assert client.get(f"{url}B").json() == {"usernames": ["bea", "bob"]}
+    assert client.get(url).json() == {"usernames": ["bea", "bob"]}  # not alice herself
+    client.force_login(bob)
+    assert client.get(url).json() == {"usernames": ["alice", "bea"]}
+    client.force_login(make_user("outsider"))
+    assert client.get(url).status_code == 404  # a private room it may not see
+    assert client.get("/usernames/?room=nowhere&q=a").status_code == 404
+    client.force_login(type(alice).objects.get(username="bill"))
+    assert client.get(url).status_code == 403  # banned
+
+
 def test_the_room_page_offers_its_settings_to_owners_only(plans, alice, bob):
     def page_of(user) -> str:
         client = Client()

@@ -9,8 +9,9 @@ function newClientId() {
 
 // send(body, clientId): post to the room on screen, unless it is closed (then false, and
 // the text stays). typing() → bool: tell the room on screen; false if it could not.
+// key(event) → bool: a key the @ suggestions took (mentions.js), which then does not send.
 // Returns {reset()}: the next words typed are news again (after a send or a room switch).
-export function setUpComposer({ form, input, send, typing }) {
+export function setUpComposer({ form, input, send, typing, key = () => false }) {
   let lastTypingSent = 0;
   const reset = () => {
     lastTypingSent = 0;
@@ -28,6 +29,7 @@ export function setUpComposer({ form, input, send, typing }) {
     submit();
   });
   input.addEventListener("keydown", (event) => {
+    if (key(event)) return;
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       submit();

@@ -7,6 +7,7 @@
 import { setUpComposer } from "./composer.js";
 import { RoomCounts } from "./counts.js";
 import { MessageLog, messageList } from "./log.js";
+import { setUpMentions } from "./mentions.js";
 import { Notifications } from "./notifications.js";
 import { ProfileCard } from "./profile.js";
 import { renderOnline, renderTyping, startTyping, stopTyping } from "./presence.js";
@@ -430,11 +431,14 @@ const log = new MessageLog({
   client,
 });
 
+const mentions =
+  el.form && setUpMentions({ input: el.input, list: document.getElementById("mention-list"), room: () => page.current });
 const composer =
   el.form &&
   setUpComposer({
     form: el.form,
     input: el.input,
+    key: (event) => mentions.key(event),
     send(body, clientId) {
       if (page.view.closed) return false;
       client.submit(page.current, body, clientId);
