@@ -60,6 +60,10 @@ RECONNECTING = "Reconnecting…"
 LEAVER = "carol"
 # A page on the fallback tries a WebSocket every 30 s (± 25 %): the upgrade comes within this.
 UPGRADE_TIMEOUT_S = 45
+# Past the longest probe interval (transport.js PROBE_EVERY_MS, 30 s ± 25 %): a page whose
+# clock was installed skips the wait for its next WebSocket probe by running its timers
+# this far ahead (its event stream has no timer of its own to run out meanwhile).
+PAST_A_PROBE_MS = 38_000
 # After failed POSTs the page reconnects with backoff (up to 15 s between attempts).
 RECONNECT_TIMEOUT_MS = 20_000
 
@@ -324,6 +328,7 @@ def test_a_page_on_the_fallback_moves_to_a_websocket_once_one_opens(
     message is shown once."""
     gate = SocketGate()
     alice = pages["alice"] = new_page(browser)
+    alice.clock.install()  # time runs as usual until the test moves it on
     alice.route_web_socket(SOCKETS, gate)
     sign_in(alice, live_site, "alice", status=CONNECTED_HTTP)
     bob = pages["bob"] = sign_in_to_general(browser, live_site, "bob")
@@ -335,6 +340,7 @@ def test_a_page_on_the_fallback_moves_to_a_websocket_once_one_opens(
         expect_message_once(page, "alice", bodies[1])
 
     gate.allow = True
+    alice.clock.run_for(PAST_A_PROBE_MS)  # the next probe is due: no 30 s wait
     post_until_upgraded(alice, bob, bodies, "during the upgrade")
 
     say(bob, "after the upgrade")
@@ -425,7 +431,9 @@ def test_a_page_on_long_polls_moves_to_a_websocket_and_ends_its_poll_connection_
     bob keeps posting, every message is shown once, the page stops polling and POSTs
     X-Chat-Close, and the server ends the poll connection at once: when carol leaves the
     room, bob sees her go offline long before the connection's idle timeout (60 s)."""
-    # Refused, not held: the wait for a probe already makes this the slowest test here.
+    # Refused, not held: the wait for a probe already makes this the slowest test here. Its
+    # clock is not moved on as alice's is: 38 s at once would also run out the page's timer
+    # on its held poll, which the server would have answered long before in real time.
     gate = SocketGate()
     carol = pages[LEAVER] = new_page(browser)
     carol.route_web_socket(SOCKETS, gate)
