@@ -16,6 +16,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def membership(room: str, *, member: bool, starred: bool = False, **counts) -> dict:
     frame = {"type": "membership", "room": room, "member": member, "starred": starred}
+    frame["owner"] = False
     frame |= {"private": False, "direct": False, "last_seq": 0, "read": None, "unread": 0} | counts
     return frame
 

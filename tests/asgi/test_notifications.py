@@ -180,6 +180,7 @@ async def test_a_new_direct_message_appears_in_both_users_sidebars_on_every_tab(
         "name": "alice & bob",
         "member": True,
         "starred": False,
+        "owner": False,
         "private": True,
         "direct": True,
         "last_seq": 0,

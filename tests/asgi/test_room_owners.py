@@ -39,6 +39,7 @@ async def test_an_invitation_puts_the_room_in_every_tab_of_the_invited_and_no_on
             "name": "Plans",
             "member": True,
             "starred": False,
+            "owner": False,
             "private": True,
             "direct": False,
             "last_seq": 2,
