@@ -19,7 +19,8 @@ The rules:
   (a public room they left, or never joined, stays quiet for them).
 - A user *may manage* a room (invite, remove members, name owners, rename, change the
   topic, archive) if they may read it and are one of its owners, or staff; nobody manages a
-  direct message. Whoever may not see the room is told it does not exist.
+  direct message. Whoever may not see the room is told it does not exist. An archived room
+  is managed no more, but those who may manage it may *un-archive* it.
 """
 
 from datetime import timedelta
@@ -121,10 +122,10 @@ def is_owner(user: AnyUser, room: Room) -> bool:
     return Membership.objects.filter(room=room, user=user.pk, role=Membership.Role.OWNER).exists()
 
 
-def manage_refusal(user: AnyUser, room: Room) -> ChatError | None:
-    """Why the user may not manage the room (None: they may), as the error to raise:
-    anonymous → auth_required; a room they may not see → not_found; a direct message, a
-    ban, or neither owner nor staff → forbidden; an archived room → room_archived."""
+def _running_refusal(user: AnyUser, room: Room) -> ChatError | None:
+    """Why the user may not run the room, whatever its state (None: they may): anonymous →
+    auth_required; a room they may not see → not_found; a direct message, a ban, or neither
+    owner nor staff → forbidden."""
     if not signed_in(user):
         return ChatError(ErrorCode.AUTH_REQUIRED, "Log in to manage a room.")
     if not can_see(user, room):
@@ -135,9 +136,27 @@ def manage_refusal(user: AnyUser, room: Room) -> ChatError | None:
         return ChatError(ErrorCode.FORBIDDEN, "You have been banned from this room.")
     if not (is_moderator(user) or is_owner(user, room)):
         return ChatError(ErrorCode.FORBIDDEN, "Only the room's owners may do that.")
-    if room.is_archived:
-        return ChatError(ErrorCode.ROOM_ARCHIVED, "This room is archived.")
     return None
+
+
+def manage_refusal(user: AnyUser, room: Room) -> ChatError | None:
+    """Why the user may not manage the room (None: they may), as the error to raise:
+    anonymous → auth_required; a room they may not see → not_found; a direct message, a
+    ban, or neither owner nor staff → forbidden; an archived room → room_archived."""
+    refusal = _running_refusal(user, room)
+    if refusal is None and room.is_archived:
+        return ChatError(ErrorCode.ROOM_ARCHIVED, "This room is archived.")
+    return refusal
+
+
+def unarchive_refusal(user: AnyUser, room: Room) -> ChatError | None:
+    """Why the user may not un-archive the room (None: they may): whoever may manage it
+    while open (`manage_refusal`'s refusals, in its order), and only while it is archived
+    (bad_request otherwise)."""
+    refusal = _running_refusal(user, room)
+    if refusal is None and not room.is_archived:
+        return ChatError(ErrorCode.BAD_REQUEST, "This room is not archived.")
+    return refusal
 
 
 def can_manage(user: AnyUser, room: Room) -> bool:
@@ -148,7 +167,14 @@ def can_manage(user: AnyUser, room: Room) -> bool:
 def can_manage_open(user: AnyUser, room: Room, membership: Membership | None) -> bool:
     """`can_manage` for a room already found open to the user (visible, not banned:
     `selectors.room_get_open_to`), given their membership of it: no query more."""
-    if not signed_in(user) or room.is_direct or room.is_archived:
+    return not room.is_archived and may_run_open(user, room, membership)
+
+
+def may_run_open(user: AnyUser, room: Room, membership: Membership | None) -> bool:
+    """Whether the user runs the room (owner or staff), archived or not, for a room already
+    found open to them, given their membership: the room page's settings link, which leads
+    an archived room's owners to *Un-archive*."""
+    if not signed_in(user) or room.is_direct:
         return False
     return is_moderator(user) or (
         membership is not None and membership.role == Membership.Role.OWNER

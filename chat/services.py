@@ -35,7 +35,9 @@ def room_create(
     *, name: str, created_by: AbstractBaseUser, topic: str = "", is_private: bool = False
 ) -> Room:
     """Create a room named `name`; the creator is its first member and its owner (the only
-    one who may see it, if private); their tabs hear `membership` after commit.
+    one who may see it, if private); their tabs hear `membership` after commit, and whoever
+    may see the room hears `room_opened` (every socket, for a public room), so open lobbies
+    list it.
 
     Its slug is the name's, plus a random suffix, so that what the creator gets never
     depends on rooms they may not see: a slug taken by a private room or a DM would
@@ -67,6 +69,7 @@ def room_create(
                 )
                 ReadState.objects.create(user=created_by, room=room, seq=0)
                 _membership_announce(membership, member=True)
+                _room_opened_announce(room)
                 return room
         except IntegrityError:  # 1 in 16 million per room with the same name: draw again
             if attempt == 2:
@@ -560,18 +563,21 @@ def membership_remove(*, room: Room, by: AbstractBaseUser, username: str) -> Non
 
 
 def membership_make_owner(*, room: Room, by: AbstractBaseUser, username: str) -> Membership:
-    """An owner (or staff) makes a member an owner too (handing over: then step down)."""
+    """An owner (or staff) makes a member an owner too (handing over: then step down);
+    every tab of theirs hears `membership` (`owner`), so their sidebar marks the room."""
     _manage(room, by)
     with transaction.atomic():
         membership = _member_named(room, username)
         if membership.role != Membership.Role.OWNER:
             membership.role = Membership.Role.OWNER
             membership.save(update_fields=["role"])
+            _membership_announce(membership, member=True)
     return membership
 
 
 def membership_step_down(*, room: Room, user: AbstractBaseUser) -> Membership:
-    """An owner becomes a plain member; the last owner cannot (hand over first)."""
+    """An owner becomes a plain member (every tab of theirs hears `membership`); the last
+    owner cannot (hand over first)."""
     _manage(room, user)
     with transaction.atomic():
         _lock(room)
@@ -581,6 +587,7 @@ def membership_step_down(*, room: Room, user: AbstractBaseUser) -> Membership:
         _refuse_last_owner(membership, LAST_OWNER_STEPS_DOWN)
         membership.role = Membership.Role.MEMBER
         membership.save(update_fields=["role"])
+        _membership_announce(membership, member=True)
     return membership
 
 
@@ -610,6 +617,17 @@ def room_archive_as(*, room: Room, by: AbstractBaseUser) -> bool:
     """An owner (or staff) archives the room: `room_archive`, after the permission check."""
     _manage(room, by)
     return room_archive(room=room)
+
+
+def room_unarchive_as(*, room: Room, by: AbstractBaseUser) -> bool:
+    """An owner (or staff) un-archives the room: `room_unarchive`, after the permission
+    check (`access.unarchive_refusal`); a room not archived is refused (bad_request)."""
+    refusal = access.unarchive_refusal(by, room)
+    if refusal is not None:
+        raise refusal
+    if not room_unarchive(room=room):
+        raise ChatError(ErrorCode.BAD_REQUEST, "This room is not archived.")
+    return True
 
 
 def membership_star(*, room: Room, user: AbstractBaseUser, starred: bool) -> Membership:
@@ -667,6 +685,7 @@ def _membership_announce(membership: Membership, *, member: bool) -> None:
         member=member,
         starred=membership.starred,
         notify=membership.notify,
+        owner=member and membership.role == Membership.Role.OWNER,
         private=room.is_private,
         direct=room.is_direct,
         last_seq=room.last_seq,
@@ -695,10 +714,39 @@ def room_archive(*, room: Room, reason: str = ARCHIVE_REASON) -> bool:
 
 
 def room_unarchive(*, room: Room) -> bool:
-    """Open an archived room again; False if it was not archived."""
-    updated = Room.objects.filter(pk=room.pk, is_archived=True).update(is_archived=False)
+    """Open an archived room again, the inverse of `room_archive`; False if it was not
+    archived. Archiving took every socket out of the room; nobody is put back: whoever may
+    see it hears `room_opened` after commit, and their pages join it again by themselves
+    (as any join, checked then)."""
+    with transaction.atomic():
+        updated = Room.objects.filter(pk=room.pk, is_archived=True).update(is_archived=False)
+        if updated:
+            _room_opened_announce(room)
     room.is_archived = False
     return bool(updated)
+
+
+def _room_opened_announce(room: Room) -> None:
+    """After commit, tell whoever may see the room that it is open (made, or un-archived):
+    every socket, signed in or not, for a public room, whose name and topic the lobby shows
+    anyone; only its members' sockets for a private one (nobody else may know it exists)."""
+    fresh = Room.objects.get(pk=room.pk)
+    member_ids = list(Membership.objects.filter(room=room).values_list("user_id", flat=True))
+    frame = events.room_opened_frame(
+        room_slug=fresh.slug,
+        name=fresh.name,
+        topic=fresh.topic,
+        private=fresh.is_private,
+        direct=fresh.is_direct,
+        members=len(member_ids),
+        last_seq=fresh.last_seq,
+    )
+    if not fresh.is_private:
+        group = events.SITE_GROUP
+        events.send_on_commit(group, events.broadcast_event(group=group, frame=frame))
+        return
+    for user_id in member_ids:
+        events.send_on_commit(*events.user_broadcast(user_id, frame))
 
 
 PRIVATE_REASON = "This room is now private."

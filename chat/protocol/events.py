@@ -206,6 +206,7 @@ def membership_frame(
     member: bool,
     starred: bool,
     notify: str,
+    owner: bool,
     private: bool,
     direct: bool,
     last_seq: int,
@@ -213,9 +214,10 @@ def membership_frame(
     unread: int,
 ) -> dict[str, Any]:
     """To every tab of one user: they joined, left or (un)starred a room, changed what of it
-    notifies them (`notify`: "all", "mentions", "mute"), or a direct message with them was
-    made, so each sidebar adds, drops or moves its entry (a DM in "Direct messages"); the
-    counts are the sidebar's, as a page would render."""
+    notifies them (`notify`: "all", "mentions", "mute"), became or stopped being one of its
+    owners, or a direct message with them was made, so each sidebar adds, drops, moves or
+    marks its entry (a DM in "Direct messages"); the counts are the sidebar's, as a page
+    would render."""
     return {
         "type": "membership",
         "room": room_slug,
@@ -223,6 +225,7 @@ def membership_frame(
         "member": member,
         "starred": starred,
         "notify": notify,
+        "owner": owner,
         "private": private,
         "direct": direct,
         "last_seq": last_seq,
@@ -234,6 +237,31 @@ def membership_frame(
 def room_updated_frame(*, room_slug: str, name: str, topic: str) -> dict[str, Any]:
     """To everyone in a room: its owners renamed it or changed its topic."""
     return {"type": "room_updated", "room": room_slug, "name": name, "topic": topic}
+
+
+def room_opened_frame(
+    *,
+    room_slug: str,
+    name: str,
+    topic: str,
+    private: bool,
+    direct: bool,
+    members: int,
+    last_seq: int,
+) -> dict[str, Any]:
+    """To whoever may see a room (every socket for a public one, its members' for a private
+    one): it was made or un-archived, so lobbies list it and pages that showed it closed
+    open it again."""
+    return {
+        "type": "room_opened",
+        "room": room_slug,
+        "name": name,
+        "topic": topic,
+        "private": private,
+        "direct": direct,
+        "members": members,
+        "last_seq": last_seq,
+    }
 
 
 def presence_frame(*, room_slug: str, username: str, online: bool) -> dict[str, Any]:

@@ -27,6 +27,11 @@ urlpatterns = [
         "chat/<slug:slug>/settings/step-down/", views.room_settings_step_down, name="room_step_down"
     ),
     path("chat/<slug:slug>/settings/archive/", views.room_settings_archive, name="room_archive"),
+    path(
+        "chat/<slug:slug>/settings/unarchive/",
+        views.room_settings_unarchive,
+        name="room_unarchive",
+    ),
     path("usernames/", views.usernames, name="usernames"),
     path("account/", views.account, name="account"),
     path("media/<path:path>", views.media, name="media"),

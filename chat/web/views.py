@@ -19,7 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django.views.static import serve
 
 from .. import access, addresses, selectors, services
-from ..models import Room
+from ..models import Membership, Room
 from ..protocol import events
 from ..protocol.errors import ChatError, ErrorCode
 from ..realtime import fallback
@@ -75,7 +75,15 @@ def _render_lobby(request: HttpRequest, form: RoomCreateForm, status: int = 200)
         "directs": directs,
         "form": form,
         "query": query,
-        "lobby_config": {"username": username, "maxRooms": settings.CHAT_MAX_ROOMS_PER_SOCKET},
+        "lobby_config": {
+            "username": username,
+            "maxRooms": settings.CHAT_MAX_ROOMS_PER_SOCKET,
+            # Where a room made elsewhere belongs: on this page of this search, or not.
+            "query": query.strip(),
+            "firstPage": not page.has_previous(),
+            "lastPage": not page.has_next(),
+            "pageSize": settings.CHAT_LOBBY_PAGE_SIZE,
+        },
     }
     return render(request, "chat/lobby.html", context, status=status)
 
@@ -143,7 +151,8 @@ def _render_room(request: HttpRequest, room: Room) -> HttpResponse:
         "hasMore": page.has_more,
         "username": user.get_username() if user.is_authenticated else None,
         "isStaff": access.is_moderator(user),  # may delete others' messages, manage rooms
-        "manage": access.can_manage_open(user, room, membership),  # the settings link
+        "manage": access.may_run_open(user, room, membership),  # the settings link
+        "owner": membership is not None and membership.role == Membership.Role.OWNER,
         "archived": room.is_archived,
         "direct": room.is_direct,
         "member": membership is not None,
@@ -243,9 +252,13 @@ def _refusal_to_http(error: ChatError) -> Exception:
 @login_required
 def room_settings(request: HttpRequest, slug: str) -> HttpResponse:
     """A room's settings, for its owners and staff: name and topic, members (invite,
-    remove, make owner), step down, archive. Plain forms; settings.js only suggests names."""
+    remove, make owner), step down, archive; an archived room's, only *Un-archive*. Plain
+    forms; settings.js only suggests names."""
     room = _room_for_membership(request, slug)
-    refusal = access.manage_refusal(request.user, room)
+    if room.is_archived:
+        refusal = access.unarchive_refusal(request.user, room)
+    else:
+        refusal = access.manage_refusal(request.user, room)
     if refusal is not None:
         raise _refusal_to_http(refusal)
     context = {
@@ -361,6 +374,18 @@ def room_settings_archive(request: HttpRequest, slug: str) -> HttpResponse:
     def act(room: Room) -> str:
         services.room_archive_as(room=room, by=request.user)
         return "The room is archived."
+
+    return _settings_action(request, slug, act, done="room")
+
+
+@login_required
+@require_POST
+def room_settings_unarchive(request: HttpRequest, slug: str) -> HttpResponse:
+    """Un-archive the room: open again, on every open tab that showed it closed."""
+
+    def act(room: Room) -> str:
+        services.room_unarchive_as(room=room, by=request.user)
+        return "The room is open again."
 
     return _settings_action(request, slug, act, done="room")
 

@@ -178,9 +178,14 @@ async def test_delete_action_removes_the_message_live_and_from_history(
     await reader.close()
 
 
-def test_unarchive_action_reopens_a_room(admin_client_for, make_room):
-    room = make_room("old", is_archived=True)
+async def test_unarchive_action_reopens_a_room_on_open_pages(connect, admin_client_for, make_room):
+    room = await database_sync_to_async(make_room)("old", is_archived=True)
+    page = await connect()
 
-    run_action(admin_client_for, "/admin/chat/room/", "unarchive", [room.pk])
+    await database_sync_to_async(run_action)(
+        admin_client_for, "/admin/chat/room/", "unarchive", [room.pk]
+    )
 
-    assert not Room.objects.get(pk=room.pk).is_archived
+    assert not (await database_sync_to_async(Room.objects.get)(pk=room.pk)).is_archived
+    assert (await page.recv_until("room_opened"))["room"] == "old"
+    assert (await page.join("old"))["room"] == "old"

@@ -19,6 +19,7 @@ def membership(
 ) -> dict:
     frame = {"type": "membership", "room": room, "member": member, "starred": starred}
     frame["notify"] = notify
+    frame["owner"] = False
     frame |= {"private": False, "direct": False, "last_seq": 0, "read": None, "unread": 0} | counts
     return frame
 

@@ -181,6 +181,7 @@ async def test_a_new_direct_message_appears_in_both_users_sidebars_on_every_tab(
         "member": True,
         "starred": False,
         "notify": "all",  # a direct message notifies of every message until they say otherwise
+        "owner": False,
         "private": True,
         "direct": True,
         "last_seq": 0,

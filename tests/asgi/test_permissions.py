@@ -253,3 +253,64 @@ async def test_writes_recheck_what_the_socket_was_allowed_when_it_joined(
 
     assert outcomes == dict.fromkeys(outcomes, REVOKED[change])
     assert await database_sync_to_async(snapshot)(world["room"]) == before
+
+
+# Who may un-archive a room, from its settings page (the only door but the admin), and who
+# hears of it: (role, kind) → (the form's status, whether the room is open again). Only its
+# owners and staff who may see it; the others are refused as the settings page refuses them
+# (404 for a private room they may not see, 403 otherwise; anonymous to the login page), and
+# nothing changes, nor does any open tab hear of it.
+UNARCHIVE = {
+    ("owner", "public"): (302, True),
+    ("owner", "private"): (302, True),
+    ("staff", "public"): (302, True),
+    ("staff", "private"): (404, False),
+    ("member", "public"): (403, False),
+    ("member", "private"): (403, False),
+    ("non_member", "public"): (403, False),
+    ("non_member", "private"): (404, False),
+    ("banned", "public"): (403, False),
+    ("banned", "private"): (403, False),
+    ("anonymous", "public"): (302, False),  # to the login page
+    ("anonymous", "private"): (302, False),
+}
+
+
+def archived_room(role: str, kind: str, make_user) -> tuple[Room, Any, Any]:
+    """An archived room of `kind` owned by `owner`, with `watcher` a member; and the role's
+    user (None: anonymous)."""
+    owner, watcher = make_user("owner"), make_user("watcher")
+    room = Room.objects.create(slug=f"{kind}-room", name=kind, is_private=kind == "private")
+    Membership.objects.create(room=room, user=owner, role=Membership.Role.OWNER)
+    room.members.add(watcher)
+    user = {"owner": owner, "anonymous": None}.get(role)
+    if user is None and role != "anonymous":
+        user = make_user(role, is_staff=role == "staff")
+        if role in {"member", "banned"}:
+            room.members.add(user)
+        if role == "banned":
+            Ban.objects.create(room=room, user=user)
+    services.room_archive(room=room)
+    return room, user, watcher
+
+
+def post_unarchive(user, slug: str) -> int:
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    return client.post(f"/chat/{slug}/settings/unarchive/").status_code
+
+
+@pytest.mark.parametrize(("role", "kind"), list(UNARCHIVE), ids=[f"{r}-{k}" for r, k in UNARCHIVE])
+async def test_who_may_unarchive_a_room(connect, make_user, role, kind):
+    room, user, watcher = await database_sync_to_async(archived_room)(role, kind, make_user)
+    tab = await connect(watcher)
+
+    status = await database_sync_to_async(post_unarchive)(user, room.slug)
+
+    fresh = await database_sync_to_async(Room.objects.get)(pk=room.pk)
+    assert (status, not fresh.is_archived) == UNARCHIVE[(role, kind)]
+    if not fresh.is_archived:
+        assert (await tab.recv_until("room_opened"))["room"] == room.slug
+    await tab.request({"type": "ping"})
+    assert all(frame["type"] != "room_opened" for frame in tab.unread)

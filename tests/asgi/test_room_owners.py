@@ -40,6 +40,7 @@ async def test_an_invitation_puts_the_room_in_every_tab_of_the_invited_and_no_on
             "member": True,
             "starred": False,
             "notify": "mentions",
+            "owner": False,
             "private": True,
             "direct": False,
             "last_seq": 2,

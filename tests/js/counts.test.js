@@ -92,6 +92,39 @@ describe("rooms joined after the page was made", () => {
   });
 });
 
+describe("joining and leaving a listed room (the lobby)", () => {
+  const membership = (member, read, unread = 0, lastSeq = 3) => ({
+    type: "membership",
+    room: "random",
+    member,
+    read,
+    unread,
+    last_seq: lastSeq,
+  });
+
+  test("a room joined counts others' messages after the mark; one left counts nothing", () => {
+    const { c, rendered } = counts();
+    c.message("random", msg(4));
+    assert.equal(c.unread("random"), 0); // not the user's room: nothing unread
+    c.membership(membership(true, 4, 0, 4));
+    assert.deepEqual(rendered, ["random"]);
+    c.message("random", msg(5));
+    assert.equal(c.unread("random"), 1);
+    c.membership(membership(false, 4));
+    assert.equal(c.unread("random"), 0);
+    c.message("random", msg(6));
+    assert.equal(c.unread("random"), 0);
+  });
+
+  test("a star or a change of owners in a room counted already keeps its counts", () => {
+    const { c, rendered } = counts();
+    c.message("general", msg(13));
+    c.membership({ ...membership(true, 10, 2, 12), room: "general" });
+    assert.equal(c.unread("general"), 3);
+    assert.deepEqual(rendered, ["general"]); // the message's render only
+  });
+});
+
 describe("online counts", () => {
   test("joined sets, presence and guests frames update, per room", () => {
     const { c } = counts();

@@ -143,6 +143,7 @@ describe("the client's frames conform to the protocol's schema", () => {
         member: true,
         starred: false,
         notify: "mute",
+        owner: false,
         private: false,
         direct: false,
         last_seq: 6,
@@ -150,6 +151,16 @@ describe("the client's frames conform to the protocol's schema", () => {
         unread: 0,
       },
       { type: "room_updated", room: ROOM, name: "General", topic: "Say hello" },
+      {
+        type: "room_opened",
+        room: ROOM,
+        name: "General",
+        topic: "Say hello",
+        private: false,
+        direct: false,
+        members: 2,
+        last_seq: 6,
+      },
       { type: "error", code: "rate_limited", message: "Slow down.", retry_after: 1.5, ref: "c4" },
     ];
     for (const frame of frames) assertConforms("server", frame);

@@ -1,5 +1,6 @@
 """Rooms run by their owners (chat/services.py, chat/access.py): who may invite, remove,
-name owners, step down, rename, change the topic and archive, and the last-owner rule."""
+name owners, step down, rename, change the topic, archive and un-archive, and the last-owner
+rule."""
 
 from collections.abc import Callable
 
@@ -18,13 +19,15 @@ MEMBER = Membership.Role.MEMBER
 
 @pytest.fixture
 def world(make_user, make_room) -> Callable[[str, str], dict]:
-    """A room of `kind` (public, private, archived) owned by `owner`, with `member` in it,
-    `carol` outside it, and the actor of `role`."""
+    """A room of `kind` (public, private, archived: public and archived, archived_private)
+    owned by `owner`, with `member` in it, `carol` outside it, and the actor of `role`."""
 
     def build(role: str, kind: str) -> dict:
         owner, member, carol = make_user("owner"), make_user("member"), make_user("carol")
         room = make_room(
-            f"{kind}-room", is_private=kind == "private", is_archived=kind == "archived"
+            f"{kind.replace('_', '-')}-room",
+            is_private=kind.endswith("private"),
+            is_archived=kind.startswith("archived"),
         )
         Membership.objects.create(room=room, user=owner, role=OWNER)
         Membership.objects.create(room=room, user=member)
@@ -68,26 +71,41 @@ ACTIONS: dict[str, Callable[[dict], Callable[[], object]]] = {
         )
     ),
     "archive": lambda w: lambda: services.room_archive_as(room=w["room"], by=w["actor"]),
+    "unarchive": lambda w: lambda: services.room_unarchive_as(room=w["room"], by=w["actor"]),
 }
-ALL = dict.fromkeys(ACTIONS, "ok")
+# An open room: everything but un-archiving it (bad_request: it is not archived).
+ALL = dict.fromkeys(ACTIONS, "ok") | {"unarchive": "bad_request"}
 NONE = dict.fromkeys(ACTIONS, "forbidden")
+# An archived room: un-archiving it, and nothing else until then.
+REOPEN = dict.fromkeys(ACTIONS, "room_archived") | {"unarchive": "ok"}
 
 # (role, kind) → outcome of each action. Staff may do what owners may, where they may see
 # the room (they manage private rooms they are not in from the admin).
 EXPECTED = {
     ("owner", "public"): ALL,
     ("owner", "private"): ALL,
-    ("owner", "archived"): dict.fromkeys(ACTIONS, "room_archived"),
+    ("owner", "archived"): REOPEN,
+    ("owner", "archived_private"): REOPEN,
     ("staff", "public"): ALL,
     ("staff", "private"): dict.fromkeys(ACTIONS, "not_found"),
+    ("staff", "archived"): REOPEN,
+    ("staff", "archived_private"): dict.fromkeys(ACTIONS, "not_found"),
     ("member", "public"): NONE,
     ("member", "private"): NONE,
+    ("member", "archived"): NONE,
+    ("member", "archived_private"): NONE,
     ("non_member", "public"): NONE,
     ("non_member", "private"): dict.fromkeys(ACTIONS, "not_found"),
+    ("non_member", "archived"): NONE,
+    ("non_member", "archived_private"): dict.fromkeys(ACTIONS, "not_found"),
     ("anonymous", "public"): dict.fromkeys(ACTIONS, "auth_required"),
     ("anonymous", "private"): dict.fromkeys(ACTIONS, "auth_required"),
+    ("anonymous", "archived"): dict.fromkeys(ACTIONS, "auth_required"),
+    ("anonymous", "archived_private"): dict.fromkeys(ACTIONS, "auth_required"),
     ("banned", "public"): NONE,
     ("banned", "private"): NONE,
+    ("banned", "archived"): NONE,
+    ("banned", "archived_private"): NONE,
 }
 
 

@@ -593,14 +593,26 @@ def test_an_owner_removes_a_member_and_archives_the_room(plans, alice_client, bo
     assert not plans.members.filter(pk=bob.pk).exists()
     assert alice_client.post(url + "archive/")["Location"] == f"/chat/{plans.slug}/"
     assert Room.objects.get(pk=plans.pk).is_archived
-    assert alice_client.get(url).status_code == 403  # archived: nothing left to run
+    # Archived: nothing left to run but un-archiving it, which the room page still leads to.
+    room_page = alice_client.get(f"/chat/{plans.slug}/").content.decode()
+    assert f'href="/chat/{plans.slug}/settings/" id="room-settings">' in room_page
+    settings_page = alice_client.get(url).content.decode()
+    assert 'id="unarchive-form"' in settings_page
+    assert 'id="invite-form"' not in settings_page
+    assert 'id="archive-form"' not in settings_page
+    assert alice_client.post(url + "invite/", {"username": "bob"}, follow=True).status_code == 200
+    assert not plans.members.filter(pk=bob.pk).exists()
+    assert alice_client.post(url + "unarchive/")["Location"] == f"/chat/{plans.slug}/"
+    assert not Room.objects.get(pk=plans.pk).is_archived
+    again = alice_client.post(url + "unarchive/", follow=True).content.decode()
+    assert "This room is not archived." in again
 
 
 def test_nobody_outside_a_private_room_can_post_to_its_settings(plans, make_user):
     client = Client()
     client.force_login(make_user("carol"))
 
-    for action in ("details", "invite", "remove", "owner", "step-down", "archive"):
+    for action in ("details", "invite", "remove", "owner", "step-down", "archive", "unarchive"):
         response = client.post(f"/chat/{plans.slug}/settings/{action}/", {"username": "bob"})
         assert response.status_code == 404, action
     assert client.get(f"/chat/{plans.slug}/settings/details/").status_code == 405

@@ -77,6 +77,27 @@ export class RoomCounts {
     this.render(slug);
   }
 
+  // The user joined a listed room (from its read mark on: what came before is not theirs)
+  // or left it (nothing counts unread any more), on any tab: a `membership` frame. A room
+  // already counted as theirs (a star, a change of owners) keeps its counts.
+  membership(frame) {
+    const room = this.rooms.get(frame.room);
+    if (!room) return;
+    if (!frame.member) {
+      room.read = null;
+      room.base = 0;
+      room.live.clear();
+    } else if (room.read === null && typeof frame.read === "number") {
+      room.read = frame.read;
+      room.lastSeq = Math.max(room.lastSeq, frame.last_seq);
+      room.base = frame.unread;
+      room.live.clear();
+    } else {
+      return;
+    }
+    this.render(frame.room);
+  }
+
   // The user read `slug` up to `seq` (in this tab or another).
   read(frame) {
     this.markRead(frame.room, frame.seq, true);

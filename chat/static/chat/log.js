@@ -129,6 +129,11 @@ export class MessageLog {
     view.ol.querySelectorAll(".actions").forEach((actions) => actions.remove());
   }
 
+  // The room is open to the user again (un-archived): its lines get their actions back.
+  reopen(view) {
+    view.ol.querySelectorAll("li[data-id]").forEach((li) => this.addActions(li, view));
+  }
+
   // Edit (own messages, within the edit window) and Delete (own; staff: any), for stored
   // messages of a room the user can still write in.
   addActions(li, view) {

@@ -40,13 +40,15 @@ const baseTitle = document.title.replace(/^.* · /, "");
 
 const page = new Page(config.room);
 const navItems = sidebar.roomItems(".room-nav li[data-room]", config.maxRooms);
-// The rooms the user is a member of, as this tab knows them: slug → {starred}. The sidebar
-// lists them (DMs aside); `membership` frames keep it current across the user's tabs.
+// The rooms the user is a member of, as this tab knows them: slug → {starred, owner}. The
+// sidebar lists them (DMs aside); `membership` frames keep it current across the user's tabs.
 const memberships = new Map();
 for (const [slug, li] of navItems) {
-  if (!("direct" in li.dataset)) memberships.set(slug, { starred: "starred" in li.dataset });
+  if (!("direct" in li.dataset)) {
+    memberships.set(slug, { starred: "starred" in li.dataset, owner: "owner" in li.dataset });
+  }
 }
-if (config.member) memberships.set(config.room, { starred: config.starred });
+if (config.member) memberships.set(config.room, { starred: config.starred, owner: config.owner });
 // What of each of the user's rooms, DMs included, notifies them: slug → "all" | "mentions" |
 // "mute" (the "Notify me of" form; `membership` frames keep it current).
 const notifyLevels = new Map();
@@ -70,7 +72,10 @@ first.ol = el.messages;
 first.name = config.name;
 first.topic = config.topic;
 first.hasMore = config.hasMore;
-if (config.archived) first.closed = "This room is archived; it is read-only.";
+if (config.archived) {
+  first.closed = "This room is archived; it is read-only.";
+  first.archived = true;
+}
 page.views.set(config.room, first);
 
 const listed = sidebar.listedRooms(navItems);
@@ -147,13 +152,16 @@ function listenNotify() {
   });
 }
 
-// "Room settings", for the room's owners and staff (the server checks again).
+// "Room settings", for the room's owners and staff (the server checks again); an archived
+// room's lead them to *Un-archive*.
 function renderSettingsLink(slug, li) {
   if (!el.settings) return;
   const direct = li ? "direct" in li.dataset : config.direct;
-  const owner = slug === config.room ? config.manage : Boolean(li && "owner" in li.dataset);
+  const mine = memberships.get(slug);
+  const owner = Boolean(mine && mine.owner);
+  const shut = Boolean(page.view.closed) && !page.view.archived; // banned, removed
   el.settings.href = `/chat/${slug}/settings/`;
-  el.settings.hidden = direct || Boolean(page.view.closed) || !(owner || config.isStaff);
+  el.settings.hidden = direct || shut || !(owner || config.isStaff);
 }
 
 // The room's owners renamed it or changed its topic: its header and sidebar entry follow.
@@ -182,7 +190,7 @@ function membershipChanged(frame) {
   if (frame.member) notifyLevels.set(slug, frame.notify);
   else notifyLevels.delete(slug);
   if (frame.member) {
-    if (!frame.direct) memberships.set(slug, { starred: frame.starred });
+    if (!frame.direct) memberships.set(slug, { starred: frame.starred, owner: frame.owner });
     const list = frame.direct ? sidebar.listIn(el.nav, "nav-directs", "Direct messages") : el.navRooms;
     let li = navItems.get(slug);
     if (!li && list) {
@@ -202,6 +210,7 @@ function membershipChanged(frame) {
       const empty = document.getElementById("nav-empty");
       if (empty) empty.hidden = true;
       sidebar.setStarred(li, frame.starred);
+      sidebar.setOwner(li, frame.owner);
       sidebar.placeItem(el.navRooms, li);
       renderNav(slug);
     }
@@ -255,6 +264,34 @@ function closeRoom(slug, reason) {
   log.close(view);
   sidebar.markClosed(navItems, slug);
   if (slug === page.current) renderClosed();
+}
+
+// A room archived while this tab showed it was made or un-archived: it is usable again.
+// Nothing put the socket back in it, so the tab joins it again (from what it has shown).
+function roomOpened(frame) {
+  const slug = frame.room;
+  const view = page.views.get(slug);
+  if (!view || !view.archived) return;
+  view.closed = null;
+  view.archived = false;
+  view.name = frame.name;
+  view.topic = frame.topic;
+  const li = navItems.get(slug);
+  if (li) li.classList.remove("closed");
+  log.reopen(view);
+  if (client.rooms.has(slug)) client.resync(slug);
+  else {
+    // The page was rendered archived: its lines are shown, follow on from them.
+    client.watch(slug, slug === config.room ? config.lastSeq : null, { quiet: slug !== page.current });
+    if (slug === config.room) adoptServerLines();
+  }
+  if (slug === page.current) {
+    el.name.textContent = frame.name;
+    el.topic.textContent = frame.topic;
+    updateTitle();
+    renderClosed();
+  }
+  renderMembership();
 }
 
 // --- Switching rooms -------------------------------------------------------------------
@@ -376,9 +413,11 @@ const frames = {
   membership: membershipChanged,
   room_updated: roomUpdated,
   room_closed: (frame) => {
+    viewOf(frame.room).archived = true;
     closeRoom(frame.room, frame.reason);
     renderMembership();
   },
+  room_opened: roomOpened,
   removed: (frame) => closeRoom(frame.room, frame.reason), // banned: out of it on every tab
   session_ended(frame) {
     // Logged out (maybe in another tab) or deactivated: stop, and say so.
@@ -390,11 +429,15 @@ const frames = {
   error(frame) {
     for (const [slug, state] of client.rooms) {
       if (frame.ref !== undefined && frame.ref === state.joinRef) {
+        if (frame.code === "room_archived") viewOf(slug).archived = true;
         if (["room_archived", "not_found", "forbidden"].includes(frame.code)) closeRoom(slug, frame.message);
         return;
       }
     }
-    if (frame.code === "room_archived") closeRoom(page.current, frame.message);
+    if (frame.code === "room_archived") {
+      page.view.archived = true;
+      closeRoom(page.current, frame.message);
+    }
     else if (["forbidden", "not_found", "rate_limited"].includes(frame.code)) {
       notifications.notice(frame.message, "error");
     }

@@ -72,7 +72,7 @@ export function switchOnClick(items, switchTo) {
 
 // A new item for a room the user joined in another tab, or a direct message made with them
 // (as _room_list.html renders one).
-export function newItem({ room, name, private: isPrivate, direct, notify, last_seq: lastSeq, read, unread }) {
+export function newItem({ room, name, private: isPrivate, direct, notify, owner, last_seq: lastSeq, read, unread }) {
   const li = document.createElement("li");
   li.dataset.room = room;
   li.dataset.lastSeq = String(lastSeq);
@@ -80,6 +80,7 @@ export function newItem({ room, name, private: isPrivate, direct, notify, last_s
   li.dataset.unread = String(unread);
   if (isPrivate) li.dataset.private = "";
   if (direct) li.dataset.direct = "";
+  if (owner) li.dataset.owner = "";
   const link = document.createElement("a");
   link.href = `/chat/${room}/`;
   link.textContent = name;
@@ -95,7 +96,7 @@ export function newItem({ room, name, private: isPrivate, direct, notify, last_s
   return li;
 }
 
-function badge(className, text) {
+export function badge(className, text) {
   const span = document.createElement("span");
   span.className = className;
   span.textContent = text;
@@ -129,6 +130,12 @@ export function setNotify(li, notify) {
   } else if (notify !== "mute" && mark) {
     mark.remove();
   }
+}
+
+// Mark an item as a room the user owns, or not (its settings are theirs to open).
+export function setOwner(li, owner) {
+  if (owner) li.dataset.owner = "";
+  else delete li.dataset.owner;
 }
 
 // Put `li` where the server would list it: starred first, then by name.

@@ -14,6 +14,7 @@ export class RoomView {
     this.hasMore = null; // null: older messages not asked for yet
     this.typists = new Map(); // username → timer
     this.closed = null; // the reason this user can no longer be in the room
+    this.archived = false; // closed because archived: un-archiving opens it again
   }
 
   // A message of this room is on the page: older pages start below the oldest.
