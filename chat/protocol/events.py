@@ -205,13 +205,15 @@ def membership_frame(
     starred: bool,
     private: bool,
     direct: bool,
+    people: int | None,
     last_seq: int,
     read: int | None,
     unread: int,
 ) -> dict[str, Any]:
-    """To every tab of one user: they joined, left or (un)starred a room, or a direct
-    message with them was made, so each sidebar adds, drops or moves its entry (a DM in
-    "Direct messages"); the counts are the sidebar's, as a page would render."""
+    """To every tab of one user: they joined, left or (un)starred a room, a direct message
+    with them was made, or someone left a group one of theirs, so each sidebar adds, drops,
+    renames or moves its entry (a DM in "Direct messages", with how many `people` it holds:
+    None for other rooms); the counts are the sidebar's, as a page would render."""
     return {
         "type": "membership",
         "room": room_slug,
@@ -220,6 +222,7 @@ def membership_frame(
         "starred": starred,
         "private": private,
         "direct": direct,
+        "people": people,
         "last_seq": last_seq,
         "read": read,
         "unread": unread,

@@ -15,6 +15,7 @@ urlpatterns = [
     path("chat/<slug:slug>/join/", views.room_join, name="room_join"),
     path("chat/<slug:slug>/leave/", views.room_leave, name="room_leave"),
     path("chat/<slug:slug>/star/", views.room_star, name="room_star"),
+    path("chat/<slug:slug>/people/", views.direct_add_people, name="direct_add_people"),
     path("chat/<slug:slug>/settings/", views.room_settings, name="room_settings"),
     path("chat/<slug:slug>/settings/details/", views.room_settings_details, name="room_details"),
     path("chat/<slug:slug>/settings/invite/", views.room_settings_invite, name="room_invite"),

@@ -146,6 +146,8 @@ def _render_room(request: HttpRequest, room: Room) -> HttpResponse:
         "manage": access.can_manage_open(user, room, membership),  # the settings link
         "archived": room.is_archived,
         "direct": room.is_direct,
+        # A group DM of 3 or more may be left ("Leave conversation"); one of two may not.
+        "people": selectors.room_member_count(room=room) if room.is_direct else None,
         "member": membership is not None,
         "starred": membership is not None and membership.starred,
         "maxLength": settings.CHAT_MAX_MESSAGE_LENGTH,
@@ -202,6 +204,24 @@ def room_leave(request: HttpRequest, slug: str) -> HttpResponse:
         messages.error(request, error.message)
         return redirect(room)
     return redirect("chat:lobby" if room.is_private else room)
+
+
+@login_required
+@require_POST
+def direct_add_people(request: HttpRequest, slug: str) -> HttpResponse:
+    """A direct message's "Add people" form (`usernames`, separated by commas or spaces):
+    opens the conversation of everyone here and them, a new one (this one's history stays
+    with the people here)."""
+    room = _room_for_membership(request, slug)
+    names = request.POST.get("usernames", "")[:1000].replace(",", " ").split()
+    try:
+        added = services.direct_people_add(room=room, by=request.user, usernames=names)
+    except ChatError as error:
+        if error.code == ErrorCode.NOT_FOUND:
+            raise Http404("No such room.") from None
+        messages.error(request, error.message)
+        return redirect(room)
+    return redirect(added)
 
 
 @login_required

@@ -182,6 +182,7 @@ async def test_a_new_direct_message_appears_in_both_users_sidebars_on_every_tab(
         "starred": False,
         "private": True,
         "direct": True,
+        "people": 2,
         "last_seq": 0,
         "read": 0,  # read up to nothing: what comes counts as unread
         "unread": 0,

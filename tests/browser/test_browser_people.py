@@ -157,3 +157,45 @@ def test_a_display_name_shows_beside_messages_and_its_card_still_names_the_accou
     finally:
         for page in (alice, bob):
             page.context.close()
+
+
+def test_a_dm_grows_into_a_new_group_and_someone_leaves_it_on_every_tab(
+    browser: Browser, live_site: LiveSite
+) -> None:
+    """Alice adds carol to her DM with bob: a new conversation of the three opens, and reaches
+    carol's open tab; carol leaves it from a second tab, and her first loses it at once,
+    while alice's tab follows its new name, without "Leave conversation" for the two left."""
+    alice = sign_in_to_general(browser, live_site, "alice")
+    carol = sign_in_to_general(browser, live_site, "carol")
+    try:
+        carol.evaluate("window.sameDocument = true")
+        alice.goto(f"{live_site.base_url}/chat/@bob/")
+        expect(alice.locator("#room-name")).to_have_text("alice & bob")
+        leave = alice.get_by_role("button", name="Leave conversation")
+        expect(leave).to_be_hidden()  # a DM of two cannot be left
+        expect(alice.get_by_role("button", name="Leave room")).to_be_hidden()
+
+        alice.get_by_label("Add people").fill("carol")
+        alice.get_by_role("button", name="Start").click()
+        expect(alice.locator("#room-name")).to_have_text("alice, bob & carol")
+        expect(alice.locator("#status")).to_have_text("Connected", timeout=TIMEOUT_MS)
+        expect(leave).to_be_visible()
+        slug = alice.url.rstrip("/").split("/")[-1]
+        assert slug.startswith("dm-")
+
+        entry = carol.locator(f"#nav-directs li[data-room='{slug}']")
+        expect(entry.locator("a")).to_have_text("alice, bob & carol", timeout=TIMEOUT_MS)
+        other_tab = carol.context.new_page()
+        other_tab.goto(f"{live_site.base_url}/chat/{slug}/")
+        expect(other_tab.locator("#status")).to_have_text("Connected", timeout=TIMEOUT_MS)
+        other_tab.get_by_role("button", name="Leave conversation").click()
+        expect(other_tab).to_have_url(f"{live_site.base_url}/")
+
+        expect(entry).to_have_count(0, timeout=TIMEOUT_MS)
+        assert carol.evaluate("window.sameDocument") is True  # never reloaded
+        expect(alice.locator("#room-name")).to_have_text("alice & bob", timeout=TIMEOUT_MS)
+        expect(leave).to_be_hidden(timeout=TIMEOUT_MS)
+        assert carol.goto(f"{live_site.base_url}/chat/{slug}/").status == 404
+    finally:
+        for page in (alice, carol):
+            page.context.close()

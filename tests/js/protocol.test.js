@@ -144,6 +144,7 @@ describe("the client's frames conform to the protocol's schema", () => {
         starred: false,
         private: false,
         direct: false,
+        people: null,
         last_seq: 6,
         read: null,
         unread: 0,

@@ -139,6 +139,7 @@ def test_every_builder_makes_a_conforming_frame():
             starred=False,
             private=False,
             direct=False,
+            people=None,
             last_seq=10,
             read=None,
             unread=0,

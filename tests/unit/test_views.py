@@ -400,13 +400,70 @@ def test_leaving_a_private_room_goes_to_the_lobby_and_the_room_is_gone(
     assert alice_client.get("/chat/secret/").status_code == 404
 
 
-def test_leaving_a_direct_message_is_refused_with_a_clear_error(alice_client, alice, bob):
+def test_leaving_a_direct_message_of_two_is_refused_with_a_clear_error(alice_client, alice, bob):
     dm = services.direct_room_get_or_create(user=alice, other=bob)
 
     response = alice_client.post(f"/chat/{dm.slug}/leave/", follow=True)
 
-    assert "A direct message cannot be left." in response.content.decode()
+    assert services.DIRECT_PAIR_LEAVES in response.content.decode()
     assert set(dm.members.all()) == {alice, bob}
+
+
+def leave_form_shown(client: Client, room: Room) -> bool:
+    page = client.get(f"/chat/{room.slug}/").content.decode()
+    form = re.search(r'<form[^>]*id="leave-direct-form"[^>]*>', page)
+    assert form is not None
+    return " hidden" not in form.group(0)
+
+
+def test_a_group_dm_offers_leave_conversation_and_a_dm_of_two_does_not(
+    alice_client, alice, bob, make_user
+):
+    carol = make_user("carol")
+    pair = services.direct_room_get_or_create(user=alice, other=bob)
+    group = services.direct_group_get_or_create(user=alice, others=[bob, carol])
+
+    assert (leave_form_shown(alice_client, pair), leave_form_shown(alice_client, group)) == (
+        False,
+        True,
+    )
+    page = alice_client.get(f"/chat/{pair.slug}/").content.decode()
+    assert f'data-room="{group.slug}"' in page
+    assert re.search(rf'data-room="{group.slug}"[^>]*data-people="3"', page)
+
+    response = alice_client.post(f"/chat/{group.slug}/leave/")
+
+    assert response["Location"] == "/"
+    assert alice_client.get(f"/chat/{group.slug}/").status_code == 404
+    bob_client = Client()
+    bob_client.force_login(bob)
+    assert leave_form_shown(bob_client, group) is False  # two are left: it stays theirs
+
+
+def test_add_people_opens_the_new_conversation_of_everyone(alice_client, alice, bob, make_user):
+    make_user("carol"), make_user("dave")
+    pair = services.direct_room_get_or_create(user=alice, other=bob)
+
+    response = alice_client.post(f"/chat/{pair.slug}/people/", {"usernames": "carol, dave"})
+
+    group = Room.objects.get(is_direct=True, name="alice, bob, carol & dave")
+    assert response["Location"] == f"/chat/{group.slug}/"
+    assert set(pair.members.all()) == {alice, bob}
+
+
+def test_add_people_shows_a_refusal_and_hides_the_room_from_others(
+    alice_client, alice, bob, make_user
+):
+    pair = services.direct_room_get_or_create(user=alice, other=bob)
+    outsider = Client()
+    outsider.force_login(make_user("carol"))
+
+    refused = alice_client.post(f"/chat/{pair.slug}/people/", {"usernames": "nobody"}, follow=True)
+
+    assert "No user called &#x27;nobody&#x27;." in refused.content.decode()
+    assert outsider.post(f"/chat/{pair.slug}/people/", {"usernames": "carol"}).status_code == 404
+    assert alice_client.get(f"/chat/{pair.slug}/people/").status_code == 405
+    assert Room.objects.filter(is_direct=True).count() == 1
 
 
 def test_the_banned_cannot_join(alice_client, alice, general):

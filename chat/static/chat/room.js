@@ -13,6 +13,7 @@ import { renderOnline, renderTyping, startTyping, stopTyping } from "./presence.
 import * as sidebar from "./sidebar.js";
 import { Page, RoomView } from "./state.js";
 import { showStatus } from "./status.js";
+import { suggestUsernames } from "./suggest.js";
 import { ChatClient } from "./sync.js";
 import { keepOpen } from "./transport.js";
 
@@ -30,6 +31,7 @@ const el = {
   name: document.getElementById("room-name"),
   topic: document.getElementById("room-topic"),
   membership: document.getElementById("membership"),
+  directTools: document.getElementById("direct-tools"),
   settings: document.getElementById("room-settings"),
   navRooms: document.getElementById("nav-rooms"),
   nav: document.querySelector(".room-nav"),
@@ -100,6 +102,7 @@ function renderMembership() {
   const li = navItems.get(slug);
   renderSettingsLink(slug, li);
   el.membership.hidden = li ? "direct" in li.dataset : config.direct;
+  renderDirectTools(slug, li);
   const mine = memberships.get(slug);
   for (const kind of ["join", "star", "leave"]) {
     const form = document.getElementById(`${kind}-form`);
@@ -110,6 +113,19 @@ function renderMembership() {
   star.textContent = mine && mine.starred ? "Unstar" : "Star";
   star.setAttribute("aria-pressed", String(Boolean(mine && mine.starred)));
   document.querySelector('#star-form input[name="starred"]').value = mine && mine.starred ? "0" : "1";
+}
+
+// A direct message's "Add people" and, with 3 people or more, "Leave conversation" (a DM
+// of two cannot be left: it is where each finds the other).
+function renderDirectTools(slug, li) {
+  if (!el.directTools) return;
+  const direct = li ? "direct" in li.dataset : config.direct;
+  const people = li && li.dataset.people ? Number(li.dataset.people) : slug === config.room ? config.people : 0;
+  el.directTools.hidden = !direct || Boolean(page.view.closed);
+  document.getElementById("add-people-form").action = `/chat/${slug}/people/`;
+  const leave = document.getElementById("leave-direct-form");
+  leave.action = `/chat/${slug}/leave/`;
+  leave.hidden = !(people >= 3);
 }
 
 // "Room settings", for the room's owners and staff (the server checks again).
@@ -158,6 +174,8 @@ function membershipChanged(frame) {
       sidebar.markCurrent(navItems, page.current);
     }
     if (li && frame.direct) {
+      if (frame.people !== null) li.dataset.people = String(frame.people);
+      li.querySelector("a").textContent = frame.name; // someone left: named after who stays
       sidebar.placeItem(list, li);
       renderNav(slug);
     } else if (li) {
@@ -216,7 +234,10 @@ function closeRoom(slug, reason) {
   view.closed = reason;
   log.close(view);
   sidebar.markClosed(navItems, slug);
-  if (slug === page.current) renderClosed();
+  if (slug === page.current) {
+    renderClosed();
+    renderMembership();
+  }
 }
 
 // --- Switching rooms -------------------------------------------------------------------
@@ -420,6 +441,8 @@ function adoptServerLines() {
 function listen() {
   profiles.listen(document.querySelector(".room-main"));
   profiles.listen(el.online);
+  const addPeople = document.getElementById("add-people");
+  if (addPeople) suggestUsernames(addPeople);
   el.older.addEventListener("click", () => loadOlder(page.view));
   sidebar.switchOnClick(navItems, switchTo);
   window.addEventListener("popstate", (event) => {
