@@ -254,10 +254,28 @@ def user_get_active(*, username: str) -> AbstractBaseUser | None:
 def people_search(*, query: str = "") -> QuerySet[AbstractBaseUser]:
     """The people directory: active accounts whose username contains `query` (any letter
     case), by username. Deactivated accounts are nobody (`access.signed_in`)."""
-    people = get_user_model().objects.filter(is_active=True)
+    people = get_user_model().objects.filter(is_active=True).select_related("profile")
     if query.strip():
         people = people.filter(username__icontains=query.strip())
-    return people.order_by("username").only("pk", "username")
+    return people.order_by("username")
+
+
+PROFILES_AT_ONCE = 50
+
+
+def profiles_by_username(*, usernames: list[str]) -> dict[str, Profile]:
+    """The profiles of the active users among the first PROFILES_AT_ONCE of `usernames`, by
+    username (an unsaved default one for whoever never saved theirs); others are left out."""
+    users = get_user_model().objects.filter(
+        is_active=True, username__in=usernames[:PROFILES_AT_ONCE]
+    )
+    found = {}
+    for user in users.select_related("profile"):
+        try:
+            found[user.get_username()] = user.profile
+        except Profile.DoesNotExist:
+            found[user.get_username()] = Profile(user=user)
+    return found
 
 
 def rooms_with_unread(*, rooms: QuerySet[Room], user: AnyUser) -> QuerySet[Room]:

@@ -741,9 +741,11 @@ def profile_update(
     remove_avatar: bool = False,
 ) -> Profile:
     """Save a user's profile (made on first save) and email. A new avatar (already made safe
-    by chat/avatars.py) replaces the old one; the old file is deleted once the change commits."""
+    by chat/avatars.py) replaces the old one; the old file is deleted once the change commits.
+    If what others see of them changed, every socket hears `profile` after commit."""
     profile, _ = Profile.objects.select_for_update().get_or_create(user=user)
     old_avatar = profile.avatar.name if profile.avatar else ""
+    shown_before = (profile.display_name, profile.status, profile.time_zone, old_avatar)
     profile.display_name = display_name
     profile.status = status
     profile.time_zone = time_zone
@@ -758,4 +760,10 @@ def profile_update(
     if old_avatar and old_avatar != profile.avatar.name:
         storage = profile.avatar.storage
         transaction.on_commit(lambda: storage.delete(old_avatar))
+    shown = (profile.display_name, profile.status, profile.time_zone, profile.avatar.name or "")
+    if shown != shown_before:
+        frame = events.profile_frame(username=user.get_username())
+        events.send_on_commit(
+            events.SITE_GROUP, events.broadcast_event(group=events.SITE_GROUP, frame=frame)
+        )
     return profile

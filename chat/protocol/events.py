@@ -238,6 +238,12 @@ def presence_frame(*, room_slug: str, username: str, online: bool) -> dict[str, 
     return {"type": "presence", "room": room_slug, "user": username, "online": online}
 
 
+def profile_frame(*, username: str) -> dict[str, Any]:
+    """To every socket: `username` changed what their profile shows; pages that show it ask
+    for it again (GET /people/profiles/, signed-in viewers only). Only the name travels."""
+    return {"type": "profile", "user": username}
+
+
 def guests_frame(*, room_slug: str, count: int) -> dict[str, Any]:
     """How many anonymous readers the room has (they are counted, never named)."""
     return {"type": "guests", "room": room_slug, "count": count}

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.lobby, name="lobby"),
     path("people/", views.people, name="people"),
     path("people/group/", views.people_group, name="people_group"),
+    path("people/profiles/", views.people_profiles, name="people_profiles"),
     path("rooms/new/", views.room_create, name="room_create"),
     path("fallback/chat/send/", views.fallback_send, name="fallback_send"),
     path("chat/@<str:username>/", views.direct, name="direct"),

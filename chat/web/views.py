@@ -379,6 +379,25 @@ def usernames(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"usernames": selectors.usernames_starting(prefix=prefix)})
 
 
+@login_required
+@require_http_methods(["GET"])
+def people_profiles(request: HttpRequest) -> JsonResponse:
+    """`?u=<name>&u=<name>…`: what signed-in users see of those people in a profile card and
+    the online list (display name, status, time zone, avatar), for up to 50 active users at
+    once; unknown and inactive names are left out."""
+    found = selectors.profiles_by_username(usernames=request.GET.getlist("u"))
+    profiles = {
+        name: {
+            "display_name": profile.display_name,
+            "status": profile.status,
+            "time_zone": profile.time_zone,
+            "avatar": profile.avatar_url(),
+        }
+        for name, profile in found.items()
+    }
+    return JsonResponse({"profiles": profiles})
+
+
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
     """Create an account with Django's form and validators, then sign in."""

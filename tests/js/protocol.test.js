@@ -150,6 +150,7 @@ describe("the client's frames conform to the protocol's schema", () => {
         unread: 0,
       },
       { type: "room_updated", room: ROOM, name: "General", topic: "Say hello" },
+      { type: "profile", user: "alice" },
       { type: "error", code: "rate_limited", message: "Slow down.", retry_after: 1.5, ref: "c4" },
     ];
     for (const frame of frames) assertConforms("server", frame);

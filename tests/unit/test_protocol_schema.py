@@ -129,6 +129,7 @@ def test_every_builder_makes_a_conforming_frame():
         events.read_frame(room_slug="general", seq=7),
         events.presence_frame(room_slug="general", username="alice", online=True),
         events.guests_frame(room_slug="general", count=3),
+        events.profile_frame(username="alice"),
         events.typing_frame(room_slug="general", username="alice"),
         events.room_closed_frame(room_slug="general", reason="archived"),
         events.removed_frame(room_slug="general", reason="banned"),

@@ -1,5 +1,6 @@
 """Pages: lobby, rooms, accounts, and who may see what."""
 
+import datetime
 import importlib
 import re
 
@@ -811,3 +812,71 @@ def test_the_room_page_shows_display_names_and_avatars_beside_messages(client, a
     assert 'data-username="bob">bob</button>' in html  # no profile: the username, initials
     hue = avatars.initials_hue("bob")
     assert f'<span class="avatar initials hue-{hue}" data-initials="B" aria-hidden="true">' in html
+
+
+# Statuses, time zones and times -------------------------------------------------------------
+
+
+def test_the_people_page_shows_each_persons_display_name_and_status_as_text(
+    alice_client, bob, make_user
+):
+    Profile.objects.create(user=bob, display_name="Robert", status="<b>at lunch</b>")
+    make_user("carol")  # never saved a profile: the username alone
+
+    html = alice_client.get("/people/").content.decode()
+
+    bob_row = html[html.index('data-user="bob"') : html.index('data-user="carol"')]
+    assert '<span class="person-display">Robert</span>' in bob_row
+    assert '<span class="person-status">&lt;b&gt;at lunch&lt;/b&gt;</span>' in bob_row
+    carol_row = html[html.index('data-user="carol"') :]
+    assert "person-status" not in carol_row.split("</li>")[0]
+
+
+def test_profiles_answer_signed_in_users_for_active_people_only(
+    alice_client, client, bob, make_user
+):
+    Profile.objects.create(
+        user=bob, display_name="Robert", status="on call", time_zone="Asia/Tokyo"
+    )
+    make_user("carol")
+    make_user("zed", is_active=False)
+
+    answer = alice_client.get("/people/profiles/?u=bob&u=carol&u=zed&u=nobody").json()
+
+    assert answer == {
+        "profiles": {
+            "bob": {
+                "display_name": "Robert",
+                "status": "on call",
+                "time_zone": "Asia/Tokyo",
+                "avatar": "",
+            },
+            "carol": {"display_name": "", "status": "", "time_zone": "", "avatar": ""},
+        }
+    }
+    assert client.get("/people/profiles/?u=bob").status_code == 302  # log in first
+    assert alice_client.post("/people/profiles/?u=bob").status_code == 405
+
+
+def test_profiles_answer_at_most_50_names_in_a_bounded_number_of_queries(
+    alice_client, django_assert_num_queries
+):
+    get_user_model().objects.bulk_create(
+        get_user_model()(username=f"user{i:03}") for i in range(60)
+    )
+    query = "&".join(f"u=user{i:03}" for i in range(60))
+
+    with django_assert_num_queries(3):  # session, user, the people with their profiles
+        answer = alice_client.get(f"/people/profiles/?{query}").json()
+
+    assert len(answer["profiles"]) == 50
+
+
+def test_a_message_line_carries_its_full_date_for_the_page_to_show_on_hover(client, alice, general):
+    (message,) = post_messages(general, alice, 1)
+    stamp = message.created_at.astimezone(datetime.UTC)
+
+    html = client.get("/chat/general/").content.decode()
+
+    day, minute = stamp.strftime("%Y-%m-%d"), stamp.strftime("%H:%M")
+    assert f'title="{day} {minute} UTC">{minute}</time>' in html

@@ -8,6 +8,7 @@ import { setUpComposer } from "./composer.js";
 import { RoomCounts } from "./counts.js";
 import { MessageLog, messageList } from "./log.js";
 import { Notifications } from "./notifications.js";
+import { Profiles } from "./people.js";
 import { ProfileCard } from "./profile.js";
 import { renderOnline, renderTyping, startTyping, stopTyping } from "./presence.js";
 import * as sidebar from "./sidebar.js";
@@ -68,6 +69,12 @@ first.hasMore = config.hasMore;
 if (config.archived) first.closed = "This room is archived; it is read-only.";
 page.views.set(config.room, first);
 
+// People's statuses for the online list, and their cards' details (signed-in viewers only).
+const people = new Profiles({
+  url: config.username ? "/people/profiles/" : null,
+  onChange: () => drawOnline(page.current),
+});
+
 const listed = sidebar.listedRooms(navItems);
 if (!navItems.has(config.room)) listed.push({ slug: config.room, lastSeq: config.lastSeq, read: null, unread: 0 });
 const counts = new RoomCounts({ username: config.username, rooms: listed, render: renderNav });
@@ -84,6 +91,7 @@ const notifications = new Notifications({
 // Names open a profile card; "online" means online in a room this tab follows.
 const profiles = new ProfileCard({
   me: config.username,
+  profiles: config.username ? people : null,
   isOnline: (name) => Array.from(counts.rooms.values()).some((room) => room.online.has(name)),
 });
 
@@ -92,7 +100,14 @@ const profiles = new ProfileCard({
 function renderNav(slug) {
   const li = navItems.get(slug);
   if (li) sidebar.renderCounts(li, counts, slug, sidebar.onlineTotal);
-  if (slug === page.current) renderOnline(el.online, counts.rooms.get(slug));
+  if (slug === page.current) drawOnline(slug);
+}
+
+// The online list of the room on screen, with the statuses known (asking for the others).
+function drawOnline(slug) {
+  const room = counts.rooms.get(slug);
+  if (room) people.want(Array.from(room.online));
+  renderOnline(el.online, room, (name) => people.status(name));
 }
 
 // The Join / Star / Leave forms, for the room on screen (they work without JS too).
@@ -262,7 +277,7 @@ function switchTo(slug, { push = true } = {}) {
   el.older.hidden = !to.hasMore;
   renderClosed();
   renderMembership();
-  renderOnline(el.online, counts.rooms.get(slug));
+  drawOnline(slug);
   renderTyping(el.typing, to);
   scrollToBottom(to);
   markReadSoon();
@@ -341,6 +356,10 @@ const frames = {
     }
   },
   presence: (frame) => counts.presence(frame),
+  profile(frame) {
+    // Someone saved their account page: ask again for what this page shows of them.
+    if (people.knows(frame.user)) people.refresh([frame.user]);
+  },
   guests: (frame) => counts.guests(frame),
   read(frame) {
     page.readUpTo(frame.room, frame.seq); // read in another tab of this user
