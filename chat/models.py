@@ -35,9 +35,11 @@ class Room(models.Model):
         help_text="A direct-message room: private, of two to eight users, at /chat/@username/"
         " (or /chat/@name,name/ for a group).",
     )
-    # What makes a DM: its users' ids in increasing order, joined by ":" ("3:5", "3:5:9"),
-    # set once when it is made. Unique, so a set of people has one DM even when they open it
-    # at the same moment; NULL for other rooms. 8 ids of up to 20 digits fit.
+    # What makes a DM: its users' ids in increasing order, joined by ":" ("3:5", "3:5:9").
+    # Unique, so a set of people has one DM even when they open it at the same moment; NULL
+    # for other rooms. Someone leaving a group DM re-keys it to the people left, unless
+    # those people have a DM already: then it keeps going unkeyed (NULL), found only in its
+    # members' sidebars (services.membership_leave). 8 ids of up to 20 digits fit.
     direct_key = models.CharField(
         max_length=200, null=True, blank=True, unique=True, editable=False
     )
@@ -66,8 +68,8 @@ class Room(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(is_direct=False, direct_key__isnull=True)
-                | models.Q(is_direct=True, is_private=True, direct_key__isnull=False),
-                name="room_direct_has_a_pair",
+                | models.Q(is_direct=True, is_private=True),
+                name="room_direct_is_private",
             )
         ]
 

@@ -39,9 +39,24 @@ class MessagePage:
 
 def rooms_visible_to(*, user: AnyUser, direct: bool = False) -> QuerySet[Room]:
     """Rooms listed in the lobby: those the user may see (`access.visible_rooms`) and that
-    are not archived; with `direct`, the user's direct-message rooms instead."""
+    are not archived; with `direct`, the user's direct-message rooms instead, each annotated
+    with how many `people` it holds."""
     rooms = Room.objects.filter(access.visible_rooms(user), is_archived=False, is_direct=direct)
+    if direct:
+        rooms = rooms.annotate(people=_member_count())
     return rooms.order_by("name")
+
+
+def _member_count() -> Coalesce:
+    """A room's number of members, as a subquery (no join to multiply other counts)."""
+    counted = (
+        Membership.objects.filter(room=OuterRef("pk"))
+        .order_by()
+        .values("room")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
 
 def rooms_of(*, user: AnyUser) -> QuerySet[Room]:
@@ -66,18 +81,11 @@ def rooms_in_lobby(*, user: AnyUser, query: str = "") -> QuerySet[Room]:
     rooms = rooms_visible_to(user=user)
     if query.strip():
         rooms = rooms.filter(name__icontains=query.strip())
-    counted = (
-        Membership.objects.filter(room=OuterRef("pk"))
-        .order_by()
-        .values("room")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
     member: Exists | Value = Value(False, output_field=BooleanField())
     if user.is_authenticated:
         member = Exists(Membership.objects.filter(room=OuterRef("pk"), user=user.pk))
     return rooms.annotate(
-        member_count=Coalesce(Subquery(counted, output_field=IntegerField()), 0),
+        member_count=_member_count(),
         is_member=member,
     )
 
@@ -87,6 +95,11 @@ def room_membership(*, room: Room, user: AnyUser) -> Membership | None:
     if not user.is_authenticated:
         return None
     return Membership.objects.filter(room=room, user=user).first()
+
+
+def room_member_count(*, room: Room) -> int:
+    """How many members the room has (a direct message: how many people it holds)."""
+    return Membership.objects.filter(room=room).count()
 
 
 def room_name_taken(*, name: str, user: AnyUser) -> bool:
@@ -254,10 +267,28 @@ def user_get_active(*, username: str) -> AbstractBaseUser | None:
 def people_search(*, query: str = "") -> QuerySet[AbstractBaseUser]:
     """The people directory: active accounts whose username contains `query` (any letter
     case), by username. Deactivated accounts are nobody (`access.signed_in`)."""
-    people = get_user_model().objects.filter(is_active=True)
+    people = get_user_model().objects.filter(is_active=True).select_related("profile")
     if query.strip():
         people = people.filter(username__icontains=query.strip())
-    return people.order_by("username").only("pk", "username")
+    return people.order_by("username")
+
+
+PROFILES_AT_ONCE = 50
+
+
+def profiles_by_username(*, usernames: list[str]) -> dict[str, Profile]:
+    """The profiles of the active users among the first PROFILES_AT_ONCE of `usernames`, by
+    username (an unsaved default one for whoever never saved theirs); others are left out."""
+    users = get_user_model().objects.filter(
+        is_active=True, username__in=usernames[:PROFILES_AT_ONCE]
+    )
+    found = {}
+    for user in users.select_related("profile"):
+        try:
+            found[user.get_username()] = user.profile
+        except Profile.DoesNotExist:
+            found[user.get_username()] = Profile(user=user)
+    return found
 
 
 def rooms_with_unread(*, rooms: QuerySet[Room], user: AnyUser) -> QuerySet[Room]:

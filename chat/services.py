@@ -475,20 +475,82 @@ def membership_join(*, room: Room, user: AbstractBaseUser) -> Membership:
 
 def membership_leave(*, room: Room, user: AbstractBaseUser) -> bool:
     """Take `room` out of the user's rooms; False if it was not in them. Leaving a private
-    room gives up access to it (its sockets hear `removed`: chat/signals.py); a direct
-    message cannot be left, nor a room by its last owner. Every tab of the user hears
-    `membership` after commit."""
-    if room.is_direct:
-        raise ChatError(ErrorCode.BAD_REQUEST, "A direct message cannot be left.")
+    room gives up access to it (its sockets hear `removed`: chat/signals.py); a room's last
+    owner cannot leave it. Every tab of the user hears `membership` after commit.
+
+    A group direct message of three or more can be left (`_direct_left`: the people who
+    stay keep it); one of two cannot (DIRECT_PAIR_LEAVES)."""
     with transaction.atomic():
         _lock(room)
         membership = Membership.objects.filter(room=room, user=user).first()
         if membership is None:
             return False
+        if room.is_direct and selectors.room_member_count(room=room) < 3:
+            raise ChatError(ErrorCode.BAD_REQUEST, DIRECT_PAIR_LEAVES)
         _refuse_last_owner(membership, LAST_OWNER_LEAVES)
         membership.delete()
         _membership_announce(membership, member=False)
+        if room.is_direct:
+            _direct_left(room)
     return True
+
+
+DIRECT_PAIR_LEAVES = (
+    "A conversation between two people cannot be left: it is where each of you finds the other."
+)
+
+
+def _direct_left(room: Room) -> None:
+    """Someone left a group DM (its row locked): it becomes the DM of the people who stay,
+    named after them, unless they have one already; then it keeps going without a key
+    (NULL), so "Message" to those people finds their one keyed DM and this one lives on
+    only in their sidebars. Either way its history stays with the people who saw it. The
+    room's sockets hear `room_updated` (the new name) and each member's tabs `membership`
+    (how many people it now holds)."""
+    people = list(room.members.order_by("pk"))
+    key = ":".join(str(u.pk) for u in people)
+    room.name = _direct_name([u.get_username() for u in people])
+    room.direct_key = key
+    if Room.objects.filter(direct_key=key).exclude(pk=room.pk).exists():
+        room.direct_key = None
+    try:
+        with transaction.atomic():
+            Room.objects.filter(pk=room.pk).update(name=room.name, direct_key=room.direct_key)
+    except IntegrityError:  # that DM was made at this moment: it is theirs, this goes unkeyed
+        room.direct_key = None
+        Room.objects.filter(pk=room.pk).update(name=room.name, direct_key=None)
+    frame = events.room_updated_frame(room_slug=room.slug, name=room.name, topic=room.topic)
+    events.broadcast_on_commit(room.pk, frame)
+    for membership in Membership.objects.filter(room=room):
+        _membership_announce(membership, member=True)
+
+
+def direct_people_add(*, room: Room, by: AbstractBaseUser, usernames: Sequence[str]) -> Room:
+    """From a direct message, "Add people": the DM of its people and the active users
+    `usernames`, up to DIRECT_MAX_PEOPLE (`direct_group_get_or_create`: made on first use,
+    or the one those people have already). A new conversation, not this one grown: what was
+    said here stays with the people who were here. Only a member may; others are told the
+    room does not exist."""
+    if not room.is_direct or not room.members.filter(pk=by.pk).exists():
+        raise ChatError(ErrorCode.NOT_FOUND, f"No room {room.slug!r}.")
+    names = {name.strip().lstrip("@") for name in usernames} - {""}
+    if not names:
+        raise ChatError(ErrorCode.BAD_REQUEST, "Name someone to add.")
+    people = list(room.members.all())
+    known = {u.get_username() for u in people}
+    added = []
+    for name in sorted(names - known):
+        user = selectors.user_get_active(username=name)
+        if user is None:
+            raise ChatError(ErrorCode.BAD_REQUEST, f"No user called {name!r}.")
+        added.append(user)
+    if not added:
+        raise ChatError(ErrorCode.BAD_REQUEST, "They are in this conversation already.")
+    if len(people) + len(added) > DIRECT_MAX_PEOPLE:
+        raise ChatError(
+            ErrorCode.BAD_REQUEST, f"A direct message holds at most {DIRECT_MAX_PEOPLE} people."
+        )
+    return direct_group_get_or_create(user=by, others=[*people, *added])
 
 
 LAST_OWNER_LEAVES = "You are this room's last owner: make another member owner before you leave."
@@ -688,6 +750,7 @@ def _membership_announce(membership: Membership, *, member: bool) -> None:
         owner=member and membership.role == Membership.Role.OWNER,
         private=room.is_private,
         direct=room.is_direct,
+        people=selectors.room_member_count(room=room) if room.is_direct else None,
         last_seq=room.last_seq,
         read=room.read_mark,
         unread=room.unread if member else 0,
@@ -781,9 +844,11 @@ def profile_update(
     remove_avatar: bool = False,
 ) -> Profile:
     """Save a user's profile (made on first save) and email. A new avatar (already made safe
-    by chat/avatars.py) replaces the old one; the old file is deleted once the change commits."""
+    by chat/avatars.py) replaces the old one; the old file is deleted once the change commits.
+    If what others see of them changed, every socket hears `profile` after commit."""
     profile, _ = Profile.objects.select_for_update().get_or_create(user=user)
     old_avatar = profile.avatar.name if profile.avatar else ""
+    shown_before = (profile.display_name, profile.status, profile.time_zone, old_avatar)
     profile.display_name = display_name
     profile.status = status
     profile.time_zone = time_zone
@@ -798,4 +863,10 @@ def profile_update(
     if old_avatar and old_avatar != profile.avatar.name:
         storage = profile.avatar.storage
         transaction.on_commit(lambda: storage.delete(old_avatar))
+    shown = (profile.display_name, profile.status, profile.time_zone, profile.avatar.name or "")
+    if shown != shown_before:
+        frame = events.profile_frame(username=user.get_username())
+        events.send_on_commit(
+            events.SITE_GROUP, events.broadcast_event(group=events.SITE_GROUP, frame=frame)
+        )
     return profile

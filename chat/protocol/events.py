@@ -209,15 +209,17 @@ def membership_frame(
     owner: bool,
     private: bool,
     direct: bool,
+    people: int | None,
     last_seq: int,
     read: int | None,
     unread: int,
 ) -> dict[str, Any]:
     """To every tab of one user: they joined, left or (un)starred a room, changed what of it
     notifies them (`notify`: "all", "mentions", "mute"), became or stopped being one of its
-    owners, or a direct message with them was made, so each sidebar adds, drops, moves or
-    marks its entry (a DM in "Direct messages"); the counts are the sidebar's, as a page
-    would render."""
+    owners, a direct message with them was made, or someone left a group one of theirs, so
+    each sidebar adds, drops, renames, moves or marks its entry (a DM in "Direct messages",
+    with how many `people` it holds: None for other rooms); the counts are the sidebar's,
+    as a page would render."""
     return {
         "type": "membership",
         "room": room_slug,
@@ -228,6 +230,7 @@ def membership_frame(
         "owner": owner,
         "private": private,
         "direct": direct,
+        "people": people,
         "last_seq": last_seq,
         "read": read,
         "unread": unread,
@@ -266,6 +269,12 @@ def room_opened_frame(
 
 def presence_frame(*, room_slug: str, username: str, online: bool) -> dict[str, Any]:
     return {"type": "presence", "room": room_slug, "user": username, "online": online}
+
+
+def profile_frame(*, username: str) -> dict[str, Any]:
+    """To every socket: `username` changed what their profile shows; pages that show it ask
+    for it again (GET /people/profiles/, signed-in viewers only). Only the name travels."""
+    return {"type": "profile", "user": username}
 
 
 def guests_frame(*, room_slug: str, count: int) -> dict[str, Any]:

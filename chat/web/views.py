@@ -155,6 +155,8 @@ def _render_room(request: HttpRequest, room: Room) -> HttpResponse:
         "owner": membership is not None and membership.role == Membership.Role.OWNER,
         "archived": room.is_archived,
         "direct": room.is_direct,
+        # A group DM of 3 or more may be left ("Leave conversation"); one of two may not.
+        "people": selectors.room_member_count(room=room) if room.is_direct else None,
         "member": membership is not None,
         "starred": membership is not None and membership.starred,
         "notify": membership.notify if membership is not None else None,
@@ -212,6 +214,24 @@ def room_leave(request: HttpRequest, slug: str) -> HttpResponse:
         messages.error(request, error.message)
         return redirect(room)
     return redirect("chat:lobby" if room.is_private else room)
+
+
+@login_required
+@require_POST
+def direct_add_people(request: HttpRequest, slug: str) -> HttpResponse:
+    """A direct message's "Add people" form (`usernames`, separated by commas or spaces):
+    opens the conversation of everyone here and them, a new one (this one's history stays
+    with the people here)."""
+    room = _room_for_membership(request, slug)
+    names = request.POST.get("usernames", "")[:1000].replace(",", " ").split()
+    try:
+        added = services.direct_people_add(room=room, by=request.user, usernames=names)
+    except ChatError as error:
+        if error.code == ErrorCode.NOT_FOUND:
+            raise Http404("No such room.") from None
+        messages.error(request, error.message)
+        return redirect(room)
+    return redirect(added)
 
 
 @login_required
@@ -404,6 +424,25 @@ def usernames(request: HttpRequest) -> JsonResponse:
     room = _room_for_membership(request, slug)
     names = selectors.usernames_starting(prefix=prefix, room=room, asker=request.user)
     return JsonResponse({"usernames": names})
+
+
+@login_required
+@require_http_methods(["GET"])
+def people_profiles(request: HttpRequest) -> JsonResponse:
+    """`?u=<name>&u=<name>…`: what signed-in users see of those people in a profile card and
+    the online list (display name, status, time zone, avatar), for up to 50 active users at
+    once; unknown and inactive names are left out."""
+    found = selectors.profiles_by_username(usernames=request.GET.getlist("u"))
+    profiles = {
+        name: {
+            "display_name": profile.display_name,
+            "status": profile.status,
+            "time_zone": profile.time_zone,
+            "avatar": profile.avatar_url(),
+        }
+        for name, profile in found.items()
+    }
+    return JsonResponse({"profiles": profiles})
 
 
 @require_http_methods(["GET", "POST"])

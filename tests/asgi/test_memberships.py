@@ -20,7 +20,14 @@ def membership(
     frame = {"type": "membership", "room": room, "member": member, "starred": starred}
     frame["notify"] = notify
     frame["owner"] = False
-    frame |= {"private": False, "direct": False, "last_seq": 0, "read": None, "unread": 0} | counts
+    frame |= {
+        "private": False,
+        "direct": False,
+        "people": None,
+        "last_seq": 0,
+        "read": None,
+        "unread": 0,
+    } | counts
     return frame
 
 
@@ -101,3 +108,41 @@ async def test_the_join_form_tells_the_users_open_tabs(connect, alice, general):
     assert response.status_code == 302
     frame = await tab.recv_until("membership")
     assert (frame["room"], frame["member"]) == ("general", True)
+
+
+async def test_leaving_a_group_dm_takes_it_off_every_tab_and_renames_it_for_who_stays(
+    connect, alice, bob, make_user
+):
+    """The leaver's tabs lose the conversation (`removed`, then `membership` with member
+    false), the path of any private room; the others hear its new name and that it holds
+    two people now (their "Leave conversation" goes away)."""
+    carol = await database_sync_to_async(make_user)("carol")
+    group = await database_sync_to_async(services.direct_group_get_or_create)(
+        user=alice, others=[bob, carol]
+    )
+    cookie = await database_sync_to_async(session_cookie)(carol)
+    carol_tabs = [await connect(carol, cookie=cookie), await connect(carol, cookie=cookie)]
+    alice_tab = await connect(alice)
+    for tab in [*carol_tabs, alice_tab]:
+        await tab.join(group.slug)
+
+    await database_sync_to_async(services.membership_leave)(room=group, user=carol)
+
+    for tab in carol_tabs:
+        assert (await tab.recv_until("removed"))["reason"] == services.MEMBERSHIP_REASON
+        frame = await tab.recv_until("membership")
+        assert (frame["room"], frame["member"], frame["direct"]) == (group.slug, False, True)
+        assert (await tab.request({"type": "join", "room": group.slug}))["code"] == "not_found"
+    renamed = await alice_tab.recv_until("room_updated")
+    assert (renamed["room"], renamed["name"]) == (group.slug, "alice & bob")
+    frame = await alice_tab.recv_until("membership")
+    assert (frame["room"], frame["name"], frame["member"], frame["people"]) == (
+        group.slug,
+        "alice & bob",
+        True,
+        2,
+    )
+    sent = await alice_tab.request(
+        {"type": "send", "room": group.slug, "body": "still here", "client_id": "c1"}
+    )
+    assert sent["type"] == "ack"

@@ -184,6 +184,7 @@ async def test_a_new_direct_message_appears_in_both_users_sidebars_on_every_tab(
         "owner": False,
         "private": True,
         "direct": True,
+        "people": 2,
         "last_seq": 0,
         "read": 0,  # read up to nothing: what comes counts as unread
         "unread": 0,
@@ -306,3 +307,33 @@ async def test_a_group_direct_message_reaches_every_other_member_live(
         note = await tab.recv_until("notification")
         assert (note["reason"], note["room"]) == ("dm", room.slug)
     assert all(f["type"] != "notification" for f in await frames_until_pong(sender))
+
+
+# Profiles -------------------------------------------------------------------------------------
+
+
+async def test_a_profile_change_is_named_to_every_socket_once_and_an_email_change_is_not(
+    connect, alice, bob, general
+):
+    """Whoever shows alice's status or card asks again; the frame carries only her name."""
+    watcher = await connect(bob)
+    await watcher.join("general")
+    nowhere = await connect()  # anonymous, in no room
+
+    def save(**changes) -> None:
+        fields = {"display_name": "", "status": "", "time_zone": "", "email": ""} | changes
+        services.profile_update(user=alice, **fields)
+
+    await database_sync_to_async(save)(status="in a meeting")
+    for socket in (watcher, nowhere):
+        frames = [f for f in await frames_until_pong(socket) if f["type"] == "profile"]
+        assert frames == [{"type": "profile", "user": "alice"}]
+
+    await database_sync_to_async(save)(status="in a meeting", email="alice@example.com")
+    await database_sync_to_async(save)(status="in a meeting", email="alice@example.com")
+    assert all(f["type"] != "profile" for f in await frames_until_pong(watcher))
+
+    await database_sync_to_async(save)(status="in a meeting", time_zone="Europe/Paris")
+    heard = await watcher.recv_until("profile")  # this one, not a late one of the email's:
+    assert heard == {"type": "profile", "user": "alice"}
+    assert all(f["type"] != "profile" for f in await frames_until_pong(watcher))

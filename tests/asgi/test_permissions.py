@@ -6,7 +6,9 @@ chat.services.membership_* and room_update need one, and change nothing here); i
 a member by an owner: chat.services.membership_invite); non_member (signed in, not listed);
 left (a member who left: chat.services.membership_leave);
 banned (a member, banned from the room); staff (a moderator, not a member). Rooms: public,
-private, archived (public, read-only). Each role owns a message posted earlier in the room
+private, archived (public, read-only), group_dm (a direct message of three: the author, a
+third person and the role's user if a member or left; a member of it who leaves is `left`,
+chat.services.membership_leave). Each role owns a message posted earlier in the room
 (anonymous can't), so "own" and "other's" edits and deletions are both tried.
 
 "ok" means the server did it; anything else is the error code the socket answered with.
@@ -95,6 +97,13 @@ EXPECTED: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {
     ("left", "archived"): (200, shut_out(ARCHIVED)),
     ("banned", "archived"): (403, shut_out(FORBIDDEN)),
     ("staff", "archived"): (200, shut_out(ARCHIVED)),
+    # A group DM is a private room of its people: who left it is nobody to it, as is every
+    # non-member (staff read it in the admin); it goes on for the two who stay.
+    ("member", "group_dm"): (200, ALLOWED),
+    ("left", "group_dm"): (404, shut_out(NOT_FOUND)),
+    ("non_member", "group_dm"): (404, shut_out(NOT_FOUND)),
+    ("anonymous", "group_dm"): (404, shut_out(NOT_FOUND, anonymous=True)),
+    ("staff", "group_dm"): (404, shut_out(NOT_FOUND)),
 }
 
 
@@ -104,12 +113,16 @@ def arrange(role: str, kind: str, make_user) -> dict[str, Any]:
     user = None
     if role != "anonymous":
         user = make_user(role, is_staff=role == "staff")
-    room = Room.objects.create(
-        slug=f"{kind}-room",
-        name=f"{kind} room",
-        is_private=kind == "private",
-        is_archived=kind == "archived",
-    )
+    if kind == "group_dm":
+        others = [make_user("third"), user if role in {"member", "left"} else make_user("fourth")]
+        room = services.direct_group_get_or_create(user=author, others=others)
+    else:
+        room = Room.objects.create(
+            slug=f"{kind}-room",
+            name=f"{kind} room",
+            is_private=kind == "private",
+            is_archived=kind == "archived",
+        )
     room.members.add(author)
     if role in {"member", "left", "banned"}:
         room.members.add(user)

@@ -43,6 +43,7 @@ async def test_an_invitation_puts_the_room_in_every_tab_of_the_invited_and_no_on
             "owner": False,
             "private": True,
             "direct": False,
+            "people": None,
             "last_seq": 2,
             "read": 2,
             "unread": 0,

@@ -1,11 +1,26 @@
 """Conversations start from people (issue 13): a name opens a profile card whose "Message"
 starts a direct message; the recipient's open tab shows it in the sidebar, with its unread
-badge, and a banner that opens it and can be dismissed, all without a reload."""
+badge, and a banner that opens it and can be dismissed, all without a reload. A DM grows
+into a new group and is left on every tab; what the account page changes reaches another
+user's open tab."""
+
+import datetime
+import io
+import re
+from zoneinfo import ZoneInfo
 
 import pytest
+from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
-from tests.support.browser import TIMEOUT_MS, expect_message_once, new_page, say, sign_in_to_general
+from tests.support.browser import (
+    TIMEOUT_MS,
+    expect_message_once,
+    new_page,
+    say,
+    sign_in,
+    sign_in_to_general,
+)
 from tests.support.live_server import STAFF, LiveSite
 
 pytestmark = [pytest.mark.browser, pytest.mark.own_database]
@@ -156,4 +171,117 @@ def test_a_display_name_shows_beside_messages_and_its_card_still_names_the_accou
             alice.keyboard.press("Escape")
     finally:
         for page in (alice, bob):
+            page.context.close()
+
+
+def test_a_dm_grows_into_a_new_group_and_someone_leaves_it_on_every_tab(
+    browser: Browser, live_site: LiveSite
+) -> None:
+    """Alice adds carol to her DM with bob: a new conversation of the three opens, and reaches
+    carol's open tab; carol leaves it from a second tab, and her first loses it at once,
+    while alice's tab follows its new name, without "Leave conversation" for the two left."""
+    alice = sign_in_to_general(browser, live_site, "alice")
+    carol = sign_in_to_general(browser, live_site, "carol")
+    try:
+        carol.evaluate("window.sameDocument = true")
+        alice.goto(f"{live_site.base_url}/chat/@bob/")
+        expect(alice.locator("#room-name")).to_have_text("alice & bob")
+        leave = alice.get_by_role("button", name="Leave conversation")
+        expect(leave).to_be_hidden()  # a DM of two cannot be left
+        expect(alice.get_by_role("button", name="Leave room")).to_be_hidden()
+
+        alice.get_by_label("Add people").fill("carol")
+        alice.get_by_role("button", name="Start").click()
+        expect(alice.locator("#room-name")).to_have_text("alice, bob & carol")
+        expect(alice.locator("#status")).to_have_text("Connected", timeout=TIMEOUT_MS)
+        expect(leave).to_be_visible()
+        slug = alice.url.rstrip("/").split("/")[-1]
+        assert slug.startswith("dm-")
+
+        entry = carol.locator(f"#nav-directs li[data-room='{slug}']")
+        expect(entry.locator("a")).to_have_text("alice, bob & carol", timeout=TIMEOUT_MS)
+        other_tab = carol.context.new_page()
+        other_tab.goto(f"{live_site.base_url}/chat/{slug}/")
+        expect(other_tab.locator("#status")).to_have_text("Connected", timeout=TIMEOUT_MS)
+        other_tab.get_by_role("button", name="Leave conversation").click()
+        expect(other_tab).to_have_url(f"{live_site.base_url}/")
+
+        expect(entry).to_have_count(0, timeout=TIMEOUT_MS)
+        assert carol.evaluate("window.sameDocument") is True  # never reloaded
+        expect(alice.locator("#room-name")).to_have_text("alice & bob", timeout=TIMEOUT_MS)
+        expect(leave).to_be_hidden(timeout=TIMEOUT_MS)
+        assert carol.goto(f"{live_site.base_url}/chat/{slug}/").status == 404
+    finally:
+        for page in (alice, carol):
+            page.context.close()
+
+
+def avatar_png() -> bytes:
+    image = Image.new("RGB", (64, 48), (40, 120, 200))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def minutes_in(zone: str) -> str:
+    return datetime.datetime.now(ZoneInfo(zone)).strftime("%H:%M")
+
+
+def test_the_account_page_changes_what_another_users_open_tab_shows(
+    browser: Browser, live_site: LiveSite
+) -> None:
+    """Carol saves a display name, a status, a time zone and an avatar on her account page;
+    alice's tab, open all along (in Tokyo, in British English), shows her status in the
+    online list once she is back, her card says who she is, her status and the time where
+    she is, and her next message bears her new name and picture, its time in Tokyo's."""
+    alice_context = browser.new_context(locale="en-GB", timezone_id="Asia/Tokyo")
+    alice_context.set_default_timeout(TIMEOUT_MS)
+    alice = sign_in(alice_context.new_page(), live_site, "alice")
+    carol = sign_in_to_general(browser, live_site, "carol")
+    try:
+        alice.evaluate("window.sameDocument = true")
+        in_list = alice.locator("#online li").filter(has=alice.locator("button", has_text="carol"))
+        expect(in_list).to_have_count(1, timeout=TIMEOUT_MS)
+        expect(in_list.locator(".presence-status")).to_have_count(0)
+
+        carol.goto(f"{live_site.base_url}/account/")
+        carol.get_by_label("Display name").fill("Carol C.")
+        carol.get_by_label("Status").fill("Reviewing the budget")
+        carol.get_by_label("Time zone").select_option("Asia/Kathmandu")
+        carol.get_by_label("Avatar").set_input_files(
+            {"name": "me.png", "mimeType": "image/png", "buffer": avatar_png()}
+        )
+        carol.get_by_role("button", name="Save").click()
+        expect(carol.locator(".flash")).to_contain_text("Your account is saved.")
+        expect(carol.locator(".account-preview img.avatar")).to_have_count(1)
+        carol.goto(f"{live_site.base_url}/chat/general/")
+        expect(carol.locator("#status")).to_have_text("Connected", timeout=TIMEOUT_MS)
+
+        expect(in_list.locator(".presence-status")).to_have_text(
+            "Reviewing the budget", timeout=TIMEOUT_MS
+        )
+        in_list.locator("button").click()
+        card = alice.get_by_role("dialog", name="carol")
+        expect(card.locator(".profile-display")).to_have_text("Carol C.", timeout=TIMEOUT_MS)
+        expect(card.locator(".profile-note")).to_have_text("Reviewing the budget")
+        expect(card.locator(".profile-time")).to_have_attribute("title", "Asia/Kathmandu")
+        before = minutes_in("Asia/Kathmandu")
+        shown = card.locator(".profile-time").text_content()
+        after = minutes_in("Asia/Kathmandu")
+        assert shown in {f"{before} local time", f"{after} local time"}
+        expect(card.locator("img.profile-avatar")).to_have_attribute("src", re.compile("^/media/"))
+        alice.keyboard.press("Escape")
+
+        say(carol, "budget is done")
+        line = alice.get_by_role("log").locator("li[data-seq]").filter(has_text="budget is done")
+        expect(line.locator(".author")).to_have_text("Carol C.", timeout=TIMEOUT_MS)
+        expect(line.locator("img.avatar")).to_have_attribute("src", re.compile("^/media/avatars/"))
+        time = line.locator("time")
+        stamp = datetime.datetime.fromisoformat(time.get_attribute("datetime") or "")
+        tokyo = stamp.astimezone(ZoneInfo("Asia/Tokyo"))
+        expect(time).to_have_text(tokyo.strftime("%H:%M"))
+        expect(time).to_have_attribute("title", re.compile(tokyo.strftime("%-d %B %Y")))
+        assert alice.evaluate("window.sameDocument") is True  # never reloaded
+    finally:
+        for page in (alice, carol):
             page.context.close()

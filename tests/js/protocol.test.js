@@ -146,6 +146,7 @@ describe("the client's frames conform to the protocol's schema", () => {
         owner: false,
         private: false,
         direct: false,
+        people: null,
         last_seq: 6,
         read: null,
         unread: 0,
@@ -161,6 +162,7 @@ describe("the client's frames conform to the protocol's schema", () => {
         members: 2,
         last_seq: 6,
       },
+      { type: "profile", user: "alice" },
       { type: "error", code: "rate_limited", message: "Slow down.", retry_after: 1.5, ref: "c4" },
     ];
     for (const frame of frames) assertConforms("server", frame);

@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { initials, initialsHue } from "../../chat/static/chat/render.js";
+import { formatFullDate, formatTime, initials, initialsHue } from "../../chat/static/chat/render.js";
 
 test("initialsHue gives the server's colours (tests/unit/test_avatars.py HUES)", () => {
   const hues = { alice: 0, bob: 1, "émile": 2, "たなか": 0, user1: 10, "😀x": 4 };
@@ -18,4 +18,19 @@ test("initials are the name's first character, uppercased, whole even outside th
   assert.equal(initials("  émile"), "É");
   assert.equal(initials("😀x"), "😀");
   assert.equal(initials(""), "?");
+});
+
+test("a message's time is the viewer's own zone's, with the full date for its title", () => {
+  const previous = process.env.TZ;
+  // Node reads TZ when a date is formatted; the page's zone is the browser's, as here.
+  process.env.TZ = "Asia/Tokyo";
+  try {
+    assert.equal(formatTime("2025-01-15T12:05:00+00:00", "en-GB"), "21:05");
+    const full = formatFullDate("2025-01-15T12:05:00+00:00", "en-GB"); // punctuation: ICU's
+    for (const part of ["Wednesday", "15 January 2025", "21:05"]) assert.ok(full.includes(part), full);
+    assert.equal(formatFullDate("not a date"), "");
+  } finally {
+    if (previous === undefined) delete process.env.TZ;
+    else process.env.TZ = previous;
+  }
 });

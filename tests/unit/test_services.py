@@ -235,14 +235,14 @@ def test_two_first_opens_at_once_make_one_dm(alice, bob):
     assert Room.objects.filter(is_direct=True).count() == 1
 
 
-def test_the_database_holds_one_dm_per_pair_and_none_without_a_pair(alice, bob):
+def test_the_database_holds_one_dm_per_pair_and_keys_only_dms(alice, bob):
     services.direct_room_get_or_create(user=alice, other=bob)
     key = f"{min(alice.pk, bob.pk)}:{max(alice.pk, bob.pk)}"
 
     with pytest.raises(IntegrityError), transaction.atomic():  # two first opens at once
         Room.objects.create(slug="dm-other", is_direct=True, is_private=True, direct_key=key)
-    with pytest.raises(IntegrityError), transaction.atomic():
-        Room.objects.create(slug="dm-nokey", is_direct=True, is_private=True)
+    # A group DM someone left, whose people had a DM already, goes on without a key.
+    Room.objects.create(slug="dm-nokey", is_direct=True, is_private=True)
     with pytest.raises(IntegrityError), transaction.atomic():
         Room.objects.create(slug="dm-public", is_direct=True, direct_key="8:9")
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -421,15 +421,114 @@ def test_leaving_a_private_room_gives_up_access(alice, bob, make_room):
     assert not access.can_see(alice, team)
 
 
-def test_a_direct_message_cannot_be_left(alice, bob):
+def test_a_direct_message_of_two_cannot_be_left(alice, bob, make_user):
     dm = services.direct_room_get_or_create(user=alice, other=bob)
+    carol = make_user("carol")
+    group = services.direct_group_get_or_create(user=alice, others=[bob, carol])
+    services.membership_leave(room=group, user=carol)  # now a DM of two as well
+
+    for room in (dm, group):
+        before = Room.objects.values_list("name", "direct_key").get(pk=room.pk)
+        with pytest.raises(ChatError) as refused:
+            services.membership_leave(room=room, user=alice)
+
+        assert refused.value.code == ErrorCode.BAD_REQUEST
+        assert refused.value.message == services.DIRECT_PAIR_LEAVES
+        assert set(room.members.all()) == {alice, bob}
+        assert Room.objects.values_list("name", "direct_key").get(pk=room.pk) == before
+
+
+def dm_key(*people: AbstractBaseUser) -> str:
+    return ":".join(str(pk) for pk in sorted(u.pk for u in people))
+
+
+def test_leaving_a_group_dm_makes_it_the_dm_of_the_people_who_stay(alice, bob, make_user):
+    carol, dave = make_user("carol"), make_user("dave")
+    group = services.direct_group_get_or_create(user=alice, others=[bob, carol, dave])
+    post_messages(group, carol, 1)
+
+    assert services.membership_leave(room=group, user=carol) is True
+
+    group.refresh_from_db()
+    assert (group.name, group.direct_key) == ("alice, bob & dave", dm_key(alice, bob, dave))
+    assert not access.can_see(carol, group)
+    # "Message" to those three finds it, history and all; carol's set of four is new.
+    assert services.direct_group_get_or_create(user=dave, others=[alice, bob]) == group
+    again = services.direct_group_get_or_create(user=carol, others=[alice, bob, dave])
+    assert again != group
+    assert not again.messages.exists()
+
+    services.membership_leave(room=group, user=dave)
+    group.refresh_from_db()
+    assert (group.name, group.direct_key) == ("alice & bob", dm_key(alice, bob))
+    assert services.direct_room_get_or_create(user=bob, other=alice) == group
+
+
+def test_a_left_group_dm_whose_people_have_a_dm_goes_on_without_a_key(alice, bob, make_user):
+    carol = make_user("carol")
+    pair = services.direct_room_get_or_create(user=alice, other=bob)
+    group = services.direct_group_get_or_create(user=alice, others=[bob, carol])
+
+    services.membership_leave(room=group, user=carol)
+
+    group.refresh_from_db()
+    assert (group.name, group.direct_key, group.is_direct) == ("alice & bob", None, True)
+    assert services.direct_room_get_or_create(user=alice, other=bob) == pair
+    for user in (alice, bob):  # still in both sidebars, with its history
+        assert set(selectors.rooms_visible_to(user=user, direct=True)) == {pair, group}
+        assert access.can_post(user, group)
+
+
+def test_a_member_adds_people_to_a_dm_as_a_new_conversation(alice, bob, make_user):
+    carol, dave = make_user("carol"), make_user("dave")
+    pair = services.direct_room_get_or_create(user=alice, other=bob)
+    post_messages(pair, alice, 1)
+
+    group = services.direct_people_add(room=pair, by=bob, usernames=["carol", " @dave", "bob"])
+
+    assert group != pair
+    assert group.direct_key == dm_key(alice, bob, carol, dave)
+    assert set(group.members.all()) == {alice, bob, carol, dave}
+    assert not group.messages.exists()  # the pair's history stays the pair's
+    assert set(pair.members.all()) == {alice, bob}
+    # Adding the same people again, from either room, opens the same conversation.
+    assert services.direct_people_add(room=pair, by=alice, usernames=["dave", "carol"]) == group
+
+
+@pytest.mark.parametrize(
+    ("adding", "message"),
+    [
+        ([], "Name someone to add."),
+        (["bob"], "They are in this conversation already."),
+        (["nobody"], "No user called 'nobody'."),
+        ([f"p{i}" for i in range(7)], "A direct message holds at most 8 people."),
+    ],
+)
+def test_adding_people_refuses_what_makes_no_new_conversation(
+    alice, bob, make_user, adding, message
+):
+    for i in range(7):
+        make_user(f"p{i}")
+    pair = services.direct_room_get_or_create(user=alice, other=bob)
+    rooms = Room.objects.count()
 
     with pytest.raises(ChatError) as refused:
-        services.membership_leave(room=dm, user=alice)
+        services.direct_people_add(room=pair, by=alice, usernames=adding)
 
-    assert refused.value.code == ErrorCode.BAD_REQUEST
-    assert refused.value.message == "A direct message cannot be left."
-    assert set(dm.members.all()) == {alice, bob}
+    assert (refused.value.code, refused.value.message) == (ErrorCode.BAD_REQUEST, message)
+    assert Room.objects.count() == rooms
+
+
+def test_only_a_member_adds_people_to_a_dm_and_only_to_a_dm(alice, bob, make_user, general):
+    carol = make_user("carol")
+    pair = services.direct_room_get_or_create(user=alice, other=bob)
+    general.members.add(alice)
+
+    for room, by in ((pair, carol), (general, alice)):
+        with pytest.raises(ChatError) as refused:
+            services.direct_people_add(room=room, by=by, usernames=["carol", "bob"])
+        assert refused.value.code == ErrorCode.NOT_FOUND
+    assert Room.objects.filter(is_direct=True).count() == 1
 
 
 def test_only_a_member_stars_a_room(alice, general):

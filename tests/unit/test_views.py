@@ -1,5 +1,6 @@
 """Pages: lobby, rooms, accounts, and who may see what."""
 
+import datetime
 import importlib
 import re
 
@@ -403,13 +404,70 @@ def test_leaving_a_private_room_goes_to_the_lobby_and_the_room_is_gone(
     assert alice_client.get("/chat/secret/").status_code == 404
 
 
-def test_leaving_a_direct_message_is_refused_with_a_clear_error(alice_client, alice, bob):
+def test_leaving_a_direct_message_of_two_is_refused_with_a_clear_error(alice_client, alice, bob):
     dm = services.direct_room_get_or_create(user=alice, other=bob)
 
     response = alice_client.post(f"/chat/{dm.slug}/leave/", follow=True)
 
-    assert "A direct message cannot be left." in response.content.decode()
+    assert services.DIRECT_PAIR_LEAVES in response.content.decode()
     assert set(dm.members.all()) == {alice, bob}
+
+
+def leave_form_shown(client: Client, room: Room) -> bool:
+    page = client.get(f"/chat/{room.slug}/").content.decode()
+    form = re.search(r'<form[^>]*id="leave-direct-form"[^>]*>', page)
+    assert form is not None
+    return " hidden" not in form.group(0)
+
+
+def test_a_group_dm_offers_leave_conversation_and_a_dm_of_two_does_not(
+    alice_client, alice, bob, make_user
+):
+    carol = make_user("carol")
+    pair = services.direct_room_get_or_create(user=alice, other=bob)
+    group = services.direct_group_get_or_create(user=alice, others=[bob, carol])
+
+    assert (leave_form_shown(alice_client, pair), leave_form_shown(alice_client, group)) == (
+        False,
+        True,
+    )
+    page = alice_client.get(f"/chat/{pair.slug}/").content.decode()
+    assert f'data-room="{group.slug}"' in page
+    assert re.search(rf'data-room="{group.slug}"[^>]*data-people="3"', page)
+
+    response = alice_client.post(f"/chat/{group.slug}/leave/")
+
+    assert response["Location"] == "/"
+    assert alice_client.get(f"/chat/{group.slug}/").status_code == 404
+    bob_client = Client()
+    bob_client.force_login(bob)
+    assert leave_form_shown(bob_client, group) is False  # two are left: it stays theirs
+
+
+def test_add_people_opens_the_new_conversation_of_everyone(alice_client, alice, bob, make_user):
+    make_user("carol"), make_user("dave")
+    pair = services.direct_room_get_or_create(user=alice, other=bob)
+
+    response = alice_client.post(f"/chat/{pair.slug}/people/", {"usernames": "carol, dave"})
+
+    group = Room.objects.get(is_direct=True, name="alice, bob, carol & dave")
+    assert response["Location"] == f"/chat/{group.slug}/"
+    assert set(pair.members.all()) == {alice, bob}
+
+
+def test_add_people_shows_a_refusal_and_hides_the_room_from_others(
+    alice_client, alice, bob, make_user
+):
+    pair = services.direct_room_get_or_create(user=alice, other=bob)
+    outsider = Client()
+    outsider.force_login(make_user("carol"))
+
+    refused = alice_client.post(f"/chat/{pair.slug}/people/", {"usernames": "nobody"}, follow=True)
+
+    assert "No user called &#x27;nobody&#x27;." in refused.content.decode()
+    assert outsider.post(f"/chat/{pair.slug}/people/", {"usernames": "carol"}).status_code == 404
+    assert alice_client.get(f"/chat/{pair.slug}/people/").status_code == 405
+    assert Room.objects.filter(is_direct=True).count() == 1
 
 
 def test_the_banned_cannot_join(alice_client, alice, general):
@@ -795,3 +853,71 @@ def test_the_room_page_shows_display_names_and_avatars_beside_messages(client, a
     assert 'data-username="bob">bob</button>' in html  # no profile: the username, initials
     hue = avatars.initials_hue("bob")
     assert f'<span class="avatar initials hue-{hue}" data-initials="B" aria-hidden="true">' in html
+
+
+# Statuses, time zones and times -------------------------------------------------------------
+
+
+def test_the_people_page_shows_each_persons_display_name_and_status_as_text(
+    alice_client, bob, make_user
+):
+    Profile.objects.create(user=bob, display_name="Robert", status="<b>at lunch</b>")
+    make_user("carol")  # never saved a profile: the username alone
+
+    html = alice_client.get("/people/").content.decode()
+
+    bob_row = html[html.index('data-user="bob"') : html.index('data-user="carol"')]
+    assert '<span class="person-display">Robert</span>' in bob_row
+    assert '<span class="person-status">&lt;b&gt;at lunch&lt;/b&gt;</span>' in bob_row
+    carol_row = html[html.index('data-user="carol"') :]
+    assert "person-status" not in carol_row.split("</li>")[0]
+
+
+def test_profiles_answer_signed_in_users_for_active_people_only(
+    alice_client, client, bob, make_user
+):
+    Profile.objects.create(
+        user=bob, display_name="Robert", status="on call", time_zone="Asia/Tokyo"
+    )
+    make_user("carol")
+    make_user("zed", is_active=False)
+
+    answer = alice_client.get("/people/profiles/?u=bob&u=carol&u=zed&u=nobody").json()
+
+    assert answer == {
+        "profiles": {
+            "bob": {
+                "display_name": "Robert",
+                "status": "on call",
+                "time_zone": "Asia/Tokyo",
+                "avatar": "",
+            },
+            "carol": {"display_name": "", "status": "", "time_zone": "", "avatar": ""},
+        }
+    }
+    assert client.get("/people/profiles/?u=bob").status_code == 302  # log in first
+    assert alice_client.post("/people/profiles/?u=bob").status_code == 405
+
+
+def test_profiles_answer_at_most_50_names_in_a_bounded_number_of_queries(
+    alice_client, django_assert_num_queries
+):
+    get_user_model().objects.bulk_create(
+        get_user_model()(username=f"user{i:03}") for i in range(60)
+    )
+    query = "&".join(f"u=user{i:03}" for i in range(60))
+
+    with django_assert_num_queries(3):  # session, user, the people with their profiles
+        answer = alice_client.get(f"/people/profiles/?{query}").json()
+
+    assert len(answer["profiles"]) == 50
+
+
+def test_a_message_line_carries_its_full_date_for_the_page_to_show_on_hover(client, alice, general):
+    (message,) = post_messages(general, alice, 1)
+    stamp = message.created_at.astimezone(datetime.UTC)
+
+    html = client.get("/chat/general/").content.decode()
+
+    day, minute = stamp.strftime("%Y-%m-%d"), stamp.strftime("%H:%M")
+    assert f'title="{day} {minute} UTC">{minute}</time>' in html

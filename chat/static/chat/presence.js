@@ -1,8 +1,9 @@
 // Who is in the room on screen: the online list (#online) and the typing line (#typing).
 const TYPING_SHOW_FOR_MS = 5000;
 
-// `room`: RoomCounts' record of the room (undefined: nothing known yet).
-export function renderOnline(ul, room) {
+// `room`: RoomCounts' record of the room (undefined: nothing known yet); `statusOf(name)`:
+// the status someone set (people.js), shown under their name.
+export function renderOnline(ul, room, statusOf = () => "") {
   const names = room ? Array.from(room.online).sort() : [];
   const items = names.map((name) => {
     const li = document.createElement("li");
@@ -13,6 +14,13 @@ export function renderOnline(ul, room) {
     button.setAttribute("aria-expanded", "false");
     button.textContent = name;
     li.append(button);
+    const status = statusOf(name);
+    if (status) {
+      const note = document.createElement("span");
+      note.className = "presence-status";
+      note.textContent = status;
+      li.append(note);
+    }
     return li;
   });
   const guests = room ? room.guests : 0;

@@ -1,14 +1,17 @@
 // The profile card: a name (a message's author, an entry of the online list) is a button that
 // opens a small card saying who it is, whether they are online, and, for a signed-in viewer,
-// a "Message" link to the direct message with them. Built with DOM APIs (user text only
+// their display name, status and local time (asked afresh as it opens: people.js) and a
+// "Message" link to the direct message with them. Built with DOM APIs (user text only
 // through textContent). Esc or a click elsewhere closes it; Esc gives focus back to the name.
+import { localTime } from "./people.js";
 
 export class ProfileCard {
   // me: the viewer's username (null: anonymous, who gets no "Message");
-  // isOnline(name): whether the page knows them online.
-  constructor({ me, isOnline }) {
+  // isOnline(name): whether the page knows them online; profiles: a people.js Profiles.
+  constructor({ me, isOnline, profiles = null }) {
     this.me = me;
     this.isOnline = isOnline;
+    this.profiles = profiles;
     this.trigger = null;
     this.card = document.createElement("div");
     this.card.className = "profile-card";
@@ -52,6 +55,8 @@ export class ProfileCard {
     title.className = "profile-name";
     title.id = "profile-card-name";
     title.textContent = name;
+    const details = document.createElement("div");
+    details.className = "profile-details";
     const online = this.isOnline(name);
     const status = document.createElement("p");
     status.className = "profile-status";
@@ -72,10 +77,43 @@ export class ProfileCard {
     close.textContent = "Close";
     close.addEventListener("click", () => this.close({ refocus: true }));
     actions.append(close);
-    this.card.replaceChildren(title, status, actions);
+    this.card.replaceChildren(title, details, status, actions);
     this.card.hidden = false;
     this.place(trigger);
     actions.firstElementChild.focus();
+    if (!this.profiles) return;
+    this.fillDetails(details, name);
+    this.profiles.refresh([name]).then(() => {
+      if (this.trigger === trigger && details.isConnected) this.fillDetails(details, name);
+    });
+  }
+
+  // What they say of themselves: display name, status, avatar, and the time where they are.
+  fillDetails(details, name) {
+    const profile = this.profiles.get(name);
+    if (!profile) return;
+    const parts = [];
+    if (profile.avatar) {
+      const img = document.createElement("img");
+      img.className = "avatar profile-avatar";
+      img.alt = "";
+      img.width = img.height = 48;
+      img.src = profile.avatar;
+      parts.push(img);
+    }
+    const line = (className, text) => {
+      const p = document.createElement("p");
+      p.className = className;
+      p.textContent = text;
+      parts.push(p);
+      return p;
+    };
+    if (profile.display_name && profile.display_name !== name) line("profile-display", profile.display_name);
+    if (profile.status) line("profile-note", profile.status);
+    const time = localTime(profile.time_zone);
+    if (time) line("profile-time", `${time} local time`).title = profile.time_zone;
+    details.replaceChildren(...parts);
+    this.place(this.trigger);
   }
 
   // Below the name, kept inside the window (CSSOM: the policy allows no style attribute).

@@ -4,9 +4,16 @@
 // reaches the page through textContent.
 const MENTION = /(^|[^\w@.])@([\w.+-][\w.@+-]{0,149})/g;
 
-export function formatTime(iso) {
+// A message's time in the viewer's own time zone (the browser's): "14:05" on the line, and
+// the full date on hover ("Tuesday, 3 June 2025 at 14:05").
+export function formatTime(iso, locales = []) {
   const date = new Date(iso);
-  return isNaN(date) ? "" : date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return isNaN(date) ? "" : date.toLocaleTimeString(locales, { hour: "2-digit", minute: "2-digit" });
+}
+
+export function formatFullDate(iso, locales = []) {
+  const date = new Date(iso);
+  return isNaN(date) ? "" : date.toLocaleString(locales, { dateStyle: "full", timeStyle: "short" });
 }
 
 // The body as text, with each @mention in a span of its own (never as HTML); `me`'s own
@@ -104,6 +111,8 @@ export function fillLine(li, msg, me) {
   const time = li.querySelector("time");
   if (msg.created) time.dateTime = msg.created;
   time.textContent = msg.created ? formatTime(msg.created) : "";
+  if (msg.created) time.title = formatFullDate(msg.created);
+  else time.removeAttribute("title");
   renderBody(li.querySelector(".body"), msg.body, me);
   if (msg.edited) markEdited(li);
 }

@@ -9,11 +9,13 @@ import { RoomCounts } from "./counts.js";
 import { MessageLog, messageList } from "./log.js";
 import { setUpMentions } from "./mentions.js";
 import { Notifications } from "./notifications.js";
+import { Profiles } from "./people.js";
 import { ProfileCard } from "./profile.js";
 import { renderOnline, renderTyping, startTyping, stopTyping } from "./presence.js";
 import * as sidebar from "./sidebar.js";
 import { Page, RoomView } from "./state.js";
 import { showStatus } from "./status.js";
+import { suggestUsernames } from "./suggest.js";
 import { ChatClient } from "./sync.js";
 import { keepOpen } from "./transport.js";
 
@@ -32,6 +34,7 @@ const el = {
   topic: document.getElementById("room-topic"),
   membership: document.getElementById("membership"),
   notify: document.getElementById("notify-form"),
+  directTools: document.getElementById("direct-tools"),
   settings: document.getElementById("room-settings"),
   navRooms: document.getElementById("nav-rooms"),
   nav: document.querySelector(".room-nav"),
@@ -78,6 +81,12 @@ if (config.archived) {
 }
 page.views.set(config.room, first);
 
+// People's statuses for the online list, and their cards' details (signed-in viewers only).
+const people = new Profiles({
+  url: config.username ? "/people/profiles/" : null,
+  onChange: () => drawOnline(page.current),
+});
+
 const listed = sidebar.listedRooms(navItems);
 if (!navItems.has(config.room)) listed.push({ slug: config.room, lastSeq: config.lastSeq, read: null, unread: 0 });
 const counts = new RoomCounts({ username: config.username, rooms: listed, render: renderNav });
@@ -94,6 +103,7 @@ const notifications = new Notifications({
 // Names open a profile card; "online" means online in a room this tab follows.
 const profiles = new ProfileCard({
   me: config.username,
+  profiles: config.username ? people : null,
   isOnline: (name) => Array.from(counts.rooms.values()).some((room) => room.online.has(name)),
 });
 
@@ -102,7 +112,14 @@ const profiles = new ProfileCard({
 function renderNav(slug) {
   const li = navItems.get(slug);
   if (li) sidebar.renderCounts(li, counts, slug, sidebar.onlineTotal);
-  if (slug === page.current) renderOnline(el.online, counts.rooms.get(slug));
+  if (slug === page.current) drawOnline(slug);
+}
+
+// The online list of the room on screen, with the statuses known (asking for the others).
+function drawOnline(slug) {
+  const room = counts.rooms.get(slug);
+  if (room) people.want(Array.from(room.online));
+  renderOnline(el.online, room, (name) => people.status(name));
 }
 
 // The Join / Star / Leave forms, for the room on screen (they work without JS too).
@@ -112,6 +129,7 @@ function renderMembership() {
   const li = navItems.get(slug);
   renderSettingsLink(slug, li);
   el.membership.hidden = li ? "direct" in li.dataset : config.direct;
+  renderDirectTools(slug, li);
   const mine = memberships.get(slug);
   for (const kind of ["join", "star", "leave"]) {
     const form = document.getElementById(`${kind}-form`);
@@ -150,6 +168,19 @@ function listenNotify() {
         renderNotify(slug);
       });
   });
+}
+
+// A direct message's "Add people" and, with 3 people or more, "Leave conversation" (a DM
+// of two cannot be left: it is where each finds the other).
+function renderDirectTools(slug, li) {
+  if (!el.directTools) return;
+  const direct = li ? "direct" in li.dataset : config.direct;
+  const people = li && li.dataset.people ? Number(li.dataset.people) : slug === config.room ? config.people : 0;
+  el.directTools.hidden = !direct || Boolean(page.view.closed);
+  document.getElementById("add-people-form").action = `/chat/${slug}/people/`;
+  const leave = document.getElementById("leave-direct-form");
+  leave.action = `/chat/${slug}/leave/`;
+  leave.hidden = !(people >= 3);
 }
 
 // "Room settings", for the room's owners and staff (the server checks again); an archived
@@ -204,6 +235,8 @@ function membershipChanged(frame) {
     }
     if (li) sidebar.setNotify(li, frame.notify);
     if (li && frame.direct) {
+      if (frame.people !== null) li.dataset.people = String(frame.people);
+      li.querySelector("a").textContent = frame.name; // someone left: named after who stays
       sidebar.placeItem(list, li);
       renderNav(slug);
     } else if (li) {
@@ -263,7 +296,10 @@ function closeRoom(slug, reason) {
   view.closed = reason;
   log.close(view);
   sidebar.markClosed(navItems, slug);
-  if (slug === page.current) renderClosed();
+  if (slug === page.current) {
+    renderClosed();
+    renderMembership();
+  }
 }
 
 // A room archived while this tab showed it was made or un-archived: it is usable again.
@@ -316,7 +352,7 @@ function switchTo(slug, { push = true } = {}) {
   el.older.hidden = !to.hasMore;
   renderClosed();
   renderMembership();
-  renderOnline(el.online, counts.rooms.get(slug));
+  drawOnline(slug);
   renderTyping(el.typing, to);
   scrollToBottom(to);
   markReadSoon();
@@ -395,6 +431,10 @@ const frames = {
     }
   },
   presence: (frame) => counts.presence(frame),
+  profile(frame) {
+    // Someone saved their account page: ask again for what this page shows of them.
+    if (people.knows(frame.user)) people.refresh([frame.user]);
+  },
   guests: (frame) => counts.guests(frame),
   read(frame) {
     page.readUpTo(frame.room, frame.seq); // read in another tab of this user
@@ -505,6 +545,8 @@ function listen() {
   listenNotify();
   profiles.listen(document.querySelector(".room-main"));
   profiles.listen(el.online);
+  const addPeople = document.getElementById("add-people");
+  if (addPeople) suggestUsernames(addPeople);
   el.older.addEventListener("click", () => loadOlder(page.view));
   sidebar.switchOnClick(navItems, switchTo);
   window.addEventListener("popstate", (event) => {

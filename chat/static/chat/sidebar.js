@@ -72,7 +72,7 @@ export function switchOnClick(items, switchTo) {
 
 // A new item for a room the user joined in another tab, or a direct message made with them
 // (as _room_list.html renders one).
-export function newItem({ room, name, private: isPrivate, direct, notify, owner, last_seq: lastSeq, read, unread }) {
+export function newItem({ room, name, private: isPrivate, direct, notify, owner, people, last_seq: lastSeq, read, unread }) {
   const li = document.createElement("li");
   li.dataset.room = room;
   li.dataset.lastSeq = String(lastSeq);
@@ -81,6 +81,7 @@ export function newItem({ room, name, private: isPrivate, direct, notify, owner,
   if (isPrivate) li.dataset.private = "";
   if (direct) li.dataset.direct = "";
   if (owner) li.dataset.owner = "";
+  if (direct && typeof people === "number") li.dataset.people = String(people);
   const link = document.createElement("a");
   link.href = `/chat/${room}/`;
   link.textContent = name;
