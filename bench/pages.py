@@ -104,7 +104,7 @@ def measure(repeat: int, messages: int, profile: str | None) -> dict[str, dict[s
 
     # As served: DEBUG off, and templates not instrumented for the test client (the tests'
     # setup_test_environment copies the context of every template rendered: some 100 on a
-    # room page, its message lines and avatars, a few ms more).
+    # room page, its message lines and avatars; about 1 ms more).
     settings.DEBUG = False
     settings.ALLOWED_HOSTS = ["testserver"]
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
