@@ -139,7 +139,7 @@ def _render_room(request: HttpRequest, room: Room) -> HttpResponse:
     user = request.user
     page = selectors.messages_latest(room=room, limit=settings.CHAT_PAGE_SIZE)
     membership = selectors.room_membership(room=room, user=user)
-    rooms = selectors.rooms_with_unread(rooms=selectors.rooms_of(user=user), user=user)
+    rooms = selectors.rooms_of(user=user)
     directs = selectors.rooms_with_unread(
         rooms=selectors.rooms_visible_to(user=user, direct=True), user=user
     )

@@ -4,6 +4,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 
 from chat import selectors, services
+from chat.models import Room
 from chat.protocol import events
 from chat.protocol.errors import ChatError, ErrorCode
 from tests.support.factories import post_messages
@@ -113,6 +114,43 @@ def test_unread_counts_others_messages_after_the_users_mark_in_rooms_they_read(
     assert selectors.room_unread(room=general, user=alice) == (2, 2)
     assert selectors.room_unread(room=other, user=alice) == (None, 0)
     assert selectors.room_unread(room=general, user=bob) == (None, 0)
+
+
+def test_the_users_rooms_count_unread_as_every_other_list_does(general, alice, bob, make_room):
+    """rooms_of joins the membership and the read mark instead of asking for each room:
+    the sidebar's counts and flags are the ones rooms_with_unread gives any list."""
+    other = make_room("other", members=(alice,))
+    owned = services.room_create(name="Owned", created_by=alice)
+    make_room("left", members=(alice,))
+    banned = make_room("banned", members=(alice,))
+    make_room("closed", members=(alice,), is_archived=True)
+    make_room("theirs", members=(bob,))
+    general.members.add(alice)
+    post_messages(general, bob, 5)
+    post_messages(general, alice, 2)  # one's own messages are never unread
+    post_messages(other, bob, 3)  # alice never opened it: nothing unread there
+    post_messages(owned, bob, 4)
+    services.room_mark_read(room=general, user=alice, seq=2)
+    services.message_delete(message=general.messages.get(seq=5))  # deleted: not unread
+    services.membership_star(room=other, user=alice, starred=True)
+    services.membership_leave(room=Room.objects.get(slug="left"), user=alice)
+    services.user_ban(room=banned, user=alice, by=None)
+
+    mine = selectors.rooms_of(user=alice)
+    every = selectors.rooms_with_unread(rooms=selectors.rooms_visible_to(user=alice), user=alice)
+
+    assert [(r.slug, r.starred, r.is_owner) for r in mine] == [
+        ("other", True, False),
+        ("general", False, False),
+        (owned.slug, False, True),
+    ]
+    counted = {r.slug: (r.read_mark, r.unread) for r in every}
+    assert {r.slug: (r.read_mark, r.unread) for r in mine} == {
+        slug: counted[slug] for slug in ("other", "general", owned.slug)
+    }
+    assert counted["general"] == (2, 2)
+    assert counted[owned.slug] == (0, 4)
+    assert counted["other"] == (None, 0)
 
 
 def test_a_room_the_user_left_counts_nothing_unread_but_keeps_the_mark(general, alice, bob):
