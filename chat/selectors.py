@@ -370,6 +370,16 @@ def users_with_profiles(*, ids: set[int]) -> dict[int, AbstractBaseUser]:
     return {user.pk: user for user in users}
 
 
+def memberships_of(*, user: AnyUser) -> QuerySet[Membership]:
+    """The user's memberships of rooms open to them (not archived, no ban), with their
+    rooms: rooms by name, then direct messages by name (the account page's notifications)."""
+    if not user.is_authenticated:
+        return Membership.objects.none()
+    mine = Membership.objects.filter(user=user, room__is_archived=False)
+    mine = mine.exclude(room__bans__user=user.pk).select_related("room")
+    return mine.order_by("room__is_direct", "room__name", "room__pk")
+
+
 def profile_of(*, user: AbstractBaseUser) -> Profile:
     """The user's profile; an unsaved one with the defaults until they first save theirs."""
     try:

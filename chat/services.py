@@ -3,7 +3,7 @@ broadcast with `transaction.on_commit`, so no socket hears of a row that was rol
 
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -721,6 +721,15 @@ def membership_notify(*, room: Room, user: AbstractBaseUser, notify: str) -> Mem
             membership.save(update_fields=["notify"])
             _membership_announce(membership, member=True)
     return membership
+
+
+def memberships_notify(*, user: AbstractBaseUser, levels: Mapping[Room, str]) -> None:
+    """Set several of the user's rooms' notifications at once (the account page): all of
+    them, or, if any level or room is refused (`membership_notify`), none. Each change
+    reaches every tab of theirs after commit."""
+    with transaction.atomic():
+        for room, notify in levels.items():
+            membership_notify(room=room, user=user, notify=notify)
 
 
 def _membership_add(*, room: Room, user: AbstractBaseUser) -> Membership:

@@ -36,5 +36,6 @@ urlpatterns = [
     ),
     path("usernames/", views.usernames, name="usernames"),
     path("account/", views.account, name="account"),
+    path("account/notifications/", views.account_notifications, name="account_notifications"),
     path("media/<path:path>", views.media, name="media"),
 ]

@@ -13,6 +13,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
@@ -587,7 +588,36 @@ def account(request: HttpRequest) -> HttpResponse:
             }
         )
         status = 200
-    return render(request, "chat/account.html", {"form": form, "profile": profile}, status=status)
+    return render(
+        request,
+        "chat/account.html",
+        {
+            "form": form,
+            "profile": profile,
+            "memberships": selectors.memberships_of(user=request.user),
+            "notify_choices": Membership.Notify.choices,
+        },
+        status=status,
+    )
+
+
+@login_required
+@require_POST
+def account_notifications(request: HttpRequest) -> HttpResponse:
+    """The account page's notifications: `notify-<slug>` for any of the user's rooms (the
+    rest stay as they are); one refused value saves none."""
+    levels = {
+        membership.room: request.POST[f"notify-{membership.room.slug}"]
+        for membership in selectors.memberships_of(user=request.user)
+        if f"notify-{membership.room.slug}" in request.POST
+    }
+    try:
+        services.memberships_notify(user=request.user, levels=levels)
+    except ChatError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, "Your notification settings are saved.")
+    return redirect(f"{reverse('chat:account')}#notifications-heading")
 
 
 def media(request: HttpRequest, path: str) -> HttpResponse:

@@ -8,8 +8,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from PIL import Image
 
-from chat import avatars, selectors
-from chat.models import Profile
+from chat import avatars, selectors, services
+from chat.models import Ban, Membership, Profile, Room
 
 pytestmark = pytest.mark.django_db
 
@@ -228,3 +228,67 @@ def test_staff_may_edit_a_profile_in_the_admin_under_the_same_rules(client, staf
     assert cleared.status_code == 302
     assert selectors.profile_of(user=alice).display_name == ""
     assert client.get("/admin/chat/profile/add/").status_code == 403
+
+
+# Notifications: every room of the user's on one form ----------------------------------------
+
+
+def levels(user) -> dict[str, str]:
+    return dict(Membership.objects.filter(user=user).values_list("room__slug", "notify"))
+
+
+def test_the_account_page_lists_each_room_with_its_notification_setting(
+    alice_client, alice, bob, make_room
+):
+    team = make_room("team", members=(alice,))
+    make_room("gone", members=(alice,), is_archived=True)
+    make_room("shut", members=(alice,))
+    Ban.objects.create(room=Room.objects.get(slug="shut"), user=alice)
+    make_room("theirs", members=(bob,))
+    dm = services.direct_room_get_or_create(user=alice, other=bob)
+    Membership.objects.filter(room=team, user=alice).update(notify="mute")
+
+    page = alice_client.get("/account/").content.decode()
+
+    assert 'name="notify-team"' in page
+    assert f'name="notify-{dm.slug}"' in page
+    assert '<option value="mute" selected>' in page
+    assert '<option value="all" selected>' in page  # the DM's default
+    for hidden in ("gone", "shut", "theirs"):  # archived, banned, not theirs
+        assert f'name="notify-{hidden}"' not in page
+
+
+def test_saving_notifications_changes_the_rooms_named_and_only_the_users_own(
+    alice_client, alice, bob, make_room
+):
+    make_room("team", members=(alice, bob))
+    make_room("games", members=(alice,))
+    make_room("theirs", members=(bob,))
+
+    answer = alice_client.post(
+        "/account/notifications/", {"notify-team": "all", "notify-theirs": "mute"}
+    )
+
+    assert answer.status_code == 302
+    assert answer["Location"].endswith("#notifications-heading")
+    assert levels(alice) == {"team": "all", "games": "mentions"}
+    assert levels(bob)["theirs"] == "mentions"  # another's room: not hers to set
+    assert levels(bob)["team"] == "mentions"
+
+
+def test_one_refused_level_saves_none(alice_client, alice, make_room):
+    make_room("team", members=(alice,))
+    make_room("games", members=(alice,))
+
+    alice_client.post("/account/notifications/", {"notify-team": "mute", "notify-games": "loud"})
+    page = alice_client.get("/account/").content.decode()
+
+    assert levels(alice)["team"] == levels(alice)["games"] == "mentions"
+    assert "Notify must be one of" in page
+
+
+def test_anonymous_visitors_cannot_save_notifications(client):
+    answer = client.post("/account/notifications/", {"notify-general": "mute"})
+
+    assert answer.status_code == 302
+    assert "/login" in answer["Location"]
