@@ -73,6 +73,15 @@ def can_read(user: AnyUser, room: Room) -> bool:
     return can_see(user, room) and not is_banned(user, room)
 
 
+def readable_rooms(user: AnyUser) -> Q:
+    """`can_read` as a Q on Room, asked of the database now: visible to the user and no ban
+    of theirs (search: a removed member or a new ban finds nothing more at once)."""
+    if not signed_in(user):
+        return visible_rooms(user)
+    banned = Ban.objects.filter(room=OuterRef("pk"), user=user.pk)
+    return visible_rooms(user) & ~Q(Exists(banned))
+
+
 def may_be_notified(user: AnyUser, room: Room) -> bool:
     """Whether the user may hear of the room's messages (a mention, a direct message)."""
     if not signed_in(user) or not can_read(user, room):

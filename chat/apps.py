@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class ChatConfig(AppConfig):
@@ -16,6 +17,18 @@ class ChatConfig(AppConfig):
         parse_rate(settings.CHAT_RATE_LIMIT)
         parse_rate(settings.CHAT_TYPING_RATE_LIMIT)
         check_layer_timeouts(settings.CHANNEL_LAYERS)
+        post_migrate.connect(repair_search_index, sender=self)
+
+
+def repair_search_index(using: str, **kwargs: object) -> None:
+    """After `migrate` on SQLite: put back the search index's triggers if a table remake
+    dropped them (chat/fulltext.py `sqlite_ensure`)."""
+    from django.db import connections
+
+    from . import fulltext
+
+    if connections[using].vendor == "sqlite":
+        fulltext.sqlite_ensure(connections[using])
 
 
 def check_layer_timeouts(layers: dict) -> None:

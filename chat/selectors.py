@@ -2,6 +2,7 @@
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -24,11 +25,13 @@ from django.db.models import (
     When,
 )
 from django.db.models.functions import Coalesce
+from django.utils.safestring import SafeString
 
-from . import access
+from . import access, fulltext
 from .access import AnyUser
 from .models import Membership, Message, Profile, Room
 from .protocol.errors import ChatError, ErrorCode
+from .search_query import SearchQuery
 
 SLUG_RE = re.compile(r"^[-a-zA-Z0-9_]{1,80}$")  # what SlugField(max_length=80) can hold
 
@@ -182,6 +185,27 @@ def messages_before(*, room: Room, seq: int | None, limit: int) -> MessagePage:
         rows = rows.filter(seq__lt=seq)
     found = list(rows.order_by("-seq")[: limit + 1])
     return MessagePage(messages=found[:limit][::-1], has_more=len(found) > limit)
+
+
+@dataclass(frozen=True)
+class AroundPage(MessagePage):
+    """A page of messages around one seq; `has_newer` says newer ones exist beyond it."""
+
+    has_newer: bool = False
+
+
+def messages_around(*, room: Room, seq: int, limit: int) -> AroundPage:
+    """About `limit` live messages around `seq` (a search result opened in its room): half
+    up to and with it, half after; has_more says older ones exist, has_newer newer ones."""
+    before_count = limit // 2 + 1
+    after_count = limit - before_count
+    older = list(_live_messages(room).filter(seq__lte=seq).order_by("-seq")[: before_count + 1])
+    newer = list(_live_messages(room).filter(seq__gt=seq).order_by("seq")[: after_count + 1])
+    return AroundPage(
+        messages=older[:before_count][::-1] + newer[:after_count],
+        has_more=len(older) > before_count,
+        has_newer=len(newer) > after_count,
+    )
 
 
 @dataclass(frozen=True)
@@ -386,3 +410,58 @@ def profile_of(*, user: AbstractBaseUser) -> Profile:
         return Profile.objects.get(user=user)
     except Profile.DoesNotExist:
         return Profile(user=user)
+
+
+# Search -----------------------------------------------------------------------------------
+
+
+def messages_search(*, user: AnyUser, query: SearchQuery) -> QuerySet[Message]:
+    """Live messages of the rooms the user may read now (`access.readable_rooms`: a removed
+    member or a new ban finds nothing more at once) that match `query`: its words (full-text,
+    chat/fulltext.py, by the database's engine), its room (`in:`, a slug), its author
+    (`from:`, a username in any letter case) and days (`after:`, `before:`, UTC, exclusive).
+    Best match first (newest first without words). Signed-in users only; an empty query
+    finds nothing."""
+    if not access.signed_in(user) or query.is_empty():
+        return Message.objects.none()
+    rooms = Room.objects.filter(access.readable_rooms(user))
+    if query.room:
+        rooms = rooms.filter(slug=query.room)
+    messages = Message.objects.filter(room__in=rooms, deleted_at__isnull=True)
+    if query.author:
+        messages = messages.filter(author__username__iexact=query.author)
+    if query.after:
+        messages = messages.filter(created_at__gte=_day_start(query.after + timedelta(days=1)))
+    if query.before:
+        messages = messages.filter(created_at__lt=_day_start(query.before))
+    messages = messages.select_related("room", "author", "author__profile")
+    if not query.text:
+        return messages.order_by("-created_at", "-pk")
+    return fulltext.matching(messages, query.text).order_by("-rank", "-created_at", "-pk")
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """A result: the message, and its snippet as HTML (text escaped, the hits in <mark>)."""
+
+    message: Message
+    snippet: SafeString
+
+
+def search_hits(*, messages: list[Message], text: str) -> list[SearchHit]:
+    """`messages` (a page of `messages_search`) with their snippets: the hits of `text` in
+    context, or the body's start for a message found by its filters alone."""
+    marked = fulltext.snippets([message.pk for message in messages], text)
+    return [
+        SearchHit(
+            message=message,
+            snippet=fulltext.highlight(marked[message.pk])
+            if message.pk in marked
+            else fulltext.plain(message.body),
+        )
+        for message in messages
+    ]
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)

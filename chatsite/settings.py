@@ -239,6 +239,7 @@ CHAT_PAGE_SIZE = 50  # messages in a room page and in a `join` without `since`
 CHAT_REPLAY_LIMIT = 500  # messages at most in a `join` with `since`
 CHAT_HISTORY_LIMIT = 100  # cap on `history` limit
 CHAT_PEOPLE_PAGE_SIZE = 50  # people on a page of the directory (/people/)
+CHAT_SEARCH_PAGE_SIZE = 20  # results on a page of the message search (/search/)
 # Rooms on a page of the lobby: no more than one socket follows (CHAT_MAX_ROOMS_PER_SOCKET),
 # so the lobby's live counts cover every room it lists.
 CHAT_LOBBY_PAGE_SIZE = 50

@@ -7,6 +7,7 @@ app_name = "chat"
 urlpatterns = [
     path("", views.lobby, name="lobby"),
     path("people/", views.people, name="people"),
+    path("search/", views.search, name="search"),
     path("people/group/", views.people_group, name="people_group"),
     path("people/profiles/", views.people_profiles, name="people_profiles"),
     path("rooms/new/", views.room_create, name="room_create"),

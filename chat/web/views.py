@@ -24,6 +24,7 @@ from ..models import Membership, Room
 from ..protocol import events
 from ..protocol.errors import ChatError, ErrorCode
 from ..realtime import fallback
+from ..search_query import parse_search
 from . import throttle
 from .forms import AccountForm, RoomCreateForm, RoomDetailsForm, SignupForm, UsernameForm
 
@@ -100,8 +101,33 @@ def people(request: HttpRequest) -> HttpResponse:
     return render(request, "chat/people.html", context)
 
 
+@login_required
+def search(request: HttpRequest) -> HttpResponse:
+    """Messages the user may read that match `?q=` (words, and the filters `in:room`,
+    `from:user`, `after:YYYY-MM-DD`, `before:YYYY-MM-DD`), best first, a page at a time; each
+    opens its room at the message. Signed-in users only, like the people directory."""
+    query = request.GET.get("q", "")
+    context: dict = {"query": query[:400], "page": None, "hits": [], "error": None}
+    status = 200
+    try:
+        parsed = parse_search(query)
+    except ChatError as error:
+        context["error"], status = error.message, 400
+    else:
+        if not parsed.is_empty():
+            found = selectors.messages_search(user=request.user, query=parsed)
+            paginator = Paginator(found, settings.CHAT_SEARCH_PAGE_SIZE)
+            page = paginator.get_page(request.GET.get("page"))
+            context["page"] = page
+            context["hits"] = selectors.search_hits(
+                messages=list(page.object_list), text=parsed.text
+            )
+    return render(request, "chat/search.html", context, status=status)
+
+
 def room(request: HttpRequest, slug: str) -> HttpResponse:
-    """A room's page: the latest messages; the socket takes over from the last seq shown."""
+    """A room's page: the latest messages, or with `?at=<seq>` those around that message
+    (a search result), highlighted; the socket takes over from the last seq shown."""
     try:
         room = selectors.room_get_open_to(slug=slug, user=request.user)
     except ChatError as error:
@@ -136,9 +162,22 @@ def people_group(request: HttpRequest) -> HttpResponse:
 
 def _render_room(request: HttpRequest, room: Room) -> HttpResponse:
     """A room's page: its latest messages, and a sidebar of the visitor's rooms (with live
-    counts) to switch between without reloading; the socket takes over from there."""
+    counts) to switch between without reloading; the socket takes over from there.
+
+    With `?at=<seq>` (a whole number; anything else is ignored), the messages around that
+    seq instead. When newer ones lie beyond them the page is *detached*: it says so, links
+    to the latest, and the socket follows the room from its counter (`room.last_seq`, read
+    with the room, before the messages), so new messages still arrive; the gap between is
+    not loaded, and the room is not marked read from this page."""
     user = request.user
-    page = selectors.messages_latest(room=room, limit=settings.CHAT_PAGE_SIZE)
+    at = _seq_param(request.GET.get("at"))
+    detached = False
+    if at is None:
+        page = selectors.messages_latest(room=room, limit=settings.CHAT_PAGE_SIZE)
+    else:
+        page = selectors.messages_around(room=room, seq=at, limit=settings.CHAT_PAGE_SIZE)
+        detached = page.has_newer
+    last_shown = page.messages[-1].seq if page.messages else 0
     membership = selectors.room_membership(room=room, user=user)
     rooms = selectors.rooms_of(user=user)
     directs = selectors.rooms_with_unread(
@@ -148,8 +187,10 @@ def _render_room(request: HttpRequest, room: Room) -> HttpResponse:
         "room": room.slug,
         "name": room.name,
         "topic": room.topic,
-        "lastSeq": page.messages[-1].seq if page.messages else 0,
+        "lastSeq": room.last_seq if detached else last_shown,
         "hasMore": page.has_more,
+        "at": at,
+        "detached": detached,
         "username": user.get_username() if user.is_authenticated else None,
         "isStaff": access.is_moderator(user),  # may delete others' messages, manage rooms
         "manage": access.may_run_open(user, room, membership),  # the settings link
@@ -172,12 +213,20 @@ def _render_room(request: HttpRequest, room: Room) -> HttpResponse:
             "room": room,
             "lines": [events.message_dict(m) for m in page.messages],
             "has_more": page.has_more,
+            "detached": detached,
             "rooms": rooms,
             "directs": directs,
             "config": config,
             "membership": membership,
         },
     )
+
+
+def _seq_param(value: str | None) -> int | None:
+    """A seq from the query string: a whole number from 1, or None."""
+    if value is None or not (value.isascii() and value.isdigit()) or len(value) > 18:
+        return None
+    return int(value) or None
 
 
 def _room_for_membership(request: HttpRequest, slug: str) -> Room:

@@ -28,6 +28,7 @@ const el = {
   typing: document.getElementById("typing"),
   notice: document.getElementById("room-notice"),
   older: document.getElementById("load-older"),
+  detached: document.getElementById("detached"),
   form: document.getElementById("composer"),
   input: document.getElementById("composer-input"),
   name: document.getElementById("room-name"),
@@ -75,6 +76,9 @@ first.ol = el.messages;
 first.name = config.name;
 first.topic = config.topic;
 first.hasMore = config.hasMore;
+// Opened at a message (?at=, a search result): newer ones may not be loaded (the page says
+// so); the room is then not marked read from here.
+first.detached = config.detached;
 if (config.archived) {
   first.closed = "This room is archived; it is read-only.";
   first.archived = true;
@@ -350,6 +354,7 @@ function switchTo(slug, { push = true } = {}) {
   if (push) history.pushState({ room: slug }, "", to.href);
   if (to.hasMore === null) loadOlder(to); // first time on screen: its latest page
   el.older.hidden = !to.hasMore;
+  if (el.detached) el.detached.hidden = !to.detached;
   renderClosed();
   renderMembership();
   drawOnline(slug);
@@ -376,6 +381,7 @@ function markReadSoon() {
     const slug = page.current;
     const state = client.rooms.get(slug);
     if (document.visibilityState !== "visible" || !state || state.cursor === null) return;
+    if (page.view.detached) return;
     const sent = page.lastReadSent.get(slug);
     if ((sent === undefined || state.cursor > sent) && client.read(slug, state.cursor)) {
       page.lastReadSent.set(slug, state.cursor);
@@ -541,6 +547,18 @@ function adoptServerLines() {
   }
 }
 
+// The message the page was opened at (?at=<seq>): highlighted and scrolled into view.
+// Says whether there was one on the page.
+function showFound() {
+  if (config.at === null) return false;
+  const li = el.messages.querySelector(`li[data-seq="${Number(config.at)}"]`);
+  if (!li) return false;
+  li.classList.add("found");
+  li.setAttribute("aria-current", "true");
+  li.scrollIntoView({ block: "center" });
+  return true;
+}
+
 function listen() {
   listenNotify();
   profiles.listen(document.querySelector(".room-main"));
@@ -566,7 +584,7 @@ function start() {
   counts.visible = config.room;
   if (!config.archived) client.watch(config.room, config.lastSeq);
   adoptServerLines();
-  scrollToBottom(first);
+  if (!showFound()) scrollToBottom(first);
   renderClosed();
   renderMembership();
   for (const [slug, li] of navItems) {

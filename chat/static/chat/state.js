@@ -15,6 +15,7 @@ export class RoomView {
     this.typists = new Map(); // username → timer
     this.closed = null; // the reason this user can no longer be in the room
     this.archived = false; // closed because archived: un-archiving opens it again
+    this.detached = false; // opened at an older message: newer ones not all loaded
   }
 
   // A message of this room is on the page: older pages start below the oldest.
