@@ -136,7 +136,7 @@ def measure(messages: int, repeat: int, explain: bool) -> list[tuple[str, float,
         seed(messages)
         with connection.cursor() as cursor:
             # Every table, as autovacuum would after a load: with chat_room unanalyzed the
-            # planner guessed 2 readable rooms and ran the GIN scan once per room (111×).
+            # planner guessed 2 readable rooms and ran the GIN scan once per room, 111 times.
             cursor.execute("VACUUM ANALYZE")
         print(f"seeded {messages} messages in {time.perf_counter() - began:.0f} s", file=sys.stderr)
         client = Client()
