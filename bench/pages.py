@@ -51,7 +51,7 @@ def seed(messages: int) -> None:
     """The rooms, members, messages and read marks the module docstring describes."""
     from django.contrib.auth import get_user_model
 
-    from chat import services
+    from chat import formatting, services
     from chat.models import Membership, Message, ReadState, Room
 
     users = get_user_model().objects
@@ -72,7 +72,14 @@ def seed(messages: int) -> None:
     )
     Message.objects.bulk_create(
         (
-            Message(room=room, author=bob, body=f"message {seq}", seq=seq, rev=seq)
+            Message(
+                room=room,
+                author=bob,
+                body=f"message {seq}",
+                body_html=formatting.render(f"message {seq}"),
+                seq=seq,
+                rev=seq,
+            )
             for room in mine
             for seq in range(1, messages + 1)
         ),
@@ -87,7 +94,9 @@ def seed(messages: int) -> None:
     for i in range(DIRECTS):
         other = users.create_user(f"friend{i}", password="pw")
         room = services.direct_group_get_or_create(user=alice, others=[other])
-        Message.objects.create(room=room, author=other, body="hello", seq=1, rev=1)
+        Message.objects.create(
+            room=room, author=other, body="hello", body_html="<p>hello</p>", seq=1, rev=1
+        )
         Room.objects.filter(pk=room.pk).update(last_seq=1)
 
 

@@ -145,6 +145,9 @@ class Message(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_messages"
     )
     body = models.TextField()
+    # The body rendered and sanitised (chat/formatting.py) when it was written or edited:
+    # what pages and clients show. Never rendered on read.
+    body_html = models.TextField(blank=True, default="", editable=False)
     seq = models.PositiveBigIntegerField(editable=False)
     # Chosen by the sending client so that a retried send stores nothing new.
     # NULL (not "") when absent: NULLs never collide in the (room, author, client_id) constraint.

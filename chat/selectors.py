@@ -1,6 +1,7 @@
 """Reads. Every door (pages, socket, admin) asks these, so they all agree on who sees what."""
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -302,6 +303,14 @@ def usernames_starting(
 def user_get_active(*, username: str) -> AbstractBaseUser | None:
     """The active user with this username, or None."""
     return get_user_model().objects.filter(username=username, is_active=True).first()
+
+
+def usernames_active(*, names: Collection[str]) -> set[str]:
+    """Which of `names` are the usernames of active accounts: the @mentions a body links."""
+    if not names:
+        return set()
+    users = get_user_model().objects.filter(username__in=names, is_active=True)
+    return set(users.values_list("username", flat=True))
 
 
 def people_search(*, query: str = "") -> QuerySet[AbstractBaseUser]:

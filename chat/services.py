@@ -1,7 +1,6 @@
 """Writes. Each service validates, changes the database in one transaction, and schedules its
 broadcast with `transaction.on_commit`, so no socket hears of a row that was rolled back."""
 
-import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from . import access, selectors, visible_text
+from . import access, formatting, selectors, visible_text
 from .models import (
     Announcement,
     Ban,
@@ -87,6 +86,13 @@ def message_validate_body(body: str) -> None:
         raise ChatError(ErrorCode.TOO_LONG, f"A message can be at most {limit} characters.")
     if "\x00" in body:
         raise ChatError(ErrorCode.BAD_REQUEST, "A message cannot contain NUL characters.")
+
+
+def message_render(body: str) -> str:
+    """A body's sanitised HTML, its @mentions of active accounts linked to their profiles:
+    rendered once, when the body is stored (chat/formatting.py)."""
+    people = selectors.usernames_active(names=formatting.mentioned_names(body))
+    return formatting.render(body, people=people)
 
 
 def _message_by_client_id(*, room: Room, author: AbstractBaseUser, client_id: str) -> Message:
@@ -167,6 +173,7 @@ def _store(draft: MessageDraft, *, author: AbstractBaseUser) -> tuple[Message, b
             f"Only the room's owners may notify everyone with {words} in a room of"
             f" {settings.CHAT_EVERYONE_MENTION_MEMBERS} or more members.",
         )
+    body_html = message_render(draft.body)
     try:
         with transaction.atomic():
             seq = _next_seq(draft.room, actor_id=draft.author.pk)
@@ -174,6 +181,7 @@ def _store(draft: MessageDraft, *, author: AbstractBaseUser) -> tuple[Message, b
                 room=draft.room,
                 author=author,
                 body=draft.body,
+                body_html=body_html,
                 seq=seq,
                 rev=seq,
                 client_id=draft.client_id,
@@ -215,15 +223,17 @@ def message_edit(*, room: Room, message_id: int, editor: AbstractBaseUser, body:
         raise ChatError(ErrorCode.FORBIDDEN, refusal)
     if message.body == body:
         return message
+    body_html = message_render(body)
     with transaction.atomic():
         seq = _next_seq(room, actor_id=editor.pk)
         now = timezone.now()
         # Under the room's lock: the message may have been deleted since it was read above.
         if not Message.objects.filter(pk=message.pk, deleted_at__isnull=True).update(
-            body=body, edited_at=now, rev=seq
+            body=body, body_html=body_html, edited_at=now, rev=seq
         ):
             raise ChatError(ErrorCode.NOT_FOUND, f"No message {message_id} in this room.")
-        message.body, message.edited_at, message.rev = body, now, seq
+        message.body, message.body_html = body, body_html
+        message.edited_at, message.rev = now, seq
         events.broadcast_on_commit(room.pk, events.message_edited_frame(message))
     return message
 
@@ -240,16 +250,15 @@ def message_delete_as(*, room: Room, message_id: int, user: AbstractBaseUser) ->
     return message
 
 
-MENTION_RE = re.compile(r"(?<![\w@.])@([\w.+-][\w.@+-]{0,149})")
 # @room notifies every member of the room, @here every member connected now; no account may
 # take these names (chat/web/forms.py), and an older account that has one is not mentioned
-# by them.
-EVERYONE_WORDS = frozenset({"room", "here"})
+# by them. The words and the @name pattern are formatting's, which marks the same mentions.
+EVERYONE_WORDS = formatting.EVERYONE_WORDS
 
 
 def mentioned_usernames(body: str) -> set[str]:
     """The usernames a body mentions as @name (a trailing full stop is punctuation)."""
-    return {name.rstrip(".") for name in MENTION_RE.findall(body)}
+    return formatting.mentioned_names(body)
 
 
 def everyone_mentions(body: str) -> set[str]:

@@ -43,7 +43,9 @@ def message_dict(message: Message) -> dict[str, Any]:
     (select_related), as every selector and service loads a message.
 
     `rev` is the seq of the message's latest change (== seq until it is edited or deleted);
-    a deleted message (only ever in a `since` replay) keeps its ids and loses its body."""
+    `html` is the body as rendered and sanitised when it was written (chat/formatting.py),
+    the only HTML a client inserts; a deleted message (only ever in a `since` replay) keeps
+    its ids and loses its body and its HTML."""
     deleted = message.deleted_at is not None
     profile = _profile(message)
     return {
@@ -55,6 +57,7 @@ def message_dict(message: Message) -> dict[str, Any]:
         "author_display": (profile and profile.display_name) or message.author.get_username(),
         "author_avatar": profile.avatar_url() if profile else "",
         "body": "" if deleted else message.body,
+        "html": "" if deleted else message.body_html,
         "created": message.created_at.isoformat(),
         "edited": message.edited_at.isoformat() if message.edited_at else None,
         "deleted": deleted,

@@ -173,11 +173,13 @@ async def test_join_message_objects_follow_the_contract(connect, alice, general)
         "author_display",
         "author_avatar",
         "body",
+        "html",
         "created",
         "edited",
         "deleted",
         "client_id",
     }
+    assert message["html"] == "<p>message 1</p>"
     assert message["author_display"] == "alice"  # no profile yet: the username
     assert message["author_avatar"] == ""  # and initials
     assert message["seq"] == message["rev"] == 1
@@ -218,9 +220,10 @@ async def test_pages_of_long_messages_are_cut_to_the_frame_budget_and_continue(
     connect, alice, general, settings
 ):
     """A page must fit in one WebSocket frame: 20 messages of 4,000 four-byte characters are
-    16 kB each; with a 40 kB budget each page holds 2, says has_more, and the client
-    gets everything by continuing (from the last rev of a replay, the oldest of history)."""
-    settings.CHAT_FRAME_BUDGET_BYTES = 40_000
+    32 kB each (16 kB of body, as much again of its HTML); with an 80 kB budget each page
+    holds 2, says has_more, and the client gets everything by continuing (from the last rev
+    of a replay, the oldest of history)."""
+    settings.CHAT_FRAME_BUDGET_BYTES = 80_000
     body = "\N{GRINNING FACE}" * 4000
     socket = await connect(alice)
     await socket.join("general")
@@ -234,7 +237,7 @@ async def test_pages_of_long_messages_are_cut_to_the_frame_budget_and_continue(
     seen, since, pages = [], 0, 0
     while True:
         page = await socket.join("general", since=since)
-        assert len(json.dumps(page, ensure_ascii=False).encode()) < 40_000 + 1_000
+        assert len(json.dumps(page, ensure_ascii=False).encode()) < 80_000 + 1_000
         seen += [m["seq"] for m in page["messages"]]
         since = page["messages"][-1]["rev"] if page["messages"] else since
         pages += 1

@@ -161,7 +161,14 @@ async def test_an_author_deletes_their_message_live_and_replays_carry_the_deleti
     assert [m["id"] for m in history["messages"]] == [first["id"]]
     replay = await reader.join("general", since=2)
     assert replay["messages"] == [
-        {**replay["messages"][0], "id": doomed["id"], "deleted": True, "body": "", "rev": 3}
+        {
+            **replay["messages"][0],
+            "id": doomed["id"],
+            "deleted": True,
+            "body": "",
+            "html": "",
+            "rev": 3,
+        }
     ]
     assert "secret" not in str(replay)
     again = await author.request({"type": "delete", "room": "general", "id": doomed["id"]})
@@ -258,3 +265,44 @@ async def test_reads_need_a_signed_in_user_in_the_room(connect, alice, general):
         "code"
     ] == "bad_request"
     assert await database_sync_to_async(ReadState.objects.count)() == 0
+
+
+# Formatting -------------------------------------------------------------------------------
+
+
+async def test_a_message_is_formatted_when_sent_and_again_when_edited_everywhere_it_is_read(
+    connect, alice, bob, make_user, general
+):
+    """The stored HTML travels in the broadcast, history, replays and the page; an edit
+    renders it anew; a mention links only an active account."""
+    await database_sync_to_async(make_user)("gone", is_active=False)
+    author = await connect(alice)
+    reader = await connect(bob)
+    await joined_with_presence(author, "general")
+    await joined_with_presence(reader, "general")
+    ack = await posted(author, "**hi** @bob @gone <b>x</b>", "c1")
+    heard = (await reader.recv_until("message"))["message"]
+    mention = (
+        '<button type="button" class="mention person" data-username="bob"'
+        ' aria-haspopup="dialog" aria-expanded="false">@bob</button>'
+    )
+    assert heard["body"] == "**hi** @bob @gone <b>x</b>"
+    assert heard["html"] == f"<p><strong>hi</strong> {mention} @gone &lt;b&gt;x&lt;/b&gt;</p>"
+
+    await author.request({"type": "edit", "room": "general", "id": ack["id"], "body": "`@bob`"})
+
+    edited = (await reader.recv_until("message_edited"))["message"]
+    assert edited["html"] == "<p><code>@bob</code></p>"
+    stored_html = (await database_sync_to_async(stored)(ack["id"])).body_html
+    assert stored_html == edited["html"]
+    history = await reader.request({"type": "history", "room": "general"})
+    assert [m["html"] for m in history["messages"]] == [edited["html"]]
+    replay = await reader.join("general", since=0)
+    assert [m["html"] for m in replay["messages"]] == [edited["html"]]
+    page = (await database_sync_to_async(Client().get)("/chat/general/")).content.decode()
+    assert '<div class="body"><p><code>@bob</code></p></div>' in page
+    assert 'data-body="`@bob`"' in page
+
+    await author.request({"type": "delete", "room": "general", "id": ack["id"]})
+    gone = await reader.join("general", since=0)
+    assert [(m["body"], m["html"]) for m in gone["messages"]] == [("", "")]

@@ -37,6 +37,7 @@ LIVE_BODIES = [f"{body} (live)" for body in BODIES[:4]]
 SEED = """
 import json, os
 from django.contrib.auth import get_user_model
+from chat.formatting import render
 from chat.models import Message, Room
 data = json.loads(os.environ["SEED"])
 User = get_user_model()
@@ -45,7 +46,9 @@ User.objects.create_user(data["staff"], password=data["password"], is_staff=True
 room = Room.objects.create(slug="hostile", name=data["name"], topic=data["topic"])
 room.members.add(evil)
 for seq, body in enumerate(data["bodies"], start=1):
-    Message.objects.create(room=room, author=evil, body=body, seq=seq, rev=seq)
+    Message.objects.create(
+        room=room, author=evil, body=body, body_html=render(body), seq=seq, rev=seq
+    )
 Room.objects.filter(pk=room.pk).update(last_seq=len(data["bodies"]))
 ids = {"room": room.pk, "evil": evil.pk, "message": room.messages.get(seq=1).pk}
 with open(os.environ["SEED_OUT"], "w") as out:

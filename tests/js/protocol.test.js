@@ -53,6 +53,7 @@ function msg(seq, { id = 1000 + seq, clientId = null, rev = seq } = {}) {
     author_display: "Alice",
     author_avatar: "",
     body: `message ${seq}`,
+    html: `<p>message ${seq}</p>`,
     created: TIME,
     edited: rev === seq ? null : TIME,
     deleted: false,

@@ -10,6 +10,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import F
 from django.test import Client
 
+from chat import formatting
 from chat.models import Message, Room
 
 PASSWORD = "correct-horse-battery-9"
@@ -84,7 +85,14 @@ def post_messages(room: Room, author: AbstractBaseUser, count: int) -> list[Mess
     """Store `count` messages directly, numbered after the room's counter (fast setup)."""
     start = Room.objects.get(pk=room.pk).last_seq
     rows = Message.objects.bulk_create(
-        Message(room=room, author=author, body=f"message {start + i}", seq=start + i, rev=start + i)
+        Message(
+            room=room,
+            author=author,
+            body=f"message {start + i}",
+            body_html=formatting.render(f"message {start + i}"),
+            seq=start + i,
+            rev=start + i,
+        )
         for i in range(1, count + 1)
     )
     Room.objects.filter(pk=room.pk).update(last_seq=F("last_seq") + count)

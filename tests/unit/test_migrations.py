@@ -136,3 +136,46 @@ def test_direct_message_members_keep_hearing_every_message_and_rooms_start_at_me
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
     executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+def test_stored_messages_are_rendered_once_with_their_mentions_and_deleted_ones_are_not(
+    make_user,
+):
+    alice = make_user("alice")
+    make_user("gone", is_active=False)
+    before, after = (
+        ("chat", "0012_merge_0010_message_room_index_0011"),
+        (
+            "chat",
+            "0013_message_body_html",
+        ),
+    )
+    executor = MigrationExecutor(connection)
+    executor.migrate([before])
+    apps = executor.loader.project_state([before]).apps
+    Room, Message = apps.get_model("chat", "Room"), apps.get_model("chat", "Message")
+    room = Room.objects.create(name="Old", slug="old", last_seq=3)
+    for seq, body, deleted in [
+        (1, "**hi** @alice @gone", None),
+        (2, "<script>x</script>", None),
+        (3, "secret", "2026-01-01T00:00:00Z"),
+    ]:
+        Message.objects.create(
+            room_id=room.pk, author_id=alice.pk, body=body, seq=seq, rev=seq, deleted_at=deleted
+        )
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([after])
+
+    Message = executor.loader.project_state([after]).apps.get_model("chat", "Message")
+    rendered = dict(Message.objects.filter(room_id=room.pk).values_list("seq", "body_html"))
+    assert rendered == {
+        1: '<p><strong>hi</strong> <button type="button" class="mention person"'
+        ' data-username="alice" aria-haspopup="dialog" aria-expanded="false">@alice</button>'
+        " @gone</p>",
+        2: "<p>&lt;script&gt;x&lt;/script&gt;</p>",
+        3: "",
+    }
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())

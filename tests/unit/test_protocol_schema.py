@@ -91,6 +91,7 @@ def sample_message(**fields) -> Message:
         "room": Room(slug="general", name="General"),
         "author": get_user_model()(username="alice"),
         "body": "hi",
+        "body_html": "<p>hi</p>",
         "created_at": now,
         "client_id": "3f1c",
     }

@@ -57,7 +57,8 @@ export class MessageLog {
   edit(view, msg) {
     const li = this.storedLine(view, msg.id);
     if (!li) return;
-    renderBody(li.querySelector(".body"), msg.body, this.me);
+    renderBody(li.querySelector(".body"), msg, this.me);
+    li.dataset.body = msg.body;
     li.dataset.rev = String(msg.rev);
     markEdited(li);
   }
@@ -162,7 +163,7 @@ export class MessageLog {
     const form = document.createElement("form");
     form.className = "edit";
     const input = document.createElement("textarea");
-    input.value = body.textContent;
+    input.value = li.dataset.body ?? body.textContent;
     input.maxLength = this.maxLength;
     input.setAttribute("aria-label", "Edit message");
     const save = document.createElement("button");

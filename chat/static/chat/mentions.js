@@ -8,7 +8,7 @@ const EVERYONE = [
   { name: "here", hint: "everyone connected now" },
 ];
 // The "@word" being typed, ending at the caret: the same start as a mention on the server
-// (services.MENTION_RE: not after a letter, digit, "@" or ".").
+// (formatting.MENTION_RE: not after a letter, digit, "@" or ".").
 const TYPING_MENTION = /(?:^|[^\p{L}\p{N}_@.])@([\p{L}\p{N}_.+-]*)$/u;
 
 // room(): the slug of the room on screen. Returns {key(event)}: true when the key was the

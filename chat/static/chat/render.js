@@ -1,8 +1,8 @@
 // The one message line. Its markup is the page's <template id="message-line">, which the
 // server renders from the same include as the history (templates/chat/_message.html); every
-// line on screen, server-rendered or live, is then filled by fillLine. User text only ever
-// reaches the page through textContent.
-const MENTION = /(^|[^\w@.])@([\w.+-][\w.@+-]{0,149})/g;
+// line on screen, server-rendered or live, is then filled by fillLine. The only HTML that
+// reaches the page is a message's `html`, rendered and sanitised by the server when the
+// message was stored (chat/formatting.py); any other user text goes through textContent.
 
 // A message's time in the viewer's own time zone (the browser's): "14:05" on the line, and
 // the full date on hover ("Tuesday, 3 June 2025 at 14:05").
@@ -16,22 +16,20 @@ export function formatFullDate(iso, locales = []) {
   return isNaN(date) ? "" : date.toLocaleString(locales, { dateStyle: "full", timeStyle: "short" });
 }
 
-// The body as text, with each @mention in a span of its own (never as HTML); `me`'s own
-// name is marked.
-export function renderBody(node, text, me) {
-  node.replaceChildren();
-  let at = 0;
-  for (const match of text.matchAll(MENTION)) {
-    const start = match.index + match[1].length;
-    const name = match[2].replace(/\.+$/, "");
-    node.append(text.slice(at, start));
-    const span = document.createElement("span");
-    span.className = name === me ? "mention me" : "mention";
-    span.textContent = `@${name}`;
-    node.append(span);
-    at = start + 1 + name.length;
+// A line's body: the server's HTML for a stored message (`html`), or, for a line of the
+// outbox not stored yet, the text as typed. `html: null` is a server-rendered line's: its
+// body is on the page already. Mentions of `me` are marked.
+export function renderBody(node, msg, me) {
+  if (typeof msg.html === "string") {
+    const template = document.createElement("template"); // parsed inert: nothing loads or runs
+    template.innerHTML = msg.html;
+    node.replaceChildren(template.content);
+  } else if (msg.html !== null) {
+    node.textContent = msg.body;
   }
-  node.append(text.slice(at));
+  for (const mention of node.querySelectorAll(".mention")) {
+    mention.classList.toggle("me", Boolean(me) && mention.dataset.username === me);
+  }
 }
 
 // A user's avatar colour (chat.css: .avatar.hue-0 … hue-11), from their username: the same
@@ -75,7 +73,8 @@ export function markEdited(li) {
   li.querySelector("time").after(" ", note);
 }
 
-// What a server-rendered line shows, as a MSG object.
+// What a server-rendered line shows, as a MSG object; its body stays as the server
+// rendered it (`html: null`), its source is the line's data-body.
 export function lineMessage(li) {
   return {
     id: Number(li.dataset.id),
@@ -84,7 +83,8 @@ export function lineMessage(li) {
     author: li.dataset.author,
     author_display: li.querySelector(".author").textContent,
     author_avatar: li.querySelector("img.avatar")?.getAttribute("src") || "",
-    body: li.querySelector(".body").textContent,
+    body: li.dataset.body || "",
+    html: null,
     created: li.querySelector("time").dateTime || null,
     edited: li.querySelector(".edited") !== null,
     client_id: li.dataset.clientId || null,
@@ -102,6 +102,7 @@ export function fillLine(li, msg, me) {
     li.dataset.author = msg.author;
   }
   if (msg.client_id) li.dataset.clientId = msg.client_id;
+  li.dataset.body = msg.body; // the source an edit starts from
   const author = li.querySelector(".author");
   author.textContent = msg.author_display || msg.author;
   author.dataset.username = msg.author; // the profile card's name, whatever is shown
@@ -113,7 +114,7 @@ export function fillLine(li, msg, me) {
   time.textContent = msg.created ? formatTime(msg.created) : "";
   if (msg.created) time.title = formatFullDate(msg.created);
   else time.removeAttribute("title");
-  renderBody(li.querySelector(".body"), msg.body, me);
+  renderBody(li.querySelector(".body"), msg, me);
   if (msg.edited) markEdited(li);
 }
 
