@@ -148,7 +148,7 @@ def test_a_display_name_shows_beside_messages_and_its_card_still_names_the_accou
     try:
         bob.goto(f"{live_site.base_url}/account/")
         bob.get_by_label("Display name").fill("Robert T.")
-        bob.get_by_role("button", name="Save").click()
+        bob.get_by_role("button", name="Save", exact=True).click()
         expect(bob.get_by_text("Robert T.").first).to_be_visible()
         bob.goto(f"{live_site.base_url}/chat/general/")
         expect(bob.locator("#status")).to_have_text("Connected", timeout=TIMEOUT_MS)
@@ -251,7 +251,7 @@ def test_the_account_page_changes_what_another_users_open_tab_shows(
         carol.get_by_label("Avatar").set_input_files(
             {"name": "me.png", "mimeType": "image/png", "buffer": avatar_png()}
         )
-        carol.get_by_role("button", name="Save").click()
+        carol.get_by_role("button", name="Save", exact=True).click()
         expect(carol.locator(".flash")).to_contain_text("Your account is saved.")
         expect(carol.locator(".account-preview img.avatar")).to_have_count(1)
         carol.goto(f"{live_site.base_url}/chat/general/")

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from playwright.sync_api import Browser, expect
 
+from chat import formatting
 from tests.support.browser import TIMEOUT_MS, expect_message_once, say, sign_in_to_general
 from tests.support.live_server import RestartableSite
 
@@ -32,9 +33,18 @@ def seed_history(database: str) -> None:
             seq = last_seq + i
             body = "where is the <needle> in this haystack?" if i == SOUGHT else f"hay {i}"
             db.execute(
-                "INSERT INTO chat_message (room_id, author_id, body, seq, rev, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                [room_id, bob_id, body, seq, seq, (start + timedelta(minutes=i)).isoformat(" ")],
+                "INSERT INTO chat_message"
+                " (room_id, author_id, body, body_html, seq, rev, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    room_id,
+                    bob_id,
+                    body,
+                    formatting.render(body),  # as the site stores it (chat/formatting.py)
+                    seq,
+                    seq,
+                    (start + timedelta(minutes=i)).isoformat(" "),
+                ],
             )
         db.execute("UPDATE chat_room SET last_seq = ? WHERE id = ?", [last_seq + HISTORY, room_id])
     db.close()
