@@ -141,6 +141,22 @@ def test_only_the_newest_matches_are_ranked_and_more_says_older_ones_matched(
     assert by_filters.more
 
 
+def test_a_thousand_matches_are_ranked_in_one_query_on_either_engine(alice, general, settings):
+    assert settings.CHAT_SEARCH_MAX_MATCHES == 1000  # more ids than SQLite once took
+    Message.objects.bulk_create(
+        Message(room=general, author=alice, body=f"kiwi {'kiwi ' * (i % 3)}{i}", seq=i, rev=i)
+        for i in range(1, 1002)
+    )
+    newest = set(Message.objects.order_by("-created_at", "-pk").values_list("pk", flat=True)[:1000])
+
+    with CaptureQueriesContext(connection) as queries:
+        result = selectors.messages_search(user=alice, query=parse_search("kiwi"))
+
+    assert (set(result.ids), len(result.ids), result.more) == (newest, 1000, True)
+    assert "kiwi kiwi kiwi" in Message.objects.get(pk=result.ids[0]).body
+    assert len(queries.captured_queries) == 2
+
+
 def test_a_message_deleted_after_it_was_found_is_left_out_of_the_page(alice, general):
     first, gone, last = (say(general, alice, f"kiwi number {i}") for i in range(3))
     ids = selectors.messages_search(user=alice, query=parse_search("kiwi")).ids
