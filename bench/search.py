@@ -7,7 +7,8 @@ from a 2,000-word vocabulary with a Zipf-like spread (a few words in a large sha
 the messages, most in few), spread over 180 days. Then, signed in as alice through
 Django's test client (the view, its queries, the snippets and the template; DEBUG off),
 each query's first page is fetched 3 times to warm up and --repeat times timed: the table
-gives p50 and p95 and how many messages it found.
+gives p50 and p95 and how many messages the page says it found (">1000": more than the
+CHAT_SEARCH_MAX_MATCHES it ranks).
 
     .venv/bin/python bench/search.py [--messages 200000] [--repeat 40] [--keep] [--reuse]
 
