@@ -7,9 +7,13 @@ from a 2,000-word vocabulary with a Zipf-like spread (a few words in a large sha
 the messages, most in few), spread over 180 days. Then, signed in as alice through
 Django's test client (the view, its queries, the snippets and the template; DEBUG off),
 each query's first page is fetched 3 times to warm up and --repeat times timed: the table
-gives p50 and p95 and how many messages it found.
+gives p50 and p95 and how many messages the page says it found (">1000": more than the
+CHAT_SEARCH_MAX_MATCHES it ranks).
 
-    .venv/bin/python bench/search.py [--messages 200000] [--repeat 40]
+    .venv/bin/python bench/search.py [--messages 200000] [--repeat 40] [--keep] [--reuse]
+
+--keep leaves the database there afterwards; --reuse measures the one a --keep run left
+(migrated to the latest, not seeded again: seeding 200,000 messages takes about a minute).
 
 Needs PostgreSQL at DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test, whose
 server it uses); the SQLite FTS5 engine is for laptops and is not measured here.
@@ -97,29 +101,39 @@ def seed(messages: int) -> None:
 
 
 def explain_queries(user: object) -> None:
-    """EXPLAIN ANALYZE each query's count, first page and snippets, to stderr."""
-    from chat import fulltext, selectors
+    """EXPLAIN ANALYZE of each query a search's first page runs (the matches, their ranking,
+    the page's rows, its snippets), to stderr."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from chat import selectors
     from chat.search_query import parse_search
 
     for label, text in QUERIES.items():
         query = parse_search(text)
-        found = selectors.messages_search(user=user, query=query)
-        page = list(found[:20])
-        print(f"--- {label}: count\n{found.explain(analyze=True)}", file=sys.stderr)
-        print(f"--- {label}: page\n{found[:20].explain(analyze=True)}", file=sys.stderr)
-        began = time.perf_counter()
-        fulltext.snippets([m.pk for m in page], query.text)
-        took = (time.perf_counter() - began) * 1000
-        print(f"--- {label}: snippets {took:.1f} ms", file=sys.stderr)
+        with CaptureQueriesContext(connection) as queries:
+            found = selectors.messages_search(user=user, query=query)
+            selectors.search_hits(ids=found.ids[:20], text=query.text)
+        for done in queries.captured_queries:
+            if done["sql"].startswith("SELECT"):
+                with connection.cursor() as cursor:
+                    cursor.execute(f"EXPLAIN ANALYZE {done['sql']}")
+                    plan = "\n".join(line for (line,) in cursor.fetchall())
+                sql = done["sql"][:300]
+                print(f"--- {label} ({done['time']} s)\n{sql}\n{plan}", file=sys.stderr)
 
 
-def measure(messages: int, repeat: int, explain: bool) -> list[tuple[str, float, float, int]]:
-    """Make, fill and measure the database; drop it afterwards."""
+def measure(
+    messages: int, repeat: int, *, explain: bool, keep: bool, reuse: bool
+) -> list[tuple[str, float, float, str]]:
+    """Make, fill and measure the database (or with `reuse`, the one left by `keep`); drop
+    it afterwards unless `keep`."""
     import django
     from django.conf import settings
 
     django.setup()
     from django.contrib.auth import get_user_model
+    from django.core.management import call_command
     from django.db import connection
     from django.test import Client
 
@@ -130,15 +144,25 @@ def measure(messages: int, repeat: int, explain: bool) -> list[tuple[str, float,
     settings.CHAT_PRESENCE_REDIS_URL = settings.CHAT_LIMITS_REDIS_URL = ""
     assert connection.vendor == "postgresql", "set DATABASE_URL to a PostgreSQL server"
     settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = DATABASE_NAME
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    old_name = connection.settings_dict["NAME"]
+    if reuse:
+        connection.close()
+        settings.DATABASES["default"]["NAME"] = connection.settings_dict["NAME"] = DATABASE_NAME
+        call_command("migrate", verbosity=0)
+    else:
+        connection.creation.create_test_db(verbosity=0, autoclobber=True)
     try:
-        began = time.perf_counter()
-        seed(messages)
+        if not reuse:
+            began = time.perf_counter()
+            seed(messages)
+            took = time.perf_counter() - began
+            print(f"seeded {messages} messages in {took:.0f} s", file=sys.stderr)
         with connection.cursor() as cursor:
             # Every table, as autovacuum would after a load: with chat_room unanalyzed the
             # planner guessed 2 readable rooms and ran the GIN scan once per room, 111 times.
             cursor.execute("VACUUM ANALYZE")
-        print(f"seeded {messages} messages in {time.perf_counter() - began:.0f} s", file=sys.stderr)
+            cursor.execute("SELECT count(*) FROM chat_message")
+            print(f"{cursor.fetchone()[0]} messages", file=sys.stderr)
         client = Client()
         client.force_login(get_user_model().objects.get(username="alice"))
         if explain:
@@ -153,11 +177,16 @@ def measure(messages: int, repeat: int, explain: bool) -> list[tuple[str, float,
                 began = time.perf_counter()
                 client.get("/search/", {"q": text})
                 times.append((time.perf_counter() - began) * 1000)
-            count = int(re.search(r'id="search-count">(\d+)', response.content.decode())[1])
+            html = response.content.decode()
+            said = re.search(r'id="search-count"[^>]*>(More than )?(\d+)', html)
+            count = (">" if said[1] else "") + said[2]
             p95 = statistics.quantiles(times, n=20)[18]
             results.append((f"{label} `{text}`", statistics.median(times), p95, count))
     finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
+        if keep:
+            connection.close()
+        else:
+            connection.creation.destroy_test_db(old_name, verbosity=0)
     return results
 
 
@@ -166,10 +195,14 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=40)
     parser.add_argument("--explain", action="store_true", help="query plans to stderr")
+    parser.add_argument("--keep", action="store_true", help="leave the database afterwards")
+    parser.add_argument("--reuse", action="store_true", help="measure the one --keep left")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
     os.environ.setdefault("DATABASE_URL", POSTGRES_URL)
-    rows = measure(args.messages, args.repeat, args.explain)
+    rows = measure(
+        args.messages, args.repeat, explain=args.explain, keep=args.keep, reuse=args.reuse
+    )
     print(
         f"| query | p50 ms | p95 ms | found |  ({args.messages} messages, --repeat {args.repeat})"
     )

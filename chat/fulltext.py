@@ -9,6 +9,7 @@ characters MARK_START and MARK_END, removed from the text before it is indexed, 
 they return are ours: `highlight` escapes the text and only then turns them into <mark>.
 """
 
+import json
 import re
 
 from django.db import connection
@@ -17,6 +18,8 @@ from django.db.models import BooleanField, FloatField, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+
+from .models import Message
 
 MARK_START, MARK_END = "\x02", "\x03"
 SNIPPET_WORDS = 24  # about this many words around the hits
@@ -126,13 +129,14 @@ def fts5_query(text: str) -> str:
 
 
 def matching(messages: QuerySet, text: str) -> QuerySet:
-    """`messages` whose body matches `text`, each annotated with `rank` (higher: better)."""
+    """`messages` whose body matches `text` (unranked: rank the few kept with `ranked`)."""
     if connection.vendor == "postgresql":
-        query = f"websearch_to_tsquery('{PG_CONFIG}'::regconfig, %s)"
-        column = f'"chat_message"."{PG_COLUMN}"'
-        found = RawSQL(f"{column} @@ {query}", [text], output_field=BooleanField())
-        rank = RawSQL(f"ts_rank({column}, {query})", [text], output_field=FloatField())
-        return messages.filter(found).annotate(rank=rank)
+        found = RawSQL(
+            f'"chat_message"."{PG_COLUMN}" @@ websearch_to_tsquery(\'{PG_CONFIG}\'::regconfig, %s)',
+            [text],
+            output_field=BooleanField(),
+        )
+        return messages.filter(found)
     expression = fts5_query(text)
     if not expression:
         return messages.none()
@@ -141,13 +145,41 @@ def matching(messages: QuerySet, text: str) -> QuerySet:
         [expression],
         output_field=BooleanField(),
     )
-    rank = RawSQL(
-        f"(SELECT -bm25({FTS_TABLE}) FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s"
-        f' AND rowid = "chat_message"."id")',
-        [expression],
-        output_field=FloatField(),
+    return messages.filter(found)
+
+
+def ranked(ids: list[int], text: str) -> list[int]:
+    """`ids` (messages that match `text`) best match first, then newest first.
+
+    Ranks only these: ranking in the query that finds the matches would rank every match,
+    77,000 rows for a word in a third of 200,000 messages, before keeping the newest."""
+    if not ids:
+        return []
+    # The ids as one parameter, not a thousand (SQLite before 3.32 takes 999 at most).
+    if connection.vendor == "postgresql":
+        among = RawSQL('"chat_message"."id" = ANY(%s)', [list(ids)], output_field=BooleanField())
+        rank = RawSQL(
+            f'ts_rank("chat_message"."{PG_COLUMN}",'
+            f" websearch_to_tsquery('{PG_CONFIG}'::regconfig, %s))",
+            [text],
+            output_field=FloatField(),
+        )
+    else:
+        among = RawSQL(
+            '"chat_message"."id" IN (SELECT value FROM json_each(%s))',
+            [json.dumps(list(ids))],
+            output_field=BooleanField(),
+        )
+        rank = RawSQL(
+            f"(SELECT -bm25({FTS_TABLE}) FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s"
+            f' AND rowid = "chat_message"."id")',
+            [fts5_query(text)],
+            output_field=FloatField(),
+        )
+    ordered = (
+        Message.objects.filter(among).annotate(rank=rank).order_by("-rank", "-created_at", "-pk")
     )
-    return messages.filter(found).annotate(rank=rank)
+    return list(ordered.values_list("pk", flat=True))
 
 
 def snippets(ids: list[int], text: str) -> dict[int, str]:

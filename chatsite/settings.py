@@ -240,6 +240,9 @@ CHAT_REPLAY_LIMIT = 500  # messages at most in a `join` with `since`
 CHAT_HISTORY_LIMIT = 100  # cap on `history` limit
 CHAT_PEOPLE_PAGE_SIZE = 50  # people on a page of the directory (/people/)
 CHAT_SEARCH_PAGE_SIZE = 20  # results on a page of the message search (/search/)
+# A search ranks at most this many of its newest matches (and counts no further): a word
+# found in every third of 200,000 messages costs what a rare one does (docs/performance.md).
+CHAT_SEARCH_MAX_MATCHES = 1000
 # Rooms on a page of the lobby: no more than one socket follows (CHAT_MAX_ROOMS_PER_SOCKET),
 # so the lobby's live counts cover every room it lists.
 CHAT_LOBBY_PAGE_SIZE = 50

@@ -105,9 +105,17 @@ def people(request: HttpRequest) -> HttpResponse:
 def search(request: HttpRequest) -> HttpResponse:
     """Messages the user may read that match `?q=` (words, and the filters `in:room`,
     `from:user`, `after:YYYY-MM-DD`, `before:YYYY-MM-DD`), best first, a page at a time; each
-    opens its room at the message. Signed-in users only, like the people directory."""
+    opens its room at the message. Signed-in users only, like the people directory. Of many
+    matches, only the newest CHAT_SEARCH_MAX_MATCHES are ranked and paged (`more` says so)."""
     query = request.GET.get("q", "")
-    context: dict = {"query": query[:400], "page": None, "hits": [], "error": None}
+    context: dict = {
+        "query": query[:400],
+        "page": None,
+        "hits": [],
+        "error": None,
+        "more": False,
+        "max_matches": settings.CHAT_SEARCH_MAX_MATCHES,
+    }
     status = 200
     try:
         parsed = parse_search(query)
@@ -116,12 +124,11 @@ def search(request: HttpRequest) -> HttpResponse:
     else:
         if not parsed.is_empty():
             found = selectors.messages_search(user=request.user, query=parsed)
-            paginator = Paginator(found, settings.CHAT_SEARCH_PAGE_SIZE)
+            paginator = Paginator(found.ids, settings.CHAT_SEARCH_PAGE_SIZE)
             page = paginator.get_page(request.GET.get("page"))
             context["page"] = page
-            context["hits"] = selectors.search_hits(
-                messages=list(page.object_list), text=parsed.text
-            )
+            context["more"], context["ranked"] = found.more, bool(parsed.text)
+            context["hits"] = selectors.search_hits(ids=list(page.object_list), text=parsed.text)
     return render(request, "chat/search.html", context, status=status)
 
 

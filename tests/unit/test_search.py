@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.test.utils import CaptureQueriesContext
 
 from chat import fulltext, selectors, services
 from chat.models import Message, Room
@@ -32,7 +33,8 @@ def say(room: Room, author: Any, body: str, **fields: Any) -> Message:
 def found(user: Any, raw: str) -> list[str]:
     """The bodies `raw` finds for `user`, in the order found."""
     query = parse_search(raw)
-    return [m.body for m in selectors.messages_search(user=user, query=query)]
+    ids = selectors.messages_search(user=user, query=query).ids
+    return [hit.message.body for hit in selectors.search_hits(ids=ids, text=query.text)]
 
 
 # The query box -------------------------------------------------------------------------
@@ -113,6 +115,57 @@ def test_the_best_match_comes_first(alice, general):
     results = found(alice, "kiwi")
     assert len(results) == 2
     assert results[0] == "kiwi kiwi kiwi"
+
+
+def test_only_the_newest_matches_are_ranked_and_more_says_older_ones_matched(
+    alice, general, settings
+):
+    day = lambda d: datetime(2026, 3, d, 12, tzinfo=UTC)  # noqa: E731
+    for d in (2, 3, 4):
+        say(general, alice, f"one kiwi in a longer message about fruit, day {d}", created_at=day(d))
+    say(general, alice, "kiwi kiwi kiwi", created_at=day(1))  # the best, the oldest (by date)
+
+    settings.CHAT_SEARCH_MAX_MATCHES = 4
+    every = selectors.messages_search(user=alice, query=parse_search("kiwi"))
+    settings.CHAT_SEARCH_MAX_MATCHES = 3
+    newest = selectors.messages_search(user=alice, query=parse_search("kiwi"))
+    by_filters = selectors.messages_search(user=alice, query=parse_search("from:alice"))
+
+    bodies = lambda ids: [Message.objects.get(pk=pk).body for pk in ids]  # noqa: E731
+    assert (bodies(every.ids)[0], len(every.ids), every.more) == ("kiwi kiwi kiwi", 4, False)
+    assert "kiwi kiwi kiwi" not in bodies(newest.ids)
+    assert (len(newest.ids), newest.more) == (3, True)
+    assert bodies(by_filters.ids) == [
+        f"one kiwi in a longer message about fruit, day {d}" for d in (4, 3, 2)
+    ]
+    assert by_filters.more
+
+
+def test_a_thousand_matches_are_ranked_in_one_query_on_either_engine(alice, general, settings):
+    assert settings.CHAT_SEARCH_MAX_MATCHES == 1000  # more ids than SQLite once took
+    Message.objects.bulk_create(
+        Message(room=general, author=alice, body=f"kiwi {'kiwi ' * (i % 3)}{i}", seq=i, rev=i)
+        for i in range(1, 1002)
+    )
+    newest = set(Message.objects.order_by("-created_at", "-pk").values_list("pk", flat=True)[:1000])
+
+    with CaptureQueriesContext(connection) as queries:
+        result = selectors.messages_search(user=alice, query=parse_search("kiwi"))
+
+    assert (set(result.ids), len(result.ids), result.more) == (newest, 1000, True)
+    assert "kiwi kiwi kiwi" in Message.objects.get(pk=result.ids[0]).body
+    assert len(queries.captured_queries) == 2
+
+
+def test_a_message_deleted_after_it_was_found_is_left_out_of_the_page(alice, general):
+    first, gone, last = (say(general, alice, f"kiwi number {i}") for i in range(3))
+    ids = selectors.messages_search(user=alice, query=parse_search("kiwi")).ids
+    services.message_delete(message=gone)
+
+    hits = selectors.search_hits(ids=ids, text="kiwi")
+
+    assert [hit.message.pk for hit in hits] == [pk for pk in ids if pk != gone.pk]
+    assert {first.pk, last.pk} == {hit.message.pk for hit in hits}
 
 
 def test_an_edit_is_found_by_its_new_text_only_and_a_deleted_message_never(alice, general):
@@ -202,8 +255,7 @@ def test_snippets_mark_the_hits_and_escape_the_text_the_user_wrote(alice, genera
     say(general, alice, "deploy & co <img src=x onerror=alert(1)> \x02c\x03 <script>x</script>")
 
     (hit,) = selectors.search_hits(
-        messages=list(selectors.messages_search(user=alice, query=parse_search("deploy"))),
-        text="deploy",
+        ids=selectors.messages_search(user=alice, query=parse_search("deploy")).ids, text="deploy"
     )
     assert hit.snippet.startswith("<mark>deploy</mark>")
     assert "deploy</mark> &amp; co" in hit.snippet
@@ -237,6 +289,42 @@ def test_the_search_page_lists_results_that_open_the_room_at_the_message(
     assert "<mark>standup</mark>" in html
     assert "q=standup%20in%3Ageneral&amp;page=2" in html
     assert len(second.context["hits"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"), [("kiwi", "the best of the latest 2"), ("in:general", "the latest 2")]
+)
+def test_the_search_page_says_when_only_the_latest_matches_are_shown(
+    client, alice, general, settings, raw, shown
+):
+    settings.CHAT_SEARCH_MAX_MATCHES, settings.CHAT_SEARCH_PAGE_SIZE = 2, 1
+    for i in range(3):
+        say(general, alice, f"kiwi {i}")
+    client.force_login(alice)
+
+    response = client.get("/search/", {"q": raw})
+
+    assert f"More than 2 messages found: {shown} are shown" in response.content.decode()
+    assert response.context["page"].paginator.num_pages == 2
+
+
+def test_the_search_page_counts_no_matches_and_runs_as_many_queries_for_many(
+    client, alice, general, settings
+):
+    settings.CHAT_SEARCH_MAX_MATCHES, settings.CHAT_SEARCH_PAGE_SIZE = 10, 5
+    client.force_login(alice)
+    say(general, alice, "kiwi alone")
+    client.get("/search/", {"q": "kiwi"})  # the session and the like, cached from here on
+    with CaptureQueriesContext(connection) as few:
+        client.get("/search/", {"q": "kiwi"})
+    for i in range(30):
+        say(general, alice, f"kiwi {i}")
+    with CaptureQueriesContext(connection) as many:
+        response = client.get("/search/", {"q": "kiwi"})
+
+    assert len(response.context["hits"]) == 5
+    assert len(many.captured_queries) == len(few.captured_queries)
+    assert not [q["sql"] for q in many.captured_queries if "COUNT(" in q["sql"].upper()]
 
 
 def test_the_search_page_refuses_a_bad_query_with_what_to_fix(client, alice):
