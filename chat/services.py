@@ -703,15 +703,9 @@ def room_unarchive_as(*, room: Room, by: AbstractBaseUser) -> bool:
 
 def membership_star(*, room: Room, user: AbstractBaseUser, starred: bool) -> Membership:
     """Star (list first) or unstar one of the user's rooms; every tab of theirs hears it."""
-    with transaction.atomic():
-        membership = Membership.objects.select_for_update().filter(room=room, user=user).first()
-        if membership is None:
-            raise ChatError(ErrorCode.BAD_REQUEST, "Join the room to star it.")
-        if membership.starred != starred:
-            membership.starred = starred
-            membership.save(update_fields=["starred"])
-            _membership_announce(membership, member=True)
-    return membership
+    return _membership_set(
+        room=room, user=user, refusal="Join the room to star it.", starred=starred
+    )
 
 
 def membership_notify(*, room: Room, user: AbstractBaseUser, notify: str) -> Membership:
@@ -721,13 +715,25 @@ def membership_notify(*, room: Room, user: AbstractBaseUser, notify: str) -> Mem
     if notify not in Membership.Notify.values:
         choices = ", ".join(Membership.Notify.values)
         raise ChatError(ErrorCode.BAD_REQUEST, f"Notify must be one of: {choices}.")
+    refusal = "Join the room to choose its notifications."
+    return _membership_set(room=room, user=user, refusal=refusal, notify=notify)
+
+
+def _membership_set(
+    *, room: Room, user: AbstractBaseUser, refusal: str, **fields: object
+) -> Membership:
+    """Change the user's own settings of one of their rooms (`fields` of their Membership),
+    under its row lock; every tab of theirs hears it if anything changed. Not a member:
+    bad_request, saying `refusal`."""
     with transaction.atomic():
         membership = Membership.objects.select_for_update().filter(room=room, user=user).first()
         if membership is None:
-            raise ChatError(ErrorCode.BAD_REQUEST, "Join the room to choose its notifications.")
-        if membership.notify != notify:
-            membership.notify = notify
-            membership.save(update_fields=["notify"])
+            raise ChatError(ErrorCode.BAD_REQUEST, refusal)
+        changed = [name for name, value in fields.items() if getattr(membership, name) != value]
+        if changed:
+            for name in changed:
+                setattr(membership, name, fields[name])
+            membership.save(update_fields=changed)
             _membership_announce(membership, member=True)
     return membership
 
