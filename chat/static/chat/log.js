@@ -194,9 +194,10 @@ export class MessageLog {
   togglePalette(li, view, opener) {
     const open = li.querySelector(".palette");
     const close = () => {
+      // Focus first: while focus is in the line its actions stay visible, so focusable.
+      opener.focus();
       li.querySelector(".palette")?.remove();
       opener.setAttribute("aria-expanded", "false");
-      opener.focus();
     };
     if (open) return close();
     const palette = document.createElement("div");
