@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
 
-from . import visible_text
+from . import reactions, visible_text
 
 # Direct-message rooms get slugs in this namespace (random ones, chat/services.py); no other
 # room may take one, so nobody can make a room that looks like, or stands in for, a DM.
@@ -267,3 +267,30 @@ class Profile(models.Model):
     def avatar_url(self) -> str:
         """The uploaded avatar's URL, or "" for the initials."""
         return self.avatar.url if self.avatar else ""
+
+
+def validate_reaction_emoji(value: str) -> None:
+    if value not in reactions.PALETTE:
+        raise ValidationError("Not one of the reaction emoji.", code="reaction_emoji")
+
+
+class Reaction(models.Model):
+    """One user's emoji on one message. Toggling one takes the room's next seq (the
+    message's new `rev`), as an edit does, so replays carry it (services.reaction_set)."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reactions")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_reactions"
+    )
+    emoji = models.CharField(max_length=16, validators=[validate_reaction_emoji])  # as in PALETTE
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "user", "emoji"], name="reaction_message_user_emoji_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.emoji} by {self.user_id} on {self.message_id}"

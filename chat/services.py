@@ -12,13 +12,14 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from . import access, formatting, selectors, visible_text
+from . import access, formatting, reactions, selectors, visible_text
 from .models import (
     Announcement,
     Ban,
     Membership,
     Message,
     Profile,
+    Reaction,
     ReadState,
     Room,
     slug_is_reserved,
@@ -238,6 +239,38 @@ def message_edit(*, room: Room, message_id: int, editor: AbstractBaseUser, body:
     return message
 
 
+def reaction_set(
+    *, room: Room, message_id: int, user: AbstractBaseUser, emoji: str, on: bool
+) -> Message:
+    """Put the user's `emoji` on a live message of `room` (`on`), or take it back.
+
+    A change takes the room's next seq (the message's new `rev`), as an edit does, and the
+    room hears `message_reactions` with the message's whole summary after commit; so a
+    client that missed it finds the message in its next `since` replay. Asking for what
+    already holds changes nothing and takes no seq (a retried request is safe), though it
+    is checked like a change: who may not write in the room (`_next_seq`) is refused.
+    An emoji outside the palette (chat/reactions.py) is refused."""
+    canonical = reactions.canonical(emoji)
+    if canonical is None:
+        raise ChatError(ErrorCode.BAD_REQUEST, "That emoji is not one of the reactions.")
+    message = _message_for_change(room=room, message_id=message_id)
+    with transaction.atomic():
+        seq = _next_seq(room, actor_id=user.pk)
+        # Under the room's lock: the message may have been deleted since it was read above.
+        if not Message.objects.filter(pk=message.pk, deleted_at__isnull=True).exists():
+            raise ChatError(ErrorCode.NOT_FOUND, f"No message {message_id} in this room.")
+        mine = Reaction.objects.filter(message=message, user=user, emoji=canonical)
+        if on and not mine.exists():
+            Reaction.objects.create(message=message, user=user, emoji=canonical)
+        elif on or not mine.delete()[0]:
+            transaction.set_rollback(True)  # give the seq back: nothing changed
+            return message
+        Message.objects.filter(pk=message.pk).update(rev=seq)
+        message.rev = seq
+        events.broadcast_on_commit(room.pk, events.message_reactions_frame(message))
+    return message
+
+
 def message_delete_as(*, room: Room, message_id: int, user: AbstractBaseUser) -> Message:
     """Delete a message of `room` as `user` (from the socket): its author may, any time; so
     may staff (moderators); others get forbidden. Raises not_found for a message already
@@ -396,6 +429,7 @@ def _delete(message: Message, *, actor_id: int | None) -> bool:
         if not updated:
             transaction.set_rollback(True)  # give the seq back: nothing happened
             return False
+        Reaction.objects.filter(message=message).delete()  # a deleted message shows none
         message.deleted_at, message.rev = now, seq
         events.broadcast_on_commit(
             room.pk,

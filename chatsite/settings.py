@@ -250,6 +250,9 @@ CHAT_LOBBY_PAGE_SIZE = 50
 # one WebSocket frame (daphne sends none over 1 MiB); a longer page is cut, with has_more.
 CHAT_FRAME_BUDGET_BYTES = 512 * 1024
 CHAT_EDIT_WINDOW_SECONDS = 15 * 60  # authors may edit a message this long after posting it
+# A message's reaction summary names at most this many people per emoji (the first to
+# react); its count is always the full one.
+CHAT_REACTION_NAMES = 50
 # @room and @here notify a whole room: anyone may use them in a room of fewer members than
 # this (and in DMs); in a larger room only its owners and staff (Zulip's default is 15 too).
 CHAT_EVERYONE_MENTION_MEMBERS = 15
@@ -259,6 +262,7 @@ CHAT_RATE_LIMIT = os.environ.get("CHAT_RATE_LIMIT", "10/10")
 CHAT_TYPING_RATE_LIMIT = os.environ.get("CHAT_TYPING_RATE_LIMIT", "5/10")
 CHAT_EDIT_RATE_LIMIT = os.environ.get("CHAT_EDIT_RATE_LIMIT", "10/10")  # edits + deletes
 CHAT_READ_RATE_LIMIT = os.environ.get("CHAT_READ_RATE_LIMIT", "20/10")  # stored read marks
+CHAT_REACT_RATE_LIMIT = os.environ.get("CHAT_REACT_RATE_LIMIT", "20/10")  # reactions set
 # Joins and history pages, per user, or per address for anonymous sockets: join/leave churn
 # floods a room with presence, and history pages are the heaviest frames. 60 lets a tab
 # that reconnects rejoin all its rooms (at most 50) at once.

@@ -8,9 +8,10 @@ timestamps (channels-redis serializes them with msgpack).
 import json
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
-from ..models import Message, Profile
+from ..models import Message, Profile, Reaction
 from ..realtime.publisher import publish
 from .errors import ChatError
 
@@ -45,7 +46,8 @@ def message_dict(message: Message) -> dict[str, Any]:
     `rev` is the seq of the message's latest change (== seq until it is edited or deleted);
     `html` is the body as rendered and sanitised when it was written (chat/formatting.py),
     the only HTML a client inserts; a deleted message (only ever in a `since` replay) keeps
-    its ids and loses its body and its HTML."""
+    its ids and loses its body and its HTML. `reactions` is its reaction summary
+    (`reaction_summary`)."""
     deleted = message.deleted_at is not None
     profile = _profile(message)
     return {
@@ -62,7 +64,32 @@ def message_dict(message: Message) -> dict[str, Any]:
         "edited": message.edited_at.isoformat() if message.edited_at else None,
         "deleted": deleted,
         "client_id": message.client_id,
+        "reactions": reaction_summary(message),
     }
+
+
+def reaction_summary(message: Message) -> list[dict[str, Any]]:
+    """The message's reactions, one entry per emoji in the order each was first used:
+    {"emoji", "count", "users"}, `users` the first CHAT_REACTION_NAMES to react with it.
+
+    Selectors load them with a page (`selectors.with_reactions`, as `reaction_rows`); a
+    message loaded without them asks the database, unless it cannot have any: a deleted
+    one, or one never changed since it was posted (rev == seq; every reaction takes a
+    seq), so a new message's broadcast costs no query."""
+    if message.deleted_at is not None or message.rev == message.seq:
+        return []
+    rows = getattr(message, "reaction_rows", None)
+    if rows is None:
+        rows = Reaction.objects.filter(message=message).select_related("user").order_by("pk")
+    summary: dict[str, dict[str, Any]] = {}
+    for reaction in rows:
+        entry = summary.setdefault(
+            reaction.emoji, {"emoji": reaction.emoji, "count": 0, "users": []}
+        )
+        entry["count"] += 1
+        if len(entry["users"]) < settings.CHAT_REACTION_NAMES:
+            entry["users"].append(reaction.user.get_username())
+    return list(summary.values())
 
 
 def _profile(message: Message) -> Profile | None:
@@ -173,6 +200,23 @@ def message_edited_frame(message: Message) -> dict[str, Any]:
         "room": message.room.slug,
         "seq": message.rev,
         "message": message_dict(message),
+    }
+
+
+def reacted_frame(*, room_slug: str, message_id: int, seq: int) -> dict[str, Any]:
+    """The reply to `react`; `seq` is the message's rev (unchanged if nothing changed)."""
+    return {"type": "reacted", "room": room_slug, "id": message_id, "seq": seq}
+
+
+def message_reactions_frame(message: Message) -> dict[str, Any]:
+    """A message's reactions changed: its whole summary, which replaces the one shown;
+    `seq` is the change's own place in the room's sequence (the message's new rev)."""
+    return {
+        "type": "message_reactions",
+        "room": message.room.slug,
+        "id": message.pk,
+        "seq": message.rev,
+        "reactions": reaction_summary(message),
     }
 
 

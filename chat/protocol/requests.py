@@ -9,6 +9,7 @@ from typing import Any
 
 from django.conf import settings
 
+from .. import reactions
 from .errors import ChatError, ErrorCode
 
 MAX_SEQ = 2**63 - 1  # the largest value a PositiveBigIntegerField holds on every database
@@ -71,7 +72,15 @@ class Read:
     seq: int
 
 
-Request = Join | Leave | Send | Typing | History | Ping | Edit | Delete | Read
+@dataclass(frozen=True)
+class React:
+    room: str
+    id: int
+    emoji: str
+    on: bool  # put the reaction on (true) or take it back (false): a retry changes nothing
+
+
+Request = Join | Leave | Send | Typing | History | Ping | Edit | Delete | Read | React
 
 
 def _bad(message: str) -> ChatError:
@@ -163,6 +172,19 @@ def _read(frame: dict[str, Any]) -> Read:
     return Read(room=_room(frame), seq=_required_seq(frame, "seq"))
 
 
+def _react(frame: dict[str, Any]) -> React:
+    on = frame.get("on")
+    if not isinstance(on, bool):
+        raise _bad('"on" must be true (react) or false (take the reaction back).')
+    emoji = frame.get("emoji")
+    canonical = reactions.canonical(emoji) if isinstance(emoji, str) else None
+    if canonical is None:
+        raise _bad(f'"emoji" must be one of the reactions: {" ".join(reactions.PALETTE)}')
+    return React(
+        room=_room(frame), id=_required_seq(frame, "id", minimum=1), emoji=canonical, on=on
+    )
+
+
 PARSERS = {
     "join": _join,
     "leave": _leave,
@@ -173,6 +195,7 @@ PARSERS = {
     "edit": _edit,
     "delete": _delete,
     "read": _read,
+    "react": _react,
 }
 
 

@@ -318,6 +318,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         await self.send_frame(events.read_frame(room_slug=request.room, seq=seq), ref)
 
+    async def on_react(self, request: requests.React, ref: str | None) -> None:
+        """Runs on `react`: put a reaction on a message or take it back; the room hears
+        `message_reactions` if that changed anything."""
+        joined = self._require_member(request.room)
+        await self._check_rate(limits.REACT, settings.CHAT_REACT_RATE_LIMIT)
+        message = await database_sync_to_async(services.reaction_set)(
+            room=joined.room,
+            message_id=request.id,
+            user=self.user,
+            emoji=request.emoji,
+            on=request.on,
+        )
+        await self.send_frame(
+            events.reacted_frame(room_slug=request.room, message_id=message.pk, seq=message.rev),
+            ref,
+        )
+
     handlers = {
         requests.Join: on_join,
         requests.Leave: on_leave,
@@ -328,6 +345,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         requests.Edit: on_edit,
         requests.Delete: on_delete,
         requests.Read: on_read,
+        requests.React: on_react,
     }
 
     # From the fan-out -----------------------------------------------------------------------

@@ -34,6 +34,7 @@ SEND = "send"
 TYPING = "typing"
 EDIT = "edit"  # edits and deletions
 READ = "read"
+REACT = "react"  # reactions set or taken back
 JOIN = "join"  # joins (leaves are free: a leave undoes one join)
 HISTORY = "history"  # pages of older messages
 

@@ -19,7 +19,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.static import serve
 
-from .. import access, addresses, selectors, services
+from .. import access, addresses, reactions, selectors, services
 from ..models import Membership, Room
 from ..protocol import events
 from ..protocol.errors import ChatError, ErrorCode
@@ -211,6 +211,7 @@ def _render_room(request: HttpRequest, room: Room) -> HttpResponse:
         "notify": membership.notify if membership is not None else None,
         "maxLength": settings.CHAT_MAX_MESSAGE_LENGTH,
         "editWindowSeconds": settings.CHAT_EDIT_WINDOW_SECONDS,
+        "reactions": list(reactions.PALETTE.items()),  # [emoji, name]: the palette
         "maxRooms": settings.CHAT_MAX_ROOMS_PER_SOCKET,
     }
     return render(

@@ -178,8 +178,10 @@ async def test_join_message_objects_follow_the_contract(connect, alice, general)
         "edited",
         "deleted",
         "client_id",
+        "reactions",
     }
     assert message["html"] == "<p>message 1</p>"
+    assert message["reactions"] == []
     assert message["author_display"] == "alice"  # no profile yet: the username
     assert message["author_avatar"] == ""  # and initials
     assert message["seq"] == message["rev"] == 1

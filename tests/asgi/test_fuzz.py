@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from chat.models import Message, Room
+from chat import reactions
+from chat.models import Message, Reaction, Room
 from chat.protocol import requests
 from chat.protocol.errors import ErrorCode
 from chat.realtime.runtime import runtime_for_loop
@@ -83,12 +84,14 @@ protocol_shaped = st.fixed_dictionaries(
         "id": st.integers(min_value=-3, max_value=40) | json_values,
         "seq": st.integers(min_value=-3, max_value=40) | json_values,
         "quiet": json_values,
+        "emoji": st.sampled_from([*reactions.PALETTE, *reactions.ALTERNATES]) | edge_text,
+        "on": st.booleans() | json_values,
     },
 )
 
 
-# Well-formed sends with hostile bodies and ids, and edits, deletions and read marks of the
-# messages they may have stored: these reach the database.
+# Well-formed sends with hostile bodies and ids, and edits, deletions, read marks and
+# reactions of the messages they may have stored: these reach the database.
 sends = st.fixed_dictionaries(
     {
         "type": st.just("send"),
@@ -99,11 +102,13 @@ sends = st.fixed_dictionaries(
 )
 changes = st.fixed_dictionaries(
     {
-        "type": st.sampled_from(["edit", "delete", "read"]),
+        "type": st.sampled_from(["edit", "delete", "read", "react"]),
         "room": st.just("general"),
         "id": st.integers(min_value=1, max_value=40),
         "seq": st.integers(min_value=0, max_value=40),
         "body": edge_text,
+        "emoji": st.sampled_from([*reactions.PALETTE, *reactions.ALTERNATES]) | edge_text,
+        "on": st.booleans(),
     }
 )
 
@@ -199,16 +204,19 @@ def test_arbitrary_frames_never_break_the_socket_or_the_data(cookie, texts):
     for room in Room.objects.all():
         mine = [m for m in messages if m.room_id == room.pk]
         seqs, revs = [m.seq for m in mine], sorted(m.rev for m in mine)
-        # Each event (a message, an edit, a deletion) took the next seq: seqs and revs are
-        # unique, a change comes after its message, and the newest event is some rev.
+        # Each event (a message, an edit, a deletion, a reaction) took the next seq: seqs and
+        # revs are unique, a change comes after its message, and the newest event is some rev.
         assert len(set(seqs)) == len(seqs)
         assert len(set(revs)) == len(revs)
         assert all(m.seq <= m.rev <= room.last_seq for m in mine)
         assert (revs[-1] if revs else 0) == room.last_seq
-        unchanged = all(m.edited_at is None and m.deleted_at is None for m in mine)
-        if unchanged:
+        if all(m.rev == m.seq for m in mine):
             assert seqs == list(range(1, room.last_seq + 1))
-        assert all(m.rev == m.seq for m in mine if m.edited_at is None and m.deleted_at is None)
+        # A message never changed has no reactions (events.reaction_summary relies on it);
+        # a deleted one has none left; every one is of the palette.
+        reacted = {r.message_id: r for r in Reaction.objects.filter(message__room=room)}
+        assert all(m.rev > m.seq and m.deleted_at is None for m in mine if m.pk in reacted)
+        assert all(r.emoji in reactions.PALETTE for r in reacted.values())
     for message in messages:
         assert message.body.strip()
         assert "\x00" not in message.body

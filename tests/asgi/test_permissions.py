@@ -9,7 +9,8 @@ banned (a member, banned from the room); staff (a moderator, not a member). Room
 private, archived (public, read-only), group_dm (a direct message of three: the author, a
 third person and the role's user if a member or left; a member of it who leaves is `left`,
 chat.services.membership_leave). Each role owns a message posted earlier in the room
-(anonymous can't), so "own" and "other's" edits and deletions are both tried.
+(anonymous can't), so "own" and "other's" edits and deletions are both tried; a reaction is
+put on the other's message (anyone who may post may react).
 
 "ok" means the server did it; anything else is the error code the socket answered with.
 Private rooms answer 404 / not_found to whoever may not see them, exactly as if they did
@@ -25,7 +26,7 @@ from django.db import connection
 from django.test import Client
 
 from chat import services
-from chat.models import Ban, Membership, Message, ReadState, Room
+from chat.models import Ban, Membership, Message, Reaction, ReadState, Room
 from tests.support.outcomes import ARCHIVED, AUTH, FORBIDDEN, NOT_FOUND, NOT_JOINED, OK
 from tests.support.sockets import Socket
 
@@ -37,6 +38,7 @@ ACTIONS = (
     "typing",
     "history",
     "read",
+    "react",
     "edit_own",
     "delete_own",
     "edit_other",
@@ -51,6 +53,7 @@ READER = {  # anonymous in a room it may read
     "typing": AUTH,
     "history": OK,
     "read": AUTH,
+    "react": AUTH,
     "edit_own": NONE,
     "delete_own": NONE,
     "edit_other": AUTH,
@@ -63,7 +66,7 @@ def shut_out(join: str, *, anonymous: bool = False) -> dict[str, Any]:
     (anonymous is asked to log in first for what needs an account)."""
     after = {a: NOT_JOINED for a in ACTIONS}
     if anonymous:
-        after |= {"send": AUTH, "typing": AUTH, "read": AUTH, "edit_other": AUTH}
+        after |= {"send": AUTH, "typing": AUTH, "read": AUTH, "react": AUTH, "edit_other": AUTH}
         after |= {"delete_other": AUTH, "edit_own": NONE, "delete_own": NONE}
     return after | {"join": join}
 
@@ -147,9 +150,11 @@ def post(room: Room, author, seq: int) -> Message:
 
 
 def snapshot(room: Room) -> tuple:
-    """Everything an action may change: messages (bodies, deletions), read marks, counter."""
+    """Everything an action may change: messages (bodies, deletions, reactions), read marks,
+    counter."""
     return (
         list(Message.objects.filter(room=room).order_by("pk").values_list("body", "deleted_at")),
+        list(Reaction.objects.filter(message__room=room).values_list("user_id", "emoji")),
         list(ReadState.objects.filter(room=room).values_list("user_id", "seq")),
         Room.objects.get(pk=room.pk).last_seq,
     )
@@ -182,6 +187,7 @@ def frames_for(slug: str, world: dict[str, Any]) -> dict[str, dict[str, Any] | N
         "typing": {"type": "typing", "room": slug},
         "history": {"type": "history", "room": slug},
         "read": {"type": "read", "room": slug, "seq": 2},
+        "react": {"type": "react", "room": slug, "id": other.pk, "emoji": "👍", "on": True},
         "edit_own": own and {"type": "edit", "room": slug, "id": own.pk, "body": "edited"},
         "delete_own": own and {"type": "delete", "room": slug, "id": own.pk},
         "edit_other": {"type": "edit", "room": slug, "id": other.pk, "body": "edited"},
@@ -216,7 +222,7 @@ async def test_who_may_do_what(connect, make_user, role, kind):
 
 # What was allowed at join time and stopped being so is refused when written, even on a
 # socket that never heard of the change (its live event lost): the write itself re-checks,
-# under the room's row lock. (role, change) → outcome of send, edit_own and delete_own.
+# under the room's row lock. (role, change) → outcome of send, react, edit_own, delete_own.
 REVOKED = {
     "banned": FORBIDDEN,
     "archived": ARCHIVED,
@@ -262,7 +268,8 @@ async def test_writes_recheck_what_the_socket_was_allowed_when_it_joined(
     before = await database_sync_to_async(snapshot)(world["room"])
 
     frames = frames_for(slug, world)
-    outcomes = {a: await attempt(socket, frames[a]) for a in ("send", "edit_own", "delete_own")}
+    actions = ("send", "react", "edit_own", "delete_own")
+    outcomes = {a: await attempt(socket, frames[a]) for a in actions}
 
     assert outcomes == dict.fromkeys(outcomes, REVOKED[change])
     assert await database_sync_to_async(snapshot)(world["room"]) == before

@@ -58,6 +58,7 @@ function msg(seq, { id = 1000 + seq, clientId = null, rev = seq } = {}) {
     edited: rev === seq ? null : TIME,
     deleted: false,
     client_id: clientId,
+    reactions: rev === seq ? [] : [{ emoji: "👍", count: 2, users: ["alice", "bob"] }],
   };
 }
 
@@ -81,7 +82,7 @@ function harness() {
 }
 
 describe("the client's frames conform to the protocol's schema", () => {
-  test("every frame sync.js sends: join (latest, since, quiet), send, ping, edit, delete, read", () => {
+  test("every frame sync.js sends: join (latest, since, quiet), send, ping, edit, delete, read, react", () => {
     const h = harness();
     h.client.watch(ROOM);
     h.client.watch("random", 12, { quiet: true });
@@ -92,12 +93,14 @@ describe("the client's frames conform to the protocol's schema", () => {
     h.client.edit(ROOM, 1001, "changed");
     h.client.remove(ROOM, 1001);
     h.client.read(ROOM, 1);
+    h.client.react(ROOM, 1001, "🎉", true);
+    h.client.react(ROOM, 1001, "❤️", false);
     h.client.ping();
     h.client.setQuiet(ROOM, true);
 
     assert.deepEqual(
       new Set(h.sent.map((frame) => frame.type)),
-      new Set(["join", "send", "edit", "delete", "read", "ping"]),
+      new Set(["join", "send", "edit", "delete", "read", "react", "ping"]),
     );
     assert.ok(h.sent.some((frame) => frame.type === "join" && frame.since === 12 && frame.quiet));
     for (const frame of h.sent) assertConforms("client", frame);
@@ -135,6 +138,8 @@ describe("the client's frames conform to the protocol's schema", () => {
       { type: "message", room: ROOM, message: msg(4) },
       { type: "message_edited", room: ROOM, seq: 5, message: msg(4, { rev: 5 }) },
       { type: "message_deleted", room: ROOM, id: 1004, seq: 6 },
+      { type: "message_reactions", room: ROOM, id: 1001, seq: 7, reactions: [{ emoji: "🎉", count: 1, users: ["bob"] }] },
+      { type: "message_reactions", room: ROOM, id: 1001, seq: 8, reactions: [] },
       { type: "pong", rooms: { [ROOM]: 6 }, ref: "c3" },
       { type: "pong", rooms: {} },
       {

@@ -6,7 +6,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { formatFullDate, formatTime, initials, initialsHue } from "../../chat/static/chat/render.js";
+import { formatFullDate, formatTime, initials, initialsHue, whoReacted } from "../../chat/static/chat/render.js";
+
+test("whoReacted says what the page says (tests/unit/test_reactions.py)", () => {
+  assert.equal(whoReacted(["alice"], 1), "alice");
+  assert.equal(whoReacted(["alice", "bob"], 2), "alice and bob");
+  assert.equal(whoReacted(["alice", "bob", "carol"], 3), "alice, bob and carol");
+  assert.equal(whoReacted(["alice", "bob"], 3), "alice, bob and 1 other");
+  assert.equal(whoReacted(["alice", "bob"], 7), "alice, bob and 5 others");
+});
 
 test("initialsHue gives the server's colours (tests/unit/test_avatars.py HUES)", () => {
   const hues = { alice: 0, bob: 1, "émile": 2, "たなか": 0, user1: 10, "😀x": 4 };

@@ -36,6 +36,7 @@ function harness({ storage = null, options = {} } = {}) {
     message: record("message"),
     edited: record("edited"),
     deleted: record("deleted"),
+    reacted: record("reacted"),
     pending: record("pending"),
     acked: record("acked"),
     failed: record("failed"),
@@ -91,6 +92,10 @@ function editedFrame(seq, rev, body) {
 
 function deletedFrame(seq, rev) {
   return { type: "message_deleted", room: ROOM, id: 1000 + seq, seq: rev };
+}
+
+function reactionsFrame(seq, rev, reactions) {
+  return { type: "message_reactions", room: ROOM, id: 1000 + seq, seq: rev, reactions };
 }
 
 function messageFrame(seq, opts = {}) {
@@ -1112,6 +1117,63 @@ describe("resyncs, failures and the outbox together", () => {
     const joins = h.sentOf("join");
     assert.equal(joins.length, 2);
     assert.equal(joins[1].since, 5);
+  });
+});
+
+describe("reactions", () => {
+  const THUMBS = [{ emoji: "👍", count: 1, users: ["bob"] }];
+
+  test("a live change of reactions calls view.reacted once with the summary and takes its seq", () => {
+    const h = harness();
+    joinedAt(h, 5);
+    h.client.markShown(ROOM, msg(4));
+    h.client.receive(reactionsFrame(4, 6, THUMBS));
+    h.client.receive(reactionsFrame(4, 6, THUMBS)); // the same event again: nothing
+    assert.deepEqual(h.callsOf("reacted"), [[ROOM, { id: 1004, rev: 6, reactions: THUMBS }]]);
+    assert.equal(h.client.rooms.get(ROOM).cursor, 6);
+    assert.equal(h.callsOf("edited").length, 0);
+    assert.equal(h.sentOf("join").length, 0);
+  });
+
+  test("an older change arriving after a newer one is ignored", () => {
+    const h = harness();
+    joinedAt(h, 5);
+    h.client.markShown(ROOM, msg(4));
+    h.client.receive(editedFrame(4, 7, "fixed")); // 6 not yet heard: a gap
+    h.client.receive(reactionsFrame(4, 6, THUMBS)); // fills it, but the line is at rev 7
+    assert.equal(h.callsOf("reacted").length, 0);
+    assert.equal(h.client.rooms.get(ROOM).cursor, 7);
+  });
+
+  test("reactions on a message this client never loaded are accounted for, not shown", () => {
+    const h = harness();
+    joinedAt(h, 5);
+    h.client.receive(reactionsFrame(2, 6, THUMBS));
+    assert.equal(h.callsOf("reacted").length, 0);
+    assert.equal(h.client.rooms.get(ROOM).cursor, 6);
+    assert.equal(h.sentOf("join").length, 0);
+  });
+
+  test("a missed change of reactions leaves a gap; the replay brings the message with them", () => {
+    const h = harness();
+    joinedAt(h, 5);
+    h.client.markShown(ROOM, msg(4));
+    h.client.receive(reactionsFrame(4, 7, THUMBS)); // 6 was lost
+    const [join] = h.sentOf("join");
+    assert.equal(join.since, 5);
+    const replayed = Object.assign(changed(4, 7), { edited: null, reactions: THUMBS });
+    h.client.receive(Object.assign(joinedFrame([replayed], { lastSeq: 7 }), { ref: join.ref }));
+    assert.equal(h.client.rooms.get(ROOM).cursor, 7);
+    assert.equal(h.client.rooms.get(ROOM).hasGap(), false);
+  });
+
+  test("react asks with the emoji and whether to put it on, once joined", () => {
+    const h = harness();
+    assert.equal(h.client.react(ROOM, 1004, "👍", true), false); // not joined: nothing sent
+    joinedAt(h, 5);
+    assert.equal(h.client.react(ROOM, 1004, "👍", false), true);
+    const [frame] = h.sentOf("react");
+    assert.deepEqual({ ...frame, ref: undefined }, { type: "react", room: ROOM, id: 1004, emoji: "👍", on: false, ref: undefined });
   });
 });
 

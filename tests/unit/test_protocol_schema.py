@@ -14,7 +14,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from chat.models import Message, Room
+from chat import reactions
+from chat.models import Message, Reaction, Room
 from chat.protocol import events, requests
 from chat.protocol.errors import ChatError, ErrorCode
 from tests.support import PROJECT_ROOT
@@ -80,6 +81,8 @@ def test_the_limits_are_those_of_requests():
     assert defs["server_ref"]["maxLength"] == requests.MAX_REF_LENGTH
     assert defs["client_id"]["maxLength"] == requests.MAX_CLIENT_ID_LENGTH
     assert defs["seq"]["maximum"] == defs["id"]["maximum"] == requests.MAX_SEQ
+    assert defs["emoji"]["enum"] == [*reactions.PALETTE, *reactions.ALTERNATES]
+    assert defs["reactions"]["maxItems"] == len(reactions.PALETTE)
 
 
 def sample_message(**fields) -> Message:
@@ -102,7 +105,19 @@ def test_every_builder_makes_a_conforming_frame():
     now = datetime.datetime(2026, 11, 25, 21, 40, tzinfo=datetime.UTC)
     edited = sample_message(rev=9, edited_at=now)
     deleted = sample_message(rev=10, deleted_at=now, client_id=None)
-    msgs = [events.message_dict(m) for m in (sample_message(), edited, deleted)]
+    edited.reaction_rows = []  # as selectors load it (a message changed since posting)
+    reacted = sample_message(rev=11)
+    alice, bob = get_user_model()(username="alice"), get_user_model()(username="bob")
+    reacted.reaction_rows = [
+        Reaction(message=reacted, user=alice, emoji="👍"),
+        Reaction(message=reacted, user=bob, emoji="👍"),
+        Reaction(message=reacted, user=bob, emoji="❤️"),
+    ]
+    msgs = [events.message_dict(m) for m in (sample_message(), edited, deleted, reacted)]
+    assert msgs[3]["reactions"] == [
+        {"emoji": "👍", "count": 2, "users": ["alice", "bob"]},
+        {"emoji": "❤️", "count": 1, "users": ["bob"]},
+    ]
     frames = [
         events.joined_frame(
             room_slug="general",
@@ -125,6 +140,8 @@ def test_every_builder_makes_a_conforming_frame():
         events.message_frame(sample_message()),
         events.message_edited_frame(edited),
         events.message_deleted_frame(room_slug="general", message_id=42, seq=10),
+        events.reacted_frame(room_slug="general", message_id=42, seq=11),
+        events.message_reactions_frame(reacted),
         events.notification_frame(reason="mention", message=sample_message()),
         events.announcement_frame(announcement_id=1, body="Hi all", created=now.isoformat()),
         events.read_frame(room_slug="general", seq=7),
@@ -214,6 +231,8 @@ valid = {
     "id": st.integers(min_value=1, max_value=requests.MAX_SEQ),
     "seq": seqs,
     "quiet": st.booleans(),
+    "emoji": st.sampled_from([*reactions.PALETTE, *reactions.ALTERNATES, "", "💬", "👍🏽", 1]),
+    "on": st.booleans(),
 }
 
 
@@ -278,6 +297,14 @@ MAX = requests.MAX_SEQ
         ({"type": "read", "room": "general", "seq": 0}, True),
         ({"type": "read", "room": "general", "seq": None}, False),
         ({"type": "read", "room": "general", "seq": True}, False),
+        ({"type": "react", "room": "general", "id": 1, "emoji": "👍", "on": True}, True),
+        ({"type": "react", "room": "general", "id": 1, "emoji": "❤", "on": False}, True),
+        ({"type": "react", "room": "general", "id": 1, "emoji": "❤️", "on": False}, True),
+        ({"type": "react", "room": "general", "id": 1, "emoji": "👍🏽", "on": True}, False),
+        ({"type": "react", "room": "general", "id": 1, "emoji": "<b>", "on": True}, False),
+        ({"type": "react", "room": "general", "id": 1, "emoji": "👍", "on": None}, False),
+        ({"type": "react", "room": "general", "id": 1, "emoji": "👍"}, False),
+        ({"type": "react", "room": "general", "id": 0, "emoji": "👍", "on": True}, False),
         ({"type": "shout"}, False),
     ],
 )

@@ -1,7 +1,7 @@
 // A room's message log: its stored messages in seq order, above the lines of the user's
-// outbox, with Edit and Delete on the lines the user may change. Every line is made by
-// render.js.
-import { fillLine, lineMessage, markEdited, messageLine, renderBody } from "./render.js";
+// outbox, with React on every stored line and Edit and Delete on the lines the user may
+// change. Every line is made by render.js.
+import { fillLine, fillReactions, lineMessage, markEdited, messageLine, renderBody } from "./render.js";
 
 // An outbox line's state is text, not decoration, so screen readers say it too.
 const OUTBOX_STATES = { pending: "sending…", sent: "sent", failed: "not sent —" };
@@ -29,10 +29,25 @@ function actionButton(label, onClick) {
 
 export class MessageLog {
   // me: the username (null: anonymous); isStaff: may delete anyone's message; maxLength,
-  // editWindowSeconds: as the server enforces them. client: the ChatClient to edit, delete
-  // and retry through.
-  constructor({ me, isStaff, maxLength, editWindowSeconds, client }) {
-    Object.assign(this, { me, isStaff, maxLength, editWindowSeconds, client });
+  // editWindowSeconds: as the server enforces them. palette: the reactions, [emoji, name]
+  // pairs. client: the ChatClient to edit, delete, react and retry through.
+  constructor({ me, isStaff, maxLength, editWindowSeconds, palette = [], client }) {
+    Object.assign(this, { me, isStaff, maxLength, editWindowSeconds, palette, client });
+  }
+
+  // Clicks on reaction buttons anywhere under `root` (every room's list, server-rendered
+  // lines too) toggle the user's reaction; `viewOf(slug)` is the room's view.
+  listen(root, viewOf) {
+    root.addEventListener("click", (event) => {
+      const button = event.target.closest("button.reaction");
+      const li = button && button.closest("li[data-id]");
+      const ol = li && li.closest("ol[data-room]");
+      if (!ol) return;
+      const view = viewOf(ol.dataset.room);
+      if (!this.me || !view || view.closed) return;
+      const on = button.getAttribute("aria-pressed") !== "true";
+      this.client.react(view.slug, Number(li.dataset.id), button.dataset.emoji, on);
+    });
   }
 
   storedLine(view, id) {
@@ -61,6 +76,15 @@ export class MessageLog {
     li.dataset.body = msg.body;
     li.dataset.rev = String(msg.rev);
     markEdited(li);
+    fillReactions(li, msg.reactions, this.me);
+  }
+
+  // A message's reactions changed: its bar shows the new summary.
+  react(view, msg) {
+    const li = this.storedLine(view, msg.id);
+    if (!li) return;
+    li.dataset.rev = String(msg.rev);
+    fillReactions(li, msg.reactions, this.me);
   }
 
   remove(view, msg) {
@@ -127,7 +151,7 @@ export class MessageLog {
 
   // The room is closed to the user: nothing left to change.
   close(view) {
-    view.ol.querySelectorAll(".actions").forEach((actions) => actions.remove());
+    view.ol.querySelectorAll(".actions, .palette").forEach((node) => node.remove());
   }
 
   // The room is open to the user again (un-archived): its lines get their actions back.
@@ -135,8 +159,8 @@ export class MessageLog {
     view.ol.querySelectorAll("li[data-id]").forEach((li) => this.addActions(li, view));
   }
 
-  // Edit (own messages, within the edit window) and Delete (own; staff: any), for stored
-  // messages of a room the user can still write in.
+  // React (any), Edit (own messages, within the edit window) and Delete (own; staff: any),
+  // for stored messages of a room the user can still write in.
   addActions(li, view) {
     if (!this.me || !li.dataset.id || li.querySelector(".actions") || view.closed) return;
     const mine = li.dataset.author === this.me;
@@ -144,6 +168,14 @@ export class MessageLog {
     const age = time && time.dateTime ? Date.now() - new Date(time.dateTime).getTime() : 0;
     const actions = document.createElement("span");
     actions.className = "actions";
+    if (this.palette.length) {
+      const react = actionButton("React", () => this.togglePalette(li, view, react));
+      react.classList.add("add-reaction");
+      react.setAttribute("aria-haspopup", "true");
+      react.setAttribute("aria-expanded", "false");
+      react.setAttribute("aria-label", "Add reaction");
+      actions.append(react);
+    }
     if (mine && age < this.editWindowSeconds * 1000) {
       actions.append(actionButton("Edit", () => this.startEdit(li, view)));
     }
@@ -155,6 +187,52 @@ export class MessageLog {
       );
     }
     if (actions.childElementCount) li.querySelector(".author").after(" ", actions);
+  }
+
+  // The palette under a line: a button per reaction (the user's own taken back), reached
+  // by Tab or the arrow keys; Escape, or a choice, closes it and focus returns to React.
+  togglePalette(li, view, opener) {
+    const open = li.querySelector(".palette");
+    const close = () => {
+      // Focus first: while focus is in the line its actions stay visible, so focusable.
+      opener.focus();
+      li.querySelector(".palette")?.remove();
+      opener.setAttribute("aria-expanded", "false");
+    };
+    if (open) return close();
+    const palette = document.createElement("div");
+    palette.className = "palette";
+    palette.setAttribute("role", "group");
+    palette.setAttribute("aria-label", "Pick a reaction");
+    for (const [emoji, name] of this.palette) {
+      const pick = document.createElement("button");
+      pick.type = "button";
+      pick.className = "pick";
+      pick.dataset.emoji = emoji;
+      pick.textContent = emoji;
+      pick.title = name;
+      pick.setAttribute("aria-label", name);
+      pick.addEventListener("click", () => {
+        const shown = Array.from(li.querySelectorAll(".reactions .reaction")).find((b) => b.dataset.emoji === emoji);
+        const mine = shown !== undefined && shown.getAttribute("aria-pressed") === "true";
+        this.client.react(view.slug, Number(li.dataset.id), emoji, !mine);
+        close();
+      });
+      palette.append(pick);
+    }
+    palette.addEventListener("keydown", (event) => {
+      const picks = Array.from(palette.querySelectorAll(".pick"));
+      const at = picks.indexOf(document.activeElement);
+      if (event.key === "Escape") close();
+      else if (event.key === "ArrowRight" || event.key === "ArrowLeft") {
+        const step = event.key === "ArrowRight" ? 1 : picks.length - 1;
+        picks[(at + step) % picks.length].focus();
+      } else return;
+      event.preventDefault();
+    });
+    li.querySelector(".reactions").before(palette);
+    opener.setAttribute("aria-expanded", "true");
+    palette.querySelector(".pick").focus();
   }
 
   startEdit(li, view) {

@@ -73,8 +73,42 @@ export function markEdited(li) {
   li.querySelector("time").after(" ", note);
 }
 
+// Who reacted, as the page's title says it (chat/templatetags/reactions.py who_reacted):
+// "alice", "alice and bob", "alice, bob and 3 others" (the summary names only the first
+// few; `count` is everyone).
+export function whoReacted(users, count) {
+  const more = count - users.length;
+  const names = more > 0 ? [...users, `${more} other${more > 1 ? "s" : ""}`] : [...users];
+  if (names.length < 2) return names.join("");
+  return `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}`;
+}
+
+// A line's reaction bar, from a MSG's `reactions` (the whole summary: it replaces what the
+// bar showed): a button per emoji with its count, pressed if `me` reacted, its title who did.
+export function fillReactions(li, reactions, me) {
+  const bar = li.querySelector(".reactions");
+  const buttons = (reactions || []).map((reaction) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "reaction";
+    button.dataset.emoji = reaction.emoji;
+    const who = whoReacted(reaction.users, reaction.count);
+    button.setAttribute("aria-pressed", String(Boolean(me) && reaction.users.includes(me)));
+    button.title = `${who} reacted with ${reaction.emoji}`;
+    button.setAttribute("aria-label", `${reaction.emoji} ${reaction.count}: ${who}`);
+    const count = document.createElement("span");
+    count.className = "count";
+    count.textContent = String(reaction.count);
+    button.append(`${reaction.emoji} `, count);
+    return button;
+  });
+  bar.replaceChildren(...buttons);
+  bar.hidden = buttons.length === 0;
+}
+
 // What a server-rendered line shows, as a MSG object; its body stays as the server
-// rendered it (`html: null`), its source is the line's data-body.
+// rendered it (`html: null`), its source is the line's data-body, and its reaction bar
+// stays as rendered (`reactions: null`).
 export function lineMessage(li) {
   return {
     id: Number(li.dataset.id),
@@ -88,6 +122,7 @@ export function lineMessage(li) {
     created: li.querySelector("time").dateTime || null,
     edited: li.querySelector(".edited") !== null,
     client_id: li.dataset.clientId || null,
+    reactions: null,
   };
 }
 
@@ -116,6 +151,7 @@ export function fillLine(li, msg, me) {
   else time.removeAttribute("title");
   renderBody(li.querySelector(".body"), msg, me);
   if (msg.edited) markEdited(li);
+  if (msg.reactions !== null) fillReactions(li, msg.reactions, me);
 }
 
 // A new line for a MSG object.

@@ -455,6 +455,7 @@ const frames = {
   },
   announcement: (frame) => notifications.notice(`Announcement: ${frame.body}`, "announcement"),
   edited() {}, // the message_edited broadcast updates the line
+  reacted() {}, // the message_reactions broadcast updates the bar
   deleted() {},
   membership: membershipChanged,
   room_updated: roomUpdated,
@@ -501,6 +502,7 @@ const client = new ChatClient({
     message: showMessage,
     edited: (room, msg) => page.views.has(room) && log.edit(page.views.get(room), msg),
     deleted: (room, msg) => page.views.has(room) && log.remove(page.views.get(room), msg),
+    reacted: (room, msg) => page.views.has(room) && log.react(page.views.get(room), msg),
     joined,
     pending: inView((view, item) => log.outbox(view, item, "pending")),
     acked: inView((view, item, ack) => log.acked(view, item, ack)),
@@ -517,8 +519,10 @@ const log = new MessageLog({
   isStaff: config.isStaff,
   maxLength: config.maxLength,
   editWindowSeconds: config.editWindowSeconds,
+  palette: config.reactions,
   client,
 });
+log.listen(document, (slug) => page.views.get(slug));
 
 const mentions =
   el.form && setUpMentions({ input: el.input, list: document.getElementById("mention-list"), room: () => page.current });

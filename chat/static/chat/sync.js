@@ -90,7 +90,7 @@ class RoomState {
 class ChatClient {
   // send(frame) → bool: write a frame if the socket is open.
   // view: callbacks, each optional — message(room, msg), edited(room, msg),
-  //   deleted(room, msg), pending(item), acked(item, ack), failed(item), joined(frame),
+  //   deleted(room, msg), reacted(room, {id, rev, reactions}), pending(item), acked(item, ack), failed(item), joined(frame),
   //   frame(frame) for everything else.
   // storage: {getItem, setItem} (sessionStorage in the browser) to keep the outbox.
   constructor({ send, view = {}, storage = null, storageKey = "chatsite.outbox", now = Date.now, options = {} }) {
@@ -271,6 +271,12 @@ class ChatClient {
     return this.request(room, { type: "delete", room, id });
   }
 
+  // Put one's `emoji` on a message (`on`) or take it back. Safe to repeat: the server
+  // changes nothing when the reaction already is (or is not) there.
+  react(room, id, emoji, on) {
+    return this.request(room, { type: "react", room, id, emoji, on });
+  }
+
   // Tell the server (and so the user's other tabs) that `room` is read up to `seq`.
   read(room, seq) {
     return this.request(room, { type: "read", room, seq });
@@ -419,6 +425,17 @@ ChatClient.prototype.handlers = {
     } else if (this.view.deleted) {
       this.view.deleted(frame.room, { id: frame.id, room: frame.room, deleted: true });
     }
+  },
+  // A message's reactions changed: a change of the message like an edit (its own seq, the
+  // message's new rev), carrying the whole summary rather than the whole message. One this
+  // client never loaded is only accounted for.
+  message_reactions(frame) {
+    const state = this.rooms.get(frame.room);
+    if (!state) return;
+    if (state.apply({ id: frame.id, rev: frame.seq }) === "changed" && this.view.reacted) {
+      this.view.reacted(frame.room, { id: frame.id, rev: frame.seq, reactions: frame.reactions });
+    }
+    if (state.hasGap()) this.resync(frame.room);
   },
   ack(frame) {
     const state = this.rooms.get(frame.room);
