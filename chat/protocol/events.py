@@ -9,8 +9,9 @@ import json
 from typing import Any
 
 from django.db import transaction
+from django.urls import reverse
 
-from ..models import Message, Profile
+from ..models import Attachment, Message, Profile
 from ..realtime.publisher import publish
 from .errors import ChatError
 
@@ -62,7 +63,37 @@ def message_dict(message: Message) -> dict[str, Any]:
         "edited": message.edited_at.isoformat() if message.edited_at else None,
         "deleted": deleted,
         "client_id": message.client_id,
+        "files": [] if deleted else [_file_with_urls(stored) for stored in message.files],
     }
+
+
+def attachment_dict(attachment: Attachment) -> dict[str, Any]:
+    """What a message stores of each of its files (`Message.files`), written once when the
+    file is tied to it: MSG's `files` adds the URLs to fetch it by (`_file_with_urls`)."""
+    return {
+        "id": attachment.pk,
+        "name": attachment.name,
+        "size": attachment.size,
+        "type": attachment.content_type,
+        "image": attachment.is_image,
+        "width": attachment.width,
+        "height": attachment.height,
+    }
+
+
+def file_dict(attachment: Attachment) -> dict[str, Any]:
+    """An attachment as MSG's `files` shows it (the reply to an upload too)."""
+    return _file_with_urls(attachment_dict(attachment))
+
+
+def _file_with_urls(stored: dict[str, Any]) -> dict[str, Any]:
+    """One entry of MSG's `files`: the stored dict and where to fetch the file (and, for an
+    image, its thumbnail); each URL answers only those who may read the room."""
+    url = reverse("chat:file", kwargs={"file_id": stored["id"], "name": stored["name"]})
+    thumb = None
+    if stored["image"]:
+        thumb = reverse("chat:file_thumb", kwargs={"file_id": stored["id"]})
+    return {**stored, "url": url, "thumb_url": thumb}
 
 
 def _profile(message: Message) -> Profile | None:

@@ -178,6 +178,7 @@ async def test_join_message_objects_follow_the_contract(connect, alice, general)
         "edited",
         "deleted",
         "client_id",
+        "files",
     }
     assert message["html"] == "<p>message 1</p>"
     assert message["author_display"] == "alice"  # no profile yet: the username
