@@ -319,8 +319,8 @@ def message_edit(*, room: Room, message_id: int, editor: AbstractBaseUser, body:
     The edit takes the room's next seq (the message's new `rev`), so a client that missed
     the live `message_edited` finds it in its next `since` replay. Sending the body the
     message already has changes nothing (a retried edit is safe)."""
-    message_validate_body(body)
     message = _message_for_change(room=room, message_id=message_id)
+    message_validate_body(body, with_files=bool(message.files))
     refusal = access.edit_refusal(editor, message)
     if refusal is not None:
         raise ChatError(ErrorCode.FORBIDDEN, refusal)

@@ -210,6 +210,8 @@ def _render_room(request: HttpRequest, room: Room) -> HttpResponse:
         "starred": membership is not None and membership.starred,
         "notify": membership.notify if membership is not None else None,
         "maxLength": settings.CHAT_MAX_MESSAGE_LENGTH,
+        "maxFiles": settings.CHAT_UPLOAD_MAX_FILES,
+        "maxUploadBytes": settings.CHAT_UPLOAD_MAX_BYTES,
         "editWindowSeconds": settings.CHAT_EDIT_WINDOW_SECONDS,
         "maxRooms": settings.CHAT_MAX_ROOMS_PER_SOCKET,
     }

@@ -463,3 +463,37 @@ def test_the_msg_of_a_message_without_files_has_none(alice, general):
 
     assert events.message_dict(message)["files"] == []
     assert json.loads(events.encode(events.message_dict(message)))["files"] == []
+
+
+def test_the_room_page_shows_thumbnails_and_download_links_with_names_as_text(alice, general):
+    client = client_for(alice)
+    image = upload(client, general, '"><img src=x onerror=alert(1)>.png', image_bytes()).json()
+    text = upload(client, general, "<b onmouseover=alert(1)>x.txt", b"hello").json()
+    send(general, alice, ids=[image["id"], text["id"]], body="look")
+
+    page = client.get(f"/chat/{general.slug}/").content.decode()
+
+    assert (
+        f'<img src="{image["thumb_url"]}" alt="&quot;&gt;&lt;img src=x onerror=alert(1)&gt;.png"'
+        in page
+    )
+    assert 'width="800" height="400"' in page
+    assert f'href="{text["url"]}" download="&lt;b onmouseover=alert(1)&gt;x.txt"' in page
+    assert "<b onmouseover" not in page
+    assert "<img src=x" not in page
+    assert "(5\xa0bytes)" in page
+
+
+def test_a_message_with_files_may_be_edited_to_no_text_and_keeps_its_files(alice, general):
+    file = upload(client_for(alice), general, "a.txt", b"hello").json()
+    message, _ = send(general, alice, ids=[file["id"]], body="caption")
+
+    edited = services.message_edit(room=general, message_id=message.pk, editor=alice, body="")
+
+    assert edited.body == ""
+    assert events.message_dict(edited)["files"] == [file]
+    [(plain, _)] = services.messages_create(
+        drafts=[services.MessageDraft(room=general, author=alice, body="text", client_id="p")]
+    )
+    with pytest.raises(ChatError):
+        services.message_edit(room=general, message_id=plain.pk, editor=alice, body="")
