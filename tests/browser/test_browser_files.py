@@ -1,5 +1,6 @@
 """In real Chromium, two users live: alice attaches an image (through the labelled button,
-on a slow network, so its progress bar shows) and drops a text file on the composer; bob
+on a slow network, so its progress bar shows), drops a text file on the composer, pastes
+an image and removes a file she dropped by mistake; bob
 sees the thumbnail, opens the full image in a new tab and downloads the text file; after a
 reload the server renders the same files. Deleting the message takes the files away."""
 
@@ -57,6 +58,27 @@ def drop_file(page: Page, name: str, data: bytes, mime: str) -> None:
     )
 
 
+def paste_file(page: Page, name: str, data: bytes, mime: str) -> None:
+    """Paste a file into the message box, as pasting a copied image does."""
+    page.evaluate(
+        """([name, bytes, mime]) => {
+          const transfer = new DataTransfer();
+          transfer.items.add(new File([new Uint8Array(bytes)], name, { type: mime }));
+          const event = new ClipboardEvent("paste", {
+            clipboardData: transfer, bubbles: true, cancelable: true,
+          });
+          document.getElementById("composer-input").dispatchEvent(event);
+        }""",
+        [name, list(data), mime],
+    )
+
+
+def small_png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(out, format="PNG")
+    return out.getvalue()
+
+
 def test_files_upload_with_progress_and_reach_the_other_user(
     browser: Browser, live_site: LiveSite, pages: list[Page]
 ) -> None:
@@ -85,8 +107,13 @@ def test_files_upload_with_progress_and_reach_the_other_user(
     composer.press("Enter")
     expect(composer).to_have_value("the photo and the minutes")
     drop_file(alice, "minutes.txt", TEXT, "text/plain")
-    expect(chips.locator("li.file-chip")).to_have_count(2)
-    expect(chips.locator("li.file-chip.done")).to_have_count(2, timeout=30_000)
+    paste_file(alice, "pasted.png", small_png(), "image/png")
+    drop_file(alice, "mistake.txt", b"oops", "text/plain")
+    expect(chips.locator("li.file-chip")).to_have_count(4)
+    chips.get_by_role("button", name="Remove mistake.txt").click()
+    expect(chips.locator("li.file-chip")).to_have_count(3)
+    expect(composer).to_have_value("the photo and the minutes")  # a pasted file is no text
+    expect(chips.locator("li.file-chip.done")).to_have_count(3, timeout=30_000)
     cdp.send(
         "Network.emulateNetworkConditions",
         {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
@@ -95,13 +122,15 @@ def test_files_upload_with_progress_and_reach_the_other_user(
     expect(chips).to_be_hidden()
 
     line = bob.get_by_role("log").locator("li[data-seq]").filter(has_text="the minutes")
+    expect(line.get_by_role("img", name="pasted.png")).to_be_visible()
+    expect(line.get_by_role("link", name="mistake.txt")).to_have_count(0)
     thumbnail = line.get_by_role("img", name="photo.png")
     expect(thumbnail).to_be_visible()
     assert (
         bob.evaluate("(img) => img.complete && img.naturalWidth", thumbnail.element_handle()) == 360
     )
     with bob.context.expect_page() as opened:
-        line.locator("a.file.image").click()
+        line.get_by_role("link", name="photo.png").click()
     full = opened.value
     full.wait_for_load_state()
     assert full.url.endswith("/photo.png")
