@@ -159,6 +159,9 @@ class Message(models.Model):
     # latest edit, or its deletion. Edits and deletions take the room's next seq like a new
     # message, so one gapless counter orders everything a client must replay.
     rev = models.PositiveBigIntegerField(editable=False)
+    # The message's attachments as MSG shows them (events.attachment_dict), written once
+    # when they are tied to it, so no page or replay needs another query; [] without files.
+    files = models.JSONField(default=list, blank=True, editable=False)
 
     class Meta:
         ordering = ["room", "seq"]
@@ -294,3 +297,34 @@ class Reaction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.emoji} by {self.user_id} on {self.message_id}"
+
+
+class Attachment(models.Model):
+    """A file uploaded into a room (chat/attachments.py), first on its own, then tied to the
+    message that carries it (services._store). Its bytes are in the default storage under a
+    random name and are served only by the view that asks `access.can_read` each time."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="attachments")
+    uploader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_attachments"
+    )
+    # NULL until a message carries it; uploads never tied are swept (attachments_sweep).
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.CASCADE, related_name="attachments"
+    )
+    file = models.FileField(upload_to="attachments/")
+    # For images: a re-encoded preview without metadata; blank for other files.
+    thumbnail = models.FileField(upload_to="attachments/", blank=True)
+    name = models.CharField(max_length=200, help_text="The uploaded name, made safe to show.")
+    content_type = models.CharField(max_length=100, help_text="Decided from the bytes.")
+    size = models.PositiveBigIntegerField()
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} in {self.room_id}"
+
+    @property
+    def is_image(self) -> bool:
+        return bool(self.thumbnail)

@@ -30,7 +30,7 @@ from django.utils.safestring import SafeString
 
 from . import access, fulltext
 from .access import AnyUser
-from .models import Membership, Message, Profile, Reaction, Room
+from .models import Attachment, Membership, Message, Profile, Reaction, Room
 from .protocol.errors import ChatError, ErrorCode
 from .search_query import SearchQuery
 
@@ -516,3 +516,16 @@ def search_hits(*, ids: list[int], text: str) -> list[SearchHit]:
 
 def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def attachment_for_reader(*, file_id: int, user: AnyUser) -> Attachment | None:
+    """The attachment `file_id` if `user` may fetch it now, else None (the caller answers
+    404 either way, so nobody learns that a file exists): a file of a message of a room the
+    user may read (`access.can_read`, asked of the database on every fetch, so a removed
+    member or a new ban is refused at once), or an upload of their own not sent yet."""
+    attachment = Attachment.objects.select_related("room").filter(pk=file_id).first()
+    if attachment is None or not access.can_read(user, attachment.room):
+        return None
+    if attachment.message_id is None and attachment.uploader_id != user.pk:
+        return None
+    return attachment

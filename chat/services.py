@@ -4,17 +4,19 @@ broadcast with `transaction.on_commit`, so no socket hears of a row that was rol
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.core.files.base import ContentFile
+from django.core.files.base import ContentFile, File
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from . import access, formatting, reactions, selectors, visible_text
+from . import access, attachments, formatting, reactions, selectors, visible_text
 from .models import (
     Announcement,
+    Attachment,
     Ban,
     Membership,
     Message,
@@ -77,10 +79,10 @@ def room_create(
     raise AssertionError("unreachable")
 
 
-def message_validate_body(body: str) -> None:
+def message_validate_body(body: str, *, with_files: bool = False) -> None:
     """Refuse what no message may be: empty (or only characters that show nothing, such as
-    zero-width spaces), over the length limit, or holding NUL."""
-    if not body.strip() or visible_text.shows_nothing(body):
+    zero-width spaces) unless it carries files, over the length limit, or holding NUL."""
+    if not with_files and (not body.strip() or visible_text.shows_nothing(body)):
         raise ChatError(ErrorCode.BAD_REQUEST, "A message cannot be empty.")
     limit = settings.CHAT_MAX_MESSAGE_LENGTH
     if len(body) > limit:
@@ -141,6 +143,8 @@ class MessageDraft:
     # For a body that says @here: the ids of the users connected now (any tab, any worker),
     # which the socket's door looks up before the write (`here_wanted`).
     here: frozenset[int] = frozenset()
+    # Ids of files the author uploaded into the room (`attachment_upload`) for it to carry.
+    attachments: tuple[int, ...] = ()
 
 
 def messages_create(*, drafts: Sequence[MessageDraft]) -> list[tuple[Message, bool] | ChatError]:
@@ -165,7 +169,12 @@ def messages_create(*, drafts: Sequence[MessageDraft]) -> list[tuple[Message, bo
 
 def _store(draft: MessageDraft, *, author: AbstractBaseUser) -> tuple[Message, bool]:
     """Store one draft; `author` is the draft's author with their profile loaded."""
-    message_validate_body(draft.body)
+    message_validate_body(draft.body, with_files=bool(draft.attachments))
+    if len(draft.attachments) > settings.CHAT_UPLOAD_MAX_FILES:
+        raise ChatError(
+            ErrorCode.BAD_REQUEST,
+            f"A message can carry at most {settings.CHAT_UPLOAD_MAX_FILES} files.",
+        )
     everyone = everyone_mentions(draft.body)
     if everyone and not access.may_notify_everyone(author, draft.room):
         words = " or ".join(f"@{word}" for word in sorted(everyone))
@@ -187,6 +196,8 @@ def _store(draft: MessageDraft, *, author: AbstractBaseUser) -> tuple[Message, b
                 rev=seq,
                 client_id=draft.client_id,
             )
+            if draft.attachments:
+                _attach(message, ids=draft.attachments)
             events.broadcast_on_commit(draft.room.pk, events.message_frame(message))
             _notify(message, here=draft.here)
     except IntegrityError:
@@ -197,6 +208,98 @@ def _store(draft: MessageDraft, *, author: AbstractBaseUser) -> tuple[Message, b
         )
         return original, False
     return message, True
+
+
+def _attach(message: Message, *, ids: Sequence[int]) -> None:
+    """Tie the author's own uploads of `ids` to their new message, in the order given, and
+    write the message's `files`. Any id that is not an upload of theirs into this room still
+    waiting for a message (another's, another room's, one already sent, or swept) refuses
+    the whole message: the caller's savepoint undoes it, seq included."""
+    wanted = list(dict.fromkeys(ids))
+    found = Attachment.objects.select_for_update().filter(
+        pk__in=wanted, room=message.room_id, uploader=message.author_id, message__isnull=True
+    )
+    by_id = {attachment.pk: attachment for attachment in found}
+    if len(by_id) != len(wanted):
+        raise ChatError(
+            ErrorCode.BAD_REQUEST, "A file of this message is not one you uploaded here."
+        )
+    Attachment.objects.filter(pk__in=wanted).update(message=message)
+    message.files = [events.attachment_dict(by_id[pk]) for pk in wanted]
+    Message.objects.filter(pk=message.pk).update(files=message.files)
+
+
+def attachment_upload(*, room: Room, uploader: AbstractBaseUser, upload: File) -> Attachment:
+    """Store a file uploaded into `room` for a message of the uploader's to carry (`send`
+    with `attachments`): only by someone who may post there, at most CHAT_UPLOAD_MAX_BYTES,
+    its type decided from its bytes (chat/attachments.py), under a random name. Refusals
+    store nothing."""
+    if not access.can_post(uploader, room):
+        raise ChatError(ErrorCode.FORBIDDEN, "You may not post in this room.")
+    limit = settings.CHAT_UPLOAD_MAX_BYTES
+    if upload.size is None or upload.size > limit:
+        raise ChatError(ErrorCode.TOO_LONG, f"A file can be at most {_size_text(limit)}.")
+    data = upload.read(limit + 1)
+    if len(data) > limit:
+        raise ChatError(ErrorCode.TOO_LONG, f"A file can be at most {_size_text(limit)}.")
+    if not data:
+        raise ChatError(ErrorCode.BAD_REQUEST, "The file is empty.")
+    sniffed = attachments.sniff(data)
+    attachment = Attachment(
+        room=room,
+        uploader=uploader,
+        name=attachments.display_name(upload.name or ""),
+        content_type=sniffed.content_type,
+        size=len(data),
+        width=sniffed.width,
+        height=sniffed.height,
+    )
+    attachment.file.save(attachments.stored_name(sniffed.content_type), ContentFile(data), False)
+    try:
+        if sniffed.thumbnail is not None:
+            attachment.thumbnail.save(sniffed.thumbnail.name, sniffed.thumbnail, save=False)
+        attachment.save()
+    except BaseException:
+        for stored in (attachment.file, attachment.thumbnail):
+            if stored.name:
+                stored.storage.delete(stored.name)
+        raise
+    return attachment
+
+
+def _size_text(size: int) -> str:
+    """A byte count as people read it: "10 MiB", "512 KiB", "100 bytes"."""
+    for unit, scale in (("MiB", 1024 * 1024), ("KiB", 1024)):
+        if size >= scale:
+            return f"{size / scale:.3g} {unit}"
+    return f"{size} bytes"
+
+
+def attachment_files_delete_on_commit(attachment: Attachment) -> None:
+    """Delete an attachment's stored file and thumbnail once the current transaction (that
+    deleted its row) commits; nothing if it rolls back (chat/signals.py calls this)."""
+    names = [name for name in (attachment.file.name, attachment.thumbnail.name) if name]
+    storage = attachment.file.storage
+
+    def delete() -> None:
+        for name in names:
+            storage.delete(name)
+
+    transaction.on_commit(delete)
+
+
+def attachments_sweep(*, older_than: timedelta = timedelta(days=1)) -> int:
+    """Delete uploads never tied to a message that are older than `older_than`, and their
+    files (the `sweep_uploads` command); returns how many."""
+    cutoff = timezone.now() - older_than
+    swept = 0
+    for attachment in Attachment.objects.filter(message__isnull=True, created_at__lt=cutoff):
+        with transaction.atomic():
+            # Tied since it was read? Then it is a message's now: leave it.
+            # (chat/signals.py deletes the files once the row's deletion commits.)
+            if Attachment.objects.filter(pk=attachment.pk, message__isnull=True).delete()[0]:
+                swept += 1
+    return swept
 
 
 def _message_for_change(*, room: Room, message_id: int) -> Message:
@@ -217,8 +320,8 @@ def message_edit(*, room: Room, message_id: int, editor: AbstractBaseUser, body:
     The edit takes the room's next seq (the message's new `rev`), so a client that missed
     the live `message_edited` finds it in its next `since` replay. Sending the body the
     message already has changes nothing (a retried edit is safe)."""
-    message_validate_body(body)
     message = _message_for_change(room=room, message_id=message_id)
+    message_validate_body(body, with_files=bool(message.files))
     refusal = access.edit_refusal(editor, message)
     if refusal is not None:
         raise ChatError(ErrorCode.FORBIDDEN, refusal)
@@ -431,11 +534,20 @@ def _delete(message: Message, *, actor_id: int | None) -> bool:
             return False
         Reaction.objects.filter(message=message).delete()  # a deleted message shows none
         message.deleted_at, message.rev = now, seq
+        _delete_files_of(message)
         events.broadcast_on_commit(
             room.pk,
             events.message_deleted_frame(room_slug=room.slug, message_id=message.pk, seq=seq),
         )
     return True
+
+
+def _delete_files_of(message: Message) -> None:
+    """A deleted message takes its files along: their rows now (nobody may fetch them from
+    this moment), their stored bytes once the deletion commits (chat/signals.py)."""
+    if Attachment.objects.filter(message=message).delete()[0]:
+        Message.objects.filter(pk=message.pk).update(files=[])
+        message.files = []
 
 
 def room_mark_read(*, room: Room, user: AbstractBaseUser, seq: int) -> int:

@@ -15,7 +15,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest
 
 from . import services
-from .models import Membership, Room
+from .models import Attachment, Membership, Room
 
 
 @receiver(user_logged_out)
@@ -82,3 +82,10 @@ def remove_sockets_of_former_members(sender: Any, instance: Membership, **kwargs
     room = Room.objects.filter(pk=instance.room_id).first()
     if room is not None:
         services.room_members_removed(room=room, user_ids=[instance.user_id])
+
+
+@receiver(post_delete, sender=Attachment)
+def delete_attachment_files(sender: Any, instance: Attachment, **kwargs: Any) -> None:
+    """An attachment's row gone by whatever path (its message deleted, an upload swept, its
+    room or uploader deleted): its stored bytes go too, once the deletion commits."""
+    services.attachment_files_delete_on_commit(instance)

@@ -236,6 +236,13 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # Chat limits.
 CHAT_MAX_MESSAGE_LENGTH = int(os.environ.get("CHAT_MAX_MESSAGE_LENGTH", "4000"))
 CHAT_PAGE_SIZE = 50  # messages in a room page and in a `join` without `since`
+# Files attached to messages (chat/attachments.py): the largest upload, in bytes; the most
+# per message; uploads per user ("30/600": 30 per 10 minutes; "off"). Attachments live in
+# the default storage under "attachments/" and are served only through a view that checks
+# who may read the room (never publicly at MEDIA_URL: README, "A production deployment").
+CHAT_UPLOAD_MAX_BYTES = int(os.environ.get("CHAT_UPLOAD_MAX_BYTES", str(10 * 1024 * 1024)))
+CHAT_UPLOAD_MAX_FILES = 5
+CHAT_UPLOAD_RATE_LIMIT = os.environ.get("CHAT_UPLOAD_RATE_LIMIT", "30/600")
 CHAT_REPLAY_LIMIT = 500  # messages at most in a `join` with `since`
 CHAT_HISTORY_LIMIT = 100  # cap on `history` limit
 CHAT_PEOPLE_PAGE_SIZE = 50  # people on a page of the directory (/people/)

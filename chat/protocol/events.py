@@ -10,8 +10,9 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.urls import reverse
 
-from ..models import Message, Profile, Reaction
+from ..models import Attachment, Message, Profile, Reaction
 from ..realtime.publisher import publish
 from .errors import ChatError
 
@@ -65,6 +66,7 @@ def message_dict(message: Message) -> dict[str, Any]:
         "deleted": deleted,
         "client_id": message.client_id,
         "reactions": reaction_summary(message),
+        "files": [] if deleted else [_file_with_urls(stored) for stored in message.files],
     }
 
 
@@ -90,6 +92,35 @@ def reaction_summary(message: Message) -> list[dict[str, Any]]:
         if len(entry["users"]) < settings.CHAT_REACTION_NAMES:
             entry["users"].append(reaction.user.get_username())
     return list(summary.values())
+
+
+def attachment_dict(attachment: Attachment) -> dict[str, Any]:
+    """What a message stores of each of its files (`Message.files`), written once when the
+    file is tied to it: MSG's `files` adds the URLs to fetch it by (`_file_with_urls`)."""
+    return {
+        "id": attachment.pk,
+        "name": attachment.name,
+        "size": attachment.size,
+        "type": attachment.content_type,
+        "image": attachment.is_image,
+        "width": attachment.width,
+        "height": attachment.height,
+    }
+
+
+def file_dict(attachment: Attachment) -> dict[str, Any]:
+    """An attachment as MSG's `files` shows it (the reply to an upload too)."""
+    return _file_with_urls(attachment_dict(attachment))
+
+
+def _file_with_urls(stored: dict[str, Any]) -> dict[str, Any]:
+    """One entry of MSG's `files`: the stored dict and where to fetch the file (and, for an
+    image, its thumbnail); each URL answers only those who may read the room."""
+    url = reverse("chat:file", kwargs={"file_id": stored["id"], "name": stored["name"]})
+    thumb = None
+    if stored["image"]:
+        thumb = reverse("chat:file_thumb", kwargs={"file_id": stored["id"]})
+    return {**stored, "url": url, "thumb_url": thumb}
 
 
 def _profile(message: Message) -> Profile | None:

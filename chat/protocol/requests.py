@@ -34,6 +34,7 @@ class Send:
     room: str
     body: str
     client_id: str
+    attachments: tuple[int, ...] = ()  # ids of the sender's uploads into the room
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,22 @@ def _leave(frame: dict[str, Any]) -> Leave:
 def _send(frame: dict[str, Any]) -> Send:
     body = _body(frame)
     client_id = _string(frame, "client_id", max_length=MAX_CLIENT_ID_LENGTH)
-    return Send(room=_room(frame), body=body, client_id=client_id)
+    return Send(room=_room(frame), body=body, client_id=client_id, attachments=_attachments(frame))
+
+
+def _attachments(frame: dict[str, Any]) -> tuple[int, ...]:
+    """`attachments`: a list of upload ids (whole numbers from 1), at most
+    CHAT_UPLOAD_MAX_FILES, none twice; absent means none."""
+    value = frame.get("attachments", [])
+    limit = settings.CHAT_UPLOAD_MAX_FILES
+    if (
+        not isinstance(value, list)
+        or len(value) > limit
+        or not all(type(v) is int and 1 <= v <= MAX_SEQ for v in value)
+        or len(set(value)) != len(value)
+    ):
+        raise _bad(f'"attachments" must be a list of at most {limit} distinct file ids.')
+    return tuple(value)
 
 
 def _typing(frame: dict[str, Any]) -> Typing:

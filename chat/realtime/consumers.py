@@ -226,6 +226,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             body=request.body,
             client_id=request.client_id,
             here=here,
+            attachments=request.attachments,
         )
         message, created = await self.runtime.writer.create(draft)
         if created:

@@ -11,7 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -210,6 +210,8 @@ def _render_room(request: HttpRequest, room: Room) -> HttpResponse:
         "starred": membership is not None and membership.starred,
         "notify": membership.notify if membership is not None else None,
         "maxLength": settings.CHAT_MAX_MESSAGE_LENGTH,
+        "maxFiles": settings.CHAT_UPLOAD_MAX_FILES,
+        "maxUploadBytes": settings.CHAT_UPLOAD_MAX_BYTES,
         "editWindowSeconds": settings.CHAT_EDIT_WINDOW_SECONDS,
         "reactions": list(reactions.PALETTE.items()),  # [emoji, name]: the palette
         "maxRooms": settings.CHAT_MAX_ROOMS_PER_SOCKET,
@@ -675,6 +677,73 @@ def account_notifications(request: HttpRequest) -> HttpResponse:
     else:
         messages.success(request, "Your notification settings are saved.")
     return redirect(f"{reverse('chat:account')}#notifications-heading")
+
+
+@require_POST
+def file_upload(request: HttpRequest, slug: str) -> JsonResponse:
+    """POST /chat/<slug>/files/ (multipart, field `file`, CSRF as any POST): store a file
+    for a message of the signed-in user's to carry (`send` with `attachments`); answers the
+    MSG `files` entry it will have, or {"error"} with 400, 403, 404 (a room the user may not
+    see), 413 (too large) or 429 (too many uploads: Retry-After)."""
+    if not access.signed_in(request.user):
+        return JsonResponse({"error": "Log in to upload files."}, status=403)
+    try:
+        room = selectors.room_get_open_to(slug=slug, user=request.user)
+    except ChatError as error:
+        status = 403 if error.code == ErrorCode.FORBIDDEN else 404
+        return JsonResponse({"error": error.message}, status=status)
+    upload = request.FILES.get("file")
+    if upload is None:
+        return JsonResponse({"error": "Send the file as the form field “file”."}, status=400)
+    keys = [f"user:{request.user.pk}"]
+    limit = settings.CHAT_UPLOAD_RATE_LIMIT
+    retry_after = throttle.action_retry_after(kind="upload", keys=keys, limit=limit)
+    if retry_after is not None:
+        response = JsonResponse(
+            {"error": f"Too many uploads: try again in {_minutes(retry_after)}."}, status=429
+        )
+        return _too_many(response, retry_after)
+    try:
+        attachment = services.attachment_upload(room=room, uploader=request.user, upload=upload)
+    except ChatError as error:
+        status = {ErrorCode.TOO_LONG: 413, ErrorCode.FORBIDDEN: 403}.get(error.code, 400)
+        return JsonResponse({"error": error.message}, status=status)
+    throttle.action_done(kind="upload", keys=keys, limit=limit)
+    return JsonResponse(events.file_dict(attachment), status=201)
+
+
+def _file_response(request: HttpRequest, file_id: int, *, thumbnail: bool) -> FileResponse:
+    attachment = selectors.attachment_for_reader(file_id=file_id, user=request.user)
+    stored = attachment and (attachment.thumbnail if thumbnail else attachment.file)
+    if not stored:
+        raise Http404("No such file.")
+    inline = thumbnail or attachment.is_image
+    response = FileResponse(
+        stored.open("rb"),
+        as_attachment=not inline,
+        filename=attachment.name,
+        content_type="image/png" if thumbnail else attachment.content_type,
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    # Whatever the file holds, it runs nothing and loads nothing, even opened on its own.
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@require_http_methods(["GET", "HEAD"])
+def file_download(request: HttpRequest, file_id: int, name: str) -> FileResponse:
+    """/files/<id>/<name>: a message's file for those who may read its room (asked again on
+    every fetch), else 404. Images (PNG, JPEG, GIF, WebP, as Pillow found them) show
+    inline; every other file, SVG and HTML included, is a download
+    (`Content-Disposition: attachment`); all with `X-Content-Type-Options: nosniff`."""
+    return _file_response(request, file_id, thumbnail=False)
+
+
+@require_http_methods(["GET", "HEAD"])
+def file_thumb(request: HttpRequest, file_id: int) -> FileResponse:
+    """/files/<id>/thumb/: an image's preview (a PNG without metadata), as `file_download`."""
+    return _file_response(request, file_id, thumbnail=True)
 
 
 def media(request: HttpRequest, path: str) -> HttpResponse:

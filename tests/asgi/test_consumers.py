@@ -179,6 +179,7 @@ async def test_join_message_objects_follow_the_contract(connect, alice, general)
         "deleted",
         "client_id",
         "reactions",
+        "files",
     }
     assert message["html"] == "<p>message 1</p>"
     assert message["reactions"] == []

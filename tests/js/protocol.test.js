@@ -59,6 +59,7 @@ function msg(seq, { id = 1000 + seq, clientId = null, rev = seq } = {}) {
     deleted: false,
     client_id: clientId,
     reactions: rev === seq ? [] : [{ emoji: "👍", count: 2, users: ["alice", "bob"] }],
+    files: [],
   };
 }
 
@@ -104,6 +105,34 @@ describe("the client's frames conform to the protocol's schema", () => {
     );
     assert.ok(h.sent.some((frame) => frame.type === "join" && frame.since === 12 && frame.quiet));
     for (const frame of h.sent) assertConforms("client", frame);
+  });
+
+  test("a send with files carries their ids, on every try, and conforms", () => {
+    const h = harness();
+    h.client.watch(ROOM, 0);
+    h.client.connected();
+    h.receive(joinedFrame(h.sent[0].ref, [], 0));
+    h.client.submit(ROOM, "", "id-files", [7, 3]);
+    h.clock += 60000;
+    h.client.tick();
+    const sends = h.sent.filter((frame) => frame.type === "send");
+    assert.ok(sends.length >= 2);
+    for (const frame of sends) assert.deepEqual(frame.attachments, [7, 3]);
+    h.client.submit(ROOM, "no files", "id-plain", []);
+    const plain = h.sent.filter((frame) => frame.client_id === "id-plain");
+    assert.ok(plain.length === 1 && !("attachments" in plain[0]));
+    for (const frame of h.sent) assertConforms("client", frame);
+  });
+
+  test("a message with files conforms, and one with a file that is not an id does not", () => {
+    const file = {
+      id: 9, name: "plan.pdf", size: 48213, type: "application/pdf", image: false,
+      width: null, height: null, url: "/files/9/plan.pdf", thumb_url: null,
+    };
+    assertConforms("server", { type: "message", room: ROOM, message: { ...msg(1), files: [file] } });
+    const own = validator("server.message");
+    assert.equal(own({ type: "message", room: ROOM, message: { ...msg(1), files: [{ ...file, id: "9" }] } }), false);
+    assert.equal(validator("client.send")({ type: "send", room: ROOM, body: "", client_id: "c", attachments: [1, 1] }), false);
   });
 
   test("unwatching a room (left in another tab) sends a conforming leave, once", () => {

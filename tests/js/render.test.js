@@ -6,6 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
+import { formatSize } from "../../chat/static/chat/files.js";
 import { formatFullDate, formatTime, initials, initialsHue, whoReacted } from "../../chat/static/chat/render.js";
 
 test("whoReacted says what the page says (tests/unit/test_reactions.py)", () => {
@@ -41,4 +42,12 @@ test("a message's time is the viewer's own zone's, with the full date for its ti
     if (previous === undefined) delete process.env.TZ;
     else process.env.TZ = previous;
   }
+});
+
+test("a file's size reads as the server's pages show it (Django's filesizeformat)", () => {
+  assert.equal(formatSize(1), "1\u00a0byte");
+  assert.equal(formatSize(1023), "1023\u00a0bytes");
+  assert.equal(formatSize(1024), "1.0\u00a0KB");
+  assert.equal(formatSize(48213), "47.1\u00a0KB");
+  assert.equal(formatSize(10 * 1024 * 1024), "10.0\u00a0MB");
 });

@@ -790,6 +790,20 @@ describe("outbox persistence", () => {
     assert.equal(sends[0].room, ROOM);
   });
 
+  test("a restored message keeps its files", () => {
+    const storage = fakeStorage();
+    const first = harness({ storage });
+    joinedAt(first, 5);
+    first.client.submit(ROOM, "", "cid-1", [4, 2]);
+    const second = harness({ storage });
+    second.client.watch(ROOM, 5);
+    second.client.connected();
+    second.client.receive(joinedFrame([], { lastSeq: 5 }));
+    const sends = second.sentOf("send");
+    assert.equal(sends.length, 1);
+    assert.deepEqual(sends[0].attachments, [4, 2]);
+  });
+
   test("a restored message gets its full maxTries again", () => {
     const storage = fakeStorage();
     const first = harness({ storage, options: { maxTries: 2 } });

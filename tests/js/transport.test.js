@@ -551,6 +551,7 @@ describe("with the real ChatClient", () => {
     edited: null,
     deleted: false,
     client_id: null,
+    files: [],
     ...extra,
   });
 

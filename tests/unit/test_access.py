@@ -1,14 +1,17 @@
 """chat/access.py: each rule's forms (Python on one room, Q on rooms or users, SQL for the
-write-time check) agree with each other and with one table of roles and kinds of room."""
+write-time check) agree with each other and with one table of roles and kinds of room; so
+do fetching a message's file (as reading) and uploading one (as writing)."""
 
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 
-from chat import access
-from chat.models import Ban, Message, Room
+from chat import access, selectors, services
+from chat.models import Attachment, Ban, Message, Room
+from chat.protocol.errors import ChatError
 
 pytestmark = pytest.mark.django_db
 
@@ -124,3 +127,32 @@ def test_the_author_and_active_staff_delete_asking_the_database_about_staff(
     assert not access.can_delete(AnonymousUser(), message)
     type(staff).objects.filter(pk=staff.pk).update(is_active=False)  # the object is now stale
     assert not access.can_delete(staff, message)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("role", ROLES)
+def test_files_are_fetched_by_whoever_reads_and_uploaded_by_whoever_writes(role, kind, make_user):
+    user, room = arrange(role, kind, make_user)
+    other = room.members.get(username="other")
+    message = Message.objects.create(room=room, author=other, body="a file", seq=1, rev=1)
+    attachment = Attachment.objects.create(
+        room=room,
+        uploader=other,
+        message=message,
+        file="attachments/f.bin",
+        name="f.bin",
+        content_type="application/octet-stream",
+        size=1,
+    )
+
+    fetched = selectors.attachment_for_reader(file_id=attachment.pk, user=user)
+    try:
+        services.attachment_upload(
+            room=room, uploader=user, upload=SimpleUploadedFile("u.txt", b"upload")
+        )
+        uploaded = True
+    except ChatError:
+        uploaded = False
+
+    assert (fetched is not None) == (kind in READS[role])
+    assert uploaded == (kind in WRITES[role])

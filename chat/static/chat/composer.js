@@ -7,11 +7,12 @@ function newClientId() {
   return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
 }
 
-// send(body, clientId): post to the room on screen, unless it is closed (then false, and
-// the text stays). typing() → bool: tell the room on screen; false if it could not.
+// send(body, clientId, attachments): post to the room on screen, unless it is closed (then
+// false, and the text and files stay). files: the pending uploads (files.js), if any: a
+// message waits for its uploads to finish, and may be files alone. typing() → bool: tell the room on screen; false if it could not.
 // key(event) → bool: a key the @ suggestions took (mentions.js), which then does not send.
 // Returns {reset()}: the next words typed are news again (after a send or a room switch).
-export function setUpComposer({ form, input, send, typing, key = () => false }) {
+export function setUpComposer({ form, input, send, typing, key = () => false, files = null }) {
   let lastTypingSent = 0;
   const reset = () => {
     lastTypingSent = 0;
@@ -19,8 +20,12 @@ export function setUpComposer({ form, input, send, typing, key = () => false }) 
 
   function submit() {
     const body = input.value;
-    if (!body.trim() || !send(body, newClientId())) return;
+    if (files && files.busy()) return; // the chips show the uploads' progress
+    const attachments = files ? files.ids() : [];
+    if (!body.trim() && !attachments.length) return;
+    if (!send(body, newClientId(), attachments)) return;
     input.value = "";
+    if (files) files.clear();
     reset();
   }
 

@@ -1,3 +1,5 @@
+import { fillFiles } from "./files.js";
+
 // The one message line. Its markup is the page's <template id="message-line">, which the
 // server renders from the same include as the history (templates/chat/_message.html); every
 // line on screen, server-rendered or live, is then filled by fillLine. The only HTML that
@@ -150,6 +152,8 @@ export function fillLine(li, msg, me) {
   if (msg.created) time.title = formatFullDate(msg.created);
   else time.removeAttribute("title");
   renderBody(li.querySelector(".body"), msg, me);
+  // A server-rendered line (no `files` in lineMessage) shows its files already.
+  if (msg.files !== undefined) fillFiles(li, msg.files);
   if (msg.edited) markEdited(li);
   if (msg.reactions !== null) fillReactions(li, msg.reactions, me);
 }

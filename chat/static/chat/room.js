@@ -5,6 +5,7 @@
 // Switching rooms changes the view, not the page or the connection. This module wires them
 // to the page; the others draw it. ES modules, no build step.
 import { setUpComposer } from "./composer.js";
+import { setUpAttachments } from "./files.js";
 import { RoomCounts } from "./counts.js";
 import { MessageLog, messageList } from "./log.js";
 import { setUpMentions } from "./mentions.js";
@@ -346,6 +347,7 @@ function switchTo(slug, { push = true } = {}) {
   page.current = slug;
   counts.visible = slug;
   if (composer) composer.reset();
+  if (attachments) attachments.clear(); // uploaded into the room left: not for this one
   sidebar.markCurrent(navItems, slug);
   notifications.dismiss(slug);
   el.name.textContent = to.name;
@@ -526,15 +528,27 @@ log.listen(document, (slug) => page.views.get(slug));
 
 const mentions =
   el.form && setUpMentions({ input: el.input, list: document.getElementById("mention-list"), room: () => page.current });
+const attachments =
+  el.form &&
+  setUpAttachments({
+    form: el.form,
+    input: document.getElementById("composer-file"),
+    button: document.getElementById("composer-attach"),
+    list: document.getElementById("composer-files"),
+    room: () => page.current,
+    maxFiles: config.maxFiles,
+    maxBytes: config.maxUploadBytes,
+  });
 const composer =
   el.form &&
   setUpComposer({
     form: el.form,
     input: el.input,
+    files: attachments,
     key: (event) => mentions.key(event),
-    send(body, clientId) {
+    send(body, clientId, ids) {
       if (page.view.closed) return false;
-      client.submit(page.current, body, clientId);
+      client.submit(page.current, body, clientId, ids);
       return true;
     },
     typing: () => client.sendFrame({ type: "typing", room: page.current }),

@@ -297,8 +297,8 @@ class ChatClient {
   // --- Outbox ----------------------------------------------------------------------------
 
   // Queue a message typed by the user; it is shown at once as pending.
-  submit(room, body, clientId) {
-    const item = { clientId, room, body, tries: 0, sentAt: null, ref: null, state: "pending", error: null };
+  submit(room, body, clientId, attachments = []) {
+    const item = { clientId, room, body, attachments, tries: 0, sentAt: null, ref: null, state: "pending", error: null };
     this.outbox.set(clientId, item);
     this.saveOutbox();
     if (this.view.pending) this.view.pending(item);
@@ -336,7 +336,9 @@ class ChatClient {
     item.sentAt = this.now();
     item.ref = this.nextRef();
     this.saveOutbox();
-    this.sendFrame({ type: "send", room: item.room, body: item.body, client_id: item.clientId, ref: item.ref });
+    const frame = { type: "send", room: item.room, body: item.body, client_id: item.clientId, ref: item.ref };
+    if (Array.isArray(item.attachments) && item.attachments.length) frame.attachments = item.attachments;
+    this.sendFrame(frame);
   }
 
   fail(item, message) {
@@ -373,6 +375,7 @@ class ChatClient {
       clientId: item.clientId,
       room: item.room,
       body: item.body,
+      attachments: item.attachments || [],
       tries: item.tries,
       state: item.state,
       error: item.error,
