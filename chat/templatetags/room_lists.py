@@ -77,7 +77,7 @@ def _item(
         ' data-unread="{unread}"{flags}>\n'
         '<a href="{before}{slug}{after}"{aria}>{name}</a>{badges}\n'
         '<span class="badge unread" title="unread messages"{hidden}>{unread}</span>\n'
-        '<span class="online-count" aria-label="online"></span>{topic}\n'
+        '<span class="online-count"></span>{topic}\n'
         "</li>",
         slug=room.slug,
         last_seq=room.last_seq,

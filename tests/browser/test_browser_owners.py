@@ -162,7 +162,7 @@ def test_an_open_room_page_follows_its_owners_and_reopens_when_unarchived(
         expect(settings_link).to_be_hidden()
 
         alice.goto(f"{live_site.base_url}/chat/{slug}/settings/")
-        alice.get_by_role("button", name="Make bob owner").click()
+        alice.get_by_role("button", name="Make owner: bob").click()
         expect(alice.locator(".flash")).to_contain_text("bob is an owner")
         expect(settings_link).to_be_visible(timeout=TIMEOUT_MS)
         expect(nav_item(bob, slug)).to_have_attribute("data-owner", "")

@@ -600,7 +600,7 @@ def test_a_private_rooms_settings_open_to_its_owners_and_are_a_404_to_outsiders(
     if status == 200:
         page = response.content.decode()
         assert 'list="invite-suggestions"' in page
-        assert "Make bob owner" in page
+        assert "Make owner: bob" in page
 
 
 def test_staff_run_public_rooms_from_their_settings(staff, alice):

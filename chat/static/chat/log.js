@@ -11,10 +11,8 @@ export function messageList(slug) {
   const ol = document.createElement("ol");
   ol.className = "messages";
   ol.id = "messages";
-  ol.setAttribute("role", "log");
-  ol.setAttribute("aria-live", "polite");
-  ol.setAttribute("aria-label", "Messages");
   ol.dataset.room = slug;
+  ol.tabIndex = 0; // it scrolls: keyboard users scroll it too (room.html)
   return ol;
 }
 

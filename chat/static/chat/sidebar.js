@@ -41,7 +41,17 @@ export function renderCounts(li, counts, slug, describeOnline) {
   const badge = li.querySelector(".unread");
   badge.textContent = String(unread);
   badge.hidden = unread === 0;
-  li.querySelector(".online-count").textContent = describeOnline(counts.online(slug));
+  const online = li.querySelector(".online-count");
+  const text = describeOnline(counts.online(slug));
+  online.textContent = text;
+  if (text && describeOnline === onlineTotal) {
+    // A bare number beside the name: say what it counts to screen readers (aria-label is
+    // not allowed on a <span>).
+    const words = document.createElement("span");
+    words.className = "visually-hidden";
+    words.textContent = " online";
+    online.append(words);
+  }
 }
 
 export function markCurrent(items, slug) {
@@ -91,7 +101,6 @@ export function newItem({ room, name, private: isPrivate, direct, notify, owner,
   count.title = "unread messages";
   count.hidden = unread === 0;
   const online = badge("online-count", "");
-  online.setAttribute("aria-label", "online");
   li.append(count, online);
   setNotify(li, notify);
   return li;
