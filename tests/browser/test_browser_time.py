@@ -25,9 +25,9 @@ STEP = timedelta(minutes=40)
 ZONE = "Pacific/Kiritimati"  # UTC+14: the viewer's days are not the server's
 
 
-def seed_history(database: str) -> tuple[int, datetime]:
+def seed_history(database: str, read: int = READ) -> tuple[int, datetime]:
     """Store HISTORY messages of bob's in #general, the last one now, and alice's read mark
-    at the READ-th; returns the seq before the first one and the time of the last."""
+    at the `read`-th; returns the seq before the first one and the time of the last."""
     db = sqlite3.connect(database)
     now = datetime.now(UTC)
     with db:
@@ -56,7 +56,7 @@ def seed_history(database: str) -> tuple[int, datetime]:
         db.execute(
             "INSERT INTO chat_readstate (user_id, room_id, seq, updated_at) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (user_id, room_id) DO UPDATE SET seq = excluded.seq",
-            [users["alice"], room_id, last_seq + READ, now.isoformat(" ")],
+            [users["alice"], room_id, last_seq + read, now.isoformat(" ")],
         )
     db.close()
     return last_seq, now
@@ -74,9 +74,9 @@ def log_lines(page: Page) -> list[tuple[str, str]]:
 
 
 def assert_days_right(page: Page) -> int:
-    """A divider sits above the first message of each day in ZONE (above a "New messages"
-    line glued to it) and nowhere else; returns how many there are."""
-    zone = ZoneInfo(ZONE)
+    """A divider sits above the first message of each day in the browser's time zone (above
+    a "New messages" line glued to it) and nowhere else; returns how many there are."""
+    zone = ZoneInfo(page.evaluate("() => Intl.DateTimeFormat().resolvedOptions().timeZone"))
     lines = log_lines(page)
     expected: list[tuple[str, str]] = []
     last_day = None
@@ -189,3 +189,28 @@ def test_days_new_messages_line_jumps_and_older_history_that_keeps_the_view(
     finally:
         context.close()
         bob.context.close()
+
+
+def test_jump_to_first_unread_loads_older_pages_until_it_is_there(
+    browser: Browser, restartable_site: RestartableSite
+) -> None:
+    site = restartable_site
+    base, _ = seed_history(str(site.database), read=20)  # far before the page shown
+    alice = sign_in_to_general(browser, site, "alice")
+    try:
+        log = alice.locator("#messages")
+        expect(log.locator(f'li[data-seq="{base + HISTORY}"]')).to_be_in_viewport()
+        expect(log.locator(f'li[data-seq="{base + 21}"]')).to_have_count(0)
+        # Not loaded yet: no line drawn at a wrong message, but the jump is offered.
+        expect(log.locator("li.unread-mark")).to_have_count(0)
+        jump_unread = alice.get_by_role("button", name="Jump to first unread")
+        expect(jump_unread).to_be_visible()
+        jump_unread.click()
+        mark = log.locator("li.unread-mark")
+        expect(mark).to_have_count(1)
+        expect(log.locator("li.unread-mark + li")).to_have_attribute("data-seq", str(base + 21))
+        expect(mark).to_be_in_viewport()
+        expect(jump_unread).to_be_hidden()
+        assert_days_right(alice)
+    finally:
+        alice.context.close()
