@@ -1,6 +1,8 @@
 // A room's message log: its stored messages in seq order, above the lines of the user's
 // outbox, with React on every stored line and Edit and Delete on the lines the user may
-// change. Every line is made by render.js.
+// change, a divider above each day's first message, and a "New messages" line above the
+// first unread one while the room is open. Every message line is made by render.js.
+import { dayKey, dayLabel, dividerEdits, firstUnread } from "./days.js";
 import { fillLine, fillReactions, lineMessage, markEdited, messageLine, renderBody } from "./render.js";
 
 // An outbox line's state is text, not decoration, so screen readers say it too.
@@ -23,6 +25,25 @@ function actionButton(label, onClick) {
   button.textContent = label;
   button.addEventListener("click", onClick);
   return button;
+}
+
+// A line between messages that is not one (a day divider, "New messages"): a separator,
+// named by its text.
+function separator(className, label) {
+  const li = document.createElement("li");
+  li.className = className;
+  li.setAttribute("role", "separator");
+  li.setAttribute("aria-label", label);
+  const text = document.createElement("span");
+  text.textContent = label;
+  li.append(text);
+  return li;
+}
+
+function dayDivider(day) {
+  const li = separator("day", day);
+  li.dataset.day = day;
+  return li;
 }
 
 export class MessageLog {
@@ -64,6 +85,7 @@ export class MessageLog {
     this.placeInOrder(view, li);
     this.addActions(li, view);
     view.saw(msg.seq);
+    this.days(view);
     return Boolean(own);
   }
 
@@ -87,18 +109,79 @@ export class MessageLog {
 
   remove(view, msg) {
     const li = this.storedLine(view, msg.id);
-    if (li) li.remove();
+    if (!li) return;
+    if (li.previousElementSibling?.classList.contains("unread-mark")) li.previousElementSibling.remove();
+    li.remove();
+    this.days(view);
   }
 
-  // The lines the server rendered, filled like live ones: returns their messages.
+  // The lines the server rendered, filled like live ones: returns their messages. Their
+  // days are the viewer's (the server's dividers are drawn in UTC).
   hydrate(view) {
-    return Array.from(view.ol.querySelectorAll("li[data-id]"), (li) => {
+    const messages = Array.from(view.ol.querySelectorAll("li[data-id]"), (li) => {
       const msg = lineMessage(li);
       fillLine(li, msg, this.me);
       this.addActions(li, view);
       view.saw(msg.seq);
       return msg;
     });
+    this.days(view);
+    return messages;
+  }
+
+  // Put the day dividers right (days.js dividerEdits) and say again what each says: a
+  // stored line's day is its time's in the viewer's time zone; "Today" becomes "Yesterday"
+  // at midnight. Dividers and the "New messages" line are separators, not list items, so
+  // the log's messages stay what a screen reader lists.
+  days(view, now = new Date()) {
+    const children = Array.from(view.ol.children);
+    const lines = children.map((li) => {
+      if (li.classList.contains("day")) return { kind: "divider", day: li.dataset.day };
+      if (li.classList.contains("unread-mark")) return { kind: "mark" };
+      const time = li.dataset.id ? li.querySelector("time") : null;
+      return { kind: "message", day: time && time.dateTime ? dayKey(time.dateTime) : "" };
+    });
+    const { remove, insert } = dividerEdits(lines);
+    for (const { before, day } of insert) view.ol.insertBefore(dayDivider(day), children[before]);
+    for (const i of remove) children[i].remove();
+    for (const divider of view.ol.querySelectorAll("li.day")) {
+      const label = dayLabel(divider.dataset.day, { now });
+      divider.setAttribute("aria-label", label);
+      divider.firstElementChild.textContent = label;
+    }
+  }
+
+  // The "New messages" line, above the first message after `view.unreadFrom` (the read
+  // mark when the room was opened) by someone else, once the loaded pages are sure to hold
+  // it. Returns the line, or null (nothing unread, or not loaded yet: see unreadLoaded).
+  placeUnread(view) {
+    const old = view.ol.querySelector("li.unread-mark");
+    if (old || view.unreadFrom === null || !this.unreadLoaded(view)) return old;
+    const stored = Array.from(view.ol.querySelectorAll("li[data-seq]"), (li) => ({
+      li,
+      seq: Number(li.dataset.seq),
+      author: li.dataset.author,
+    }));
+    const seq = firstUnread(stored, view.unreadFrom, this.me);
+    if (seq === null) return null;
+    const mark = separator("unread-mark", "New messages");
+    view.ol.insertBefore(mark, stored.find((line) => line.seq === seq).li);
+    this.days(view);
+    return mark;
+  }
+
+  // Whether every message after the view's read mark is on the page: pages of history are
+  // whole runs of seqs, so the oldest shown must be at or before the one after the mark.
+  unreadLoaded(view) {
+    return view.hasMore === false || (view.oldestSeq !== null && view.oldestSeq <= view.unreadFrom + 1);
+  }
+
+  // The user left the room: its "New messages" line goes (it is drawn again from the read
+  // mark when they come back).
+  clearUnread(view) {
+    view.unreadFrom = null;
+    view.ol.querySelector("li.unread-mark")?.remove();
+    this.days(view);
   }
 
   // Stored messages sit in seq order, above the lines of the user's outbox.
@@ -108,6 +191,8 @@ export class MessageLog {
     let after = null;
     if (stored.length && Number(stored[stored.length - 1].dataset.seq) > seq) {
       after = Array.from(stored).find((other) => Number(other.dataset.seq) > seq);
+      // Above the separators that belong to the next message (its day, "New messages").
+      while (after.previousElementSibling?.getAttribute("role") === "separator") after = after.previousElementSibling;
     }
     view.ol.insertBefore(li, after || view.ol.querySelector("li.outbox"));
   }

@@ -21,6 +21,8 @@ import { ChatClient } from "./sync.js";
 import { keepOpen } from "./transport.js";
 
 const READ_AFTER_MS = 1000;
+const LOAD_OLDER_WITHIN_PX = 300; // scrolled this near the top, older messages load
+const NEAR_BOTTOM_PX = 80; // this near the bottom counts as reading the latest
 const config = JSON.parse(document.getElementById("chat-config").textContent);
 const el = {
   status: document.getElementById("status"),
@@ -29,6 +31,8 @@ const el = {
   typing: document.getElementById("typing"),
   notice: document.getElementById("room-notice"),
   older: document.getElementById("load-older"),
+  jumpUnread: document.getElementById("jump-unread"),
+  jumpLatest: document.getElementById("jump-latest"),
   detached: document.getElementById("detached"),
   form: document.getElementById("composer"),
   input: document.getElementById("composer-input"),
@@ -61,12 +65,15 @@ for (const [slug, li] of navItems) if (li.dataset.notify) notifyLevels.set(slug,
 if (config.notify) notifyLevels.set(config.room, config.notify);
 let socket = null;
 let readTimer = null;
+let prepending = false; // showing a page of older messages: none of them is new
 
 function viewOf(slug) {
   if (!page.views.has(slug)) {
     const link = navItems.has(slug) ? navItems.get(slug).querySelector("a") : null;
     const name = link ? link.textContent : slug;
-    page.views.set(slug, new RoomView({ slug, ol: messageList(slug), href: link ? link.href : `/chat/${slug}/`, name }));
+    const view = new RoomView({ slug, ol: messageList(slug), href: link ? link.href : `/chat/${slug}/`, name });
+    followScroll(view);
+    page.views.set(slug, view);
   }
   return page.views.get(slug);
 }
@@ -74,6 +81,7 @@ function viewOf(slug) {
 // The room rendered by the server is the first view; its list is the page's own.
 const first = viewOf(config.room);
 first.ol = el.messages;
+followScroll(first);
 first.name = config.name;
 first.topic = config.topic;
 first.hasMore = config.hasMore;
@@ -287,11 +295,65 @@ function updateTitle() {
 
 function nearBottom(view) {
   const box = view.ol;
-  return !page.onScreen(view) || box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+  return !page.onScreen(view) || box.scrollHeight - box.scrollTop - box.clientHeight < NEAR_BOTTOM_PX;
 }
 
 function scrollToBottom(view) {
   view.ol.scrollTop = view.ol.scrollHeight;
+  view.newBelow = 0;
+  drawJumps();
+}
+
+// --- Moving through time ---------------------------------------------------------------
+
+// Scrolling a room's list: near the top, its older messages load (the button stays for the
+// keyboard); at the bottom, the count of new messages below is done with.
+function followScroll(view) {
+  view.ol.addEventListener("scroll", () => {
+    if (!page.onScreen(view)) return;
+    if (view.ol.scrollTop < LOAD_OLDER_WITHIN_PX && view.hasMore && !view.loading()) loadOlder(view);
+    if (nearBottom(view)) view.newBelow = 0;
+    drawJumps();
+  }, { passive: true });
+}
+
+// "Jump to first unread", while the "New messages" line is above what shows (or not loaded
+// yet), and "Jump to latest" ("3 new messages" when some came meanwhile) while scrolled up.
+function drawJumps() {
+  const view = page.view;
+  if (!view || !el.jumpLatest) return;
+  const box = view.ol;
+  const mark = box.querySelector("li.unread-mark");
+  const above = mark ? mark.offsetTop < box.scrollTop : view.unreadFrom !== null && view.unreadCount > 0 && !log.unreadLoaded(view);
+  el.jumpUnread.hidden = !above;
+  el.jumpLatest.hidden = nearBottom(view);
+  const n = view.newBelow;
+  el.jumpLatest.textContent = n ? `${n} new message${n === 1 ? "" : "s"}` : "Jump to latest";
+}
+
+// To the "New messages" line, loading older pages first if it is further back.
+function jumpToUnread() {
+  const view = page.view;
+  const mark = view.ol.querySelector("li.unread-mark");
+  if (mark) {
+    view.seekingUnread = false;
+    view.ol.scrollTop = mark.offsetTop;
+    drawJumps();
+  } else if (view.unreadFrom !== null && view.hasMore) {
+    view.seekingUnread = true;
+    loadOlder(view, 100);
+  }
+}
+
+// The room was opened: a "New messages" line from the user's read mark (RoomCounts keeps
+// it), drawn now or when the pages that hold it come.
+function openUnread(view) {
+  const room = counts.rooms.get(view.slug);
+  view.unreadCount = counts.unread(view.slug);
+  view.unreadFrom = room && room.read !== null && view.unreadCount > 0 ? room.read : null;
+  view.seekingUnread = false;
+  view.newBelow = 0;
+  log.placeUnread(view);
 }
 
 // The user can no longer be in a room (archived, banned, not found): say why; the socket
@@ -341,6 +403,7 @@ function switchTo(slug, { push = true } = {}) {
   if (slug === page.current || !page.views.has(slug)) return false;
   const from = page.view;
   const to = page.views.get(slug);
+  log.clearUnread(from);
   from.ol.replaceWith(to.ol);
   client.setQuiet(from.slug, true);
   client.setQuiet(slug, false);
@@ -354,6 +417,7 @@ function switchTo(slug, { push = true } = {}) {
   el.topic.textContent = to.topic;
   updateTitle();
   if (push) history.pushState({ room: slug }, "", to.href);
+  openUnread(to);
   if (to.hasMore === null) loadOlder(to); // first time on screen: its latest page
   el.older.hidden = !to.hasMore;
   if (el.detached) el.detached.hidden = !to.detached;
@@ -367,9 +431,13 @@ function switchTo(slug, { push = true } = {}) {
   return true;
 }
 
-function loadOlder(view) {
-  el.older.disabled = true;
-  const frame = { type: "history", room: view.slug, limit: 50 };
+// Ask for the page before the oldest message shown (the latest page, for a room not shown
+// yet). The button stays enabled and focused meanwhile: clicks wait for the answer.
+function loadOlder(view, limit = 50) {
+  if (view.loading()) return;
+  view.loadingSince = Date.now();
+  if (page.onScreen(view)) el.older.setAttribute("aria-busy", "true");
+  const frame = { type: "history", room: view.slug, limit };
   if (view.oldestSeq !== null) frame.before = view.oldestSeq;
   client.sendFrame(frame);
 }
@@ -401,6 +469,10 @@ function showMessage(room, msg) {
   const own = log.show(view, msg);
   stopTyping(view, msg.author, typingChanged(view));
   if (stick || own) scrollToBottom(view);
+  else if (!prepending && page.onScreen(view)) {
+    view.newBelow += 1;
+    drawJumps();
+  }
   counts.message(room, msg);
   if (page.onScreen(view)) markReadSoon();
 }
@@ -431,12 +503,30 @@ const frames = {
   history(frame) {
     const view = page.views.get(frame.room);
     if (!view) return;
-    frame.messages.forEach((msg) => client.showMessage(frame.room, msg, true));
-    view.hasMore = frame.has_more;
-    if (page.onScreen(view)) {
-      el.older.hidden = !frame.has_more;
-      el.older.disabled = false;
+    // Older messages go in above what the user reads: it stays where it was on screen
+    // (the distance from the list's bottom is kept; chat.css turns the browser's own
+    // scroll anchoring off). The first page of a room shows its latest.
+    const latest = view.hasMore === null;
+    const box = view.ol;
+    const fromBottom = box.scrollHeight - box.scrollTop;
+    prepending = true;
+    try {
+      frame.messages.forEach((msg) => client.showMessage(frame.room, msg, true));
+    } finally {
+      prepending = false;
     }
+    view.hasMore = frame.has_more;
+    view.loadingSince = null;
+    log.placeUnread(view);
+    if (!page.onScreen(view)) return;
+    if (latest) scrollToBottom(view);
+    else box.scrollTop = box.scrollHeight - fromBottom;
+    const hadFocus = document.activeElement === el.older;
+    el.older.hidden = !frame.has_more;
+    el.older.removeAttribute("aria-busy");
+    if (hadFocus && el.older.hidden) box.focus(); // no older ones: focus goes to the list, not away
+    if (view.seekingUnread) jumpToUnread();
+    drawJumps();
   },
   presence: (frame) => counts.presence(frame),
   profile(frame) {
@@ -584,6 +674,12 @@ function listen() {
   const addPeople = document.getElementById("add-people");
   if (addPeople) suggestUsernames(addPeople);
   el.older.addEventListener("click", () => loadOlder(page.view));
+  el.jumpUnread.addEventListener("click", jumpToUnread);
+  el.jumpLatest.addEventListener("click", () => {
+    scrollToBottom(page.view);
+    el.jumpLatest.hidden = true;
+    (el.input || el.messages).focus();
+  });
   sidebar.switchOnClick(navItems, switchTo);
   window.addEventListener("popstate", (event) => {
     const slug = event.state && event.state.room;
@@ -602,6 +698,7 @@ function start() {
   counts.visible = config.room;
   if (!config.archived) client.watch(config.room, config.lastSeq);
   adoptServerLines();
+  openUnread(first);
   if (!showFound()) scrollToBottom(first);
   renderClosed();
   renderMembership();

@@ -16,6 +16,16 @@ export class RoomView {
     this.closed = null; // the reason this user can no longer be in the room
     this.archived = false; // closed because archived: un-archiving opens it again
     this.detached = false; // opened at an older message: newer ones not all loaded
+    this.loadingSince = null; // when older messages were asked for (null: not waiting)
+    this.unreadFrom = null; // the read mark when the room was opened: "New messages" below it
+    this.unreadCount = 0; // how many were unread then
+    this.seekingUnread = false; // loading older pages until the first unread is shown
+    this.newBelow = 0; // messages that arrived while the user was scrolled up
+  }
+
+  // Older messages were asked for and have not come (a lost request is given up after 10 s).
+  loading(now = Date.now()) {
+    return this.loadingSince !== null && now - this.loadingSince < 10000;
   }
 
   // A message of this room is on the page: older pages start below the oldest.
