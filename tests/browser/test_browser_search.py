@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from playwright.sync_api import Browser, expect
 
-from chat import formatting
 from tests.support.browser import TIMEOUT_MS, expect_message_once, say, sign_in_to_general
 from tests.support.live_server import RestartableSite
+from tests.support.seed import insert_message
 
 pytestmark = [pytest.mark.browser, pytest.mark.own_database]
 
@@ -32,19 +32,13 @@ def seed_history(database: str) -> None:
         for i in range(1, HISTORY + 1):
             seq = last_seq + i
             body = "where is the <needle> in this haystack?" if i == SOUGHT else f"hay {i}"
-            db.execute(
-                "INSERT INTO chat_message"
-                " (room_id, author_id, body, body_html, seq, rev, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    room_id,
-                    bob_id,
-                    body,
-                    formatting.render(body),  # as the site stores it (chat/formatting.py)
-                    seq,
-                    seq,
-                    (start + timedelta(minutes=i)).isoformat(" "),
-                ],
+            insert_message(
+                db,
+                room_id=room_id,
+                author_id=bob_id,
+                body=body,
+                seq=seq,
+                created_at=start + timedelta(minutes=i),
             )
         db.execute("UPDATE chat_room SET last_seq = ? WHERE id = ?", [last_seq + HISTORY, room_id])
     db.close()
