@@ -174,11 +174,12 @@ class Message(models.Model):
         related_name="thread_replies",
         editable=False,
     )
-    also_in_room = models.BooleanField(default=False, editable=False)
+    # Defaults in the database too: rows written in SQL (bulk loads, tools) need none.
+    also_in_room = models.BooleanField(default=False, db_default=False, editable=False)
     # A root's thread summary, kept by the services that add or delete its replies (each
     # change takes a seq, the root's new rev), so no page counts replies on read.
-    thread_count = models.PositiveIntegerField(default=0, editable=False)
-    thread_last_seq = models.PositiveBigIntegerField(default=0, editable=False)
+    thread_count = models.PositiveIntegerField(default=0, db_default=0, editable=False)
+    thread_last_seq = models.PositiveBigIntegerField(default=0, db_default=0, editable=False)
     thread_last_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
