@@ -162,6 +162,28 @@ class Message(models.Model):
     # The message's attachments as MSG shows them (events.attachment_dict), written once
     # when they are tied to it, so no page or replay needs another query; [] without files.
     files = models.JSONField(default=list, blank=True, editable=False)
+    # A reply quotes another message of the same room (services._store checks); the quote
+    # stays if the original is deleted later (the MSG then says so), and goes if it is purged.
+    reply_to = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    # A thread reply: the root message whose side panel it belongs to (a reply to a thread
+    # reply belongs to the same root). Shown in the room's main log only if `also_in_room`.
+    thread_root = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="thread_replies",
+        editable=False,
+    )
+    # Defaults in the database too: rows written in SQL (bulk loads, tools) need none.
+    also_in_room = models.BooleanField(default=False, db_default=False, editable=False)
+    # A root's thread summary, kept by the services that add or delete its replies (each
+    # change takes a seq, the root's new rev), so no page counts replies on read.
+    thread_count = models.PositiveIntegerField(default=0, db_default=0, editable=False)
+    thread_last_seq = models.PositiveBigIntegerField(default=0, db_default=0, editable=False)
+    thread_last_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["room", "seq"]
@@ -328,3 +350,22 @@ class Attachment(models.Model):
     @property
     def is_image(self) -> bool:
         return bool(self.thumbnail)
+
+
+class ThreadRead(models.Model):
+    """How far a user has read one thread: its replies up to `seq` (a room seq) are read.
+    Moves forward only; none yet means nothing of the thread is read (services.thread_mark_read)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_thread_reads"
+    )
+    root = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="thread_reads")
+    seq = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "root"], name="threadread_user_root_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} read thread {self.root_id} to #{self.seq}"

@@ -30,9 +30,12 @@ from django.utils.safestring import SafeString
 
 from . import access, fulltext
 from .access import AnyUser
-from .models import Attachment, Membership, Message, Profile, Reaction, Room
+from .models import Attachment, Membership, Message, Profile, Reaction, Room, ThreadRead
 from .protocol.errors import ChatError, ErrorCode
 from .search_query import SearchQuery
+
+# What events.message_dict reads of a message besides its own row: load it in the same query.
+MESSAGE_RELATED = ("room", "author", "author__profile", "reply_to", "reply_to__author")
 
 SLUG_RE = re.compile(r"^[-a-zA-Z0-9_]{1,80}$")  # what SlugField(max_length=80) can hold
 
@@ -156,8 +159,11 @@ def room_get_joinable(*, slug: str, user: AnyUser) -> Room:
 
 
 def _live_messages(room: Room) -> QuerySet[Message]:
-    return Message.objects.filter(room=room, deleted_at__isnull=True).select_related(
-        "room", "author", "author__profile"
+    """The room's main log: its live messages but the thread replies kept to their thread."""
+    return (
+        Message.objects.filter(room=room, deleted_at__isnull=True)
+        .filter(Q(thread_root__isnull=True) | Q(also_in_room=True))
+        .select_related(*MESSAGE_RELATED)
     )
 
 
@@ -192,7 +198,7 @@ def messages_since(*, room: Room, seq: int, limit: int) -> MessagePage:
     ones without their body); has_more says more changes remain."""
     rows = list(
         Message.objects.filter(room=room, rev__gt=seq)
-        .select_related("room", "author", "author__profile")
+        .select_related(*MESSAGE_RELATED)
         .order_by("rev")[: limit + 1]
     )
     return MessagePage(messages=with_reactions(rows[:limit]), has_more=len(rows) > limit)
@@ -229,6 +235,60 @@ def messages_around(*, room: Room, seq: int, limit: int) -> AroundPage:
 
 
 @dataclass(frozen=True)
+class ThreadPage(MessagePage):
+    """A thread: its root, its newest replies oldest first (has_more: older ones were left
+    out) and the user's read mark of it (None: never read, or anonymous)."""
+
+    root: Message | None = None
+    read: int | None = None
+
+
+def thread_page(*, room: Room, root_id: int, user: AnyUser, limit: int) -> ThreadPage:
+    """The thread of a live message of `room` (a thread reply's id stands for its root),
+    for whoever may read the room (the door checks); not_found for any other id."""
+    root = _thread_root(room=room, message_id=root_id)
+    replies = list(
+        Message.objects.filter(thread_root=root, deleted_at__isnull=True)
+        .select_related(*MESSAGE_RELATED)
+        .order_by("-seq")[: limit + 1]
+    )
+    read = None
+    if user.is_authenticated:
+        read = ThreadRead.objects.filter(user=user, root=root).values_list("seq", flat=True).first()
+    return ThreadPage(
+        messages=with_reactions(replies[:limit][::-1]),
+        has_more=len(replies) > limit,
+        root=with_reactions([root])[0],
+        read=read,
+    )
+
+
+def _thread_root(*, room: Room, message_id: int) -> Message:
+    message = (
+        Message.objects.filter(pk=message_id, room=room, deleted_at__isnull=True)
+        .select_related(*MESSAGE_RELATED)
+        .first()
+    )
+    if message is not None and message.thread_root_id is not None:
+        return _thread_root(room=room, message_id=message.thread_root_id)
+    if message is None:
+        raise ChatError(ErrorCode.NOT_FOUND, f"No message {message_id} in this room.")
+    return message
+
+
+# How many thread read marks a `joined` reply carries: those of the newest threads.
+THREAD_READS_LIMIT = 500
+
+
+def thread_reads(*, room: Room, user: AnyUser) -> dict[int, int]:
+    """The user's read mark of each thread of the room they have read: root id → seq."""
+    if not user.is_authenticated:
+        return {}
+    marks = ThreadRead.objects.filter(user=user, root__room=room).order_by("-root_id")
+    return dict(marks.values_list("root_id", "seq")[:THREAD_READS_LIMIT])
+
+
+@dataclass(frozen=True)
 class JoinPage(MessagePage):
     """What a `joined` reply says of the room: its messages; last_seq, the room's counter
     read before them; and the user's read mark (None: never read) and unread count."""
@@ -236,6 +296,7 @@ class JoinPage(MessagePage):
     last_seq: int
     read: int | None = None
     unread: int = 0
+    thread_reads: dict[int, int] | None = None
 
 
 def room_join_page(*, room: Room, user: AnyUser, since: int | None) -> JoinPage:
@@ -254,6 +315,7 @@ def room_join_page(*, room: Room, user: AnyUser, since: int | None) -> JoinPage:
         last_seq=last_seq,
         read=read,
         unread=unread,
+        thread_reads=thread_reads(room=room, user=user),
     )
 
 
@@ -500,7 +562,7 @@ def search_hits(*, ids: list[int], text: str) -> list[SearchHit]:
     author and profile, and their snippets: the hits of `text` in context, or the body's
     start for a message found by its filters alone. One deleted since is left out."""
     messages = Message.objects.filter(pk__in=ids, deleted_at__isnull=True)
-    loaded = messages.select_related("room", "author", "author__profile").in_bulk()
+    loaded = messages.select_related(*MESSAGE_RELATED).in_bulk()
     shown = [loaded[pk] for pk in ids if pk in loaded]
     marked = fulltext.snippets([message.pk for message in shown], text)
     return [

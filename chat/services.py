@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.files.base import ContentFile, File
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, Max
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -24,6 +25,7 @@ from .models import (
     Reaction,
     ReadState,
     Room,
+    ThreadRead,
     slug_is_reserved,
 )
 from .protocol import events
@@ -99,7 +101,7 @@ def message_render(body: str) -> str:
 
 
 def _message_by_client_id(*, room: Room, author: AbstractBaseUser, client_id: str) -> Message:
-    return Message.objects.select_related("room", "author", "author__profile").get(
+    return Message.objects.select_related(*selectors.MESSAGE_RELATED).get(
         room=room, author=author, client_id=client_id
     )
 
@@ -145,6 +147,12 @@ class MessageDraft:
     here: frozenset[int] = frozenset()
     # Ids of files the author uploaded into the room (`attachment_upload`) for it to carry.
     attachments: tuple[int, ...] = ()
+    # The id of a message of the room it quotes, and of one whose thread it goes in (a
+    # thread reply's id stands for its root); `also_in_room` shows a thread reply in the
+    # room's main log too.
+    reply_to: int | None = None
+    thread: int | None = None
+    also_in_room: bool = False
 
 
 def messages_create(*, drafts: Sequence[MessageDraft]) -> list[tuple[Message, bool] | ChatError]:
@@ -184,6 +192,10 @@ def _store(draft: MessageDraft, *, author: AbstractBaseUser) -> tuple[Message, b
             f" {settings.CHAT_EVERYONE_MENTION_MEMBERS} or more members.",
         )
     body_html = message_render(draft.body)
+    reply_to = _live_message(draft.room, draft.reply_to, "reply to")
+    root = _live_message(draft.room, draft.thread, "reply in the thread of")
+    if root is not None and root.thread_root_id is not None:
+        root = _live_message(draft.room, root.thread_root_id, "reply in the thread of")
     try:
         with transaction.atomic():
             seq = _next_seq(draft.room, actor_id=draft.author.pk)
@@ -195,10 +207,19 @@ def _store(draft: MessageDraft, *, author: AbstractBaseUser) -> tuple[Message, b
                 seq=seq,
                 rev=seq,
                 client_id=draft.client_id,
+                reply_to=reply_to,
+                thread_root=root,
+                also_in_room=root is not None and draft.also_in_room,
             )
             if draft.attachments:
                 _attach(message, ids=draft.attachments)
             events.broadcast_on_commit(draft.room.pk, events.message_frame(message))
+            if root is not None:
+                if not _thread_changed(draft.room, root.pk, actor_id=draft.author.pk):
+                    raise ChatError(
+                        ErrorCode.NOT_FOUND, f"No message {root.pk} in this room to reply to."
+                    )
+                _thread_read_set(user=author, room=draft.room, root_id=root.pk, seq=seq)
             _notify(message, here=draft.here)
     except IntegrityError:
         if draft.client_id is None:
@@ -302,10 +323,83 @@ def attachments_sweep(*, older_than: timedelta = timedelta(days=1)) -> int:
     return swept
 
 
+def _live_message(room: Room, message_id: int | None, what: str) -> Message | None:
+    """The live message `message_id` of `room` a new one refers to (None for no id), or a
+    clear not_found: deleted, in another room, or never posted look the same."""
+    if message_id is None:
+        return None
+    message = (
+        Message.objects.select_related("author")
+        .filter(pk=message_id, room=room, deleted_at__isnull=True)
+        .first()
+    )
+    if message is None:
+        raise ChatError(ErrorCode.NOT_FOUND, f"No message {message_id} in this room to {what}.")
+    return message
+
+
+def _thread_changed(room: Room, root_id: int, *, actor_id: int | None) -> bool:
+    """A reply of the thread of `root_id` was added or deleted: recount its live replies
+    into the root's summary, which takes the room's next seq (the root's new rev, as an
+    edit does), and tell the room `message_thread` after commit; so a replay converges on
+    the same summary. False (nothing changed) if the root is deleted."""
+    seq = _next_seq(room, actor_id=actor_id)
+    replies = Message.objects.filter(thread_root_id=root_id, deleted_at__isnull=True)
+    summary = replies.aggregate(count=Count("pk"), last_seq=Max("seq"), last_at=Max("created_at"))
+    count, last_seq, last_at = summary["count"], summary["last_seq"] or 0, summary["last_at"]
+    if not Message.objects.filter(pk=root_id, deleted_at__isnull=True).update(
+        thread_count=count, thread_last_seq=last_seq, thread_last_at=last_at, rev=seq
+    ):
+        return False
+    events.broadcast_on_commit(
+        room.pk,
+        events.message_thread_frame(
+            room_slug=room.slug,
+            root_id=root_id,
+            seq=seq,
+            summary=events.thread_summary(count=count, last_seq=last_seq, last_at=last_at),
+        ),
+    )
+    return True
+
+
+def _thread_read_set(*, user: AbstractBaseUser, room: Room, root_id: int, seq: int) -> int:
+    """Move the user's read mark of a thread forward to `seq` (never back) and return it;
+    a mark that moved is sent to all the user's sockets after commit (`thread_read`)."""
+    mark, created = ThreadRead.objects.get_or_create(
+        user=user, root_id=root_id, defaults={"seq": seq}
+    )
+    if not created:
+        if mark.seq >= seq:
+            return mark.seq
+        if not ThreadRead.objects.filter(pk=mark.pk, seq__lt=seq).update(seq=seq):
+            return ThreadRead.objects.values_list("seq", flat=True).get(pk=mark.pk)
+    events.send_on_commit(
+        *events.user_broadcast(
+            user.pk, events.thread_read_frame(room_slug=room.slug, root_id=root_id, seq=seq)
+        )
+    )
+    return seq
+
+
+def thread_mark_read(
+    *, room: Room, root_id: int, user: AbstractBaseUser, seq: int
+) -> tuple[int, int]:
+    """Record that `user` has read the thread of `root_id` (a live message of `room`; a
+    thread reply's id stands for its root) up to `seq`, never past the room's counter nor
+    backwards; returns (the root's id, the stored mark)."""
+    root = _live_message(room, root_id, "read the thread of")
+    if root.thread_root_id is not None:
+        root = _live_message(room, root.thread_root_id, "read the thread of")
+    with transaction.atomic():
+        last = Room.objects.values_list("last_seq", flat=True).get(pk=room.pk)
+        return root.pk, _thread_read_set(user=user, room=room, root_id=root.pk, seq=min(seq, last))
+
+
 def _message_for_change(*, room: Room, message_id: int) -> Message:
     """A live message of `room`, or not_found (deleted, elsewhere, or never posted)."""
     message = (
-        Message.objects.select_related("room", "author", "author__profile")
+        Message.objects.select_related(*selectors.MESSAGE_RELATED)
         .filter(pk=message_id, room=room, deleted_at__isnull=True)
         .first()
     )
@@ -539,6 +633,9 @@ def _delete(message: Message, *, actor_id: int | None) -> bool:
             room.pk,
             events.message_deleted_frame(room_slug=room.slug, message_id=message.pk, seq=seq),
         )
+        root_id = message.thread_root_id
+        if root_id and Message.objects.filter(pk=root_id, deleted_at__isnull=True).exists():
+            _thread_changed(room, root_id, actor_id=actor_id)  # one reply fewer
     return True
 
 

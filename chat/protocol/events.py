@@ -6,6 +6,7 @@ timestamps (channels-redis serializes them with msgpack).
 """
 
 import json
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -48,7 +49,10 @@ def message_dict(message: Message) -> dict[str, Any]:
     `html` is the body as rendered and sanitised when it was written (chat/formatting.py),
     the only HTML a client inserts; a deleted message (only ever in a `since` replay) keeps
     its ids and loses its body and its HTML. `reactions` is its reaction summary
-    (`reaction_summary`)."""
+    (`reaction_summary`). `reply_to` quotes the message it replies to (`reply_quote`);
+    `thread` says whose thread it is a reply in; `thread_summary`, for a root, its replies
+    (`thread_summary`). Load `reply_to` and `reply_to__author` with it too
+    (selectors.MESSAGE_RELATED)."""
     deleted = message.deleted_at is not None
     profile = _profile(message)
     return {
@@ -67,6 +71,53 @@ def message_dict(message: Message) -> dict[str, Any]:
         "client_id": message.client_id,
         "reactions": reaction_summary(message),
         "files": [] if deleted else [_file_with_urls(stored) for stored in message.files],
+        "reply_to": reply_quote(message),
+        "thread": (
+            {"root": message.thread_root_id, "also_in_room": message.also_in_room}
+            if message.thread_root_id
+            else None
+        ),
+        "thread_summary": (
+            thread_summary(
+                count=message.thread_count,
+                last_seq=message.thread_last_seq,
+                last_at=message.thread_last_at,
+            )
+            if message.thread_count and not deleted
+            else None
+        ),
+    }
+
+
+EXCERPT_LENGTH = 120
+
+
+def reply_quote(message: Message) -> dict[str, Any] | None:
+    """What a reply shows of the message it quotes: its id and seq (to jump to it), its
+    author and a plain-text excerpt of its body (the client shows it as text); a deleted
+    original keeps its ids and loses its text."""
+    original = message.reply_to if message.reply_to_id else None
+    if original is None:
+        return None
+    gone = original.deleted_at is not None
+    text = " ".join(original.body.split())
+    if len(text) > EXCERPT_LENGTH:
+        text = text[: EXCERPT_LENGTH - 1] + "…"
+    return {
+        "id": original.pk,
+        "seq": original.seq,
+        "author": original.author.get_username(),
+        "excerpt": "" if gone else text,
+        "deleted": gone,
+    }
+
+
+def thread_summary(*, count: int, last_seq: int, last_at: datetime | None) -> dict[str, Any]:
+    """A root message's thread: how many live replies, and the seq and time of the newest."""
+    return {
+        "count": count,
+        "last_seq": last_seq,
+        "last_at": last_at.isoformat() if last_at else None,
     }
 
 
@@ -170,8 +221,11 @@ def joined_frame(
     has_more: bool,
     read: int | None,
     unread: int,
+    thread_reads: dict[int, int] | None = None,
 ) -> dict[str, Any]:
-    """The reply to `join`: the room, the messages the client lacks and who is there."""
+    """The reply to `join`: the room, the messages the client lacks and who is there;
+    `thread_reads`, the user's read mark of each thread of the room they read (root id →
+    seq), for the unread dots."""
     return {
         "type": "joined",
         "room": room_slug,
@@ -184,6 +238,7 @@ def joined_frame(
         "has_more": has_more,
         "read": read,
         "unread": unread,
+        "thread_reads": {str(root): seq for root, seq in (thread_reads or {}).items()},
     }
 
 
@@ -249,6 +304,45 @@ def message_reactions_frame(message: Message) -> dict[str, Any]:
         "seq": message.rev,
         "reactions": reaction_summary(message),
     }
+
+
+def message_thread_frame(
+    *, room_slug: str, root_id: int, seq: int, summary: dict[str, Any]
+) -> dict[str, Any]:
+    """A reply was added to a root's thread or deleted from it: the root's whole thread
+    summary; `seq` is the change's own place in the room's sequence (the root's new rev)."""
+    return {
+        "type": "message_thread",
+        "room": room_slug,
+        "id": root_id,
+        "seq": seq,
+        "thread_summary": summary,
+    }
+
+
+def thread_frame(
+    *,
+    room_slug: str,
+    root: dict[str, Any],
+    messages: list[dict[str, Any]],
+    has_more: bool,
+    read: int | None,
+) -> dict[str, Any]:
+    """The reply to `thread`: the root, its newest replies oldest first (has_more: older
+    ones were left out) and the user's read mark of the thread (None: never read)."""
+    return {
+        "type": "thread",
+        "room": room_slug,
+        "root": root,
+        "messages": messages,
+        "has_more": has_more,
+        "read": read,
+    }
+
+
+def thread_read_frame(*, room_slug: str, root_id: int, seq: int) -> dict[str, Any]:
+    """The user has read the thread of `root_id` up to `seq` (to all their tabs)."""
+    return {"type": "thread_read", "room": room_slug, "id": root_id, "seq": seq}
 
 
 def message_deleted_frame(*, room_slug: str, message_id: int, seq: int) -> dict[str, Any]:

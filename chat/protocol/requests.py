@@ -35,6 +35,9 @@ class Send:
     body: str
     client_id: str
     attachments: tuple[int, ...] = ()  # ids of the sender's uploads into the room
+    reply_to: int | None = None  # the id of a message of the room it quotes
+    thread: int | None = None  # the id of a message whose thread it goes in
+    also_in_room: bool = False  # a thread reply shown in the room's main log too
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,22 @@ class React:
     on: bool  # put the reaction on (true) or take it back (false): a retry changes nothing
 
 
-Request = Join | Leave | Send | Typing | History | Ping | Edit | Delete | Read | React
+@dataclass(frozen=True)
+class Thread:
+    room: str
+    id: int  # the root (a thread reply's id stands for its root)
+
+
+@dataclass(frozen=True)
+class ThreadRead:
+    room: str
+    id: int  # the root
+    seq: int
+
+
+Request = (Join | Leave | Send | Typing | History | Ping | Edit | Delete | Read | React) | (
+    Thread | ThreadRead
+)
 
 
 def _bad(message: str) -> ChatError:
@@ -125,7 +143,21 @@ def _leave(frame: dict[str, Any]) -> Leave:
 def _send(frame: dict[str, Any]) -> Send:
     body = _body(frame)
     client_id = _string(frame, "client_id", max_length=MAX_CLIENT_ID_LENGTH)
-    return Send(room=_room(frame), body=body, client_id=client_id, attachments=_attachments(frame))
+    thread = _seq(frame, "thread", minimum=1)
+    also_in_room = frame.get("also_in_room", False)
+    if not isinstance(also_in_room, bool):
+        raise _bad('"also_in_room" must be true or false.')
+    if also_in_room and thread is None:
+        raise _bad('"also_in_room" goes with "thread": only a thread reply can be in both.')
+    return Send(
+        room=_room(frame),
+        body=body,
+        client_id=client_id,
+        attachments=_attachments(frame),
+        reply_to=_seq(frame, "reply_to", minimum=1),
+        thread=thread,
+        also_in_room=also_in_room,
+    )
 
 
 def _attachments(frame: dict[str, Any]) -> tuple[int, ...]:
@@ -201,6 +233,16 @@ def _react(frame: dict[str, Any]) -> React:
     )
 
 
+def _thread(frame: dict[str, Any]) -> Thread:
+    return Thread(room=_room(frame), id=_required_seq(frame, "id", minimum=1))
+
+
+def _thread_read(frame: dict[str, Any]) -> ThreadRead:
+    return ThreadRead(
+        room=_room(frame), id=_required_seq(frame, "id", minimum=1), seq=_required_seq(frame, "seq")
+    )
+
+
 PARSERS = {
     "join": _join,
     "leave": _leave,
@@ -212,6 +254,8 @@ PARSERS = {
     "delete": _delete,
     "read": _read,
     "react": _react,
+    "thread": _thread,
+    "thread_read": _thread_read,
 }
 
 

@@ -201,6 +201,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 has_more=page.has_more or cut,
                 read=page.read,
                 unread=page.unread,
+                thread_reads=page.thread_reads,
             ),
             ref,
         )
@@ -227,6 +228,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             client_id=request.client_id,
             here=here,
             attachments=request.attachments,
+            reply_to=request.reply_to,
+            thread=request.thread,
+            also_in_room=request.also_in_room,
         )
         message, created = await self.runtime.writer.create(draft)
         if created:
@@ -336,6 +340,39 @@ class ChatConsumer(AsyncWebsocketConsumer):
             ref,
         )
 
+    async def on_thread(self, request: requests.Thread, ref: str | None) -> None:
+        """Runs on `thread`: a root message and its newest replies, for a room's reader."""
+        joined = self._require_joined(request.room)
+        await self._check_rate(limits.HISTORY, settings.CHAT_HISTORY_RATE_LIMIT)
+        page = await database_sync_to_async(selectors.thread_page)(
+            room=joined.room, root_id=request.id, user=self.user, limit=settings.CHAT_HISTORY_LIMIT
+        )
+        messages, cut = events.messages_within(
+            page.messages, budget=settings.CHAT_FRAME_BUDGET_BYTES, keep_newest=True
+        )
+        await self.send_frame(
+            events.thread_frame(
+                room_slug=request.room,
+                root=events.message_dict(page.root),
+                messages=messages,
+                has_more=page.has_more or cut,
+                read=page.read,
+            ),
+            ref,
+        )
+
+    async def on_thread_read(self, request: requests.ThreadRead, ref: str | None) -> None:
+        """Runs on `thread_read`: store how far the user has read a thread; all their tabs
+        hear `thread_read`."""
+        joined = self._require_member(request.room)
+        await self._check_rate(limits.READ, settings.CHAT_READ_RATE_LIMIT)
+        root_id, seq = await database_sync_to_async(services.thread_mark_read)(
+            room=joined.room, root_id=request.id, user=self.user, seq=request.seq
+        )
+        await self.send_frame(
+            events.thread_read_frame(room_slug=request.room, root_id=root_id, seq=seq), ref
+        )
+
     handlers = {
         requests.Join: on_join,
         requests.Leave: on_leave,
@@ -347,6 +384,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         requests.Delete: on_delete,
         requests.Read: on_read,
         requests.React: on_react,
+        requests.Thread: on_thread,
+        requests.ThreadRead: on_thread_read,
     }
 
     # From the fan-out -----------------------------------------------------------------------

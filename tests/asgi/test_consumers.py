@@ -180,9 +180,13 @@ async def test_join_message_objects_follow_the_contract(connect, alice, general)
         "client_id",
         "reactions",
         "files",
+        "reply_to",
+        "thread",
+        "thread_summary",
     }
     assert message["html"] == "<p>message 1</p>"
     assert message["reactions"] == []
+    assert message["reply_to"] is message["thread"] is message["thread_summary"] is None
     assert message["author_display"] == "alice"  # no profile yet: the username
     assert message["author_avatar"] == ""  # and initials
     assert message["seq"] == message["rev"] == 1

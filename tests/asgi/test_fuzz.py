@@ -29,6 +29,7 @@ from tests.support.protocol import (
     check_server_frame,
     frame_types,
     named_fields,
+    schema,
 )
 from tests.support.sockets import HOST, ORIGIN, encoding_like_daphne, session_cookie
 
@@ -71,21 +72,29 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(edge_text, inner, max_size=4),
     max_leaves=12,
 )
+# Every field any client frame of the schema names is thrown, with values near the real
+# ones where a field has some (a new request field is fuzzed with no list to update).
+CLIENT_FIELDS = sorted(
+    {
+        name
+        for kind in frame_types("client")
+        for name in schema()["$defs"][f"client.{kind}"]["properties"]
+    }
+    - {"type"}
+)
+NEAR_REAL = {
+    "room": st.sampled_from(["general", "secret", "nope", "../x", ""]) | json_values,
+    "body": edge_text | json_values,
+    "client_id": edge_text | json_values,
+    "ref": edge_text | json_values,
+    "emoji": st.sampled_from([*reactions.PALETTE, *reactions.ALTERNATES]) | edge_text,
+}
 protocol_shaped = st.fixed_dictionaries(
     {"type": st.sampled_from(FRAME_TYPES)},
     optional={
-        "room": st.sampled_from(["general", "secret", "nope", "../x", ""]) | json_values,
-        "since": json_values,
-        "before": json_values,
-        "limit": json_values,
-        "body": edge_text | json_values,
-        "client_id": edge_text | json_values,
-        "ref": edge_text | json_values,
-        "id": st.integers(min_value=-3, max_value=40) | json_values,
-        "seq": st.integers(min_value=-3, max_value=40) | json_values,
-        "quiet": json_values,
-        "emoji": st.sampled_from([*reactions.PALETTE, *reactions.ALTERNATES]) | edge_text,
-        "on": st.booleans() | json_values,
+        name: NEAR_REAL.get(name, st.integers(min_value=-3, max_value=40) | st.booleans())
+        | json_values
+        for name in CLIENT_FIELDS
     },
 )
 
@@ -98,11 +107,16 @@ sends = st.fixed_dictionaries(
         "room": st.just("general"),
         "body": edge_text,
         "client_id": edge_text,
-    }
+    },
+    optional={
+        "reply_to": st.integers(min_value=1, max_value=40),
+        "thread": st.integers(min_value=1, max_value=40),
+        "also_in_room": st.booleans(),
+    },
 )
 changes = st.fixed_dictionaries(
     {
-        "type": st.sampled_from(["edit", "delete", "read", "react"]),
+        "type": st.sampled_from(["edit", "delete", "read", "react", "thread", "thread_read"]),
         "room": st.just("general"),
         "id": st.integers(min_value=1, max_value=40),
         "seq": st.integers(min_value=0, max_value=40),
@@ -217,6 +231,16 @@ def test_arbitrary_frames_never_break_the_socket_or_the_data(cookie, texts):
         reacted = {r.message_id: r for r in Reaction.objects.filter(message__room=room)}
         assert all(m.rev > m.seq and m.deleted_at is None for m in mine if m.pk in reacted)
         assert all(r.emoji in reactions.PALETTE for r in reacted.values())
+        # Replies quote and thread replies hang off messages of their own room; a thread
+        # has one level (its root is no reply); a live root's summary counts its live replies.
+        by_id = {m.pk: m for m in mine}
+        for m in mine:
+            assert m.reply_to_id is None or m.reply_to_id in by_id
+            if m.thread_root_id is not None:
+                assert by_id[m.thread_root_id].thread_root_id is None
+            replies = [r for r in mine if r.thread_root_id == m.pk and r.deleted_at is None]
+            if m.deleted_at is None:
+                assert m.thread_count == len(replies)
     for message in messages:
         assert message.body.strip()
         assert "\x00" not in message.body

@@ -26,7 +26,7 @@ from django.db import connection
 from django.test import Client
 
 from chat import services
-from chat.models import Ban, Membership, Message, Reaction, ReadState, Room
+from chat.models import Ban, Membership, Message, Reaction, ReadState, Room, ThreadRead
 from tests.support.outcomes import ARCHIVED, AUTH, FORBIDDEN, NOT_FOUND, NOT_JOINED, OK
 from tests.support.sockets import Socket
 
@@ -39,6 +39,10 @@ ACTIONS = (
     "history",
     "read",
     "react",
+    "reply",
+    "thread",
+    "thread_send",
+    "thread_read",
     "edit_own",
     "delete_own",
     "edit_other",
@@ -54,6 +58,10 @@ READER = {  # anonymous in a room it may read
     "history": OK,
     "read": AUTH,
     "react": AUTH,
+    "reply": AUTH,
+    "thread": OK,
+    "thread_send": AUTH,
+    "thread_read": AUTH,
     "edit_own": NONE,
     "delete_own": NONE,
     "edit_other": AUTH,
@@ -67,6 +75,7 @@ def shut_out(join: str, *, anonymous: bool = False) -> dict[str, Any]:
     after = {a: NOT_JOINED for a in ACTIONS}
     if anonymous:
         after |= {"send": AUTH, "typing": AUTH, "read": AUTH, "react": AUTH, "edit_other": AUTH}
+        after |= {"reply": AUTH, "thread_send": AUTH, "thread_read": AUTH}
         after |= {"delete_other": AUTH, "edit_own": NONE, "delete_own": NONE}
     return after | {"join": join}
 
@@ -156,6 +165,8 @@ def snapshot(room: Room) -> tuple:
         list(Message.objects.filter(room=room).order_by("pk").values_list("body", "deleted_at")),
         list(Reaction.objects.filter(message__room=room).values_list("user_id", "emoji")),
         list(ReadState.objects.filter(room=room).values_list("user_id", "seq")),
+        list(ThreadRead.objects.filter(root__room=room).values_list("user_id", "seq")),
+        list(Message.objects.filter(room=room).values_list("thread_count", "reply_to_id")),
         Room.objects.get(pk=room.pk).last_seq,
     )
 
@@ -188,6 +199,12 @@ def frames_for(slug: str, world: dict[str, Any]) -> dict[str, dict[str, Any] | N
         "history": {"type": "history", "room": slug},
         "read": {"type": "read", "room": slug, "seq": 2},
         "react": {"type": "react", "room": slug, "id": other.pk, "emoji": "👍", "on": True},
+        "reply": {"type": "send", "room": slug, "body": "re", "client_id": "p-2"}
+        | {"reply_to": other.pk},
+        "thread": {"type": "thread", "room": slug, "id": other.pk},
+        "thread_send": {"type": "send", "room": slug, "body": "in", "client_id": "p-3"}
+        | {"thread": other.pk, "also_in_room": True},
+        "thread_read": {"type": "thread_read", "room": slug, "id": other.pk, "seq": 2},
         "edit_own": own and {"type": "edit", "room": slug, "id": own.pk, "body": "edited"},
         "delete_own": own and {"type": "delete", "room": slug, "id": own.pk},
         "edit_other": {"type": "edit", "room": slug, "id": other.pk, "body": "edited"},
@@ -268,7 +285,7 @@ async def test_writes_recheck_what_the_socket_was_allowed_when_it_joined(
     before = await database_sync_to_async(snapshot)(world["room"])
 
     frames = frames_for(slug, world)
-    actions = ("send", "react", "edit_own", "delete_own")
+    actions = ("send", "reply", "thread_send", "react", "edit_own", "delete_own")
     outcomes = {a: await attempt(socket, frames[a]) for a in actions}
 
     assert outcomes == dict.fromkeys(outcomes, REVOKED[change])

@@ -17,6 +17,7 @@ export function joinedFrame(ref, messages, lastSeq) {
     has_more: false,
     read: null,
     unread: 0,
+    thread_reads: {},
     ref,
   };
 }

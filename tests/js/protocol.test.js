@@ -60,6 +60,9 @@ function msg(seq, { id = 1000 + seq, clientId = null, rev = seq } = {}) {
     client_id: clientId,
     reactions: rev === seq ? [] : [{ emoji: "👍", count: 2, users: ["alice", "bob"] }],
     files: [],
+    reply_to: null,
+    thread: null,
+    thread_summary: null,
   };
 }
 
@@ -83,7 +86,7 @@ function harness() {
 }
 
 describe("the client's frames conform to the protocol's schema", () => {
-  test("every frame sync.js sends: join (latest, since, quiet), send, ping, edit, delete, read, react", () => {
+  test("every frame sync.js sends: join (latest, since, quiet), send, ping, edit, delete, read, react, thread, thread_read", () => {
     const h = harness();
     h.client.watch(ROOM);
     h.client.watch("random", 12, { quiet: true });
@@ -91,6 +94,10 @@ describe("the client's frames conform to the protocol's schema", () => {
     const join = h.sent.find((frame) => frame.type === "join" && frame.room === ROOM);
     h.receive(joinedFrame(join.ref, [msg(1)], 1));
     h.client.submit(ROOM, "hello", "3f1c-client-id");
+    h.client.submit(ROOM, "quoted", "reply-1", { reply_to: 1001 });
+    h.client.submit(ROOM, "threaded", "reply-2", { thread: 1001, also_in_room: true, reply_to: 1001 });
+    h.client.thread(ROOM, 1001);
+    h.client.threadRead(ROOM, 1001, 1);
     h.client.edit(ROOM, 1001, "changed");
     h.client.remove(ROOM, 1001);
     h.client.read(ROOM, 1);
@@ -101,7 +108,7 @@ describe("the client's frames conform to the protocol's schema", () => {
 
     assert.deepEqual(
       new Set(h.sent.map((frame) => frame.type)),
-      new Set(["join", "send", "edit", "delete", "read", "react", "ping"]),
+      new Set(["join", "send", "edit", "delete", "read", "react", "ping", "thread", "thread_read"]),
     );
     assert.ok(h.sent.some((frame) => frame.type === "join" && frame.since === 12 && frame.quiet));
     for (const frame of h.sent) assertConforms("client", frame);
@@ -112,13 +119,13 @@ describe("the client's frames conform to the protocol's schema", () => {
     h.client.watch(ROOM, 0);
     h.client.connected();
     h.receive(joinedFrame(h.sent[0].ref, [], 0));
-    h.client.submit(ROOM, "", "id-files", [7, 3]);
+    h.client.submit(ROOM, "", "id-files", { attachments: [7, 3] });
     h.clock += 60000;
     h.client.tick();
     const sends = h.sent.filter((frame) => frame.type === "send");
     assert.ok(sends.length >= 2);
     for (const frame of sends) assert.deepEqual(frame.attachments, [7, 3]);
-    h.client.submit(ROOM, "no files", "id-plain", []);
+    h.client.submit(ROOM, "no files", "id-plain", { attachments: [] });
     const plain = h.sent.filter((frame) => frame.client_id === "id-plain");
     assert.ok(plain.length === 1 && !("attachments" in plain[0]));
     for (const frame of h.sent) assertConforms("client", frame);
@@ -169,6 +176,17 @@ describe("the client's frames conform to the protocol's schema", () => {
       { type: "message_deleted", room: ROOM, id: 1004, seq: 6 },
       { type: "message_reactions", room: ROOM, id: 1001, seq: 7, reactions: [{ emoji: "🎉", count: 1, users: ["bob"] }] },
       { type: "message_reactions", room: ROOM, id: 1001, seq: 8, reactions: [] },
+      { type: "message_thread", room: ROOM, id: 1001, seq: 9, thread_summary: { count: 1, last_seq: 8, last_at: TIME } },
+      {
+        type: "message",
+        room: ROOM,
+        message: Object.assign(msg(8), {
+          reply_to: { id: 1001, seq: 1, author: "alice", excerpt: "message 1", deleted: false },
+          thread: { root: 1001, also_in_room: false },
+        }),
+      },
+      { type: "thread", room: ROOM, root: msg(1), messages: [msg(8)], has_more: false, read: null, ref: "c5" },
+      { type: "thread_read", room: ROOM, id: 1001, seq: 9 },
       { type: "pong", rooms: { [ROOM]: 6 }, ref: "c3" },
       { type: "pong", rooms: {} },
       {

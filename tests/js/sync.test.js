@@ -37,6 +37,7 @@ function harness({ storage = null, options = {} } = {}) {
     edited: record("edited"),
     deleted: record("deleted"),
     reacted: record("reacted"),
+    threaded: record("threaded"),
     pending: record("pending"),
     acked: record("acked"),
     failed: record("failed"),
@@ -794,7 +795,7 @@ describe("outbox persistence", () => {
     const storage = fakeStorage();
     const first = harness({ storage });
     joinedAt(first, 5);
-    first.client.submit(ROOM, "", "cid-1", [4, 2]);
+    first.client.submit(ROOM, "", "cid-1", { attachments: [4, 2] });
     const second = harness({ storage });
     second.client.watch(ROOM, 5);
     second.client.connected();
@@ -1188,6 +1189,65 @@ describe("reactions", () => {
     assert.equal(h.client.react(ROOM, 1004, "👍", false), true);
     const [frame] = h.sentOf("react");
     assert.deepEqual({ ...frame, ref: undefined }, { type: "react", room: ROOM, id: 1004, emoji: "👍", on: false, ref: undefined });
+  });
+});
+
+describe("replies and threads", () => {
+  const SUMMARY = { count: 1, last_seq: 6, last_at: "2026-11-25T21:41:00+00:00" };
+  const threadFrame = (seq, rev) => ({ type: "message_thread", room: ROOM, id: 1000 + seq, seq: rev, thread_summary: SUMMARY });
+
+  test("a send says what it replies to and which thread it goes in, also after a reload", () => {
+    const storage = fakeStorage();
+    const h = harness({ storage });
+    joinedAt(h, 5);
+    h.client.submit(ROOM, "yes", "c1", { reply_to: 1004, thread: 1003, also_in_room: true });
+    h.client.submit(ROOM, "plain", "c2");
+    const [reply, plain] = h.sentOf("send");
+    assert.deepEqual([reply.reply_to, reply.thread, reply.also_in_room], [1004, 1003, true]);
+    assert.equal("reply_to" in plain || "thread" in plain || "also_in_room" in plain, false);
+    // A reload resends it with the same place among replies.
+    const again = harness({ storage });
+    again.client.watch(ROOM, 5);
+    again.client.connected();
+    again.client.receive(joinedFrame([], { lastSeq: 5 }));
+    const resent = again.sentOf("send").find((frame) => frame.client_id === "c1");
+    assert.deepEqual([resent.reply_to, resent.thread, resent.also_in_room], [1004, 1003, true]);
+  });
+
+  test("a thread summary change calls view.threaded once and takes its seq", () => {
+    const h = harness();
+    joinedAt(h, 5);
+    h.client.markShown(ROOM, msg(3));
+    h.client.receive(messageFrame(6));
+    h.client.receive(threadFrame(3, 7));
+    h.client.receive(threadFrame(3, 7)); // the same event again: nothing
+    assert.deepEqual(h.callsOf("threaded"), [[ROOM, { id: 1003, rev: 7, thread_summary: SUMMARY }]]);
+    assert.equal(h.client.rooms.get(ROOM).cursor, 7);
+    assert.equal(h.sentOf("join").length, 0);
+  });
+
+  test("a missed thread summary change leaves a gap that a replay of the root fills", () => {
+    const h = harness();
+    joinedAt(h, 5);
+    h.client.markShown(ROOM, msg(3));
+    h.client.receive(messageFrame(6)); // the reply; its summary change (7) is lost
+    h.client.receive(messageFrame(8));
+    const [join] = h.sentOf("join");
+    assert.equal(join.since, 6);
+    const root = Object.assign(changed(3, 7), { edited: null, thread_summary: SUMMARY });
+    h.client.receive(Object.assign(joinedFrame([root], { lastSeq: 8 }), { ref: join.ref }));
+    assert.equal(h.client.rooms.get(ROOM).hasGap(), false);
+    assert.equal(h.callsOf("edited").length, 1); // the view redraws the root from the MSG
+  });
+
+  test("thread and threadRead ask once joined", () => {
+    const h = harness();
+    assert.equal(h.client.thread(ROOM, 1003), false);
+    joinedAt(h, 5);
+    assert.equal(h.client.thread(ROOM, 1003), true);
+    assert.equal(h.client.threadRead(ROOM, 1003, 7), true);
+    assert.deepEqual(h.sentOf("thread").map((f) => f.id), [1003]);
+    assert.deepEqual(h.sentOf("thread_read").map((f) => [f.id, f.seq]), [[1003, 7]]);
   });
 });
 

@@ -113,7 +113,25 @@ def test_every_builder_makes_a_conforming_frame():
         Reaction(message=reacted, user=bob, emoji="👍"),
         Reaction(message=reacted, user=bob, emoji="❤️"),
     ]
-    msgs = [events.message_dict(m) for m in (sample_message(), edited, deleted, reacted)]
+    root = sample_message(pk=40, seq=3, rev=12, thread_count=2, thread_last_seq=11)
+    root.thread_last_at, root.reaction_rows = now, []
+    quoted = sample_message(pk=43, seq=8, rev=8, reply_to=root, thread_root=root)
+    msgs = [
+        events.message_dict(m) for m in (sample_message(), edited, deleted, reacted, root, quoted)
+    ]
+    assert msgs[4]["thread_summary"] == {
+        "count": 2,
+        "last_seq": 11,
+        "last_at": now.isoformat(),
+    }
+    assert msgs[5]["reply_to"] == {
+        "id": 40,
+        "seq": 3,
+        "author": "alice",
+        "excerpt": "hi",
+        "deleted": False,
+    }
+    assert msgs[5]["thread"] == {"root": 40, "also_in_room": False}
     assert msgs[3]["reactions"] == [
         {"emoji": "👍", "count": 2, "users": ["alice", "bob"]},
         {"emoji": "❤️", "count": 1, "users": ["bob"]},
@@ -130,6 +148,7 @@ def test_every_builder_makes_a_conforming_frame():
             has_more=False,
             read=None,
             unread=0,
+            thread_reads={40: 11},
         ),
         events.left_frame(room_slug="general"),
         events.ack_frame(room_slug="general", client_id="c", message_id=42, seq=7),
@@ -142,6 +161,16 @@ def test_every_builder_makes_a_conforming_frame():
         events.message_deleted_frame(room_slug="general", message_id=42, seq=10),
         events.reacted_frame(room_slug="general", message_id=42, seq=11),
         events.message_reactions_frame(reacted),
+        events.message_thread_frame(
+            room_slug="general",
+            root_id=40,
+            seq=12,
+            summary=events.thread_summary(count=2, last_seq=11, last_at=now),
+        ),
+        events.thread_frame(
+            room_slug="general", root=msgs[4], messages=msgs[5:], has_more=False, read=None
+        ),
+        events.thread_read_frame(room_slug="general", root_id=40, seq=11),
         events.notification_frame(reason="mention", message=sample_message()),
         events.announcement_frame(announcement_id=1, body="Hi all", created=now.isoformat()),
         events.read_frame(room_slug="general", seq=7),
@@ -233,6 +262,9 @@ valid = {
     "quiet": st.booleans(),
     "emoji": st.sampled_from([*reactions.PALETTE, *reactions.ALTERNATES, "", "💬", "👍🏽", 1]),
     "on": st.booleans(),
+    "reply_to": st.none() | st.integers(min_value=1, max_value=requests.MAX_SEQ),
+    "thread": st.none() | st.integers(min_value=1, max_value=requests.MAX_SEQ),
+    "also_in_room": st.booleans(),
 }
 
 
@@ -287,6 +319,29 @@ MAX = requests.MAX_SEQ
         ({"type": "send", "room": "general", "body": "", "client_id": ""}, False),
         ({"type": "send", "room": "general", "body": "", "client_id": "a\x00"}, False),
         ({"type": "send", "room": "general", "body": 1, "client_id": "a"}, False),
+        ({"type": "send", "room": "r", "body": "", "client_id": "a", "reply_to": 1}, True),
+        ({"type": "send", "room": "r", "body": "", "client_id": "a", "reply_to": None}, True),
+        ({"type": "send", "room": "r", "body": "", "client_id": "a", "reply_to": 0}, False),
+        ({"type": "send", "room": "r", "body": "", "client_id": "a", "thread": MAX}, True),
+        ({"type": "send", "room": "r", "body": "", "client_id": "a", "thread": "1"}, False),
+        (
+            {"type": "send", "room": "r", "body": "", "client_id": "a", "thread": 1}
+            | {"also_in_room": True},
+            True,
+        ),
+        ({"type": "send", "room": "r", "body": "", "client_id": "a", "also_in_room": True}, False),
+        (
+            {"type": "send", "room": "r", "body": "", "client_id": "a", "thread": None}
+            | {"also_in_room": True},
+            False,
+        ),
+        ({"type": "send", "room": "r", "body": "", "client_id": "a", "also_in_room": False}, True),
+        ({"type": "send", "room": "r", "body": "", "client_id": "a", "also_in_room": 1}, False),
+        ({"type": "thread", "room": "general", "id": 1}, True),
+        ({"type": "thread", "room": "general", "id": 0}, False),
+        ({"type": "thread", "room": "general"}, False),
+        ({"type": "thread_read", "room": "general", "id": 1, "seq": 0}, True),
+        ({"type": "thread_read", "room": "general", "id": 1}, False),
         ({"type": "ping", "ref": None}, True),
         ({"type": "ping", "ref": "r" * 64}, True),
         ({"type": "ping", "ref": "r" * 65}, False),

@@ -27,17 +27,20 @@ def test_a_join_reads_the_counter_and_one_page_in_two_queries(
     assert page.last_seq == 60
 
 
-def test_a_signed_in_join_also_says_where_the_user_left_off_in_one_more_query(
+def test_a_signed_in_join_also_says_where_the_user_left_off_in_two_more_queries(
     general, alice, bob, django_assert_num_queries
 ):
     general.members.add(alice)  # unread counts are for one's own rooms
     post_messages(general, bob, 5)
     services.room_mark_read(room=general, user=alice, seq=3)
+    root = general.messages.get(seq=2)
+    services.thread_mark_read(room=general, root_id=root.pk, user=alice, seq=4)
 
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(4):  # the room's read mark and count; its thread marks
         page = selectors.room_join_page(room=general, user=alice, since=None)
 
     assert (page.read, page.unread) == (3, 2)
+    assert page.thread_reads == {root.pk: 4}
     assert page.last_seq == 5
 
 

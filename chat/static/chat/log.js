@@ -3,7 +3,17 @@
 // change, a divider above each day's first message, and a "New messages" line above the
 // first unread one while the room is open. Every message line is made by render.js.
 import { dayKey, dayLabel, dividerEdits, firstUnread } from "./days.js";
-import { fillLine, fillReactions, lineMessage, markEdited, messageLine, renderBody } from "./render.js";
+import {
+  fillLine,
+  fillQuote,
+  fillReactions,
+  fillThread,
+  lineMessage,
+  markEdited,
+  markThreadUnread,
+  messageLine,
+  renderBody,
+} from "./render.js";
 
 // An outbox line's state is text, not decoration, so screen readers say it too.
 const OUTBOX_STATES = { pending: "sending…", sent: "sent", failed: "not sent —" };
@@ -48,14 +58,33 @@ function dayDivider(day) {
 export class MessageLog {
   // me: the username (null: anonymous); isStaff: may delete anyone's message; maxLength,
   // editWindowSeconds: as the server enforces them. palette: the reactions, [emoji, name]
-  // pairs. client: the ChatClient to edit, delete, react and retry through.
-  constructor({ me, isStaff, maxLength, editWindowSeconds, palette = [], client }) {
-    Object.assign(this, { me, isStaff, maxLength, editWindowSeconds, palette, client });
+  // pairs. client: the ChatClient to edit, delete, react and retry through. threads: what
+  // the room page does about replies, {reply(view, li), open(view, rootId, opener),
+  // unread(slug, rootId, lastSeq) → bool} (thread.js, room.js).
+  constructor({ me, isStaff, maxLength, editWindowSeconds, palette = [], client, threads = null }) {
+    Object.assign(this, { me, isStaff, maxLength, editWindowSeconds, palette, client, threads });
+  }
+
+  // A thread reply not also sent to the room stays out of the main log (its panel shows it).
+  static inMainLog(msg) {
+    return !msg.thread || msg.thread.also_in_room;
   }
 
   // Clicks on reaction buttons anywhere under `root` (every room's list, server-rendered
   // lines too) toggle the user's reaction; `viewOf(slug)` is the room's view.
   listen(root, viewOf) {
+    root.addEventListener("click", (event) => {
+      const quote = event.target.closest("button.quote");
+      const ol = quote && quote.closest("ol[data-room]");
+      if (ol && viewOf(ol.dataset.room)) this.jump(viewOf(ol.dataset.room), quote);
+    });
+    root.addEventListener("click", (event) => {
+      const link = event.target.closest("button.thread-link");
+      const li = link && link.closest("li[data-id]");
+      const ol = li && li.closest("ol[data-room]");
+      const view = ol && viewOf(ol.dataset.room);
+      if (view && this.threads) this.threads.open(view, Number(li.dataset.id), link);
+    });
     root.addEventListener("click", (event) => {
       const button = event.target.closest("button.reaction");
       const li = button && button.closest("li[data-id]");
@@ -68,6 +97,48 @@ export class MessageLog {
     });
   }
 
+  // Show the message a quote quotes: scrolled to and marked if loaded, else the room opened
+  // at it (?at=<seq>, as a search result is).
+  jump(view, quote) {
+    const li = this.storedLine(view, quote.dataset.id);
+    if (!li) {
+      window.location.assign(`${view.href}?at=${Number(quote.dataset.seq)}`);
+      return;
+    }
+    view.ol.querySelectorAll("li.found").forEach((other) => {
+      other.classList.remove("found");
+      other.removeAttribute("aria-current");
+    });
+    li.classList.add("found");
+    li.setAttribute("aria-current", "true");
+    li.tabIndex = -1;
+    li.scrollIntoView({ block: "center" });
+    li.focus({ preventScroll: true });
+  }
+
+  // A root's "N replies", with its dot if the user has not read its newest reply.
+  drawThread(view, li, summary) {
+    const unread = Boolean(summary && this.threads && this.threads.unread(view.slug, Number(li.dataset.id), summary.last_seq));
+    fillThread(li, summary, unread);
+  }
+
+  // The user's thread read marks changed: every root of the room redraws its dot.
+  redrawThreadDots(view) {
+    if (!this.threads) return;
+    view.ol.querySelectorAll("li[data-id] > .thread-link").forEach((link) => {
+      const li = link.closest("li[data-id]");
+      markThreadUnread(link, this.threads.unread(view.slug, Number(li.dataset.id), Number(link.dataset.lastSeq)));
+    });
+  }
+
+  // A root's thread summary changed (a reply added or deleted).
+  threaded(view, msg) {
+    const li = this.storedLine(view, msg.id);
+    if (!li) return;
+    li.dataset.rev = String(msg.rev);
+    this.drawThread(view, li, msg.thread_summary);
+  }
+
   storedLine(view, id) {
     return view.ol.querySelector(`li[data-id="${Number(id)}"]`);
   }
@@ -76,11 +147,14 @@ export class MessageLog {
     return view.ol.querySelector(`li.outbox[data-client-id="${CSS.escape(clientId)}"]`);
   }
 
-  // Show a new stored message; it replaces its own outbox line. Says whether it did.
+  // Show a new stored message; it replaces its own outbox line. Says whether it did. A
+  // thread reply kept to its thread is not shown here.
   show(view, msg) {
     const own = msg.author === this.me && msg.client_id && this.outboxLine(view, msg.client_id);
     if (own) own.remove();
+    if (!MessageLog.inMainLog(msg)) return Boolean(own);
     const li = messageLine(msg, this.me);
+    this.drawThread(view, li, msg.thread_summary);
     this.placeInOrder(view, li);
     this.addActions(li, view);
     view.saw(msg.seq);
@@ -94,8 +168,10 @@ export class MessageLog {
     renderBody(li.querySelector(".body"), msg, this.me);
     li.dataset.body = msg.body;
     li.dataset.rev = String(msg.rev);
-    markEdited(li);
+    if (msg.edited) markEdited(li); // a replay brings reacted or threaded messages here too
     fillReactions(li, msg.reactions, this.me);
+    if (msg.reply_to !== undefined) fillQuote(li, msg.reply_to);
+    if (msg.thread_summary !== undefined) this.drawThread(view, li, msg.thread_summary);
   }
 
   // A message's reactions changed: its bar shows the new summary.
@@ -120,6 +196,8 @@ export class MessageLog {
     const messages = Array.from(view.ol.querySelectorAll("li[data-id]"), (li) => {
       const msg = lineMessage(li);
       fillLine(li, msg, this.me);
+      const link = li.querySelector(".thread-link");
+      if (link && this.threads) markThreadUnread(link, this.threads.unread(view.slug, msg.id, Number(link.dataset.lastSeq)));
       this.addActions(li, view);
       view.saw(msg.seq);
       return msg;
@@ -256,6 +334,15 @@ export class MessageLog {
       react.setAttribute("aria-expanded", "false");
       react.setAttribute("aria-label", "Add reaction");
       actions.append(react);
+    }
+    if (this.threads) {
+      const reply = actionButton("Reply", () => this.threads.reply(view, li));
+      reply.setAttribute("aria-label", "Reply with a quote");
+      const thread = actionButton("Thread", () =>
+        this.threads.open(view, Number(li.dataset.threadRoot || li.dataset.id), thread),
+      );
+      thread.setAttribute("aria-label", "Reply in a thread");
+      actions.append(reply, thread);
     }
     if (mine && age < this.editWindowSeconds * 1000) {
       actions.append(actionButton("Edit", () => this.startEdit(li, view)));

@@ -108,6 +108,50 @@ export function fillReactions(li, reactions, me) {
   bar.hidden = buttons.length === 0;
 }
 
+// The quote above a reply: who wrote the original and the start of it, as text; a button
+// that jumps to the original (log.js). Replaces what the line showed; none for null.
+export function fillQuote(li, quote) {
+  li.querySelector(".quote")?.remove();
+  if (!quote) return;
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "quote";
+  button.dataset.id = String(quote.id);
+  button.dataset.seq = String(quote.seq);
+  const text = quote.deleted ? "(deleted message)" : quote.excerpt;
+  const author = document.createElement("span");
+  author.className = "quote-author";
+  author.textContent = `@${quote.author}`;
+  button.append("↪ ", author, ` ${text}`);
+  button.setAttribute("aria-label", `Reply to ${quote.author}: ${text}. Show the original`);
+  li.querySelector(".body").before(button);
+}
+
+// How a thread's replies read on its root: "1 reply", "3 replies".
+export function repliesLabel(count) {
+  return `${count} repl${count === 1 ? "y" : "ies"}`;
+}
+
+// A root's "N replies" button, which opens its thread (log.js), with a dot when the thread
+// has replies past the user's read mark (`unread`); none without a summary.
+export function fillThread(li, summary, unread) {
+  li.querySelector(".thread-link")?.remove();
+  if (!summary || !summary.count) return;
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "link thread-link";
+  button.dataset.lastSeq = String(summary.last_seq);
+  button.textContent = repliesLabel(summary.count);
+  markThreadUnread(button, unread);
+  li.querySelector(".reactions").after(button);
+}
+
+export function markThreadUnread(button, unread) {
+  button.classList.toggle("unread", Boolean(unread));
+  const label = button.textContent;
+  button.setAttribute("aria-label", unread ? `${label}, new replies: open the thread` : `${label}: open the thread`);
+}
+
 // What a server-rendered line shows, as a MSG object; its body stays as the server
 // rendered it (`html: null`), its source is the line's data-body, and its reaction bar
 // stays as rendered (`reactions: null`).
@@ -125,6 +169,11 @@ export function lineMessage(li) {
     edited: li.querySelector(".edited") !== null,
     client_id: li.dataset.clientId || null,
     reactions: null,
+    // The quote and the thread link stay as rendered; thread replies are never on the page
+    // but for those also in the room.
+    reply_to: undefined,
+    thread: li.dataset.threadRoot ? { root: Number(li.dataset.threadRoot), also_in_room: true } : null,
+    thread_summary: undefined,
   };
 }
 
@@ -156,6 +205,8 @@ export function fillLine(li, msg, me) {
   if (msg.files !== undefined) fillFiles(li, msg.files);
   if (msg.edited) markEdited(li);
   if (msg.reactions !== null) fillReactions(li, msg.reactions, me);
+  if (msg.reply_to !== undefined) fillQuote(li, msg.reply_to);
+  if (msg.thread) li.dataset.threadRoot = String(msg.thread.root);
 }
 
 // A new line for a MSG object.

@@ -18,6 +18,7 @@ import { Page, RoomView } from "./state.js";
 import { showStatus } from "./status.js";
 import { suggestUsernames } from "./suggest.js";
 import { ChatClient } from "./sync.js";
+import { ThreadPanel } from "./thread.js";
 import { keepOpen } from "./transport.js";
 
 const READ_AFTER_MS = 1000;
@@ -44,6 +45,7 @@ const el = {
   settings: document.getElementById("room-settings"),
   navRooms: document.getElementById("nav-rooms"),
   nav: document.querySelector(".room-nav"),
+  replyBar: document.getElementById("reply-bar"),
 };
 const baseTitle = document.title.replace(/^.* · /, "");
 
@@ -66,6 +68,10 @@ if (config.notify) notifyLevels.set(config.room, config.notify);
 let socket = null;
 let readTimer = null;
 let prepending = false; // showing a page of older messages: none of them is new
+// The user's read mark of each thread: slug → Map(root id → seq) (`joined`, `thread_read`).
+const threadReads = new Map();
+// The message the main composer's next send quotes: {id, author, excerpt}, or null.
+let replyTarget = null;
 
 function viewOf(slug) {
   if (!page.views.has(slug)) {
@@ -411,6 +417,8 @@ function switchTo(slug, { push = true } = {}) {
   counts.visible = slug;
   if (composer) composer.reset();
   if (attachments) attachments.clear(); // uploaded into the room left: not for this one
+  cancelReply();
+  threads.close({ quietly: true });
   sidebar.markCurrent(navItems, slug);
   notifications.dismiss(slug);
   el.name.textContent = to.name;
@@ -465,6 +473,7 @@ function markReadSoon() {
 function showMessage(room, msg) {
   const view = page.views.get(room);
   if (!view) return;
+  if (msg.thread) threads.add(msg);
   const stick = nearBottom(view);
   const own = log.show(view, msg);
   stopTyping(view, msg.author, typingChanged(view));
@@ -489,6 +498,32 @@ function joined(frame) {
   }
   if (typeof frame.read === "number") page.readUpTo(frame.room, frame.read);
   counts.joined(frame);
+  const marks = new Map(Object.entries(frame.thread_reads || {}).map(([id, seq]) => [Number(id), seq]));
+  threadReads.set(frame.room, marks);
+  log.redrawThreadDots(view);
+}
+
+// --- Replies and threads -------------------------------------------------------------------
+
+function threadUnread(slug, rootId, lastSeq) {
+  if (!config.username) return false;
+  const marks = threadReads.get(slug);
+  return lastSeq > ((marks && marks.get(rootId)) || 0);
+}
+
+// The main composer's next message quotes `li`'s message; the bar above it says so.
+function replyTo(view, li) {
+  const author = li.dataset.author;
+  const text = (li.dataset.body || "").replace(/\s+/g, " ").slice(0, 80);
+  replyTarget = { id: Number(li.dataset.id), room: view.slug };
+  document.getElementById("reply-bar-text").textContent = `Replying to @${author}: ${text}`;
+  el.replyBar.hidden = false;
+  if (el.input) el.input.focus();
+}
+
+function cancelReply() {
+  replyTarget = null;
+  if (el.replyBar) el.replyBar.hidden = true;
 }
 
 function inView(fn) {
@@ -500,6 +535,19 @@ function inView(fn) {
 
 // Frames with no message in them, by type.
 const frames = {
+  thread(frame) {
+    const view = page.views.get(frame.room);
+    if (!view) return;
+    if (client.rooms.has(frame.room)) [frame.root, ...frame.messages].forEach((msg) => client.markShown(frame.room, msg));
+    threads.loaded(frame);
+  },
+  thread_read(frame) {
+    if (!threadReads.has(frame.room)) threadReads.set(frame.room, new Map());
+    const marks = threadReads.get(frame.room);
+    marks.set(frame.id, Math.max(marks.get(frame.id) || 0, frame.seq));
+    const view = page.views.get(frame.room);
+    if (view) log.redrawThreadDots(view);
+  },
   history(frame) {
     const view = page.views.get(frame.room);
     if (!view) return;
@@ -592,13 +640,21 @@ const client = new ChatClient({
   storageKey: `chatsite.outbox.${config.username || "anonymous"}`,
   view: {
     message: showMessage,
-    edited: (room, msg) => page.views.has(room) && log.edit(page.views.get(room), msg),
-    deleted: (room, msg) => page.views.has(room) && log.remove(page.views.get(room), msg),
+    edited(room, msg) {
+      threads.edit(msg);
+      if (page.views.has(room)) log.edit(page.views.get(room), msg);
+    },
+    deleted(room, msg) {
+      threads.remove(msg);
+      if (page.views.has(room)) log.remove(page.views.get(room), msg);
+    },
     reacted: (room, msg) => page.views.has(room) && log.react(page.views.get(room), msg),
+    threaded: (room, msg) => page.views.has(room) && log.threaded(page.views.get(room), msg),
     joined,
-    pending: inView((view, item) => log.outbox(view, item, "pending")),
-    acked: inView((view, item, ack) => log.acked(view, item, ack)),
-    failed: inView((view, item) => log.outbox(view, item, "failed")),
+    // A thread reply's outbox line is in its panel, not in the main log.
+    pending: inView((view, item) => (item.thread ? threads.outbox(item, "pending") : log.outbox(view, item, "pending"))),
+    acked: inView((view, item, ack) => (item.thread ? threads.outbox(item, "sent") : log.acked(view, item, ack))),
+    failed: inView((view, item) => (item.thread ? threads.outbox(item, "failed") : log.outbox(view, item, "failed"))),
     frame(frame) {
       const handler = frames[frame.type];
       if (handler) handler(frame);
@@ -613,8 +669,25 @@ const log = new MessageLog({
   editWindowSeconds: config.editWindowSeconds,
   palette: config.reactions,
   client,
+  threads: {
+    reply: replyTo,
+    open: (view, rootId, opener) => threads.open(view, rootId, opener),
+    unread: threadUnread,
+  },
 });
 log.listen(document, (slug) => page.views.get(slug));
+
+const threads = new ThreadPanel({
+  aside: document.getElementById("thread-panel"),
+  heading: document.getElementById("thread-heading"),
+  list: document.getElementById("thread-messages"),
+  form: document.getElementById("thread-composer"),
+  input: document.getElementById("thread-input"),
+  also: document.getElementById("thread-also"),
+  closeButton: document.getElementById("thread-close"),
+  me: config.username,
+  client,
+});
 
 const mentions =
   el.form && setUpMentions({ input: el.input, list: document.getElementById("mention-list"), room: () => page.current });
@@ -638,7 +711,9 @@ const composer =
     key: (event) => mentions.key(event),
     send(body, clientId, ids) {
       if (page.view.closed) return false;
-      client.submit(page.current, body, clientId, ids);
+      const quoted = replyTarget && replyTarget.room === page.current ? { reply_to: replyTarget.id } : {};
+      client.submit(page.current, body, clientId, { ...quoted, attachments: ids });
+      cancelReply();
       return true;
     },
     typing: () => client.sendFrame({ type: "typing", room: page.current }),
@@ -680,6 +755,13 @@ function listen() {
     el.jumpLatest.hidden = true;
     (el.input || el.messages).focus();
   });
+  const cancel = document.getElementById("reply-cancel");
+  if (cancel) cancel.addEventListener("click", cancelReply);
+  if (el.input) {
+    el.input.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && replyTarget) cancelReply();
+    });
+  }
   sidebar.switchOnClick(navItems, switchTo);
   window.addEventListener("popstate", (event) => {
     const slug = event.state && event.state.room;

@@ -13,6 +13,8 @@ const DEFAULTS = {
   // server's group memberships fresh (docs/reliability.md)
   echoTimeoutMs: 3000, // an acked message of ours not broadcast back within this → resync
 };
+// What a send may say of its place among replies (docs/protocol.md "Replies and threads").
+const REPLY_FIELDS = ["reply_to", "thread", "also_in_room"];
 // Errors after which a resend might succeed; every other refusal is final for that message.
 const RETRYABLE = new Set(["server_error"]);
 
@@ -90,7 +92,8 @@ class RoomState {
 class ChatClient {
   // send(frame) → bool: write a frame if the socket is open.
   // view: callbacks, each optional — message(room, msg), edited(room, msg),
-  //   deleted(room, msg), reacted(room, {id, rev, reactions}), pending(item), acked(item, ack), failed(item), joined(frame),
+  //   deleted(room, msg), reacted(room, {id, rev, reactions}), threaded(room, {id, rev, thread_summary}),
+  //   pending(item), acked(item, ack), failed(item), joined(frame),
   //   frame(frame) for everything else.
   // storage: {getItem, setItem} (sessionStorage in the browser) to keep the outbox.
   constructor({ send, view = {}, storage = null, storageKey = "chatsite.outbox", now = Date.now, options = {} }) {
@@ -282,6 +285,16 @@ class ChatClient {
     return this.request(room, { type: "read", room, seq });
   }
 
+  // Ask for the thread of message `id` (its root and newest replies): a `thread` reply.
+  thread(room, id) {
+    return this.request(room, { type: "thread", room, id });
+  }
+
+  // Tell the server (and the user's other tabs) that the thread of `id` is read up to `seq`.
+  threadRead(room, id, seq) {
+    return this.request(room, { type: "thread_read", room, id, seq });
+  }
+
   request(room, frame) {
     const state = this.rooms.get(room);
     if (!this.open || !state || !state.joined) return false;
@@ -296,9 +309,13 @@ class ChatClient {
 
   // --- Outbox ----------------------------------------------------------------------------
 
-  // Queue a message typed by the user; it is shown at once as pending.
-  submit(room, body, clientId, attachments = []) {
+  // Queue a message typed by the user; it is shown at once as pending. `extra`: its files
+  // ({attachments: [ids]}) and where it goes among replies ({reply_to, thread,
+  // also_in_room}), each optional, sent with it.
+  submit(room, body, clientId, extra = {}) {
+    const attachments = extra.attachments || [];
     const item = { clientId, room, body, attachments, tries: 0, sentAt: null, ref: null, state: "pending", error: null };
+    for (const key of REPLY_FIELDS) if (extra[key] !== undefined && extra[key] !== null) item[key] = extra[key];
     this.outbox.set(clientId, item);
     this.saveOutbox();
     if (this.view.pending) this.view.pending(item);
@@ -338,6 +355,7 @@ class ChatClient {
     this.saveOutbox();
     const frame = { type: "send", room: item.room, body: item.body, client_id: item.clientId, ref: item.ref };
     if (Array.isArray(item.attachments) && item.attachments.length) frame.attachments = item.attachments;
+    for (const key of REPLY_FIELDS) if (item[key] !== undefined) frame[key] = item[key];
     this.sendFrame(frame);
   }
 
@@ -371,15 +389,19 @@ class ChatClient {
 
   saveOutbox() {
     if (!this.storage) return;
-    const items = Array.from(this.outbox.values(), (item) => ({
-      clientId: item.clientId,
-      room: item.room,
-      body: item.body,
-      attachments: item.attachments || [],
-      tries: item.tries,
-      state: item.state,
-      error: item.error,
-    }));
+    const items = Array.from(this.outbox.values(), (item) => {
+      const saved = {
+        clientId: item.clientId,
+        room: item.room,
+        body: item.body,
+        attachments: item.attachments || [],
+        tries: item.tries,
+        state: item.state,
+        error: item.error,
+      };
+      for (const key of REPLY_FIELDS) if (item[key] !== undefined) saved[key] = item[key];
+      return saved;
+    });
     try {
       this.storage.setItem(this.storageKey, JSON.stringify(items));
     } catch (e) {
@@ -437,6 +459,16 @@ ChatClient.prototype.handlers = {
     if (!state) return;
     if (state.apply({ id: frame.id, rev: frame.seq }) === "changed" && this.view.reacted) {
       this.view.reacted(frame.room, { id: frame.id, rev: frame.seq, reactions: frame.reactions });
+    }
+    if (state.hasGap()) this.resync(frame.room);
+  },
+  // A reply was added to (or deleted from) a root's thread: a change of the root like a
+  // reaction (its own seq, the root's new rev), carrying its whole thread summary.
+  message_thread(frame) {
+    const state = this.rooms.get(frame.room);
+    if (!state) return;
+    if (state.apply({ id: frame.id, rev: frame.seq }) === "changed" && this.view.threaded) {
+      this.view.threaded(frame.room, { id: frame.id, rev: frame.seq, thread_summary: frame.thread_summary });
     }
     if (state.hasGap()) this.resync(frame.room);
   },
