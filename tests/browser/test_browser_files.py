@@ -126,9 +126,10 @@ def test_files_upload_with_progress_and_reach_the_other_user(
     expect(line.get_by_role("link", name="mistake.txt")).to_have_count(0)
     thumbnail = line.get_by_role("img", name="photo.png")
     expect(thumbnail).to_be_visible()
-    assert (
-        bob.evaluate("(img) => img.complete && img.naturalWidth", thumbnail.element_handle()) == 360
-    )
+    # Visible is not loaded: wait for the thumbnail's bytes before asking its size.
+    loaded = "(img) => img.complete && img.naturalWidth > 0"
+    bob.wait_for_function(loaded, arg=thumbnail.element_handle(), timeout=TIMEOUT_MS)
+    assert bob.evaluate("(img) => img.naturalWidth", thumbnail.element_handle()) == 360
     with bob.context.expect_page() as opened:
         line.get_by_role("link", name="photo.png").click()
     full = opened.value
