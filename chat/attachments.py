@@ -103,7 +103,13 @@ def _is_text(head: bytes) -> bool:
 def display_name(name: str) -> str:
     """An uploaded file's name as it is shown and offered for download: its last path part,
     without controls or bidi overrides, at most NAME_MAX_LENGTH characters (the extension
-    kept), never empty. Only ever shown as text."""
+    kept), never empty. Only ever shown as text.
+
+    Browsers send a form's file name with '"', LF and CR written %22, %0A and %0D (the HTML
+    standard's multipart/form-data encoding); those three are read back, so a name shows as
+    it was picked."""
+    for written, meant in (("%22", '"'), ("%0A", "\n"), ("%0D", "\r")):
+        name = name.replace(written, meant)
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(
         " " if ch.isspace() else ch

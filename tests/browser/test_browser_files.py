@@ -160,3 +160,40 @@ def test_files_upload_with_progress_and_reach_the_other_user(
     expect(line).to_have_count(0)
     answer = bob.request.get(f"{live_site.base_url}{href}")
     assert answer.status == 404
+
+
+# Names that are markup: a file's name is text wherever it shows (a link, an image's alt,
+# a chip), live and server-rendered, and nothing in it runs. Its quotes come back as typed
+# (the browser sends them as %22: attachments.display_name).
+HOSTILE_TEXT = '"><img src=x onerror="window.pwned=1">.txt'
+HOSTILE_IMAGE = "<svg onload=window.pwned=1>.png"
+
+
+def test_hostile_file_names_are_shown_as_text_and_never_run(
+    browser: Browser, live_site: LiveSite, pages: list[Page]
+) -> None:
+    alice = open_as(browser, live_site, pages, "alice")
+    bob = open_as(browser, live_site, pages, "bob")
+    drop_file(alice, HOSTILE_TEXT, TEXT, "text/plain")
+    paste_file(alice, HOSTILE_IMAGE, small_png(), "image/png")
+    chips = alice.get_by_role("list", name="Files to send").locator("li.file-chip")
+    expect(chips).to_have_count(2)
+    expect(chips.first).to_contain_text(HOSTILE_TEXT)
+    expect(chips.locator("img, svg")).to_have_count(0)
+    expect(alice.locator("li.file-chip.uploading")).to_have_count(0, timeout=TIMEOUT_MS)
+    composer = alice.get_by_label("Message", exact=True)
+    composer.fill("hostile names")
+    composer.press("Enter")
+    expect(chips).to_have_count(0)
+
+    for page, reload in ((bob, False), (bob, True), (alice, False)):
+        if reload:
+            page.reload()
+        line = page.get_by_role("log").locator("li[data-seq]").filter(has_text="hostile names")
+        expect(line).to_have_count(1, timeout=TIMEOUT_MS)
+        expect(line.get_by_role("link", name=HOSTILE_TEXT)).to_have_count(1)
+        expect(line.get_by_role("img", name=HOSTILE_IMAGE)).to_have_attribute("alt", HOSTILE_IMAGE)
+        # The markup in the names made no element: one image (the thumbnail), no svg.
+        expect(line.locator("img")).to_have_count(1)
+        expect(line.locator("svg")).to_have_count(0)
+        assert page.evaluate("() => window.pwned") is None

@@ -138,6 +138,10 @@ def test_an_image_over_the_pixel_limit_is_not_decoded_as_an_image(monkeypatch):
         ("..", "file"),
         ("", "file"),
         ("a" * 300 + ".jpeg", "a" * 115 + ".jpeg"),
+        # As browsers send a form's file name: '"', LF and CR written %22, %0A, %0D.
+        ("say %22hi%22.txt", 'say "hi".txt'),
+        ("two%0Alines%0D.txt", "two lines .txt"),
+        ("100%25 sure.txt", "100%25 sure.txt"),  # nothing else is decoded
     ],
 )
 def test_a_file_name_is_made_safe_to_show(name, shown):
