@@ -449,8 +449,8 @@ def _my_read(user: AnyUser) -> FilteredRelation:
 
 
 def _unread_after(mark: OuterRef, *, user: AnyUser) -> Coalesce:
-    """How many messages of the outer query's room, by others and not deleted, come after
-    the read mark `mark`; 0 without a mark.
+    """How many messages of the outer query's room, by others, not deleted and in its main
+    log (not a reply only in a thread), come after the read mark `mark`; 0 without a mark.
 
     Every message is at or below the room's counter, so `seq <= last_seq` changes nothing
     but the plan: PostgreSQL guesses that a third of a room's messages follow a mark it
@@ -464,6 +464,8 @@ def _unread_after(mark: OuterRef, *, user: AnyUser) -> Coalesce:
             seq__lte=OuterRef("last_seq"),
         )
         .exclude(author=user)
+        # A reply only in its thread is the thread's news (its dot), not the room's.
+        .exclude(thread_root__isnull=False, also_in_room=False)
         .order_by()
         .values("room")
         .annotate(n=Count("pk"))

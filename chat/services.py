@@ -506,15 +506,19 @@ def _notify(message: Message, *, here: frozenset[int] = frozenset()) -> None:
     with the strongest reason that applies:
     - "mention": it @mentions them;
     - "room" / "here": it says @room (every member) or @here (every member connected now);
-    - "dm" / "message": they asked for every message of this direct message / room.
+    - "dm" / "message": they asked for every message of this direct message / room (a
+      reply only in a room's thread is not one).
     Only members who `may_be_notified` hear anything (access.notifiable_memberships), and a
     member who muted the room hears nothing, not even a mention. The author is never told."""
     room = message.room
     members = access.notifiable_memberships(room).exclude(notify=Membership.Notify.MUTE)
     ids = members.values_list("user_id", flat=True)
-    reasons: dict[int, str] = dict.fromkeys(
-        ids.filter(notify=Membership.Notify.ALL), "dm" if room.is_direct else "message"
-    )
+    reasons: dict[int, str] = {}
+    # A reply only in a thread of a room is not a room message: only its mentions notify.
+    thread_only = message.thread_root_id is not None and not message.also_in_room
+    if room.is_direct or not thread_only:
+        every = ids.filter(notify=Membership.Notify.ALL)
+        reasons.update(dict.fromkeys(every, "dm" if room.is_direct else "message"))
     names = mentioned_usernames(message.body)
     everyone = {name.lower() for name in names} & EVERYONE_WORDS
     if "room" in everyone:

@@ -217,3 +217,31 @@ def test_thread_page_of_a_reply_is_its_roots_and_needs_a_live_root(alice, genera
     with pytest.raises(services.ChatError) as refused:
         selectors.thread_page(room=general, root_id=root.pk, user=alice, limit=10)
     assert refused.value.code.value == "not_found"
+
+
+async def test_a_reply_only_in_its_thread_is_not_the_rooms_unread_nor_a_room_notification(
+    connect, alice, bob, general
+):
+    """The thread's dot tells of it; the room's count and "all messages" do not. A reply also
+    sent to the room, and a mention in a thread, still do."""
+
+    def bob_follows_everything() -> None:
+        services.membership_join(room=general, user=bob)
+        services.membership_notify(room=general, user=bob, notify="all")
+
+    await database_sync_to_async(bob_follows_everything)()
+    author, reader = await two_in_general(connect, alice, bob)
+    root = await posted(author, "plans?", "r1")
+    await reader.recv_until("notification")  # the root: bob hears every message
+
+    await posted(author, "only in the thread", "t1", thread=root["id"])
+    await posted(author, "in both", "t2", thread=root["id"], also_in_room=True)
+    await posted(author, "@bob see this", "t3", thread=root["id"])
+    reasons = []
+    while len(reasons) < 2:
+        frame = await reader.recv_until("notification")
+        reasons.append((frame["reason"], frame["message"]["body"]))
+
+    assert reasons == [("message", "in both"), ("mention", "@bob see this")]
+    _, unread = await database_sync_to_async(selectors.room_unread)(room=general, user=bob)
+    assert unread == 2  # the root and "in both"; not the two replies only in the thread

@@ -33,6 +33,14 @@ describe("unread counts", () => {
     assert.deepEqual(rendered, ["general"]);
   });
 
+  test("a reply only in a thread is not the room's news; one also in the room is", () => {
+    const { c } = counts();
+    c.message("general", { ...msg(13), thread: { root: 101, also_in_room: false } });
+    assert.equal(c.unread("general"), 2);
+    c.message("general", { ...msg(14), thread: { root: 101, also_in_room: true } });
+    assert.equal(c.unread("general"), 3);
+  });
+
   test("a room never read has nothing unread, whatever arrives", () => {
     const { c } = counts();
     c.message("random", msg(4));

@@ -71,6 +71,7 @@ export class RoomCounts {
   message(slug, msg) {
     const room = this.rooms.get(slug);
     if (!room || !this.username || msg.author === this.username) return;
+    if (msg.thread && !msg.thread.also_in_room) return; // the thread's news, not the room's
     if (room.read === null || msg.seq <= room.read || msg.seq <= room.lastSeq) return;
     if (this.visible === slug) return;
     room.live.add(msg.seq);
