@@ -9,7 +9,7 @@ function newClientId() {
 
 // send(body, clientId, attachments): post to the room on screen, unless it is closed (then
 // false, and the text and files stay). files: the pending uploads (files.js), if any: a
-// message waits for its uploads to finish, and may be files alone. typing() → bool: tell the room on screen; false if it could not.
+// message sent while they upload goes once they are done, and may be files alone. typing() → bool: tell the room on screen; false if it could not.
 // key(event) → bool: a key the @ suggestions took (mentions.js), which then does not send.
 // Returns {reset()}: the next words typed are news again (after a send or a room switch).
 export function setUpComposer({ form, input, send, typing, key = () => false, files = null }) {
@@ -18,9 +18,16 @@ export function setUpComposer({ form, input, send, typing, key = () => false, fi
     lastTypingSent = 0;
   };
 
+  // Enter while files are still uploading sends once they are (the chips show the progress),
+  // with whatever the box holds then.
+  const sendWhenUploaded = () => submit();
+
   function submit() {
+    if (files && files.busy()) {
+      files.whenIdle(sendWhenUploaded);
+      return;
+    }
     const body = input.value;
-    if (files && files.busy()) return; // the chips show the uploads' progress
     const attachments = files ? files.ids() : [];
     if (!body.trim() && !attachments.length) return;
     if (!send(body, newClientId(), attachments)) return;

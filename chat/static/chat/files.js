@@ -63,11 +63,17 @@ function csrfToken() {
 }
 
 // The composer's files: setUpAttachments({form, input, button, list, room, maxFiles,
-// maxBytes}) → {ids(), busy(), count(), clear()}. `room()` is the slug files go to; a
+// maxBytes}) → {ids(), busy(), count(), whenIdle(run), clear()}. `room()` is the slug files go to; a
 // room switch clears them (they were uploaded into the old room).
 export function setUpAttachments({ form, input, button, list, room, maxFiles, maxBytes }) {
   const pending = []; // {key, file, chip, bar, state: "uploading"|"done"|"failed", id, xhr}
+  const idle = []; // what runs once no upload is in flight (a message waiting for its files)
   let keys = 0;
+
+  function settle() {
+    if (pending.some((item) => item.state === "uploading")) return;
+    for (const run of idle.splice(0)) run();
+  }
 
   function render() {
     list.hidden = pending.length === 0;
@@ -78,6 +84,7 @@ export function setUpAttachments({ form, input, button, list, room, maxFiles, ma
     item.chip.remove();
     pending.splice(pending.indexOf(item), 1);
     render();
+    settle();
   }
 
   function chip(item) {
@@ -135,8 +142,12 @@ export function setUpAttachments({ form, input, button, list, room, maxFiles, ma
       } else {
         failed(item, answer.error || `the server answered ${xhr.status}`);
       }
+      settle();
     });
-    xhr.addEventListener("error", () => failed(item, "the connection failed"));
+    xhr.addEventListener("error", () => {
+      failed(item, "the connection failed");
+      settle();
+    });
     const body = new FormData();
     body.append("file", item.file, item.file.name || "pasted-image.png");
     xhr.send(body);
@@ -183,7 +194,14 @@ export function setUpAttachments({ form, input, button, list, room, maxFiles, ma
     ids: () => pending.filter((item) => item.state === "done").map((item) => item.id),
     busy: () => pending.some((item) => item.state === "uploading"),
     count: () => pending.length,
+    // Run `run` once no upload is in flight (now, if none is); asked twice, it runs once.
+    whenIdle(run) {
+      if (!idle.includes(run)) idle.push(run);
+      settle();
+    },
+    // Drop every file, and whatever waited for them (a room switch: they were the old room's).
     clear() {
+      idle.length = 0;
       for (const item of pending.slice()) remove(item);
     },
   };
