@@ -33,6 +33,9 @@ from .protocol.errors import ChatError, ErrorCode
 
 ARCHIVE_REASON = "This room has been archived."
 BAN_REASON = "You have been banned from this room."
+# The slug base of a room whose name has letters or digits but none slugify keeps (Japanese,
+# Greek, Cyrillic…); its random suffix makes it unique, its name is shown everywhere else.
+UNSPELLABLE_NAME_SLUG = "room"
 
 
 def room_create(
@@ -47,9 +50,15 @@ def room_create(
     depends on rooms they may not see: a slug taken by a private room or a DM would
     otherwise answer "already exists" (or a telltale "-2"). A name already used by a room
     they can see is refused (that tells them nothing new). Names in the direct-message
-    namespace (`dm-…`) are refused whoever holds them."""
+    namespace (`dm-…`) are refused whoever holds them.
+
+    A name in a script slugify cannot spell in ASCII ("日本語チーム", "Ελληνικά") gets
+    `room-<suffix>`: slugs stay ASCII, so every URL, selector and group name that checks
+    one keeps working unchanged (docs/security.md)."""
     name = name.strip()
     base = slugify(name)[:70].strip("-")
+    if not base and any(char.isalnum() for char in name):
+        base = UNSPELLABLE_NAME_SLUG
     if not name or not base:
         raise ChatError(ErrorCode.BAD_REQUEST, "A room name needs at least one letter or digit.")
     if slug_is_reserved(base):

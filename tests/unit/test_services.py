@@ -159,6 +159,52 @@ def test_room_create_refuses_a_name_without_letters_or_digits(alice, name):
     assert not Room.objects.exclude(slug="general").exists()
 
 
+@pytest.mark.parametrize(
+    ("name", "slug"),
+    [
+        ("日本語チーム", r"room-[0-9a-f]{6}"),
+        ("Ελληνικά", r"room-[0-9a-f]{6}"),
+        ("Café Ünïcode", r"cafe-unicode-[0-9a-f]{6}"),
+        ("日本語 team", r"team-[0-9a-f]{6}"),
+    ],
+)
+def test_room_create_takes_names_in_any_script(alice, name, slug):
+    room = services.room_create(name=name, created_by=alice)
+
+    assert room.name == name
+    assert re.fullmatch(slug, room.slug)
+    assert Room.objects.get(slug=room.slug).name == name
+    assert room.get_absolute_url() == f"/chat/{room.slug}/"
+
+
+@pytest.mark.parametrize("name", ["🎉🎉", "🇯🇵 ✨", "★ → ☆", "\u200b"])
+def test_room_create_refuses_a_name_of_only_symbols_or_emoji_clearly(alice, name):
+    with pytest.raises(ChatError, match="at least one letter or digit"):
+        services.room_create(name=name, created_by=alice)
+    assert not Room.objects.exclude(slug="general").exists()
+
+
+def test_two_unspellable_names_get_their_own_rooms_even_beside_a_room_slugged_room(
+    alice, make_room
+):
+    make_room("room", name="Room")
+
+    first = services.room_create(name="日本語チーム", created_by=alice)
+    second = services.room_create(name="Ελληνικά", created_by=alice)
+
+    assert len({first.slug, second.slug, "room"}) == 3
+    with pytest.raises(ChatError, match="already exists"):
+        services.room_create(name="日本語チーム", created_by=alice)
+    assert Room.objects.filter(name="日本語チーム").count() == 1
+
+
+@pytest.mark.parametrize("name", ["dm 日本語", "DM-Ελληνικά"])
+def test_a_unicode_name_in_the_direct_message_namespace_is_still_refused(alice, name):
+    with pytest.raises(ChatError, match="kept for direct messages"):
+        services.room_create(name=name, created_by=alice)
+    assert not Room.objects.exclude(slug="general").exists()
+
+
 def test_room_create_refuses_a_taken_slug(alice, general):
     with pytest.raises(ChatError, match="already exists"):
         services.room_create(name="General", created_by=alice)

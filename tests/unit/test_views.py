@@ -68,6 +68,25 @@ def test_signed_in_users_create_a_public_room_from_a_name(alice_client, alice):
     )
 
 
+@pytest.mark.parametrize("name", ["日本語チーム", "Ελληνικά", "Café Ünïcode"])
+def test_the_lobby_creates_a_room_named_in_any_script_and_lands_in_it(alice_client, name):
+    response = alice_client.post("/rooms/new/", {"name": name}, follow=True)
+
+    assert response.status_code == 200
+    (location, _status), *_ = response.redirect_chain
+    room = Room.objects.get(name=name)
+    assert location == f"/chat/{room.slug}/"
+    assert f'<h1 id="room-name">{name}</h1>' in response.content.decode()
+
+
+def test_the_lobby_form_says_an_emoji_only_name_needs_a_letter(alice_client):
+    response = alice_client.post("/rooms/new/", {"name": "🎉🎉🎉"})
+
+    assert response.status_code == 400
+    assert "at least one letter or digit" in response.content.decode()
+    assert not Room.objects.exclude(slug="general").exists()
+
+
 def test_creating_a_room_with_a_taken_name_shows_an_error(alice_client, general):
     response = alice_client.post("/rooms/new/", {"name": "General"})
 
