@@ -6,6 +6,7 @@ Tests ask for the fixture as `browser` (tests/conftest.py registers this module'
 import os
 import shutil
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
@@ -48,9 +49,10 @@ def browser_fixture() -> Iterator[Browser]:
             browser.close()
 
 
-def new_page(browser: Browser) -> Page:
-    """A page in a fresh browser profile (its own cookies and sessionStorage)."""
-    context = browser.new_context()
+def new_page(browser: Browser, **context_options: Any) -> Page:
+    """A page in a fresh browser profile (its own cookies and sessionStorage); options go to
+    `browser.new_context` (e.g. `color_scheme="dark"`)."""
+    context = browser.new_context(**context_options)
     context.set_default_timeout(TIMEOUT_MS)
     return context.new_page()
 

@@ -565,6 +565,7 @@ const frames = {
     }
     view.hasMore = frame.has_more;
     view.loadingSince = null;
+    box.dataset.loaded = "true"; // its history is in: an empty list now means an empty room
     log.placeUnread(view);
     if (!page.onScreen(view)) return;
     if (latest) scrollToBottom(view);
