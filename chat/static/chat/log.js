@@ -323,8 +323,6 @@ export class MessageLog {
   addActions(li, view) {
     if (!this.me || !li.dataset.id || li.querySelector(".actions") || view.closed) return;
     const mine = li.dataset.author === this.me;
-    const time = li.querySelector("time");
-    const age = time && time.dateTime ? Date.now() - new Date(time.dateTime).getTime() : 0;
     const actions = document.createElement("span");
     actions.className = "actions";
     if (this.palette.length) {
@@ -344,8 +342,10 @@ export class MessageLog {
       thread.setAttribute("aria-label", "Reply in a thread");
       actions.append(reply, thread);
     }
-    if (mine && age < this.editWindowSeconds * 1000) {
-      actions.append(actionButton("Edit", () => this.startEdit(li, view)));
+    if (this.editable(li, view)) {
+      const edit = actionButton("Edit", () => this.startEdit(li, view));
+      edit.classList.add("edit-action");
+      actions.append(edit);
     }
     if (mine || this.isStaff) {
       actions.append(
@@ -403,8 +403,30 @@ export class MessageLog {
     palette.querySelector(".pick").focus();
   }
 
-  startEdit(li, view) {
-    if (li.querySelector("form.edit")) return;
+  // Whether the user may still edit `li`'s message: their own, within the edit window.
+  editable(li, view) {
+    if (!this.me || view.closed || li.dataset.author !== this.me) return false;
+    const time = li.querySelector("time");
+    const age = time && time.dateTime ? Date.now() - new Date(time.dateTime).getTime() : 0;
+    return age < this.editWindowSeconds * 1000;
+  }
+
+  // ↑ in the empty composer: edit the user's last stored message in `view`, if they still
+  // may; focus goes back to `home` when the edit is saved or cancelled. Says whether it did.
+  editLast(view, home) {
+    const own = Array.from(view.ol.querySelectorAll("li[data-id]")).filter((li) => li.dataset.author === this.me);
+    const last = own[own.length - 1];
+    if (!last || !this.editable(last, view)) return false;
+    last.scrollIntoView({ block: "nearest" });
+    this.startEdit(last, view, home);
+    return true;
+  }
+
+  // The edit box under a line: Enter saves, Shift+Enter starts a new line, Escape cancels;
+  // focus then goes to `home` (the composer), or back to the line's Edit button.
+  startEdit(li, view, home = null) {
+    const open = li.querySelector("form.edit textarea");
+    if (open) return open.focus();
     const body = li.querySelector(".body");
     const form = document.createElement("form");
     form.className = "edit";
@@ -412,18 +434,32 @@ export class MessageLog {
     input.value = li.dataset.body ?? body.textContent;
     input.maxLength = this.maxLength;
     input.setAttribute("aria-label", "Edit message");
+    input.setAttribute("aria-keyshortcuts", "Enter Escape");
     const save = document.createElement("button");
     save.type = "submit";
     save.textContent = "Save";
-    form.append(input, save, " ", actionButton("Cancel", () => form.remove()));
+    const done = () => {
+      // Focus first: the Edit button shows only while focus is in the line.
+      const back = home || li.querySelector(".actions .edit-action");
+      if (back) back.focus();
+      form.remove();
+    };
+    form.append(input, save, " ", actionButton("Cancel", done));
     form.addEventListener("submit", (event) => {
       event.preventDefault();
-      if (input.value.trim() && this.client.edit(view.slug, Number(li.dataset.id), input.value)) form.remove();
+      if (input.value.trim() && this.client.edit(view.slug, Number(li.dataset.id), input.value)) done();
     });
     input.addEventListener("keydown", (event) => {
-      if (event.key === "Escape") form.remove();
+      if (event.key === "Escape") {
+        event.preventDefault();
+        done();
+      } else if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        form.requestSubmit();
+      }
     });
     body.after(form);
     input.focus();
+    input.setSelectionRange(input.value.length, input.value.length);
   }
 }

@@ -5,6 +5,7 @@
 // Switching rooms changes the view, not the page or the connection. This module wires them
 // to the page; the others draw it. ES modules, no build step.
 import { setUpComposer } from "./composer.js";
+import { Drafts } from "./drafts.js";
 import { setUpAttachments } from "./files.js";
 import { RoomCounts } from "./counts.js";
 import { MessageLog, messageList } from "./log.js";
@@ -415,7 +416,11 @@ function switchTo(slug, { push = true } = {}) {
   client.setQuiet(slug, false);
   page.current = slug;
   counts.visible = slug;
-  if (composer) composer.reset();
+  if (composer) {
+    drafts.set(from.slug, el.input.value);
+    composer.reset();
+    composer.show(drafts.get(slug));
+  }
   if (attachments) attachments.clear(); // uploaded into the room left: not for this one
   cancelReply();
   threads.close({ quietly: true });
@@ -703,6 +708,8 @@ const attachments =
     maxFiles: config.maxFiles,
     maxBytes: config.maxUploadBytes,
   });
+// What the user typed in each room and did not send (drafts.js).
+const drafts = new Drafts({ user: config.username, storage: window.sessionStorage });
 const composer =
   el.form &&
   setUpComposer({
@@ -710,6 +717,11 @@ const composer =
     input: el.input,
     files: attachments,
     key: (event) => mentions.key(event),
+    up: () => log.editLast(page.view, el.input),
+    changed: (text) => drafts.set(page.current, text),
+    count: document.getElementById("composer-count"),
+    notice: document.getElementById("composer-notice"),
+    maxLength: config.maxLength,
     send(body, clientId, ids) {
       if (page.view.closed) return false;
       const quoted = replyTarget && replyTarget.room === page.current ? { reply_to: replyTarget.id } : {};
@@ -743,8 +755,17 @@ function showFound() {
   return true;
 }
 
+// The skip link: to the composer, or to the log where the user cannot write.
+function skipToComposer(event) {
+  event.preventDefault();
+  const target = el.form && !el.form.hidden ? el.input : page.view.ol;
+  target.focus();
+}
+
 function listen() {
   listenNotify();
+  const skip = document.getElementById("skip-to-composer");
+  if (skip) skip.addEventListener("click", skipToComposer);
   profiles.listen(document.querySelector(".room-main"));
   profiles.listen(el.online);
   const addPeople = document.getElementById("add-people");
@@ -778,6 +799,7 @@ function listen() {
 
 function start() {
   listen();
+  if (composer) composer.show(drafts.get(config.room));
   counts.visible = config.room;
   if (!config.archived) client.watch(config.room, config.lastSeq);
   adoptServerLines();
