@@ -6,13 +6,12 @@ reload the server renders the same files. Deleting the message takes the files a
 
 import io
 import os
-from collections.abc import Iterator
 
 import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
-from tests.support.browser import TIMEOUT_MS, sign_in
+from tests.support.browser import TIMEOUT_MS, open_as
 from tests.support.live_server import LiveSite
 
 pytestmark = [pytest.mark.browser, pytest.mark.own_database]
@@ -25,22 +24,6 @@ def noisy_png() -> bytes:
     out = io.BytesIO()
     Image.frombytes("RGB", (600, 600), os.urandom(600 * 600 * 3)).save(out, format="PNG")
     return out.getvalue()
-
-
-@pytest.fixture
-def pages(browser: Browser) -> Iterator[list[Page]]:
-    opened: list[Page] = []
-    yield opened
-    for page in opened:
-        page.context.close()
-
-
-def open_as(browser: Browser, site: LiveSite, pages: list[Page], username: str) -> Page:
-    context = browser.new_context(accept_downloads=True)
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    pages.append(page)
-    return sign_in(page, site, username)
 
 
 def drop_file(page: Page, name: str, data: bytes, mime: str) -> None:
@@ -80,10 +63,10 @@ def small_png() -> bytes:
 
 
 def test_files_upload_with_progress_and_reach_the_other_user(
-    browser: Browser, live_site: LiveSite, pages: list[Page]
+    browser: Browser, live_site: LiveSite, profiles: list[Page]
 ) -> None:
-    alice = open_as(browser, live_site, pages, "alice")
-    bob = open_as(browser, live_site, pages, "bob")
+    alice = open_as(browser, live_site, profiles, "alice", accept_downloads=True)
+    bob = open_as(browser, live_site, profiles, "bob", accept_downloads=True)
     expect(alice.locator("#online li")).to_have_text(["alice", "bob"])
     cdp = alice.context.new_cdp_session(alice)
     cdp.send("Network.enable")
@@ -168,10 +151,10 @@ HOSTILE_IMAGE = "<svg onload=window.pwned=1>.png"
 
 
 def test_hostile_file_names_are_shown_as_text_and_never_run(
-    browser: Browser, live_site: LiveSite, pages: list[Page]
+    browser: Browser, live_site: LiveSite, profiles: list[Page]
 ) -> None:
-    alice = open_as(browser, live_site, pages, "alice")
-    bob = open_as(browser, live_site, pages, "bob")
+    alice = open_as(browser, live_site, profiles, "alice", accept_downloads=True)
+    bob = open_as(browser, live_site, profiles, "bob", accept_downloads=True)
     drop_file(alice, HOSTILE_TEXT, TEXT, "text/plain")
     paste_file(alice, HOSTILE_IMAGE, small_png(), "image/png")
     chips = alice.get_by_role("list", name="Files to send").locator("li.file-chip")
@@ -198,10 +181,10 @@ def test_hostile_file_names_are_shown_as_text_and_never_run(
 
 
 def test_enter_while_a_file_uploads_sends_the_message_once_it_is_uploaded(
-    browser: Browser, live_site: LiveSite, pages: list[Page]
+    browser: Browser, live_site: LiveSite, profiles: list[Page]
 ) -> None:
-    alice = open_as(browser, live_site, pages, "alice")
-    bob = open_as(browser, live_site, pages, "bob")
+    alice = open_as(browser, live_site, profiles, "alice", accept_downloads=True)
+    bob = open_as(browser, live_site, profiles, "bob", accept_downloads=True)
     cdp = alice.context.new_cdp_session(alice)
     cdp.send("Network.enable")
     cdp.send(  # about 4 s for the noisy PNG

@@ -3,12 +3,10 @@ safe link and a mention that opens a profile card, the same live and after a rel
 again when edited; hostile markdown shows as text and nothing in it ever runs, with the
 page's CSP switched off so that the sanitiser alone must hold. Notifications stay text."""
 
-from collections.abc import Iterator
-
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.support.browser import TIMEOUT_MS, say, sign_in
+from tests.support.browser import open_as, say
 from tests.support.live_server import LiveSite
 
 pytestmark = [pytest.mark.browser, pytest.mark.own_database]
@@ -45,25 +43,6 @@ HOSTILE = [
 ]
 
 
-@pytest.fixture
-def pages(browser: Browser) -> Iterator[list[Page]]:
-    opened: list[Page] = []
-    yield opened
-    for page in opened:
-        page.context.close()
-
-
-def open_as(
-    browser: Browser, site: LiveSite, pages: list[Page], username: str, *, enforce_csp: bool
-) -> Page:
-    context = browser.new_context(bypass_csp=not enforce_csp)
-    context.set_default_timeout(TIMEOUT_MS)
-    context.add_init_script(WATCH)
-    page = context.new_page()
-    pages.append(page)
-    return sign_in(page, site, username)
-
-
 def line(page: Page, text: str):
     return page.get_by_role("log").locator("li[data-seq]").filter(has_text=text)
 
@@ -81,11 +60,11 @@ def assert_nothing_ran(page: Page) -> None:
 
 
 def test_formatting_shows_live_and_reloaded_and_hostile_markdown_never_runs(
-    browser: Browser, live_site: LiveSite, pages: list[Page]
+    browser: Browser, live_site: LiveSite, profiles: list[Page]
 ) -> None:
     # Alice reads with the CSP off (the sanitiser alone must hold); Bob under the real one.
-    alice = open_as(browser, live_site, pages, "alice", enforce_csp=False)
-    bob = open_as(browser, live_site, pages, "bob", enforce_csp=True)
+    alice = open_as(browser, live_site, profiles, "alice", init_script=WATCH, bypass_csp=True)
+    bob = open_as(browser, live_site, profiles, "bob", init_script=WATCH)  # under the CSP
     expect(alice.locator("#online li")).to_have_text(["alice", "bob"])
 
     say(bob, FORMATTED)

@@ -2,38 +2,13 @@
 by mouse, toggled from the bar, and reach the other user at once; after a reload the
 server-rendered bar shows the same and still toggles."""
 
-from collections.abc import Iterator
-
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.support.browser import TIMEOUT_MS, say, sign_in
+from tests.support.browser import WATCH_ERRORS, open_as, say
 from tests.support.live_server import LiveSite
 
 pytestmark = [pytest.mark.browser, pytest.mark.own_database]
-
-WATCH = """
-window.__errors = [];
-window.addEventListener("error", (e) => window.__errors.push(String(e.message)));
-document.addEventListener("securitypolicyviolation", (e) => window.__errors.push("csp"));
-"""
-
-
-@pytest.fixture
-def pages(browser: Browser) -> Iterator[list[Page]]:
-    opened: list[Page] = []
-    yield opened
-    for page in opened:
-        page.context.close()
-
-
-def open_as(browser: Browser, site: LiveSite, pages: list[Page], username: str) -> Page:
-    context = browser.new_context()
-    context.set_default_timeout(TIMEOUT_MS)
-    context.add_init_script(WATCH)
-    page = context.new_page()
-    pages.append(page)
-    return sign_in(page, site, username)
 
 
 def line(page: Page, text: str):
@@ -45,10 +20,10 @@ def party(page: Page):
 
 
 def test_two_users_react_live_by_keyboard_and_mouse_and_a_reload_shows_the_same(
-    browser: Browser, live_site: LiveSite, pages: list[Page]
+    browser: Browser, live_site: LiveSite, profiles: list[Page]
 ) -> None:
-    alice = open_as(browser, live_site, pages, "alice")
-    bob = open_as(browser, live_site, pages, "bob")
+    alice = open_as(browser, live_site, profiles, "alice", init_script=WATCH_ERRORS)
+    bob = open_as(browser, live_site, profiles, "bob", init_script=WATCH_ERRORS)
     expect(alice.locator("#online li")).to_have_text(["alice", "bob"])
     say(bob, "lunch?")
     expect(line(alice, "lunch?")).to_have_count(1)

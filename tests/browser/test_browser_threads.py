@@ -3,41 +3,17 @@ opens in a side panel with its own composer, and the other user sees the reply c
 an unread dot at once, opens the panel, reads the reply, and the dot goes."""
 
 import re
-from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.support.browser import TIMEOUT_MS, say, sign_in
+from tests.support.browser import WATCH_ERRORS, open_as, say
 from tests.support.live_server import LiveSite
 
 pytestmark = [pytest.mark.browser, pytest.mark.own_database]
 
 FOUND = re.compile(r"\bfound\b")
 UNREAD = re.compile(r"\bunread\b")
-
-WATCH = """
-window.__errors = [];
-window.addEventListener("error", (e) => window.__errors.push(String(e.message)));
-document.addEventListener("securitypolicyviolation", (e) => window.__errors.push("csp"));
-"""
-
-
-@pytest.fixture
-def pages(browser: Browser) -> Iterator[list[Page]]:
-    opened: list[Page] = []
-    yield opened
-    for page in opened:
-        page.context.close()
-
-
-def open_as(browser: Browser, site: LiveSite, pages: list[Page], username: str) -> Page:
-    context = browser.new_context()
-    context.set_default_timeout(TIMEOUT_MS)
-    context.add_init_script(WATCH)
-    page = context.new_page()
-    pages.append(page)
-    return sign_in(page, site, username)
 
 
 def line(page: Page, text: str):
@@ -47,10 +23,10 @@ def line(page: Page, text: str):
 
 
 def test_two_users_reply_with_a_quote_and_follow_a_thread_live(
-    browser: Browser, live_site: LiveSite, pages: list[Page]
+    browser: Browser, live_site: LiveSite, profiles: list[Page]
 ) -> None:
-    alice = open_as(browser, live_site, pages, "alice")
-    bob = open_as(browser, live_site, pages, "bob")
+    alice = open_as(browser, live_site, profiles, "alice", init_script=WATCH_ERRORS)
+    bob = open_as(browser, live_site, profiles, "bob", init_script=WATCH_ERRORS)
     expect(alice.locator("#online li")).to_have_text(["alice", "bob"])
     say(bob, "original idea")
     say(bob, "something else")

@@ -108,3 +108,42 @@ def join_room(browser: Browser, site: LiveSite, username: str, slug: str) -> Non
         expect(page.get_by_role("button", name="Leave room")).to_be_visible(timeout=TIMEOUT_MS)
     finally:
         page.context.close()
+
+
+# Pages errors are collected in (`window.__errors`: uncaught errors and CSP violations), for
+# tests that check nothing broke while they clicked around: `open_as(..., watch=True)`.
+WATCH_ERRORS = """
+window.__errors = [];
+window.addEventListener("error", (e) => window.__errors.push(String(e.message)));
+document.addEventListener("securitypolicyviolation", (e) => window.__errors.push("csp"));
+"""
+
+
+@pytest.fixture
+def profiles() -> Iterator[list[Page]]:
+    """The pages a test opened with `open_as`, a browser profile each, closed after it."""
+    opened: list[Page] = []
+    yield opened
+    for page in opened:
+        page.context.close()
+
+
+def open_as(
+    browser: Browser,
+    site: LiveSite,
+    profiles: list[Page],
+    username: str,
+    *,
+    init_script: str | None = None,
+    **context_options: object,
+) -> Page:
+    """A fresh browser profile (`context_options`, e.g. accept_downloads) signed in as
+    `username` and connected in #general, with `init_script` run in every document first;
+    added to `profiles` (the fixture) to be closed after the test."""
+    context = browser.new_context(**context_options)
+    context.set_default_timeout(TIMEOUT_MS)
+    if init_script:
+        context.add_init_script(init_script)
+    page = context.new_page()
+    profiles.append(page)
+    return sign_in(page, site, username)
