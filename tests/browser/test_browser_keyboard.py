@@ -8,8 +8,14 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.test_browser_rooms import create_room, nav_item
-from tests.support.browser import TIMEOUT_MS, new_page, sign_in, sign_in_to_general
+from tests.support.browser import (
+    TIMEOUT_MS,
+    create_room,
+    nav_item,
+    new_page,
+    sign_in,
+    sign_in_to_general,
+)
 from tests.support.live_server import LiveSite
 
 pytestmark = [pytest.mark.browser, pytest.mark.own_database]

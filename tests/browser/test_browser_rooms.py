@@ -14,8 +14,10 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.support.browser import (
     TIMEOUT_MS,
+    create_room,
     expect_message_once,
     join_room,
+    nav_item,
     new_page,
     say,
     sign_in,
@@ -24,29 +26,6 @@ from tests.support.browser import (
 from tests.support.live_server import STAFF, LiveSite
 
 pytestmark = [pytest.mark.browser, pytest.mark.own_database]
-
-
-def nav_item(page: Page, slug: str):
-    return page.locator(f".room-nav li[data-room='{slug}']")
-
-
-def create_room(browser: Browser, site: LiveSite, name: str) -> str:
-    """Alice makes a room from the lobby's form (once per module's site); its slug (the
-    name's, with a random suffix: docs/security.md, "Direct messages and room names")."""
-    page = sign_in_to_general(browser, site, "alice")
-    try:
-        page.goto(f"{site.base_url}/")
-        link = page.locator(f".room-list a:text-is('{name}')")
-        if not link.count():
-            page.get_by_label("Room name").fill(name)
-            page.get_by_role("button", name="Create room").click()
-            expect(page.locator("#room-name")).to_have_text(name, timeout=TIMEOUT_MS)
-            page.goto(f"{site.base_url}/")
-        href = link.get_attribute("href")
-        assert href is not None
-        return href.strip("/").split("/")[-1]
-    finally:
-        page.context.close()
 
 
 def test_one_tab_switches_rooms_and_counts_unread_live_across_tabs(

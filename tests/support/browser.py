@@ -147,3 +147,26 @@ def open_as(
     page = context.new_page()
     profiles.append(page)
     return sign_in(page, site, username)
+
+
+def nav_item(page: Page, slug: str):
+    return page.locator(f".room-nav li[data-room='{slug}']")
+
+
+def create_room(browser: Browser, site: LiveSite, name: str) -> str:
+    """Alice makes a room from the lobby's form (once per module's site); its slug (the
+    name's, with a random suffix: docs/security.md, "Direct messages and room names")."""
+    page = sign_in_to_general(browser, site, "alice")
+    try:
+        page.goto(f"{site.base_url}/")
+        link = page.locator(f".room-list a:text-is('{name}')")
+        if not link.count():
+            page.get_by_label("Room name").fill(name)
+            page.get_by_role("button", name="Create room").click()
+            expect(page.locator("#room-name")).to_have_text(name, timeout=TIMEOUT_MS)
+            page.goto(f"{site.base_url}/")
+        href = link.get_attribute("href")
+        assert href is not None
+        return href.strip("/").split("/")[-1]
+    finally:
+        page.context.close()
