@@ -372,17 +372,28 @@ def _thread_changed(room: Room, root_id: int, *, actor_id: int | None) -> bool:
     return True
 
 
+def _mark_forward(
+    model: type[ReadState] | type[ThreadRead], *, seq: int, **key: object
+) -> tuple[int, bool]:
+    """Move a read mark (the one row of `model` for `key`, made at `seq` if missing) forward to
+    `seq`, never back, with a conditional UPDATE so two tabs racing cannot move it backwards.
+    Returns (the stored mark, whether it moved: the caller then tells the user's tabs)."""
+    mark, created = model.objects.get_or_create(**key, defaults={"seq": seq})
+    if created:
+        return seq, True
+    if mark.seq >= seq:
+        return mark.seq, False
+    if not model.objects.filter(pk=mark.pk, seq__lt=seq).update(seq=seq):
+        return model.objects.values_list("seq", flat=True).get(pk=mark.pk), False
+    return seq, True
+
+
 def _thread_read_set(*, user: AbstractBaseUser, room: Room, root_id: int, seq: int) -> int:
     """Move the user's read mark of a thread forward to `seq` (never back) and return it;
     a mark that moved is sent to all the user's sockets after commit (`thread_read`)."""
-    mark, created = ThreadRead.objects.get_or_create(
-        user=user, root_id=root_id, defaults={"seq": seq}
-    )
-    if not created:
-        if mark.seq >= seq:
-            return mark.seq
-        if not ThreadRead.objects.filter(pk=mark.pk, seq__lt=seq).update(seq=seq):
-            return ThreadRead.objects.values_list("seq", flat=True).get(pk=mark.pk)
+    stored, moved = _mark_forward(ThreadRead, seq=seq, user=user, root_id=root_id)
+    if not moved:
+        return stored
     events.send_on_commit(
         *events.user_broadcast(
             user.pk, events.thread_read_frame(room_slug=room.slug, root_id=root_id, seq=seq)
@@ -667,14 +678,9 @@ def room_mark_read(*, room: Room, user: AbstractBaseUser, seq: int) -> int:
     with transaction.atomic():
         last = Room.objects.values_list("last_seq", flat=True).get(pk=room.pk)
         seq = min(seq, last)
-        state, created = ReadState.objects.get_or_create(
-            user=user, room=room, defaults={"seq": seq}
-        )
-        if not created:
-            if state.seq >= seq:
-                return state.seq
-            if not ReadState.objects.filter(pk=state.pk, seq__lt=seq).update(seq=seq):
-                return ReadState.objects.values_list("seq", flat=True).get(pk=state.pk)
+        stored, moved = _mark_forward(ReadState, seq=seq, user=user, room=room)
+        if not moved:
+            return stored
         events.send_on_commit(
             *events.user_broadcast(user.pk, events.read_frame(room_slug=room.slug, seq=seq))
         )
