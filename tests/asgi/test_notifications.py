@@ -7,7 +7,7 @@ from django.test import Client
 
 from chat import access, services
 from chat.models import Announcement, Ban, Room
-from tests.support.sockets import session_cookie
+from tests.support.sockets import frames_until_pong, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -16,15 +16,6 @@ def open_direct(user, path: str):
     client = Client()
     client.force_login(user)
     return client.get(path)
-
-
-async def frames_until_pong(socket) -> list[dict]:
-    """Every frame that reached the socket before the answer to a ping."""
-    await socket.send({"type": "ping", "ref": "mark"})
-    seen = []
-    while (frame := await socket.recv())["type"] != "pong":
-        seen.append(frame)
-    return seen
 
 
 # Direct messages ------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from chat import services
 from chat.models import Membership, Room
 from chat.protocol import events
 from chat.realtime.publisher import publish
+from tests.support.sockets import frames_until_pong
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,14 +45,6 @@ async def notifications(tab, user) -> list[str]:
         if frame["type"] == "notification":
             reasons.append(frame["reason"])
     return reasons
-
-
-async def frames_until_pong(socket) -> list[dict]:
-    await socket.send({"type": "ping", "ref": "mark"})
-    seen = []
-    while (frame := await socket.recv())["type"] != "pong":
-        seen.append(frame)
-    return seen
 
 
 def set_levels(room: Room, levels: dict) -> None:

@@ -182,3 +182,13 @@ async def joined_with_presence(socket: Socket, room: str, **extra: Any) -> dict[
     presence = await socket.expect("presence")
     assert presence["online"] is True
     return reply
+
+
+async def frames_until_pong(socket: Socket) -> list[dict[str, Any]]:
+    """Every frame that reached the socket before the answer to a ping (what a socket heard
+    so far of what was sent to it on the event loop before the ping)."""
+    await socket.send({"type": "ping", "ref": "mark"})
+    seen = []
+    while (frame := await socket.recv())["type"] != "pong":
+        seen.append(frame)
+    return seen
