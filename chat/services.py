@@ -549,9 +549,13 @@ def _notify(message: Message, *, here: frozenset[int] = frozenset()) -> None:
     if names:
         reasons.update(dict.fromkeys(ids.filter(user__username__in=names), "mention"))
     reasons.pop(message.author_id, None)
+    by_reason: dict[str, list[int]] = {}
     for user_id, reason in reasons.items():
+        by_reason.setdefault(reason, []).append(user_id)
+    for reason, user_ids in by_reason.items():  # one frame per reason, encoded once
         frame = events.notification_frame(reason=reason, message=message)
-        events.send_on_commit(*events.user_broadcast(user_id, frame))
+        for group, event in events.users_broadcast(user_ids, frame):
+            events.send_on_commit(group, event)
 
 
 DIRECT_MAX_PEOPLE = 8  # people in a group direct message, its starter included

@@ -6,6 +6,7 @@ timestamps (channels-redis serializes them with msgpack).
 """
 
 import json
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -494,6 +495,15 @@ def user_broadcast(user_id: int, frame: dict[str, Any]) -> tuple[str, dict[str, 
     """(group, event) to send `frame` to every socket of one user."""
     group = user_group(user_id)
     return group, broadcast_event(group=group, frame=frame)
+
+
+def users_broadcast(
+    user_ids: Iterable[int], frame: dict[str, Any]
+) -> list[tuple[str, dict[str, Any]]]:
+    """(group, event) for each of `user_ids`, to send them all one frame: encoded once, not
+    once per user (an @room in a large room tells every member)."""
+    event = broadcast_event(group="", frame=frame)
+    return [(group, {**event, "group": group}) for group in map(user_group, user_ids)]
 
 
 def typing_event(*, group: str, frame: dict[str, Any], sender: str) -> dict[str, Any]:

@@ -217,3 +217,18 @@ async def test_the_notify_form_saves_a_level_for_members_and_refuses_anything_el
         await database_sync_to_async(post)(alice, {"notify": "all"}, "nowhere")
     ).status_code == 404
     assert all(f["type"] != "membership" for f in await frames_until_pong(tab))
+
+
+def test_one_frame_for_many_users_is_encoded_once_and_addressed_to_each():
+    """_notify sends one frame per reason to every user it is for (an @room in a large room
+    reaches every member): the text is shared, not encoded per recipient."""
+    frame = events.announcement_frame(
+        announcement_id=7, body="hi", created="2026-01-01T00:00:00+00:00"
+    )
+
+    sent = events.users_broadcast([3, 5, 8], frame)
+
+    assert [group for group, _ in sent] == ["user.3", "user.5", "user.8"]
+    assert [event["group"] for _, event in sent] == ["user.3", "user.5", "user.8"]
+    assert len({id(event["text"]) for _, event in sent}) == 1  # one encoding, shared
+    assert sent[0][1] == events.user_broadcast(3, frame)[1]  # what one user's send would be
