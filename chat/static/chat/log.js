@@ -95,6 +95,17 @@ export class MessageLog {
       const on = button.getAttribute("aria-pressed") !== "true";
       this.client.react(view.slug, Number(li.dataset.id), button.dataset.emoji, on);
     });
+    // A tap on a line, away from its controls, shows its actions: a touch screen has no
+    // hover (chat.css). One line at a time.
+    root.addEventListener("click", (event) => {
+      if (event.target.closest("a, button, input, textarea, select, form")) return;
+      const li = event.target.closest("ol[data-room] > li.message[data-id]");
+      if (!li || !li.classList.toggle("show-actions")) return;
+      for (const other of li.parentElement.querySelectorAll("li.show-actions")) {
+        if (other !== li) other.classList.remove("show-actions");
+      }
+      li.querySelector(".actions")?.scrollIntoView({ block: "nearest" });
+    });
   }
 
   // Show the message a quote quotes: scrolled to and marked if loaded, else the room opened

@@ -6,6 +6,7 @@
 // to the page; the others draw it. ES modules, no build step.
 import { setUpComposer } from "./composer.js";
 import { Drafts } from "./drafts.js";
+import { setUpNarrowLayout } from "./drawer.js";
 import { setUpAttachments } from "./files.js";
 import { RoomCounts } from "./counts.js";
 import { MessageLog, messageList } from "./log.js";
@@ -25,6 +26,7 @@ import { keepOpen } from "./transport.js";
 const READ_AFTER_MS = 1000;
 const LOAD_OLDER_WITHIN_PX = 300; // scrolled this near the top, older messages load
 const NEAR_BOTTOM_PX = 80; // this near the bottom counts as reading the latest
+const TOUCH = window.matchMedia("(pointer: coarse)");
 const config = JSON.parse(document.getElementById("chat-config").textContent);
 const el = {
   status: document.getElementById("status"),
@@ -307,8 +309,21 @@ function nearBottom(view) {
 
 function scrollToBottom(view) {
   view.ol.scrollTop = view.ol.scrollHeight;
+  view.pinned = true;
   view.newBelow = 0;
   drawJumps();
+}
+
+// A list read at its bottom stays at its bottom when its box shrinks (a phone's on-screen
+// keyboard, a banner above it, the window) or its lines grow (an image loads): the newest
+// message is never left cut off below the edge.
+function keepPinned() {
+  const frame = document.querySelector(".log");
+  const follow = () => {
+    if (page.view.pinned) scrollToBottom(page.view);
+  };
+  new ResizeObserver(follow).observe(frame);
+  frame.addEventListener("load", (event) => event.target.tagName === "IMG" && follow(), true);
 }
 
 // --- Moving through time ---------------------------------------------------------------
@@ -319,7 +334,8 @@ function followScroll(view) {
   view.ol.addEventListener("scroll", () => {
     if (!page.onScreen(view)) return;
     if (view.ol.scrollTop < LOAD_OLDER_WITHIN_PX && view.hasMore && !view.loading()) loadOlder(view);
-    if (nearBottom(view)) view.newBelow = 0;
+    view.pinned = nearBottom(view);
+    if (view.pinned) view.newBelow = 0;
     drawJumps();
   }, { passive: true });
 }
@@ -440,7 +456,10 @@ function switchTo(slug, { push = true } = {}) {
   renderTyping(el.typing, to);
   scrollToBottom(to);
   markReadSoon();
-  if (el.input) el.input.focus();
+  // The composer takes focus, but not on a touch screen: there it would bring up the
+  // on-screen keyboard over the room just opened to read. The log does instead.
+  if (el.input && !TOUCH.matches) el.input.focus();
+  else to.ol.focus({ preventScroll: true });
   return true;
 }
 
@@ -764,6 +783,8 @@ function skipToComposer(event) {
 
 function listen() {
   listenNotify();
+  setUpNarrowLayout();
+  keepPinned();
   const skip = document.getElementById("skip-to-composer");
   if (skip) skip.addEventListener("click", skipToComposer);
   profiles.listen(document.querySelector(".room-main"));

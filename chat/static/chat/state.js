@@ -21,6 +21,7 @@ export class RoomView {
     this.unreadCount = 0; // how many were unread then
     this.seekingUnread = false; // loading older pages until the first unread is shown
     this.newBelow = 0; // messages that arrived while the user was scrolled up
+    this.pinned = false; // read at its bottom: kept there when its box or its lines change
   }
 
   // Older messages were asked for and have not come (a lost request is given up after 10 s).
