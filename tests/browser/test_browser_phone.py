@@ -33,15 +33,17 @@ SCROLLERS = """() => Array.from(document.querySelectorAll("*")).filter((node) =>
 }).map((node) => node.id || node.className)"""
 
 # The controls a finger must hit, as shown now, and their size: links in running text (a
-# paragraph's, a message body's) are exempt, as WCAG 2.5.5 has it; a checkbox's label counts.
+# paragraph's, a message's links and @mentions) are exempt, as WCAG 2.5.5 has it; a checkbox's
+# label counts.
 TARGETS = """() => Array.from(document.querySelectorAll(
   "a[href], button, input:not([type=hidden]):not([type=file]), select, textarea, [role=option]"
 )).filter((node) => {
   if (!node.checkVisibility({ visibilityProperty: true }) || node.closest("[inert]")) return false;
   const box = node.getBoundingClientRect();
   if (box.width === 0 || box.bottom < 0 || box.top > innerHeight) return false;
+  if (node.closest(".message .body")) return false;  // a message's text: its links, @mentions
   const inline = node.tagName === "A" && getComputedStyle(node).display === "inline";
-  return !(inline && node.closest("p, .body, .hint"));
+  return !(inline && node.closest("p, .hint"));
 }).map((node) => {
   // A box to tick is hit through its label too.
   const label = /checkbox|radio/.test(node.type) &&
