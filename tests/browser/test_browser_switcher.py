@@ -224,6 +224,8 @@ def test_on_a_phone_the_button_and_the_switcher_fit_the_screen(
         "alice",
     )
     try:
+        # On a phone the button is at the top of the drawer.
+        phone.get_by_role("button", name="Rooms and people").tap()
         button = phone.get_by_role("button", name="Jump to… Ctrl+K")
         expect(button).to_be_in_viewport()
         button.tap()
@@ -240,6 +242,11 @@ def test_on_a_phone_the_button_and_the_switcher_fit_the_screen(
         expect(switcher(phone).get_by_role("button", name="Close")).to_be_in_viewport()
         options(phone).filter(has_text="Orchard").tap()
         expect(phone.locator("#room-name")).to_have_text("Orchard")
+        # The drawer closed behind it, and focus is not left in it.
+        expect(phone.locator("#room-drawer")).not_to_be_in_viewport()
+        assert not phone.evaluate(
+            "document.getElementById('room-drawer').contains(document.activeElement)"
+        )
     finally:
         phone.context.close()
 
