@@ -365,7 +365,9 @@ export class MessageLog {
         }),
       );
     }
-    if (actions.childElementCount) li.querySelector(".author").after(" ", actions);
+    // Last in the line, so a live line is read "author, time, body" before its buttons
+    // (docs/accessibility.md); chat.css shows them at the line's top right.
+    if (actions.childElementCount) li.append(actions);
   }
 
   // The palette under a line: a button per reaction (the user's own taken back), reached

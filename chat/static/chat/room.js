@@ -679,7 +679,13 @@ const client = new ChatClient({
     // A thread reply's outbox line is in its panel, not in the main log.
     pending: inView((view, item) => (item.thread ? threads.outbox(item, "pending") : log.outbox(view, item, "pending"))),
     acked: inView((view, item, ack) => (item.thread ? threads.outbox(item, "sent") : log.acked(view, item, ack))),
-    failed: inView((view, item) => (item.thread ? threads.outbox(item, "failed") : log.outbox(view, item, "failed"))),
+    // The line says "not sent —" with Retry; the notice says which message, once, in the
+    // polite #notices region, where a screen reader hears it (a changed time stamp is not).
+    failed: inView((view, item) => {
+      if (item.thread) threads.outbox(item, "failed");
+      else log.outbox(view, item, "failed");
+      notifications.notice(`Not sent: “${item.body.slice(0, 80)}”. Retry is on the message.`, "error");
+    }),
     frame(frame) {
       const handler = frames[frame.type];
       if (handler) handler(frame);
