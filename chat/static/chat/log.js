@@ -219,8 +219,8 @@ export class MessageLog {
 
   // Put the day dividers right (days.js dividerEdits) and say again what each says: a
   // stored line's day is its time's in the viewer's time zone; "Today" becomes "Yesterday"
-  // at midnight. Dividers and the "New messages" line are separators, not list items, so
-  // the log's messages stay what a screen reader lists.
+  // at midnight. Dividers and the "New messages" line are items of the log without a seq,
+  // whose text says what they mark.
   days(view, now = new Date()) {
     const children = Array.from(view.ol.children);
     const lines = children.map((li) => {
@@ -279,7 +279,7 @@ export class MessageLog {
     if (stored.length && Number(stored[stored.length - 1].dataset.seq) > seq) {
       after = Array.from(stored).find((other) => Number(other.dataset.seq) > seq);
       // Above the separators that belong to the next message (its day, "New messages").
-      while (after.previousElementSibling?.getAttribute("role") === "separator") after = after.previousElementSibling;
+      while (after.previousElementSibling?.matches("li.day, li.unread-mark")) after = after.previousElementSibling;
     }
     view.ol.insertBefore(li, after || view.ol.querySelector("li.outbox"));
   }
