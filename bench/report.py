@@ -193,7 +193,8 @@ def _runs(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     runs = [(f"broadcast N = {int(n):,}", r) for n, r in config["broadcast"].items()]
     runs += [(f"broadcast over HTTP, N = {int(n):,}", r) for n, r in _http_runs(config)]
     runs += [(f"acks, {rooms}", config[w]) for w, rooms in ACK_WORKLOADS if w in config]
-    runs.append(("idle", config["idle"]))
+    if "idle" in config:  # absent when the run left the workload out (--workloads)
+        runs.append(("idle", config["idle"]))
     return runs
 
 
@@ -370,7 +371,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                         else rate >= rate_min and p99 < p99_max,
                     }
                 )
-        idle = config["idle"]
+        idle = config.get("idle") or {}
         if idle.get("sockets") and (idle.get("connect") or {}).get("seconds") is not None:
             # Scaled to 5,000 sockets when the run opened another number.
             seconds = idle["connect"]["seconds"] * HANDSHAKE_SOCKETS / idle["sockets"]
@@ -388,7 +389,9 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     "met": seconds <= HANDSHAKE_TARGET_S,
                 }
             )
-        kb = config["idle"].get("kb_per_socket")
+        kb = idle.get("kb_per_socket")
+        if not idle:
+            continue
         rows.append(
             {
                 "config": key,
@@ -433,6 +436,12 @@ def bounds(results: dict[str, Any]) -> list[str]:
                 lines.append(
                     f"{where}: bounded by the server's one core ({server:.0f}% busy; "
                     f"generator {_fmt(gen)}%)."
+                )
+            elif (_other_pct(result) or 0) > DISTURBED_PCT:
+                lines.append(
+                    f"{where}: disturbed: other processes used {_other_pct(result):.0f}% of a "
+                    f"core (server {_fmt(server)}%, generator {_fmt(gen)}%), so neither side had "
+                    "its core; this run bounds nothing."
                 )
             else:
                 lines.append(
@@ -796,7 +805,7 @@ def render(results: dict[str, Any], *, analysis: str, chart_name: str) -> str:
     add("")
     rows = []
     for _key, config in _configs(results):
-        if not _ok(config):
+        if not _ok(config) or "idle" not in config:
             continue
         r = config["idle"]
         rows.append(
@@ -817,7 +826,7 @@ def render(results: dict[str, Any], *, analysis: str, chart_name: str) -> str:
     )
     add("")
 
-    add(f"### Targets (ratios to Socket.IO in this run, N = {int(TARGET_N):,})")
+    add(f"### Targets (N = {int(TARGET_N):,}; ratios to the reference servers of this run)")
     add("")
     rows = [
         [results["configs"][t["config"]]["label"], t["target"], t["value"] or "n/a", _met(t["met"])]
@@ -1070,7 +1079,8 @@ def summary(results: dict[str, Any]) -> str:
         for workload, rooms in ACK_WORKLOADS:
             if workload in config:
                 lines.append(f"  acks ({rooms}): {one_line(config[workload])}")
-        lines.append(f"  idle: {one_line(config['idle'])}")
+        if "idle" in config:
+            lines.append(f"  idle: {one_line(config['idle'])}")
     lines.extend(f"note: {note}" for note in run_notes(results))
     lines.extend(
         f"target [{_met(t['met'])}] {results['configs'][t['config']]['label']}: "

@@ -362,6 +362,9 @@ CONFIGS = {
 }
 
 
+WORKLOADS = ("broadcast", "acks", "idle")
+
+
 @dataclass
 class Run:
     """One benchmark run: its options, temp folder, CPUs and processes."""
@@ -588,12 +591,13 @@ class Run:
     def run_config(self, config: Config) -> dict[str, Any]:
         out: dict[str, Any] = {"label": config.label, "broadcast": {}}
         self.prepare(config)
-        for n in self.args.listeners:
+        workloads = self.args.workloads
+        for n in self.args.listeners if "broadcast" in workloads else []:
             out["broadcast"][str(n)] = self.measure(
                 config, f"broadcast-{n}", "broadcast", "--listeners", str(n)
             )
         senders = str(self.args.senders)
-        if config.http_label and self.args.http:
+        if config.http_label and self.args.http and "broadcast" in workloads:
             # The same broadcast with every client (the sender too) on HTTP: chatsite's
             # fallback (event stream + POSTs), Socket.IO forced to long-polling.
             out["http_label"] = config.http_label
@@ -608,12 +612,14 @@ class Run:
                     "--transport",
                     "http",
                 )
-        out["acks"] = self.measure(config, "acks-one-room", "acks", "--senders", senders)
-        out["acks_own_rooms"] = self.measure(
-            config, "acks-own-rooms", "acks", "--senders", senders, "--own-rooms", SENDER_ROOMS
-        )
-        idle = str(self.args.idle_sockets)
-        out["idle"] = self.measure(config, f"idle-{idle}", "idle", "--sockets", idle)
+        if "acks" in workloads:
+            out["acks"] = self.measure(config, "acks-one-room", "acks", "--senders", senders)
+            out["acks_own_rooms"] = self.measure(
+                config, "acks-own-rooms", "acks", "--senders", senders, "--own-rooms", SENDER_ROOMS
+            )
+        if "idle" in workloads:
+            idle = str(self.args.idle_sockets)
+            out["idle"] = self.measure(config, f"idle-{idle}", "idle", "--sockets", idle)
         return out
 
 
@@ -667,6 +673,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=8.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first")
     parser.add_argument("--listeners", default="100,1000", help="broadcast room sizes")
+    parser.add_argument(
+        "--workloads",
+        default=",".join(WORKLOADS),
+        help="comma-separated, of " + ",".join(WORKLOADS),
+    )
     parser.add_argument("--senders", type=int, default=100, help="concurrent senders (acks)")
     parser.add_argument("--idle-sockets", type=int, default=5000)
     parser.add_argument(
@@ -701,6 +712,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.no_doc = True
     args.listeners = [int(n) for n in args.listeners.split(",") if n]
     args.configs = [c for c in args.configs.split(",") if c]
+    args.workloads = [w for w in args.workloads.split(",") if w]
+    if set(args.workloads) - set(WORKLOADS):
+        parser.error(f"unknown workload(s) in {args.workloads}; choose from {list(WORKLOADS)}")
     unknown = set(args.configs) - set(CONFIGS)
     if unknown:
         parser.error(f"unknown configuration(s) {sorted(unknown)}; choose from {list(CONFIGS)}")

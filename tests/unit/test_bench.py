@@ -151,3 +151,16 @@ def test_a_ratio_against_a_generator_bound_run_is_not_judged(bench):
     assert "socketio generator-bound" in row["value"]
     assert any("generator-bound" in line for line in report.bounds(results))
     assert not any("floor" in line for line in report.bounds(results))
+
+
+def test_a_run_of_the_broadcast_alone_is_summarised(bench):
+    """`--workloads broadcast` keeps short runs short: no acks, no idle sockets."""
+    run, report = bench
+    assert run.parse_args(["--workloads", "broadcast"]).workloads == ["broadcast"]
+    only = {
+        "label": "chatsite",
+        "broadcast": {"1000": broadcast_result(per_s=1, us=1, generator_pct=5)},
+    }
+    summary = report.summary(results_with(memory=only))
+    assert "broadcast N=1,000" in summary
+    assert "idle" not in summary
