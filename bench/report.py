@@ -578,6 +578,8 @@ def render(results: dict[str, Any], *, analysis: str, chart_name: str) -> str:
     add("make bench                                   # everything, about 5 minutes")
     add('make bench BENCH_ARGS="--configs memory,socketio,websockets --duration 5"')
     add(".venv/bin/python bench/run.py --quick        # a short smoke run; writes no doc")
+    add(".venv/bin/python bench/run.py --configs memory,socketio,websockets --listeners 1000 \\")
+    add("    --workloads broadcast --duration 5 --no-doc   # the fan-out comparison alone")
     add("```")
     add("")
     add(
