@@ -171,6 +171,17 @@ def generator_bound(result: dict[str, Any] | None) -> bool:
     return total >= SATURATED_PCT * cores or max(per_proc) >= SATURATED_PCT
 
 
+def _unfit(result: dict[str, Any]) -> str | None:
+    """Why a run's figures cannot be compared with another's, if they cannot: the generator
+    set its pace, or other work on the machine took the cores."""
+    if generator_bound(result):
+        return "generator-bound"
+    other = _other_pct(result)
+    if other is not None and other > DISTURBED_PCT:
+        return f"disturbed (other CPU {other:.0f}%)"
+    return None
+
+
 def _generator_text(result: dict[str, Any]) -> str:
     """'93% of 1 core, 3 processes' for the bounds and notes."""
     window = result.get("window") or {}
@@ -293,25 +304,27 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         for label, metric, op, bound, ref_key in RATIO_TARGETS:
             ref_config = results["configs"].get(ref_key, {})
             theirs = (ref_config.get("broadcast") or {}).get(TARGET_N) if _ok(ref_config) else None
-            ratio, value = None, None
+            ratio, value, not_judged = None, None, False
             if mine and theirs:
                 a, b = _metric(mine, metric), _metric(theirs, metric)
                 ratio = a / b if a is not None and b else None
                 value = _ratio(ratio, bound)
-                bound_runs = [
-                    name
+                flaws = [
+                    f"{name} {flaw}"
                     for name, r in (("chatsite", mine), (ref_key, theirs))
-                    if generator_bound(r)
+                    if (flaw := _unfit(r))
                 ]
-                if bound_runs:
+                if flaws:
                     ratio = None
-                    value = f"{value}, not judged: {' and '.join(bound_runs)} generator-bound"
+                    not_judged = True
+                    value = f"{value}, not judged: {' and '.join(flaws)}"
             met = None if ratio is None else (ratio >= bound if op == ">=" else ratio <= bound)
             rows.append(
                 {
                     "config": key,
                     "target": f"{label} {op} {bound:g}x {REFERENCES[ref_key]}",
                     "value": value,
+                    "not_judged": not_judged,
                     "met": met,
                 }
             )
@@ -553,6 +566,11 @@ def _met(value: bool | None) -> str:
     return {True: "met", False: "**missed**", None: "not measured"}[value]
 
 
+def _verdict(target: dict[str, Any]) -> str:
+    """met, missed, not measured, or not judged (measured, but by an unfit run)."""
+    return "not judged" if target.get("not_judged") else _met(target["met"])
+
+
 def render(results: dict[str, Any], *, analysis: str, chart_name: str) -> str:
     env = results["environment"]
     opts = results["options"]
@@ -697,7 +715,8 @@ def render(results: dict[str, Any], *, analysis: str, chart_name: str) -> str:
         "or more of its core: then the generator, not the server, set the pace, the run's "
         "msg/s and latencies measure the generator (they are not a floor for the server: a "
         "server that waits for a slow client also batches differently), and every ratio that "
-        "involves the run is reported as not judged. *Other CPU* is what every other "
+        "involves the run is reported as not judged, as is one that involves a run other "
+        f"work disturbed (other CPU above {DISTURBED_PCT:g}%). *Other CPU* is what every other "
         "process on the machine used meanwhile (`/proc/stat` minus the server, the "
         "generator and, for (b), Redis and PostgreSQL): it should be near 0%, and a run "
         "where it is not is listed under *Problems seen in this run*."
@@ -831,7 +850,7 @@ def render(results: dict[str, Any], *, analysis: str, chart_name: str) -> str:
     add(f"### Targets (N = {int(TARGET_N):,}; ratios to the reference servers of this run)")
     add("")
     rows = [
-        [results["configs"][t["config"]]["label"], t["target"], t["value"] or "n/a", _met(t["met"])]
+        [results["configs"][t["config"]]["label"], t["target"], t["value"] or "n/a", _verdict(t)]
         for t in targets(results)
     ]
     add(_table(["server", "target", "measured", ""], rows, "lllc"))
@@ -1085,7 +1104,7 @@ def summary(results: dict[str, Any]) -> str:
             lines.append(f"  idle: {one_line(config['idle'])}")
     lines.extend(f"note: {note}" for note in run_notes(results))
     lines.extend(
-        f"target [{_met(t['met'])}] {results['configs'][t['config']]['label']}: "
+        f"target [{_verdict(t)}] {results['configs'][t['config']]['label']}: "
         f"{t['target']}: {t['value']}"
         for t in targets(results)
     )

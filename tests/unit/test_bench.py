@@ -164,3 +164,17 @@ def test_a_run_of_the_broadcast_alone_is_summarised(bench):
     summary = report.summary(results_with(memory=only))
     assert "broadcast N=1,000" in summary
     assert "idle" not in summary
+
+
+def test_a_ratio_against_a_run_that_other_work_disturbed_is_not_judged(bench):
+    _run, report = bench
+    disturbed = broadcast_result(per_s=20_000, us=30.0, generator_pct=20)
+    disturbed["window"]["other_cpu_pct"] = 150.0
+    results = results_with(
+        memory=config_result("chatsite", disturbed),
+        websockets=config_result("ws", broadcast_result(per_s=110_000, us=7.5, generator_pct=70)),
+    )
+    row = targets_by_name(report, results)["server µs/delivery <= 1.5x bare Python websockets"]
+    assert row["met"] is None
+    assert "chatsite disturbed (other CPU 150%)" in row["value"]
+    assert "target [not judged] chatsite: server µs/delivery" in report.summary(results)
