@@ -19,6 +19,16 @@
 //       Open S sockets, each joined to the room; prints {"event":"baseline"} after a short
 //       warm-up and waits for "go" on stdin, then {"event":"ready"} and waits for "close".
 //
+//   With --procs P (1), the broadcast's listeners are spread over P listener processes
+//   (this script again, `--role listeners`), so one generator process's CPU does not set the
+//   pace; the sender stays in this process. Over WebSockets the listeners are raw clients
+//   (`--client raw`, the default): a TCP socket that parses frames and finds the message's
+//   client_id with one buffer search, the same cheap code for every server; `--client lib`
+//   uses `ws` / socket.io-client instead.
+//
+// Targets: chatsite, socketio (socketio_server.js), websockets (websockets_server.py, which
+// speaks chatsite's join/send/message/ack frames without sessions).
+//
 // Options: --room SLUG (general), --cookies FILE (JSON list of chatsite session ids; senders
 // use them, listeners are anonymous), --server-pid PID and --clk-tck HZ (server CPU is read
 // from /proc/PID/stat at the edges of the measured window), --services NAME,... (processes
@@ -60,6 +70,10 @@ function parseArgs(argv) {
     connectTimeout: 15,
     deadline: 0,
     bodySize: 48,
+    procs: 1,
+    client: "raw",
+    role: "main",
+    prefix: null,
   };
   const numeric = {
     "--server-pid": "serverPid",
@@ -75,6 +89,7 @@ function parseArgs(argv) {
     "--connect-timeout": "connectTimeout",
     "--deadline": "deadline",
     "--body-size": "bodySize",
+    "--procs": "procs",
   };
   const strings = {
     "--target": "target",
@@ -84,6 +99,9 @@ function parseArgs(argv) {
     "--cookies": "cookies",
     "--own-rooms": "ownRooms",
     "--services": "services",
+    "--client": "client",
+    "--role": "role",
+    "--prefix": "prefix",
   };
   for (let i = 2; i < argv.length; i++) {
     const arg = argv[i];
@@ -100,7 +118,11 @@ function parseArgs(argv) {
       usage(`unknown argument ${arg}`);
     }
   }
-  if (!["chatsite", "socketio"].includes(opts.target)) usage("--target chatsite|socketio");
+  if (!["chatsite", "socketio", "websockets"].includes(opts.target)) {
+    usage("--target chatsite|socketio|websockets");
+  }
+  if (!["raw", "lib"].includes(opts.client)) usage("--client raw|lib");
+  if (!Number.isInteger(opts.procs) || opts.procs < 1) usage("--procs needs a whole number >= 1");
   if (!["ws", "http"].includes(opts.transport)) usage("--transport ws|http");
   if (!opts.url || !/^http:\/\/127\.0\.0\.1:\d+$/.test(opts.url)) {
     usage("--url http://127.0.0.1:PORT (the harness only talks to this machine)");
@@ -125,7 +147,8 @@ function usage(message) {
 }
 
 const opts = parseArgs(process.argv);
-const log = (...args) => console.error(`[loadgen ${opts.target} ${opts.workload}]`, ...args);
+const log = (...args) =>
+  console.error(`[loadgen ${opts.target} ${opts.workload}${opts.role === "main" ? "" : ` ${process.pid}`}]`, ...args);
 const emit = (obj) => process.stdout.write(`${JSON.stringify(obj)}\n`);
 
 const deadlineTimer = setTimeout(() => {
@@ -135,13 +158,33 @@ const deadlineTimer = setTimeout(() => {
 
 // Measurement helpers ----------------------------------------------------------------------
 
-function serverCpuSeconds() {
-  if (!opts.serverPid) return null;
+function pidCpuSeconds(pid) {
   // Fields after "(comm)": state is field 3, utime 14, stime 15 (man 5 proc).
-  const stat = fs.readFileSync(`/proc/${opts.serverPid}/stat`, "utf8");
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
   const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(rest[11]) + Number(rest[12])) / opts.clkTck;
 }
+
+function serverCpuSeconds() {
+  return opts.serverPid ? pidCpuSeconds(opts.serverPid) : null;
+}
+
+/** How many CPUs the generator may run on (its affinity; the listener processes inherit it):
+ * the most CPU, in shares of one core, that all its processes together can use. */
+function generatorCores() {
+  const status = fs.readFileSync("/proc/self/status", "utf8");
+  const list = /^Cpus_allowed_list:\s*(\S+)/m.exec(status)[1];
+  let count = 0;
+  for (const part of list.split(",")) {
+    const [a, b] = part.split("-").map(Number);
+    count += b === undefined ? 1 : b - a + 1;
+  }
+  return count;
+}
+
+/** A monotonic clock in ms that every process of the machine shares (CLOCK_MONOTONIC), so a
+ * listener process can subtract the sender process's send time from its arrival time. */
+const clockMs = () => Number(process.hrtime.bigint()) / 1e6;
 
 /** CPU seconds of the whole machine, from the first line of /proc/stat: in processes,
  * in interrupts (loopback TCP is mostly softirq time), and stolen by the hypervisor. */
@@ -176,7 +219,13 @@ function servicesCpuSeconds() {
 class Window {
   /** The measured interval: wall time and the CPU of the generator, the server, the backing
    * services, and everything else on the machine (a busy machine makes figures unreliable). */
+  /** `pids`: the listener processes, whose CPU is the generator's as much as this one's. */
+  constructor(pids = []) {
+    this.pids = pids;
+  }
+
   start() {
+    this.procs0 = this.pids.map(pidCpuSeconds);
     this.services0 = servicesCpuSeconds();
     this.machine0 = machineCpuSeconds();
     this.server0 = serverCpuSeconds();
@@ -190,7 +239,9 @@ class Window {
     const server1 = serverCpuSeconds();
     const machine1 = machineCpuSeconds();
     const services = servicesCpuSeconds() - this.services0;
-    const generator = (cpu.user + cpu.system) / 1e6;
+    const own = (cpu.user + cpu.system) / 1e6;
+    const procs = this.pids.map((pid, i) => pidCpuSeconds(pid) - this.procs0[i]);
+    const generator = procs.reduce((a, b) => a + b, own);
     const server = server1 === null ? null : server1 - this.server0;
     const tasks = machine1.tasks - this.machine0.tasks;
     const irq = machine1.irq - this.machine0.irq;
@@ -199,6 +250,9 @@ class Window {
       seconds,
       generator_cpu_s: generator,
       generator_cpu_pct: (100 * generator) / seconds,
+      // Each generator process's share of one core: this one (the sender), then the listeners'.
+      generator_procs_pct: [own, ...procs].map((v) => r((100 * v) / seconds)),
+      generator_cores: generatorCores(),
       server_cpu_s: server,
       services_cpu_s: opts.services ? r(services) : null,
       // Every other process that ran meanwhile, in shares of one core (tick-rounded: ±2%).
@@ -613,20 +667,28 @@ function loadCookies() {
 
 function newClient(cookie) {
   if (opts.target === "socketio") return new SocketioClient(opts.url);
+  if (opts.target === "websockets" && opts.transport === "http") {
+    throw new Error("the websockets reference server has no HTTP transport");
+  }
   return opts.transport === "http"
     ? new ChatsiteFallbackClient(opts.url, cookie)
     : new ChatsiteClient(opts.url, cookie);
 }
 
 /** Open `count` joined sockets, `opts.batch` at a time; returns them and the failures. */
-async function openSockets(count, cookieFor, roomFor = () => opts.room) {
+function openSockets(count, cookieFor, roomFor = () => opts.room) {
+  return openWith(count, (i) => newClient(cookieFor(i)), roomFor);
+}
+
+/** openSockets for clients that `make(i)` builds (a library client or a raw listener). */
+async function openWith(count, make, roomFor = () => opts.room) {
   const clients = [];
   const failures = [];
   const started = performance.now();
   for (let first = 0; first < count; first += opts.batch) {
     const batch = [];
     for (let i = first; i < Math.min(count, first + opts.batch); i++) {
-      const client = newClient(cookieFor(i));
+      const client = make(i);
       batch.push(
         withTimeout(
           client.connect().then(() => client.join(roomFor(i))),
@@ -666,32 +728,252 @@ async function closeAll(clients) {
 
 // Workloads --------------------------------------------------------------------------------
 
+// The raw listener -------------------------------------------------------------------------
+// A broadcast listener that costs the generator as little as a WebSocket client can: a TCP
+// socket, the upgrade written by hand, server frames parsed in place (they are unmasked), and
+// a message recognised by one search for the run's client_id prefix in its payload, with no
+// JSON parse. Socket.IO's engine.io handshake ("0{...}", "40", then a join with an ack id) and
+// pings (engine.io "2" → "3", WebSocket ping → pong) are answered; everything else is skipped.
+
+const net = require("node:net");
+const crypto = require("node:crypto");
+
+/** One client frame (clients must mask): text (0x1) or pong (0xA), under 64 KiB. */
+function maskedFrame(opcode, payload) {
+  const data = Buffer.from(payload);
+  const len = data.length;
+  const head = len < 126 ? 2 : 4;
+  const frame = Buffer.alloc(head + 4 + len);
+  frame[0] = 0x80 | opcode;
+  if (len < 126) frame[1] = 0x80 | len;
+  else {
+    frame[1] = 0x80 | 126;
+    frame.writeUInt16BE(len, 2);
+  }
+  const mask = crypto.randomBytes(4);
+  mask.copy(frame, head);
+  for (let i = 0; i < len; i++) frame[head + 4 + i] = data[i] ^ mask[i & 3];
+  return frame;
+}
+
+class RawListener {
+  constructor(base, prefix) {
+    this.url = new URL(base);
+    this.prefix = Buffer.from(prefix);
+    this.onSeq = null; // (seq) for a message of this run
+    this.onOther = null; // a message frame that is not of this run
+    this.buffer = null;
+    this.upgraded = false;
+    this.waiter = null; // during setup: (text) => handled?
+    this.closed = false;
+  }
+
+  connect() {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host: this.url.hostname, port: Number(this.url.port) });
+      this.socket = socket;
+      socket.setNoDelay(true);
+      const path = opts.target === "socketio" ? "/socket.io/?EIO=4&transport=websocket" : "/ws/chat/";
+      socket.on("connect", () =>
+        socket.write(
+          `GET ${path} HTTP/1.1\r\nHost: ${this.url.host}\r\nUpgrade: websocket\r\n` +
+            "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n" +
+            `Sec-WebSocket-Key: ${crypto.randomBytes(16).toString("base64")}\r\n` +
+            `Origin: ${this.url.origin}\r\n\r\n`,
+        ),
+      );
+      socket.on("error", (error) => {
+        if (this.waiter) this.waiter(null, error);
+        reject(error);
+      });
+      socket.on("close", () => {
+        this.closed = true;
+        if (this.waiter) this.waiter(null, new Error("closed while setting up"));
+      });
+      socket.on("data", (chunk) => this.receive(chunk));
+      this.upgradeDone = () => {
+        if (opts.target !== "socketio") return resolve();
+        // engine.io's open packet, then the Socket.IO namespace connect.
+        this.expect((text) => text[0] === "0")
+          .then(() => {
+            this.sendText("40");
+            return this.expect((text) => text.startsWith("40"));
+          })
+          .then(resolve, reject);
+      };
+      this.upgradeFailed = (line) => reject(new Error(`handshake refused: ${line}`));
+    });
+  }
+
+  /** Resolves with the first text frame `match` accepts (setup only). */
+  expect(match) {
+    return new Promise((resolve, reject) => {
+      this.waiter = (text, error) => {
+        if (error) {
+          this.waiter = null;
+          reject(error);
+        } else if (match(text)) {
+          this.waiter = null;
+          resolve(text);
+        }
+      };
+    });
+  }
+
+  join(room) {
+    if (opts.target === "socketio") {
+      this.sendText(`420${JSON.stringify(["join", room])}`);
+      return this.expect((text) => text.startsWith("430"));
+    }
+    this.sendText(JSON.stringify({ type: "join", room, ref: "join" }));
+    return this.expect((text) => {
+      if (/"ref"\s*:\s*"join"/.test(text) && /"type"\s*:\s*"error"/.test(text)) {
+        throw new Error(`join refused: ${text.slice(0, 200)}`);
+      }
+      return /"type"\s*:\s*"joined"/.test(text);
+    });
+  }
+
+  sendText(text) {
+    this.socket.write(maskedFrame(0x1, text));
+  }
+
+  receive(chunk) {
+    let buf = this.buffer ? Buffer.concat([this.buffer, chunk]) : chunk;
+    let pos = 0;
+    if (!this.upgraded) {
+      const end = buf.indexOf("\r\n\r\n");
+      if (end < 0) {
+        this.buffer = buf;
+        return;
+      }
+      const status = buf.toString("latin1", 0, buf.indexOf("\r\n"));
+      if (!status.startsWith("HTTP/1.1 101")) {
+        this.upgradeFailed(status);
+        this.socket.destroy();
+        return;
+      }
+      this.upgraded = true;
+      pos = end + 4;
+      this.upgradeDone();
+    }
+    while (buf.length - pos >= 2) {
+      const opcode = buf[pos] & 0x0f;
+      let len = buf[pos + 1] & 0x7f;
+      let start = pos + 2;
+      if (len === 126) {
+        if (buf.length - pos < 4) break;
+        len = buf.readUInt16BE(pos + 2);
+        start = pos + 4;
+      } else if (len === 127) {
+        if (buf.length - pos < 10) break;
+        len = Number(buf.readBigUInt64BE(pos + 2));
+        start = pos + 10;
+      }
+      const end = start + len;
+      if (end > buf.length) break;
+      if (opcode === 0x1) this.text(buf, start, end);
+      else if (opcode === 0x9) this.socket.write(maskedFrame(0xa, buf.subarray(start, end)));
+      else if (opcode === 0x8) this.socket.end();
+      pos = end;
+    }
+    this.buffer = pos < buf.length ? buf.subarray(pos) : null;
+  }
+
+  text(buf, start, end) {
+    if (this.waiter) {
+      this.waiter(buf.toString("utf8", start, end));
+      return;
+    }
+    const at = buf.indexOf(this.prefix, start);
+    if (at >= 0 && at + this.prefix.length < end) {
+      let seq = 0;
+      for (let i = at + this.prefix.length; i < end; i++) {
+        const digit = buf[i] - 48;
+        if (digit < 0 || digit > 9) break;
+        seq = seq * 10 + digit;
+      }
+      this.onSeq(seq);
+    } else if (opts.target === "socketio") {
+      if (end - start === 1 && buf[start] === 0x32) this.sendText("3"); // engine.io ping
+      else if (buf.indexOf("chat message", start) >= 0 && buf.indexOf("chat message", start) < end) {
+        this.onOther();
+      }
+    } else {
+      const type = buf.indexOf('"type":"message"', start);
+      if (type >= 0 && type < end) this.onOther();
+    }
+  }
+
+  close() {
+    if (this.socket) this.socket.destroy();
+  }
+}
+
+// Broadcast --------------------------------------------------------------------------------
+// The sender (this process) and the listeners (--procs listener processes) talk over IPC:
+//   listener → main: {type: "ready", connect}, {type: "complete", seq, missing}, {type: "result", ...}
+//   main → listener: {type: "sent", seq, sentAt, measuring}, {type: "giveup", seq}, {type: "finish"}
+// A listener process answers each seq once: when all its listeners have it, or when the main
+// process gives it up after --timeout (then with how many lack it).
+
 async function broadcast() {
   const cookies = loadCookies();
   if (opts.target === "chatsite" && !cookies.length) throw new Error("chatsite senders need --cookies");
-  const listenersOpened = await openSockets(opts.listeners, () => null);
+  const { fork } = require("node:child_process");
+  const prefix = `b${Date.now().toString(36)}-`;
+  const procs = Math.max(1, Math.min(opts.procs, opts.listeners));
+  const shares = Array.from({ length: procs }, (_, i) =>
+    Math.floor(opts.listeners / procs) + (i < opts.listeners % procs ? 1 : 0),
+  );
+  const passOn = ["--target", opts.target, "--url", opts.url, "--room", opts.room];
+  passOn.push("--transport", opts.transport, "--client", opts.client, "--batch", String(opts.batch));
+  passOn.push("--connect-timeout", String(opts.connectTimeout), "--deadline", String(opts.deadline));
+  const workers = shares.map((share) => {
+    const child = fork(
+      __filename,
+      [...passOn, "--role", "listeners", "--prefix", prefix, "broadcast", "--listeners", String(share)],
+      { serialization: "advanced", stdio: ["ignore", "ignore", "inherit", "ipc"] },
+    );
+    const worker = { child, share, ready: null, result: null, answered: true, missing: 0 };
+    worker.ready = new Promise((resolve, reject) => {
+      worker.onReady = resolve;
+      child.once("exit", (code) => reject(new Error(`a listener process exited (${code})`)));
+    });
+    return worker;
+  });
+  // The listener processes connect one after another, so the ramp is the same as one's.
+  const listenerReports = [];
+  for (const worker of workers) {
+    worker.child.on("message", (msg) => onWorker(worker, msg));
+    worker.child.send({ type: "connect" });
+    listenerReports.push((await worker.ready).connect);
+  }
+  const connected = listenerReports.reduce((a, r) => a + r.connected, 0);
+  const listenersOpened = {
+    wanted: opts.listeners,
+    connected,
+    failures: listenerReports.reduce((a, r) => a + r.failures, 0),
+    failure_samples: [...new Set(listenerReports.flatMap((r) => r.failure_samples))].slice(0, 5),
+    seconds: Math.round(listenerReports.reduce((a, r) => a + r.seconds, 0) * 100) / 100,
+  };
   const senderOpened = await openSockets(1, () => cookies[0]);
   if (!senderOpened.clients.length) throw new Error(`the sender could not join: ${senderOpened.failures}`);
   const sender = senderOpened.clients[0];
-  const listeners = listenersOpened.clients;
-  const n = listeners.length;
+  const n = connected;
   if (!n) throw new Error("no listener could join");
+  const live = workers.filter((w) => w.share && w.connected);
 
-  const prefix = `b${Date.now().toString(36)}-`;
-  const got = new Int32Array(n).fill(-1); // the last seq each listener received
-  const latencies = [];
-  const rounds = []; // send → last listener, per measured message
-  const window = new Window();
+  const rounds = []; // send → last listener process's answer, per measured message
+  const window = new Window(workers.map((w) => w.child.pid));
   let seq = 0;
   let sentAt = 0;
-  let remaining = 0;
+  let waiting = 0; // listener processes yet to answer the message in flight
+  let missing = 0;
   let measuring = false;
   let measured = 0;
   let dropped = 0;
   let droppedMessages = 0;
-  let late = 0;
-  let duplicates = 0;
-  let foreign = 0;
   let warmupMessages = 0;
   const errors = [];
   const warmupEnd = performance.now() + opts.warmup * 1000;
@@ -703,18 +985,43 @@ async function broadcast() {
 
   sender.onError = (code, message) => errors.push(`${code}: ${message}`);
 
+  function onWorker(worker, msg) {
+    if (msg.type === "ready") {
+      worker.connected = msg.connect.connected;
+      worker.onReady(msg);
+    } else if (msg.type === "complete") {
+      if (msg.seq !== seq || worker.answered) return;
+      worker.answered = true;
+      missing += msg.missing;
+      waiting -= 1;
+      if (waiting === 0) complete();
+    } else if (msg.type === "result") {
+      worker.result = msg;
+      worker.onResult();
+    }
+  }
+
   function sendNext() {
     seq += 1;
-    remaining = n;
+    waiting = live.length;
+    missing = 0;
     sentAt = performance.now();
+    const at = clockMs();
+    for (const worker of live) {
+      worker.answered = false;
+      worker.child.send({ type: "sent", seq, sentAt: at, measuring });
+    }
     sender.send({ room: opts.room, body: body(seq), clientId: prefix + seq, ref: `r${seq}` });
   }
 
   function complete() {
     const now = performance.now();
+    if (missing) log(`message ${seq}: ${missing} of ${n} listeners lack it after ${opts.timeout} s`);
     if (measuring) {
       measured += 1;
       rounds.push(now - sentAt);
+      dropped += missing;
+      if (missing) droppedMessages += 1;
       const enough = opts.messages
         ? measured >= opts.messages
         : now - window.t0 >= opts.duration * 1000;
@@ -734,39 +1041,12 @@ async function broadcast() {
     sendNext();
   }
 
-  listeners.forEach((client, index) => {
-    client.onMessage = (message) => {
-      const cid = message.client_id;
-      if (typeof cid !== "string" || !cid.startsWith(prefix)) {
-        foreign += 1;
-        return;
-      }
-      const s = Number(cid.slice(prefix.length));
-      if (s !== seq) {
-        late += 1;
-        return;
-      }
-      if (got[index] === s) {
-        duplicates += 1;
-        return;
-      }
-      got[index] = s;
-      if (measuring) latencies.push(performance.now() - sentAt);
-      remaining -= 1;
-      if (remaining === 0) complete();
-    };
-  });
-
   // One watchdog instead of a timer per message: a message older than --timeout is given up.
+  let gaveUp = 0;
   const watchdog = setInterval(() => {
-    if (remaining > 0 && performance.now() - sentAt > opts.timeout * 1000) {
-      log(`message ${seq}: ${remaining} of ${n} listeners lack it after ${opts.timeout} s`);
-      if (measuring) {
-        dropped += remaining;
-        droppedMessages += 1;
-      }
-      remaining = 0;
-      complete();
+    if (waiting > 0 && performance.now() - sentAt > opts.timeout * 1000 && gaveUp !== seq) {
+      gaveUp = seq;
+      for (const worker of live) if (!worker.answered) worker.child.send({ type: "giveup", seq });
     }
   }, 50);
 
@@ -774,17 +1054,27 @@ async function broadcast() {
   await finished;
   clearInterval(watchdog);
   await sleep(100); // let stragglers of the last message count as late, not vanish
+  const results = await Promise.all(
+    live.map(
+      (worker) =>
+        new Promise((resolve) => {
+          worker.onResult = () => resolve(worker.result);
+          worker.child.send({ type: "finish" });
+        }),
+    ),
+  );
+  const latencies = results.flatMap((r) => Array.from(r.latencies));
+  const sum = (key) => results.reduce((a, r) => a + r[key], 0);
   const deliveries = latencies.length;
   const result = {
     event: "result",
     target: opts.target,
     transport: opts.transport, // the listeners' and the sender's
+    client: opts.transport === "ws" ? opts.client : "lib",
     workload: "broadcast",
     listeners: n,
-    connect: {
-      listeners: connectReport(listenersOpened, opts.listeners),
-      sender: connectReport(senderOpened, 1),
-    },
+    listener_procs: live.length,
+    connect: { listeners: listenersOpened, sender: connectReport(senderOpened, 1) },
     window: windowResult,
     messages: measured,
     warmup_messages: warmupMessages,
@@ -792,9 +1082,9 @@ async function broadcast() {
     expected_deliveries: measured * n,
     dropped,
     dropped_messages: droppedMessages,
-    late,
-    duplicates,
-    foreign,
+    late: sum("late"),
+    duplicates: sum("duplicates"),
+    foreign: sum("foreign"),
     server_errors: errors.length,
     error_samples: errors.slice(0, 5),
     delivered_per_s: deliveries / windowResult.seconds,
@@ -806,10 +1096,123 @@ async function broadcast() {
     generator_us_per_delivery: deliveries ? (windowResult.generator_cpu_s * 1e6) / deliveries : null,
     latency: summarize(latencies),
     round: summarize(rounds),
-    transport_stats: structuredClone(transportStats),
+    transport_stats: mergeStats(results.map((r) => r.transport_stats)),
   };
-  await closeAll([sender, ...listeners]);
+  await closeAll([sender]);
+  for (const worker of workers) worker.child.kill();
   return result;
+}
+
+function mergeStats(all) {
+  const merged = structuredClone(transportStats);
+  for (const stats of all) {
+    for (const [key, value] of Object.entries(stats)) {
+      if (typeof value === "number") merged[key] += value;
+      else if (Array.isArray(value)) for (const v of value) sample(merged[key], v);
+      else for (const [k, v] of Object.entries(value)) merged[key][k] = (merged[key][k] || 0) + v;
+    }
+  }
+  return merged;
+}
+
+/** A listener process of the broadcast (--role listeners): opens its share of listeners when
+ * told, answers each message once, and sends its latencies when told to finish. */
+function listenerProcess() {
+  const n0 = opts.listeners;
+  const prefix = opts.prefix;
+  const raw = opts.transport === "ws" && opts.client === "raw";
+  let clients = [];
+  let got = null;
+  let seq = 0; // the message announced last by the main process
+  let sentAt = 0;
+  let measuring = false;
+  let remaining = 0;
+  let answered = true;
+  const early = []; // listener indexes that got message seq + 1 before it was announced
+  const latencies = [];
+  let late = 0;
+  let duplicates = 0;
+  let foreign = 0;
+
+  function answer() {
+    answered = true;
+    process.send({ type: "complete", seq, missing: remaining });
+  }
+
+  function arrived(index, s) {
+    if (s === seq && !answered) {
+      if (got[index] === s) {
+        duplicates += 1;
+        return;
+      }
+      got[index] = s;
+      if (measuring) latencies.push(clockMs() - sentAt);
+      remaining -= 1;
+      if (remaining === 0) answer();
+    } else if (s === seq + 1) {
+      early.push(index);
+    } else if (s === seq && got[index] === s) {
+      duplicates += 1;
+    } else {
+      late += 1;
+    }
+  }
+
+  async function open() {
+    let opened;
+    if (raw) {
+      opened = await openWith(n0, () => new RawListener(opts.url, prefix));
+      opened.clients.forEach((client, index) => {
+        client.onSeq = (s) => arrived(index, s);
+        client.onOther = () => {
+          foreign += 1;
+        };
+      });
+    } else {
+      opened = await openSockets(n0, () => null);
+      opened.clients.forEach((client, index) => {
+        client.onMessage = (message) => {
+          const cid = message.client_id;
+          if (typeof cid !== "string" || !cid.startsWith(prefix)) foreign += 1;
+          else arrived(index, Number(cid.slice(prefix.length)));
+        };
+      });
+    }
+    clients = opened.clients;
+    got = new Int32Array(clients.length).fill(-1);
+    process.send({ type: "ready", connect: connectReport(opened, n0) });
+  }
+
+  process.on("message", (msg) => {
+    if (msg.type === "connect") {
+      open().catch((error) => {
+        log(String(error.stack || error));
+        process.exit(1);
+      });
+    } else if (msg.type === "sent") {
+      seq = msg.seq;
+      sentAt = msg.sentAt;
+      measuring = msg.measuring;
+      remaining = clients.length;
+      answered = false;
+      const now = early.splice(0);
+      for (const index of now) arrived(index, seq);
+    } else if (msg.type === "giveup") {
+      if (msg.seq === seq && !answered) answer();
+    } else if (msg.type === "finish") {
+      process.send({
+        type: "result",
+        latencies: Float64Array.from(latencies),
+        late,
+        duplicates,
+        foreign,
+        transport_stats: transportStats,
+      });
+      for (const client of clients) client.close();
+      setTimeout(() => process.exit(0), 200);
+    }
+  });
+  process.on("disconnect", () => process.exit(0));
 }
 
 async function acks() {
@@ -979,6 +1382,11 @@ async function idle() {
 }
 
 async function main() {
+  if (opts.role === "listeners") {
+    clearTimeout(deadlineTimer);
+    listenerProcess();
+    return;
+  }
   const workloads = { broadcast, acks, idle };
   const result = await workloads[opts.workload]();
   emit(result);

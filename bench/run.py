@@ -1,13 +1,16 @@
-"""`make bench`: chatsite against the reference Socket.IO server, one run, one report.
+"""`make bench`: chatsite against two reference servers, one run, one report.
 
-Starts each server under test on one CPU core and the load generator (bench/loadgen.js) on
-another, runs the same workloads against every configuration, and writes
+The references are Socket.IO (bench/socketio_server.js) and a bare Python `websockets`
+broadcast server (bench/websockets_server.py). Starts each server under test on one CPU core
+and the load generator (bench/loadgen.js, its broadcast listeners spread over several
+processes) on the others, runs the same workloads against every configuration, and writes
 docs/performance.md and docs/performance.png. Every server is started fresh for every
 workload (a fresh copy of a migrated database, an empty Redis database), so no workload
 inherits another's state. All traffic stays on 127.0.0.1.
 
-    .venv/bin/python bench/run.py [--duration S] [--configs memory,redis,uvicorn,socketio]
-                                  [--quick] [--no-http]
+    .venv/bin/python bench/run.py [--duration S]
+                                  [--configs memory,redis,uvicorn,socketio,websockets]
+                                  [--generator-procs P] [--quick] [--no-http]
 
 The broadcast also runs over HTTP, for the in-memory chatsite (its HTTP fallback) and for
 Socket.IO (long-polling); --no-http leaves that out.
@@ -66,17 +69,22 @@ class BenchError(RuntimeError):
 
 @dataclass
 class Cores:
-    """Which CPU the servers get and which the load generator gets (None: not pinned)."""
+    """Which CPU the servers get and which the load generator's processes share (None: not
+    pinned): the server one core, the generator every other core it may use."""
 
     server: int | None
-    generator: int | None
+    generator: list[int] | None
 
     @classmethod
     def pick(cls) -> Cores:
         cpus = sorted(os.sched_getaffinity(0))
         if len(cpus) < 2:
             return cls(server=None, generator=None)
-        return cls(server=cpus[0], generator=cpus[1])
+        return cls(server=cpus[0], generator=cpus[1:])
+
+    def generator_count(self) -> int:
+        """How many cores the generator's processes can use between them."""
+        return len(self.generator) if self.generator else len(os.sched_getaffinity(0))
 
 
 class Processes:
@@ -86,13 +94,13 @@ class Processes:
         self.running: list[subprocess.Popen] = []
 
     def start(
-        self, args: list[str], *, cpu: int | None, log_path: Path, **kwargs: Any
+        self, args: list[str], *, cpu: int | list[int] | None, log_path: Path, **kwargs: Any
     ) -> subprocess.Popen:
         def pin() -> None:
             # Die with this process even if it is killed outright (no finally runs then).
             LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
             if cpu is not None:
-                os.sched_setaffinity(0, {cpu})
+                os.sched_setaffinity(0, {cpu} if isinstance(cpu, int) else set(cpu))
 
         with log_path.open("ab") as log_file:
             kwargs.setdefault("stdout", log_file)
@@ -293,7 +301,7 @@ def redis_version() -> str | None:
 class Config:
     key: str
     label: str
-    target: str  # what loadgen.js speaks: chatsite or socketio
+    target: str  # what loadgen.js speaks: chatsite, socketio or websockets
     database: str = ""  # sqlite, postgres, or "" for Socket.IO
     redis: bool = False
     layer: str = "core"  # CHAT_CHANNEL_LAYER, with redis
@@ -345,7 +353,16 @@ CONFIGS = {
         target="socketio",
         http_label="Socket.IO 4 (Node), long-polling",
     ),
+    # What Python itself needs per delivery: a bare broadcast, no Django, no layer.
+    "websockets": Config(
+        "websockets",
+        "bare Python websockets broadcast",
+        target="websockets",
+    ),
 }
+
+
+WORKLOADS = ("broadcast", "acks", "idle")
 
 
 @dataclass
@@ -437,6 +454,9 @@ class Run:
             proc = self.procs.start(
                 args, cpu=self.cores.server, log_path=log_path, cwd=ROOT, env=env
             )
+        elif config.target == "websockets":
+            args = [str(PYTHON), "websockets_server.py", "--port", str(port)]
+            proc = self.procs.start(args, cpu=self.cores.server, log_path=log_path, cwd=BENCH)
         else:
             args = ["node", "socketio_server.js", "--port", str(port)]
             proc = self.procs.start(args, cpu=self.cores.server, log_path=log_path, cwd=BENCH)
@@ -465,6 +485,7 @@ class Run:
             str(self.args.warmup),
             *(["--cookies", str(config.cookies)] if config.cookies else []),
             *(["--services", "redis-server,postgres"] if config.redis else []),
+            *(["--procs", str(self.generator_procs())] if workload[0] == "broadcast" else []),
             *workload,
         ]
         log_path = self.tmp / f"{name}.loadgen.log"
@@ -477,6 +498,11 @@ class Run:
             stdout=subprocess.PIPE,
         )
         return proc, log_path
+
+    def generator_procs(self) -> int:
+        """Listener processes for a broadcast: --generator-procs, or one per generator core
+        and at least 2, so no single process's event loop sets the pace."""
+        return self.args.generator_procs or max(2, self.cores.generator_count())
 
     def wait_for_quiet(self) -> None:
         """Wait until other work on the machine calms down, out of the run's patience."""
@@ -565,12 +591,13 @@ class Run:
     def run_config(self, config: Config) -> dict[str, Any]:
         out: dict[str, Any] = {"label": config.label, "broadcast": {}}
         self.prepare(config)
-        for n in self.args.listeners:
+        workloads = self.args.workloads
+        for n in self.args.listeners if "broadcast" in workloads else []:
             out["broadcast"][str(n)] = self.measure(
                 config, f"broadcast-{n}", "broadcast", "--listeners", str(n)
             )
         senders = str(self.args.senders)
-        if config.http_label and self.args.http:
+        if config.http_label and self.args.http and "broadcast" in workloads:
             # The same broadcast with every client (the sender too) on HTTP: chatsite's
             # fallback (event stream + POSTs), Socket.IO forced to long-polling.
             out["http_label"] = config.http_label
@@ -585,12 +612,14 @@ class Run:
                     "--transport",
                     "http",
                 )
-        out["acks"] = self.measure(config, "acks-one-room", "acks", "--senders", senders)
-        out["acks_own_rooms"] = self.measure(
-            config, "acks-own-rooms", "acks", "--senders", senders, "--own-rooms", SENDER_ROOMS
-        )
-        idle = str(self.args.idle_sockets)
-        out["idle"] = self.measure(config, f"idle-{idle}", "idle", "--sockets", idle)
+        if "acks" in workloads:
+            out["acks"] = self.measure(config, "acks-one-room", "acks", "--senders", senders)
+            out["acks_own_rooms"] = self.measure(
+                config, "acks-own-rooms", "acks", "--senders", senders, "--own-rooms", SENDER_ROOMS
+            )
+        if "idle" in workloads:
+            idle = str(self.args.idle_sockets)
+            out["idle"] = self.measure(config, f"idle-{idle}", "idle", "--sockets", idle)
         return out
 
 
@@ -639,13 +668,24 @@ def _since(started: float) -> str:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--configs", default="memory,redis,uvicorn,socketio", help="comma-separated"
+        "--configs", default="memory,redis,uvicorn,socketio,websockets", help="comma-separated"
     )
     parser.add_argument("--duration", type=float, default=8.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first")
     parser.add_argument("--listeners", default="100,1000", help="broadcast room sizes")
+    parser.add_argument(
+        "--workloads",
+        default=",".join(WORKLOADS),
+        help="comma-separated, of " + ",".join(WORKLOADS),
+    )
     parser.add_argument("--senders", type=int, default=100, help="concurrent senders (acks)")
     parser.add_argument("--idle-sockets", type=int, default=5000)
+    parser.add_argument(
+        "--generator-procs",
+        type=int,
+        default=0,
+        help="listener processes of the broadcast (default: one per generator core, at least 2)",
+    )
     parser.add_argument(
         "--retries", type=int, default=1, help="re-measure a run disturbed by other work"
     )
@@ -672,6 +712,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.no_doc = True
     args.listeners = [int(n) for n in args.listeners.split(",") if n]
     args.configs = [c for c in args.configs.split(",") if c]
+    args.workloads = [w for w in args.workloads.split(",") if w]
+    if set(args.workloads) - set(WORKLOADS):
+        parser.error(f"unknown workload(s) in {args.workloads}; choose from {list(WORKLOADS)}")
     unknown = set(args.configs) - set(CONFIGS)
     if unknown:
         parser.error(f"unknown configuration(s) {sorted(unknown)}; choose from {list(CONFIGS)}")
@@ -718,7 +761,11 @@ def main(argv: list[str]) -> int:
             "senders": args.senders,
             "idle_sockets": args.idle_sockets,
         },
-        "cores": {"server": run.cores.server, "generator": run.cores.generator},
+        "cores": {
+            "server": run.cores.server,
+            "generator": run.cores.generator,
+            "generator_procs": run.generator_procs(),
+        },
         "environment": env_info,
         "configs": {},
     }

@@ -1,0 +1,180 @@
+"""The bench harness (bench/run.py, bench/report.py) without servers: the run's cleanup, where
+the generator runs, when a run counts as generator-bound, and how targets are judged."""
+
+import sys
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from tests.support import PROJECT_ROOT
+
+BENCH = PROJECT_ROOT / "bench"
+
+
+@pytest.fixture
+def bench(monkeypatch: pytest.MonkeyPatch) -> tuple[ModuleType, ModuleType]:
+    """bench/run.py and bench/report.py, imported as `make bench` runs them (bench/ on the path)."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    for name in ("run", "report", "servers"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    import report
+    import run
+
+    return run, report
+
+
+def broadcast_result(
+    *, per_s: float, us: float, generator_pct: float, procs_pct: list[float] | None = None
+) -> dict[str, Any]:
+    return {
+        "workload": "broadcast",
+        "delivered_per_s": per_s,
+        "server_us_per_delivery": us,
+        "dropped": 0,
+        "late": 0,
+        "deliveries": 1000,
+        "latency": {"p50_ms": 5.0, "p99_ms": 10.0},
+        "window": {
+            "seconds": 5.0,
+            "server_cpu_s": 4.9,
+            "generator_cpu_pct": generator_pct,
+            "generator_procs_pct": procs_pct or [generator_pct],
+            "generator_cores": 1,
+            "other_cpu_pct": 0.0,
+        },
+    }
+
+
+def config_result(label: str, broadcast: dict[str, Any]) -> dict[str, Any]:
+    acks = {
+        "workload": "acks",
+        "acks_per_s": 2000.0,
+        "senders": 100,
+        "ack_timeouts": 0,
+        "broadcasts_missing": 0,
+        "broadcasts_expected": 10,
+        "latency": {"p50_ms": 20.0, "p99_ms": 40.0, "mean_ms": 20.0},
+        "window": {"seconds": 5.0, "server_cpu_s": 4.0, "generator_cpu_pct": 20.0},
+    }
+    idle = {
+        "workload": "idle",
+        "sockets": 1000,
+        "rss_before_kb": 1000,
+        "rss_after_kb": 20000,
+        "kb_per_socket": 19.0,
+        "connect": {"wanted": 1000, "connected": 1000, "failures": 0, "seconds": 0.5},
+    }
+    return {
+        "label": label,
+        "broadcast": {"1000": broadcast},
+        "acks": acks,
+        "acks_own_rooms": dict(acks),
+        "idle": idle,
+    }
+
+
+def results_with(**configs: dict[str, Any]) -> dict[str, Any]:
+    return {"configs": configs, "options": {"listeners": [1000]}}
+
+
+def test_a_run_without_a_redis_configuration_cleans_up_without_error(bench, monkeypatch, tmp_path):
+    """`--configs memory,socketio` once ended in UnboundLocalError: redis_config (issue 16)."""
+    run, report = bench
+    monkeypatch.setattr(run, "machine_busy_pct", lambda seconds=1.0: 0.0)
+    monkeypatch.setattr(run.signal, "signal", lambda *args: None)
+    monkeypatch.setattr(run.tempfile, "mkdtemp", lambda prefix: str(tmp_path))
+    monkeypatch.setattr(report, "environment", lambda bench_dir: {})
+
+    def run_config(self, config):
+        result = broadcast_result(per_s=50_000, us=15.0, generator_pct=50.0)
+        return config_result(config.label, result)
+
+    monkeypatch.setattr(run.Run, "run_config", run_config)
+
+    assert run.main(["--configs", "memory,socketio", "--duration", "5", "--no-doc"]) == 0
+    assert (tmp_path / "results.json").exists()
+
+
+def test_the_generator_gets_every_core_but_the_servers(bench, monkeypatch):
+    run, _report = bench
+    monkeypatch.setattr(run.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    cores = run.Cores.pick()
+    assert (cores.server, cores.generator) == (0, [1, 2, 3])
+    assert cores.generator_count() == 3
+
+
+@pytest.mark.parametrize(
+    ("total", "procs", "cores", "bound"),
+    [
+        (95.0, [5.0, 45.0, 45.0], 1, True),  # all processes together fill their one core
+        (60.0, [5.0, 30.0, 25.0], 1, False),
+        (120.0, [5.0, 58.0, 57.0], 2, False),  # two cores: room to spare
+        (100.0, [5.0, 93.0, 2.0], 2, True),  # one event loop full, whatever the cores
+    ],
+)
+def test_a_run_is_generator_bound_when_its_processes_or_one_of_them_fill_their_cores(
+    bench, total, procs, cores, bound
+):
+    _run, report = bench
+    result = broadcast_result(per_s=1, us=1, generator_pct=total, procs_pct=procs)
+    result["window"]["generator_cores"] = cores
+    assert report.generator_bound(result) is bound
+
+
+def targets_by_name(report: ModuleType, results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {t["target"]: t for t in report.targets(results) if t["config"] == "memory"}
+
+
+def test_chatsite_is_judged_against_socketio_msgs_and_the_bare_python_server_cpu(bench):
+    _run, report = bench
+    results = results_with(
+        memory=config_result("chatsite", broadcast_result(per_s=80_000, us=12.0, generator_pct=60)),
+        socketio=config_result("sio", broadcast_result(per_s=100_000, us=7.0, generator_pct=70)),
+        websockets=config_result("ws", broadcast_result(per_s=110_000, us=7.5, generator_pct=70)),
+    )
+    rows = targets_by_name(report, results)
+    assert rows["delivered msg/s >= 0.7x Socket.IO"]["met"] is True  # 0.8x
+    assert rows["server µs/delivery <= 1.5x bare Python websockets"]["met"] is False  # 1.6x
+    assert rows["server µs/delivery <= 1.5x bare Python websockets"]["value"] == "1.60x"
+    assert {t["config"] for t in report.targets(results)} == {"memory"}  # references aren't judged
+
+
+def test_a_ratio_against_a_generator_bound_run_is_not_judged(bench):
+    _run, report = bench
+    results = results_with(
+        memory=config_result("chatsite", broadcast_result(per_s=80_000, us=12.0, generator_pct=60)),
+        socketio=config_result("sio", broadcast_result(per_s=85_000, us=7.0, generator_pct=99)),
+    )
+    row = targets_by_name(report, results)["delivered msg/s >= 0.7x Socket.IO"]
+    assert row["met"] is None
+    assert "socketio generator-bound" in row["value"]
+    assert any("generator-bound" in line for line in report.bounds(results))
+    assert not any("floor" in line for line in report.bounds(results))
+
+
+def test_a_run_of_the_broadcast_alone_is_summarised(bench):
+    """`--workloads broadcast` keeps short runs short: no acks, no idle sockets."""
+    run, report = bench
+    assert run.parse_args(["--workloads", "broadcast"]).workloads == ["broadcast"]
+    only = {
+        "label": "chatsite",
+        "broadcast": {"1000": broadcast_result(per_s=1, us=1, generator_pct=5)},
+    }
+    summary = report.summary(results_with(memory=only))
+    assert "broadcast N=1,000" in summary
+    assert "idle" not in summary
+
+
+def test_a_ratio_against_a_run_that_other_work_disturbed_is_not_judged(bench):
+    _run, report = bench
+    disturbed = broadcast_result(per_s=20_000, us=30.0, generator_pct=20)
+    disturbed["window"]["other_cpu_pct"] = 150.0
+    results = results_with(
+        memory=config_result("chatsite", disturbed),
+        websockets=config_result("ws", broadcast_result(per_s=110_000, us=7.5, generator_pct=70)),
+    )
+    row = targets_by_name(report, results)["server µs/delivery <= 1.5x bare Python websockets"]
+    assert row["met"] is None
+    assert "chatsite disturbed (other CPU 150%)" in row["value"]
+    assert "target [not judged] chatsite: server µs/delivery" in report.summary(results)
