@@ -1,24 +1,29 @@
 """First message visible on a slow phone (issue 15): a room page served as in production,
-loaded in Chromium with its CPU slowed 4 times, timed from navigation start to the newest
-message line being painted.
+loaded in Chromium with its CPU slowed 4 times, timed from navigation start to the first
+message line painted in view (target: under 300 ms).
 
 The server is one daphne process with debug off (`DJANGO_DEBUG=0`), its static files
 collected into a temporary folder (hashed names, gzip and brotli) and served by WhiteNoise,
 on a fresh SQLite database: alice, a member of general, where bob posted --messages messages
 (the room page shows the latest 50). The browser is Playwright's Chromium (Debian's) with a
 phone's screen (390 x 844 CSS px, touch), signed in as alice, with
-`Emulation.setCPUThrottlingRate` --throttle; the network is the loopback, not slowed.
+`Emulation.setCPUThrottlingRate` --throttle; the network is the loopback, slowed only by
+--latency (ms added to every request, to show the module waterfall).
 
 What is timed: Element Timing (`elementtiming`, set by an init script on every message body
 as the parser adds it, so the page needs no hook) reports when each body's text is first
-painted; the figure is the newest line's, so it counts what makes that line visible: the
-HTML, the render-blocking stylesheet, and (the list scrolls) the script that scrolls it to
-the bottom. A *cold* load has an empty cache (a new browser context); a *warm* load is the
-same context navigating to the page again (CSS and JS from its cache). Each figure is the
-median of --loads loads; first contentful paint and the page's requests and bytes over the
-wire (CDP `Network.loadingFinished`, headers included) of the first cold load are printed too.
+painted and where; *first message visible* is the earliest inside the viewport: what the
+HTML and the render-blocking stylesheet give, no script needed. *Newest line in view* is the
+frame after room.js scrolls the list to its end (the list starts at its oldest line). Also
+printed: first contentful paint, when the HTML and the last module had arrived, and the
+requests and bytes over the wire (CDP `Network.loadingFinished`, headers included) of the
+first cold load. A *cold* load has an empty cache (a new browser context); a *warm* load is
+the same context navigating to the page again (CSS and JS from its cache). Each figure is
+the median of --loads loads. With --profile, one more cold load is traced: the main
+thread's wall and CPU time by phase until the first message was visible.
 
     .venv/bin/python bench/firstpaint.py [--loads 15] [--throttle 4] [--messages 200]
+                                        [--latency 150] [--profile] [--json]
 
 Prints a Markdown table (docs/performance.md, "Page weight and first paint", quotes runs).
 """
@@ -29,6 +34,7 @@ import argparse
 import json
 import os
 import secrets
+import socket
 import statistics
 import subprocess
 import sys
@@ -148,7 +154,7 @@ def serve(folder: Path, messages: int) -> tuple[subprocess.Popen, str, str]:
     run_quiet([*manage, "migrate", "--noinput"], env=env)
     out = run_quiet([*manage, "shell", "-c", SEED.format(messages=messages)], env=env)
     session = next(line.split()[1] for line in out.splitlines() if line.startswith("SESSION "))
-    port = servers_free_port()
+    port = free_port()
     log = (folder / "server.log").open("wb")
     server = subprocess.Popen(
         servers.daphne_command(port), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
@@ -165,9 +171,7 @@ def serve(folder: Path, messages: int) -> tuple[subprocess.Popen, str, str]:
             time.sleep(0.2)
 
 
-def servers_free_port() -> int:
-    import socket
-
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((servers.HOST, 0))
         return sock.getsockname()[1]
