@@ -17,7 +17,9 @@ from playwright.sync_api import Browser, CDPSession, Page
 from tests.support.browser import TIMEOUT_MS
 from tests.support.live_server import LiveSite
 
-pytestmark = [pytest.mark.browser, pytest.mark.own_database]
+# The first test also waits for the module's server: collectstatic compresses every file
+# twice (brotli at its best is slow), which on a loaded machine outlasts the suite's 120 s.
+pytestmark = [pytest.mark.browser, pytest.mark.own_database, pytest.mark.timeout(300)]
 
 # The budget (docs/performance.md states these figures): the room page's CSS and JS, as
 # compressed and with their response headers, on a first visit with an empty cache.
