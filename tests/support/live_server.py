@@ -5,6 +5,9 @@ db.sqlite3), creates alice, bob, carol and a moderator, and runs `manage.py runs
 (daphne: HTTP and WebSockets in one process, the in-memory channel layer) on a free port.
 Tests ask for it by name (tests/conftest.py registers this module's fixtures).
 
+`production_site` is `live_site` as production runs it: debug off, the static files collected
+(hashed names, gzip and brotli) into the temporary folder and served by WhiteNoise.
+
 `restartable_site` is the same for one test, whose server (`site.server`) may be paused
 (SIGSTOP), killed (SIGKILL, no shutdown at all) and started again on the same port and the
 same database, the way a crashed worker comes back.
@@ -12,6 +15,7 @@ same database, the way a crashed worker comes back.
 
 import http.cookiejar
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -305,14 +309,32 @@ class LiveServer:
         return False
 
 
+def _production_env(folder: Path) -> dict[str, str]:
+    """Debug off, as `make serve` runs it on this machine (plain http), with a strong secret
+    (a weak one stops the site) and the static files collected into `folder`."""
+    return {
+        "DJANGO_DEBUG": "0",
+        "DJANGO_HTTPS": "0",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "DJANGO_STATIC_ROOT": str(folder / "static"),
+    }
+
+
 @contextmanager
 def _serving(
-    request: pytest.FixtureRequest, folder: Path, *, extra_env: dict[str, str] | None = None
+    request: pytest.FixtureRequest,
+    folder: Path,
+    *,
+    extra_env: dict[str, str] | None = None,
+    production: bool = False,
 ) -> Iterator[LiveServer]:
     """A fresh database with alice and bob, served (with `extra_env` added to the server's
-    environment) until the block ends; on a failure in the block's tests the server's log is
-    printed."""
-    env = {**_site_env(folder), **(extra_env or {})}
+    environment, and as in production if `production`) until the block ends; on a failure in
+    the block's tests the server's log is printed."""
+    env = {**_site_env(folder), **(_production_env(folder) if production else {})}
+    env.update(extra_env or {})
+    if production:
+        _manage(env, "collectstatic", "--noinput", "--verbosity", "0")
     _manage(env, "migrate", "--noinput")
     env_users = {
         **env,
@@ -339,6 +361,15 @@ def live_site(
 ) -> Iterator[LiveSite]:
     """A fresh site served by `manage.py runserver` for the tests of one module."""
     with _serving(request, tmp_path_factory.mktemp("live")) as server:
+        yield LiveSite.of(server)
+
+
+@pytest.fixture(scope="module")
+def production_site(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveSite]:
+    """A fresh site served with debug off and its static files collected, for one module."""
+    with _serving(request, tmp_path_factory.mktemp("production"), production=True) as server:
         yield LiveSite.of(server)
 
 
