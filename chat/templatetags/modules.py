@@ -1,5 +1,5 @@
-"""`{% modulepreload "chat/room.js" %}`: a `<link rel="modulepreload">` for an ES module and
-every module it imports, however deep.
+"""`{% modulepreload "chat/room.js" "chat/switcher.js" %}`: a `<link rel="modulepreload">` for
+each ES module a page runs and every module they import, however deep.
 
 Without them the browser finds a module's imports only once it has fetched and parsed that
 module: room.js → log.js → render.js → files.js is four round trips one after the other,
@@ -52,10 +52,13 @@ _cached_graph = functools.lru_cache(maxsize=16)(module_graph)
 
 
 @register.simple_tag
-def modulepreload(entry: str) -> SafeString:
-    """The <link rel="modulepreload"> elements of `entry`'s graph. With debug on the graph
-    is read again on every page, so an edited import needs no restart; without it, once."""
-    paths = module_graph(entry) if settings.DEBUG else _cached_graph(entry)
+def modulepreload(*entries: str) -> SafeString:
+    """The <link rel="modulepreload"> elements of the graphs of `entries` (a page's entry
+    modules: each of its `<script type="module">`), each module once. With debug on the
+    graphs are read again on every page, so an edited import needs no restart; without it,
+    once."""
+    graph = module_graph if settings.DEBUG else _cached_graph
+    paths = list(dict.fromkeys(path for entry in entries for path in graph(entry)))
     return format_html_join(
         "\n", '<link rel="modulepreload" href="{}">', ((static(path),) for path in paths)
     )
