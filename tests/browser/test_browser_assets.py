@@ -128,10 +128,17 @@ def test_every_module_the_page_runs_is_preloaded_from_its_head(room):
     preloaded = page.eval_on_selector_all(
         "head link[rel=modulepreload]", "links => links.map(link => link.href)"
     )
+    classic = set(
+        page.eval_on_selector_all("script[src]:not([type=module])", "s => s.map(s => s.src)")
+    )
     scripts = {f.url for f in traffic.assets() if f.kind == "Script"}
+    modules = scripts - classic
 
-    assert len(scripts) > 10
-    assert set(preloaded) == scripts
+    assert len(modules) > 10
+    assert set(preloaded) == modules
+    # The one classic script (pin.js, the list at its newest line before the modules run)
+    # is not a module to preload: the parser reaches it first.
+    assert [url.rsplit("/", 1)[1].split(".")[0] for url in classic] == ["pin"]
 
 
 def test_a_second_visit_fetches_no_css_or_js_over_the_network(room, production_site):

@@ -6,6 +6,7 @@ below the list's edge: not when an on-screen keyboard shrinks the page, not afte
 rooms, not when an image loads."""
 
 import io
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -305,3 +306,22 @@ def test_the_newest_message_is_never_left_cut_off(
         "() => Array.from(document.querySelectorAll('#messages img')).every((img) => img.complete)"
     )
     carol.wait_for_function(f"({NEWEST_CUT_PX})() <= 1")
+
+
+def test_the_newest_lines_show_before_any_module_has_run(
+    browser: Browser, live_site: LiveSite, pages: list[Page]
+) -> None:
+    """On a slow phone the modules come last: the server-rendered list already starts at its
+    newest line (pin.js, a classic script at the end of the content), not at its oldest."""
+    bob = phone(browser, live_site, "bob")
+    pages.append(bob)
+    fill_room(bob, 20, "before modules")
+    reader = new_page(browser, **PHONE)
+    pages.append(reader)
+    reader.route(re.compile(r"/static/chat/(?!pin\.)[^/]+\.js$"), lambda route: route.abort())
+    reader.goto(f"{live_site.base_url}/chat/general/")
+    expect(reader.locator("#status")).to_have_text("Offline")  # no module ran
+    newest = reader.locator("#messages li.message").last
+    expect(newest).to_contain_text("before modules 19:")
+    assert reader.evaluate(NEWEST_CUT_PX) <= 1
+    expect(reader.locator("#messages li.message").first).not_to_be_in_viewport()
