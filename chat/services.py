@@ -179,18 +179,26 @@ def messages_create(*, drafts: Sequence[MessageDraft]) -> list[tuple[Message, bo
     (a retry, or two sockets racing), the whole transaction is undone, bumps included, and
     the batch is written again the savepoint way, where the unique (room, author,
     client_id) constraint lets one insert win and the other's savepoint rolls back."""
-    authors = selectors.users_with_profiles(ids={draft.author.pk for draft in drafts})
     by_room: dict[int, list[int]] = {}
     for index, draft in enumerate(drafts):
         by_room.setdefault(draft.room.pk, []).append(index)
     rooms = sorted(by_room)
     results: list[tuple[Message, bool] | ChatError | None] = [None] * len(drafts)
     plain_rooms = [room for room in rooms if _all_plain(drafts, by_room[room])]
-    html = _plain_bodies_checked(
-        drafts, [i for room in plain_rooms for i in by_room[room]], authors=authors, results=results
-    )
+    authors: dict[int, AbstractBaseUser] = {}
     try:
+        # Everything in the transaction, reads included: a connection found dead (the
+        # server restarted, or terminated it) is then dropped on the way out, so the
+        # caller's one retry (group_commit) gets a fresh one. No lock is taken before the
+        # bump, so checking and rendering here holds nobody up.
         with transaction.atomic():
+            authors = selectors.users_with_profiles(ids={draft.author.pk for draft in drafts})
+            html = _plain_bodies_checked(
+                drafts,
+                [i for room in plain_rooms for i in by_room[room]],
+                authors=authors,
+                results=results,
+            )
             live = {room: [i for i in by_room[room] if results[i] is None] for room in plain_rooms}
             counters = _counters_bumped(
                 {room: len(indexes) for room, indexes in live.items() if indexes},
@@ -255,7 +263,7 @@ def _plain_bodies_checked(
     authors: Mapping[int, AbstractBaseUser],
     results: list,
 ) -> dict[int, str]:
-    """Before the transaction: check and render the bodies of the drafts at `plain`, their
+    """Before any lock is taken: check and render the bodies of the drafts at `plain`, their
     @mentions looked up in one query for the batch. Their HTML by draft index; a refusal
     goes in `results`. (`_store` checks and renders the other drafts itself.)"""
     names = {index: formatting.mentioned_names(drafts[index].body) for index in plain}
