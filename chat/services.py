@@ -218,6 +218,10 @@ def messages_create(*, drafts: Sequence[MessageDraft]) -> list[tuple[Message, bo
                     )
                 elif room not in live:
                     _store_each(drafts, by_room[room], authors=authors, results=results)
+                else:  # gone (deleted meanwhile), or all its drafts refused already
+                    for index in live[room]:
+                        slug = drafts[index].room.slug
+                        results[index] = ChatError(ErrorCode.NOT_FOUND, f"No room {slug!r}.")
             _insert_plain(plain, drafts=drafts, results=results)
     except IntegrityError:
         results = [None] * len(drafts)
@@ -306,7 +310,8 @@ def _counters_bumped(
     counts: Mapping[int, int], actors: Mapping[int, Sequence[int]], *, lock: Sequence[int]
 ) -> dict[int, SeqCounter]:
     """Add counts[room] to the counter of each room of `counts`, checking under its lock, as
-    `_next_seq` does, whether each of actors[room] may still write there.
+    `_next_seq` does, whether each of actors[room] may still write there. A room deleted
+    meanwhile has no counter in the result.
 
     On PostgreSQL this is one statement for the whole batch, which first locks every room of
     `lock` (the batch's, plain or not) in the order of their ids, so that two batches never
@@ -326,8 +331,14 @@ def _counters_bumped(
                     f" RETURNING last_seq, is_archived, {', '.join(sql for sql, _ in checks)}",
                     [count, room_id, *(param for _, params in checks for param in params)],
                 )
-                last_seq, archived, *allowed = cursor.fetchone()
-                counters[room_id] = (last_seq, bool(archived), dict(zip(ids, allowed, strict=True)))
+                row = cursor.fetchone()
+                if row is not None:  # None: the room is gone
+                    last_seq, archived, *allowed = row
+                    counters[room_id] = (
+                        last_seq,
+                        bool(archived),
+                        dict(zip(ids, allowed, strict=True)),
+                    )
             return counters
         pairs = {(room_id, actor_id) for room_id in counts for actor_id in actors[room_id]}
         may_write, _ = access.may_write_sql(actor_column="actors.actor_id")

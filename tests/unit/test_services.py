@@ -759,3 +759,19 @@ def test_a_batch_notifies_each_message_once_to_the_members_who_hear_every_messag
 
     bobs = f"user.{bob.pk}"
     assert sorted(sent) == [(bobs, "general", "one"), (bobs, "other", "two")]
+
+
+def test_a_batch_for_a_room_deleted_meanwhile_refuses_its_drafts_and_stores_the_others(
+    general, make_room, alice
+):
+    gone = make_room("gone")
+    drafts = [
+        services.MessageDraft(room=gone, author=alice, body="lost", client_id="1"),
+        services.MessageDraft(room=general, author=alice, body="kept", client_id="2"),
+    ]
+    Room.objects.filter(pk=gone.pk).delete()
+
+    lost, kept = services.messages_create(drafts=drafts)
+
+    assert lost.code == ErrorCode.NOT_FOUND
+    assert (kept[0].seq, kept[1]) == (1, True)
