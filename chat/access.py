@@ -23,6 +23,7 @@ The rules:
   is managed no more, but those who may manage it may *un-archive* it.
 """
 
+from collections.abc import Collection
 from datetime import timedelta
 
 from django.conf import settings
@@ -102,6 +103,13 @@ def notifiable_memberships(room: Room) -> QuerySet[Membership]:
     `notifiable_members`), with each one's `notify` setting: who hears what (services._notify)."""
     memberships = Membership.objects.filter(room=room, user__is_active=True)
     return memberships.exclude(user__chat_bans__room=room)
+
+
+def notifiable_memberships_in(room_ids: Collection[int]) -> QuerySet[Membership]:
+    """`notifiable_memberships` of several rooms in one query (a group commit's rooms)."""
+    banned = Ban.objects.filter(room=OuterRef("room_id"), user=OuterRef("user_id"))
+    memberships = Membership.objects.filter(room__in=room_ids, user__is_active=True)
+    return memberships.exclude(Exists(banned))
 
 
 def notifiable_users(room: Room, usernames: set[str]) -> QuerySet[AbstractBaseUser]:
@@ -215,23 +223,27 @@ def can_post(user: AnyUser, room: Room) -> bool:
     return Room.objects.filter(writable_rooms(user), pk=room.pk).exists()
 
 
-def may_write_sql(*, actor_id: int) -> tuple[str, list[int]]:
+def may_write_sql(*, actor_id: int | None = None, actor_column: str = "") -> tuple[str, list[int]]:
     """`writable_rooms` as an SQL predicate on a row of the room table (named as in
     `Room._meta.db_table`), for the write-time check inside `UPDATE … RETURNING`
-    (`services._next_seq`), where the ORM cannot go. Returns (fragment, params)."""
+    (`services._next_seq`), where the ORM cannot go. Returns (fragment, params). The actor
+    is `actor_id`, or the value of the SQL column `actor_column` (one per row of a query
+    checking several: `services._take_seqs_at_once`)."""
     qn = connection.ops.quote_name
     rooms = qn(Room._meta.db_table)
     users = qn(get_user_model()._meta.db_table)
     members = qn(Room.members.through._meta.db_table)
     bans = qn(Ban._meta.db_table)
+    actor = actor_column or "%s"
     fragment = (
-        f"(EXISTS (SELECT 1 FROM {users} u WHERE u.id = %s AND u.is_active)"
-        f" AND NOT EXISTS (SELECT 1 FROM {bans} b WHERE b.room_id = {rooms}.id AND b.user_id = %s)"
+        f"(EXISTS (SELECT 1 FROM {users} u WHERE u.id = {actor} AND u.is_active)"
+        f" AND NOT EXISTS (SELECT 1 FROM {bans} b WHERE b.room_id = {rooms}.id"
+        f" AND b.user_id = {actor})"
         f" AND (NOT {rooms}.is_private OR EXISTS (SELECT 1 FROM {members} m"
-        f" WHERE m.room_id = {rooms}.id AND m.user_id = %s))"
+        f" WHERE m.room_id = {rooms}.id AND m.user_id = {actor}))"
         f" AND NOT {rooms}.is_archived)"
     )
-    return fragment, [actor_id, actor_id, actor_id]
+    return fragment, [] if actor_column else [actor_id, actor_id, actor_id]
 
 
 def edit_refusal(user: AnyUser, message: Message) -> str | None:

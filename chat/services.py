@@ -165,27 +165,127 @@ class MessageDraft:
 
 
 def messages_create(*, drafts: Sequence[MessageDraft]) -> list[tuple[Message, bool] | ChatError]:
-    """Store messages in one transaction (a group commit), each in its own savepoint, with
-    its own result or refusal, and broadcast each after commit.
+    """Store messages in one transaction (a group commit), each with its own result or
+    refusal, and broadcast each after commit.
 
     A result is (message, created). A client_id this author already used in this room
     stores nothing and returns the original, so a retried send is always safe, even when
-    two sockets race with the same client_id: the unique (room, author, client_id)
-    constraint lets one insert win, and the other's savepoint (its seq bump included)
-    rolls back. No seq is ever skipped: a rollback undoes its bump."""
-    results: list[tuple[Message, bool] | ChatError] = []
-    with transaction.atomic():
-        authors = selectors.users_with_profiles(ids={draft.author.pk for draft in drafts})
-        for draft in drafts:
-            try:
-                results.append(_store(draft, author=authors.get(draft.author.pk, draft.author)))
-            except ChatError as refusal:
-                results.append(refusal)
-    return results
+    two sockets race with the same client_id. No seq is ever skipped.
+
+    A room whose drafts in the batch are all plain (`_is_plain`: the common send) takes its
+    seqs in one bump of its counter, and its messages go in the batch's one multi-row
+    INSERT, without savepoints; a room with any other draft stores each of its drafts in a
+    savepoint of its own (`_store`), in order. If the INSERT meets a client_id already stored
+    (a retry, or two sockets racing), the whole transaction is undone, bumps included, and
+    the batch is written again the savepoint way, where the unique (room, author,
+    client_id) constraint lets one insert win and the other's savepoint rolls back."""
+    by_room: dict[int, list[int]] = {}
+    for index, draft in enumerate(drafts):
+        by_room.setdefault(draft.room.pk, []).append(index)
+    rooms = sorted(by_room)
+    results: list[tuple[Message, bool] | ChatError | None] = [None] * len(drafts)
+    plain_rooms = [room for room in rooms if _all_plain(drafts, by_room[room])]
+    authors: dict[int, AbstractBaseUser] = {}
+    try:
+        # Everything in the transaction, reads included: a connection found dead (the
+        # server restarted, or terminated it) is then dropped on the way out, so the
+        # caller's one retry (group_commit) gets a fresh one. No lock is taken before the
+        # bump, so checking and rendering here holds nobody up.
+        with transaction.atomic():
+            authors = selectors.users_with_profiles(ids={draft.author.pk for draft in drafts})
+            html = _plain_bodies_checked(
+                drafts,
+                [i for room in plain_rooms for i in by_room[room]],
+                authors=authors,
+                results=results,
+            )
+            live = {room: [i for i in by_room[room] if results[i] is None] for room in plain_rooms}
+            counters = _counters_bumped(
+                {room: len(indexes) for room, indexes in live.items() if indexes},
+                {room: [drafts[i].author.pk for i in indexes] for room, indexes in live.items()},
+                lock=rooms,
+            )
+            plain: list[tuple[int, Message]] = []
+            for room in rooms:
+                if room in counters:
+                    plain += _plain_messages(
+                        drafts,
+                        live[room],
+                        counter=counters[room],
+                        authors=authors,
+                        html=html,
+                        results=results,
+                    )
+                elif room not in live:
+                    _store_each(drafts, by_room[room], authors=authors, results=results)
+                else:  # gone (deleted meanwhile), or all its drafts refused already
+                    for index in live[room]:
+                        slug = drafts[index].room.slug
+                        results[index] = ChatError(ErrorCode.NOT_FOUND, f"No room {slug!r}.")
+            _insert_plain(plain, drafts=drafts, results=results)
+    except IntegrityError:
+        results = [None] * len(drafts)
+        with transaction.atomic():
+            for room in rooms:
+                _store_each(drafts, by_room[room], authors=authors, results=results)
+    return results  # type: ignore[return-value]  # every draft has its result now
 
 
-def _store(draft: MessageDraft, *, author: AbstractBaseUser) -> tuple[Message, bool]:
-    """Store one draft; `author` is the draft's author with their profile loaded."""
+def _is_plain(draft: MessageDraft) -> bool:
+    """A draft with nothing but a body (no files, no reply, no thread): the common send."""
+    return not draft.attachments and draft.reply_to is None and draft.thread is None
+
+
+def _all_plain(drafts: Sequence[MessageDraft], indexes: Sequence[int]) -> bool:
+    """Whether one room's drafts at `indexes` can all go in the batch's INSERT: all plain,
+    and no client_id twice (a quick retry in the same batch gets its original back the
+    savepoint way, rather than failing the INSERT and so the whole batch's first try)."""
+    keys = [(drafts[i].author.pk, drafts[i].client_id) for i in indexes if drafts[i].client_id]
+    return len(set(keys)) == len(keys) and all(_is_plain(drafts[i]) for i in indexes)
+
+
+def _store_each(
+    drafts: Sequence[MessageDraft],
+    indexes: Sequence[int],
+    *,
+    authors: Mapping[int, AbstractBaseUser],
+    results: list,
+) -> None:
+    """Store the drafts at `indexes` one by one, each in its savepoint (`_store`)."""
+    for index in indexes:
+        draft = drafts[index]
+        try:
+            results[index] = _store(draft, author=authors.get(draft.author.pk, draft.author))
+        except ChatError as refusal:
+            results[index] = refusal
+
+
+def _plain_bodies_checked(
+    drafts: Sequence[MessageDraft],
+    plain: Sequence[int],
+    *,
+    authors: Mapping[int, AbstractBaseUser],
+    results: list,
+) -> dict[int, str]:
+    """Before any lock is taken: check and render the bodies of the drafts at `plain`, their
+    @mentions looked up in one query for the batch. Their HTML by draft index; a refusal
+    goes in `results`. (`_store` checks and renders the other drafts itself.)"""
+    names = {index: formatting.mentioned_names(drafts[index].body) for index in plain}
+    active = selectors.usernames_active(names=set().union(*names.values()))
+    html: dict[int, str] = {}
+    for index in plain:
+        draft = drafts[index]
+        try:
+            _check_body(draft, author=authors.get(draft.author.pk, draft.author))
+        except ChatError as refusal:
+            results[index] = refusal
+            continue
+        html[index] = formatting.render(draft.body, people=names[index] & active)
+    return html
+
+
+def _check_body(draft: MessageDraft, *, author: AbstractBaseUser) -> None:
+    """Refuse a draft no message may be, or one saying @room/@here that its author may not."""
     message_validate_body(draft.body, with_files=bool(draft.attachments))
     if len(draft.attachments) > settings.CHAT_UPLOAD_MAX_FILES:
         raise ChatError(
@@ -200,6 +300,146 @@ def _store(draft: MessageDraft, *, author: AbstractBaseUser) -> tuple[Message, b
             f"Only the room's owners may notify everyone with {words} in a room of"
             f" {settings.CHAT_EVERYONE_MENTION_MEMBERS} or more members.",
         )
+
+
+# A room's counter after a bump: (last_seq, is_archived, {actor id: may write there}).
+SeqCounter = tuple[int, bool, dict[int, bool]]
+
+
+def _counters_bumped(
+    counts: Mapping[int, int], actors: Mapping[int, Sequence[int]], *, lock: Sequence[int]
+) -> dict[int, SeqCounter]:
+    """Add counts[room] to the counter of each room of `counts`, checking under its lock, as
+    `_next_seq` does, whether each of actors[room] may still write there. A room deleted
+    meanwhile has no counter in the result.
+
+    On PostgreSQL this is one statement for the whole batch, which first locks every room of
+    `lock` (the batch's, plain or not) in the order of their ids, so that two batches never
+    wait for each other in a cycle. SQLite has one writer at a time: one UPDATE per room."""
+    if not counts:
+        return {}
+    qn = connection.ops.quote_name
+    room_table = qn(Room._meta.db_table)
+    counters: dict[int, SeqCounter] = {}
+    with connection.cursor() as cursor:
+        if connection.vendor != "postgresql":
+            for room_id, count in counts.items():
+                ids = list(dict.fromkeys(actors[room_id]))
+                checks = [access.may_write_sql(actor_id=actor_id) for actor_id in ids]
+                cursor.execute(
+                    f"UPDATE {room_table} SET last_seq = last_seq + %s WHERE id = %s"
+                    f" RETURNING last_seq, is_archived, {', '.join(sql for sql, _ in checks)}",
+                    [count, room_id, *(param for _, params in checks for param in params)],
+                )
+                row = cursor.fetchone()
+                if row is not None:  # None: the room is gone
+                    last_seq, archived, *allowed = row
+                    counters[room_id] = (
+                        last_seq,
+                        bool(archived),
+                        dict(zip(ids, allowed, strict=True)),
+                    )
+            return counters
+        pairs = {(room_id, actor_id) for room_id in counts for actor_id in actors[room_id]}
+        may_write, _ = access.may_write_sql(actor_column="actors.actor_id")
+        cursor.execute(
+            f"WITH locked AS MATERIALIZED ("
+            f"SELECT id FROM {room_table} WHERE id IN ({', '.join(['%s'] * len(lock))})"
+            f" ORDER BY id FOR UPDATE),"
+            f" counts (room_id, n) AS (VALUES {', '.join(['(%s, %s)'] * len(counts))}),"
+            # The uncorrelated count is a one-time filter: every lock is taken, in order,
+            # before the first row is updated.
+            f" bumped AS (UPDATE {room_table} SET last_seq = {room_table}.last_seq + counts.n"
+            f" FROM counts WHERE {room_table}.id = counts.room_id"
+            f" AND (SELECT count(*) FROM locked) > 0"
+            f" RETURNING {room_table}.id, {room_table}.last_seq, {room_table}.is_archived),"
+            f" actors (room_id, actor_id) AS (VALUES {', '.join(['(%s, %s)'] * len(pairs))})"
+            f" SELECT bumped.id, bumped.last_seq, bumped.is_archived, actors.actor_id, {may_write}"
+            f" FROM bumped JOIN {room_table} ON {room_table}.id = bumped.id"
+            f" JOIN actors ON actors.room_id = bumped.id",
+            [
+                *lock,
+                *(value for item in counts.items() for value in item),
+                *(value for pair in sorted(pairs) for value in pair),
+            ],
+        )
+        for room_id, last_seq, archived, actor_id, allowed in cursor.fetchall():
+            counters.setdefault(room_id, (last_seq, archived, {}))[2][actor_id] = allowed
+    return counters
+
+
+def _plain_messages(
+    drafts: Sequence[MessageDraft],
+    indexes: Sequence[int],
+    *,
+    counter: SeqCounter,
+    authors: Mapping[int, AbstractBaseUser],
+    html: Mapping[int, str],
+    results: list,
+) -> list[tuple[int, Message]]:
+    """The unsaved messages of one room's plain drafts at `indexes`, numbered in order from
+    the room's counter just bumped by their number. The drafts of authors who may not write
+    there are refused, and their numbers given back (the room is still locked, so nobody
+    took the next ones)."""
+    last_seq, archived, allowed = counter
+    refused = {index for index in indexes if archived or not allowed[drafts[index].author.pk]}
+    if refused:
+        room_table = connection.ops.quote_name(Room._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {room_table} SET last_seq = last_seq - %s WHERE id = %s",
+                [len(refused), drafts[indexes[0]].room.pk],
+            )
+    seq = last_seq - len(indexes)
+    messages: list[tuple[int, Message]] = []
+    for index in indexes:
+        draft = drafts[index]
+        if index in refused:
+            results[index] = (
+                ChatError(ErrorCode.ROOM_ARCHIVED, "This room is archived.")
+                if archived
+                else ChatError(ErrorCode.FORBIDDEN, "You may not post in this room.")
+            )
+            continue
+        seq += 1
+        message = Message(
+            room=draft.room,
+            author=authors.get(draft.author.pk, draft.author),
+            body=draft.body,
+            body_html=html[index],
+            seq=seq,
+            rev=seq,
+            client_id=draft.client_id,
+        )
+        messages.append((index, message))
+    return messages
+
+
+def _insert_plain(
+    plain: Sequence[tuple[int, Message]], *, drafts: Sequence[MessageDraft], results: list
+) -> None:
+    """Insert the plain drafts' messages in one statement (their ids come back: INSERT …
+    RETURNING), and schedule their broadcasts and notifications, the members who hear
+    every message of these rooms looked up in one query. A client_id already stored
+    raises IntegrityError (messages_create starts over the savepoint way)."""
+    if not plain:
+        return
+    Message.objects.bulk_create([message for _, message in plain])
+    room_ids = {message.room_id for _, message in plain}
+    hear_all: dict[int, list[int]] = {room_id: [] for room_id in room_ids}
+    members = access.notifiable_memberships_in(room_ids).filter(notify=Membership.Notify.ALL)
+    for room_id, user_id in members.values_list("room_id", "user_id"):
+        hear_all[room_id].append(user_id)
+    for index, message in plain:
+        events.broadcast_on_commit(message.room_id, events.message_frame(message))
+        _notify(message, here=drafts[index].here, hear_all=hear_all[message.room_id])
+        results[index] = (message, True)
+
+
+def _store(draft: MessageDraft, *, author: AbstractBaseUser) -> tuple[Message, bool]:
+    """Store one draft in its own savepoint; `author` is the draft's author with their
+    profile loaded."""
+    _check_body(draft, author=author)
     body_html = message_render(draft.body)
     reply_to = _live_message(draft.room, draft.reply_to, "reply to")
     root = _live_message(draft.room, draft.thread, "reply in the thread of")
@@ -521,7 +761,9 @@ def here_wanted(body: str) -> bool:
     return everyone_mentions(body) == {"here"}
 
 
-def _notify(message: Message, *, here: frozenset[int] = frozenset()) -> None:
+def _notify(
+    message: Message, *, here: frozenset[int] = frozenset(), hear_all: Sequence[int] | None = None
+) -> None:
     """After commit, tell the people a message is for, on every tab of theirs, once each,
     with the strongest reason that applies:
     - "mention": it @mentions them;
@@ -529,17 +771,22 @@ def _notify(message: Message, *, here: frozenset[int] = frozenset()) -> None:
     - "dm" / "message": they asked for every message of this direct message / room (a
       reply only in a room's thread is not one).
     Only members who `may_be_notified` hear anything (access.notifiable_memberships), and a
-    member who muted the room hears nothing, not even a mention. The author is never told."""
+    member who muted the room hears nothing, not even a mention. The author is never told.
+    `hear_all`: the user ids of those members who hear every message of the room, when the
+    caller looked them up already (a group commit, once for all its messages)."""
     room = message.room
-    members = access.notifiable_memberships(room).exclude(notify=Membership.Notify.MUTE)
-    ids = members.values_list("user_id", flat=True)
+    names = mentioned_usernames(message.body)
+    # Built only when needed: building the query costs more than the rest of a plain send.
+    ids = None
+    if names or hear_all is None:
+        members = access.notifiable_memberships(room).exclude(notify=Membership.Notify.MUTE)
+        ids = members.values_list("user_id", flat=True)
     reasons: dict[int, str] = {}
     # A reply only in a thread of a room is not a room message: only its mentions notify.
     thread_only = message.thread_root_id is not None and not message.also_in_room
     if room.is_direct or not thread_only:
-        every = ids.filter(notify=Membership.Notify.ALL)
+        every = ids.filter(notify=Membership.Notify.ALL) if hear_all is None else hear_all
         reasons.update(dict.fromkeys(every, "dm" if room.is_direct else "message"))
-    names = mentioned_usernames(message.body)
     everyone = {name.lower() for name in names} & EVERYONE_WORDS
     if "room" in everyone:
         reasons.update(dict.fromkeys(ids, "room"))

@@ -12,10 +12,12 @@ from channels.layers import get_channel_layer
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils.text import slugify
 
 from chat import access, selectors, services
 from chat.models import Ban, Membership, Message, Room
+from chat.protocol import events as events_module
 from chat.protocol.errors import ChatError, ErrorCode
 from chat.protocol.events import room_group
 from tests.support.factories import DM_LOOKALIKE_NAMES, post_messages
@@ -622,3 +624,154 @@ def test_a_group_direct_message_holds_two_to_eight_people(alice, make_user):
 
     assert biggest.members.count() == 8
     assert Room.objects.filter(is_direct=True).count() == 1
+
+
+def _statements_to_store(room: Room, author: AbstractBaseUser, count: int, tag: str) -> int:
+    drafts = [
+        services.MessageDraft(room=room, author=author, body=f"{tag} {n}", client_id=f"{tag}{n}")
+        for n in range(count)
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        results = services.messages_create(drafts=drafts)
+    assert all(created for _, created in results)
+    return len(queries.captured_queries)
+
+
+def test_a_batch_of_plain_messages_costs_the_same_statements_whatever_its_size(
+    general, make_room, make_user
+):
+    """One seq bump per room, one INSERT and one notification lookup per batch: no
+    statement (nor savepoint) per message."""
+    other = make_room("other")
+    authors = [make_user() for _ in range(3)]
+    Membership.objects.create(room=general, user=authors[1], notify=Membership.Notify.ALL)
+
+    two = _statements_to_store(general, authors[0], 2, "a")
+    twenty = _statements_to_store(general, authors[0], 20, "b")
+    drafts = [
+        services.MessageDraft(room=room, author=author, body="x", client_id=f"c{n}")
+        for n, (room, author) in enumerate(
+            (room, author) for room in (general, other) for author in authors
+        )
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        services.messages_create(drafts=drafts)
+
+    assert two == twenty
+    assert not any("SAVEPOINT" in q["sql"] for q in queries.captured_queries)
+    rooms_extra = 0 if connection.vendor == "postgresql" else 1  # SQLite: an UPDATE per room
+    assert len(queries.captured_queries) == two + rooms_extra
+    assert Room.objects.get(pk=general.pk).last_seq == 25
+    assert list(
+        Message.objects.filter(room=general).order_by("seq").values_list("seq", flat=True)
+    ) == list(range(1, 26))
+
+
+def test_a_batch_meeting_a_stored_client_id_gets_the_original_and_skips_no_seq(
+    general, make_room, alice, bob
+):
+    other = make_room("other")
+    (first,) = services.messages_create(
+        drafts=[services.MessageDraft(room=general, author=alice, body="one", client_id="a")]
+    )
+    drafts = [
+        services.MessageDraft(room=other, author=bob, body="elsewhere", client_id="a"),
+        services.MessageDraft(room=general, author=bob, body="two", client_id="b"),
+        services.MessageDraft(room=general, author=alice, body="one again", client_id="a"),
+        services.MessageDraft(room=general, author=alice, body="three", client_id="c"),
+    ]
+
+    elsewhere, second, retried, third = services.messages_create(drafts=drafts)
+
+    assert (retried[0].pk, retried[0].body, retried[1]) == (first[0].pk, "one", False)
+    assert [(m.seq, created) for m, created in (second, third)] == [(2, True), (3, True)]
+    assert (elsewhere[0].seq, elsewhere[1]) == (1, True)
+    assert Room.objects.get(pk=general.pk).last_seq == 3
+    assert Message.objects.filter(room=general).count() == 3
+
+
+def test_a_batch_refuses_only_the_drafts_of_authors_who_may_not_write_and_skips_no_seq(
+    general, alice, bob, make_user
+):
+    carol = make_user("carol")
+    Ban.objects.create(room=general, user=bob)
+    drafts = [
+        services.MessageDraft(room=general, author=alice, body="one", client_id="1"),
+        services.MessageDraft(room=general, author=bob, body="banned", client_id="2"),
+        services.MessageDraft(room=general, author=carol, body="two", client_id="3"),
+        services.MessageDraft(room=general, author=bob, body="banned", client_id="4"),
+        services.MessageDraft(room=general, author=alice, body="three", client_id="5"),
+    ]
+
+    results = services.messages_create(drafts=drafts)
+
+    assert [r.code for r in results if isinstance(r, ChatError)] == [ErrorCode.FORBIDDEN] * 2
+    assert [r[0].seq for r in results if not isinstance(r, ChatError)] == [1, 2, 3]
+    assert Room.objects.get(pk=general.pk).last_seq == 3
+    assert list(Message.objects.order_by("seq").values_list("body", flat=True)) == [
+        "one",
+        "two",
+        "three",
+    ]
+
+
+def test_a_room_with_a_reply_in_the_batch_keeps_its_drafts_in_order(general, alice, bob):
+    (root,) = services.messages_create(
+        drafts=[services.MessageDraft(room=general, author=alice, body="root", client_id="r")]
+    )
+    drafts = [
+        services.MessageDraft(
+            room=general, author=bob, body="reply", client_id="1", reply_to=root[0].pk
+        ),
+        services.MessageDraft(room=general, author=alice, body="plain", client_id="2"),
+    ]
+
+    reply, plain = services.messages_create(drafts=drafts)
+
+    assert (reply[0].seq, reply[0].reply_to_id) == (2, root[0].pk)
+    assert plain[0].seq == 3
+
+
+def test_a_batch_notifies_each_message_once_to_the_members_who_hear_every_message(
+    general, make_room, alice, bob, make_user, monkeypatch
+):
+    carol = make_user("carol")
+    other = make_room("other", members=(bob,))
+    Membership.objects.filter(room=other, user=bob).update(notify=Membership.Notify.ALL)
+    for user in (bob, carol):
+        Membership.objects.create(room=general, user=user, notify=Membership.Notify.ALL)
+    Ban.objects.create(room=general, user=carol)
+    sent: list[tuple[str, str, str]] = []
+
+    def record(group: str, event: dict) -> None:
+        frame = json.loads(event["text"])
+        if frame["type"] == "notification":
+            sent.append((group, frame["room"], frame["message"]["body"]))
+
+    monkeypatch.setattr(events_module, "publish", record)
+    drafts = [
+        services.MessageDraft(room=general, author=alice, body="one", client_id="1"),
+        services.MessageDraft(room=other, author=alice, body="two", client_id="2"),
+        services.MessageDraft(room=general, author=bob, body="mine", client_id="3"),
+    ]
+
+    services.messages_create(drafts=drafts)
+
+    bobs = f"user.{bob.pk}"
+    assert sorted(sent) == [(bobs, "general", "one"), (bobs, "other", "two")]
+
+
+def test_a_batch_for_a_room_deleted_meanwhile_refuses_its_drafts_and_stores_the_others(
+    general, make_room, alice
+):
+    gone = make_room("gone")
+    drafts = [
+        services.MessageDraft(room=gone, author=alice, body="lost", client_id="1"),
+        services.MessageDraft(room=general, author=alice, body="kept", client_id="2"),
+    ]
+    Room.objects.filter(pk=gone.pk).delete()
+
+    lost, kept = services.messages_create(drafts=drafts)
+
+    assert lost.code == ErrorCode.NOT_FOUND
+    assert (kept[0].seq, kept[1]) == (1, True)
