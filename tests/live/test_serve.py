@@ -3,6 +3,7 @@
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -80,9 +81,10 @@ def test_make_serve_runs_workers_behind_supervisor(tmp_path: Path) -> None:
             html = page.read().decode()
             assert page.headers["Server"] is None  # daphne does not name itself
         # Debug is off: static URLs are hashed (manifest) and WhiteNoise serves them.
-        script = html.split('src="', 2)[1].split('"')[0]
-        assert script.startswith("/static/chat/room.")
-        assert script != "/static/chat/room.js"
+        found = re.search(r'<script type="module" src="(/static/chat/room\.[^"]+)"', html)
+        assert found, html[-800:]
+        script = found.group(1)
+        assert re.fullmatch(r"/static/chat/room\.[0-9a-f]{12}\.js", script), script
         with urllib.request.urlopen(f"{base}{script}", timeout=10) as static:
             assert static.status == 200
             assert "max-age" in static.headers["Cache-Control"]
