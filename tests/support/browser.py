@@ -39,6 +39,9 @@ def browser_fixture() -> Iterator[Browser]:
         f"no Chromium at {CHROMIUM} or on PATH (apt-get install chromium)",
     )
     executable = CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
+    # An `expect` waits as long as any other step: its default 5 s is less than a page of
+    # history takes to load on a loaded CI machine (a passing check returns at once).
+    expect.set_options(timeout=TIMEOUT_MS)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=executable, args=CHROMIUM_ARGS, headless=True
