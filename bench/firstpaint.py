@@ -17,13 +17,16 @@ HTML and the render-blocking stylesheet give, no script needed. *Newest line in 
 frame after room.js scrolls the list to its end (the list starts at its oldest line). Also
 printed: first contentful paint, when the HTML and the last module had arrived, and the
 requests and bytes over the wire (CDP `Network.loadingFinished`, headers included) of the
-first cold load. A *cold* load has an empty cache (a new browser context); a *warm* load is
-the same context navigating to the page again (CSS and JS from its cache). Each figure is
+first cold load. A *cold* load has an empty cache (a new browser context, so a renderer
+process started for it); a *warm* load is the same context navigating to the page again (CSS
+and JS from its cache); an *opened* load is that tab again with its cache disabled: a first
+visit to the room from another page of the site. With --no-scripts every script request is
+refused: what the HTML and the stylesheet alone cost, the floor of the page as it is. Each figure is
 the median of --loads loads. With --profile, one more cold load is traced: the main
 thread's wall and CPU time by phase until the first message was visible.
 
     .venv/bin/python bench/firstpaint.py [--loads 15] [--throttle 4] [--messages 200]
-                                        [--latency 150] [--profile] [--json]
+                                        [--latency 150] [--profile] [--no-scripts] [--json]
 
 Prints a Markdown table (docs/performance.md, "Page weight and first paint", quotes runs).
 """
@@ -104,7 +107,7 @@ FIGURES = """
 () => {
   const visible = window.__paints.filter(
     (e) => e.intersectionRect.width > 0 && e.intersectionRect.height > 0);
-  if (!visible.length || !(window.__scrolled > 0)) return null;
+  if (!visible.length || !(window.__scrolled > 0 || window.__noScripts)) return null;
   const fcp = performance.getEntriesByName("first-contentful-paint")[0];
   const nav = performance.getEntriesByType("navigation")[0];
   const scripts = performance.getEntriesByType("resource")
@@ -116,8 +119,8 @@ FIGURES = """
     fcp: fcp ? fcp.startTime : null,
     html: nav.responseEnd,
     parsed: nav.domInteractive,
-    modules: Math.max(...scripts.map((e) => e.responseEnd)),
-    newest: window.__scrolled,
+    modules: window.__noScripts ? null : Math.max(...scripts.map((e) => e.responseEnd)),
+    newest: window.__noScripts ? null : window.__scrolled,
   };
 }
 """
@@ -184,10 +187,12 @@ def load(page, url: str) -> dict[str, float]:
     return page.evaluate(FIGURES)
 
 
-def measure(base: str, session: str, *, loads: int, throttle: float, latency: float) -> dict:
+def measure(
+    base: str, session: str, *, loads: int, throttle: float, latency: float, scripts: bool
+) -> dict:
     from playwright.sync_api import sync_playwright
 
-    cold, warm, weight = [], [], None
+    cold, warm, opened, weight = [], [], [], None
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium")
         try:
@@ -195,6 +200,9 @@ def measure(base: str, session: str, *, loads: int, throttle: float, latency: fl
                 context = browser.new_context(**PHONE)
                 context.add_cookies([{"name": "sessionid", "value": session, "url": base}])
                 context.add_init_script(OBSERVE)
+                if not scripts:
+                    context.add_init_script("window.__noScripts = true;")
+                    context.route("**/*.js", lambda route: route.abort())
                 page = context.new_page()
                 cdp = context.new_cdp_session(page)
                 cdp.send("Network.enable")
@@ -223,10 +231,14 @@ def measure(base: str, session: str, *, loads: int, throttle: float, latency: fl
                     page.wait_for_load_state("networkidle")
                     weight = summarize(wire, base)
                 warm.append(load(page, base + ROOM))
+                # The same tab, its renderer running, nothing cached: a first visit to the
+                # room from another page of the site.
+                cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
+                opened.append(load(page, base + ROOM))
                 context.close()
         finally:
             browser.close()
-    return {"cold": cold, "warm": warm, "weight": weight}
+    return {"cold": cold, "opened": opened, "warm": warm, "weight": weight}
 
 
 PHASES = {
@@ -308,6 +320,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=200)
     parser.add_argument("--latency", type=float, default=0, help="ms added to each request")
     parser.add_argument("--json", action="store_true", help="print every load's figures")
+    parser.add_argument("--no-scripts", action="store_true", help="refuse every script request")
     parser.add_argument(
         "--profile", action="store_true", help="also trace a cold load: main thread by phase"
     )
@@ -316,7 +329,12 @@ def main() -> None:
         server, base, session = serve(Path(scratch), args.messages)
         try:
             results = measure(
-                base, session, loads=args.loads, throttle=args.throttle, latency=args.latency
+                base,
+                session,
+                loads=args.loads,
+                throttle=args.throttle,
+                latency=args.latency,
+                scripts=not args.no_scripts,
             )
             if args.profile:
                 results["profile"] = profile(base, session, throttle=args.throttle)
@@ -332,11 +350,19 @@ def main() -> None:
     )
     print("| load | " + " | ".join(COLUMNS.values()) + f" | under {TARGET_MS} ms |")
     print("|---|" + "---:|" * len(COLUMNS) + "---|")
-    for kind in ("cold", "warm"):
-        medians = {key: statistics.median(r[key] for r in results[kind]) for key in COLUMNS}
+    for kind in ("cold", "opened", "warm"):
+        medians = {  # with --no-scripts, no module arrives and the list is not scrolled
+            key: statistics.median(r[key] for r in results[kind])
+            for key in COLUMNS
+            if results[kind][0][key] is not None
+        }
         first = [r["first"] for r in results[kind]]
         spread = f" ({min(first):.0f} to {max(first):.0f})"
-        cells = [f"{medians[key]:.0f}" + (spread if key == "first" else "") for key in COLUMNS]
+        cells = [
+            (f"{medians[key]:.0f}" if key in medians else "n/a")
+            + (spread if key == "first" else "")
+            for key in COLUMNS
+        ]
         verdict = "met" if medians["first"] < TARGET_MS else "missed"
         print(f"| {kind} | " + " | ".join(cells) + f" | {verdict} |")
     print("\n| first cold load | requests | bytes over the wire |\n|---|---:|---:|")
