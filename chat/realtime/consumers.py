@@ -18,6 +18,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from chatsite.patches import daphne_frames
+
 from .. import addresses, selectors, services
 from ..models import Room
 from ..protocol import events, requests
@@ -91,6 +93,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.presence = self.runtime.presence
         # Broadcasts bypass the session middleware's send wrapper (chat/realtime/transport.py).
         self.raw_send = self.scope.get(transport.SCOPE_KEY, self.base_send)
+        # Under daphne, a broadcast's ready-made frame goes to the transport (None elsewhere).
+        self.write_frame = daphne_frames.frame_writer(self.raw_send)
         self.backlog: collections.deque[str] | None = None  # frames behind a blocked send
         self.draining: asyncio.Task | None = None
         await self.accept()
@@ -390,8 +394,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     # From the fan-out -----------------------------------------------------------------------
 
-    def deliver(self, text: str) -> None:
-        """Runs for each broadcast in a joined room: the frame is already encoded.
+    def deliver(self, text: str, frame: bytes) -> None:
+        """Runs for each broadcast in a joined room: the frame is already encoded, as JSON
+        (`text`) and as a WebSocket frame (`frame`, written as it is where daphne allows).
 
         The send runs at once; should the transport make it wait, later frames queue behind
         it, up to CHAT_SOCKET_BACKLOG, and beyond that are dropped for this socket only (its
@@ -399,6 +404,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.backlog is not None:
             if len(self.backlog) < settings.CHAT_SOCKET_BACKLOG:
                 self.backlog.append(text)
+            return
+        if self.write_frame is not None and self.write_frame(frame):
             return
         rest = run_eagerly(self.raw_send({"type": "websocket.send", "text": text}))
         if rest is not None:

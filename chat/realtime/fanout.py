@@ -4,7 +4,8 @@ Rooms are still Channels groups, and a broadcast is still one `group_send`. But 
 of a room's group is this process's one channel, not every socket's: the process receives a
 broadcast once and hands the already-encoded frame to each local socket in the room. Per
 recipient that is one `send` on the socket — no channel-layer message, no consumer dispatch,
-no thread hop, no JSON encoding, no task.
+no thread hop, no JSON encoding, no task; under daphne not even the framing: the frame's
+bytes are built once and written to each socket's transport (chatsite/patches/daphne_frames.py).
 
 Joins and leaves stay exact: a socket registers with the fan-out of its room, the process
 joins the group with its first local member and leaves it with its last, and `disconnect`
@@ -25,6 +26,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from channels.layers import BaseChannelLayer
 from django.conf import settings
 
+from chatsite.patches.daphne_frames import text_frame
+
 from ..protocol import events
 from .layers import CHANNEL_PREFIX
 from .outages import Outage, stop_if_cancelled
@@ -40,7 +43,7 @@ class Member(Protocol):
 
     socket_id: str
 
-    def deliver(self, text: str) -> None: ...
+    def deliver(self, text: str, frame: bytes) -> None: ...
 
     async def leave_room(self, *, room: str, text: str, announce: bool) -> None: ...
 
@@ -222,15 +225,17 @@ class Fanout:
         kind = event["type"]
         if kind == events.EVENT_BROADCAST:
             text = event["text"]
+            frame = text_frame(text)
             for member in members:
-                _deliver(member, text)
+                _deliver(member, text, frame)
             if "seq" in event:
                 self._mark_fanned_out(event["group"], event["seq"])
         elif kind == events.EVENT_TYPING:
             text, sender = event["text"], event["sender"]
+            frame = text_frame(text)
             for member in members:
                 if member.socket_id != sender:
-                    _deliver(member, text)
+                    _deliver(member, text, frame)
         elif kind == events.EVENT_LEAVE_ROOM:
             for member in members:
                 try:
@@ -255,10 +260,10 @@ class Fanout:
             logger.warning("Unknown fan-out event %r", kind)
 
 
-def _deliver(member: Member, text: str) -> None:
+def _deliver(member: Member, text: str, frame: bytes) -> None:
     """One socket's failure (e.g. it is closing) must not cost the others their delivery."""
     try:
-        member.deliver(text)
+        member.deliver(text, frame)
     except Exception:
         logger.exception("Delivery to a socket failed")
 

@@ -46,6 +46,16 @@ PATCHES = (
         "daphne_limits:check",
     ),
     Patch(
+        "daphne_frames",
+        "chatsite/patches/daphne_frames.py, used by chat/realtime/fanout.py and consumers.py "
+        "(broadcast frames built once, written to daphne's transports)",
+        "daphne Server.create_application passing partial(handle_reply, protocol), "
+        "handle_reply's checks, serverSend; autobahn sendMessage/sendFrame/sendData and the "
+        "fields state, send_queue, _perMessageCompress, trackedTimings and the options "
+        "logOctets, autoFragmentSize, maxMessagePayloadSize, maskServerFrames",
+        "daphne_frames:check",
+    ),
+    Patch(
         "asgiref_loop",
         "chatsite/patches/asgiref_loop.py, read by chat/realtime/publisher.py",
         "asgiref SyncToAsync.threadlocal.main_event_loop and main_event_loop_pid, set by "

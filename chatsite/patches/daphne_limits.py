@@ -137,22 +137,34 @@ def _send_within_buffer(self: WebSocketProtocol, content: Any, binary: bool = Fa
     """daphne's serverSend, unless the connection already holds more than the cap unsent:
     then it is dropped, and this frame and any sent before daphne hears of the drop (on the
     next turn of the loop) go nowhere, instead of raising autobahn's Disconnected."""
-    if getattr(self, "dropped_unread", False):
-        return
+    if not dropped_for_unread(self):
+        _daphne_server_send(self, content, binary)
+
+
+def dropped_for_unread(protocol: WebSocketProtocol) -> bool:
+    """Whether a frame for `protocol` must go nowhere: it was dropped for not reading, or
+    is dropped now, as it already holds more than the cap unsent (daphne_frames' writes
+    check this too)."""
+    if getattr(protocol, "dropped_unread", False):
+        return True
     cap = LIMITS.max_buffer_bytes
-    if cap and self.state == self.STATE_OPEN and (unsent := unsent_bytes(self.transport)) > cap:
+    if (
+        cap
+        and protocol.state == protocol.STATE_OPEN
+        and (unsent := unsent_bytes(protocol.transport)) > cap
+    ):
         logger.warning(
             "Dropping WebSocket %s: %d bytes unsent, over the %d-byte cap (it does not read)",
-            self.client_addr,
+            protocol.client_addr,
             unsent,
             cap,
         )
-        self.dropped_unread = True
-        self.wasClean = False
-        self.wasNotCleanReason = f"{unsent} bytes unsent, over the {cap}-byte cap"
-        self.dropConnection(abort=True)
-        return
-    _daphne_server_send(self, content, binary)
+        protocol.dropped_unread = True
+        protocol.wasClean = False
+        protocol.wasNotCleanReason = f"{unsent} bytes unsent, over the {cap}-byte cap"
+        protocol.dropConnection(abort=True)
+        return True
+    return False
 
 
 def _reply_within_buffer(self: WebRequest, message: dict[str, Any]) -> None:

@@ -8,12 +8,14 @@ from typing import Any
 
 import pytest
 from asgiref.sync import SyncToAsync, sync_to_async
+from autobahn.websocket.protocol import WebSocketProtocol as AutobahnProtocol
 from channels import consumer
 from channels.auth import AuthMiddlewareStack
 from channels.consumer import AsyncConsumer, get_handler_name
 from channels.layers import InMemoryChannelLayer
 from channels.sessions import InstanceSessionWrapper
 from daphne.http_protocol import WebRequest
+from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
 from twisted.internet import abstract, tcp
 from twisted.internet.protocol import Protocol
@@ -30,7 +32,7 @@ FD, WSP = abstract.FileDescriptor, WebSocketProtocol
 
 
 def test_every_patch_is_listed_once_with_a_check_that_exists():
-    assert len(PATCHES) == len(patches.PATCHES) == 6
+    assert len(PATCHES) == len(patches.PATCHES) == 7
 
 
 @pytest.mark.parametrize("name", sorted(PATCHES))
@@ -61,6 +63,14 @@ def _reply_that_writes_differently(self, message):
     self.write(message.get("body", b""))
 
 
+def _create_with_own_send(self, protocol, scope):
+    return self.application(scope=scope, send=lambda message: self.reply(protocol, message))
+
+
+def _frame_that_masks_anyway(self, opcode, payload=b"", fin=True):
+    self.sendData(bytes([0x80 | opcode, 0x80 | len(payload)]) + payload)
+
+
 BREAKAGES = [
     # (patch, what to break, attribute, a replacement or None to delete, expected in the error)
     ("twisted_writes", FD, "write", None, "FileDescriptor.write"),
@@ -75,6 +85,9 @@ BREAKAGES = [
     ("daphne_limits", WebRequest, "handle_reply", None, "WebRequest.handle_reply"),
     ("daphne_limits", WebRequest, "handle_reply", _reply_that_writes_differently, "handle_reply"),
     ("daphne_limits", tcp._AbortingMixin, "abortConnection", None, "abortConnection"),
+    ("daphne_frames", Server, "create_application", _create_with_own_send, "create_application"),
+    ("daphne_frames", AutobahnProtocol, "sendData", None, "sendData"),
+    ("daphne_frames", AutobahnProtocol, "sendFrame", _frame_that_masks_anyway, "maskServerFrames"),
     ("asgiref_loop", SyncToAsync, "threadlocal", None, "SyncToAsync.threadlocal"),
     ("channels_consumer_dispatch", consumer, "get_handler_name", None, "get_handler_name"),
     (

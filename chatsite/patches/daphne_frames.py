@@ -1,0 +1,173 @@
+"""Room broadcasts written to daphne's sockets as ready-made WebSocket frames.
+
+A broadcast sends the same text to every socket of its room. Through ASGI each copy takes
+daphne's `handle_reply` → `serverSend` (which encodes the text to UTF-8) → autobahn's
+`sendMessage` (its checks, statistics and compression set-up) → `sendFrame` (the header
+built bit by bit) → `sendData` (a debug log call whose arguments are formatted every time)
+→ the transport: the same bytes built again for each socket. So the fan-out builds the
+frame once per broadcast (`text_frame`) and hands those bytes to each socket's transport
+(`frame_writer`). Before each write the connection is checked to be in the plain state in
+which autobahn would have sent exactly those bytes: daphne still has it, it is open, no
+compression was negotiated, autobahn queues nothing, does not fragment, mask, time or log
+what it sends, and the frame is within its payload limit; and daphne_limits' cap on unsent
+bytes applies as to any send. Otherwise the writer says so and the caller sends the text
+through ASGI as before, so nothing unusual changes path.
+
+Relies on daphne's `Server.create_application` passing `partial(self.handle_reply,
+protocol)` as the application's `send`, on what `handle_reply` checks before it sends, and on
+the autobahn fields that decide what `sendMessage` writes; `check()` asserts they are there.
+tests/unit/test_patches.py compares the frames with autobahn's own for every length class
+and for text that is not ASCII.
+"""
+
+import functools
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from autobahn.websocket.protocol import WebSocketProtocol as AutobahnProtocol
+from daphne.server import Server
+from daphne.ws_protocol import WebSocketProtocol
+
+from . import daphne_limits
+from .checks import fail, require_attrs, require_source
+
+PATCH = "daphne_frames"
+
+# What the writer reads of an autobahn protocol, each set when its connection is made.
+PROTOCOL_FIELDS = (
+    "state",
+    "transport",
+    "send_queue",
+    "_perMessageCompress",
+    "trackedTimings",
+    "logOctets",
+    "autoFragmentSize",
+    "maxMessagePayloadSize",
+    "maskServerFrames",
+)
+
+FrameWriter = Callable[[bytes], bool]
+
+
+def text_frame(text: str) -> bytes:
+    """`text` as one final, unmasked text frame (RFC 6455 5.2): what autobahn's
+    `sendMessage` writes for it on a server connection without compression."""
+    payload = text.encode("utf-8")
+    size = len(payload)
+    if size <= 125:
+        header = bytes((0x81, size))
+    elif size <= 0xFFFF:
+        header = struct.pack("!BBH", 0x81, 126, size)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, size)
+    return header + payload
+
+
+def frame_writer(send: Any) -> FrameWriter | None:
+    """A function that writes a `text_frame` to the socket behind `send`, if `send` is
+    daphne's for a WebSocket (None otherwise: another server, a test's communicator, the
+    HTTP fallback). It returns False, writing nothing, when the frame must go through
+    `send` instead (the connection is not in the plain state; see the module's doc)."""
+    if not (
+        isinstance(send, functools.partial)
+        and getattr(send.func, "__func__", None) is Server.handle_reply
+        and isinstance(send.func.__self__, Server)
+        and len(send.args) == 1
+        and not send.keywords
+        and isinstance(send.args[0], WebSocketProtocol)
+    ):
+        return None
+    connections: dict[Any, dict[str, Any]] = send.func.__self__.connections
+    protocol: WebSocketProtocol = send.args[0]
+    opened = AutobahnProtocol.STATE_OPEN
+
+    def write(frame: bytes) -> bool:
+        details = connections.get(protocol)
+        if (
+            details is None
+            or details.get("disconnected")
+            or protocol.state != opened
+            or protocol._perMessageCompress is not None
+            or protocol.send_queue
+            or protocol.trackedTimings
+            or protocol.logOctets
+            or protocol.maskServerFrames
+            or 0 < protocol.autoFragmentSize < len(frame)
+            or 0 < protocol.maxMessagePayloadSize < len(frame)
+        ):
+            return False
+        if not daphne_limits.dropped_for_unread(protocol):
+            protocol.transport.write(frame)
+        return True
+
+    return write
+
+
+def check() -> None:
+    """Fail loudly unless daphne and autobahn still send as `frame_writer` assumes."""
+    require_source(
+        PATCH,
+        "daphne",
+        getattr(Server, "create_application", None),
+        ["send=partial(self.handle_reply, protocol)"],
+        label="daphne.server.Server.create_application",
+    )
+    require_source(
+        PATCH,
+        "daphne",
+        getattr(Server, "handle_reply", None),
+        ["protocol not in self.connections", '"disconnected"', "protocol.handle_reply(message)"],
+        label="daphne.server.Server.handle_reply",
+    )
+    require_source(
+        PATCH,
+        "daphne",
+        daphne_limits._daphne_server_send,
+        ['self.sendMessage(content.encode("utf8"), binary)'],
+        label="daphne.ws_protocol.WebSocketProtocol.serverSend",
+    )
+    autobahn = "autobahn.websocket.protocol.WebSocketProtocol"
+    require_attrs(PATCH, "autobahn", AutobahnProtocol, ["STATE_OPEN"], label=autobahn)
+    require_source(
+        PATCH,
+        "autobahn",
+        getattr(AutobahnProtocol, "sendMessage", None),
+        [
+            "self._perMessageCompress is not None",
+            "self.trackedTimings",
+            "self.maxMessagePayloadSize",
+            "self.autoFragmentSize",
+            "self.sendFrame(",
+        ],
+        label=f"{autobahn}.sendMessage",
+    )
+    require_source(
+        PATCH,
+        "autobahn",
+        getattr(AutobahnProtocol, "sendFrame", None),
+        ["self.maskServerFrames", "self.sendData("],
+        label=f"{autobahn}.sendFrame",
+    )
+    require_source(
+        PATCH,
+        "autobahn",
+        getattr(AutobahnProtocol, "sendData", None),
+        ["len(self.send_queue) > 0", "self.transport.write(data)", "self.logOctets"],
+        label=f"{autobahn}.sendData",
+    )
+    # The fields are set per connection (`_connectionMade`), the options from the factory's.
+    require_source(
+        PATCH,
+        "autobahn",
+        getattr(AutobahnProtocol, "_connectionMade", None),
+        [
+            "for configAttr in self.CONFIG_ATTRS",
+            *(f"self.{name} =" for name in ("send_queue", "_perMessageCompress", "trackedTimings")),
+        ],
+        label=f"{autobahn}._connectionMade",
+    )
+    options = set(getattr(WebSocketProtocol, "CONFIG_ATTRS", ()))
+    for name in ("logOctets", "autoFragmentSize", "maxMessagePayloadSize", "maskServerFrames"):
+        if name not in options:
+            raise fail(PATCH, "autobahn", f"{autobahn}.CONFIG_ATTRS[{name!r}]", "is not an option")

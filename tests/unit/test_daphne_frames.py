@@ -1,0 +1,175 @@
+"""Broadcast frames built once and written to daphne's transports
+(chatsite/patches/daphne_frames.py): the bytes are autobahn's own, and every connection that
+is not in the plain state is left to ASGI's send."""
+
+import functools
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from daphne.server import Server
+from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
+from twisted.internet import tcp
+from twisted.internet.protocol import Protocol
+from twisted.internet.testing import StringTransport
+
+from chat.realtime.consumers import ChatConsumer
+from chatsite.patches import daphne_limits
+from chatsite.patches.daphne_frames import frame_writer, text_frame
+
+
+class Opened:
+    """A daphne WebSocket protocol, open, on a transport that keeps what is written: as
+    daphne's server builds it (its factory, daphne's options), without the network."""
+
+    def __init__(self, transport: Any = None) -> None:
+        # daphne sets `connections` and the factory up in run(); the rest of run() listens.
+        self.server = Server(application=None, endpoints=["tcp:port=0:interface=127.0.0.1"])
+        factory = WebSocketFactory(self.server, server="daphne")
+        factory.setProtocolOptions(
+            autoPingTimeout=30,
+            allowNullOrigin=True,
+            openHandshakeTimeout=5,
+            maxMessagePayloadSize=2**20,
+            maxFramePayloadSize=2**20,
+        )
+        self.protocol: WebSocketProtocol = factory.buildProtocol(("127.0.0.1", 50000))
+        self.transport = transport or StringTransport()
+        self.protocol.makeConnection(self.transport)
+        self.protocol.state = self.protocol.STATE_OPEN
+        self.protocol.client_addr = ["127.0.0.1", 50000]  # daphne's onConnect sets it
+        self.server.connections = {self.protocol: {"connected": 0.0}}
+        self.send = functools.partial(self.server.handle_reply, self.protocol)
+
+    def autobahns(self, text: str) -> bytes:
+        """What autobahn itself writes for `text` (as daphne's serverSend asks it)."""
+        self.transport.clear()
+        self.protocol.sendMessage(text.encode("utf8"), False)
+        written = self.transport.value()
+        self.transport.clear()
+        return written
+
+
+# Each length class of RFC 6455's header (7-bit, 16-bit, 64-bit) at its edges, counted in
+# bytes, not characters: multi-byte characters straddle the edges.
+TEXTS = {
+    "empty": "",
+    "one": "a",
+    "125 bytes": "a" * 125,
+    "126 bytes": "a" * 126,
+    "126 bytes of 2-byte characters": "é" * 63,
+    "125 bytes ending in a 3-byte character": "a" * 122 + "€",
+    "65,535 bytes": "a" * 65535,
+    "65,536 bytes": "a" * 65536,
+    "65,536 bytes of 4-byte characters": "😀" * 16384,
+    "a JSON frame, every script": '{"type":"message","body":"שלום мир 你好 \\u0000 \u200f😀"}',
+}
+
+
+@pytest.mark.parametrize("text", TEXTS.values(), ids=TEXTS.keys())
+def test_a_frame_is_the_bytes_autobahn_writes_for_the_same_text(text):
+    assert text_frame(text) == Opened().autobahns(text)
+
+
+def test_the_writer_writes_the_frame_to_daphnes_transport():
+    opened = Opened()
+    write = frame_writer(opened.send)
+    assert write is not None
+
+    assert write(text_frame('{"type":"message"}')) is True
+    assert opened.transport.value() == opened.autobahns('{"type":"message"}')
+
+
+class Unrelated:
+    async def handle_reply(self, protocol: Any, message: Any) -> None: ...
+
+
+def test_only_daphnes_send_for_a_websocket_has_a_writer():
+    opened = Opened()
+
+    async def uvicorn_send(message: Any) -> None: ...
+
+    assert frame_writer(uvicorn_send) is None
+    assert frame_writer(functools.partial(Unrelated().handle_reply, opened.protocol)) is None
+    assert frame_writer(functools.partial(opened.server.handle_reply, object())) is None
+    assert frame_writer(opened.send) is not None
+
+
+def _gone(o: Opened) -> None:
+    del o.server.connections[o.protocol]
+
+
+# Every state in which autobahn would not write the plain frame, or daphne would not send.
+UNUSUAL = {
+    "daphne saw it disconnect": lambda o: o.server.connections[o.protocol].update(disconnected=1.0),
+    "daphne no longer has it": _gone,
+    "closing": lambda o: setattr(o.protocol, "state", o.protocol.STATE_CLOSING),
+    "closed": lambda o: setattr(o.protocol, "state", o.protocol.STATE_CLOSED),
+    "compression negotiated": lambda o: setattr(o.protocol, "_perMessageCompress", object()),
+    "autobahn has sends queued": lambda o: o.protocol.send_queue.append((b"x", True)),
+    "timings tracked": lambda o: setattr(o.protocol, "trackedTimings", object()),
+    "octets logged": lambda o: setattr(o.protocol, "logOctets", True),
+    "server frames masked": lambda o: setattr(o.protocol, "maskServerFrames", True),
+    "frames fragmented": lambda o: setattr(o.protocol, "autoFragmentSize", 4),
+    "over the payload limit": lambda o: setattr(o.protocol, "maxMessagePayloadSize", 4),
+}
+
+
+@pytest.mark.parametrize("make_unusual", UNUSUAL.values(), ids=UNUSUAL.keys())
+def test_a_connection_not_in_the_plain_state_is_left_to_asgis_send(make_unusual):
+    opened = Opened()
+    write = frame_writer(opened.send)
+    make_unusual(opened)
+
+    assert write(text_frame("a broadcast")) is False
+    assert opened.transport.value() == b""
+
+
+@pytest.fixture
+def tcp_connection() -> Iterator[tcp.Connection]:
+    """A Twisted TCP connection over a socket pair: daphne_limits measures what it holds."""
+    ours, theirs = socket.socketpair()
+    connection = tcp.Connection(ours, Protocol(), reactor=object())
+    connection.connected = 1
+    yield connection
+    ours.close()
+    theirs.close()
+
+
+def test_a_connection_over_the_unsent_cap_is_dropped_not_written(monkeypatch, tcp_connection):
+    monkeypatch.setattr(daphne_limits.LIMITS, "max_buffer_bytes", 1000)
+    opened = Opened(transport=StringTransport())
+    opened.protocol.transport = tcp_connection
+    tcp_connection.dataBuffer, tcp_connection.offset = b"x" * 1001, 0  # unread by the client
+    drops: list[bool] = []
+    opened.protocol.dropConnection = lambda abort: drops.append(abort)
+    write = frame_writer(opened.send)
+
+    assert write(text_frame("a broadcast")) is True  # handled: it goes nowhere
+    assert drops == [True]
+    assert opened.protocol.dropped_unread is True
+    assert tcp_connection.dataBuffer == b"x" * 1001  # nothing more queued behind
+    assert write(text_frame("the next")) is True
+    assert drops == [True]
+
+
+def test_the_consumer_writes_broadcasts_as_frames_and_falls_back_to_asgi(monkeypatch):
+    opened = Opened()
+    consumer = ChatConsumer()
+    consumer.backlog = None
+    consumer.write_frame = frame_writer(opened.send)
+    sent: list[dict[str, Any]] = []
+
+    async def raw_send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    consumer.raw_send = raw_send
+
+    consumer.deliver('{"n":1}', text_frame('{"n":1}'))
+    assert opened.transport.value() == text_frame('{"n":1}')
+    assert sent == []
+
+    opened.protocol._perMessageCompress = object()
+    consumer.deliver('{"n":2}', text_frame('{"n":2}'))
+    assert sent == [{"type": "websocket.send", "text": '{"n":2}'}]
