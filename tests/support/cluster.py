@@ -1,7 +1,8 @@
 """Several daphne workers sharing one Redis and one database, as in production.
 
-The `cluster` fixture migrates a fresh database (a SQLite file, or a fresh PostgreSQL
-database when DATABASE_URL points at PostgreSQL), empties the Redis database of REDIS_URL
+The `cluster` fixture gets a fresh database (a copy of a migrated SQLite file,
+live_server.fresh_database, or a fresh PostgreSQL database, migrated, when DATABASE_URL
+points at PostgreSQL), empties the Redis database of REDIS_URL
 (tests use a database of their own, e.g. /15), creates alice, bob and a staff user, and
 starts two daphne workers with DJANGO_DEBUG off. Presence entries expire after 3 s so that a
 killed worker's users go offline quickly.
@@ -24,7 +25,15 @@ import pytest
 import redis
 from websockets.asyncio.client import ClientConnection
 
-from tests.support.live_server import PASSWORD, LiveServer, _manage, _report, _tail, login
+from tests.support.live_server import (
+    PASSWORD,
+    LiveServer,
+    _manage,
+    _report,
+    _tail,
+    fresh_database,
+    login,
+)
 from tests.support.live_sockets import open_socket as open_site_socket
 from tests.support.redis_service import redis_url
 
@@ -141,8 +150,11 @@ def run_cluster(
         "PYTHONUNBUFFERED": "1",
     }
     try:
-        _manage(env, "migrate", "--noinput")
-        _manage(env, "shell", "--no-imports", "-c", CREATE_USERS)
+        if (database_url := env["DATABASE_URL"]).startswith("sqlite:///"):
+            fresh_database(request, Path(database_url.removeprefix("sqlite:///")), CREATE_USERS)
+        else:
+            _manage(env, "migrate", "--noinput")
+            _manage(env, "shell", "--no-imports", "-c", CREATE_USERS)
         servers = [
             LiveServer(env=env, log_path=folder / f"worker{i}.log", command=DAPHNE)
             for i in range(2)

@@ -1,7 +1,8 @@
 """The site as a real server process, for tests that speak HTTP and WebSockets over a socket.
 
-`live_site` migrates a fresh SQLite file in a temporary folder (never the developer's
-db.sqlite3), creates alice, bob, carol and a moderator, and runs `manage.py runserver`
+`live_site` gets a fresh SQLite file in a temporary folder (never the developer's
+db.sqlite3), migrated and holding alice, bob, carol and a moderator (a copy of a database
+built so once per test process: `fresh_database`), and runs `manage.py runserver`
 (daphne: HTTP and WebSockets in one process, the in-memory channel layer) on a free port.
 Tests ask for it by name (tests/conftest.py registers this module's fixtures).
 
@@ -18,6 +19,7 @@ import os
 import secrets
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -25,7 +27,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -320,6 +322,33 @@ def _production_env(folder: Path) -> dict[str, str]:
     }
 
 
+_TEMPLATES: dict[str, Path] = {}  # a users script (and its variables) → its template
+
+
+def fresh_database(
+    request: pytest.FixtureRequest,
+    database: Path,
+    users_script: str,
+    users_env: dict[str, str] | None = None,
+) -> None:
+    """Make `database` a SQLite file migrated and holding the users `users_script` creates
+    (a `manage.py shell` script, run with `users_env` added): a copy of a template built so
+    once per test process. Migrating and hashing the users' passwords take seconds of CPU
+    for every site, and a loaded CI machine stretched them to a minute; a copy takes none."""
+    users_env = users_env or {}
+    key = users_script + repr(sorted(users_env.items()))
+    if (template := _TEMPLATES.get(key)) is None:
+        folder = request.getfixturevalue("tmp_path_factory").mktemp("template")
+        template = folder / DATABASE_NAME
+        env = _site_env(folder)
+        _manage(env, "migrate", "--noinput")
+        _manage({**env, **users_env}, "shell", "--no-imports", "-c", users_script)
+        _TEMPLATES[key] = template
+    # SQLite's backup: a consistent copy whatever is still in the template's WAL file.
+    with closing(sqlite3.connect(template)) as source, closing(sqlite3.connect(database)) as copy:
+        source.backup(copy)
+
+
 @contextmanager
 def _serving(
     request: pytest.FixtureRequest,
@@ -335,14 +364,8 @@ def _serving(
     env.update(extra_env or {})
     if production:
         _manage(env, "collectstatic", "--noinput", "--verbosity", "0")
-    _manage(env, "migrate", "--noinput")
-    env_users = {
-        **env,
-        "LIVE_USERNAMES": ",".join(USERNAMES),
-        "LIVE_PASSWORD": PASSWORD,
-        "LIVE_STAFF": STAFF,
-    }
-    _manage(env_users, "shell", "--no-imports", "-c", CREATE_USERS)
+    users = {"LIVE_USERNAMES": ",".join(USERNAMES), "LIVE_PASSWORD": PASSWORD, "LIVE_STAFF": STAFF}
+    fresh_database(request, folder / DATABASE_NAME, CREATE_USERS, users)
 
     server = LiveServer(env=env, log_path=folder / "server.log")
     failed_before = request.session.testsfailed
