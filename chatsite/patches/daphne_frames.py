@@ -66,9 +66,10 @@ def text_frame(text: str) -> bytes:
 
 def frame_writer(send: Any) -> FrameWriter | None:
     """A function that writes a `text_frame` to the socket behind `send`, if `send` is
-    daphne's for a WebSocket (None otherwise: another server, a test's communicator, the
-    HTTP fallback). It returns False, writing nothing, when the frame must go through
-    `send` instead (the connection is not in the plain state; see the module's doc)."""
+    daphne's for a WebSocket whose options let autobahn send plain frames (None otherwise:
+    another server, a test's communicator, the HTTP fallback, frames masked, timed or
+    logged). It returns False, writing nothing, when the frame must go through `send`
+    instead (the connection is not in the plain state now; see the module's doc)."""
     if not (
         isinstance(send, functools.partial)
         and getattr(send.func, "__func__", None) is Server.handle_reply
@@ -80,7 +81,14 @@ def frame_writer(send: Any) -> FrameWriter | None:
         return None
     connections: dict[Any, dict[str, Any]] = send.func.__self__.connections
     protocol: WebSocketProtocol = send.args[0]
+    # The options autobahn copied from its factory when the connection was made (before
+    # daphne created the application): fixed for the connection's life.
+    if protocol.trackedTimings or protocol.logOctets or protocol.maskServerFrames:
+        return None
+    sizes = [size for size in (protocol.autoFragmentSize, protocol.maxMessagePayloadSize) if size]
+    largest = min(sizes) if sizes else None  # (a frame is longer than its payload)
     opened = AutobahnProtocol.STATE_OPEN
+    dropped_for_unread = daphne_limits.dropped_for_unread
 
     def write(frame: bytes) -> bool:
         details = connections.get(protocol)
@@ -90,14 +98,10 @@ def frame_writer(send: Any) -> FrameWriter | None:
             or protocol.state != opened
             or protocol._perMessageCompress is not None
             or protocol.send_queue
-            or protocol.trackedTimings
-            or protocol.logOctets
-            or protocol.maskServerFrames
-            or 0 < protocol.autoFragmentSize < len(frame)
-            or 0 < protocol.maxMessagePayloadSize < len(frame)
+            or (largest is not None and len(frame) > largest)
         ):
             return False
-        if not daphne_limits.dropped_for_unread(protocol):
+        if not dropped_for_unread(protocol):
             protocol.transport.write(frame)
         return True
 

@@ -108,11 +108,18 @@ UNUSUAL = {
     "closed": lambda o: setattr(o.protocol, "state", o.protocol.STATE_CLOSED),
     "compression negotiated": lambda o: setattr(o.protocol, "_perMessageCompress", object()),
     "autobahn has sends queued": lambda o: o.protocol.send_queue.append((b"x", True)),
+}
+# …and the options autobahn copies from its factory as the connection is made, before daphne
+# creates the application: such a connection gets no writer at all.
+OPTIONS = {
     "timings tracked": lambda o: setattr(o.protocol, "trackedTimings", object()),
     "octets logged": lambda o: setattr(o.protocol, "logOctets", True),
     "server frames masked": lambda o: setattr(o.protocol, "maskServerFrames", True),
-    "frames fragmented": lambda o: setattr(o.protocol, "autoFragmentSize", 4),
-    "over the payload limit": lambda o: setattr(o.protocol, "maxMessagePayloadSize", 4),
+}
+# …and the sizes past which autobahn fragments a message, or refuses it.
+SIZES = {
+    "frames fragmented": "autoFragmentSize",
+    "over the payload limit": "maxMessagePayloadSize",
 }
 
 
@@ -124,6 +131,25 @@ def test_a_connection_not_in_the_plain_state_is_left_to_asgis_send(make_unusual)
 
     assert write(text_frame("a broadcast")) is False
     assert opened.transport.value() == b""
+
+
+@pytest.mark.parametrize("set_option", OPTIONS.values(), ids=OPTIONS.keys())
+def test_a_connection_whose_options_change_its_frames_gets_no_writer(set_option):
+    opened = Opened()
+    set_option(opened)
+
+    assert frame_writer(opened.send) is None
+
+
+@pytest.mark.parametrize("option", SIZES.values(), ids=SIZES.keys())
+def test_a_frame_over_autobahns_sizes_is_left_to_asgis_send(option):
+    opened = Opened()
+    setattr(opened.protocol, option, 20)
+    write = frame_writer(opened.send)
+
+    assert write(text_frame("a" * 18)) is True  # 20 bytes with its header
+    assert write(text_frame("a" * 19)) is False
+    assert opened.transport.value() == text_frame("a" * 18)
 
 
 @pytest.fixture
