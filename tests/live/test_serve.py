@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 import urllib.request
@@ -186,3 +187,40 @@ def test_make_serves_workers_share_a_storm_of_sockets_and_a_restarted_one_rejoin
     shares = shares_of_a_storm(served)
     assert sum(shares) == STORM, shares
     assert min(shares) >= FAIR_SHARE, f"sockets per worker after a restart: {shares}"
+
+
+def test_make_serve_refuses_a_port_something_already_listens_on(tmp_path: Path) -> None:
+    """Its workers' SO_REUSEPORT sockets must not join another server's port unnoticed."""
+    port = _free_port()
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        serve = subprocess.Popen(
+            ["deploy/serve.sh"],
+            cwd=PROJECT_ROOT,
+            env={
+                **os.environ,
+                "CHATSITE_PORT": str(port),
+                "CHATSITE_RUN_DIR": str(tmp_path / "run"),
+                # Were the port not refused, the run would go on with these.
+                "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.sqlite3'}",
+                "DJANGO_STATIC_ROOT": str(tmp_path / "static"),
+                "REDIS_URL": redis_url(),
+                "DJANGO_SECRET_KEY": "serve-test-" + "0123456789abcdef" * 4,
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            _, stderr = serve.communicate(timeout=30)
+        finally:
+            if serve.poll() is None:  # it went on to serve: stop it and its workers
+                os.killpg(serve.pid, signal.SIGTERM)
+                serve.wait(timeout=30)
+
+    assert serve.returncode == 1
+    assert f"127.0.0.1:{port} is already in use" in stderr
+    assert not (tmp_path / "run" / "supervisord.log").exists()
