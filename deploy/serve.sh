@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A production-like local run (`make serve`): debug off, static files collected and served by
-# WhiteNoise, CHATSITE_WORKERS daphne workers under supervisor sharing one socket, all on one
-# Redis (channel layer and presence) and one database.
+# WhiteNoise, CHATSITE_WORKERS daphne workers under supervisor, each on a listening socket of its
+# own on the one port (SO_REUSEPORT: deploy/reuseport.py), all on one Redis (channel layer and
+# presence) and one database.
 #
 #   CHATSITE_WORKERS=4 CHATSITE_PORT=8000 DATABASE_URL=postgres://… REDIS_URL=redis://… make serve
 #
@@ -29,6 +30,9 @@ if [ -z "${DJANGO_SECRET_KEY:-}" ]; then
 fi
 
 mkdir -p "$CHATSITE_RUN_DIR"
+# The workers' SO_REUSEPORT sockets would join a port already served (by an earlier `make serve`
+# still running, say) and share its connections; refuse instead, as one shared socket did.
+.venv/bin/python deploy/reuseport.py "$CHATSITE_HOST:$CHATSITE_PORT" --check
 .venv/bin/python manage.py check --deploy --fail-level ERROR
 .venv/bin/python manage.py migrate --noinput
 .venv/bin/python manage.py collectstatic --noinput --verbosity 0

@@ -212,7 +212,10 @@ def test_daphne_is_deployed_without_trusting_proxy_headers_or_naming_itself():
     `Server: daphne`."""
     conf = (PROJECT_ROOT / "deploy" / "supervisord.conf").read_text()
     command = next(line for line in conf.splitlines() if line.startswith("command="))
-    argv = shlex.split(command.removeprefix("command="))[1:]
+    wrapper = shlex.split(command.removeprefix("command="))
+    daphne = wrapper[wrapper.index("--") + 1 :]  # deploy/reuseport.py HOST:PORT -- daphne …
+    assert daphne[0].endswith("/daphne")
+    argv = daphne[1:]
 
     args = CommandLineInterface().parser.parse_args(argv)
 
