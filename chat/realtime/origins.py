@@ -8,6 +8,7 @@ must be an allowed host, and its scheme: https behind a TLS proxy, `DJANGO_HTTPS
 of CSRF_TRUSTED_ORIGINS, the list Django's CSRF check trusts for forms.
 """
 
+from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -69,7 +70,9 @@ class SameOriginValidator:
     def __init__(self, application: Any) -> None:
         self.application = application
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+    def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[Any]:
+        """The app's awaitable, returned rather than awaited: a frame of this call would
+        stay alive for as long as each socket is open."""
         if scope["type"] == "websocket" and not origin_allowed(scope):
-            return await WebsocketDenier()(scope, receive, send)
-        return await self.application(scope, receive, send)
+            return WebsocketDenier()(scope, receive, send)
+        return self.application(scope, receive, send)

@@ -7,6 +7,7 @@ server's send directly: this outermost middleware puts it in the scope, which in
 middlewares copy along.
 """
 
+from collections.abc import Awaitable
 from typing import Any
 
 from channels.middleware import BaseMiddleware
@@ -15,5 +16,11 @@ SCOPE_KEY = "chat.raw_send"
 
 
 class RawSendMiddleware(BaseMiddleware):
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        return await self.inner({**scope, SCOPE_KEY: send}, receive, send)
+    def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[Any]:
+        """Adds the key to the server's own scope rather than to a copy, and returns the
+        inner app's awaitable rather than awaiting it: an idle socket holds its scope and
+        each middleware's frame for as long as it is open, and this one needs neither. The
+        scope is the connection's own (the server, or URLRouter, makes one per connection)
+        and no one above reads this key."""
+        scope[SCOPE_KEY] = send
+        return self.inner(scope, receive, send)

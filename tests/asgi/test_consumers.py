@@ -42,6 +42,21 @@ def set_profile(user, **fields) -> None:
     )
 
 
+def receive_tasks() -> list[asyncio.Task]:
+    """Tasks that only wait for a socket's next message (channels' await_many_dispatch makes
+    one per socket and message)."""
+    return [t for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "Queue.get"]
+
+
+async def test_an_idle_socket_keeps_no_task_waiting_for_its_next_message(connect, general):
+    """Each open socket reads its messages in its own task: an idle one holds no other."""
+    sockets = [await connect() for _ in range(3)]
+    for socket in sockets:
+        await socket.join("general")
+
+    assert receive_tasks() == []
+
+
 async def test_a_message_shows_its_authors_display_name_and_avatar_as_they_are_now(
     connect, alice, general
 ):
