@@ -64,9 +64,11 @@ PATCHES = (
     ),
     Patch(
         "channels_consumer_dispatch",
-        "chat/realtime/consumers.py ChatConsumer.dispatch (a subclass override)",
+        "chat/realtime/consumers.py ChatConsumer.dispatch and __call__ (subclass overrides)",
         "channels AsyncConsumer.dispatch doing nothing but get_handler_name, "
-        "aclose_old_connections and the handler call; AsyncConsumer.__call__ calling it",
+        "aclose_old_connections and the handler call; AsyncConsumer.__call__ doing nothing "
+        "but set scope, channel layer and base_send and dispatch each message until "
+        "StopConsumer",
         "channels_overrides:check_consumer_dispatch",
     ),
     Patch(

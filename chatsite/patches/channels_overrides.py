@@ -29,7 +29,8 @@ SESSION_SEND = "channels_session_send"
 
 def check_consumer_dispatch() -> None:
     """channels' dispatch still only finds the handler, closes old connections and calls
-    it, and the consumer still hands it every message; and get_handler_name is there."""
+    it, and the consumer's __call__ still only sets up and hands it every message; and
+    get_handler_name is there."""
     require_attrs(
         CONSUMER_DISPATCH,
         "channels",
@@ -47,12 +48,24 @@ def check_consumer_dispatch() -> None:
         {"getattr", "get_handler_name", "aclose_old_connections", "handler", "ValueError"},
         label=label,
     )
+    # ChatConsumer.__call__ replaces this too, reading and dispatching in its own task: it
+    # must still do nothing but set the scope, the (absent) layer and `send`, and dispatch
+    # what `receive` gives until StopConsumer.
+    call = vars(AsyncConsumer).get("__call__")
+    label = "channels.consumer.AsyncConsumer.__call__"
     require_source(
         CONSUMER_DISPATCH,
         "channels",
-        vars(AsyncConsumer).get("__call__"),
-        ["self.dispatch"],
-        label="channels.consumer.AsyncConsumer.__call__",
+        call,
+        ["self.dispatch", "self.scope = scope", "self.base_send = send", "except StopConsumer"],
+        label=label,
+    )
+    require_calls(
+        CONSUMER_DISPATCH,
+        "channels",
+        call,
+        {"get_channel_layer", "new_channel", "partial", "async_to_sync", "await_many_dispatch"},
+        label=label,
     )
 
 

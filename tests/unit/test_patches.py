@@ -50,6 +50,17 @@ async def _dispatch_that_also_does_more(self, message):
         raise ValueError(message)
 
 
+async def _call_that_also_does_more(self, scope, receive, send):
+    self.scope = scope
+    self.base_send = send
+    try:
+        await consumer.await_many_dispatch([receive], self.dispatch)
+    except consumer.StopConsumer:
+        pass
+    finally:
+        self.scope.clear()  # what a new channels might add
+
+
 def _init_without_temp_buffer(self, reactor=None):
     self.reactor = reactor
     self._tempDataBuffer = []
@@ -96,6 +107,13 @@ BREAKAGES = [
         "dispatch",
         _dispatch_that_also_does_more,
         "+clear",
+    ),
+    (
+        "channels_consumer_dispatch",
+        AsyncConsumer,
+        "__call__",
+        _call_that_also_does_more,
+        "AsyncConsumer.__call__",
     ),
     ("channels_layer_sweep", InMemoryChannelLayer, "_clean_expired", None, "_clean_expired"),
     (
