@@ -1,20 +1,18 @@
 """Logging in: failed attempts are throttled on the site's form and the admin's, and signing
 up applies Django's password validators."""
 
-import shlex
 import socket
 import time
 
 import pytest
 import redis
-from daphne.cli import CommandLineInterface
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.test import Client
 
 from chat.realtime.outages import Outage
 from chat.web import throttle
-from tests.support import PROJECT_ROOT
+from tests.support.deployment import deployed_daphne
 from tests.support.factories import PASSWORD
 from tests.support.redis_service import redis_url
 
@@ -210,15 +208,9 @@ def test_a_trusted_proxys_x_forwarded_for_names_the_client(
 def test_daphne_is_deployed_without_trusting_proxy_headers_or_naming_itself():
     """deploy/supervisord.conf's daphne must not take X-Forwarded-For from anyone, nor send
     `Server: daphne`."""
-    conf = (PROJECT_ROOT / "deploy" / "supervisord.conf").read_text()
-    command = next(line for line in conf.splitlines() if line.startswith("command="))
-    wrapper = shlex.split(command.removeprefix("command="))
-    daphne = wrapper[wrapper.index("--") + 1 :]  # deploy/reuseport.py HOST:PORT -- daphne …
-    assert daphne[0].endswith("/daphne")
-    argv = daphne[1:]
+    program, args = deployed_daphne()
 
-    args = CommandLineInterface().parser.parse_args(argv)
-
+    assert program.endswith("/daphne")
     assert args.proxy_headers is False
     assert args.server_name == ""
 

@@ -1,7 +1,6 @@
 """Configuration comes from the environment, with defaults that work on a laptop."""
 
 import json
-import shlex
 import subprocess
 
 import pytest
@@ -9,6 +8,7 @@ from daphne.cli import CommandLineInterface
 
 from tests.support import PROJECT_ROOT
 from tests.support.cluster import DAPHNE
+from tests.support.deployment import deployed_daphne
 from tests.support.processes import run
 
 SHOW = (
@@ -123,11 +123,7 @@ def test_a_connection_storm_has_time_to_be_accepted_in_production_and_in_the_clu
     (5 s by default): in a storm the late sockets of a live server were dropped. Production
     (deploy/supervisord.conf) and the two-worker tests (tests/support/cluster.py) give it
     the same 30 s."""
-    conf = (PROJECT_ROOT / "deploy" / "supervisord.conf").read_text()
-    command = next(line for line in conf.splitlines() if line.startswith("command="))
-    deployed = CommandLineInterface().parser.parse_args(
-        shlex.split(command.removeprefix("command="))[1:]
-    )
+    _program, deployed = deployed_daphne()
     tested = CommandLineInterface().parser.parse_args(list(DAPHNE[3:]))
 
     assert deployed.websocket_connect_timeout == tested.websocket_connect_timeout == 30
