@@ -30,8 +30,9 @@
 // speaks chatsite's join/send/message/ack frames without sessions).
 //
 // Options: --room SLUG (general), --cookies FILE (JSON list of chatsite session ids; senders
-// use them, listeners are anonymous), --server-pid PID and --clk-tck HZ (server CPU is read
-// from /proc/PID/stat at the edges of the measured window), --services NAME,... (processes
+// use them, listeners are anonymous), --server-pid PID[,PID...] and --clk-tck HZ (server
+// CPU, summed over a server's workers, is read from /proc/PID/stat at the edges of the
+// measured window), --services NAME,... (processes
 // whose CPU is counted apart: redis-server,postgres), --warmup S (2), --timeout S (5),
 // --batch B (connections opened at once while ramping, 100), --deadline S (hard time limit).
 //
@@ -76,7 +77,6 @@ function parseArgs(argv) {
     prefix: null,
   };
   const numeric = {
-    "--server-pid": "serverPid",
     "--clk-tck": "clkTck",
     "--listeners": "listeners",
     "--senders": "senders",
@@ -99,6 +99,7 @@ function parseArgs(argv) {
     "--cookies": "cookies",
     "--own-rooms": "ownRooms",
     "--services": "services",
+    "--server-pid": "serverPid",
     "--client": "client",
     "--role": "role",
     "--prefix": "prefix",
@@ -122,6 +123,9 @@ function parseArgs(argv) {
     usage("--target chatsite|socketio|websockets");
   }
   if (!["raw", "lib"].includes(opts.client)) usage("--client raw|lib");
+  if (opts.serverPid !== null && !/^\d+(,\d+)*$/.test(opts.serverPid)) {
+    usage("--server-pid PID[,PID...] (a server's process, or its workers')");
+  }
   if (!Number.isInteger(opts.procs) || opts.procs < 1) usage("--procs needs a whole number >= 1");
   if (!["ws", "http"].includes(opts.transport)) usage("--transport ws|http");
   if (!opts.url || !/^http:\/\/127\.0\.0\.1:\d+$/.test(opts.url)) {
@@ -140,7 +144,7 @@ function usage(message) {
   console.error(`loadgen: ${message}`);
   console.error(
     "usage: node loadgen.js --target chatsite|socketio --url http://127.0.0.1:PORT " +
-      "[--transport ws|http] [--cookies FILE] [--server-pid PID] broadcast|acks|idle [--listeners N] [--senders K] " +
+      "[--transport ws|http] [--cookies FILE] [--server-pid PID[,PID...]] broadcast|acks|idle [--listeners N] [--senders K] " +
       "[--sockets S] [--duration S | --messages M]",
   );
   process.exit(2);
@@ -165,8 +169,9 @@ function pidCpuSeconds(pid) {
   return (Number(rest[11]) + Number(rest[12])) / opts.clkTck;
 }
 
+/** CPU seconds of each server process (--server-pid PID[,PID…]: a server's workers). */
 function serverCpuSeconds() {
-  return opts.serverPid ? pidCpuSeconds(opts.serverPid) : null;
+  return opts.serverPid ? opts.serverPid.split(",").map(pidCpuSeconds) : null;
 }
 
 /** How many CPUs the generator may run on (its affinity; the listener processes inherit it):
@@ -195,11 +200,11 @@ function machineCpuSeconds() {
   return { tasks: (user + nice + system) / hz, irq: (irq + softirq) / hz, steal: steal / hz };
 }
 
-/** CPU seconds of every process whose name is in --services (e.g. redis-server, postgres). */
+/** CPU seconds of the processes named in --services (e.g. redis-server, postgres), by name. */
 function servicesCpuSeconds() {
-  if (!opts.services) return 0;
+  const byName = {};
+  if (!opts.services) return byName;
   const names = new Set(opts.services.split(","));
-  let total = 0;
   for (const entry of fs.readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     let stat;
@@ -211,9 +216,14 @@ function servicesCpuSeconds() {
     const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
     if (!names.has(comm)) continue;
     const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    total += (Number(rest[11]) + Number(rest[12])) / opts.clkTck;
+    byName[comm] = (byName[comm] ?? 0) + (Number(rest[11]) + Number(rest[12])) / opts.clkTck;
   }
-  return total;
+  return byName;
+}
+
+/** Seconds by name spent between two readings of servicesCpuSeconds. */
+function servicesSpent(before, after) {
+  return Object.fromEntries(Object.entries(after).map(([n, s]) => [n, s - (before[n] ?? 0)]));
 }
 
 class Window {
@@ -238,11 +248,14 @@ class Window {
     const cpu = process.cpuUsage(this.cpu0);
     const server1 = serverCpuSeconds();
     const machine1 = machineCpuSeconds();
-    const services = servicesCpuSeconds() - this.services0;
+    const servicesByName = servicesSpent(this.services0, servicesCpuSeconds());
+    const services = Object.values(servicesByName).reduce((a, b) => a + b, 0);
     const own = (cpu.user + cpu.system) / 1e6;
     const procs = this.pids.map((pid, i) => pidCpuSeconds(pid) - this.procs0[i]);
     const generator = procs.reduce((a, b) => a + b, own);
-    const server = server1 === null ? null : server1 - this.server0;
+    // Each server process's seconds (a server's workers), and their sum.
+    const servers = server1 === null ? null : server1.map((s, i) => s - this.server0[i]);
+    const server = servers === null ? null : servers.reduce((a, b) => a + b, 0);
     const tasks = machine1.tasks - this.machine0.tasks;
     const irq = machine1.irq - this.machine0.irq;
     const r = (v) => (v === null ? null : Math.round(v * 1000) / 1000);
@@ -254,7 +267,11 @@ class Window {
       generator_procs_pct: [own, ...procs].map((v) => r((100 * v) / seconds)),
       generator_cores: generatorCores(),
       server_cpu_s: server,
+      server_cpu_split_s: servers === null ? null : servers.map(r),
       services_cpu_s: opts.services ? r(services) : null,
+      services_cpu_by_name_s: opts.services
+        ? Object.fromEntries(Object.entries(servicesByName).map(([n, s]) => [n, r(s)]))
+        : null,
       // Every other process that ran meanwhile, in shares of one core (tick-rounded: ±2%).
       // Interrupt time counts too: the kernel charges a tick spent in a softirq to the
       // process it interrupted as well, so the server's and generator's times include theirs.
@@ -760,8 +777,15 @@ class RawListener {
   constructor(base, prefix) {
     this.url = new URL(base);
     this.prefix = Buffer.from(prefix);
-    this.onSeq = null; // (seq) for a message of this run
-    this.onOther = null; // a message frame that is not of this run
+    // Until the run sets them (once every listener is open), a message frame is counted in
+    // `early`: it came before the run's sender sent anything, so it is not of this run.
+    this.early = 0;
+    this.onSeq = () => {
+      this.early += 1;
+    }; // (seq) for a message of this run
+    this.onOther = () => {
+      this.early += 1;
+    }; // a message frame that is not of this run
     this.buffer = null;
     this.upgraded = false;
     this.waiter = null; // during setup: (text) => handled?
@@ -1163,6 +1187,7 @@ function listenerProcess() {
     if (raw) {
       opened = await openWith(n0, () => new RawListener(opts.url, prefix));
       opened.clients.forEach((client, index) => {
+        foreign += client.early;
         client.onSeq = (s) => arrived(index, s);
         client.onOther = () => {
           foreign += 1;

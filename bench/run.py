@@ -82,6 +82,28 @@ class Cores:
             return cls(server=None, generator=None)
         return cls(server=cpus[0], generator=cpus[1:])
 
+    def worker(self, i: int, workers: int) -> int | None:
+        """Worker i's core of `workers`: the server's core, then the generator's cores in
+        order (the generator keeps the rest; see generator_for)."""
+        if self.server is None:
+            return None
+        cores = [self.server, *(self.generator or [])]
+        return cores[i % len(cores)]
+
+    def generator_for(self, workers: int) -> list[int] | None:
+        """The generator's cores when `workers` workers serve: those the workers leave, or,
+        on a machine with too few, all of its own (shared with workers)."""
+        if self.generator is None or workers < 2:
+            return self.generator
+        return self.generator[workers - 1 :] or self.generator
+
+    def shared_by_workers(self, workers: int) -> bool:
+        """Whether `workers` workers share a core with the generator."""
+        if self.server is None:
+            return True  # nothing is pinned: all share every core
+        taken = {self.worker(i, workers) for i in range(workers)}
+        return bool(taken & set(self.generator_for(workers) or []))
+
     def generator_count(self) -> int:
         """How many cores the generator's processes can use between them."""
         return len(self.generator) if self.generator else len(os.sched_getaffinity(0))
@@ -151,6 +173,19 @@ def wait_for_port(proc: subprocess.Popen, port: int, *, timeout: float, log_path
     raise BenchError(f"server did not listen on {port} within {timeout:.0f} s; see {log_path}")
 
 
+def wait_for_exec(proc: subprocess.Popen, word: str, *, timeout: float, log_path: Path) -> None:
+    """Wait until `proc` has exec'd a program whose command line holds `word`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"server exited with {proc.returncode} while starting; see {log_path}")
+        with contextlib.suppress(OSError):
+            if word.encode() in Path(f"/proc/{proc.pid}/cmdline").read_bytes():
+                return
+        time.sleep(0.05)
+    raise BenchError(f"{word} did not start within {timeout:.0f} s; see {log_path}")
+
+
 def proc_cpus(pid: int) -> str | None:
     """The CPUs a process may run on (`Cpus_allowed_list`), to show the pinning held."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -181,6 +216,16 @@ def server_log_errors(path: Path) -> dict[str, Any]:
         logged = lines[start - 1] if start and not lines[start - 1].startswith(" ") else None
         first = ": ".join(part for part in (logged, error) if part) or "a traceback"
     return {"tracebacks": tracebacks, "first": first, "path": str(path)}
+
+
+def merge_log_errors(found: list[dict[str, Any]]) -> dict[str, Any]:
+    """The tracebacks of several server logs (a run's workers) as one server's."""
+    first = next((f for f in found if f["first"]), found[0])
+    return {
+        "tracebacks": sum(f["tracebacks"] for f in found),
+        "first": first["first"],
+        "path": first["path"],
+    }
 
 
 def machine_busy_pct(seconds: float = 1.0) -> float:
@@ -306,6 +351,9 @@ class Config:
     redis: bool = False
     layer: str = "core"  # CHAT_CHANNEL_LAYER, with redis
     server: str = "daphne"  # what serves chatsite: a key of servers.COMMANDS
+    # daphne workers sharing the port (SO_REUSEPORT, as `make serve`); with more than one,
+    # only the broadcast at N = 1,000 is run, to compare with one worker.
+    workers: int = 1
     skipped: str = ""
     # The label of its broadcast over HTTP (chatsite's fallback, Socket.IO's long-polling);
     # "" for a configuration not measured over HTTP.
@@ -329,6 +377,15 @@ CONFIGS = {
         target="chatsite",
         database="postgres",
         redis=True,
+    ),
+    # What a second worker adds (issue 16): listeners spread over both by the kernel.
+    "redis-2": Config(
+        "redis-2",
+        "chatsite: 2 workers, Redis layer, PostgreSQL",
+        target="chatsite",
+        database="postgres",
+        redis=True,
+        workers=2,
     ),
     # Not in the default run: the measurement behind choosing the core layer.
     "redis-pubsub": Config(
@@ -443,30 +500,57 @@ class Run:
         postgres_recreate(PG_RUN_DB, template=PG_TEMPLATE_DB)
         return f"postgres://postgres@127.0.0.1:5432/{PG_RUN_DB}"
 
-    def start_server(self, config: Config, name: str) -> tuple[subprocess.Popen, int]:
+    def start_server(self, config: Config, name: str) -> tuple[list[subprocess.Popen], int]:
+        """The server's processes (one, or each worker) and their port."""
         port = free_port()
         log_path = self.tmp / f"{name}.server.log"
         if config.target == "chatsite":
             env = self.chatsite_env(config, self.fresh_database_url(config))
             if config.redis:
                 redis_client().flushdb()
-            args = servers.COMMANDS[config.server](port, backlog=4096)
-            proc = self.procs.start(
-                args, cpu=self.cores.server, log_path=log_path, cwd=ROOT, env=env
-            )
+            if config.workers > 1:
+                args = servers.daphne_worker_command(port, backlog=4096)
+                procs = [
+                    self.procs.start(
+                        args,
+                        cpu=self.cores.worker(i, config.workers),
+                        log_path=self.tmp / f"{name}.worker{i}.log",
+                        cwd=ROOT,
+                        env=env,
+                    )
+                    for i in range(config.workers)
+                ]
+            else:
+                args = servers.COMMANDS[config.server](port, backlog=4096)
+                procs = [
+                    self.procs.start(
+                        args, cpu=self.cores.server, log_path=log_path, cwd=ROOT, env=env
+                    )
+                ]
         elif config.target == "websockets":
             args = [str(PYTHON), "websockets_server.py", "--port", str(port)]
-            proc = self.procs.start(args, cpu=self.cores.server, log_path=log_path, cwd=BENCH)
+            procs = [self.procs.start(args, cpu=self.cores.server, log_path=log_path, cwd=BENCH)]
         else:
             args = ["node", "socketio_server.js", "--port", str(port)]
-            proc = self.procs.start(args, cpu=self.cores.server, log_path=log_path, cwd=BENCH)
-        wait_for_port(proc, port, timeout=60, log_path=log_path)
-        return proc, port
+            procs = [self.procs.start(args, cpu=self.cores.server, log_path=log_path, cwd=BENCH)]
+        for i, proc in enumerate(procs):
+            log_path = log_path if len(procs) == 1 else self.tmp / f"{name}.worker{i}.log"
+            wait_for_port(proc, port, timeout=60, log_path=log_path)
+            if len(procs) > 1:
+                # reuseport.py binds its socket, then execs daphne: until then the first
+                # worker's socket would take every connection.
+                wait_for_exec(proc, "daphne", timeout=60, log_path=log_path)
+        return procs, port
 
     # Load generator -----------------------------------------------------------------------
 
     def loadgen(
-        self, config: Config, name: str, server: subprocess.Popen, port: int, workload: list[str]
+        self,
+        config: Config,
+        name: str,
+        server: list[subprocess.Popen],
+        port: int,
+        workload: list[str],
     ) -> tuple[subprocess.Popen, Path]:
         args = [
             "node",
@@ -478,7 +562,7 @@ class Run:
             "--room",
             ROOM,
             "--server-pid",
-            str(server.pid),
+            ",".join(str(proc.pid) for proc in server),
             "--clk-tck",
             str(CLK_TCK),
             "--warmup",
@@ -491,7 +575,7 @@ class Run:
         log_path = self.tmp / f"{name}.loadgen.log"
         proc = self.procs.start(
             args,
-            cpu=self.cores.generator,
+            cpu=self.cores.generator_for(config.workers),
             log_path=log_path,
             cwd=BENCH,
             stdin=subprocess.PIPE,
@@ -547,22 +631,35 @@ class Run:
             if workload != "idle":
                 argv += ["--duration", str(self.args.duration)]
             gen, gen_log = self.loadgen(config, name, server, port, argv)
-            cpus = {"server": proc_cpus(server.pid), "generator": proc_cpus(gen.pid)}
+            cpus = {
+                "server": " and ".join(str(proc_cpus(proc.pid)) for proc in server),
+                "generator": proc_cpus(gen.pid),
+            }
             try:
                 events = EventReader(gen, gen_log)
                 if workload == "idle":
-                    result = self.drive_idle(events, gen, server)
+                    result = self.drive_idle(events, gen, server[0])
                 else:
                     result = events.next("result", timeout=self.args.duration + 300)
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     gen.wait(timeout=15)
             finally:
                 self.procs.stop(gen, grace=2.0)
-            result["server_alive"] = server.poll() is None
+            result["server_alive"] = all(proc.poll() is None for proc in server)
             result["cpus_allowed"] = cpus
+            if config.workers > 1:
+                # Each worker's share of the server CPU, and whether one shared a core with
+                # the generator (on a machine with fewer cores than workers + 1, it must).
+                result["workers"] = config.workers
+                result["workers_share_generator_cores"] = self.cores.shared_by_workers(
+                    config.workers
+                )
         finally:
-            self.procs.stop(server)
-        result["server_log"] = server_log_errors(self.tmp / f"{name}.server.log")
+            for proc in server:
+                self.procs.stop(proc)
+        logs = [self.tmp / f"{name}.server.log"]
+        logs += [self.tmp / f"{name}.worker{i}.log" for i in range(config.workers)]
+        result["server_log"] = merge_log_errors([server_log_errors(path) for path in logs])
         result["wall_seconds"] = round(time.monotonic() - started, 1)
         log(f"{name}: {report.one_line(result)} ({_since(started)})")
         return result
@@ -592,6 +689,14 @@ class Run:
         out: dict[str, Any] = {"label": config.label, "broadcast": {}}
         self.prepare(config)
         workloads = self.args.workloads
+        if config.workers > 1:
+            # A second worker's worth: the broadcast at N = 1,000 only, against `redis`.
+            n = int(report.TARGET_N)
+            if "broadcast" in workloads:
+                out["broadcast"][str(n)] = self.measure(
+                    config, f"broadcast-{n}", "broadcast", "--listeners", str(n)
+                )
+            return out
         for n in self.args.listeners if "broadcast" in workloads else []:
             out["broadcast"][str(n)] = self.measure(
                 config, f"broadcast-{n}", "broadcast", "--listeners", str(n)
@@ -668,7 +773,9 @@ def _since(started: float) -> str:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--configs", default="memory,redis,uvicorn,socketio,websockets", help="comma-separated"
+        "--configs",
+        default="memory,redis,redis-2,uvicorn,socketio,websockets",
+        help="comma-separated",
     )
     parser.add_argument("--duration", type=float, default=8.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first")

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 HOST = "127.0.0.1"
 
@@ -46,6 +47,27 @@ def daphne_command(port: int | str, *, backlog: int | None = None) -> list[str]:
     such as "{port}")."""
     endpoint = f"tcp:{port}:interface={HOST}" + (f":backlog={backlog}" if backlog else "")
     return [sys.executable, "-m", "daphne", "-v", "0", "-e", endpoint, "chatsite.asgi:application"]
+
+
+def daphne_worker_command(port: int | str, *, backlog: int | None = None) -> list[str]:
+    """One of several daphne workers on 127.0.0.1:`port`, as `make serve` runs them: each on
+    a listening socket of its own bound with SO_REUSEPORT (deploy/reuseport.py), so the
+    kernel spreads connections over the workers."""
+    return [
+        sys.executable,
+        str(Path(__file__).resolve().parent.parent / "deploy" / "reuseport.py"),
+        f"{HOST}:{port}",
+        *(["--backlog", str(backlog)] if backlog else []),
+        "--",
+        sys.executable,
+        "-m",
+        "daphne",
+        "-v",
+        "0",
+        "--fd",
+        "0",
+        "chatsite.asgi:application",
+    ]
 
 
 def uvicorn_command(port: int | str, *, backlog: int | None = None) -> list[str]:

@@ -178,3 +178,55 @@ def test_a_ratio_against_a_run_that_other_work_disturbed_is_not_judged(bench):
     assert row["met"] is None
     assert "chatsite disturbed (other CPU 150%)" in row["value"]
     assert "target [not judged] chatsite: server µs/delivery" in report.summary(results)
+
+
+@pytest.mark.parametrize(
+    ("affinity", "workers_cores", "generator", "shared"),
+    [
+        ({0, 1, 2, 3}, [0, 1], [2, 3], False),  # the workers take two, the generator the rest
+        ({0, 1}, [0, 1], [1], True),  # two cores: a worker must share the generator's
+    ],
+)
+def test_workers_are_pinned_from_the_servers_core_on_and_say_whom_they_share_with(
+    bench, monkeypatch, affinity, workers_cores, generator, shared
+):
+    run, _report = bench
+    monkeypatch.setattr(run.os, "sched_getaffinity", lambda pid: affinity)
+    cores = run.Cores.pick()
+    assert [cores.worker(i, 2) for i in range(2)] == workers_cores
+    assert cores.generator_for(2) == generator
+    assert cores.shared_by_workers(2) is shared
+    assert cores.generator_for(1) == sorted(affinity)[1:]  # one server: as before
+    assert cores.shared_by_workers(1) is False
+
+
+def two_workers(per_s: float, *, shared: bool = False) -> dict[str, Any]:
+    result = broadcast_result(per_s=per_s, us=15.0, generator_pct=40)
+    result["workers"] = 2
+    result["workers_share_generator_cores"] = shared
+    result["window"]["server_cpu_split_s"] = [2.4, 2.5]
+    return result
+
+
+def test_two_workers_are_judged_against_one_worker_on_the_same_layer(bench):
+    _run, report = bench
+    one = broadcast_result(per_s=40_000, us=18.0, generator_pct=40)
+    target = "delivered msg/s >= 1.6x one worker (2 workers against `redis`)"
+    for per_s, met in ((68_000, True), (60_000, False)):  # 1.7x, 1.5x
+        results = results_with(
+            redis=config_result("one", one), **{"redis-2": config_result("two", two_workers(per_s))}
+        )
+        rows = {t["target"]: t for t in report.targets(results) if t["config"] == "redis-2"}
+        assert rows[target]["met"] is met
+    assert any("2 workers: 48% and 50% of a core each" in line for line in report.bounds(results))
+
+
+def test_two_workers_sharing_the_generators_cores_are_not_judged(bench):
+    _run, report = bench
+    results = results_with(
+        redis=config_result("one", broadcast_result(per_s=40_000, us=18.0, generator_pct=40)),
+        **{"redis-2": config_result("two", two_workers(70_000, shared=True))},
+    )
+    row = next(t for t in report.targets(results) if "one worker" in t["target"])
+    assert row["met"] is None
+    assert "shared the generator's cores" in row["value"]
