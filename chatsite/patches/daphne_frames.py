@@ -16,8 +16,8 @@ through ASGI as before, so nothing unusual changes path.
 Relies on daphne's `Server.create_application` passing `partial(self.handle_reply,
 protocol)` as the application's `send`, on what `handle_reply` checks before it sends, and on
 the autobahn fields that decide what `sendMessage` writes; `check()` asserts they are there.
-tests/unit/test_patches.py compares the frames with autobahn's own for every length class
-and for text that is not ASCII.
+tests/unit/test_daphne_frames.py compares the frames with autobahn's own for every length
+class and for text that is not ASCII, and puts the writer through every unusual state.
 """
 
 import functools
@@ -33,19 +33,6 @@ from . import daphne_limits
 from .checks import fail, require_attrs, require_source
 
 PATCH = "daphne_frames"
-
-# What the writer reads of an autobahn protocol, each set when its connection is made.
-PROTOCOL_FIELDS = (
-    "state",
-    "transport",
-    "send_queue",
-    "_perMessageCompress",
-    "trackedTimings",
-    "logOctets",
-    "autoFragmentSize",
-    "maxMessagePayloadSize",
-    "maskServerFrames",
-)
 
 FrameWriter = Callable[[bytes], bool]
 
