@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
-from tests.support.browser import TIMEOUT_MS, open_as
+from tests.support.browser import TIMEOUT_MS, open_as, wait_until
 from tests.support.live_server import LiveSite
 
 pytestmark = [pytest.mark.browser, pytest.mark.own_database]
@@ -109,7 +109,7 @@ def test_files_upload_with_progress_and_reach_the_other_user(
     expect(thumbnail).to_be_visible()
     # Visible is not loaded: wait for the thumbnail's bytes before asking its size.
     loaded = "(img) => img.complete && img.naturalWidth > 0"
-    bob.wait_for_function(loaded, arg=thumbnail.element_handle(), timeout=TIMEOUT_MS)
+    wait_until(bob, loaded, thumbnail.element_handle())
     assert bob.evaluate("(img) => img.naturalWidth", thumbnail.element_handle()) == 360
     with bob.context.expect_page() as opened:
         line.get_by_role("link", name="photo.png").click()

@@ -14,7 +14,15 @@ from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
 from tests.support.axe import describe, violations
-from tests.support.browser import TIMEOUT_MS, create_room, join_room, new_page, say, sign_in
+from tests.support.browser import (
+    TIMEOUT_MS,
+    create_room,
+    join_room,
+    new_page,
+    say,
+    sign_in,
+    wait_until,
+)
 from tests.support.live_server import LiveSite
 
 pytestmark = [pytest.mark.browser, pytest.mark.own_database]
@@ -277,9 +285,9 @@ def test_the_newest_message_is_never_left_cut_off(
     expect(composer).to_be_in_viewport(ratio=1)
     box = composer.bounding_box()
     assert box["y"] + box["height"] <= KEYBOARD_UP["height"]
-    carol.wait_for_function(f"({NEWEST_CUT_PX})() <= 1")
+    wait_until(carol, f"() => ({NEWEST_CUT_PX})() <= 1")
     carol.set_viewport_size(PHONE["viewport"])
-    carol.wait_for_function(f"({NEWEST_CUT_PX})() <= 1")
+    wait_until(carol, f"() => ({NEWEST_CUT_PX})() <= 1")
 
     # The other room: long lines and, newest, a tall image, whose thumbnail loads after the
     # line is drawn.
@@ -293,7 +301,7 @@ def test_the_newest_message_is_never_left_cut_off(
     say(carol, "the image")
     newest = carol.locator("#messages li.message[data-seq]").filter(has_text="the image")
     expect(newest.locator("img")).to_have_count(1, timeout=TIMEOUT_MS)
-    carol.wait_for_function(f"({NEWEST_CUT_PX})() <= 1")
+    wait_until(carol, f"() => ({NEWEST_CUT_PX})() <= 1")
 
     # Back in general, then to the image room by the drawer: its newest line whole, once
     # its image has loaded too.
@@ -302,10 +310,11 @@ def test_the_newest_message_is_never_left_cut_off(
     carol.get_by_role("button", name="Rooms and people").tap()
     carol.locator("#room-drawer").get_by_role("link", name="Phone images").tap()
     expect(carol.locator("#messages li.message img")).to_have_count(1, timeout=TIMEOUT_MS)
-    carol.wait_for_function(
-        "() => Array.from(document.querySelectorAll('#messages img')).every((img) => img.complete)"
+    wait_until(
+        carol,
+        "() => Array.from(document.querySelectorAll('#messages img')).every((img) => img.complete)",
     )
-    carol.wait_for_function(f"({NEWEST_CUT_PX})() <= 1")
+    wait_until(carol, f"() => ({NEWEST_CUT_PX})() <= 1")
 
 
 def test_the_newest_lines_show_before_any_module_has_run(

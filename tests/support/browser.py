@@ -5,6 +5,7 @@ Tests ask for the fixture as `browser` (tests/conftest.py registers this module'
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -50,6 +51,21 @@ def browser_fixture() -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+def wait_until(page: Page, function: str, arg: Any = None, *, timeout_ms: int = TIMEOUT_MS) -> None:
+    """Call `function` (a JavaScript function's source) in the page with `arg` until it
+    returns something truthy, or fail after `timeout_ms`.
+
+    Not `Page.wait_for_function`: its polling calls `eval` in the page after the first
+    check, which the site's Content-Security-Policy refuses (no 'unsafe-eval'), so it failed
+    whenever that first check came too early (an image still loading on a slow machine).
+    Each `page.evaluate` is DevTools' own evaluation, which the policy does not cover."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not page.evaluate(function, arg):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout_ms} ms: {function[:200]}")
+        time.sleep(0.05)
 
 
 def new_page(browser: Browser, **context_options: Any) -> Page:
