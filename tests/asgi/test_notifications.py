@@ -7,7 +7,7 @@ from django.test import Client
 
 from chat import access, services
 from chat.models import Announcement, Ban, Room
-from tests.support.sockets import frames_until_pong, session_cookie
+from tests.support.sockets import frames_of, frames_until_pong, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -92,18 +92,13 @@ async def test_a_mention_notifies_the_mentioned_user_who_may_read_the_room_and_i
         {"type": "send", "room": "team", "body": "@bob @carol @alice secret", "client_id": "m2"}
     )
 
-    # A notification is published after the broadcast that the sender's ack waits for, so it
-    # may come after the answer to a ping sent then: wait for the ones expected, then make
-    # sure no other came before a ping's answer.
-    bob_notes = [await bob_tab.recv_until("notification") for _ in range(2)]
-    bob_notes += [f for f in await frames_until_pong(bob_tab) if f["type"] == "notification"]
+    bob_notes = await frames_of(bob_tab, "notification", 2)
     assert [(n["reason"], n["room"]) for n in bob_notes] == [
         ("mention", "general"),
         ("mention", team.slug),
     ]
     # carol may not read the private room: she hears of general only, and nothing leaks.
-    carol_notes = [await carol_tab.recv_until("notification")]
-    carol_notes += [f for f in await frames_until_pong(carol_tab) if f["type"] == "notification"]
+    carol_notes = await frames_of(carol_tab, "notification", 1)
     assert [(n["reason"], n["room"]) for n in carol_notes] == [("mention", "general")]
     # dave is no member of general: "your rooms" alone notify (leaving stops mentions).
     assert all(f["type"] != "notification" for f in await frames_until_pong(dave_tab))
@@ -129,7 +124,7 @@ async def test_an_announcement_reaches_every_socket_once_however_many_rooms_it_i
     )
 
     for socket in (everywhere, nowhere):
-        frames = [f for f in await frames_until_pong(socket) if f["type"] == "announcement"]
+        frames = await frames_of(socket, "announcement", 1)
         assert len(frames) == 1
         assert frames[0]["id"] == announcement.pk
         assert frames[0]["body"] == "Maintenance at 22:00 UTC."
@@ -271,13 +266,10 @@ async def test_notifications_go_exactly_to_the_users_access_says_may_be_notified
         if await database_sync_to_async(access.may_be_notified)(user, team)
     }
     assert allowed == {"member"}
-    # Those notified first (theirs may come after a ping's answer: see above), then the rest.
+    # Those notified first (frames_of waits for theirs), then the rest.
     for name in sorted(tabs, key=lambda name: name not in allowed):
-        if name in allowed:
-            await tabs[name].recv_until("notification")
-        else:
-            frames = await frames_until_pong(tabs[name])
-            assert all(f["type"] != "notification" for f in frames), name
+        expected = 1 if name in allowed else 0
+        assert len(await frames_of(tabs[name], "notification", expected)) == expected, name
 
 
 async def test_a_group_direct_message_reaches_every_other_member_live(
@@ -323,7 +315,7 @@ async def test_a_profile_change_is_named_to_every_socket_once_and_an_email_chang
 
     await database_sync_to_async(save)(status="in a meeting")
     for socket in (watcher, nowhere):
-        frames = [f for f in await frames_until_pong(socket) if f["type"] == "profile"]
+        frames = await frames_of(socket, "profile", 1)
         assert frames == [{"type": "profile", "user": "alice"}]
 
     await database_sync_to_async(save)(status="in a meeting", email="alice@example.com")

@@ -16,7 +16,7 @@ from chat import services
 from chat.models import Membership, Room
 from chat.protocol import events
 from chat.realtime.publisher import publish
-from tests.support.sockets import frames_until_pong
+from tests.support.sockets import frames_of, frames_until_pong
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -202,7 +202,7 @@ async def test_the_notify_form_saves_a_level_for_members_and_refuses_anything_el
 
     saved = await database_sync_to_async(post)(alice, {"notify": "mute"})
     assert saved.status_code == 302
-    frames = [f for f in await frames_until_pong(tab) if f["type"] == "membership"]
+    frames = await frames_of(tab, "membership", 1)
     assert [(f["room"], f["notify"]) for f in frames] == [("general", "mute")]
 
     for bad in ({"notify": "loud"}, {"notify": ""}, {}):

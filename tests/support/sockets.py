@@ -190,6 +190,16 @@ async def joined_with_presence(socket: Socket, room: str, **extra: Any) -> dict[
     return reply
 
 
+async def frames_of(socket: Socket, kind: str, count: int) -> list[dict[str, Any]]:
+    """The `count` frames of type `kind` the socket is to get, then any more of that kind
+    that reached it before the answer to a ping sent once those had come. An event is
+    published by the process's publisher after its transaction commits, so it may come
+    after the answer to a ping sent earlier (frames_until_pong): waiting for the expected
+    ones first is what gives "and no more" its meaning."""
+    seen = [await socket.recv_until(kind) for _ in range(count)]
+    return seen + [f for f in await frames_until_pong(socket) if f["type"] == kind]
+
+
 async def frames_until_pong(socket: Socket) -> list[dict[str, Any]]:
     """Every frame that reached the socket before the answer to a ping (what a socket heard
     so far of what was sent to it on the event loop before the ping)."""
