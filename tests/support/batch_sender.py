@@ -17,6 +17,8 @@ import os
 import sys
 import threading
 
+from tests.support.race import run_together
+
 
 def main(room_ids: list[int], threads: int, batches: int, user_ids: list[int]) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
@@ -32,55 +34,35 @@ def main(room_ids: list[int], threads: int, batches: int, user_ids: list[int]) -
     rooms = [Room.objects.get(pk=pk) for pk in room_ids]
     users = [get_user_model().objects.get(pk=pk) for pk in user_ids]
     connection.close()
-    barrier = threading.Barrier(threads)
     lock = threading.Lock()
     acks: dict[str, list[int]] = {}
-    errors: list[BaseException] = []
 
     def post(t: int) -> None:
-        try:
-            barrier.wait()
-            for b in range(batches):
-                order = rooms[(t + b) % len(rooms) :] + rooms[: (t + b) % len(rooms)]
-                drafts = [
-                    services.MessageDraft(
-                        room=room,
-                        author=users[(t + k) % len(users)],
-                        body=f"t{t}-b{b}-k{k}",
-                        client_id=f"t{t}-b{b}-k{k}",
-                    )
-                    for k, room in enumerate(order)
-                ]
-                drafts.append(
-                    services.MessageDraft(
-                        room=rooms[0], author=users[0], body=f"b{b}", client_id=f"b{b}"
-                    )
+        for b in range(batches):
+            order = rooms[(t + b) % len(rooms) :] + rooms[: (t + b) % len(rooms)]
+            drafts = [
+                services.MessageDraft(
+                    room=room,
+                    author=users[(t + k) % len(users)],
+                    body=f"t{t}-b{b}-k{k}",
+                    client_id=f"t{t}-b{b}-k{k}",
                 )
-                for draft, result in zip(
-                    drafts, services.messages_create(drafts=drafts), strict=True
-                ):
-                    if isinstance(result, BaseException):
-                        raise result
-                    message, _ = result
-                    key = f"{draft.room.pk}:{draft.author.pk}:{draft.client_id}"
-                    with lock:
-                        if acks.setdefault(key, [message.pk, message.seq]) != [
-                            message.pk,
-                            message.seq,
-                        ]:
-                            raise AssertionError(f"{key} acked as two rows")
-        except BaseException as error:  # reported below, and the exit code says so
-            errors.append(error)
-        finally:
-            connection.close()
+                for k, room in enumerate(order)
+            ]
+            shared = f"b{b}"  # every thread of every process sends this one too
+            drafts.append(
+                services.MessageDraft(room=rooms[0], author=users[0], body=shared, client_id=shared)
+            )
+            for draft, result in zip(drafts, services.messages_create(drafts=drafts), strict=True):
+                if isinstance(result, BaseException):
+                    raise result
+                message, _ = result
+                key = f"{draft.room.pk}:{draft.author.pk}:{draft.client_id}"
+                with lock:
+                    if acks.setdefault(key, [message.pk, message.seq]) != [message.pk, message.seq]:
+                        raise AssertionError(f"{key} acked as two rows")
 
-    workers = [threading.Thread(target=post, args=(t,)) for t in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    if errors:
-        raise errors[0]
+    run_together(threads, post)
     print(json.dumps(acks))
 
 

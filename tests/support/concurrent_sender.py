@@ -10,7 +10,8 @@ idempotency as well as on seq numbers. Prints {client_id: [id, seq]} as JSON.
 import json
 import os
 import sys
-import threading
+
+from tests.support.race import run_together
 
 
 def main(room_id: int, threads: int, messages: int, user_ids: list[int]) -> None:
@@ -27,35 +28,21 @@ def main(room_id: int, threads: int, messages: int, user_ids: list[int]) -> None
     room = Room.objects.get(pk=room_id)
     users = [get_user_model().objects.get(pk=pk) for pk in user_ids]
     connection.close()
-    barrier = threading.Barrier(threads)
     acks: dict[str, list[int]] = {}
-    errors: list[BaseException] = []
 
     def post(t: int) -> None:
-        try:
-            barrier.wait()
-            for n in range(messages):
-                client_id = f"t{t}-m{n}"
-                draft = services.MessageDraft(
-                    room=room, author=users[t % len(users)], body=client_id, client_id=client_id
-                )
-                (result,) = services.messages_create(drafts=[draft])
-                if isinstance(result, BaseException):
-                    raise result
-                message, _ = result
-                acks[client_id] = [message.pk, message.seq]
-        except BaseException as error:  # reported below, and the exit code says so
-            errors.append(error)
-        finally:
-            connection.close()
+        for n in range(messages):
+            client_id = f"t{t}-m{n}"
+            draft = services.MessageDraft(
+                room=room, author=users[t % len(users)], body=client_id, client_id=client_id
+            )
+            (result,) = services.messages_create(drafts=[draft])
+            if isinstance(result, BaseException):
+                raise result
+            message, _ = result
+            acks[client_id] = [message.pk, message.seq]
 
-    workers = [threading.Thread(target=post, args=(t,)) for t in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    if errors:
-        raise errors[0]
+    run_together(threads, post)
     print(json.dumps(acks))
 
 
