@@ -82,9 +82,9 @@ class Cores:
             return cls(server=None, generator=None)
         return cls(server=cpus[0], generator=cpus[1:])
 
-    def worker(self, i: int, workers: int) -> int | None:
-        """Worker i's core of `workers`: the server's core, then the generator's cores in
-        order (the generator keeps the rest; see generator_for)."""
+    def worker(self, i: int) -> int | None:
+        """Worker i's core: the server's core, then the generator's cores in order (the
+        generator keeps the rest; see generator_for)."""
         if self.server is None:
             return None
         cores = [self.server, *(self.generator or [])]
@@ -101,7 +101,7 @@ class Cores:
         """Whether `workers` workers share a core with the generator."""
         if self.server is None:
             return True  # nothing is pinned: all share every core
-        taken = {self.worker(i, workers) for i in range(workers)}
+        taken = {self.worker(i) for i in range(workers)}
         return bool(taken & set(self.generator_for(workers) or []))
 
     def generator_count(self) -> int:
@@ -513,7 +513,7 @@ class Run:
                 procs = [
                     self.procs.start(
                         args,
-                        cpu=self.cores.worker(i, config.workers),
+                        cpu=self.cores.worker(i),
                         log_path=self.tmp / f"{name}.worker{i}.log",
                         cwd=ROOT,
                         env=env,

@@ -193,7 +193,7 @@ def test_workers_are_pinned_from_the_servers_core_on_and_say_whom_they_share_wit
     run, _report = bench
     monkeypatch.setattr(run.os, "sched_getaffinity", lambda pid: affinity)
     cores = run.Cores.pick()
-    assert [cores.worker(i, 2) for i in range(2)] == workers_cores
+    assert [cores.worker(i) for i in range(2)] == workers_cores
     assert cores.generator_for(2) == generator
     assert cores.shared_by_workers(2) is shared
     assert cores.generator_for(1) == sorted(affinity)[1:]  # one server: as before
