@@ -15,17 +15,16 @@ from django.db import transaction
 from django.urls import reverse
 
 from ..models import Attachment, Message, Profile, Reaction
+from ..realtime.layer_events import (  # the events each process's fan-out handles
+    EVENT_BROADCAST,
+    EVENT_LEAVE_ROOM,
+    EVENT_RECHECK_ROOM,
+    EVENT_SESSION_ENDED,
+    EVENT_TYPING,
+    ROOM_GROUP_PREFIX,
+)
 from ..realtime.publisher import publish
 from .errors import ChatError
-
-# Channel-layer event types, handled by each process's fan-out (chat/realtime/fanout.py).
-# Every event names its group: one process channel receives the events of all its rooms.
-EVENT_BROADCAST = "chat.broadcast"  # a pre-encoded frame for every socket in the group
-EVENT_TYPING = "chat.typing"  # a pre-encoded frame for every socket but the typist's
-EVENT_LEAVE_ROOM = "chat.leave_room"  # leave a room and tell the client why (archived, banned)
-EVENT_SESSION_ENDED = "chat.session_ended"  # the user's sessions ended (logout, …): close
-EVENT_RECHECK_ROOM = "chat.recheck_room"  # who may read the room changed: ask again
-
 
 # Every socket, signed in or not: a site-wide announcement reaches each socket once, however
 # many rooms it is in (Socket.IO's union rule).
@@ -34,7 +33,7 @@ SITE_GROUP = "site"
 
 def room_group(room_id: int) -> str:
     """The channel-layer group of a room, built from its primary key, never from user text."""
-    return f"room.{room_id}"
+    return f"{ROOM_GROUP_PREFIX}{room_id}"
 
 
 def user_group(user_id: int) -> str:

@@ -9,7 +9,7 @@ import asyncio
 import collections
 import logging
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -406,23 +406,29 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     # From the fan-out -----------------------------------------------------------------------
 
-    def deliver(self, text: str, frame: bytes) -> None:
-        """Runs for each broadcast in a joined room: the frame is already encoded, as JSON
-        (`text`) and as a WebSocket frame (`frame`, written as it is where daphne allows).
+    def deliver(self, texts: Sequence[str], frames: bytes, longest: int) -> None:
+        """Runs for each broadcast in a joined room, or each run of them a batch brought:
+        the frames are already encoded, as JSON (`texts`) and as WebSocket frames joined
+        (`frames`, the longest `longest` bytes), written as they are where daphne allows.
 
-        The send runs at once; should the transport make it wait, later frames queue behind
-        it, up to CHAT_SOCKET_BACKLOG, and beyond that are dropped for this socket only (its
-        client notices the gap in seqs, or the pong, and resyncs)."""
-        if self.backlog is not None:
-            if len(self.backlog) < settings.CHAT_SOCKET_BACKLOG:
-                self.backlog.append(text)
+        The sends run at once; should the transport make one wait, later frames queue
+        behind it, up to CHAT_SOCKET_BACKLOG, and beyond that are dropped for this socket
+        only (its client notices the gap in seqs, or the pong, and resyncs)."""
+        if (
+            self.backlog is None
+            and self.write_frame is not None
+            and self.write_frame(frames, longest)
+        ):
             return
-        if self.write_frame is not None and self.write_frame(frame):
-            return
-        rest = run_eagerly(self.raw_send({"type": "websocket.send", "text": text}))
-        if rest is not None:
-            self.backlog = collections.deque()
-            self.draining = asyncio.create_task(self._drain(rest))
+        for text in texts:
+            if self.backlog is not None:
+                if len(self.backlog) < settings.CHAT_SOCKET_BACKLOG:
+                    self.backlog.append(text)
+                continue
+            rest = run_eagerly(self.raw_send({"type": "websocket.send", "text": text}))
+            if rest is not None:
+                self.backlog = collections.deque()
+                self.draining = asyncio.create_task(self._drain(rest))
 
     async def _drain(self, rest: Awaitable[None]) -> None:
         try:

@@ -20,7 +20,7 @@ socket the rooms' latest seqs, so its client resyncs what the outage cost it.
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from channels.layers import BaseChannelLayer
@@ -29,6 +29,7 @@ from django.conf import settings
 from chatsite.patches.daphne_frames import text_frame
 
 from ..protocol import events
+from .layer_events import EVENT_BATCH
 from .layers import CHANNEL_PREFIX
 from .outages import Outage, stop_if_cancelled
 
@@ -43,7 +44,7 @@ class Member(Protocol):
 
     socket_id: str
 
-    def deliver(self, text: str, frame: bytes) -> None: ...
+    def deliver(self, texts: Sequence[str], frames: bytes, longest: int) -> None: ...
 
     async def leave_room(self, *, room: str, text: str, announce: bool) -> None: ...
 
@@ -220,22 +221,21 @@ class Fanout:
                 )
 
     async def dispatch(self, event: dict[str, Any]) -> None:
-        """Hand one layer event to every local socket in its group."""
-        members = list(self.members.get(event["group"], ()))
+        """Hand one layer event (or a batch of them, in order) to every local socket in its
+        group."""
         kind = event["type"]
+        if kind == EVENT_BATCH:
+            await self._dispatch_batch(event["group"], event["events"])
+            return
+        members = list(self.members.get(event["group"], ()))
         if kind == events.EVENT_BROADCAST:
-            text = event["text"]
-            frame = text_frame(text)
-            for member in members:
-                _deliver(member, text, frame)
-            if "seq" in event:
-                self._mark_fanned_out(event["group"], event["seq"])
+            self._broadcast(event["group"], [event])
         elif kind == events.EVENT_TYPING:
             text, sender = event["text"], event["sender"]
             frame = text_frame(text)
             for member in members:
                 if member.socket_id != sender:
-                    _deliver(member, text, frame)
+                    _deliver(member, (text,), frame, len(frame))
         elif kind == events.EVENT_LEAVE_ROOM:
             for member in members:
                 try:
@@ -259,11 +259,41 @@ class Fanout:
         else:
             logger.warning("Unknown fan-out event %r", kind)
 
+    async def _dispatch_batch(self, group: str, batch: list[dict[str, Any]]) -> None:
+        """A batch's events in order; each run of broadcasts in it reaches a socket as one
+        write of their frames joined (one system call per socket, not one per message)."""
+        run: list[dict[str, Any]] = []
+        for event in batch:
+            if event["type"] == events.EVENT_BROADCAST:
+                run.append(event)
+                continue
+            if run:
+                self._broadcast(group, run)
+                run = []
+            try:
+                await self.dispatch(event)
+            except Exception:
+                logger.exception("Could not fan out %s", event.get("type"))
+        if run:
+            self._broadcast(group, run)
 
-def _deliver(member: Member, text: str, frame: bytes) -> None:
+    def _broadcast(self, group: str, run: list[dict[str, Any]]) -> None:
+        """Hand broadcasts of `group`, in order, to every local socket in it."""
+        texts = [event["text"] for event in run]
+        frames = [text_frame(text) for text in texts]
+        joined = frames[0] if len(frames) == 1 else b"".join(frames)
+        longest = max(map(len, frames))
+        for member in list(self.members.get(group, ())):
+            _deliver(member, texts, joined, longest)
+        seqs = [event["seq"] for event in run if "seq" in event]
+        if seqs:
+            self._mark_fanned_out(group, max(seqs))
+
+
+def _deliver(member: Member, texts: Sequence[str], frames: bytes, longest: int) -> None:
     """One socket's failure (e.g. it is closing) must not cost the others their delivery."""
     try:
-        member.deliver(text, frame)
+        member.deliver(texts, frames, longest)
     except Exception:
         logger.exception("Delivery to a socket failed")
 

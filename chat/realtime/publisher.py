@@ -5,8 +5,8 @@ view) and schedules its broadcast with `transaction.on_commit`. Waiting there fo
 (`async_to_sync`) would hold the database thread, which serves every socket of the process,
 for a round trip to the event loop and the layer. Instead the event goes to the loop's
 queue and the thread returns at once; one task per loop sends the queued events in the order
-they were committed. Outside any event loop (a management command, a sync test), the send
-simply happens before returning.
+they were committed (each room's stream in its own order: see `Publisher`). Outside any
+event loop (a management command, a sync test), the send simply happens before returning.
 """
 
 import asyncio
@@ -19,6 +19,7 @@ from channels.layers import get_channel_layer
 
 from chatsite.patches.asgiref_loop import event_loop_of_this_thread
 
+from .layer_events import BATCH_EVENTS, BATCH_TEXT, batch_event, event_size, is_room_stream
 from .outages import Outage, stop_if_cancelled
 from .runtime import runtime_for_loop
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 GIVE_UP_AFTER = 10.0  # seconds: a broadcast this late is worth less than the resync
+TURN = 2000  # events taken from the queue at most per turn
 
 
 def publish(group: str, event: dict[str, Any]) -> None:
@@ -56,7 +58,15 @@ def _enqueue(group: str, event: dict[str, Any]) -> None:
 
 
 class Publisher:
-    """The ordered queue of one event loop's channel-layer sends, and the loop sending it."""
+    """The ordered queue of one event loop's channel-layer sends, and the loop sending it.
+
+    Each turn takes everything queued so far and sends it in as few layer messages as the
+    order allows: the events of one group that may travel together go as one `chat.batch`,
+    and the streams of different rooms go side by side (`layer_events.is_room_stream`), as
+    each is ordered by its own seqs. Any other event waits for everything queued before it
+    and goes before anything queued after it. On Redis a send is several round trips, so
+    one at a time would bound the process's broadcasts (and the acks waiting for them) at a
+    few hundred a second, whatever the database could store."""
 
     def __init__(self, runtime: "Runtime") -> None:
         self.runtime = runtime
@@ -68,23 +78,79 @@ class Publisher:
         self.runtime.start("publisher", self.send_forever)
 
     async def send_forever(self) -> None:
-        """Send queued events, in order, until cancelled. A send that fails (a stale
-        connection after Redis restarted, or Redis away) is tried again with backoff; an
-        event still unsent GIVE_UP_AFTER seconds after it was queued is dropped (the clients
+        """Send what is queued, in rounds (`rounds`), until cancelled."""
+        while True:
+            stop_if_cancelled()
+            queued = [await self.queue.get()]
+            while not self.queue.empty() and len(queued) < TURN:
+                queued.append(self.queue.get_nowait())
+            for round_ in rounds(queued):
+                if len(round_) == 1:
+                    await self._send_in_order(*round_[0])
+                else:
+                    await asyncio.gather(*(self._send_in_order(*sends) for sends in round_))
+
+    async def _send_in_order(self, group: str, sends: list[tuple[float, dict[str, Any]]]) -> None:
+        for queued_at, message in sends:
+            await self._send(queued_at, group, message)
+
+    async def _send(self, queued_at: float, group: str, message: dict[str, Any]) -> None:
+        """Send one layer message. A send that fails (a stale connection after Redis
+        restarted, or Redis away) is tried again with backoff; a message still unsent
+        GIVE_UP_AFTER seconds after its first event was queued is dropped (the clients
         resync what they miss). The outage is logged once, and its end too."""
         while True:
             stop_if_cancelled()
-            queued_at, group, event = await self.queue.get()
-            while True:
-                stop_if_cancelled()
-                try:
-                    await self.runtime.layer.group_send(group, event)
-                except Exception as error:
-                    delay = self.outage.failed(error)
-                    if time.monotonic() + delay - queued_at > GIVE_UP_AFTER:
-                        self.outage.skipped += 1
-                        break
-                    await asyncio.sleep(delay)
-                else:
-                    self.outage.recovered()
-                    break
+            try:
+                await self.runtime.layer.group_send(group, message)
+            except Exception as error:
+                delay = self.outage.failed(error)
+                if time.monotonic() + delay - queued_at > GIVE_UP_AFTER:
+                    self.outage.skipped += len(message.get("events", (message,)))
+                    return
+                await asyncio.sleep(delay)
+            else:
+                self.outage.recovered()
+                return
+
+
+Send = tuple[float, dict[str, Any]]  # (when its first event was queued, the layer message)
+
+
+def rounds(queued: list[tuple[float, str, dict[str, Any]]]) -> list[list[tuple[str, list[Send]]]]:
+    """Split `queued` (in the order it was queued) into rounds, each sent once the one
+    before it is: a run of room-stream events is one round, per group its events batched in
+    order (several batches of a large group go one after another); any other event is a
+    round of its own. Within a round the groups go side by side."""
+    result: list[list[tuple[str, list[Send]]]] = []
+    run: dict[str, list[tuple[float, dict[str, Any]]]] = {}
+    for queued_at, group, event in queued:
+        if is_room_stream(group, event):
+            run.setdefault(group, []).append((queued_at, event))
+            continue
+        if run:
+            result.append([(g, _batched(g, events)) for g, events in run.items()])
+            run = {}
+        result.append([(group, [(queued_at, event)])])
+    if run:
+        result.append([(g, _batched(g, events)) for g, events in run.items()])
+    return result
+
+
+def _batched(group: str, events: list[tuple[float, dict[str, Any]]]) -> list[Send]:
+    """One group's events, in order, as few layer messages within the batch limits."""
+    sends: list[Send] = []
+    batch: list[dict[str, Any]] = []
+    first = size = 0.0
+    for queued_at, event in events:
+        weight = event_size(event)
+        if batch and (len(batch) >= BATCH_EVENTS or size + weight > BATCH_TEXT):
+            sends.append((first, batch_event(group, batch)))
+            batch, size = [], 0
+        if not batch:
+            first = queued_at
+        batch.append(event)
+        size += weight
+    if batch:
+        sends.append((first, batch_event(group, batch)))
+    return sends

@@ -34,7 +34,7 @@ from .checks import fail, require_attrs, require_source
 
 PATCH = "daphne_frames"
 
-FrameWriter = Callable[[bytes], bool]
+FrameWriter = Callable[[bytes, int], bool]
 
 
 def text_frame(text: str) -> bytes:
@@ -52,11 +52,12 @@ def text_frame(text: str) -> bytes:
 
 
 def frame_writer(send: Any) -> FrameWriter | None:
-    """A function that writes a `text_frame` to the socket behind `send`, if `send` is
-    daphne's for a WebSocket whose options let autobahn send plain frames (None otherwise:
-    another server, a test's communicator, the HTTP fallback, frames masked, timed or
-    logged). It returns False, writing nothing, when the frame must go through `send`
-    instead (the connection is not in the plain state now; see the module's doc)."""
+    """A function that writes `text_frame`s to the socket behind `send` (one frame, or
+    several joined and the length of the longest), if `send` is daphne's for a WebSocket
+    whose options let autobahn send plain frames (None otherwise: another server, a test's
+    communicator, the HTTP fallback, frames masked, timed or logged). It returns False,
+    writing nothing, when the frames must go through `send` instead (the connection is not
+    in the plain state now; see the module's doc)."""
     if not (
         isinstance(send, functools.partial)
         and getattr(send.func, "__func__", None) is Server.handle_reply
@@ -77,7 +78,7 @@ def frame_writer(send: Any) -> FrameWriter | None:
     opened = AutobahnProtocol.STATE_OPEN
     dropped_for_unread = daphne_limits.dropped_for_unread
 
-    def write(frame: bytes) -> bool:
+    def write(frames: bytes, longest: int) -> bool:
         details = connections.get(protocol)
         if (
             details is None
@@ -85,11 +86,11 @@ def frame_writer(send: Any) -> FrameWriter | None:
             or protocol.state != opened
             or protocol._perMessageCompress is not None
             or protocol.send_queue
-            or (largest is not None and len(frame) > largest)
+            or (largest is not None and longest > largest)
         ):
             return False
         if not dropped_for_unread(protocol):
-            protocol.transport.write(frame)
+            protocol.transport.write(frames)
         return True
 
     return write

@@ -72,13 +72,30 @@ def test_a_frame_is_the_bytes_autobahn_writes_for_the_same_text(text):
     assert text_frame(text) == Opened().autobahns(text)
 
 
+def framed(*texts: str) -> tuple[bytes, int]:
+    """What the fan-out hands a writer: the texts' frames joined, and the longest's length."""
+    frames = [text_frame(text) for text in texts]
+    return b"".join(frames), max(map(len, frames))
+
+
 def test_the_writer_writes_the_frame_to_daphnes_transport():
     opened = Opened()
     write = frame_writer(opened.send)
     assert write is not None
 
-    assert write(text_frame('{"type":"message"}')) is True
+    assert write(*framed('{"type":"message"}')) is True
     assert opened.transport.value() == opened.autobahns('{"type":"message"}')
+
+
+def test_frames_joined_are_written_at_once_as_autobahn_would_write_them_one_by_one():
+    opened = Opened()
+    write = frame_writer(opened.send)
+    texts = ["a" * 10, "é" * 100, "b" * 70000]  # a header of each length class
+    expected = b"".join(Opened().autobahns(text) for text in texts)
+    assert write is not None
+
+    assert write(*framed(*texts)) is True
+    assert opened.transport.value() == expected
 
 
 class Unrelated:
@@ -129,7 +146,7 @@ def test_a_connection_not_in_the_plain_state_is_left_to_asgis_send(make_unusual)
     write = frame_writer(opened.send)
     make_unusual(opened)
 
-    assert write(text_frame("a broadcast")) is False
+    assert write(*framed("a broadcast")) is False
     assert opened.transport.value() == b""
 
 
@@ -147,9 +164,13 @@ def test_a_frame_over_autobahns_sizes_is_left_to_asgis_send(option):
     setattr(opened.protocol, option, 20)
     write = frame_writer(opened.send)
 
-    assert write(text_frame("a" * 18)) is True  # 20 bytes with its header
-    assert write(text_frame("a" * 19)) is False
+    assert write(*framed("a" * 18)) is True  # 20 bytes with its header
+    assert write(*framed("a" * 19)) is False
     assert opened.transport.value() == text_frame("a" * 18)
+    # Joined, each frame is held to the limit, not their sum.
+    assert write(*framed("a" * 18, "b" * 18)) is True
+    assert write(*framed("a" * 18, "b" * 19)) is False
+    assert opened.transport.value() == text_frame("a" * 18) * 2 + text_frame("b" * 18)
 
 
 @pytest.fixture
@@ -172,11 +193,11 @@ def test_a_connection_over_the_unsent_cap_is_dropped_not_written(monkeypatch, tc
     opened.protocol.dropConnection = lambda abort: drops.append(abort)
     write = frame_writer(opened.send)
 
-    assert write(text_frame("a broadcast")) is True  # handled: it goes nowhere
+    assert write(*framed("a broadcast")) is True  # handled: it goes nowhere
     assert drops == [True]
     assert opened.protocol.dropped_unread is True
     assert tcp_connection.dataBuffer == b"x" * 1001  # nothing more queued behind
-    assert write(text_frame("the next")) is True
+    assert write(*framed("the next")) is True
     assert drops == [True]
 
 
@@ -192,10 +213,14 @@ def test_the_consumer_writes_broadcasts_as_frames_and_falls_back_to_asgi(monkeyp
 
     consumer.raw_send = raw_send
 
-    consumer.deliver('{"n":1}', text_frame('{"n":1}'))
-    assert opened.transport.value() == text_frame('{"n":1}')
+    consumer.deliver(['{"n":1}'], *framed('{"n":1}'))
+    consumer.deliver(['{"n":2}', '{"n":3}'], *framed('{"n":2}', '{"n":3}'))
+    assert opened.transport.value() == b"".join(map(text_frame, ['{"n":1}', '{"n":2}', '{"n":3}']))
     assert sent == []
 
     opened.protocol._perMessageCompress = object()
-    consumer.deliver('{"n":2}', text_frame('{"n":2}'))
-    assert sent == [{"type": "websocket.send", "text": '{"n":2}'}]
+    consumer.deliver(['{"n":4}', '{"n":5}'], *framed('{"n":4}', '{"n":5}'))
+    assert sent == [  # one by one, in order
+        {"type": "websocket.send", "text": '{"n":4}'},
+        {"type": "websocket.send", "text": '{"n":5}'},
+    ]

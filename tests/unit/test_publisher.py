@@ -1,0 +1,195 @@
+"""The publisher sends what is queued in as few layer messages as order allows, and the
+fan-out hands a batch on in order (chat/realtime/publisher.py, fanout.py, layer_events.py).
+
+Each room's stream keeps its order and may pass another room's; every other event keeps its
+place among all of them. The delivery guarantees end to end are in tests/asgi
+(test_reliability, test_bans, test_revocations); here, the rules themselves."""
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from chat.protocol import events
+from chat.realtime import layer_events
+from chat.realtime.fanout import Fanout
+from chat.realtime.publisher import Publisher, rounds
+from chatsite.patches.daphne_frames import text_frame
+
+
+def message(room: int, seq: int, text: str | None = None) -> tuple[str, dict[str, Any]]:
+    group = events.room_group(room)
+    event = {"type": events.EVENT_BROADCAST, "group": group, "text": text or f"m{room}.{seq}"}
+    event["seq"] = seq
+    return group, event
+
+
+def typing(room: int, sender: str) -> tuple[str, dict[str, Any]]:
+    group = events.room_group(room)
+    return group, {"type": events.EVENT_TYPING, "group": group, "text": "t", "sender": sender}
+
+
+def queued(*sends: tuple[str, dict[str, Any]]) -> list[tuple[float, str, dict[str, Any]]]:
+    return [(float(i), group, event) for i, (group, event) in enumerate(sends)]
+
+
+def unpacked(message: dict[str, Any]) -> list[dict[str, Any]]:
+    if message["type"] == layer_events.EVENT_BATCH:
+        return message["events"]
+    return [message]
+
+
+def plan(sends: list[tuple[float, str, dict[str, Any]]]) -> list[dict[str, list[list[Any]]]]:
+    """rounds() as {group: [[event, ...] per layer message]} per round."""
+    return [
+        {group: [unpacked(message) for _, message in messages] for group, messages in round_}
+        for round_ in rounds(sends)
+    ]
+
+
+def test_room_streams_go_side_by_side_each_in_order_in_one_message():
+    m11, m21, m12 = message(1, 1), message(2, 1), message(1, 2)
+    t2 = typing(2, "s1")
+
+    assert plan(queued(m11, m21, m12, t2)) == [
+        {"room.1": [[m11[1], m12[1]]], "room.2": [[m21[1], t2[1]]]}
+    ]
+
+
+def test_a_single_event_travels_as_itself_not_as_a_batch():
+    group, event = message(1, 1)
+
+    [[(sent_group, [(_, sent)])]] = rounds(queued((group, event)))
+
+    assert (sent_group, sent) == (group, event)
+
+
+# Everything that is not one frame of a room's own stream: a user's or the site's frames,
+# and every event that changes who hears what.
+BARRIERS = {
+    "a user's frame": events.user_broadcast(7, {"type": "notification"}),
+    "the site's frame": (events.SITE_GROUP, {"type": events.EVENT_BROADCAST, "text": "a"}),
+    "a ban (user leaves a room)": (
+        events.user_group(7),
+        events.removed_event(user_id=7, room_slug="general", reason="banned"),
+    ),
+    "a room closed": (
+        events.room_group(1),
+        events.room_closed_event(room_id=1, room_slug="general", reason="archived"),
+    ),
+    "a room's readers rechecked": (
+        events.room_group(1),
+        events.room_recheck_event(room_id=1, room_slug="general", reason="private"),
+    ),
+    "a session ended": (events.user_group(7), events.session_ended_event(user_id=7, reason="x")),
+}
+
+
+@pytest.mark.parametrize("barrier", BARRIERS.values(), ids=BARRIERS.keys())
+def test_any_other_event_keeps_its_place_among_all_of_them(barrier):
+    before, after = message(1, 1), message(1, 2)
+    other = message(2, 1)
+
+    assert plan(queued(before, other, barrier, after)) == [
+        {"room.1": [[before[1]]], "room.2": [[other[1]]]},
+        {barrier[0]: [[barrier[1]]]},
+        {"room.1": [[after[1]]]},
+    ]
+
+
+def test_a_long_stream_is_split_in_order_within_the_batch_limits(monkeypatch):
+    many = [message(1, seq) for seq in range(1, 2 * layer_events.BATCH_EVENTS + 2)]
+
+    [round_] = plan(queued(*many))
+
+    assert [len(batch) for batch in round_["room.1"]] == [
+        layer_events.BATCH_EVENTS,
+        layer_events.BATCH_EVENTS,
+        1,
+    ]
+    assert [event for batch in round_["room.1"] for event in batch] == [e for _, e in many]
+
+    big = "x" * (layer_events.BATCH_TEXT // 2)
+    heavy = [message(1, seq, text=big) for seq in range(1, 6)]
+    [round_] = plan(queued(*heavy))
+    assert [len(batch) for batch in round_["room.1"]] == [2, 2, 1]
+
+
+class RecordingLayer:
+    """A layer whose sends take their time, recording when each began and ended."""
+
+    def __init__(self) -> None:
+        self.log: list[tuple[str, str, list[dict[str, Any]]]] = []
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        self.log.append(("begin", group, unpacked(message)))
+        await asyncio.sleep(0.01)
+        self.log.append(("end", group, unpacked(message)))
+
+
+class Runtime:
+    def __init__(self) -> None:
+        self.layer = RecordingLayer()
+        self.tasks: list[asyncio.Task] = []
+
+    def start(self, name: str, run: Any) -> None:
+        if not self.tasks:
+            self.tasks.append(asyncio.create_task(run()))
+
+
+async def test_the_publisher_sends_rooms_at_once_and_waits_around_anything_else():
+    runtime = Runtime()
+    publisher = Publisher(runtime)  # type: ignore[arg-type]
+    ban = BARRIERS["a ban (user leaves a room)"]
+    sends = [message(1, 1), message(2, 1), message(1, 2), ban, message(1, 3)]
+    for group, event in sends:
+        publisher.enqueue(group, event)  # all in one turn of the loop
+
+    async with asyncio.timeout(2):
+        while len(runtime.layer.log) < 8:  # noqa: ASYNC110 - the layer's record
+            await asyncio.sleep(0.01)
+    runtime.tasks[0].cancel()
+
+    steps = [
+        (step, group, tuple(e.get("seq") for e in batch))
+        for step, group, batch in runtime.layer.log
+    ]
+    assert steps[:2] == [("begin", "room.1", (1, 2)), ("begin", "room.2", (1,))]  # side by side
+    assert {steps[2], steps[3]} == {("end", "room.1", (1, 2)), ("end", "room.2", (1,))}
+    assert steps[4:] == [  # the ban after both, the next message after the ban
+        ("begin", ban[0], (None,)),
+        ("end", ban[0], (None,)),
+        ("begin", "room.1", (3,)),
+        ("end", "room.1", (3,)),
+    ]
+
+
+class Socket:
+    def __init__(self, socket_id: str, log: list[tuple[str, list[str]]]) -> None:
+        self.socket_id = socket_id
+        self.log = log
+
+    def deliver(self, texts: list[str], frames: bytes, longest: int) -> None:
+        self.log.append((self.socket_id, list(texts)))
+        assert frames == b"".join(map(text_frame, texts))
+        assert longest == max(len(text_frame(text)) for text in texts)
+
+
+class Failing(Socket):
+    def deliver(self, texts: list[str], frames: bytes, longest: int) -> None:
+        raise ConnectionError("closing")
+
+
+async def test_the_fan_out_hands_a_batch_on_in_order_each_run_in_one_write():
+    fanout = Fanout(layer=None, runtime=None)  # type: ignore[arg-type]
+    log: list[tuple[str, list[str]]] = []
+    fanout.members["room.1"] = {Socket("s1", log), Failing("s0", log)}
+    batch = [message(1, 1), message(1, 2), typing(1, "s1"), message(1, 3)]
+    waiting = asyncio.ensure_future(fanout.fanned_out("room.1", 2, within=1))
+
+    await fanout.dispatch(layer_events.batch_event("room.1", [event for _, event in batch]))
+
+    # s1 typed, so it does not hear its own typing; the failing socket costs it nothing.
+    assert log == [("s1", ["m1.1", "m1.2"]), ("s1", ["m1.3"])]
+    assert fanout.fanned_out_seq["room.1"] == 3
+    await asyncio.wait_for(waiting, 1)  # an ack waiting for seq 2 is let go
