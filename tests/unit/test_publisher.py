@@ -12,6 +12,7 @@ import pytest
 
 from chat.protocol import events
 from chat.realtime import layer_events
+from chat.realtime import publisher as publisher_module
 from chat.realtime.fanout import Fanout
 from chat.realtime.publisher import Publisher, rounds
 from chatsite.patches.daphne_frames import text_frame
@@ -162,6 +163,25 @@ async def test_the_publisher_sends_rooms_at_once_and_waits_around_anything_else(
         ("begin", "room.1", (3,)),
         ("end", "room.1", (3,)),
     ]
+
+
+async def test_the_publisher_sends_at_most_its_lanes_of_groups_at_once(monkeypatch):
+    monkeypatch.setattr(publisher_module, "LANES", 2)
+    runtime = Runtime()
+    publisher = Publisher(runtime)  # type: ignore[arg-type]
+    for room in range(1, 6):
+        publisher.enqueue(*message(room, 1))
+
+    async with asyncio.timeout(2):
+        while len(runtime.layer.log) < 10:  # noqa: ASYNC110 - the layer's record
+            await asyncio.sleep(0.01)
+    runtime.tasks[0].cancel()
+
+    in_flight = peak = 0
+    for step, _, _ in runtime.layer.log:
+        in_flight += 1 if step == "begin" else -1
+        peak = max(peak, in_flight)
+    assert peak == 2
 
 
 class Socket:
