@@ -1,7 +1,7 @@
 """Reads. Every door (pages, socket, admin) asks these, so they all agree on who sees what."""
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -299,24 +299,43 @@ class JoinPage(MessagePage):
     thread_reads: dict[int, int] | None = None
 
 
-def room_join_page(*, room: Room, user: AnyUser, since: int | None) -> JoinPage:
-    """The latest page without `since`; with it, what the client lacks (has_more: newer);
-    and where the user left off. One unit of work: a join costs one thread hop for it."""
-    # Read the counter first: every message up to it is then in (or after) the page.
-    last_seq = Room.objects.values_list("last_seq", flat=True).get(pk=room.pk)
-    if since is None:
-        page = messages_latest(room=room, limit=settings.CHAT_PAGE_SIZE)
-    else:
-        page = messages_since(room=room, seq=since, limit=settings.CHAT_REPLAY_LIMIT)
-    read, unread = room_unread(room=room, user=user)
-    return JoinPage(
-        messages=page.messages,
-        has_more=page.has_more,
-        last_seq=last_seq,
-        read=read,
-        unread=unread,
-        thread_reads=thread_reads(room=room, user=user),
-    )
+JoinRequest = tuple[Room, AnyUser, int | None]  # (room, user, since) of one join
+
+
+def room_join_pages(requests: Sequence[JoinRequest]) -> list[JoinPage | ChatError]:
+    """What each join's `joined` reply says of its room: the latest page without `since`;
+    with it, what the client lacks (has_more: newer); and where the user left off. For the
+    joins that arrive together (chat/realtime/join_reads.py), each answered as if alone,
+    in one trip to the database thread. The rooms' counters are read first, in one
+    query: every message up to a counter is then in (or after) its page. Joins of one
+    room share its latest page, or its replay from one `since`; each user's read marks
+    are their own. A room gone meanwhile is that join's NOT_FOUND alone."""
+    counters = rooms_last_seq(room_ids=sorted({room.pk for room, _, _ in requests}))
+    pages: dict[tuple[int, int | None], MessagePage] = {}
+    answers: list[JoinPage | ChatError] = []
+    for room, user, since in requests:
+        if room.pk not in counters:
+            answers.append(ChatError(ErrorCode.NOT_FOUND, f"No room {room.slug!r}."))
+            continue
+        page = pages.get((room.pk, since))
+        if page is None:
+            if since is None:
+                page = messages_latest(room=room, limit=settings.CHAT_PAGE_SIZE)
+            else:
+                page = messages_since(room=room, seq=since, limit=settings.CHAT_REPLAY_LIMIT)
+            pages[room.pk, since] = page
+        read, unread = room_unread(room=room, user=user)
+        answers.append(
+            JoinPage(
+                messages=page.messages,
+                has_more=page.has_more,
+                last_seq=counters[room.pk],
+                read=read,
+                unread=unread,
+                thread_reads=thread_reads(room=room, user=user),
+            )
+        )
+    return answers
 
 
 def rooms_last_seq(*, room_ids: list[int]) -> dict[int, int]:

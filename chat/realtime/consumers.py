@@ -197,9 +197,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Subscribe before reading, so nothing posted in between is missed.
         joined = await self._subscribe(request.room, room)
         await self._count_online(joined, online=not request.quiet)
-        page = await database_sync_to_async(selectors.room_join_page)(
-            room=room, user=self.user, since=request.since
-        )
+        page = await self.runtime.reader.read((room, self.user, request.since))
         messages, cut = events.messages_within(
             page.messages,
             budget=settings.CHAT_FRAME_BUDGET_BYTES,

@@ -8,6 +8,7 @@ sockets of a loop share lives in that loop's runtime, made on first use:
 - `publisher`: the ordered queue of channel-layer sends from services and consumers
   (chat/realtime/publisher.py);
 - `writer`: the group commit of sends (chat/realtime/group_commit.py);
+- `reader`: the join pages read together (chat/realtime/join_reads.py);
 - `presence` and `limits`: in memory, or shared through Redis with a heartbeat loop each;
 - `news`: the coalesced guest-count and presence broadcasts (chat/realtime/presence.py);
 - `answers`: the answers to the HTTP fallback's polls this process forwards
@@ -64,6 +65,7 @@ class Runtime:
         from .fallback import PollAnswers
         from .fanout import Fanout
         from .group_commit import MessageWriter
+        from .join_reads import JoinReader
         from .limits import make_limits
         from .presence import PresenceNews, make_presence
         from .publisher import Publisher
@@ -73,6 +75,7 @@ class Runtime:
         self.publisher = Publisher(self)
         self.fanout = Fanout(layer, self)
         self.writer = MessageWriter()
+        self.reader = JoinReader()
         self.news = PresenceNews(self)
         self.presence = make_presence(self)
         self.limits = make_limits(self)

@@ -19,7 +19,7 @@ def test_a_join_reads_the_counter_and_one_page_in_two_queries(
     post_messages(general, bob, 30)
 
     with django_assert_num_queries(2):  # an anonymous reader has no read mark to look up
-        page = selectors.room_join_page(room=general, user=AnonymousUser(), since=None)
+        [page] = selectors.room_join_pages([(general, AnonymousUser(), None)])
         authors = {m.author.username for m in page.messages}  # loaded with the page
 
     assert authors == {"alice", "bob"}
@@ -37,11 +37,49 @@ def test_a_signed_in_join_also_says_where_the_user_left_off_in_two_more_queries(
     services.thread_mark_read(room=general, root_id=root.pk, user=alice, seq=4)
 
     with django_assert_num_queries(4):  # the room's read mark and count; its thread marks
-        page = selectors.room_join_page(room=general, user=alice, since=None)
+        [page] = selectors.room_join_pages([(general, alice, None)])
 
     assert (page.read, page.unread) == (3, 2)
     assert page.thread_reads == {root.pk: 4}
     assert page.last_seq == 5
+
+
+def test_joins_read_together_share_each_rooms_page_and_keep_their_own_marks(
+    general, alice, bob, django_assert_num_queries
+):
+    other = Room.objects.create(name="Other", slug="other", created_by=alice)
+    general.members.add(alice)
+    post_messages(general, bob, 5)
+    post_messages(other, bob, 2)
+    services.room_mark_read(room=general, user=alice, seq=3)
+    anonymous = AnonymousUser()
+    joins = [(general, anonymous, None)] * 50 + [(other, anonymous, None), (general, alice, None)]
+    joins += [(general, anonymous, 4), (general, bob, 4)]
+
+    # The counters; general's page, other's, the replay from 4; alice's and bob's marks
+    # (each: the read mark and count, the thread marks).
+    with django_assert_num_queries(1 + 3 + 2 * 2):
+        pages = selectors.room_join_pages(joins)
+
+    assert [m.seq for m in pages[0].messages] == [1, 2, 3, 4, 5]
+    assert pages[0].messages is pages[49].messages  # read once, shared
+    assert (pages[50].last_seq, [m.seq for m in pages[50].messages]) == (2, [1, 2])
+    assert (pages[51].read, pages[51].unread) == (3, 2)  # alice's own
+    assert (pages[49].read, pages[49].unread) == (None, 0)
+    assert [m.seq for m in pages[52].messages] == [5] == [m.seq for m in pages[53].messages]
+    assert pages[53].read is None  # bob never marked it read
+
+
+def test_a_room_gone_before_its_join_is_read_refuses_that_join_alone(general, alice):
+    other = Room.objects.create(name="Other", slug="other", created_by=alice)
+    gone = Room.objects.get(pk=other.pk)
+    other.delete()
+
+    refused, page = selectors.room_join_pages([(gone, alice, None), (general, alice, None)])
+
+    assert isinstance(refused, ChatError)
+    assert refused.code == ErrorCode.NOT_FOUND
+    assert page.last_seq == general.last_seq
 
 
 def test_deleted_messages_are_in_no_page_but_a_replay_carries_the_deletion(general, alice):
