@@ -1,5 +1,6 @@
 """Reads. Every door (pages, socket, admin) asks these, so they all agree on who sees what."""
 
+import copy
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -135,24 +136,55 @@ def room_name_taken(*, name: str, user: AnyUser) -> bool:
 def room_get_visible(*, slug: str, user: AnyUser) -> Room:
     """The room at `slug` if the user may see it; not_found otherwise (never leak existence).
     A `slug` that cannot be one (client text) is not looked up."""
-    room = Room.objects.filter(slug=slug).first() if SLUG_RE.match(slug) else None
-    if room is None or not access.can_see(user, room):
-        raise ChatError(ErrorCode.NOT_FOUND, f"No room {slug!r}.")
-    return room
+    return _visible(_room_at(slug), slug=slug, user=user)
 
 
 def room_get_open_to(*, slug: str, user: AnyUser) -> Room:
     """The room at `slug` if the user may read it (`access.can_read`, its two halves asked
     apart): not_found for what they may not see, forbidden (they know the room) for a ban."""
-    room = room_get_visible(slug=slug, user=user)
+    return _open_to(_room_at(slug), slug=slug, user=user)
+
+
+def room_get_joinable(*, slug: str, user: AnyUser) -> Room:
+    """The room a socket may join: open to the user and not archived."""
+    return _joinable(_room_at(slug), slug=slug, user=user)
+
+
+def rooms_joinable(requests: Sequence[tuple[str, AnyUser]]) -> list[Room | ChatError]:
+    """`room_get_joinable` for each (slug, user) of the checks that arrive together
+    (chat/realtime/join_reads.py): the rooms looked up in one query, then each user's
+    right to each asked as alone. Every answer is a room object of its own."""
+    slugs = {slug for slug, _ in requests if SLUG_RE.match(slug)}
+    found = {room.slug: room for room in Room.objects.filter(slug__in=slugs)} if slugs else {}
+    answers: list[Room | ChatError] = []
+    for slug, user in requests:
+        room = found.get(slug)
+        try:
+            answers.append(_joinable(copy.copy(room), slug=slug, user=user))
+        except ChatError as error:
+            answers.append(error)
+    return answers
+
+
+def _room_at(slug: str) -> Room | None:
+    return Room.objects.filter(slug=slug).first() if SLUG_RE.match(slug) else None
+
+
+def _visible(room: Room | None, *, slug: str, user: AnyUser) -> Room:
+    if room is None or not access.can_see(user, room):
+        raise ChatError(ErrorCode.NOT_FOUND, f"No room {slug!r}.")
+    return room
+
+
+def _open_to(room: Room | None, *, slug: str, user: AnyUser) -> Room:
+    room = _visible(room, slug=slug, user=user)
     if access.is_banned(user, room):
         raise ChatError(ErrorCode.FORBIDDEN, "You have been banned from this room.")
     return room
 
 
-def room_get_joinable(*, slug: str, user: AnyUser) -> Room:
-    """The room a socket may join: open to the user and not archived."""
-    room = room_get_open_to(slug=slug, user=user)
+def _joinable(room: Room | None, *, slug: str, user: AnyUser) -> Room:
+    room = _open_to(room, slug=slug, user=user)
     if room.is_archived:
         raise ChatError(ErrorCode.ROOM_ARCHIVED, f"Room {slug!r} is archived.")
     return room

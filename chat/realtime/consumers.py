@@ -191,9 +191,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 ErrorCode.LIMIT_REACHED,
                 f"A socket can be in at most {settings.CHAT_MAX_ROOMS_PER_SOCKET} rooms.",
             )
-        room = await database_sync_to_async(selectors.room_get_joinable)(
-            slug=request.room, user=self.user
-        )
+        room = await self.runtime.joinable.read((request.room, self.user))
         # Subscribe before reading, so nothing posted in between is missed.
         joined = await self._subscribe(request.room, room)
         await self._count_online(joined, online=not request.quiet)
@@ -456,7 +454,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if room not in self.joined:
             return
         try:
-            await database_sync_to_async(selectors.room_get_joinable)(slug=room, user=self.user)
+            await self.runtime.joinable.read((room, self.user))
         except ChatError:
             frame = events.removed_frame(room_slug=room, reason=reason)
             await self.leave_room(room=room, text=events.encode(frame), announce=True)

@@ -8,7 +8,8 @@ sockets of a loop share lives in that loop's runtime, made on first use:
 - `publisher`: the ordered queue of channel-layer sends from services and consumers
   (chat/realtime/publisher.py);
 - `writer`: the group commit of sends (chat/realtime/group_commit.py);
-- `reader`: the join pages read together (chat/realtime/join_reads.py);
+- `joinable` and `reader`: the joins' room checks and pages, read together
+  (chat/realtime/join_reads.py);
 - `presence` and `limits`: in memory, or shared through Redis with a heartbeat loop each;
 - `news`: the coalesced guest-count and presence broadcasts (chat/realtime/presence.py);
 - `answers`: the answers to the HTTP fallback's polls this process forwards
@@ -62,10 +63,11 @@ class Runtime:
     """The real-time state and background loops of one event loop."""
 
     def __init__(self, layer: BaseChannelLayer) -> None:
+        from .. import selectors
         from .fallback import PollAnswers
         from .fanout import Fanout
         from .group_commit import MessageWriter
-        from .join_reads import JoinReader
+        from .join_reads import BatchedReads
         from .limits import make_limits
         from .presence import PresenceNews, make_presence
         from .publisher import Publisher
@@ -75,7 +77,9 @@ class Runtime:
         self.publisher = Publisher(self)
         self.fanout = Fanout(layer, self)
         self.writer = MessageWriter()
-        self.reader = JoinReader()
+        # Looked up at each call, not bound now (a test may replace them).
+        self.joinable = BatchedReads(lambda r: selectors.rooms_joinable(r), "room check")
+        self.reader = BatchedReads(lambda r: selectors.room_join_pages(r), "join page")
         self.news = PresenceNews(self)
         self.presence = make_presence(self)
         self.limits = make_limits(self)

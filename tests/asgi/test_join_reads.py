@@ -15,16 +15,17 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def reads(monkeypatch) -> list[int]:
-    """The size of each batch of join pages read, in order."""
-    sizes: list[int] = []
-    real = selectors.room_join_pages
+def reads(monkeypatch) -> dict[str, list[int]]:
+    """The size of each batch read, in order, of room checks and of join pages."""
+    sizes: dict[str, list[int]] = {"rooms_joinable": [], "room_join_pages": []}
+    for name, batches in sizes.items():
+        real = getattr(selectors, name)
 
-    def counting(requests: Any) -> Any:
-        sizes.append(len(requests))
-        return real(requests)
+        def counting(requests: Any, real: Any = real, batches: list[int] = batches) -> Any:
+            batches.append(len(requests))
+            return real(requests)
 
-    monkeypatch.setattr(selectors, "room_join_pages", counting)
+        monkeypatch.setattr(selectors, name, counting)
     return sizes
 
 
@@ -36,8 +37,9 @@ async def test_sockets_joining_at_once_are_read_in_batches_each_with_its_own_ans
 
     replies = await asyncio.gather(*(socket.join("general") for socket in sockets))
 
-    assert sum(reads) == len(sockets)
-    assert len(reads) < len(sockets)  # joins that came while a batch was read waited for the next
+    for batches in reads.values():
+        assert sum(batches) == len(sockets)
+        assert len(batches) < len(sockets)  # what came while a batch was read waited for the next
     for reply in replies:
         assert reply["last_seq"] == 3
         assert [m["seq"] for m in reply["messages"]] == [1, 2, 3]

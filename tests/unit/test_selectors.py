@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 
 from chat import selectors, services
-from chat.models import Room
+from chat.models import Ban, Room
 from chat.protocol import events
 from chat.protocol.errors import ChatError, ErrorCode
 from tests.support.factories import post_messages
@@ -80,6 +80,38 @@ def test_a_room_gone_before_its_join_is_read_refuses_that_join_alone(general, al
     assert isinstance(refused, ChatError)
     assert refused.code == ErrorCode.NOT_FOUND
     assert page.last_seq == general.last_seq
+
+
+def test_room_checks_read_together_look_rooms_up_once_and_ask_each_user_alone(
+    general, alice, bob, make_room, django_assert_num_queries
+):
+    """The family of refusals, each for its own check only: a slug that cannot be one, a room
+    that does not exist, one the user may not see, a ban, an archived room."""
+    make_room("secret", is_private=True, members=(alice,))
+    make_room("old", is_archived=True)
+    Ban.objects.create(room=general, user=bob)
+    anonymous = AnonymousUser()
+    checks = [("general", anonymous)] * 20 + [("general", alice), ("general", bob)]
+    checks += [("no such", alice), ("missing", alice), ("secret", bob), ("secret", alice)]
+    checks += [("old", alice)]
+
+    # The rooms; then alice's and bob's bans in general, bob's and alice's membership of
+    # secret, alice's ban in secret, her ban in old: only signed-in users cost queries.
+    with django_assert_num_queries(1 + 2 + 2 + 1 + 1):
+        answers = selectors.rooms_joinable(checks)
+
+    rooms = answers[:21]
+    assert all(room.pk == general.pk for room in rooms)
+    assert len({id(room) for room in rooms}) == len(rooms)  # no two sockets share one
+    codes = [answer.code for answer in answers[21:] if isinstance(answer, ChatError)]
+    assert codes == [
+        ErrorCode.FORBIDDEN,  # bob's ban
+        ErrorCode.NOT_FOUND,  # not a slug: not even looked up
+        ErrorCode.NOT_FOUND,  # no such room
+        ErrorCode.NOT_FOUND,  # private, and bob is no member: never revealed
+        ErrorCode.ROOM_ARCHIVED,
+    ]
+    assert answers[25].slug == "secret"  # alice is a member
 
 
 def test_deleted_messages_are_in_no_page_but_a_replay_carries_the_deletion(general, alice):
