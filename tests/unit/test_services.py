@@ -20,6 +20,7 @@ from chat.models import Ban, Membership, Message, Room
 from chat.protocol import events as events_module
 from chat.protocol.errors import ChatError, ErrorCode
 from chat.protocol.events import room_group
+from chat.realtime.layer_events import EVENT_BATCH
 from tests.support.factories import DM_LOOKALIKE_NAMES, post_messages
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -305,13 +306,16 @@ async def listen(room: Room) -> None:
 
 
 async def heard() -> list[dict]:
+    """The events that reached the test's channel, in order; a room's frames queued together
+    travel as one batch (chat/realtime/publisher.py), whose events count one by one."""
     layer = get_channel_layer()
     events = []
     while True:
         try:
-            events.append(await asyncio.wait_for(layer.receive(TEST_CHANNEL), 0.2))
+            event = await asyncio.wait_for(layer.receive(TEST_CHANNEL), 0.2)
         except TimeoutError:
             return events
+        events.extend(event["events"] if event["type"] == EVENT_BATCH else [event])
 
 
 async def test_a_message_broadcasts_only_after_commit(general, alice):
