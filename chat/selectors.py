@@ -145,15 +145,11 @@ def room_get_open_to(*, slug: str, user: AnyUser) -> Room:
     return _open_to(_room_at(slug), slug=slug, user=user)
 
 
-def room_get_joinable(*, slug: str, user: AnyUser) -> Room:
-    """The room a socket may join: open to the user and not archived."""
-    return _joinable(_room_at(slug), slug=slug, user=user)
-
-
 def rooms_joinable(requests: Sequence[tuple[str, AnyUser]]) -> list[Room | ChatError]:
-    """`room_get_joinable` for each (slug, user) of the checks that arrive together
-    (chat/realtime/join_reads.py): the rooms looked up in one query, then each user's
-    right to each asked as alone. Every answer is a room object of its own."""
+    """For each (slug, user) of the checks that arrive together (chat/realtime/join_reads.py),
+    the room a socket may join: open to the user (`room_get_open_to`) and not archived;
+    or why not. The rooms are looked up in one query, then each user's right to each is
+    asked as alone. Every answer is a room object of its own."""
     slugs = {slug for slug, _ in requests if SLUG_RE.match(slug)}
     found = {room.slug: room for room in Room.objects.filter(slug__in=slugs)} if slugs else {}
     answers: list[Room | ChatError] = []

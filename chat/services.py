@@ -1354,7 +1354,7 @@ PRIVATE_REASON = "This room is now private."
 
 def room_made_private(*, room: Room) -> None:
     """A public room became private: after commit, every socket in it asks again whether its
-    user may read it (`selectors.room_get_joinable`, as a join does); those who may not
+    user may read it (`selectors.rooms_joinable`, as a join does); those who may not
     (anonymous readers, non-members) leave it, hearing `removed`."""
     event = events.room_recheck_event(room_id=room.pk, room_slug=room.slug, reason=PRIVATE_REASON)
     events.send_on_commit(event["group"], event)

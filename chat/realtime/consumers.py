@@ -191,11 +191,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 ErrorCode.LIMIT_REACHED,
                 f"A socket can be in at most {settings.CHAT_MAX_ROOMS_PER_SOCKET} rooms.",
             )
-        room = await self.runtime.joinable.read((request.room, self.user))
+        room = await self.runtime.joinable.run((request.room, self.user))
         # Subscribe before reading, so nothing posted in between is missed.
         joined = await self._subscribe(request.room, room)
         await self._count_online(joined, online=not request.quiet)
-        page = await self.runtime.reader.read((room, self.user, request.since))
+        page = await self.runtime.reader.run((room, self.user, request.since))
         messages, cut = events.messages_within(
             page.messages,
             budget=settings.CHAT_FRAME_BUDGET_BYTES,
@@ -244,7 +244,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             thread=request.thread,
             also_in_room=request.also_in_room,
         )
-        message, created = await self.runtime.writer.create(draft)
+        message, created = await self.runtime.writer.run(draft)
         if created:
             # Ack once this process has fanned the message out (or after a bound), so senders
             # cannot outrun the fan-out: a full room slows its senders down instead of
@@ -454,7 +454,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if room not in self.joined:
             return
         try:
-            await self.runtime.joinable.read((room, self.user))
+            await self.runtime.joinable.run((room, self.user))
         except ChatError:
             frame = events.removed_frame(room_slug=room, reason=reason)
             await self.leave_room(room=room, text=events.encode(frame), announce=True)

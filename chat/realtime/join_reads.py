@@ -1,5 +1,5 @@
-"""Joins read together: the reads that arrive while one batch is being read from the
-database go together in the next, in one trip to the database thread.
+"""Joins read together (chat/realtime/batching.py): the room checks, and then the pages, that
+arrive while one batch is being read from the database go together in the next.
 
 A worker restarting, or a network coming back, brings thousands of sockets joining at once,
 most of them to the same few rooms. Each join used to check its room and read its latest
@@ -10,71 +10,24 @@ once per batch (`selectors.rooms_joinable`) and joins of one room share one read
 a message; each user's rights and read marks are still their own.
 """
 
-import asyncio
-import logging
-from collections.abc import Callable, Sequence
-from typing import Generic, TypeVar
-
-from channels.db import database_sync_to_async
-from django.db import InterfaceError, OperationalError
-
-from ..protocol.errors import ChatError
-
-logger = logging.getLogger(__name__)
+from .. import selectors
+from ..access import AnyUser
+from ..models import Room
+from .batching import Batched
 
 MAX_BATCH = 200
 
-Request = TypeVar("Request")
-Answer = TypeVar("Answer")
+
+def room_checks() -> Batched[tuple[str, AnyUser], Room]:
+    """`await checks.run((slug, user))`: the room the user may join at `slug`, or why not."""
+    # The selectors are looked up at each call, not bound now (a test replaces them).
+    return Batched(
+        lambda requests: selectors.rooms_joinable(requests), what="room check", limit=MAX_BATCH
+    )
 
 
-class BatchedReads(Generic[Request, Answer]):
-    """The reads of one kind waiting on one event loop, read by one task at a time with
-    `read_many`, which answers each request (or refuses it with a ChatError) as if alone."""
-
-    def __init__(
-        self, read_many: Callable[[Sequence[Request]], list[Answer | ChatError]], what: str
-    ) -> None:
-        self.read_many = read_many
-        self.what = what
-        self.waiting: list[tuple[Request, asyncio.Future[Answer]]] = []
-        self.task: asyncio.Task | None = None
-
-    async def read(self, request: Request) -> Answer:
-        """`request`'s answer (read with whatever else is waiting), or its refusal raised."""
-        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        self.waiting.append((request, future))
-        if self.task is None or self.task.done():
-            self.task = asyncio.create_task(self._read_all())
-        return await future
-
-    async def _read_all(self) -> None:
-        read = database_sync_to_async(self.read_many)
-        while self.waiting:
-            batch, self.waiting = self.waiting[:MAX_BATCH], self.waiting[MAX_BATCH:]
-            requests = [request for request, _ in batch]
-            try:
-                try:
-                    answers = await read(requests)
-                except (OperationalError, InterfaceError):
-                    # The connection died (a restart, a failover): the next call opens a
-                    # fresh one, and reading again is harmless.
-                    logger.warning(
-                        "Database connection lost reading %d %s(s); retrying",
-                        len(requests),
-                        self.what,
-                        exc_info=True,
-                    )
-                    answers = await read(requests)
-            except Exception as error:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
-                continue
-            for (_, future), answer in zip(batch, answers, strict=True):
-                if future.done():  # its socket went away meanwhile
-                    continue
-                if isinstance(answer, ChatError):
-                    future.set_exception(answer)
-                else:
-                    future.set_result(answer)
+def join_pages() -> Batched[selectors.JoinRequest, selectors.JoinPage]:
+    """`await pages.run((room, user, since))`: what the join's `joined` reply says."""
+    return Batched(
+        lambda requests: selectors.room_join_pages(requests), what="join page", limit=MAX_BATCH
+    )

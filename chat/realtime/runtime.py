@@ -63,11 +63,10 @@ class Runtime:
     """The real-time state and background loops of one event loop."""
 
     def __init__(self, layer: BaseChannelLayer) -> None:
-        from .. import selectors
         from .fallback import PollAnswers
         from .fanout import Fanout
-        from .group_commit import MessageWriter
-        from .join_reads import BatchedReads
+        from .group_commit import message_writer
+        from .join_reads import join_pages, room_checks
         from .limits import make_limits
         from .presence import PresenceNews, make_presence
         from .publisher import Publisher
@@ -76,10 +75,9 @@ class Runtime:
         self.loops: dict[str, Supervised] = {}
         self.publisher = Publisher(self)
         self.fanout = Fanout(layer, self)
-        self.writer = MessageWriter()
-        # Looked up at each call, not bound now (a test may replace them).
-        self.joinable = BatchedReads(lambda r: selectors.rooms_joinable(r), "room check")
-        self.reader = BatchedReads(lambda r: selectors.room_join_pages(r), "join page")
+        self.writer = message_writer()
+        self.joinable = room_checks()
+        self.reader = join_pages()
         self.news = PresenceNews(self)
         self.presence = make_presence(self)
         self.limits = make_limits(self)
