@@ -268,17 +268,19 @@ async def test_a_killed_workers_clients_recover_on_another_and_go_offline(
         await socket.close()
 
 
+@pytest.mark.timeout(300)
 async def test_a_thousand_sockets_connecting_at_once_all_succeed(cluster: Cluster) -> None:
     worker = cluster.workers[0]
 
     async def connect_and_join() -> bool:
         ws = await connect(
-            worker.ws_url, origin=Origin(worker.base_url), open_timeout=60, close_timeout=1
+            worker.ws_url, origin=Origin(worker.base_url), open_timeout=120, close_timeout=1
         )
         try:
             # Every socket must get in and be answered; how fast a storm is served on two
-            # shared cores is the bench's business, not this test's.
-            reply = await request(ws, {"type": "join", "room": "general"}, within=60)
+            # shared cores is the bench's business, not this test's (9.8 s alone, over 60 s
+            # beside the rest of the suite in CI).
+            reply = await request(ws, {"type": "join", "room": "general"}, within=120)
             return reply["type"] == "joined"
         finally:
             await ws.close()
