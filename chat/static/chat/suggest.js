@@ -1,6 +1,7 @@
 // Username suggestions for a text field: its <datalist> (the field's `list`) is filled from
 // GET data-suggest?q=<prefix>. A field that takes several names (data-several) suggests for
-// the last one typed, keeping those before it. The forms work without it.
+// the last one typed, keeping those before it. The forms work without it. A module script
+// runs after the page is parsed, so a name typed before it attached is suggested for at once.
 const WAIT_MS = 200;
 
 export function suggestUsernames(input) {
@@ -34,8 +35,10 @@ export function suggestUsernames(input) {
     }
   }
 
-  input.addEventListener("input", () => {
+  const later = () => {
     clearTimeout(timer);
     timer = setTimeout(suggest, WAIT_MS);
-  });
+  };
+  input.addEventListener("input", later);
+  if (input.value) later();
 }
