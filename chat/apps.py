@@ -17,6 +17,7 @@ class ChatConfig(AppConfig):
         parse_rate(settings.CHAT_RATE_LIMIT)
         parse_rate(settings.CHAT_TYPING_RATE_LIMIT)
         check_layer_timeouts(settings.CHANNEL_LAYERS)
+        check_fanout_shards(settings.CHAT_FANOUT_SHARDS)
         post_migrate.connect(repair_search_index, sender=self)
 
 
@@ -29,6 +30,15 @@ def repair_search_index(using: str, **kwargs: object) -> None:
 
     if connections[using].vendor == "sqlite":
         fulltext.sqlite_ensure(connections[using])
+
+
+def check_fanout_shards(shards: object) -> None:
+    """Refuse to start without a whole number of shards, 1 or more (settings:
+    CHAT_FANOUT_SHARDS), rather than fail each room's first broadcast."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    if not isinstance(shards, int) or isinstance(shards, bool) or shards < 1:
+        raise ImproperlyConfigured(f"CHAT_FANOUT_SHARDS must be 1 or more (got {shards!r})")
 
 
 def check_layer_timeouts(layers: dict) -> None:

@@ -301,6 +301,11 @@ CHAT_FALLBACK_MAX_UNACKED_BYTES = 1024 * 1024
 # Each process re-adds itself to its room groups this often; well below the layer's
 # group_expiry (24 h by default), after which a layer forgets a member.
 CHAT_GROUP_REFRESH_SECONDS = 3600
+# Rooms' events travel the channel layer in this many shard groups (layer_events.carrier):
+# a process subscribes to the shards of its rooms, and the publisher sends each shard the
+# events of all its rooms at once, so a hundred busy rooms cost a few layer messages a turn,
+# not a hundred. Every worker of a site must use the same number.
+CHAT_FANOUT_SHARDS = int(os.environ.get("CHAT_FANOUT_SHARDS", "8"))
 # A send is acked once its broadcast was handed to this process's sockets, or after this
 # many seconds (a lost broadcast must not hold an ack forever).
 CHAT_ACK_WAITS_FOR_FANOUT = 2.0

@@ -1,15 +1,18 @@
 """Fan-out once per process, not once per socket.
 
-Rooms are still Channels groups, and a broadcast is still one `group_send`. But the member
-of a room's group is this process's one channel, not every socket's: the process receives a
-broadcast once and hands the already-encoded frame to each local socket in the room. Per
-recipient that is one `send` on the socket — no channel-layer message, no consumer dispatch,
-no thread hop, no JSON encoding, no task; under daphne not even the framing: the frame's
-bytes are built once and written to each socket's transport (chatsite/patches/daphne_frames.py).
+Rooms are still Channels groups in name, and a broadcast is still a `group_send`. But the
+member of the layer's group is this process's one channel, not every socket's, and the
+layer group is a room's shard (`layer_events.carrier`), which carries the events of several
+rooms in one message: the process receives a broadcast once and hands the already-encoded
+frame to each local socket in the room. Per recipient that is one `send` on the socket — no
+channel-layer message, no consumer dispatch, no thread hop, no JSON encoding, no task; under
+daphne not even the framing: the frame's bytes are built once and written to each socket's
+transport (chatsite/patches/daphne_frames.py).
 
 Joins and leaves stay exact: a socket registers with the fan-out of its room, the process
-joins the group with its first local member and leaves it with its last, and `disconnect`
-unregisters the socket from every room.
+joins the room's shard group with the first local member of any of its rooms and leaves it
+with the last, and `disconnect` unregisters the socket from every room. Events of a shard's
+rooms that have no socket here are dropped on arrival.
 
 The receive loop outlives the layer: when a receive fails (Redis killed, paused, restarted
 empty) it logs the outage once, retries with backoff, joins its groups again once the layer
@@ -29,7 +32,7 @@ from django.conf import settings
 from chatsite.patches.daphne_frames import text_frame
 
 from ..protocol import events
-from .layer_events import EVENT_BATCH
+from .layer_events import EVENT_BATCH, EVENT_STREAMS, carrier
 from .layers import CHANNEL_PREFIX
 from .outages import Outage, stop_if_cancelled
 
@@ -55,14 +58,16 @@ class Member(Protocol):
 
 
 class Fanout:
-    """This process's subscription to room groups, and the local sockets in each room."""
+    """This process's subscriptions to layer groups, and the local sockets in each group
+    (room, user or site) they carry."""
 
     def __init__(self, layer: BaseChannelLayer, runtime: "Runtime") -> None:
         self.layer = layer
         self.runtime = runtime
         self.channel_name: str | None = None
-        self.members: dict[str, set[Member]] = {}
-        self.subscribed: set[str] = set()
+        self.members: dict[str, set[Member]] = {}  # group → its local sockets
+        self.carried: dict[str, set[str]] = {}  # layer group → its groups with members here
+        self.subscribed: set[str] = set()  # layer groups this process's channel is in
         self.lock = asyncio.Lock()  # group_add / group_discard for this process, in order
         self.fanned_out_seq: dict[str, int] = {}  # group → newest message seq handed out
         self.waiters: dict[str, list[tuple[int, asyncio.Future[None]]]] = {}
@@ -99,32 +104,37 @@ class Fanout:
 
     async def add(self, group: str, member: Member) -> None:
         """Deliver the group's broadcasts to `member`; returns once the process is subscribed
-        (should the layer fail, the member is not added and the error propagates)."""
+        to the group's carrier (should the layer fail, the member is not added and the error
+        propagates)."""
+        layer_group = carrier(group)
         self.members.setdefault(group, set()).add(member)
-        if group in self.subscribed:
+        self.carried.setdefault(layer_group, set()).add(group)
+        if layer_group in self.subscribed:
             return
         try:
             async with self.lock:
-                if group in self.subscribed or group not in self.members:
+                if layer_group in self.subscribed or layer_group not in self.carried:
                     return
                 if self.channel_name is None:
                     self.channel_name = await self.layer.new_channel(CHANNEL_PREFIX)
-                await self.layer.group_add(group, self.channel_name)
-                self.subscribed.add(group)
+                await self.layer.group_add(layer_group, self.channel_name)
+                self.subscribed.add(layer_group)
                 self._start()
         except BaseException:
             await self.discard(group, member)
             raise
 
     async def refresh(self, group: str) -> None:
-        """Join the group again: a client resyncing may have found the layer lost track of
-        this process (its membership expired, or Redis restarted empty)."""
+        """Join the group's carrier again: a client resyncing may have found the layer lost
+        track of this process (its membership expired, or Redis restarted empty)."""
+        layer_group = carrier(group)
         async with self.lock:
-            if group in self.subscribed:
-                await self.layer.group_add(group, self.channel_name)
+            if layer_group in self.subscribed:
+                await self.layer.group_add(layer_group, self.channel_name)
 
     async def discard(self, group: str, member: Member) -> None:
-        """Stop delivering to `member`; the process leaves the group with its last member."""
+        """Stop delivering to `member`; the process leaves the group's carrier with the last
+        member of any group it carries."""
         members = self.members.get(group)
         if members is None:
             return
@@ -132,15 +142,21 @@ class Fanout:
         if members:
             return
         del self.members[group]
+        self.fanned_out_seq.pop(group, None)
+        layer_group = carrier(group)
+        carried = self.carried.get(layer_group, set())
+        carried.discard(group)
+        if carried:
+            return
+        self.carried.pop(layer_group, None)
         async with self.lock:
-            if group in self.members or group not in self.subscribed:
+            if layer_group in self.carried or layer_group not in self.subscribed:
                 return  # someone joined again while we waited
-            self.subscribed.discard(group)
-            self.fanned_out_seq.pop(group, None)
+            self.subscribed.discard(layer_group)
             if not self.subscribed:
                 self._stop()
             # Last: should the layer fail, its membership expires (and is ignored meanwhile).
-            await self.layer.group_discard(group, self.channel_name)
+            await self.layer.group_discard(layer_group, self.channel_name)
 
     def _start(self) -> None:
         self.runtime.start("fanout receive", self._receive_forever)
@@ -184,7 +200,7 @@ class Fanout:
             await self._tell_members_to_check()
 
     async def _subscribe_again(self) -> None:
-        """Add the process to each of its groups again (idempotent for the layer)."""
+        """Add the process to each of its layer groups again (idempotent for the layer)."""
         async with self.lock:
             for group in list(self.subscribed):
                 await self.layer.group_add(group, self.channel_name)
@@ -221,9 +237,15 @@ class Fanout:
                 )
 
     async def dispatch(self, event: dict[str, Any]) -> None:
-        """Hand one layer event (or a batch of them, in order) to every local socket in its
-        group."""
+        """Hand one layer event (or a batch of them, in order, or the batches of several
+        groups) to every local socket in its group."""
         kind = event["type"]
+        if kind == EVENT_STREAMS:
+            for group, batch in event["streams"]:
+                await self._dispatch_batch(group, batch)
+            return
+        if event["group"] not in self.members:
+            return  # a room of the shard with no socket here (or none any more)
         if kind == EVENT_BATCH:
             await self._dispatch_batch(event["group"], event["events"])
             return
@@ -262,6 +284,8 @@ class Fanout:
     async def _dispatch_batch(self, group: str, batch: list[dict[str, Any]]) -> None:
         """A batch's events in order; each run of broadcasts in it reaches a socket as one
         write of their frames joined (one system call per socket, not one per message)."""
+        if group not in self.members:
+            return
         run: list[dict[str, Any]] = []
         for event in batch:
             if event["type"] == events.EVENT_BROADCAST:

@@ -19,7 +19,15 @@ from channels.layers import get_channel_layer
 
 from chatsite.patches.asgiref_loop import event_loop_of_this_thread
 
-from .layer_events import BATCH_EVENTS, BATCH_TEXT, batch_event, event_size, is_room_stream
+from .layer_events import (
+    BATCH_EVENTS,
+    BATCH_TEXT,
+    carrier,
+    event_count,
+    event_size,
+    is_room_stream,
+    streams_event,
+)
 from .outages import Outage, stop_if_cancelled
 from .runtime import runtime_for_loop
 
@@ -30,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 GIVE_UP_AFTER = 10.0  # seconds: a broadcast this late is worth less than the resync
 TURN = 2000  # events taken from the queue at most per turn
-LANES = 32  # groups sent side by side at most (on Redis, each holds a pooled connection)
+LANES = 32  # layer groups sent side by side at most (on Redis, each holds a pooled connection)
 
 
 def publish(group: str, event: dict[str, Any]) -> None:
@@ -48,7 +56,7 @@ def publish(group: str, event: dict[str, Any]) -> None:
         return
     loop = event_loop_of_this_thread()
     if loop is None:
-        async_to_sync(get_channel_layer().group_send)(group, event)
+        async_to_sync(get_channel_layer().group_send)(carrier(group), event)
     else:
         loop.call_soon_threadsafe(_enqueue, group, event)
 
@@ -62,12 +70,13 @@ class Publisher:
     """The ordered queue of one event loop's channel-layer sends, and the loop sending it.
 
     Each turn takes everything queued so far and sends it in as few layer messages as the
-    order allows: the events of one group that may travel together go as one `chat.batch`,
-    and the streams of different rooms go side by side (`layer_events.is_room_stream`), as
-    each is ordered by its own seqs. Any other event waits for everything queued before it
-    and goes before anything queued after it. On Redis a send is several round trips, so
-    one at a time would bound the process's broadcasts (and the acks waiting for them) at a
-    few hundred a second, whatever the database could store."""
+    order allows. Rooms' streams may pass each other (`layer_events.is_room_stream`), as
+    each is ordered by its own seqs: the stream events of all the rooms of one shard go
+    together (`layer_events.carrier`), each room's in order, and the shards go side by
+    side. Any other event waits for everything queued before it and goes before anything
+    queued after it. On Redis a send is several round trips, and so is a process's receive
+    of each message: one message per room would bound the process's broadcasts (and the
+    acks waiting for them) at a few hundred a second, whatever the database could store."""
 
     def __init__(self, runtime: "Runtime") -> None:
         self.runtime = runtime
@@ -92,16 +101,17 @@ class Publisher:
                 else:
                     await asyncio.gather(*(self._send_in_order(*sends) for sends in round_))
 
-    async def _send_in_order(self, group: str, sends: list[tuple[float, dict[str, Any]]]) -> None:
+    async def _send_in_order(self, group: str, sends: list["Send"]) -> None:
         async with self.lanes:
             for queued_at, message in sends:
                 await self._send(queued_at, group, message)
 
     async def _send(self, queued_at: float, group: str, message: dict[str, Any]) -> None:
-        """Send one layer message. A send that fails (a stale connection after Redis
-        restarted, or Redis away) is tried again with backoff; a message still unsent
-        GIVE_UP_AFTER seconds after its first event was queued is dropped (the clients
-        resync what they miss). The outage is logged once, and its end too."""
+        """Send one layer message to the layer group `group`. A send that fails (a stale
+        connection after Redis restarted, or Redis away) is tried again with backoff; a
+        message still unsent GIVE_UP_AFTER seconds after its first event was queued is
+        dropped (the clients resync what they miss). The outage is logged once, and its end
+        too."""
         while True:
             stop_if_cancelled()
             try:
@@ -109,7 +119,7 @@ class Publisher:
             except Exception as error:
                 delay = self.outage.failed(error)
                 if time.monotonic() + delay - queued_at > GIVE_UP_AFTER:
-                    self.outage.skipped += len(message.get("events", (message,)))
+                    self.outage.skipped += event_count(message)
                     return
                 await asyncio.sleep(delay)
             else:
@@ -122,9 +132,10 @@ Send = tuple[float, dict[str, Any]]  # (when its first event was queued, the lay
 
 def rounds(queued: list[tuple[float, str, dict[str, Any]]]) -> list[list[tuple[str, list[Send]]]]:
     """Split `queued` (in the order it was queued) into rounds, each sent once the one
-    before it is: a run of room-stream events is one round, per group its events batched in
-    order (several batches of a large group go one after another); any other event is a
-    round of its own. Within a round the groups go side by side."""
+    before it is, each a list of (layer group, its layer messages in order). A run of
+    room-stream events is one round, its events packed by shard (`_packed`); any other
+    event is a round of its own, to its group's carrier. Within a round the layer groups
+    go side by side."""
     result: list[list[tuple[str, list[Send]]]] = []
     run: dict[str, list[tuple[float, dict[str, Any]]]] = {}
     for queued_at, group, event in queued:
@@ -132,28 +143,41 @@ def rounds(queued: list[tuple[float, str, dict[str, Any]]]) -> list[list[tuple[s
             run.setdefault(group, []).append((queued_at, event))
             continue
         if run:
-            result.append([(g, _batched(g, events)) for g, events in run.items()])
+            result.append(_packed(run))
             run = {}
-        result.append([(group, [(queued_at, event)])])
+        result.append([(carrier(group), [(queued_at, event)])])
     if run:
-        result.append([(g, _batched(g, events)) for g, events in run.items()])
+        result.append(_packed(run))
     return result
 
 
-def _batched(group: str, events: list[tuple[float, dict[str, Any]]]) -> list[Send]:
-    """One group's events, in order, as few layer messages within the batch limits."""
+def _packed(run: dict[str, list[tuple[float, dict[str, Any]]]]) -> list[tuple[str, list[Send]]]:
+    """A run's events by shard, each shard's in as few layer messages as the batch limits
+    allow: a message holds the events of several rooms, each room's in order, and a room's
+    events that fill more than one message continue in the next, sent after it."""
+    shards: dict[str, list[tuple[str, float, dict[str, Any]]]] = {}
+    for group, events in run.items():
+        shard = shards.setdefault(carrier(group), [])
+        shard += ((group, queued_at, event) for queued_at, event in events)
+    return [(shard, _messages(events)) for shard, events in shards.items()]
+
+
+def _messages(events: list[tuple[str, float, dict[str, Any]]]) -> list[Send]:
+    """(group, queued at, event)s, each group's in order, as layer messages within the
+    limits; each message is stamped with its oldest event's time."""
     sends: list[Send] = []
-    batch: list[dict[str, Any]] = []
-    first = size = 0.0
-    for queued_at, event in events:
+    streams: dict[str, list[dict[str, Any]]] = {}
+    count = size = 0
+    first = 0.0
+    for group, queued_at, event in events:
         weight = event_size(event)
-        if batch and (len(batch) >= BATCH_EVENTS or size + weight > BATCH_TEXT):
-            sends.append((first, batch_event(group, batch)))
-            batch, size = [], 0
-        if not batch:
-            first = queued_at
-        batch.append(event)
+        if count and (count >= BATCH_EVENTS or size + weight > BATCH_TEXT):
+            sends.append((first, streams_event(streams)))
+            streams, count, size = {}, 0, 0
+        first = queued_at if not count else min(first, queued_at)
+        streams.setdefault(group, []).append(event)
+        count += 1
         size += weight
-    if batch:
-        sends.append((first, batch_event(group, batch)))
+    if count:
+        sends.append((first, streams_event(streams)))
     return sends

@@ -13,6 +13,7 @@ from django.test import override_settings
 from chat import services
 from chat.models import Message, Room
 from chat.protocol.events import room_group
+from chat.realtime.layer_events import carrier
 from chat.realtime.runtime import runtime_for_loop
 from chatsite.asgi import application
 from tests.support.factories import post_messages
@@ -584,9 +585,10 @@ async def test_disconnect_leaves_every_group_and_updates_presence(
 
     await watcher.close()
 
-    # With its last socket gone, the process leaves the rooms' groups too.
+    # With its last socket gone, the process leaves the groups that carried the rooms too.
     assert fanout.members == {}
-    assert not groups & set(layer.groups)
+    assert {carrier(group) for group in groups} & set(layer.groups) == set()
+    assert fanout.subscribed == set()
 
 
 async def crash(user=None) -> None:

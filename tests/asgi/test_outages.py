@@ -21,6 +21,7 @@ from chat.realtime import publisher
 from chat.realtime.heartbeat import Heartbeat
 from chat.realtime.presence import LocalPresence
 from chat.realtime.runtime import runtime_for_loop
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,12 +37,6 @@ def outage_log(caplog: pytest.LogCaptureFixture, what: str) -> list[str]:
         for record in caplog.records
         if what in record.getMessage()
     ]
-
-
-async def until(predicate: Any, seconds: float = 5.0) -> None:
-    async with asyncio.timeout(seconds):
-        while not predicate():  # noqa: ASYNC110 - a condition, not an event
-            await asyncio.sleep(0.02)
 
 
 @pytest.mark.usefixtures("flaky_layer")
@@ -113,7 +108,7 @@ async def test_the_publisher_retries_what_the_layer_refused_until_it_is_too_late
     listener = await connect(bob)
     await listener.join("general")
     layer = get_channel_layer()
-    group = next(g for g in runtime_for_loop().fanout.subscribed if g.startswith("room."))
+    group = next(g for g in runtime_for_loop().fanout.members if g.startswith("room."))
     layer.down = True  # sends fail; the fan-out's receive goes on waiting
     publisher.publish(group, probe(group, 1))
     await until(lambda: outage_log(caplog, "the channel layer (publisher)"))

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 
 import pytest
 from channels.db import database_sync_to_async
@@ -16,8 +17,14 @@ from channels.layers import get_channel_layer
 from django.db import connection
 
 from chat.models import Message, Room
+from chat.protocol.events import room_group
+from chat.realtime.layer_events import EVENT_STREAMS, carrier
+from chat.realtime.runtime import runtime_for_loop
 from tests.support import PROJECT_ROOT
 from tests.support.js_client import JsClient
+from tests.support.redis_service import redis_url
+from tests.support.sockets import frames_of
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -203,6 +210,64 @@ async def test_long_lived_sockets_stay_in_their_groups_past_group_expiry(
         assert await listener.nothing()
     for socket in (listener, sender):
         await socket.close()
+
+
+@pytest.mark.parametrize("layer", ["in-memory", "redis"])
+async def test_many_rooms_sending_at_once_reach_each_listener_once_in_order(
+    connect, settings, monkeypatch, alice, bob, make_room, layer
+):
+    """Twelve rooms in eight shards: rooms that share a shard travel the layer together
+    (layer_events.carrier), each in its own order, and each room's sockets hear only it."""
+    if layer == "redis":
+        settings.CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {"hosts": [redis_url()], "prefix": f"test{uuid.uuid4().hex}"},
+            }
+        }
+    settings.CHAT_FANOUT_SHARDS = 8
+    slugs = [f"busy-{n}" for n in range(12)]
+    rooms = [await database_sync_to_async(make_room)(slug) for slug in slugs]
+    assert len({carrier(room_group(room.pk)) for room in rooms}) < len(rooms)  # some share
+    everywhere, one_room = await connect(bob), await connect()
+    senders = [await connect(alice) for _ in slugs]  # a socket answers one frame at a time
+    for slug, sender in zip(slugs, senders, strict=True):
+        await sender.join(slug)
+        await everywhere.join(slug)
+    await one_room.join(slugs[0])
+    runtime = runtime_for_loop()
+    kinds: list[str] = []
+    dispatch = runtime.fanout.dispatch
+
+    async def recording(event: dict) -> None:
+        kinds.append(event["type"])
+        await dispatch(event)
+
+    monkeypatch.setattr(runtime.fanout, "dispatch", recording)
+    # The publisher's first send waits until every room's first message is queued behind
+    # it, so its next turn holds them all (as when a busy process's sends pile up).
+    released, group_send = asyncio.Event(), runtime.layer.group_send
+
+    async def held(group: str, message: dict) -> None:
+        await released.wait()
+        await group_send(group, message)
+
+    monkeypatch.setattr(runtime.layer, "group_send", held)
+
+    for n in range(1, 6):
+        for slug, sender in zip(slugs, senders, strict=True):
+            body = f"{slug}:{n}"
+            await sender.send({"type": "send", "room": slug, "body": body, "client_id": body})
+    await until(lambda: runtime.publisher.queue.qsize() >= len(slugs) - 1)
+    released.set()
+
+    heard = await frames_of(everywhere, "message", 60)
+    by_room = {slug: [f["message"]["body"] for f in heard if f["room"] == slug] for slug in slugs}
+    assert by_room == {slug: [f"{slug}:{n}" for n in range(1, 6)] for slug in slugs}
+    assert [f["message"]["seq"] for f in heard if f["room"] == slugs[0]] == [1, 2, 3, 4, 5]
+    alone = await frames_of(one_room, "message", 5)
+    assert [f["message"]["body"] for f in alone] == [f"{slugs[0]}:{n}" for n in range(1, 6)]
+    assert EVENT_STREAMS in kinds  # the path taken: rooms of a shard in one layer message
 
 
 async def test_pong_tells_each_joined_rooms_last_seq(connect, alice, general, make_room):

@@ -11,14 +11,9 @@ from django.test import AsyncClient
 
 from chat.realtime.runtime import runtime_for_loop
 from tests.support.redis_service import redis_url
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-async def until(predicate, seconds: float = 5.0) -> None:
-    async with asyncio.timeout(seconds):
-        while not predicate():  # noqa: ASYNC110 - a condition, not an event
-            await asyncio.sleep(0.02)
 
 
 async def test_a_loop_that_crashes_is_started_again_and_counted(caplog):

@@ -14,6 +14,7 @@ from chat.protocol import events
 from chat.realtime import layer_events
 from chat.realtime import publisher as publisher_module
 from chat.realtime.fanout import Fanout
+from chat.realtime.layer_events import carrier, events_in
 from chat.realtime.publisher import Publisher, rounds
 from chatsite.patches.daphne_frames import text_frame
 
@@ -34,26 +35,43 @@ def queued(*sends: tuple[str, dict[str, Any]]) -> list[tuple[float, str, dict[st
     return [(float(i), group, event) for i, (group, event) in enumerate(sends)]
 
 
-def unpacked(message: dict[str, Any]) -> list[dict[str, Any]]:
-    if message["type"] == layer_events.EVENT_BATCH:
-        return message["events"]
-    return [message]
+@pytest.fixture(autouse=True)
+def eight_shards(settings):
+    """Rooms 1 to 7 in shards of their own, room 10 in room 1's."""
+    settings.CHAT_FANOUT_SHARDS = 8
+    assert len({carrier(events.room_group(room)) for room in range(1, 8)}) == 7
+    assert carrier(events.room_group(10)) == carrier(events.room_group(1))
+
+
+def shard(room: int) -> str:
+    return carrier(events.room_group(room))
 
 
 def plan(sends: list[tuple[float, str, dict[str, Any]]]) -> list[dict[str, list[list[Any]]]]:
-    """rounds() as {group: [[event, ...] per layer message]} per round."""
+    """rounds() as {layer group: [[event, ...] per layer message]} per round."""
     return [
-        {group: [unpacked(message) for _, message in messages] for group, messages in round_}
+        {group: [events_in(message) for _, message in messages] for group, messages in round_}
         for round_ in rounds(sends)
     ]
 
 
-def test_room_streams_go_side_by_side_each_in_order_in_one_message():
+def test_room_streams_of_one_shard_go_in_one_message_each_in_order():
+    m11, m10, m12 = message(1, 1), message(10, 1), message(1, 2)
+    t10 = typing(10, "s1")
+
+    [[(layer_group, [(_, sent)])]] = rounds(queued(m11, m10, m12, t10))
+
+    assert layer_group == shard(1)
+    assert sent["type"] == layer_events.EVENT_STREAMS
+    assert sent["streams"] == [["room.1", [m11[1], m12[1]]], ["room.10", [m10[1], t10[1]]]]
+
+
+def test_shards_go_side_by_side_each_room_in_order():
     m11, m21, m12 = message(1, 1), message(2, 1), message(1, 2)
     t2 = typing(2, "s1")
 
     assert plan(queued(m11, m21, m12, t2)) == [
-        {"room.1": [[m11[1], m12[1]]], "room.2": [[m21[1], t2[1]]]}
+        {shard(1): [[m11[1], m12[1]]], shard(2): [[m21[1], t2[1]]]}
     ]
 
 
@@ -62,7 +80,7 @@ def test_a_single_event_travels_as_itself_not_as_a_batch():
 
     [[(sent_group, [(_, sent)])]] = rounds(queued((group, event)))
 
-    assert (sent_group, sent) == (group, event)
+    assert (sent_group, sent) == (shard(1), event)
 
 
 # Everything that is not one frame of a room's own stream: a user's or the site's frames,
@@ -89,31 +107,51 @@ BARRIERS = {
 @pytest.mark.parametrize("barrier", BARRIERS.values(), ids=BARRIERS.keys())
 def test_any_other_event_keeps_its_place_among_all_of_them(barrier):
     before, after = message(1, 1), message(1, 2)
-    other = message(2, 1)
+    other, same_shard = message(2, 1), message(10, 1)
 
-    assert plan(queued(before, other, barrier, after)) == [
-        {"room.1": [[before[1]]], "room.2": [[other[1]]]},
-        {barrier[0]: [[barrier[1]]]},
-        {"room.1": [[after[1]]]},
+    assert plan(queued(before, other, same_shard, barrier, after)) == [
+        {shard(1): [[before[1], same_shard[1]]], shard(2): [[other[1]]]},
+        {carrier(barrier[0]): [[barrier[1]]]},  # a room's own event goes to its shard
+        {shard(1): [[after[1]]]},
     ]
 
 
-def test_a_long_stream_is_split_in_order_within_the_batch_limits(monkeypatch):
+def test_a_long_stream_is_split_in_order_within_the_batch_limits():
     many = [message(1, seq) for seq in range(1, 2 * layer_events.BATCH_EVENTS + 2)]
 
     [round_] = plan(queued(*many))
 
-    assert [len(batch) for batch in round_["room.1"]] == [
+    assert [len(batch) for batch in round_[shard(1)]] == [
         layer_events.BATCH_EVENTS,
         layer_events.BATCH_EVENTS,
         1,
     ]
-    assert [event for batch in round_["room.1"] for event in batch] == [e for _, e in many]
+    assert [event for batch in round_[shard(1)] for event in batch] == [e for _, e in many]
 
     big = "x" * (layer_events.BATCH_TEXT // 2)
     heavy = [message(1, seq, text=big) for seq in range(1, 6)]
     [round_] = plan(queued(*heavy))
-    assert [len(batch) for batch in round_["room.1"]] == [2, 2, 1]
+    assert [len(batch) for batch in round_[shard(1)]] == [2, 2, 1]
+
+
+def test_rooms_sharing_a_message_keep_their_order_across_the_limits():
+    half = layer_events.BATCH_EVENTS * 3 // 4
+    interleaved = [m for seq in range(1, half + 1) for m in (message(1, seq), message(10, seq))]
+
+    [[(layer_group, sends)]] = rounds(queued(*interleaved))
+
+    assert layer_group == shard(1)
+    assert [layer_events.event_count(sent) for _, sent in sends] == [
+        layer_events.BATCH_EVENTS,
+        2 * half - layer_events.BATCH_EVENTS,
+    ]
+    heard = [event for _, sent in sends for event in events_in(sent)]
+    for group in ("room.1", "room.10"):
+        assert [e["seq"] for e in heard if e["group"] == group] == list(range(1, half + 1))
+    # Each message is stamped with the oldest of its events (the publisher gives up on it
+    # GIVE_UP_AFTER seconds after that): room 1's events and room 10's first 50 went first,
+    # so the second holds room 10's seq 51 on, queued at 2 * 50 + 1.
+    assert [stamp for stamp, _ in sends] == [0.0, 101.0]
 
 
 class RecordingLayer:
@@ -123,9 +161,9 @@ class RecordingLayer:
         self.log: list[tuple[str, str, list[dict[str, Any]]]] = []
 
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
-        self.log.append(("begin", group, unpacked(message)))
+        self.log.append(("begin", group, events_in(message)))
         await asyncio.sleep(0.01)
-        self.log.append(("end", group, unpacked(message)))
+        self.log.append(("end", group, events_in(message)))
 
 
 class Runtime:
@@ -155,13 +193,13 @@ async def test_the_publisher_sends_rooms_at_once_and_waits_around_anything_else(
         (step, group, tuple(e.get("seq") for e in batch))
         for step, group, batch in runtime.layer.log
     ]
-    assert steps[:2] == [("begin", "room.1", (1, 2)), ("begin", "room.2", (1,))]  # side by side
-    assert {steps[2], steps[3]} == {("end", "room.1", (1, 2)), ("end", "room.2", (1,))}
+    assert steps[:2] == [("begin", shard(1), (1, 2)), ("begin", shard(2), (1,))]  # side by side
+    assert {steps[2], steps[3]} == {("end", shard(1), (1, 2)), ("end", shard(2), (1,))}
     assert steps[4:] == [  # the ban after both, the next message after the ban
         ("begin", ban[0], (None,)),
         ("end", ban[0], (None,)),
-        ("begin", "room.1", (3,)),
-        ("end", "room.1", (3,)),
+        ("begin", shard(1), (3,)),
+        ("end", shard(1), (3,)),
     ]
 
 
@@ -213,3 +251,73 @@ async def test_the_fan_out_hands_a_batch_on_in_order_each_run_in_one_write():
     assert log == [("s1", ["m1.1", "m1.2"]), ("s1", ["m1.3"])]
     assert fanout.fanned_out_seq["room.1"] == 3
     await asyncio.wait_for(waiting, 1)  # an ack waiting for seq 2 is let go
+
+
+async def test_the_fan_out_hands_on_each_room_of_a_shard_message_and_drops_rooms_not_here():
+    fanout = Fanout(layer=None, runtime=None)  # type: ignore[arg-type]
+    log: list[tuple[str, list[str]]] = []
+    fanout.members["room.1"] = {Socket("s1", log)}
+    fanout.members["room.2"] = {Socket("s2", log)}
+    streams = {
+        "room.1": [message(1, 1)[1], message(1, 2)[1]],
+        "room.10": [message(10, 1)[1]],  # a room of the shard with no socket here
+        "room.2": [message(2, 1)[1]],
+    }
+
+    await fanout.dispatch(layer_events.streams_event(streams))
+    await fanout.dispatch(layer_events.batch_event("room.10", [message(10, 2)[1]] * 2))
+    await fanout.dispatch(message(10, 3)[1])
+
+    assert log == [("s1", ["m1.1", "m1.2"]), ("s2", ["m2.1"])]
+    assert fanout.fanned_out_seq == {"room.1": 2, "room.2": 1}  # nothing kept of room 10
+
+
+class GroupsLayer:
+    """A layer that records the process's group memberships."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    async def new_channel(self, prefix: str) -> str:
+        return f"{prefix}.process"
+
+    async def group_add(self, group: str, channel: str) -> None:
+        self.calls.append(("add", group))
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        self.calls.append(("discard", group))
+
+
+class Loops:
+    def __init__(self) -> None:
+        self.running: set[str] = set()
+
+    def start(self, name: str, run: Any) -> None:
+        self.running.add(name)
+
+    def stop(self, name: str) -> None:
+        self.running.discard(name)
+
+
+async def test_the_process_is_in_a_shard_group_while_any_of_its_rooms_has_a_socket_here():
+    layer, loops = GroupsLayer(), Loops()
+    fanout = Fanout(layer=layer, runtime=loops)  # type: ignore[arg-type]
+    a, b = Socket("a", []), Socket("b", [])
+
+    await fanout.add("room.1", a)
+    await fanout.add("room.10", b)  # the same shard: nothing more to join
+    await fanout.add("room.1", b)
+    await fanout.add(events.user_group(7), a)  # a user's group carries itself
+    assert layer.calls == [("add", shard(1)), ("add", events.user_group(7))]
+    await fanout.refresh("room.10")
+    assert layer.calls[-1] == ("add", shard(1))
+
+    await fanout.discard("room.1", a)
+    await fanout.discard("room.1", b)  # room 10 still has b here
+    assert fanout.subscribed == {shard(1), events.user_group(7)}
+    await fanout.discard("room.10", b)
+    await fanout.discard(events.user_group(7), a)
+
+    assert layer.calls[-2:] == [("discard", shard(1)), ("discard", events.user_group(7))]
+    assert (fanout.members, fanout.carried, fanout.subscribed) == ({}, {}, set())
+    assert loops.running == set()  # no receive loop without a group

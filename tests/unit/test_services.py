@@ -20,7 +20,7 @@ from chat.models import Ban, Membership, Message, Room
 from chat.protocol import events as events_module
 from chat.protocol.errors import ChatError, ErrorCode
 from chat.protocol.events import room_group
-from chat.realtime.layer_events import EVENT_BATCH
+from chat.realtime.layer_events import carrier, events_in
 from tests.support.factories import DM_LOOKALIKE_NAMES, post_messages
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -302,12 +302,12 @@ def test_the_database_holds_one_dm_per_pair_and_keys_only_dms(alice, bob):
 
 
 async def listen(room: Room) -> None:
-    await get_channel_layer().group_add(room_group(room.pk), TEST_CHANNEL)
+    await get_channel_layer().group_add(carrier(room_group(room.pk)), TEST_CHANNEL)
 
 
 async def heard() -> list[dict]:
-    """The events that reached the test's channel, in order; a room's frames queued together
-    travel as one batch (chat/realtime/publisher.py), whose events count one by one."""
+    """The events that reached the test's channel, in order; frames queued together travel
+    as one layer message (chat/realtime/publisher.py), whose events count one by one."""
     layer = get_channel_layer()
     events = []
     while True:
@@ -315,7 +315,7 @@ async def heard() -> list[dict]:
             event = await asyncio.wait_for(layer.receive(TEST_CHANNEL), 0.2)
         except TimeoutError:
             return events
-        events.extend(event["events"] if event["type"] == EVENT_BATCH else [event])
+        events.extend(events_in(event))
 
 
 async def test_a_message_broadcasts_only_after_commit(general, alice):

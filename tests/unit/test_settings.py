@@ -63,6 +63,14 @@ def test_refuses_to_start_without_a_secret_key_when_debug_is_off():
     assert "DJANGO_SECRET_KEY must be set" in run.stderr
 
 
+@pytest.mark.parametrize("shards", ["0", "-3"])
+def test_refuses_to_start_without_a_fan_out_shard(shards):
+    run = load_settings(CHAT_FANOUT_SHARDS=shards)
+
+    assert run.returncode != 0
+    assert f"CHAT_FANOUT_SHARDS must be 1 or more (got {shards})" in run.stderr
+
+
 @pytest.mark.parametrize("value", ["0", "false", "off", "no"])
 def test_debug_turns_off(value):
     run = load_settings(DJANGO_DEBUG=value, DJANGO_SECRET_KEY="test-" + "0123456789abcdef" * 4)
