@@ -3,8 +3,6 @@
 import asyncio
 import json
 import re
-import threading
-from collections.abc import Callable
 
 import pytest
 from channels.db import database_sync_to_async
@@ -22,35 +20,11 @@ from chat.protocol.errors import ChatError, ErrorCode
 from chat.protocol.events import room_group
 from chat.realtime.layer_events import carrier, events_in
 from tests.support.factories import DM_LOOKALIKE_NAMES, post_messages
+from tests.support.race import run_together
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TEST_CHANNEL = "test.listener"
-
-
-def run_in_threads(count: int, work: Callable[[int], object]) -> list[object]:
-    """Run work(i) in `count` threads released together; return results in thread order."""
-    barrier = threading.Barrier(count)
-    results: list[object] = [None] * count
-    errors: list[BaseException] = []
-
-    def worker(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = work(i)
-        except BaseException as error:  # re-raised in the test thread
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    if errors:
-        raise errors[0]
-    return results
 
 
 def send(
@@ -75,7 +49,7 @@ def test_concurrent_senders_get_gapless_unique_seqs(general, make_user):
             for n in range(15)
         ]
 
-    per_thread = run_in_threads(8, send_many)
+    per_thread = run_together(8, send_many, timeout=60)
 
     seqs = sorted(seq for seqs in per_thread for seq in seqs)
     assert seqs == list(range(1, 121))
@@ -89,7 +63,7 @@ def test_the_same_client_id_racing_from_two_threads_stores_one_message(general, 
         message, created = send(room=general, author=alice, body="race", client_id="one-id")
         return message.pk, message.seq, created
 
-    first, second = run_in_threads(2, race)
+    first, second = run_together(2, race, timeout=60)
 
     assert first[:2] == second[:2]
     assert sorted([first[2], second[2]]) == [False, True]
@@ -276,8 +250,10 @@ def test_a_dm_is_found_by_its_pair_never_by_a_room_that_took_its_slug(alice, mak
 def test_two_first_opens_at_once_make_one_dm(alice, bob):
     pair = [(alice, bob), (bob, alice)]
 
-    rooms = run_in_threads(
-        2, lambda i: services.direct_room_get_or_create(user=pair[i][0], other=pair[i][1])
+    rooms = run_together(
+        2,
+        lambda i: services.direct_room_get_or_create(user=pair[i][0], other=pair[i][1]),
+        timeout=60,
     )
 
     assert rooms[0] == rooms[1]
