@@ -56,6 +56,14 @@ PATCHES = (
         "daphne_frames:check",
     ),
     Patch(
+        "autobahn_lazy_log",
+        "chatsite/patches/autobahn_lazy_log.py (installed: WebSocketProtocol._connectionMade "
+        "wrapped)",
+        "autobahn.websocket.protocol naming pprint.pformat as pformat; "
+        "WebSocketProtocol._connectionMade calling it once, for its debug log of the options",
+        "autobahn_lazy_log:check",
+    ),
+    Patch(
         "asgiref_loop",
         "chatsite/patches/asgiref_loop.py, read by chat/realtime/publisher.py",
         "asgiref SyncToAsync.threadlocal.main_event_loop and main_event_loop_pid, set by "
@@ -108,9 +116,10 @@ def check_all() -> None:
 def install_all(settings: Any) -> None:
     """Check every patch, then install the ones that patch at runtime (idempotent)."""
     check_all()
-    from . import daphne_limits, twisted_writes
+    from . import autobahn_lazy_log, daphne_limits, twisted_writes
 
     twisted_writes.install()
+    autobahn_lazy_log.install()
     daphne_limits.install(
         max_buffer_bytes=settings.CHAT_SOCKET_MAX_BUFFER_BYTES,
         max_queued_frames=settings.CHAT_SOCKET_MAX_QUEUED_FRAMES,

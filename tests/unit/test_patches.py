@@ -2,12 +2,15 @@
 versions, fails naming the internal when it is gone, and each patch is in effect."""
 
 import asyncio
+import pprint
 import re
 import socket
 from typing import Any
 
 import pytest
 from asgiref.sync import SyncToAsync, sync_to_async
+from autobahn.twisted.websocket import WebSocketServerFactory
+from autobahn.websocket import protocol as autobahn_protocol
 from autobahn.websocket.protocol import WebSocketProtocol as AutobahnProtocol
 from channels import consumer
 from channels.auth import AuthMiddlewareStack
@@ -25,14 +28,20 @@ from chat.realtime.consumers import ChatConsumer
 from chat.realtime.layers import InProcessChannelLayer
 from chatsite import patches
 from chatsite.asgi import application
-from chatsite.patches import InternalsChanged, asgiref_loop, daphne_limits, twisted_writes
+from chatsite.patches import (
+    InternalsChanged,
+    asgiref_loop,
+    autobahn_lazy_log,
+    daphne_limits,
+    twisted_writes,
+)
 
 PATCHES = {patch.name: patch for patch in patches.PATCHES}
 FD, WSP = abstract.FileDescriptor, WebSocketProtocol
 
 
 def test_every_patch_is_listed_once_with_a_check_that_exists():
-    assert len(PATCHES) == len(patches.PATCHES) == 7
+    assert len(PATCHES) == len(patches.PATCHES) == 8
 
 
 @pytest.mark.parametrize("name", sorted(PATCHES))
@@ -82,6 +91,10 @@ def _frame_that_masks_anyway(self, opcode, payload=b"", fin=True):
     self.sendData(bytes([0x80 | opcode, 0x80 | len(payload)]) + payload)
 
 
+def _connection_made_logging_more(self):
+    self.log.debug("{attrs}", attrs=pformat(self.CONFIG_ATTRS))  # noqa: F821 - never run
+
+
 BREAKAGES = [
     # (patch, what to break, attribute, a replacement or None to delete, expected in the error)
     ("twisted_writes", FD, "write", None, "FileDescriptor.write"),
@@ -99,6 +112,14 @@ BREAKAGES = [
     ("daphne_frames", Server, "create_application", _create_with_own_send, "create_application"),
     ("daphne_frames", AutobahnProtocol, "sendData", None, "sendData"),
     ("daphne_frames", AutobahnProtocol, "sendFrame", _frame_that_masks_anyway, "maskServerFrames"),
+    ("autobahn_lazy_log", autobahn_protocol, "pformat", repr, "protocol.pformat"),
+    (
+        "autobahn_lazy_log",
+        AutobahnProtocol,
+        "_connectionMade",
+        _connection_made_logging_more,
+        "_connectionMade",
+    ),
     ("asgiref_loop", SyncToAsync, "threadlocal", None, "SyncToAsync.threadlocal"),
     ("channels_consumer_dispatch", consumer, "get_handler_name", None, "get_handler_name"),
     (
@@ -216,6 +237,25 @@ def test_twisted_writes_behind_queued_data_take_twisteds_path(connection):
     peer.setblocking(False)
     with pytest.raises(BlockingIOError):
         peer.recv(100)  # nothing overtook the queued bytes
+
+
+def test_a_connection_formats_its_options_only_if_the_debug_log_is_written(monkeypatch):
+    assert AutobahnProtocol._connectionMade is autobahn_lazy_log._connection_made_lazily
+    formatted = []
+    monkeypatch.setattr(autobahn_protocol, "pformat", formatted.append)
+    logged = []
+    connection = WebSocketServerFactory().buildProtocol(None)
+    log = type("Log", (), {"debug": lambda *args, **fields: logged.append(fields)})()
+    monkeypatch.setattr(connection, "log", log, raising=False)
+
+    connection._connectionMade()
+
+    assert formatted == []  # not formatted eagerly...
+    [options] = [fields["attrs"] for fields in logged if "attrs" in fields]
+    text = f"{options}"  # ...but the same text when the message is written
+    assert "maxMessagePayloadSize" in text
+    assert text == pprint.pformat(options.value)
+    assert autobahn_protocol.pformat == formatted.append  # the module's own name put back
 
 
 def test_daphne_limits_are_installed_with_the_settings(settings):
