@@ -18,13 +18,13 @@ from django.db import connection
 
 from chat.models import Message, Room
 from chat.protocol.events import room_group
-from chat.realtime.layer_events import EVENT_STREAMS, carrier
+from chat.realtime import publisher
+from chat.realtime.layer_events import EVENT_STREAMS, carrier, event_count, event_size, events_in
 from chat.realtime.runtime import runtime_for_loop
 from tests.support import PROJECT_ROOT
 from tests.support.js_client import JsClient
 from tests.support.redis_service import redis_url
 from tests.support.sockets import frames_of
-from tests.support.waiting import until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -212,12 +212,14 @@ async def test_long_lived_sockets_stay_in_their_groups_past_group_expiry(
         await socket.close()
 
 
+@pytest.mark.parametrize("limit", ["whole", "split"])
 @pytest.mark.parametrize("layer", ["in-memory", "redis"])
 async def test_many_rooms_sending_at_once_reach_each_listener_once_in_order(
-    connect, settings, monkeypatch, alice, bob, make_room, layer
+    connect, settings, monkeypatch, alice, bob, make_room, layer, limit
 ):
     """Twelve rooms in eight shards: rooms that share a shard travel the layer together
-    (layer_events.carrier), each in its own order, and each room's sockets hear only it."""
+    (layer_events.carrier), each in its own order, and each room's sockets hear only it;
+    also when the size limit splits a shard's turn into many layer messages ("split")."""
     if layer == "redis":
         settings.CHANNEL_LAYERS = {
             "default": {
@@ -226,6 +228,11 @@ async def test_many_rooms_sending_at_once_reach_each_listener_once_in_order(
             }
         }
     settings.CHAT_FANOUT_SHARDS = 8
+    # Acks go without waiting for their broadcast, held below, so every send is acked.
+    settings.CHAT_ACK_WAITS_FOR_FANOUT = 0.05
+    settings.CHAT_RATE_LIMIT = "off"  # alice sends 60 messages at once
+    text_limit = 6 * 1024 if limit == "split" else publisher.BATCH_TEXT
+    monkeypatch.setattr(publisher, "BATCH_TEXT", text_limit)
     slugs = [f"busy-{n}" for n in range(12)]
     rooms = [await database_sync_to_async(make_room)(slug) for slug in slugs]
     assert len({carrier(room_group(room.pk)) for room in rooms}) < len(rooms)  # some share
@@ -236,38 +243,46 @@ async def test_many_rooms_sending_at_once_reach_each_listener_once_in_order(
         await everywhere.join(slug)
     await one_room.join(slugs[0])
     runtime = runtime_for_loop()
-    kinds: list[str] = []
-    dispatch = runtime.fanout.dispatch
-
-    async def recording(event: dict) -> None:
-        kinds.append(event["type"])
-        await dispatch(event)
-
-    monkeypatch.setattr(runtime.fanout, "dispatch", recording)
-    # The publisher's first send waits until every room's first message is queued behind
-    # it, so its next turn holds them all (as when a busy process's sends pile up).
+    # The publisher's first send waits until every message is queued behind it, so its
+    # next turn holds them all (as when a busy process's sends pile up).
     released, group_send = asyncio.Event(), runtime.layer.group_send
+    sent: list[dict] = []
 
     async def held(group: str, message: dict) -> None:
         await released.wait()
+        sent.append(message)
         await group_send(group, message)
 
     monkeypatch.setattr(runtime.layer, "group_send", held)
 
     for n in range(1, 6):
         for slug, sender in zip(slugs, senders, strict=True):
-            body = f"{slug}:{n}"
-            await sender.send({"type": "send", "room": slug, "body": body, "client_id": body})
-    await until(lambda: runtime.publisher.queue.qsize() >= len(slugs) - 1)
+            body = f"{slug}:{n}" + "." * 1000  # about 2.2 KB a frame, with its HTML
+            frame = {"type": "send", "room": slug, "body": body, "client_id": f"{slug}:{n}"}
+            await sender.send(frame)
+    for sender in senders:  # each acked, so each committed and queued for the layer
+        assert len(await frames_of(sender, "ack", 5)) == 5
     released.set()
 
     heard = await frames_of(everywhere, "message", 60)
-    by_room = {slug: [f["message"]["body"] for f in heard if f["room"] == slug] for slug in slugs}
+    by_room = {
+        slug: [f["message"]["body"].split(".")[0] for f in heard if f["room"] == slug]
+        for slug in slugs
+    }
     assert by_room == {slug: [f"{slug}:{n}" for n in range(1, 6)] for slug in slugs}
     assert [f["message"]["seq"] for f in heard if f["room"] == slugs[0]] == [1, 2, 3, 4, 5]
     alone = await frames_of(one_room, "message", 5)
-    assert [f["message"]["body"] for f in alone] == [f"{slugs[0]}:{n}" for n in range(1, 6)]
-    assert EVENT_STREAMS in kinds  # the path taken: rooms of a shard in one layer message
+    assert [f["message"]["body"].split(".")[0] for f in alone] == [
+        f"{slugs[0]}:{n}" for n in range(1, 6)
+    ]
+    # The path taken: a shard's rooms together, within the limit, a room's five messages
+    # in one layer message when whole and spread over several when split.
+    assert any(message["type"] == EVENT_STREAMS for message in sent)
+    sizes = [sum(map(event_size, events_in(message))) for message in sent]
+    assert max(sizes) <= text_limit
+    assert max(map(event_count, sent)) >= (5 if limit == "whole" else 2)
+    if limit == "split":
+        assert max(map(event_count, sent)) < 5
 
 
 async def test_pong_tells_each_joined_rooms_last_seq(connect, alice, general, make_room):
