@@ -63,6 +63,7 @@ class Runtime:
     """The real-time state and background loops of one event loop."""
 
     def __init__(self, layer: BaseChannelLayer) -> None:
+        from .agreement import shared_settings
         from .fallback import PollAnswers
         from .fanout import Fanout
         from .group_commit import message_writer
@@ -82,6 +83,7 @@ class Runtime:
         self.presence = make_presence(self)
         self.limits = make_limits(self)
         self.answers = PollAnswers(self)
+        self.shared = shared_settings(self)
 
     # Background loops ---------------------------------------------------------------------
 
@@ -142,16 +144,19 @@ class Runtime:
                 if getattr(registry, "outage", None) is not None
             ],
         }
+        dependencies = {
+            what: all(outage.ok for outage in watched)
+            for what, watched in outages.items()
+            if watched
+        }
+        if self.shared is not None:
+            dependencies["the other workers' CHAT_FANOUT_SHARDS"] = self.shared.agree
         return {
             "loops": {
                 name: {"alive": loop.alive, "crashes": loop.crashes}
                 for name, loop in sorted(self.loops.items())
             },
-            "dependencies": {
-                what: all(outage.ok for outage in watched)
-                for what, watched in outages.items()
-                if watched
-            },
+            "dependencies": dependencies,
         }
 
 

@@ -4,11 +4,14 @@ that crashed, stops them all, and says whether each is alive (and /healthz and
 
 import asyncio
 import logging
+import uuid
 
 import pytest
+import redis.asyncio
 from django.core.management import CommandError, call_command
 from django.test import AsyncClient
 
+from chat.realtime.agreement import SharedSettings
 from chat.realtime.runtime import runtime_for_loop
 from tests.support.redis_service import redis_url
 from tests.support.waiting import until
@@ -81,6 +84,7 @@ async def test_every_background_loop_belongs_to_the_runtime_with_redis(
         "publisher",
         "presence heartbeat",
         "socket cap heartbeat",
+        "shared settings heartbeat",
     }
     assert all(loop["alive"] for loop in runtime.health()["loops"].values())
     owned = {loop.task for loop in runtime.loops.values()}
@@ -129,6 +133,7 @@ async def test_every_loop_stops_even_when_its_dependency_swallows_the_cancel(
     for registry, name in (
         (runtime.presence, "presence heartbeat"),
         (runtime.limits, "socket cap heartbeat"),
+        (runtime.shared, "shared settings heartbeat"),
     ):
         monkeypatch.setattr(registry, "beat", swallowing(how, entered, name))
     monkeypatch.setattr(runtime.layer, "receive", swallowing(how, entered, "fanout receive"))
@@ -140,7 +145,7 @@ async def test_every_loop_stops_even_when_its_dependency_swallows_the_cancel(
     runtime.publisher.enqueue("room.1", {"type": "chat.nothing"})
     await until(lambda: entered == set(runtime.loops))
     tasks = [loop.task for loop in runtime.loops.values()]
-    assert len(tasks) == 5
+    assert len(tasks) == 6
 
     async with asyncio.timeout(2):  # CLOSE_TIMEOUT is 5 s: nothing may be left to it
         await runtime.close()
@@ -181,3 +186,48 @@ def test_manage_health_fails_and_names_what_does_not_answer(settings, capsys):
         call_command("health")
 
     assert "redis: NOT ANSWERING" in capsys.readouterr().out
+
+
+async def test_a_worker_with_another_shard_count_is_reported_until_they_agree(settings, caplog):
+    """Two workers' comparisons on one Redis: the second's 16 against the first's 8 is an
+    error, said once; once the 8s stop beating, their value expires and 16 agrees."""
+    client = redis.asyncio.Redis.from_url(redis_url())
+    key = f"chat:test:{uuid.uuid4().hex}:fanout_shards"
+    first, second = (SharedSettings(client, ttl=0.3, key=key) for _ in range(2))
+    try:
+        settings.CHAT_FANOUT_SHARDS = 8
+        await first.beat()
+        settings.CHAT_FANOUT_SHARDS = 16
+        await second.beat()
+        await second.beat()
+
+        assert (first.agree, second.agree) == (True, False)
+        errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+        assert errors == [
+            "CHAT_FANOUT_SHARDS is 16 here but 8 on another worker of this site: rooms'"
+            " events between them are not delivered live. Give every worker the same value."
+        ]
+
+        await asyncio.sleep(1.2)  # the 8s' value outlives them by at most 1 s here
+        await second.beat()
+        assert second.agree is True
+        assert "agrees with the other workers again (16)" in caplog.text
+    finally:
+        await client.delete(key)
+        await client.aclose()
+
+
+async def test_healthz_fails_while_the_workers_shard_counts_differ(settings):
+    settings.CHAT_LIMITS_REDIS_URL = redis_url()
+    runtime = runtime_for_loop()
+    try:
+        assert runtime.health()["dependencies"]["the other workers' CHAT_FANOUT_SHARDS"] is True
+        runtime.shared.agree = False  # as a beat finds it
+
+        ill = await AsyncClient().get("/healthz")
+
+        assert ill.status_code == 503
+        answers = ill.json()["dependencies"]
+        assert answers["the other workers' CHAT_FANOUT_SHARDS (as the loops see it)"] is False
+    finally:
+        await runtime.close()
