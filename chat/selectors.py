@@ -337,9 +337,11 @@ def room_join_pages(requests: Sequence[JoinRequest]) -> list[JoinPage | ChatErro
     in one trip to the database thread. The rooms' counters are read first, in one
     query: every message up to a counter is then in (or after) its page. Joins of one
     room share its latest page, or its replay from one `since`; each user's read marks
-    are their own. A room gone meanwhile is that join's NOT_FOUND alone."""
+    are their own, read once for all their tabs joining that room. A room gone meanwhile
+    is that join's NOT_FOUND alone."""
     counters = rooms_last_seq(room_ids=sorted({room.pk for room, _, _ in requests}))
     pages: dict[tuple[int, int | None], MessagePage] = {}
+    marks: dict[tuple[int, int | None], tuple[tuple[int | None, int], dict[int, int]]] = {}
     answers: list[JoinPage | ChatError] = []
     for room, user, since in requests:
         if room.pk not in counters:
@@ -352,7 +354,12 @@ def room_join_pages(requests: Sequence[JoinRequest]) -> list[JoinPage | ChatErro
             else:
                 page = messages_since(room=room, seq=since, limit=settings.CHAT_REPLAY_LIMIT)
             pages[room.pk, since] = page
-        read, unread = room_unread(room=room, user=user)
+        if (room.pk, user.pk) not in marks:  # (anonymous readers have none: pk None)
+            marks[room.pk, user.pk] = (
+                room_unread(room=room, user=user),
+                thread_reads(room=room, user=user),
+            )
+        (read, unread), threads = marks[room.pk, user.pk]
         answers.append(
             JoinPage(
                 messages=page.messages,
@@ -360,7 +367,7 @@ def room_join_pages(requests: Sequence[JoinRequest]) -> list[JoinPage | ChatErro
                 last_seq=counters[room.pk],
                 read=read,
                 unread=unread,
-                thread_reads=thread_reads(room=room, user=user),
+                thread_reads=threads,
             )
         )
     return answers

@@ -30,7 +30,6 @@ class SharedSettings(Heartbeat):
         self.redis = redis  # a redis.asyncio client this registry does not own
         self.ttl = ttl
         self.key = key
-        self.local: dict = {}
         self.agree = True  # until Redis says otherwise
         self.theirs: str | None = None
 

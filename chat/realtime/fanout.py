@@ -242,7 +242,8 @@ class Fanout:
         kind = event["type"]
         if kind == EVENT_STREAMS:
             for group, batch in event["streams"]:
-                await self._dispatch_batch(group, batch)
+                if group in self.members:  # else a room of the shard with no socket here
+                    await self._dispatch_batch(group, batch)
             return
         if event["group"] not in self.members:
             return  # a room of the shard with no socket here (or none any more)
@@ -284,8 +285,6 @@ class Fanout:
     async def _dispatch_batch(self, group: str, batch: list[dict[str, Any]]) -> None:
         """A batch's events in order; each run of broadcasts in it reaches a socket as one
         write of their frames joined (one system call per socket, not one per message)."""
-        if group not in self.members:
-            return
         run: list[dict[str, Any]] = []
         for event in batch:
             if event["type"] == events.EVENT_BROADCAST:

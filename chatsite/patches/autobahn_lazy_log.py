@@ -58,7 +58,7 @@ def check() -> None:
     # Once installed, the wrapper names what it wraps (`__wrapped__`): the source read here,
     # and by daphne_frames' check, is autobahn's.
     original = getattr(protocol.WebSocketProtocol, "_connectionMade", None)
-    if getattr(protocol, "pformat", None) not in (pprint.pformat, Lazy):
+    if getattr(protocol, "pformat", None) is not pprint.pformat:
         raise fail(
             PATCH,
             "autobahn",

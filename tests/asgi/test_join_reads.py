@@ -45,16 +45,24 @@ async def test_sockets_joining_at_once_are_read_in_batches_each_with_its_own_ans
         assert [m["seq"] for m in reply["messages"]] == [1, 2, 3]
 
 
-async def test_a_join_read_when_the_connection_died_is_read_again(connect, general, monkeypatch):
-    real = selectors.room_join_pages
-    failures = [OperationalError("server closed the connection unexpectedly")]
+def fail_pages_once(monkeypatch: Any, error: Exception) -> list[Exception]:
+    """selectors.room_join_pages raises `error` on its next call only; the list empties
+    once it has."""
+    real, failures = selectors.room_join_pages, [error]
 
-    def dying_once(requests: Any) -> Any:
+    def failing_once(requests: Any) -> Any:
         if failures:
             raise failures.pop()
         return real(requests)
 
-    monkeypatch.setattr(selectors, "room_join_pages", dying_once)
+    monkeypatch.setattr(selectors, "room_join_pages", failing_once)
+    return failures
+
+
+async def test_a_join_read_when_the_connection_died_is_read_again(connect, general, monkeypatch):
+    failures = fail_pages_once(
+        monkeypatch, OperationalError("server closed the connection unexpectedly")
+    )
     socket = await connect()
 
     reply = await socket.join("general")
@@ -66,15 +74,7 @@ async def test_a_join_read_when_the_connection_died_is_read_again(connect, gener
 async def test_a_read_that_fails_answers_its_joins_with_an_error_and_the_next_join_works(
     connect, general, monkeypatch
 ):
-    real = selectors.room_join_pages
-    failures = [RuntimeError("a bug")]  # not a lost connection: not read again
-
-    def failing(requests: Any) -> Any:
-        if failures:
-            raise failures.pop()
-        return real(requests)
-
-    monkeypatch.setattr(selectors, "room_join_pages", failing)
+    fail_pages_once(monkeypatch, RuntimeError("a bug"))  # not a lost connection: not retried
     socket = await connect()
 
     refused = await socket.request({"type": "join", "room": "general"})

@@ -4,7 +4,7 @@
 // Run with: node --test tests/js/
 "use strict";
 
-import { test, mock } from "node:test";
+import { afterEach, beforeEach, test, mock } from "node:test";
 import assert from "node:assert/strict";
 
 import { suggestUsernames } from "../../chat/static/chat/suggest.js";
@@ -32,6 +32,9 @@ function fakePage(usernamesFor) {
 const PEOPLE = ["bob", "bobby", "carol"];
 const starting = (prefix) => PEOPLE.filter((name) => name.startsWith(prefix));
 
+beforeEach(() => mock.timers.enable({ apis: ["setTimeout"] }));
+afterEach(() => mock.timers.reset());
+
 async function settle() {
   mock.timers.tick(1000);
   for (let i = 0; i < 5; i += 1) await new Promise((resolve) => setImmediate(resolve));
@@ -44,9 +47,7 @@ function type(input, text) {
   }
 }
 
-test("a name typed after the script attached is suggested for, once it pauses", async (t) => {
-  mock.timers.enable({ apis: ["setTimeout"] });
-  t.after(() => mock.timers.reset());
+test("a name typed after the script attached is suggested for, once it pauses", async () => {
   const page = fakePage(starting);
   suggestUsernames(page.input);
   type(page.input, "bo");
@@ -55,9 +56,7 @@ test("a name typed after the script attached is suggested for, once it pauses", 
   assert.deepEqual(page.names(), ["bob", "bobby"]);
 });
 
-test("a name typed before the script attached is suggested for without another key", async (t) => {
-  mock.timers.enable({ apis: ["setTimeout"] });
-  t.after(() => mock.timers.reset());
+test("a name typed before the script attached is suggested for without another key", async () => {
   const page = fakePage(starting);
   page.input.value = "bo";
   suggestUsernames(page.input);
@@ -66,18 +65,14 @@ test("a name typed before the script attached is suggested for without another k
   assert.deepEqual(page.names(), ["bob", "bobby"]);
 });
 
-test("an empty field asks nothing when the script attaches", async (t) => {
-  mock.timers.enable({ apis: ["setTimeout"] });
-  t.after(() => mock.timers.reset());
+test("an empty field asks nothing when the script attaches", async () => {
   const page = fakePage(starting);
   suggestUsernames(page.input);
   await settle();
   assert.deepEqual(page.asked, []);
 });
 
-test("a field of several names typed early suggests for the last, keeping the others", async (t) => {
-  mock.timers.enable({ apis: ["setTimeout"] });
-  t.after(() => mock.timers.reset());
+test("a field of several names typed early suggests for the last, keeping the others", async () => {
   const page = fakePage(starting);
   page.input.dataset.several = "";
   page.input.value = "carol, bo";

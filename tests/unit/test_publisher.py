@@ -9,6 +9,8 @@ import asyncio
 from typing import Any
 
 import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 
 from chat.protocol import events
 from chat.realtime import layer_events
@@ -257,19 +259,20 @@ async def test_the_fan_out_hands_on_each_room_of_a_shard_message_and_drops_rooms
     fanout = Fanout(layer=None, runtime=None)  # type: ignore[arg-type]
     log: list[tuple[str, list[str]]] = []
     fanout.members["room.1"] = {Socket("s1", log)}
-    fanout.members["room.2"] = {Socket("s2", log)}
-    streams = {
+    fanout.members["room.27"] = {Socket("s27", log)}
+    assert shard(27) == shard(1)
+    streams = {  # one shard's rooms
         "room.1": [message(1, 1)[1], message(1, 2)[1]],
         "room.10": [message(10, 1)[1]],  # a room of the shard with no socket here
-        "room.2": [message(2, 1)[1]],
+        "room.27": [message(27, 1)[1]],
     }
 
     await fanout.dispatch(layer_events.streams_event(streams))
     await fanout.dispatch(layer_events.batch_event("room.10", [message(10, 2)[1]] * 2))
     await fanout.dispatch(message(10, 3)[1])
 
-    assert log == [("s1", ["m1.1", "m1.2"]), ("s2", ["m2.1"])]
-    assert fanout.fanned_out_seq == {"room.1": 2, "room.2": 1}  # nothing kept of room 10
+    assert log == [("s1", ["m1.1", "m1.2"]), ("s27", ["m27.1"])]
+    assert fanout.fanned_out_seq == {"room.1": 2, "room.27": 1}  # nothing kept of room 10
 
 
 class GroupsLayer:
@@ -321,3 +324,19 @@ async def test_the_process_is_in_a_shard_group_while_any_of_its_rooms_has_a_sock
     assert layer.calls[-2:] == [("discard", shard(1)), ("discard", events.user_group(7))]
     assert (fanout.members, fanout.carried, fanout.subscribed) == ({}, {}, set())
     assert loops.running == set()  # no receive loop without a group
+
+
+def test_outside_any_event_loop_a_rooms_event_goes_to_its_shard_at_once():
+    """The other way onto the layer (a management command, a sync test): sent before
+    publish returns, to the group that carries the room, as the publisher's turns do."""
+    layer, channel = get_channel_layer(), "test.sync-publish"
+    async_to_sync(layer.group_add)(shard(3), channel)
+    group, event = message(3, 1)
+
+    publisher_module.publish(group, event)
+
+    async def received() -> dict[str, Any]:
+        return await asyncio.wait_for(layer.receive(channel), 2)
+
+    assert async_to_sync(received)() == event
+    async_to_sync(layer.group_discard)(shard(3), channel)

@@ -54,10 +54,10 @@ def test_joins_read_together_share_each_rooms_page_and_keep_their_own_marks(
     services.room_mark_read(room=general, user=alice, seq=3)
     anonymous = AnonymousUser()
     joins = [(general, anonymous, None)] * 50 + [(other, anonymous, None), (general, alice, None)]
-    joins += [(general, anonymous, 4), (general, bob, 4)]
+    joins += [(general, anonymous, 4), (general, bob, 4), (general, alice, None)]
 
     # The counters; general's page, other's, the replay from 4; alice's and bob's marks
-    # (each: the read mark and count, the thread marks).
+    # (each: the read mark and count, the thread marks), alice's once for her two tabs.
     with django_assert_num_queries(1 + 3 + 2 * 2):
         pages = selectors.room_join_pages(joins)
 
@@ -68,6 +68,7 @@ def test_joins_read_together_share_each_rooms_page_and_keep_their_own_marks(
     assert (pages[49].read, pages[49].unread) == (None, 0)
     assert [m.seq for m in pages[52].messages] == [5] == [m.seq for m in pages[53].messages]
     assert pages[53].read is None  # bob never marked it read
+    assert (pages[54].read, pages[54].unread) == (3, 2)  # alice's second tab
 
 
 def test_a_room_gone_before_its_join_is_read_refuses_that_join_alone(general, alice):
