@@ -340,27 +340,31 @@ def _counters_bumped(
                         dict(zip(ids, allowed, strict=True)),
                     )
             return counters
-        pairs = {(room_id, actor_id) for room_id in counts for actor_id in actors[room_id]}
+        pairs = sorted({(room_id, actor) for room_id in counts for actor in actors[room_id]})
         may_write, _ = access.may_write_sql(actor_column="actors.actor_id")
+        # Arrays rather than a placeholder per value: the statement's text is the same for
+        # every batch, so psycopg converts it once (it caches up to 50 parameters).
         cursor.execute(
             f"WITH locked AS MATERIALIZED ("
-            f"SELECT id FROM {room_table} WHERE id IN ({', '.join(['%s'] * len(lock))})"
+            f"SELECT id FROM {room_table} WHERE id = ANY(%s::bigint[])"
             f" ORDER BY id FOR UPDATE),"
-            f" counts (room_id, n) AS (VALUES {', '.join(['(%s, %s)'] * len(counts))}),"
+            f" counts (room_id, n) AS (SELECT * FROM unnest(%s::bigint[], %s::bigint[])),"
             # The uncorrelated count is a one-time filter: every lock is taken, in order,
             # before the first row is updated.
             f" bumped AS (UPDATE {room_table} SET last_seq = {room_table}.last_seq + counts.n"
             f" FROM counts WHERE {room_table}.id = counts.room_id"
             f" AND (SELECT count(*) FROM locked) > 0"
             f" RETURNING {room_table}.id, {room_table}.last_seq, {room_table}.is_archived),"
-            f" actors (room_id, actor_id) AS (VALUES {', '.join(['(%s, %s)'] * len(pairs))})"
+            f" actors (room_id, actor_id) AS (SELECT * FROM unnest(%s::bigint[], %s::bigint[]))"
             f" SELECT bumped.id, bumped.last_seq, bumped.is_archived, actors.actor_id, {may_write}"
             f" FROM bumped JOIN {room_table} ON {room_table}.id = bumped.id"
             f" JOIN actors ON actors.room_id = bumped.id",
             [
-                *lock,
-                *(value for item in counts.items() for value in item),
-                *(value for pair in sorted(pairs) for value in pair),
+                list(lock),
+                list(counts),
+                list(counts.values()),
+                [room_id for room_id, _ in pairs],
+                [actor for _, actor in pairs],
             ],
         )
         for room_id, last_seq, archived, actor_id, allowed in cursor.fetchall():

@@ -647,6 +647,41 @@ def test_a_batch_of_plain_messages_costs_the_same_statements_whatever_its_size(
     ) == list(range(1, 26))
 
 
+def test_the_counters_statement_is_one_text_whatever_the_batch_so_the_driver_converts_it_once(
+    general, make_room, make_user
+):
+    """On PostgreSQL the batch's rooms and authors go in arrays, not a placeholder each:
+    psycopg converts a statement's text once and keeps it only up to 50 parameters."""
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite bumps each room's counter in an UPDATE of its own")
+    rooms = [general, make_room("other"), make_room("third")]
+    authors = [make_user() for _ in range(20)]
+    statements: list[tuple[str, int]] = []
+
+    def bumps(execute, sql, params, many, context):
+        if sql.startswith("WITH locked"):
+            statements.append((sql, len(params)))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(bumps):
+        services.messages_create(
+            drafts=[services.MessageDraft(room=general, author=authors[0], body="one", client_id=None)]
+        )
+        services.messages_create(
+            drafts=[
+                services.MessageDraft(room=room, author=author, body="x", client_id=f"{n}")
+                for n, (room, author) in enumerate(
+                    (room, author) for room in rooms for author in authors
+                )
+            ]
+        )
+
+    assert len(statements) == 2
+    assert statements[0] == statements[1]
+    assert statements[0][1] <= 50
+    assert Room.objects.get(pk=general.pk).last_seq == 21
+
+
 def test_a_batch_meeting_a_stored_client_id_gets_the_original_and_skips_no_seq(
     general, make_room, alice, bob
 ):
