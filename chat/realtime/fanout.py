@@ -155,8 +155,14 @@ class Fanout:
             self.subscribed.discard(layer_group)
             if not self.subscribed:
                 self._stop()
-            # Last: should the layer fail, its membership expires (and is ignored meanwhile).
-            await self.layer.group_discard(layer_group, self.channel_name)
+            try:
+                # Last: should the layer fail, its membership expires (ignored meanwhile).
+                await self.layer.group_discard(layer_group, self.channel_name)
+            finally:
+                if not self.subscribed:
+                    # The receive is cancelled, and a layer may drop its channel with it
+                    # (channels-redis' pub/sub layer does): the next add takes a new one.
+                    self.channel_name = None
 
     def _start(self) -> None:
         self.runtime.start("fanout receive", self._receive_forever)

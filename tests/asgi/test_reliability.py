@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 
 import pytest
 from channels.db import database_sync_to_async
@@ -23,8 +22,9 @@ from chat.realtime.layer_events import EVENT_STREAMS, carrier, event_count, even
 from chat.realtime.runtime import runtime_for_loop
 from tests.support import PROJECT_ROOT
 from tests.support.js_client import JsClient
-from tests.support.redis_service import redis_url
+from tests.support.redis_service import use_layer
 from tests.support.sockets import frames_of
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -213,20 +213,14 @@ async def test_long_lived_sockets_stay_in_their_groups_past_group_expiry(
 
 
 @pytest.mark.parametrize("limit", ["whole", "split"])
-@pytest.mark.parametrize("layer", ["in-memory", "redis"])
+@pytest.mark.parametrize("layer", ["in-memory", "redis", "redis-pubsub"])
 async def test_many_rooms_sending_at_once_reach_each_listener_once_in_order(
     connect, settings, monkeypatch, alice, bob, make_room, layer, limit
 ):
     """Twelve rooms in eight shards: rooms that share a shard travel the layer together
     (layer_events.carrier), each in its own order, and each room's sockets hear only it;
     also when the size limit splits a shard's turn into many layer messages ("split")."""
-    if layer == "redis":
-        settings.CHANNEL_LAYERS = {
-            "default": {
-                "BACKEND": "channels_redis.core.RedisChannelLayer",
-                "CONFIG": {"hosts": [redis_url()], "prefix": f"test{uuid.uuid4().hex}"},
-            }
-        }
+    use_layer(settings, layer)
     settings.CHAT_FANOUT_SHARDS = 8
     # Acks go without waiting for their broadcast, held below, so every send is acked.
     settings.CHAT_ACK_WAITS_FOR_FANOUT = 0.05
@@ -283,6 +277,33 @@ async def test_many_rooms_sending_at_once_reach_each_listener_once_in_order(
     assert max(map(event_count, sent)) >= (5 if limit == "whole" else 2)
     if limit == "split":
         assert max(map(event_count, sent)) < 5
+
+
+@pytest.mark.parametrize("layer", ["in-memory", "redis", "redis-pubsub"])
+async def test_a_process_its_last_socket_left_takes_new_sockets_live(
+    connect, settings, alice, bob, general, layer
+):
+    """The quiet spell with no socket at all (a small site at night): the fan-out stops its
+    receive then, and the sockets that come next must still hear each other, on every layer
+    CHAT_CHANNEL_LAYER offers. The pub/sub layer drops a channel whose receive was cancelled,
+    so the process refused every later socket while it kept that channel's name."""
+    use_layer(settings, layer)
+    for n in range(2):  # and once more after the first comeback
+        first = await connect(alice)
+        await first.join("general")
+        await first.close()
+        await until(lambda: not runtime_for_loop().fanout.subscribed)
+
+        listener, sender = await connect(bob), await connect(alice)
+        for socket in (listener, sender):
+            await socket.join("general")
+        frame = {"type": "send", "room": "general", "body": "back", "client_id": f"back{n}"}
+        ack = await sender.request(frame)
+        assert ack["type"] == "ack", ack
+        heard = await listener.recv_until("message")
+        assert (heard["message"]["body"], heard["message"]["seq"]) == ("back", ack["seq"])
+        for socket in (listener, sender):
+            await socket.close()
 
 
 async def test_pong_tells_each_joined_rooms_last_seq(connect, alice, general, make_room):

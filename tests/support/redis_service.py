@@ -39,6 +39,26 @@ def redis_url() -> str:
     return url
 
 
+LAYER_BACKENDS = {
+    "redis": "channels_redis.core.RedisChannelLayer",
+    "redis-pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+}
+
+
+def use_layer(settings, layer: str) -> None:
+    """Run the test on `layer`: "in-memory" (the suite's default), or one of channels-redis'
+    layers that CHAT_CHANNEL_LAYER offers ("redis": core, "redis-pubsub": pub/sub) on the
+    test Redis under a prefix of its own."""
+    if layer == "in-memory":
+        return
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": LAYER_BACKENDS[layer],
+            "CONFIG": {"hosts": [redis_url()], "prefix": f"test{uuid.uuid4().hex}"},
+        }
+    }
+
+
 @contextlib.asynccontextmanager
 async def two_workers(registry: type, *, ttl: float = 1.2) -> AsyncIterator[list]:
     """Two workers' registries of a kind shared through Redis (presence, limits) on one

@@ -665,7 +665,9 @@ def test_the_counters_statement_is_one_text_whatever_the_batch_so_the_driver_con
 
     with connection.execute_wrapper(bumps):
         services.messages_create(
-            drafts=[services.MessageDraft(room=general, author=authors[0], body="one", client_id=None)]
+            drafts=[
+                services.MessageDraft(room=general, author=authors[0], body="one", client_id=None)
+            ]
         )
         services.messages_create(
             drafts=[
