@@ -21,6 +21,7 @@ class and for text that is not ASCII, and puts the writer through every unusual 
 """
 
 import functools
+import inspect
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -78,11 +79,17 @@ def frame_writer(send: Any) -> FrameWriter | None:
     opened = AutobahnProtocol.STATE_OPEN
     dropped_for_unread = daphne_limits.dropped_for_unread
 
+    # daphne's entry for the connection, looked up once: daphne marks it "disconnected" in
+    # place before it ever removes it (`check` asserts so), so the entry tells each write
+    # what looking the protocol up in `connections` would, without daphne's Python-level
+    # __hash__ and __eq__ on a dict of every connection (7% of a broadcast's CPU).
+    details = connections.get(protocol)
+    if details is None:
+        return None
+
     def write(frames: bytes, longest: int) -> bool:
-        details = connections.get(protocol)
         if (
-            details is None
-            or details.get("disconnected")
+            details.get("disconnected")
             or protocol.state != opened
             or protocol._perMessageCompress is not None
             or protocol.send_queue
@@ -112,6 +119,29 @@ def check() -> None:
         ["protocol not in self.connections", '"disconnected"', "protocol.handle_reply(message)"],
         label="daphne.server.Server.handle_reply",
     )
+    require_source(
+        PATCH,
+        "daphne",
+        getattr(Server, "protocol_connected", None),
+        ['self.connections[protocol] = {"connected"'],
+        label="daphne.server.Server.protocol_connected",
+    )
+    require_source(
+        PATCH,
+        "daphne",
+        getattr(Server, "protocol_disconnected", None),
+        ['self.connections[protocol]["disconnected"] = time.time()'],
+        label="daphne.server.Server.protocol_disconnected",
+    )
+    checker = getattr(Server, "application_checker", None)
+    label = "daphne.server.Server.application_checker"
+    require_source(
+        PATCH, "daphne", checker, ["if not application_instance and disconnected:"], label=label
+    )
+    source = inspect.getsource(checker)
+    removal = "del self.connections[protocol]\n"
+    if source.count(removal) != 1 or source.index(removal) < source.index("and disconnected:"):
+        raise fail(PATCH, "daphne", label, "removes a connection not marked disconnected")
     require_source(
         PATCH,
         "daphne",

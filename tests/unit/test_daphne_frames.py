@@ -114,6 +114,8 @@ def test_only_daphnes_send_for_a_websocket_has_a_writer():
 
 
 def _gone(o: Opened) -> None:
+    """daphne's application_checker reaping it: marked disconnected first, then removed."""
+    o.server.protocol_disconnected(o.protocol)
     del o.server.connections[o.protocol]
 
 
@@ -148,6 +150,13 @@ def test_a_connection_not_in_the_plain_state_is_left_to_asgis_send(make_unusual)
 
     assert write(*framed("a broadcast")) is False
     assert opened.transport.value() == b""
+
+
+def test_a_connection_daphne_does_not_have_gets_no_writer():
+    opened = Opened()
+    del opened.server.connections[opened.protocol]
+
+    assert frame_writer(opened.send) is None
 
 
 @pytest.mark.parametrize("set_option", OPTIONS.values(), ids=OPTIONS.keys())

@@ -91,6 +91,21 @@ def _frame_that_masks_anyway(self, opcode, payload=b"", fin=True):
     self.sendData(bytes([0x80 | opcode, 0x80 | len(payload)]) + payload)
 
 
+def _checker_that_reaps_what_ended(self):
+    for protocol, details in list(self.connections.items()):
+        application_instance = details.get("application_instance", None)
+        if application_instance and application_instance.done():
+            del self.connections[protocol]
+            continue
+        disconnected = details.get("disconnected", None)
+        if not application_instance and disconnected:
+            del self.connections[protocol]
+
+
+def _disconnected_replacing_the_entry(self, protocol):
+    self.connections[protocol] = {"disconnected": 0.0}
+
+
 def _connection_made_logging_more(self):
     self.log.debug("{attrs}", attrs=pformat(self.CONFIG_ATTRS))  # noqa: F821 - never run
 
@@ -111,6 +126,15 @@ BREAKAGES = [
     ("daphne_limits", tcp._AbortingMixin, "abortConnection", None, "abortConnection"),
     ("daphne_frames", Server, "create_application", _create_with_own_send, "create_application"),
     ("daphne_frames", AutobahnProtocol, "sendData", None, "sendData"),
+    ("daphne_frames", Server, "application_checker", _checker_that_reaps_what_ended, "checker"),
+    ("daphne_frames", Server, "protocol_connected", None, "protocol_connected"),
+    (
+        "daphne_frames",
+        Server,
+        "protocol_disconnected",
+        _disconnected_replacing_the_entry,
+        "protocol_disconnected",
+    ),
     ("daphne_frames", AutobahnProtocol, "sendFrame", _frame_that_masks_anyway, "maskServerFrames"),
     ("autobahn_lazy_log", autobahn_protocol, "pformat", repr, "protocol.pformat"),
     (
