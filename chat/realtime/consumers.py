@@ -409,7 +409,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
         The sends run at once; should the transport make one wait, later frames queue
         behind it, up to CHAT_SOCKET_BACKLOG, and beyond that are dropped for this socket
-        only (its client notices the gap in seqs, or the pong, and resyncs)."""
+        only (its client notices the gap in seqs, or the pong, and resyncs). Nothing goes
+        to a socket whose disconnect arrived while its cleanup runs: there is no one to read
+        it, and uvicorn raises on such a send."""
+        if self.ended:
+            return
         if (
             self.backlog is None
             and self.write_frame is not None
@@ -431,6 +435,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await rest
             while self.backlog:
                 await self.raw_send({"type": "websocket.send", "text": self.backlog.popleft()})
+        except OSError as error:  # the socket closed meanwhile (see fanout._deliver)
+            logger.debug("Socket %s closed with frames still to send: %r", self.socket_id, error)
         finally:
             self.backlog = None
 

@@ -320,9 +320,13 @@ class Fanout:
 
 
 def _deliver(member: Member, texts: Sequence[str], frames: bytes, longest: int) -> None:
-    """One socket's failure (e.g. it is closing) must not cost the others their delivery."""
+    """One socket's failure must not cost the others their delivery. A socket that closed
+    meanwhile is no failure: ASGI servers raise an OSError for a send after the close
+    (uvicorn's ClientDisconnected), and its disconnect, already on its way, cleans up."""
     try:
         member.deliver(texts, frames, longest)
+    except OSError as error:
+        logger.debug("A socket closed before a broadcast reached it: %r", error)
     except Exception:
         logger.exception("Delivery to a socket failed")
 

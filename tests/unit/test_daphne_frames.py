@@ -2,7 +2,10 @@
 (chatsite/patches/daphne_frames.py): the bytes are autobahn's own, and every connection that
 is not in the plain state is left to ASGI's send."""
 
+import asyncio
+import collections
 import functools
+import logging
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -233,3 +236,50 @@ def test_the_consumer_writes_broadcasts_as_frames_and_falls_back_to_asgi(monkeyp
         {"type": "websocket.send", "text": '{"n":4}'},
         {"type": "websocket.send", "text": '{"n":5}'},
     ]
+
+
+async def test_a_socket_that_closes_while_its_backlog_drains_ends_the_drain_quietly(caplog):
+    """uvicorn's and the fallback's sends can wait; the client may go meanwhile, and the
+    send then raises an OSError (ASGI). The drain stops without an error or a task
+    exception nobody retrieves; the socket's disconnect does the cleanup."""
+    consumer = ChatConsumer()
+    consumer.socket_id, consumer.backlog, consumer.write_frame = "s", None, None
+    gone = asyncio.Event()
+    sent: list[str] = []
+
+    async def raw_send(message: dict[str, Any]) -> None:
+        sent.append(message["text"])
+        await gone.wait()
+        raise ConnectionResetError("the client went")
+
+    consumer.raw_send = raw_send
+    consumer.deliver(["1"], *framed("1"))  # waits: the rest becomes the drain
+    consumer.deliver(["2", "3"], *framed("2", "3"))  # queued behind it
+    assert consumer.backlog == collections.deque(["2", "3"])
+
+    gone.set()
+    await asyncio.wait_for(consumer.draining, 1)  # ends without raising
+
+    assert sent == ["1"]
+    assert consumer.backlog is None
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+
+
+def test_a_socket_whose_disconnect_arrived_gets_no_more_broadcasts():
+    opened = Opened()
+    consumer = ChatConsumer()
+    consumer.backlog, consumer.write_frame = None, frame_writer(opened.send)
+    sent: list[dict[str, Any]] = []
+
+    async def raw_send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    consumer.raw_send = raw_send
+    consumer.ended = True  # websocket.disconnect handled; its cleanup is still running
+
+    consumer.deliver(['{"n":1}'], *framed('{"n":1}'))
+    opened.protocol._perMessageCompress = object()  # the ASGI path too
+    consumer.deliver(['{"n":2}'], *framed('{"n":2}'))
+
+    assert opened.transport.value() == b""
+    assert sent == []

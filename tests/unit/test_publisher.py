@@ -6,6 +6,7 @@ place among all of them. The delivery guarantees end to end are in tests/asgi
 (test_reliability, test_bans, test_revocations); here, the rules themselves."""
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
@@ -238,6 +239,35 @@ class Socket:
 class Failing(Socket):
     def deliver(self, texts: list[str], frames: bytes, longest: int) -> None:
         raise ConnectionError("closing")
+
+
+class Closed(Socket):
+    """What uvicorn raises for a send after the client went (ASGI: an OSError)."""
+
+    def deliver(self, texts: list[str], frames: bytes, longest: int) -> None:
+        raise type("ClientDisconnected", (OSError,), {})()
+
+
+class Broken(Socket):
+    def deliver(self, texts: list[str], frames: bytes, longest: int) -> None:
+        raise RuntimeError("a bug")
+
+
+@pytest.mark.parametrize(("failing", "logged"), [(Closed, False), (Failing, False), (Broken, True)])
+async def test_a_socket_that_closed_is_skipped_quietly_and_only_a_real_failure_is_logged(
+    caplog, failing, logged
+):
+    fanout = Fanout(layer=None, runtime=None)  # type: ignore[arg-type]
+    log: list[tuple[str, list[str]]] = []
+    fanout.members["room.1"] = {Socket("s1", log), failing("s0", log)}
+
+    with caplog.at_level(logging.DEBUG, logger="chat.realtime.fanout"):
+        await fanout.dispatch(message(1, 1)[1])
+
+    assert log == [("s1", ["m1.1"])]
+    errors = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.getMessage() for r in errors] == (["Delivery to a socket failed"] if logged else [])
+    assert logged or any("closed before a broadcast" in r.getMessage() for r in caplog.records)
 
 
 async def test_the_fan_out_hands_a_batch_on_in_order_each_run_in_one_write():
