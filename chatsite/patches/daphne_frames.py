@@ -56,9 +56,9 @@ def frame_writer(send: Any) -> FrameWriter | None:
     """A function that writes `text_frame`s to the socket behind `send` (one frame, or
     several joined and the length of the longest), if `send` is daphne's for a WebSocket
     whose options let autobahn send plain frames (None otherwise: another server, a test's
-    communicator, the HTTP fallback, frames masked, timed or logged). It returns False,
-    writing nothing, when the frames must go through `send` instead (the connection is not
-    in the plain state now; see the module's doc)."""
+    communicator, the HTTP fallback, a connection daphne does not have, frames masked, timed
+    or logged). It returns False, writing nothing, when the frames must go through `send`
+    instead (the connection is not in the plain state now; see the module's doc)."""
     if not (
         isinstance(send, functools.partial)
         and getattr(send.func, "__func__", None) is Server.handle_reply
