@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # Called with (room_id, room_slug, username) when a sweep finds a user gone.
-OfflineCallback = Callable[[int, str, str], Awaitable[None]]
+PresenceCallback = Callable[[int, str, str], Awaitable[None]]
 
 GUEST = "\x00guest"  # the registry's name for anonymous sockets (no username has a NUL)
 GUESTS_EVERY = 1.0  # seconds: at most one guest-count broadcast per room per process
@@ -147,7 +147,8 @@ class RedisPresence(Heartbeat):
         # This process's own entries, refreshed by the heartbeat: room id → socket → username.
         self.local: dict[int, dict[str, str]] = defaultdict(dict)
         self.slugs: dict[int, str] = {}  # of the rooms in `local`
-        self.on_offline: OfflineCallback | None = None
+        self.on_offline: PresenceCallback | None = None
+        self.on_online: PresenceCallback | None = None  # a user the heartbeat put back
 
     def _room_key(self, room_id: int) -> str:
         return f"{self.prefix}r:{room_id}"
@@ -188,10 +189,14 @@ class RedisPresence(Heartbeat):
         await self.heartbeat()
         await self.sweep()
 
-    async def heartbeat(self) -> None:
+    async def heartbeat(self) -> list[tuple[int, str, str]]:
         """Push the expiry of every local socket's entry forward, and list its room for the
-        sweep: after Redis restarted empty, one beat puts back all this process knows."""
+        sweep: after Redis restarted empty, one beat puts back all this process knows. The
+        users it had to put back in a room's list (Redis lost them, or a sweep took them
+        while this worker could not beat) are announced online again, so pages that joined
+        meanwhile, and were told they were away, learn otherwise. Returns them."""
         expiry = time.time() + self.ttl
+        listed: dict[int, tuple[int, str]] = {}  # the room ZADD's place → (room, user)
         async with self.redis.pipeline(transaction=False) as pipe:
             for room_id, sockets in list(self.local.items()):
                 room_key = self._room_key(room_id)
@@ -199,8 +204,19 @@ class RedisPresence(Heartbeat):
                 pipe.hset(f"{self.prefix}slugs", room_id, self.slugs.get(room_id, ""))
                 for socket_id, username in list(sockets.items()):
                     pipe.zadd(f"{room_key}:{username}", {socket_id: expiry})
-                    pipe.zadd(room_key, {username: expiry}, gt=True)
-            await pipe.execute()
+                    listed[len(pipe)] = (room_id, username)
+                    pipe.zadd(room_key, {username: expiry}, gt=True)  # 1: it was not there
+            results = await pipe.execute()
+        back = {listed[place] for place in listed if results[place]}
+        restored = [
+            (room_id, self.slugs[room_id], username)
+            for room_id, username in sorted(back)
+            if username in self.local.get(room_id, {}).values()  # not left meanwhile
+        ]
+        if self.on_online is not None:
+            for room_id, slug, username in restored:
+                await self.on_online(room_id, slug, username)
+        return restored
 
     async def sweep(self) -> list[tuple[int, str, str]]:
         """Remove users whose sockets all expired (their worker died); tell their rooms."""
@@ -232,6 +248,7 @@ def make_presence(runtime: "Runtime") -> Presence:
         return LocalPresence()
     registry = RedisPresence(settings.CHAT_PRESENCE_REDIS_URL, ttl=settings.CHAT_PRESENCE_TTL)
     registry.on_offline = runtime.news.announce_offline
+    registry.on_online = runtime.news.announce_online
     runtime.start("presence heartbeat", registry.beat_forever)
     return registry
 
@@ -305,6 +322,13 @@ class PresenceNews:
             self.guests_changed(room_id, room_slug)
         else:
             self.presence_changed(room_id, room_slug, username, online=False)
+
+    async def announce_online(self, room_id: int, room_slug: str, username: str) -> None:
+        """A heartbeat put a user back that Redis had lost: tell the room."""
+        if username == GUEST:
+            self.guests_changed(room_id, room_slug)
+        else:
+            self.presence_changed(room_id, room_slug, username, online=True)
 
 
 def _announce(room_id: int, room_slug: str, username: str, *, online: bool) -> None:

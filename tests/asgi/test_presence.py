@@ -8,7 +8,8 @@ import pytest
 from channels.db import database_sync_to_async
 
 from chat.realtime.presence import PRESENCE_EVERY, LocalPresence, RedisPresence
-from tests.support.redis_service import two_workers
+from chat.realtime.runtime import runtime_for_loop
+from tests.support.redis_service import redis_url, two_workers
 
 
 @pytest.fixture
@@ -116,3 +117,66 @@ async def test_join_and_leave_churn_reaches_listeners_as_one_net_change_per_user
     last = {user: online for user, online in presence}
     assert last == {"alice": False, "carol": True}
     assert (await listener.join("general"))["online"] == ["bob", "carol"]
+
+
+async def test_users_redis_lost_are_put_back_by_the_heartbeat_and_announced_online_once(
+    redis_registries,
+):
+    """Redis restarted empty: the next beat puts back this worker's sockets, and names the
+    users it had to put back in each room's list (a page that joined meanwhile was told
+    they were away), once, and not those who left before the beat."""
+    worker, other = redis_registries
+    heard: list[tuple[int, str, str]] = []
+
+    async def announce(room_id: int, slug: str, username: str) -> None:
+        heard.append((room_id, slug, username))
+
+    worker.on_online = announce
+    await join(worker, "alice", "a1")
+    await join(worker, "alice", "a2")  # two tabs: still one user to announce
+    await join(worker, "bob", "b1", room=2)
+    await join(worker, "carol", "c1")
+    await join(other, "dave", "d1")  # the other worker's: put back by its own beat
+    assert await worker.heartbeat() == []  # nothing lost: nothing to announce
+
+    keys = [key async for key in worker.redis.scan_iter(f"{worker.prefix}*")]
+    await worker.redis.delete(*keys)  # Redis restarted empty
+    assert await worker.online(room_id=1) == []
+    worker.local[1].pop("c1")  # carol's socket left after the loss, before the beat
+
+    restored = await worker.heartbeat()
+
+    assert restored == heard == [(1, "room-1", "alice"), (2, "room-2", "bob")]
+    assert await worker.online(room_id=1) == ["alice"]
+    assert await worker.online(room_id=2) == ["bob"]
+    assert await worker.heartbeat() == []  # once
+    assert heard == [(1, "room-1", "alice"), (2, "room-2", "bob")]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_page_that_joined_after_redis_lost_presence_hears_who_the_heartbeat_put_back(
+    connect, settings, alice, bob, general
+):
+    """Redis restarted empty, and a page joined before the next beat: it was told alice
+    was away while her tab stayed open. The beat puts her back and the room hears it
+    (before, that page showed her away until it joined again)."""
+    settings.CHAT_PRESENCE_REDIS_URL = redis_url()
+    tab = await connect(alice)
+    await tab.join("general")
+    runtime = runtime_for_loop()
+    runtime.stop("presence heartbeat")  # the beat runs below, when the test says
+    registry = runtime.presence
+    await registry.redis.delete(*[key async for key in registry.redis.scan_iter("chat:presence:*")])
+
+    page = await connect(bob)
+    assert (await page.join("general"))["online"] == ["bob"]
+    await registry.beat()
+
+    async with asyncio.timeout(5):
+        while True:
+            frame = await page.recv_until("presence")
+            if frame["user"] == "alice":
+                break
+    assert frame["online"] is True
+    for socket in (tab, page):
+        await socket.close()
