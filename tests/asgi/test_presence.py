@@ -7,7 +7,7 @@ import time
 import pytest
 from channels.db import database_sync_to_async
 
-from chat.realtime.presence import PRESENCE_EVERY, LocalPresence, RedisPresence
+from chat.realtime.presence import GUEST, PRESENCE_EVERY, LocalPresence, RedisPresence
 from chat.realtime.runtime import runtime_for_loop
 from tests.support.redis_service import redis_url, two_workers
 
@@ -136,6 +136,7 @@ async def test_users_redis_lost_are_put_back_by_the_heartbeat_and_announced_onli
     await join(worker, "alice", "a2")  # two tabs: still one user to announce
     await join(worker, "bob", "b1", room=2)
     await join(worker, "carol", "c1")
+    await join(worker, GUEST, "g1", room=2)  # an anonymous reader: its room's count changes
     await join(other, "dave", "d1")  # the other worker's: put back by its own beat
     assert await worker.heartbeat() == []  # nothing lost: nothing to announce
 
@@ -146,11 +147,12 @@ async def test_users_redis_lost_are_put_back_by_the_heartbeat_and_announced_onli
 
     restored = await worker.heartbeat()
 
-    assert restored == heard == [(1, "room-1", "alice"), (2, "room-2", "bob")]
+    everyone = [(1, "room-1", "alice"), (2, "room-2", GUEST), (2, "room-2", "bob")]
+    assert restored == heard == everyone
     assert await worker.online(room_id=1) == ["alice"]
     assert await worker.online(room_id=2) == ["bob"]
     assert await worker.heartbeat() == []  # once
-    assert heard == [(1, "room-1", "alice"), (2, "room-2", "bob")]
+    assert heard == everyone
 
 
 @pytest.mark.django_db(transaction=True)
