@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Called with (room_id, room_slug, username) when a sweep finds a user gone.
+# Called with (room_id, room_slug, username) when a sweep finds a user gone, or when a
+# heartbeat puts back a user Redis had lost.
 PresenceCallback = Callable[[int, str, str], Awaitable[None]]
 
 GUEST = "\x00guest"  # the registry's name for anonymous sockets (no username has a NUL)
