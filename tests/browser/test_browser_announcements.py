@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, WebSocketRoute, expect
+from playwright.sync_api import Browser, Page, Route, WebSocketRoute, expect
 
 from tests.support.axtree import spoken
 from tests.support.browser import TIMEOUT_MS, new_page, say, sign_in, sign_in_to_general
@@ -26,8 +26,12 @@ class Relay:
     def __init__(self) -> None:
         self.sockets: list[WebSocketRoute] = []
         self.lose_sends = False
+        self.down = False  # the network is out: every new socket fails at once
 
     def __call__(self, page_side: WebSocketRoute) -> None:
+        if self.down:
+            page_side.close(code=1006, reason="")
+            return
         server_side = page_side.connect_to_server()
         self.sockets.append(page_side)
 
@@ -38,9 +42,23 @@ class Relay:
 
         page_side.on_message(from_page)
 
+    def http(self, route: Route) -> None:
+        """The HTTP fallback's requests: they fail too while the network is out (after two
+        failed sockets the page tries the fallback)."""
+        if self.down:
+            route.abort("connectionfailed")
+        else:
+            route.continue_()
+
     def cut(self) -> None:
-        """Close the socket open now, as a dropped connection does."""
+        """Close the socket open now, as a dropped connection does, and fail every new one
+        until `restore()`: the page stays in the state under test for as long as the test
+        reads it (a quick reconnect once beat the read on a loaded machine)."""
+        self.down = True
         self.sockets[-1].close(code=1006, reason="")
+
+    def restore(self) -> None:
+        self.down = False
 
 
 @pytest.fixture
@@ -53,6 +71,7 @@ def alice(browser: Browser, live_site: LiveSite, relay: Relay) -> Iterator[Page]
     page = new_page(browser)
     page.add_init_script(f"window.CHATSYNC_OPTIONS = {json.dumps(FAST_OUTBOX)};")
     page.route_web_socket(live_site.ws_url, relay)
+    page.route(f"{live_site.base_url}/fallback/**", relay.http)
     yield sign_in(page, live_site, "alice")
     page.context.close()
 
@@ -104,6 +123,7 @@ def test_a_dropped_connection_and_its_return_are_said_in_the_status(
     heard = spoken(dropped)
     assert heard.live == "polite", heard
     assert heard.words == ["Reconnecting…"], heard
+    relay.restore()
     expect(dropped).to_have_text("Connected", timeout=RECONNECT_TIMEOUT_MS)
     assert spoken(dropped).words == ["Connected"]
 
