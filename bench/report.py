@@ -186,6 +186,11 @@ def _unfit(result: dict[str, Any]) -> str | None:
     return None
 
 
+def _flaws(*runs: tuple[str, dict[str, Any]]) -> list[str]:
+    """Why a ratio between these (name, run) pairs cannot be judged: each unfit run named."""
+    return [f"{name} {flaw}" for name, run in runs if (flaw := _unfit(run))]
+
+
 def _generator_text(result: dict[str, Any]) -> str:
     """'93% of 1 core, 3 processes' for the bounds and notes."""
     window = result.get("window") or {}
@@ -313,11 +318,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 a, b = _metric(mine, metric), _metric(theirs, metric)
                 ratio = a / b if a is not None and b else None
                 value = _ratio(ratio, bound)
-                flaws = [
-                    f"{name} {flaw}"
-                    for name, r in (("chatsite", mine), (ref_key, theirs))
-                    if (flaw := _unfit(r))
-                ]
+                flaws = _flaws(("chatsite", mine), (ref_key, theirs))
                 if flaws:
                     ratio = None
                     not_judged = True
@@ -337,17 +338,24 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         ref_http = dict(_http_runs(reference)) if _ok(reference) else {}
         for n, mine_http in _http_runs(config):
             for label, metric, op, bound in HTTP_TARGETS:
-                ratio = None
+                ratio, value, not_judged = None, None, False
                 if n in ref_http:
                     a, b = _metric(mine_http, metric), _metric(ref_http[n], metric)
                     ratio = a / b if a is not None and b else None
+                    value = _ratio(ratio, bound)
+                    flaws = _flaws(("chatsite", mine_http), ("long-polling", ref_http[n]))
+                    if flaws:
+                        ratio = None
+                        not_judged = True
+                        value = f"{value}, not judged: {' and '.join(flaws)}"
                 met = None if ratio is None else (ratio >= bound if op == ">=" else ratio <= bound)
                 rows.append(
                     {
                         "config": key,
                         "target": f"over HTTP, N = {int(n):,}: {label} {op} {bound:g}x "
                         "Socket.IO long-polling",
-                        "value": _ratio(ratio, bound),
+                        "value": value,
+                        "not_judged": not_judged,
                         "met": met,
                     }
                 )

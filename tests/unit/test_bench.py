@@ -153,6 +153,30 @@ def test_a_ratio_against_a_generator_bound_run_is_not_judged(bench):
     assert not any("floor" in line for line in report.bounds(results))
 
 
+def test_an_http_ratio_against_a_generator_bound_long_polling_run_is_not_judged(bench):
+    """The fallback's targets follow the rule of every ratio (it once printed "missed"
+    against a long-polling run whose generator was at 99%)."""
+    _run, report = bench
+    fallback = config_result("chatsite", broadcast_result(per_s=80_000, us=12.0, generator_pct=60))
+    fallback["broadcast_http"] = {"100": broadcast_result(per_s=8_000, us=110.0, generator_pct=30)}
+    polling = config_result("sio", broadcast_result(per_s=90_000, us=10.0, generator_pct=80))
+    polling["broadcast_http"] = {"100": broadcast_result(per_s=9_600, us=36.0, generator_pct=99)}
+    fit = broadcast_result(per_s=9_600, us=36.0, generator_pct=50)
+
+    rows = targets_by_name(report, results_with(memory=fallback, socketio=polling))
+    row = rows["over HTTP, N = 100: delivered msg/s >= 1x Socket.IO long-polling"]
+    assert (row["met"], row["not_judged"]) == (None, True)
+    assert row["value"] == "0.83x, not judged: long-polling generator-bound"
+    assert "target [not judged] chatsite: over HTTP, N = 100" in report.summary(
+        results_with(memory=fallback, socketio=polling)
+    )
+
+    polling["broadcast_http"]["100"] = fit
+    rows = targets_by_name(report, results_with(memory=fallback, socketio=polling))
+    row = rows["over HTTP, N = 100: delivered msg/s >= 1x Socket.IO long-polling"]
+    assert (row["met"], row["not_judged"], row["value"]) == (False, False, "0.83x")
+
+
 def test_a_run_of_the_broadcast_alone_is_summarised(bench):
     """`--workloads broadcast` keeps short runs short: no acks, no idle sockets."""
     run, report = bench
