@@ -319,17 +319,21 @@ class PresenceNews:
 
     async def announce_offline(self, room_id: int, room_slug: str, username: str) -> None:
         """A sweep found a user gone with their dead worker: tell the room."""
-        if username == GUEST:
-            self.guests_changed(room_id, room_slug)
-        else:
-            self.presence_changed(room_id, room_slug, username, online=False)
+        self._registry_changed(room_id, room_slug, username, online=False)
 
     async def announce_online(self, room_id: int, room_slug: str, username: str) -> None:
         """A heartbeat put a user back that Redis had lost: tell the room."""
+        self._registry_changed(room_id, room_slug, username, online=True)
+
+    def _registry_changed(
+        self, room_id: int, room_slug: str, username: str, *, online: bool
+    ) -> None:
+        """The registry's own change of a room's users (not a socket's): a guest changes
+        the count, anyone else is named."""
         if username == GUEST:
             self.guests_changed(room_id, room_slug)
         else:
-            self.presence_changed(room_id, room_slug, username, online=True)
+            self.presence_changed(room_id, room_slug, username, online=online)
 
 
 def _announce(room_id: int, room_slug: str, username: str, *, online: bool) -> None:

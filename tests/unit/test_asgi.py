@@ -1,26 +1,13 @@
 """The ASGI module's own setup (chatsite/asgi.py), in a fresh interpreter each."""
 
-import os
-import subprocess
-import sys
-
-from tests.support import PROJECT_ROOT
+from tests.support.processes import run
 
 
 def _after_import(script: str) -> list[int]:
     """What `script` prints (integers) after importing chatsite.asgi, run in a fresh
     interpreter: this one imported it long ago."""
-    script = f"import gc; before = gc.get_freeze_count(); import chatsite.asgi; {script}"
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "chatsite.settings"}
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        env=env,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    result = run("-c", f"import gc; before = gc.get_freeze_count(); import chatsite.asgi; {script}")
+    assert result.returncode == 0, result.stderr
     return [int(word) for word in result.stdout.split()]
 
 
