@@ -64,6 +64,16 @@ PATCHES = (
         "autobahn_lazy_log:check",
     ),
     Patch(
+        "daphne_upgrade",
+        "chatsite/patches/daphne_upgrade.py (installed: daphne's WebSocketProtocol."
+        "connectionMade wrapped)",
+        "Twisted HTTPChannel registering itself as its transport's producer and keeping "
+        "requests in `requests`; FileDescriptor.producer/unregisterProducer; daphne "
+        "WebRequest.process handing over the transport before makeConnection and resuming "
+        "through channel._networkProducer",
+        "daphne_upgrade:check",
+    ),
+    Patch(
         "asgiref_loop",
         "chatsite/patches/asgiref_loop.py, read by chat/realtime/publisher.py",
         "asgiref SyncToAsync.threadlocal.main_event_loop and main_event_loop_pid, set by "
@@ -116,10 +126,11 @@ def check_all() -> None:
 def install_all(settings: Any) -> None:
     """Check every patch, then install the ones that patch at runtime (idempotent)."""
     check_all()
-    from . import autobahn_lazy_log, daphne_limits, twisted_writes
+    from . import autobahn_lazy_log, daphne_limits, daphne_upgrade, twisted_writes
 
     twisted_writes.install()
     autobahn_lazy_log.install()
+    daphne_upgrade.install()
     daphne_limits.install(
         max_buffer_bytes=settings.CHAT_SOCKET_MAX_BUFFER_BYTES,
         max_queued_frames=settings.CHAT_SOCKET_MAX_QUEUED_FRAMES,

@@ -75,7 +75,10 @@ def require_source(
     (a call it replaces, a field it reads) is still where the patch expects it."""
     if not callable(func):
         raise fail(patch, distribution, label, "does not exist")
-    source = inspect.getsource(func)
+    try:
+        source = inspect.getsource(func)
+    except (OSError, TypeError):
+        raise fail(patch, distribution, label, "has no Python source") from None
     for snippet in snippets:
         if snippet not in source:
             raise fail(patch, distribution, f"{label} doing `{snippet}`", "no longer does so")

@@ -2,7 +2,9 @@
 versions, fails naming the internal when it is gone, and each patch is in effect."""
 
 import asyncio
+import gc
 import pprint
+import weakref
 import re
 import socket
 from typing import Any
@@ -17,11 +19,13 @@ from channels.auth import AuthMiddlewareStack
 from channels.consumer import AsyncConsumer, get_handler_name
 from channels.layers import InMemoryChannelLayer
 from channels.sessions import InstanceSessionWrapper
-from daphne.http_protocol import WebRequest
+from daphne.http_protocol import HTTPFactory, WebRequest
 from daphne.server import Server
-from daphne.ws_protocol import WebSocketProtocol
+from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from twisted.internet import abstract, tcp
 from twisted.internet.protocol import Protocol
+from twisted.internet.testing import StringTransport
+from twisted.web.http import HTTPChannel
 
 from chat.realtime import transport
 from chat.realtime.consumers import ChatConsumer
@@ -33,6 +37,7 @@ from chatsite.patches import (
     asgiref_loop,
     autobahn_lazy_log,
     daphne_limits,
+    daphne_upgrade,
     twisted_writes,
 )
 
@@ -41,7 +46,7 @@ FD, WSP = abstract.FileDescriptor, WebSocketProtocol
 
 
 def test_every_patch_is_listed_once_with_a_check_that_exists():
-    assert len(PATCHES) == len(patches.PATCHES) == 8
+    assert len(PATCHES) == len(patches.PATCHES) == 9
 
 
 @pytest.mark.parametrize("name", sorted(PATCHES))
@@ -110,6 +115,18 @@ def _connection_made_logging_more(self):
     self.log.debug("{attrs}", attrs=pformat(self.CONFIG_ATTRS))  # noqa: F821 - never run
 
 
+def _channel_made_registering_nothing(self):
+    self.setTimeout(self.timeOut)
+
+
+def _init_keeping_no_requests(self):
+    self.queued = []
+
+
+def _process_that_upgrades_differently(self):
+    self.channel._protocolUpgradeForWebsockets(None)
+
+
 BREAKAGES = [
     # (patch, what to break, attribute, a replacement or None to delete, expected in the error)
     ("twisted_writes", FD, "write", None, "FileDescriptor.write"),
@@ -144,6 +161,23 @@ BREAKAGES = [
         _connection_made_logging_more,
         "_connectionMade",
     ),
+    (
+        "daphne_upgrade",
+        HTTPChannel,
+        "connectionMade",
+        _channel_made_registering_nothing,
+        "HTTPChannel.connectionMade",
+    ),
+    ("daphne_upgrade", HTTPChannel, "__init__", object.__init__, "HTTPChannel.__init__"),
+    ("daphne_upgrade", HTTPChannel, "__init__", _init_keeping_no_requests, "HTTPChannel.__init__"),
+    (
+        "daphne_upgrade",
+        abstract._ConsumerMixin,
+        "unregisterProducer",
+        None,
+        "FileDescriptor.unregisterProducer",
+    ),
+    ("daphne_upgrade", WebRequest, "process", _process_that_upgrades_differently, "process"),
     ("asgiref_loop", SyncToAsync, "threadlocal", None, "SyncToAsync.threadlocal"),
     ("channels_consumer_dispatch", consumer, "get_handler_name", None, "get_handler_name"),
     (
@@ -280,6 +314,61 @@ def test_a_connection_formats_its_options_only_if_the_debug_log_is_written(monke
     assert "maxMessagePayloadSize" in text
     assert text == pprint.pformat(options.value)
     assert autobahn_protocol.pformat == formatted.append  # the module's own name put back
+
+
+UPGRADE = (
+    b"GET /ws/chat/ HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+    b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    b"Sec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+async def test_an_upgraded_socket_lets_go_of_its_http_request_and_channel_at_once():
+    assert WebSocketProtocol.connectionMade is daphne_upgrade._connection_made_releasing_http
+
+    async def application(scope, receive, send):
+        await receive()
+
+    # daphne's server as run() sets it up, without listening.
+    server = Server(application=application, endpoints=["tcp:port=0:interface=127.0.0.1"])
+    server.connections = {}
+    server.http_factory = HTTPFactory(server)
+    server.ws_factory = WebSocketFactory(server, server="daphne")
+    server.ws_factory.setProtocolOptions(allowNullOrigin=True, openHandshakeTimeout=0)
+    transport = StringTransport()
+    http = server.http_factory.buildProtocol(("127.0.0.1", 50000))
+    http.makeConnection(transport)
+    channel = transport.producer  # HTTP/1.1's channel, registered as every HTTP connection's
+    assert isinstance(channel, HTTPChannel)
+    gc.disable()  # freed by reference counting, not by a collection of their cycle
+    try:
+        http.dataReceived(UPGRADE)
+        [request] = [entry for entry in server.connections if isinstance(entry, WebRequest)]
+        assert isinstance(transport.protocol, WebSocketProtocol)  # upgraded
+        assert transport.producer is None
+        gone = weakref.ref(http), weakref.ref(channel), weakref.ref(request)
+        del server.connections[request]  # as daphne's checker does for an ended request
+        del http, channel, request
+        assert [ref() for ref in gone] == [None, None, None]
+    finally:
+        gc.enable()
+    protocol = transport.protocol
+    assert protocol.transport is transport and protocol in server.connections
+    await asyncio.sleep(0)  # the application got its websocket.connect
+    server.connections[protocol]["application_instance"].cancel()
+
+
+def test_only_the_transport_daphne_handed_over_is_released():
+    other = WebSocketProtocol()
+    transport = StringTransport()
+    channel = HTTPChannel()
+    channel.makeConnection(transport)
+    channel.requests.append("a request")
+    other.transport = transport  # the transport still belongs to the HTTP channel
+
+    daphne_upgrade.release_http_channel(other)
+
+    assert transport.producer is channel and channel.requests == ["a request"]
 
 
 def test_daphne_limits_are_installed_with_the_settings(settings):
