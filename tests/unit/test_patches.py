@@ -4,9 +4,9 @@ versions, fails naming the internal when it is gone, and each patch is in effect
 import asyncio
 import gc
 import pprint
-import weakref
 import re
 import socket
+import weakref
 from typing import Any
 
 import pytest
@@ -353,7 +353,8 @@ async def test_an_upgraded_socket_lets_go_of_its_http_request_and_channel_at_onc
     finally:
         gc.enable()
     protocol = transport.protocol
-    assert protocol.transport is transport and protocol in server.connections
+    assert protocol.transport is transport
+    assert protocol in server.connections
     await asyncio.sleep(0)  # the application got its websocket.connect
     server.connections[protocol]["application_instance"].cancel()
 
@@ -368,7 +369,8 @@ def test_only_the_transport_daphne_handed_over_is_released():
 
     daphne_upgrade.release_http_channel(other)
 
-    assert transport.producer is channel and channel.requests == ["a request"]
+    assert transport.producer is channel
+    assert channel.requests == ["a request"]
 
 
 def test_daphne_limits_are_installed_with_the_settings(settings):
