@@ -91,7 +91,7 @@ def uvicorn_command(port: int | str, *, backlog: int | None = None) -> list[str]
         "asyncio",
         "--http",
         "h11",
-        # channels' ProtocolTypeRouter has no "lifespan" handler.
+        # chatsite's application (chatsite/asgi.py) has no "lifespan" handler.
         "--lifespan",
         "off",
         "--log-level",

@@ -8,11 +8,9 @@ must be an allowed host, and its scheme: https behind a TLS proxy, `DJANGO_HTTPS
 of CSRF_TRUSTED_ORIGINS, the list Django's CSRF check trusts for forms.
 """
 
-from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import urlsplit
 
-from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
@@ -62,17 +60,3 @@ def origin_allowed(scope: dict[str, Any]) -> bool:
     if origin is None or not host:
         return False
     return origin == own_origin(scope, host) or _trusted(origin)
-
-
-class SameOriginValidator:
-    """Refuse (403) a WebSocket handshake whose Origin is not the site's own."""
-
-    def __init__(self, application: Any) -> None:
-        self.application = application
-
-    def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[Any]:
-        """The app's awaitable, returned rather than awaited: a frame of this call would
-        stay alive for as long as each socket is open."""
-        if scope["type"] == "websocket" and not origin_allowed(scope):
-            return WebsocketDenier()(scope, receive, send)
-        return self.application(scope, receive, send)

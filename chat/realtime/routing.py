@@ -5,10 +5,6 @@ from .consumers import ChatConsumer
 from .fallback import FallbackPoll, FallbackStream
 from .transport import RawSendMiddleware
 
-websocket_urlpatterns = [
-    path("ws/chat/", ChatConsumer.as_asgi()),
-]
-
 # The same consumer over HTTP, for networks that block WebSockets (chat/realtime/fallback.py);
 # chatsite/asgi.py sends every other HTTP request to Django. Its POSTs are a Django view.
 http_urlpatterns = [

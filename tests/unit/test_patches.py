@@ -30,8 +30,8 @@ from twisted.web.http import HTTPChannel
 from chat.realtime import transport
 from chat.realtime.consumers import ChatConsumer
 from chat.realtime.layers import InProcessChannelLayer
-from chatsite import patches
-from chatsite.asgi import application
+from chat.realtime.routing import http_urlpatterns
+from chatsite import asgi, patches
 from chatsite.patches import (
     InternalsChanged,
     asgiref_loop,
@@ -238,6 +238,8 @@ def test_startup_fails_before_installing_anything_when_an_internal_is_gone(monke
 
 # In effect after importing chatsite.asgi -------------------------------------------------
 
+assert asgi.application  # importing it installed the patches, as the server does
+
 
 class _Reactor:
     """Records what a connection asks of the reactor; it never runs."""
@@ -421,8 +423,11 @@ def test_the_layer_override_is_the_default_layer(settings):
     )
 
 
-async def test_the_consumer_gets_the_servers_send_past_the_session_wrapper():
-    assert isinstance(application.application_mapping["websocket"], transport.RawSendMiddleware)
+async def test_the_fallback_stream_gets_the_servers_send_past_the_session_wrapper():
+    [stream] = [
+        route.callback for route in http_urlpatterns if str(route.pattern) == "fallback/chat/"
+    ]
+    assert isinstance(stream, transport.RawSendMiddleware)
     seen = {}
 
     async def inner(scope, receive, send):
