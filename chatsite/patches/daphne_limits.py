@@ -24,24 +24,35 @@ far behind the consumer is. This module bounds both, per connection (docs/securi
   is dropped, and daphne tells the application (`http.disconnect`). Ordinary responses are
   written whole and never meet the cap unless their client stalls mid-response.
 
+The queue a WebSocket's consumer reads is this module's `ApplicationQueue`, not the
+`asyncio.Queue` daphne makes for every connection (`Server.create_application`): an
+asyncio.Queue makes four deques of 64 slots (its items, its getters, its putters and its
+join event's waiters), 3 KB that every idle socket kept (docs/performance.md, Analysis item
+18). While daphne makes a WebSocket's application, its module's name `asyncio` stands for a
+copy of asyncio whose `Queue` is `ApplicationQueue`; HTTP requests keep asyncio's.
+
 A limit of 0 is off. Relies on daphne's `serverSend`/`applicationCreateWorked` and its queue's
-`put_nowait`, asyncio.Queue's `get` ending in `get_nowait`, autobahn's
-`processData`/`consumeData` and Twisted's buffer attributes, which is why requirements.txt
-pins them; `check()` asserts each is still there.
+`put_nowait`, `create_application` making the queue with `asyncio.Queue()` and handing the
+application its `get`, autobahn's `processData`/`consumeData` and Twisted's buffer
+attributes, which is why requirements.txt pins them; `check()` asserts each is still there.
 """
 
 import asyncio
+import collections
+import functools
 import logging
 import sys
+import types
 from dataclasses import dataclass
 from typing import Any
 
+from daphne import server as daphne_server
 from daphne.http_protocol import WebRequest
 from daphne.ws_protocol import WebSocketProtocol
 from twisted.internet import abstract, tcp
 
 from . import twisted_writes
-from .checks import require_attrs, require_params, require_source
+from .checks import fail, require_attrs, require_params, require_source
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +62,7 @@ _daphne_server_send = getattr(WebSocketProtocol, "serverSend", None)
 _daphne_application_create_worked = getattr(WebSocketProtocol, "applicationCreateWorked", None)
 _autobahn_process_data = getattr(WebSocketProtocol, "processData", None)
 _daphne_handle_reply = getattr(WebRequest, "handle_reply", None)
+_daphne_create_application = getattr(daphne_server.Server, "create_application", None)
 
 
 @dataclass
@@ -82,38 +94,102 @@ def _payload_size(message: dict[str, Any]) -> int:
     return sys.getsizeof(message.get("text") or message.get("bytes") or b"")
 
 
+class ApplicationQueue:
+    """A WebSocket's application queue: what daphne puts (`put_nowait`) and its consumer
+    reads (`get`), in order, as asyncio.Queue does, for one reader at a time (a consumer
+    reads its messages one after another). It holds a deque only while something waits in
+    it, and tells the connection's `InboundBudget`, if any, what comes and goes."""
+
+    __slots__ = ("_items", "_waiter", "budget")
+
+    def __init__(self) -> None:
+        self._items: collections.deque[dict[str, Any]] | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self.budget: InboundBudget | None = None
+
+    def qsize(self) -> int:
+        return len(self._items) if self._items else 0
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def put_nowait(self, message: dict[str, Any]) -> None:
+        if self._items is None:
+            self._items = collections.deque()
+        self._items.append(message)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+        if self.budget is not None:
+            self.budget.put(message)
+
+    def get_nowait(self) -> dict[str, Any]:
+        if not self._items:
+            raise asyncio.QueueEmpty
+        message = self._items.popleft()
+        if not self._items:
+            self._items = None
+        if self.budget is not None:
+            self.budget.got(message)
+        return message
+
+    async def get(self) -> dict[str, Any]:
+        while not self._items:
+            if self._waiter is not None:
+                raise RuntimeError("a WebSocket's application queue has one reader at a time")
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self.get_nowait()
+
+
+# daphne's module sees this for `asyncio` while it makes a WebSocket's application.
+_ASYNCIO_WITH_APPLICATION_QUEUE = types.ModuleType(asyncio.__name__, asyncio.__doc__)
+vars(_ASYNCIO_WITH_APPLICATION_QUEUE).update(vars(asyncio), Queue=ApplicationQueue)
+
+
+def _create_application(self: daphne_server.Server, protocol: Any, scope: dict[str, Any]) -> Any:
+    """daphne's create_application; a WebSocket's gets an ApplicationQueue."""
+    if scope.get("type") != "websocket":
+        return _daphne_create_application(self, protocol, scope)
+    daphne_server.asyncio = _ASYNCIO_WITH_APPLICATION_QUEUE
+    try:
+        return _daphne_create_application(self, protocol, scope)
+    finally:
+        daphne_server.asyncio = asyncio
+
+
 class InboundBudget:
     """Counts what waits in one connection's application queue, and pauses reading the
     connection while it is over the limits."""
 
-    def __init__(self, protocol: WebSocketProtocol, queue: asyncio.Queue) -> None:
+    __slots__ = ("_resume_scheduled", "paused", "pauses", "protocol", "queue", "queued_bytes")
+
+    def __init__(self, protocol: WebSocketProtocol, queue: ApplicationQueue) -> None:
         self.protocol = protocol
         self.queue = queue
         self.queued_bytes = 0
         self.paused = False
         self.pauses = 0
         self._resume_scheduled = False
-        self._put, self._get = queue.put_nowait, queue.get_nowait
-        # daphne puts with put_nowait; asyncio.Queue.get ends in self.get_nowait().
-        queue.put_nowait = self.put_nowait  # type: ignore[method-assign]
-        queue.get_nowait = self.get_nowait  # type: ignore[method-assign]
+        queue.budget = self
 
-    def put_nowait(self, message: dict[str, Any]) -> None:
-        self._put(message)
+    def put(self, message: dict[str, Any]) -> None:
+        """`message` was queued."""
         self.queued_bytes += _payload_size(message)
         if not self.paused and self._over(1):
             self.paused = True
             self.pauses += 1
             _stop_reading(self.protocol.transport)
 
-    def get_nowait(self) -> dict[str, Any]:
-        message = self._get()
+    def got(self, message: dict[str, Any]) -> None:
+        """`message` left the queue for the consumer."""
         self.queued_bytes -= _payload_size(message)
         if self.paused and not self._resume_scheduled and not self._over(2):
             # Not from inside the consumer's get: resuming parses frames into this queue.
             self._resume_scheduled = True
             asyncio.get_running_loop().call_soon(self.resume)
-        return message
 
     def resume(self) -> None:
         """Parse what was read before the pause, then read the connection again, unless
@@ -191,7 +267,9 @@ def _reply_within_buffer(self: WebRequest, message: dict[str, Any]) -> None:
     _daphne_handle_reply(self, message)
 
 
-def _application_create_worked(self: WebSocketProtocol, application_queue: asyncio.Queue) -> None:
+def _application_create_worked(
+    self: WebSocketProtocol, application_queue: ApplicationQueue
+) -> None:
     """daphne's, counting the queue from its first message (websocket.connect) on."""
     if LIMITS.max_queued_frames or LIMITS.max_buffer_bytes:
         self.inbound_budget = InboundBudget(self, application_queue)
@@ -226,8 +304,8 @@ def check() -> None:
 
 
 def _check_websocket() -> None:
-    """What the WebSocket half relies on: daphne's protocol and its queue, autobahn's
-    reading, asyncio.Queue.get."""
+    """What the WebSocket half relies on: daphne's protocol and the queue it makes,
+    autobahn's reading."""
     label = "daphne.ws_protocol.WebSocketProtocol"
     require_params(
         PATCH,
@@ -259,13 +337,17 @@ def _check_websocket() -> None:
         ["self.application_queue.put_nowait("],
         label=f"{label}.onMessage",
     )
+    create = getattr(daphne_server.Server, "create_application", None)
+    create = _daphne_create_application if create is _create_application else create
     require_source(
         PATCH,
-        "Python",
-        asyncio.Queue.get,
-        ["return self.get_nowait()"],
-        label="asyncio.Queue.get",
+        "daphne",
+        create,
+        ["input_queue = asyncio.Queue()", "receive=input_queue.get", "return input_queue"],
+        label="daphne.server.Server.create_application",
     )
+    if getattr(daphne_server, "asyncio", None) not in (asyncio, _ASYNCIO_WITH_APPLICATION_QUEUE):
+        raise fail(PATCH, "daphne", "daphne.server.asyncio", "is no longer the asyncio module")
     require_params(
         PATCH, "autobahn", _unpatched("processData"), ["self"], label=f"{label}.processData"
     )
@@ -330,7 +412,8 @@ def _check_http() -> None:
 
 
 def install(*, max_buffer_bytes: int, max_queued_frames: int) -> None:
-    """Check, set the limits (0: off) and patch daphne's WebSocketProtocol (idempotent)."""
+    """Check, set the limits (0: off), patch daphne's WebSocketProtocol and have its server
+    make each WebSocket an ApplicationQueue (idempotent)."""
     check()
     LIMITS.max_buffer_bytes = max_buffer_bytes
     LIMITS.max_queued_frames = max_queued_frames
@@ -338,6 +421,8 @@ def install(*, max_buffer_bytes: int, max_queued_frames: int) -> None:
     WebSocketProtocol.applicationCreateWorked = _application_create_worked
     WebSocketProtocol.processData = _process_data_unless_paused
     WebRequest.handle_reply = _reply_within_buffer
+    functools.update_wrapper(_create_application, _daphne_create_application)
+    daphne_server.Server.create_application = _create_application
 
 
 _PATCHED = {

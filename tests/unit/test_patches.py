@@ -6,6 +6,7 @@ import gc
 import pprint
 import re
 import socket
+import types
 import weakref
 from typing import Any
 
@@ -19,6 +20,7 @@ from channels.auth import AuthMiddlewareStack
 from channels.consumer import AsyncConsumer, get_handler_name
 from channels.layers import InMemoryChannelLayer
 from channels.sessions import InstanceSessionWrapper
+from daphne import server as daphne_server
 from daphne.http_protocol import HTTPFactory, WebRequest
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
@@ -80,10 +82,6 @@ def _init_without_temp_buffer(self, reactor=None):
     self._tempDataBuffer = []
 
 
-async def _get_that_pops(self):
-    return self._queue.popleft()
-
-
 def _reply_that_writes_differently(self, message):
     self.write(message.get("body", b""))
 
@@ -137,7 +135,8 @@ BREAKAGES = [
     ("daphne_limits", WSP, "serverSend", None, "WebSocketProtocol.serverSend"),
     ("daphne_limits", WSP, "applicationCreateWorked", None, "applicationCreateWorked"),
     ("daphne_limits", WSP, "onMessage", None, "WebSocketProtocol.onMessage"),
-    ("daphne_limits", asyncio.Queue, "get", _get_that_pops, "asyncio.Queue.get"),
+    ("daphne_limits", Server, "create_application", _create_with_own_send, "create_application"),
+    ("daphne_limits", daphne_server, "asyncio", types, "daphne.server.asyncio"),
     ("daphne_limits", WebRequest, "handle_reply", None, "WebRequest.handle_reply"),
     ("daphne_limits", WebRequest, "handle_reply", _reply_that_writes_differently, "handle_reply"),
     ("daphne_limits", tcp._AbortingMixin, "abortConnection", None, "abortConnection"),
