@@ -38,10 +38,11 @@ PATCHES = (
     Patch(
         "daphne_limits",
         "chatsite/patches/daphne_limits.py (installed: three WebSocketProtocol methods "
-        "replaced, daphne's application queue's put_nowait/get_nowait wrapped)",
+        "replaced; Server.create_application wrapped, a WebSocket's queue an ApplicationQueue)",
         "daphne WebSocketProtocol.serverSend/applicationCreateWorked/onMessage/onConnect "
-        "(client_addr); autobahn processData/consumeData/dropConnection/STATE_OPEN; "
-        "asyncio.Queue.get ending in get_nowait; Twisted's buffer fields and "
+        "(client_addr); Server.create_application making asyncio.Queue() through its module's "
+        "`asyncio` name and handing the application its get; autobahn "
+        "processData/consumeData/dropConnection/STATE_OPEN; Twisted's buffer fields and "
         "pause/resumeProducing",
         "daphne_limits:check",
     ),
@@ -97,7 +98,8 @@ PATCHES = (
     ),
     Patch(
         "channels_session_send",
-        "chat/realtime/transport.py RawSendMiddleware (broadcasts skip the session send wrapper)",
+        "chat/realtime/transport.py RawSendMiddleware (the fallback stream's events skip the "
+        "session send wrapper)",
         "channels InstanceSessionWrapper.send acting only on HTTP response types; "
         "the session, cookie, auth and base middlewares copying the scope",
         "channels_overrides:check_session_send",

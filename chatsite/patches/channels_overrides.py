@@ -8,9 +8,10 @@ but each replaces or bypasses a piece of Channels whose inside it assumes:
   dispatch does nothing else.
 - `InProcessChannelLayer._clean_expired` (chat/realtime/layers.py) throttles the private sweep that
   `InMemoryChannelLayer` runs on every receive and group send.
-- `RawSendMiddleware` (chat/realtime/transport.py) lets broadcasts skip the session middleware's
-  send wrapper: only safe while that wrapper does nothing for `websocket.send`, and
-  useful only while the middlewares inside pass the scope on as a copy.
+- `RawSendMiddleware` (chat/realtime/transport.py) lets the HTTP fallback stream's events skip
+  the session middleware's send wrapper: only safe while that wrapper does nothing for the
+  messages it passes on, and useful only while the middlewares inside pass the scope on as a
+  copy. (WebSockets no longer go through channels' middlewares: chat/realtime/entry.py.)
 """
 
 from channels import consumer
