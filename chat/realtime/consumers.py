@@ -196,6 +196,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         joined = await self._subscribe(request.room, room)
         await self._count_online(joined, online=not request.quiet)
         page = await self.runtime.reader.run((room, self.user, request.since))
+        online, guests = await self.presence.in_room(room_id=room.pk)
         messages, cut = events.messages_within(
             page.messages,
             budget=settings.CHAT_FRAME_BUDGET_BYTES,
@@ -208,8 +209,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 topic=room.topic,
                 messages=messages,
                 last_seq=page.last_seq,
-                online=await self.presence.online(room_id=room.pk),
-                guests=await self.presence.guests(room_id=room.pk),
+                online=online,
+                guests=guests,
                 has_more=page.has_more or cut,
                 read=page.read,
                 unread=page.unread,

@@ -77,6 +77,10 @@ class LocalPresence:
         """Anonymous sockets in the room."""
         return len(self._rooms.get(room_id, {}).get(GUEST, ()))
 
+    async def in_room(self, *, room_id: int) -> tuple[list[str], int]:
+        """`online` and `guests` of the room, read together (what a join tells its socket)."""
+        return await self.online(room_id=room_id), await self.guests(room_id=room_id)
+
 
 # Keys: {p}rooms (set of room ids), {p}slugs (hash id → slug), {p}r:<id> (zset username →
 # expiry), {p}r:<id>:<username> (zset socket id → expiry). A username is the last part of
@@ -185,6 +189,16 @@ class RedisPresence(Heartbeat):
 
     async def guests(self, *, room_id: int) -> int:
         return await self.redis.zcount(f"{self._room_key(room_id)}:{GUEST}", time.time(), "+inf")
+
+    async def in_room(self, *, room_id: int) -> tuple[list[str], int]:
+        """`online` and `guests` in one round trip: in a storm of joins each command costs
+        as much in redis-py (a pool checkout, a timeout, the reply) as the trip itself."""
+        now, room_key = time.time(), self._room_key(room_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrangebyscore(room_key, now, "+inf")
+            pipe.zcount(f"{room_key}:{GUEST}", now, "+inf")
+            names, guests = await pipe.execute()
+        return sorted(name.decode() for name in names if name.decode() != GUEST), guests
 
     async def beat(self) -> None:
         await self.heartbeat()

@@ -35,6 +35,11 @@ async def check_first_and_last_socket_semantics(one, two) -> None:
     assert await join(two, "bob", "b1") is True
     assert await one.online(room_id=1) == ["alice", "bob"]
     assert await two.online(room_id=2) == []
+    # What a join tells its socket: the names and the guests, read together.
+    assert await join(one, GUEST, "g1") is True
+    assert await two.in_room(room_id=1) == (["alice", "bob"], 1)
+    assert await one.in_room(room_id=2) == ([], 0)
+    assert await leave(two, GUEST, "g1") is True
 
     assert await leave(one, "alice", "a1") is False  # she still has a tab
     assert await leave(two, "alice", "a2") is True  # her last: announce offline
