@@ -2,7 +2,7 @@
 
 This did a stack of five ASGI applications: the Origin check, channels' cookie, session and
 auth middlewares, and its URL router. Each awaited the next for as long as the socket was
-open, so an idle socket kept five coroutine frames and four copies of its scope (about 3 KB
+open, so an idle socket kept five coroutine frames and four copies of its scope (about 5 KB
 of its memory: docs/performance.md, Analysis item 18). `SocketEntry` does the same work in
 one call: it checks the Origin and the path, adds the session to the server's own scope, and
 returns one coroutine, which finds the socket's user and then runs the consumer.

@@ -167,6 +167,8 @@ class InboundBudget:
     __slots__ = ("_resume_scheduled", "paused", "pauses", "protocol", "queue", "queued_bytes")
 
     def __init__(self, protocol: WebSocketProtocol, queue: ApplicationQueue) -> None:
+        if not isinstance(queue, ApplicationQueue):  # it would count nothing
+            raise TypeError(f"daphne made a {type(queue).__name__}, not an ApplicationQueue")
         self.protocol = protocol
         self.queue = queue
         self.queued_bytes = 0

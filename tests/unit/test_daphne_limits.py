@@ -122,3 +122,8 @@ async def test_daphne_has_asyncio_back_when_making_an_application_fails():
     with pytest.raises(ValueError, match="no application"):
         server.create_application(protocol, {"type": "websocket"})
     assert daphne_server.asyncio is asyncio
+
+
+def test_a_budget_refuses_a_queue_it_could_not_count():
+    with pytest.raises(TypeError, match="not an ApplicationQueue"):
+        daphne_limits.InboundBudget(None, asyncio.Queue())  # type: ignore[arg-type]
