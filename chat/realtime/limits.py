@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 
 from .heartbeat import Heartbeat
+from .outages import redis_client
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -159,10 +160,7 @@ class RedisLimits(Heartbeat):
     """Buckets and socket counts shared by every worker through Redis."""
 
     def __init__(self, url: str, *, ttl: float, prefix: str = "chat:limits:") -> None:
-        import redis.asyncio as redis
-
-        pool = redis.BlockingConnectionPool.from_url(url, max_connections=50, timeout=20)
-        self.redis = redis.Redis(connection_pool=pool)
+        self.redis = redis_client(url)
         self.ttl = ttl
         self.prefix = prefix
         self.take_script = self.redis.register_script(TAKE)

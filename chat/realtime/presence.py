@@ -26,6 +26,7 @@ from django.conf import settings
 
 from ..protocol import events
 from .heartbeat import Heartbeat
+from .outages import redis_client
 from .publisher import publish
 
 if TYPE_CHECKING:
@@ -137,12 +138,7 @@ class RedisPresence(Heartbeat):
     """Presence shared by every worker through Redis, with a TTL heartbeat."""
 
     def __init__(self, url: str, *, ttl: float, prefix: str = "chat:presence:") -> None:
-        import redis.asyncio as redis
-
-        # A blocking pool waits for a free connection instead of failing a join when a
-        # thousand sockets connect at once.
-        pool = redis.BlockingConnectionPool.from_url(url, max_connections=50, timeout=20)
-        self.redis = redis.Redis(connection_pool=pool)
+        self.redis = redis_client(url)
         self.ttl = ttl
         self.prefix = prefix
         self.scripts = {

@@ -6,9 +6,11 @@ The same against real daphne workers and a real Redis server: tests/live/test_cl
 import asyncio
 import logging
 from typing import Any
+from urllib.parse import urlparse
 
 import psycopg
 import pytest
+import redis.asyncio as redis
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.core.exceptions import ImproperlyConfigured
@@ -19,8 +21,10 @@ from chat.models import Message
 from chat.protocol import events
 from chat.realtime import publisher
 from chat.realtime.heartbeat import Heartbeat
-from chat.realtime.presence import LocalPresence
+from chat.realtime.limits import RedisLimits
+from chat.realtime.presence import LocalPresence, RedisPresence
 from chat.realtime.runtime import runtime_for_loop
+from tests.support.redis_service import redis_url, two_workers
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -298,3 +302,45 @@ def psycopg_params() -> dict[str, Any]:
     if db["PASSWORD"]:
         params["password"] = db["PASSWORD"]
     return {key: value for key, value in params.items() if value}
+
+
+async def _close_every_connection_of_this_database(url: str) -> int:
+    """What a Redis restart does to a worker's pooled connections: the server closes them
+    all. Only this test database's clients are closed, so parallel test processes (each on a
+    database of its own) are left alone."""
+    admin = redis.Redis.from_url(url)
+    try:
+        me = await admin.client_id()
+        database = int(urlparse(url).path.strip("/") or 0)
+        clients = [c for c in await admin.client_list() if int(c["db"]) == database]
+        for client in clients:
+            if int(client["id"]) != me:
+                await admin.client_kill_filter(_id=client["id"])
+        return len(clients) - 1
+    finally:
+        await admin.aclose()
+
+
+async def _presence_call(worker: RedisPresence, n: int) -> Any:
+    return await worker.add(room_id=1, room_slug="r", username=f"u{n}", socket_id=f"s{n}")
+
+
+async def _limits_call(worker: RedisLimits, n: int) -> Any:
+    return await worker.socket_opened(f"u{n}", f"s{n}", 10)
+
+
+@pytest.mark.parametrize(
+    ("registry", "call"), [(RedisPresence, _presence_call), (RedisLimits, _limits_call)]
+)
+async def test_a_registry_answers_at_once_when_redis_closed_every_connection(
+    caplog, registry, call
+):
+    async with two_workers(registry) as (worker, _):
+        # Several pooled connections, as a busy worker has.
+        await asyncio.gather(*(worker.redis.execute_command("PING") for _ in range(5)))
+        assert await _close_every_connection_of_this_database(redis_url()) >= 5
+
+        answers = [await call(worker, n) for n in range(8)]  # through every stale one
+
+    assert answers == [True] * 8
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
