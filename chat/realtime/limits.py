@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 
 from .heartbeat import Heartbeat
-from .outages import redis_client
+from .outages import Fallbacks, redis_client
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -161,6 +161,7 @@ class RedisLimits(Heartbeat):
 
     def __init__(self, url: str, *, ttl: float, prefix: str = "chat:limits:") -> None:
         self.redis = redis_client(url)
+        self.fallbacks = Fallbacks("Redis (rate limits and socket caps)", logger)
         self.ttl = ttl
         self.prefix = prefix
         self.take_script = self.redis.register_script(TAKE)
@@ -178,8 +179,9 @@ class RedisLimits(Heartbeat):
         try:
             wait = await self.take_script(keys=[f"{self.prefix}{kind}:{user_id}"], args=rate)
         except Exception:
-            logger.exception("Rate limit unavailable (Redis); letting the action through")
+            self.fallbacks.failed("Rate limit unavailable (Redis); letting the action through")
             return 0.0
+        self.fallbacks.answered()
         return float(wait)
 
     async def socket_opened(self, user_id: Key, socket_id: str, cap: int) -> bool:
@@ -190,8 +192,10 @@ class RedisLimits(Heartbeat):
                 args=[socket_id, now + self.ttl, now, cap, int(self.ttl * 2000)],
             )
         except Exception:
-            logger.exception("Socket cap unavailable (Redis); letting the socket in")
+            self.fallbacks.failed("Socket cap unavailable (Redis); letting the socket in")
             counted = 1
+        else:
+            self.fallbacks.answered()
         if counted:
             self.local[user_id].add(socket_id)
         return bool(counted)
@@ -206,7 +210,9 @@ class RedisLimits(Heartbeat):
         try:
             await self.redis.zrem(self._sockets_key(user_id), socket_id)
         except Exception:
-            logger.exception("Could not uncount a socket (Redis); it expires within the TTL")
+            self.fallbacks.failed("Could not uncount a socket (Redis); it expires within the TTL")
+        else:
+            self.fallbacks.answered()
 
     async def connected(self, user_ids: Iterable[int]) -> set[int]:
         """Of `user_ids`, those with a socket counted now on any worker (one round trip);
@@ -219,8 +225,9 @@ class RedisLimits(Heartbeat):
                     pipe.zcount(self._sockets_key(user_id), now, "+inf")
                 counts = await pipe.execute()
         except Exception:
-            logger.exception("Who is connected is unknown (Redis); @here notifies nobody")
+            self.fallbacks.failed("Who is connected is unknown (Redis); @here notifies nobody")
             return set()
+        self.fallbacks.answered()
         return {user_id for user_id, count in zip(user_ids, counts, strict=True) if count}
 
     async def beat(self) -> None:

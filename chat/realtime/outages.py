@@ -85,3 +85,40 @@ class Outage:
         self.failures = 0
         self.skipped = 0
         return True
+
+
+class Fallbacks:
+    """The log of one registry's per-request fallbacks while Redis is away (a rate limit let
+    through, a socket let in uncounted, @here notifying nobody). Every user action falls
+    back while Redis is down, so only the first failure of an outage is logged with its
+    traceback; the rest go to the debug log, and the first request that Redis answers again
+    says how many fell back meanwhile."""
+
+    def __init__(self, what: str, log: logging.Logger) -> None:
+        self.what = what
+        self.log = log
+        self.since: float | None = None
+        self.fell_back = 0
+
+    def failed(self, message: str) -> None:
+        """Log `message` for the exception being handled: once an outage, then quietly."""
+        self.fell_back += 1
+        if self.since is None:
+            self.since = time.monotonic()
+            self.log.exception(
+                "%s; until %s answers again, the same goes to the debug log", message, self.what
+            )
+        else:
+            self.log.debug(message, exc_info=True)
+
+    def answered(self) -> None:
+        """A request got its answer: if that ends an outage, say so."""
+        if self.since is not None:
+            self.log.warning(
+                "%s answers again after %.1f s; %d request(s) fell back meanwhile",
+                self.what,
+                time.monotonic() - self.since,
+                self.fell_back,
+            )
+            self.since = None
+            self.fell_back = 0

@@ -2,12 +2,14 @@
 frame size. Each refusal is a clear error that changes nothing and keeps the socket open."""
 
 import asyncio
+import logging
 
 import pytest
 from channels.db import database_sync_to_async
 
 from chat.models import Message
-from chat.realtime.limits import SEND, TYPING, LocalLimits, RedisLimits, parse_rate
+from chat.realtime.limits import OPEN, SEND, TAKE, TYPING, LocalLimits, RedisLimits, parse_rate
+from chat.realtime.outages import redis_client
 from tests.support.redis_service import two_workers
 from tests.support.sockets import RECEIVE_TIMEOUT
 
@@ -298,6 +300,7 @@ async def test_who_is_connected_in_one_process():
 
 
 async def test_limits_let_actions_through_when_redis_fails(caplog):
+    caplog.set_level(logging.DEBUG, logger="chat.realtime.limits")  # all but the first: debug
     broken = RedisLimits("redis://127.0.0.1:1/0", ttl=1.2)
 
     assert await broken.wait(SEND, 7, "1/10") == 0.0
@@ -306,3 +309,50 @@ async def test_limits_let_actions_through_when_redis_fails(caplog):
     assert "letting" in caplog.text
     assert "@here notifies nobody" in caplog.text
     await broken.redis.aclose()
+
+
+# What each of the limits' per-request calls does when Redis cannot answer: it falls back
+# (lets the action or socket through, notifies nobody), and says so.
+FALLBACKS = {
+    "rate limit": (lambda w, n: w.wait(SEND, n, "3/10"), 0.0, "Rate limit unavailable"),
+    "socket cap": (lambda w, n: w.socket_opened(n, f"s{n}", 5), True, "Socket cap unavailable"),
+    "uncount": (lambda w, n: w.socket_closed(n, f"s{n}"), None, "Could not uncount"),
+    "@here": (lambda w, n: w.connected([n]), set(), "Who is connected is unknown"),
+}
+
+
+@pytest.mark.parametrize(("call", "fallback", "said"), FALLBACKS.values(), ids=FALLBACKS)
+async def test_while_redis_is_away_each_fallback_is_logged_once_and_the_return_said(
+    two_workers_limits, caplog, monkeypatch, call, fallback, said
+):
+    worker, _ = two_workers_limits
+    for n in range(3):  # sockets counted while Redis answered, for "uncount" to uncount
+        await worker.socket_opened(n, f"s{n}", 5)
+    answering = worker.redis
+    away = redis_client("redis://127.0.0.1:1/0")  # nothing listens there: refused at once
+    scripts = {"take_script": TAKE, "open_script": OPEN}
+    for name, code in scripts.items():
+        monkeypatch.setattr(worker, name, away.register_script(code))
+    monkeypatch.setattr(worker, "redis", away)
+    caplog.set_level(logging.DEBUG, logger="chat.realtime.limits")
+
+    assert [await call(worker, n) for n in range(3)] == [fallback] * 3
+
+    records = [r for r in caplog.records if r.name == "chat.realtime.limits"]
+    assert [(r.levelname, said in r.getMessage()) for r in records] == [
+        ("ERROR", True),  # the first, with its traceback
+        ("DEBUG", True),
+        ("DEBUG", True),
+    ]
+    assert records[0].exc_info is not None
+    caplog.clear()
+    for name, code in scripts.items():
+        monkeypatch.setattr(worker, name, answering.register_script(code))
+    monkeypatch.setattr(worker, "redis", answering)
+
+    await worker.socket_opened(9, "s9", 5)  # Redis answers again
+
+    [back] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "answers again" in back.getMessage()
+    assert "3 request(s) fell back" in back.getMessage()
+    await away.aclose()
