@@ -6,6 +6,7 @@ seconds of the dependency but never spins while it is away."""
 import asyncio
 import logging
 import random
+import sys
 import time
 from typing import TYPE_CHECKING
 
@@ -101,7 +102,13 @@ class Fallbacks:
         self.fell_back = 0
 
     def failed(self, message: str) -> None:
-        """Log `message` for the exception being handled: once an outage, then quietly."""
+        """Log `message` for the exception being handled: once an outage, then quietly. An
+        exception that is not Redis failing to answer (a bug) is logged every time."""
+        from redis.exceptions import RedisError
+
+        if not isinstance(sys.exc_info()[1], RedisError | OSError):
+            self.log.exception(message)
+            return
         self.fell_back += 1
         if self.since is None:
             self.since = time.monotonic()

@@ -356,3 +356,21 @@ async def test_while_redis_is_away_each_fallback_is_logged_once_and_the_return_s
     assert "answers again" in back.getMessage()
     assert "3 request(s) fell back" in back.getMessage()
     await away.aclose()
+
+
+async def test_a_fallback_that_is_not_redis_failing_is_logged_every_time(
+    two_workers_limits, caplog, monkeypatch
+):
+    worker, _ = two_workers_limits
+
+    async def buggy(**kwargs):
+        raise TypeError("a bug, not an outage")
+
+    monkeypatch.setattr(worker, "take_script", buggy)
+
+    for _ in range(3):
+        assert await worker.wait(SEND, 1, "3/10") == 0.0
+
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 3
+    assert all(r.exc_info[0] is TypeError for r in errors)
