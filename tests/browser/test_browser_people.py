@@ -112,6 +112,29 @@ def test_a_conversation_starts_from_a_name_and_reaches_the_recipients_open_tab_l
             page.context.close()
 
 
+def test_the_online_list_keeps_the_keyboards_place_when_it_is_drawn_again(
+    browser: Browser, live_site: LiveSite
+) -> None:
+    # Every change in the room draws the list anew (someone comes or goes, a guest, a
+    # status). Before, the button the keyboard was on was thrown away with the old list.
+    alice = sign_in_to_general(browser, live_site, "alice")
+    bob = sign_in_to_general(browser, live_site, "bob")
+    guest = new_page(browser)
+    try:
+        expect(alice.locator("#online li")).to_have_text(["alice", "bob"], timeout=TIMEOUT_MS)
+        alice.locator("#online button", has_text="bob").focus()
+
+        guest.goto(f"{live_site.base_url}/chat/general/")  # a guest comes: drawn again
+        expect(alice.locator("#online li.guests")).to_have_text("1 guest", timeout=TIMEOUT_MS)
+
+        expect(alice.locator("#online button", has_text="bob")).to_be_focused()
+        alice.keyboard.press("Enter")
+        expect(alice.get_by_role("dialog", name="bob")).to_be_visible()
+    finally:
+        for page in (alice, bob, guest):
+            page.context.close()
+
+
 def test_the_people_page_finds_someone_and_starts_a_conversation(
     browser: Browser, live_site: LiveSite
 ) -> None:

@@ -3,7 +3,12 @@ const TYPING_SHOW_FOR_MS = 5000;
 
 // `room`: RoomCounts' record of the room (undefined: nothing known yet); `statusOf(name)`:
 // the status someone set (people.js), shown under their name.
+// The list is drawn anew on every change in the room (someone comes or goes, a guest, a
+// status), so the person the keyboard is on is carried over to their new button: otherwise
+// focus would fall to the page, and Enter would do nothing.
 export function renderOnline(ul, room, statusOf = () => "") {
+  const active = ul.ownerDocument.activeElement;
+  const focused = ul.contains(active) && active.matches(".person") ? active.textContent : null;
   const names = room ? Array.from(room.online).sort() : [];
   const items = names.map((name) => {
     const li = document.createElement("li");
@@ -31,6 +36,10 @@ export function renderOnline(ul, room, statusOf = () => "") {
     items.push(li);
   }
   ul.replaceChildren(...items);
+  if (focused !== null) {
+    const again = Array.from(ul.querySelectorAll(".person")).find((b) => b.textContent === focused);
+    again?.focus({ preventScroll: true });
+  }
 }
 
 export function renderTyping(el, view) {
