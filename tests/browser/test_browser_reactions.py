@@ -1,6 +1,6 @@
 """In real Chromium, two users live: reactions are put on from the palette by keyboard and
-by mouse, toggled from the bar, and reach the other user at once; after a reload the
-server-rendered bar shows the same and still toggles."""
+by mouse, toggled from the bar (by keyboard, keeping focus), and reach the other user at
+once; after a reload the server-rendered bar shows the same and still toggles."""
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -49,12 +49,14 @@ def test_two_users_react_live_by_keyboard_and_mouse_and_a_reload_shows_the_same(
         expect(party(page)).to_have_attribute("aria-pressed", mine)
         expect(party(page)).to_have_attribute("title", "alice reacted with 🎉")
 
-    # Bob, by mouse, from the bar: his joins hers.
-    party(bob).click()
+    # Bob, by keyboard, from the bar: his joins hers, and the bar drawn again keeps his place.
+    party(bob).focus()
+    bob.keyboard.press("Enter")
     for page in (alice, bob):
         expect(party(page)).to_have_text("🎉 2")
         expect(party(page)).to_have_attribute("title", "alice and bob reacted with 🎉")
     expect(party(bob)).to_have_attribute("aria-pressed", "true")
+    expect(party(bob)).to_be_focused()
 
     # Alice takes hers back; Escape closes a palette without reacting.
     party(alice).click()

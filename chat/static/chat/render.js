@@ -87,8 +87,11 @@ export function whoReacted(users, count) {
 
 // A line's reaction bar, from a MSG's `reactions` (the whole summary: it replaces what the
 // bar showed): a button per emoji with its count, pressed if `me` reacted, its title who did.
+// A keyboard user who toggled one (or sat on one as someone else reacted) stays on its emoji.
 export function fillReactions(li, reactions, me) {
   const bar = li.querySelector(".reactions");
+  const active = bar.ownerDocument.activeElement;
+  const focused = bar.contains(active) && active.matches(".reaction") ? active.dataset.emoji : null;
   const buttons = (reactions || []).map((reaction) => {
     const button = document.createElement("button");
     button.type = "button";
@@ -106,6 +109,7 @@ export function fillReactions(li, reactions, me) {
   });
   bar.replaceChildren(...buttons);
   bar.hidden = buttons.length === 0;
+  buttons.find((button) => button.dataset.emoji === focused)?.focus({ preventScroll: true });
 }
 
 // The quote above a reply: who wrote the original and the start of it, as text; a button
