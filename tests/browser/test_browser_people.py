@@ -30,109 +30,111 @@ def banners(page: Page):
     return page.locator("#notices .notification")
 
 
+@pytest.fixture
+def alice_bob_and_a_guest(browser: Browser, live_site: LiveSite):
+    """Alice and Bob signed in to #general, and a guest's page (not opened yet); each page's
+    browser profile closed afterwards."""
+    pages = (
+        sign_in_to_general(browser, live_site, "alice"),
+        sign_in_to_general(browser, live_site, "bob"),
+        new_page(browser),
+    )
+    yield pages
+    for page in pages:
+        page.context.close()
+
+
 def test_a_conversation_starts_from_a_name_and_reaches_the_recipients_open_tab_live(
-    browser: Browser, live_site: LiveSite
+    live_site: LiveSite, alice_bob_and_a_guest
 ) -> None:
-    alice = sign_in_to_general(browser, live_site, "alice")
-    bob = sign_in_to_general(browser, live_site, "bob")
-    guest = new_page(browser)
-    try:
-        guest.goto(f"{live_site.base_url}/chat/general/")
-        expect(alice.locator("#online li")).to_have_text(["alice", "bob"], timeout=TIMEOUT_MS)
-        bob.evaluate("window.sameDocument = true")
-        say(bob, "anyone around?")
-        expect_message_once(alice, "bob", "anyone around?")
-        expect_message_once(guest, "bob", "anyone around?")
+    alice, bob, guest = alice_bob_and_a_guest
+    guest.goto(f"{live_site.base_url}/chat/general/")
+    expect(alice.locator("#online li")).to_have_text(["alice", "bob"], timeout=TIMEOUT_MS)
+    bob.evaluate("window.sameDocument = true")
+    say(bob, "anyone around?")
+    expect_message_once(alice, "bob", "anyone around?")
+    expect_message_once(guest, "bob", "anyone around?")
 
-        # A message's author opens the card; Esc closes it and gives focus back to the name.
-        author = alice.get_by_role("log").locator("li[data-seq] .author").filter(has_text="bob")
-        author.click()
-        card = alice.get_by_role("dialog", name="bob")
-        expect(card).to_be_visible()
-        expect(card.locator(".profile-status")).to_have_text("Online")
-        expect(card.get_by_role("link", name="Message")).to_be_focused()
-        alice.keyboard.press("Escape")
-        expect(card).to_be_hidden()
-        expect(author).to_be_focused()
-        # A guest sees who it is, and no "Message".
-        guest.get_by_role("log").locator(".author").filter(has_text="bob").click()
-        expect(guest.get_by_role("dialog", name="bob")).to_be_visible()
-        expect(guest.get_by_role("dialog").get_by_role("link")).to_have_count(0)
+    # A message's author opens the card; Esc closes it and gives focus back to the name.
+    author = alice.get_by_role("log").locator("li[data-seq] .author").filter(has_text="bob")
+    author.click()
+    card = alice.get_by_role("dialog", name="bob")
+    expect(card).to_be_visible()
+    expect(card.locator(".profile-status")).to_have_text("Online")
+    expect(card.get_by_role("link", name="Message")).to_be_focused()
+    alice.keyboard.press("Escape")
+    expect(card).to_be_hidden()
+    expect(author).to_be_focused()
+    # A guest sees who it is, and no "Message".
+    guest.get_by_role("log").locator(".author").filter(has_text="bob").click()
+    expect(guest.get_by_role("dialog", name="bob")).to_be_visible()
+    expect(guest.get_by_role("dialog").get_by_role("link")).to_have_count(0)
 
-        # The online list, by keyboard: Enter opens the card, "Message" starts the DM.
-        alice.locator("#online button", has_text="bob").focus()
-        alice.keyboard.press("Enter")
-        expect(card).to_be_visible()
-        card.get_by_role("link", name="Message").click()
-        expect(alice.locator("#room-name")).to_have_text("alice & bob", timeout=TIMEOUT_MS)
-        expect(alice.locator("#status")).to_have_text("Connected", timeout=TIMEOUT_MS)
+    # The online list, by keyboard: Enter opens the card, "Message" starts the DM.
+    alice.locator("#online button", has_text="bob").focus()
+    alice.keyboard.press("Enter")
+    expect(card).to_be_visible()
+    card.get_by_role("link", name="Message").click()
+    expect(alice.locator("#room-name")).to_have_text("alice & bob", timeout=TIMEOUT_MS)
+    expect(alice.locator("#status")).to_have_text("Connected", timeout=TIMEOUT_MS)
 
-        # Bob's open tab lists it at once, under Direct messages, with no reload.
-        direct = bob.locator("#nav-directs li[data-direct]").filter(has_text="alice & bob")
-        expect(direct).to_have_count(1, timeout=TIMEOUT_MS)
-        slug = direct.get_attribute("data-room")
-        assert slug is not None
-        assert slug.startswith("dm-")
-        expect(direct.locator(".unread")).to_be_hidden()
+    # Bob's open tab lists it at once, under Direct messages, with no reload.
+    direct = bob.locator("#nav-directs li[data-direct]").filter(has_text="alice & bob")
+    expect(direct).to_have_count(1, timeout=TIMEOUT_MS)
+    slug = direct.get_attribute("data-room")
+    assert slug is not None
+    assert slug.startswith("dm-")
+    expect(direct.locator(".unread")).to_be_hidden()
 
-        say(alice, "hello bob")
-        expect(direct.locator(".unread")).to_have_text("1", timeout=TIMEOUT_MS)
-        expect(banners(bob)).to_contain_text("alice sent you a message: hello bob")
-        say(alice, "are you there?")
-        expect(direct.locator(".unread")).to_have_text("2", timeout=TIMEOUT_MS)
-        # One banner per conversation: the newest replaced the older.
-        expect(banners(bob)).to_have_count(1)
-        expect(banners(bob)).to_contain_text("are you there?")
+    say(alice, "hello bob")
+    expect(direct.locator(".unread")).to_have_text("1", timeout=TIMEOUT_MS)
+    expect(banners(bob)).to_contain_text("alice sent you a message: hello bob")
+    say(alice, "are you there?")
+    expect(direct.locator(".unread")).to_have_text("2", timeout=TIMEOUT_MS)
+    # One banner per conversation: the newest replaced the older.
+    expect(banners(bob)).to_have_count(1)
+    expect(banners(bob)).to_contain_text("are you there?")
 
-        # The banner opens the conversation, in place.
-        banners(bob).get_by_role("link").click()
-        expect(bob.locator("#room-name")).to_have_text("alice & bob")
-        expect(bob).to_have_url(f"{live_site.base_url}/chat/{slug}/")
-        expect_message_once(bob, "alice", "hello bob")
-        expect(banners(bob)).to_have_count(0)
-        expect(direct.locator(".unread")).to_be_hidden(timeout=TIMEOUT_MS)
-        assert bob.evaluate("window.sameDocument") is True
+    # The banner opens the conversation, in place.
+    banners(bob).get_by_role("link").click()
+    expect(bob.locator("#room-name")).to_have_text("alice & bob")
+    expect(bob).to_have_url(f"{live_site.base_url}/chat/{slug}/")
+    expect_message_once(bob, "alice", "hello bob")
+    expect(banners(bob)).to_have_count(0)
+    expect(direct.locator(".unread")).to_be_hidden(timeout=TIMEOUT_MS)
+    assert bob.evaluate("window.sameDocument") is True
 
-        # Dismissible: its close button, or Esc.
-        bob.locator(".room-nav li[data-room='general'] a").click()
-        expect(bob.locator("#room-name")).to_have_text("General")
-        say(alice, "third")
-        expect(banners(bob)).to_contain_text("third", timeout=TIMEOUT_MS)
-        banners(bob).get_by_role("button", name="Dismiss").click()
-        expect(banners(bob)).to_have_count(0)
-        say(alice, "fourth")
-        expect(banners(bob)).to_contain_text("fourth", timeout=TIMEOUT_MS)
-        banners(bob).get_by_role("link").focus()
-        bob.keyboard.press("Escape")
-        expect(banners(bob)).to_have_count(0)
-        expect(bob.get_by_label("Message", exact=True)).to_be_focused()
-        assert bob.evaluate("window.sameDocument") is True
-    finally:
-        for page in (alice, bob, guest):
-            page.context.close()
+    # Dismissible: its close button, or Esc.
+    bob.locator(".room-nav li[data-room='general'] a").click()
+    expect(bob.locator("#room-name")).to_have_text("General")
+    say(alice, "third")
+    expect(banners(bob)).to_contain_text("third", timeout=TIMEOUT_MS)
+    banners(bob).get_by_role("button", name="Dismiss").click()
+    expect(banners(bob)).to_have_count(0)
+    say(alice, "fourth")
+    expect(banners(bob)).to_contain_text("fourth", timeout=TIMEOUT_MS)
+    banners(bob).get_by_role("link").focus()
+    bob.keyboard.press("Escape")
+    expect(banners(bob)).to_have_count(0)
+    expect(bob.get_by_label("Message", exact=True)).to_be_focused()
+    assert bob.evaluate("window.sameDocument") is True
 
 
 def test_the_online_list_keeps_the_keyboards_place_when_it_is_drawn_again(
-    browser: Browser, live_site: LiveSite
+    live_site: LiveSite, alice_bob_and_a_guest
 ) -> None:
     # Every change in the room draws the list anew (someone comes or goes, a guest, a
     # status). Before, the button the keyboard was on was thrown away with the old list.
-    alice = sign_in_to_general(browser, live_site, "alice")
-    bob = sign_in_to_general(browser, live_site, "bob")
-    guest = new_page(browser)
-    try:
-        expect(alice.locator("#online li")).to_have_text(["alice", "bob"], timeout=TIMEOUT_MS)
-        alice.locator("#online button", has_text="bob").focus()
+    alice, _bob, guest = alice_bob_and_a_guest
+    expect(alice.locator("#online li")).to_have_text(["alice", "bob"], timeout=TIMEOUT_MS)
+    alice.locator("#online button", has_text="bob").focus()
 
-        guest.goto(f"{live_site.base_url}/chat/general/")  # a guest comes: drawn again
-        expect(alice.locator("#online li.guests")).to_have_text("1 guest", timeout=TIMEOUT_MS)
+    guest.goto(f"{live_site.base_url}/chat/general/")  # a guest comes: drawn again
+    expect(alice.locator("#online li.guests")).to_have_text("1 guest", timeout=TIMEOUT_MS)
 
-        expect(alice.locator("#online button", has_text="bob")).to_be_focused()
-        alice.keyboard.press("Enter")
-        expect(alice.get_by_role("dialog", name="bob")).to_be_visible()
-    finally:
-        for page in (alice, bob, guest):
-            page.context.close()
+    expect(alice.locator("#online button", has_text="bob")).to_be_focused()
+    alice.keyboard.press("Enter")
+    expect(alice.get_by_role("dialog", name="bob")).to_be_visible()
 
 
 def test_the_people_page_finds_someone_and_starts_a_conversation(
