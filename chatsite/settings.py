@@ -320,6 +320,13 @@ CHAT_SOCKET_BACKLOG = 256
 # 64 lets a reconnecting tab rejoin all its rooms (at most 50) without a pause. 0: no limit.
 CHAT_SOCKET_MAX_BUFFER_BYTES = int(os.environ.get("CHAT_SOCKET_MAX_BUFFER_BYTES", str(2**20)))
 CHAT_SOCKET_MAX_QUEUED_FRAMES = int(os.environ.get("CHAT_SOCKET_MAX_QUEUED_FRAMES", "64"))
+# A page a client asked for (a join's messages, a history or thread page: up to
+# CHAT_FRAME_BUDGET_BYTES, maybe more than MAX_BUFFER_BYTES) is sent once its connection
+# holds no more than this unsent, and the cap does not count what the connection holds up to
+# the page's end until it is written: a tab that rejoins all its rooms at once is never
+# dropped for the pages it asked for, and one that does not read holds at most one page more.
+# The same for the HTTP fallback (its stream, and its polls' unacked frames).
+CHAT_PAGE_LOW_WATER_BYTES = 64 * 1024
 # Presence is shared through Redis whenever the channel layer is; an entry not refreshed
 # for this many seconds belonged to a dead worker (its users go offline within TTL + TTL/3).
 CHAT_PRESENCE_REDIS_URL = REDIS_URL

@@ -107,6 +107,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.raw_send = self.scope.get(transport.SCOPE_KEY, self.base_send)
         # Under daphne, a broadcast's ready-made frame goes to the transport (None elsewhere).
         self.write_frame = daphne_frames.frame_writer(self.raw_send)
+        # Pages wait for the socket to take what it holds (chat/realtime/transport.py).
+        self.page_send = transport.page_send(self.scope, self.raw_send)
         self.backlog: collections.deque[str] | None = None  # frames behind a blocked send
         self.draining: asyncio.Task | None = None
         await self.accept()
@@ -202,7 +204,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             budget=settings.CHAT_FRAME_BUDGET_BYTES,
             keep_newest=request.since is None,
         )
-        await self.send_frame(
+        await self.send_page(
             events.joined_frame(
                 room_slug=room.slug,
                 name=room.name,
@@ -283,7 +285,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         messages, cut = events.messages_within(
             page.messages, budget=settings.CHAT_FRAME_BUDGET_BYTES, keep_newest=True
         )
-        await self.send_frame(
+        await self.send_page(
             events.history_frame(
                 room_slug=request.room, messages=messages, has_more=page.has_more or cut
             ),
@@ -363,7 +365,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         messages, cut = events.messages_within(
             page.messages, budget=settings.CHAT_FRAME_BUDGET_BYTES, keep_newest=True
         )
-        await self.send_frame(
+        await self.send_page(
             events.thread_frame(
                 room_slug=request.room,
                 root=events.message_dict(page.root),
@@ -478,6 +480,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if ref is not None:
             frame["ref"] = ref
         await self.send(text_data=events.encode(frame))
+
+    async def send_page(self, frame: dict[str, Any], ref: str | None) -> None:
+        """Send a frame of messages the client asked for: it may be larger than the cap on
+        what a socket holds unread, so it is paced (chat/realtime/transport.py)."""
+        if ref is not None:
+            frame["ref"] = ref
+        await self.page_send({"type": "websocket.send", "text": events.encode(frame)})
 
     async def _check_rate(self, kind: str, limit: str) -> None:
         wait = await self.limits.wait(kind, self.limit_key, limit)

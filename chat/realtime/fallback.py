@@ -194,6 +194,16 @@ class FallbackPoll(_Door):
 polling: "dict[PollConnection, asyncio.Task]" = {}  # this process's polling connections
 
 
+async def _first_of(*waits: Any) -> None:
+    """Wait until the first of `waits` (coroutines) is done; cancel the rest."""
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
 async def _client_left(receive: Any) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
@@ -262,6 +272,7 @@ class Connection:
         self.last_contact = loop.time()
         socket_scope = {**self.scope, "type": "websocket", "scheme": "ws", "subprotocols": []}
         socket_scope.pop(transport.SCOPE_KEY, None)  # the consumer's sends come here, not to HTTP
+        socket_scope[transport.PAGE_KEY] = self.page_send
         await self.inbox.put({"type": "websocket.connect"})
         app = asyncio.create_task(self.consumer(socket_scope, self.inbox.get, self.socket_send))
         helpers = [asyncio.create_task(helper()) for helper in self.helpers()]
@@ -311,6 +322,11 @@ class Connection:
             else:  # the consumer refused the connection
                 await self.refused()
             self.done.set()
+
+    async def page_send(self, message: dict[str, Any]) -> None:
+        """What the consumer sends as a page (chat/realtime/transport.py): paced by the
+        subclasses, each by what its client has taken."""
+        await self.socket_send(message)
 
     def session(self, token: str) -> dict[str, Any]:
         return {"token": token, "idle_timeout": settings.CHAT_FALLBACK_IDLE_SECONDS}
@@ -403,6 +419,7 @@ class StreamConnection(Connection):
         # Events skip the session middleware's send wrapper, as a socket's broadcasts do
         # (chat/realtime/transport.py): the stream never changes the session.
         self.write_body = scope.get(transport.SCOPE_KEY, send)
+        self.write_page = transport.paced(self.write_body)
         self.finished = False  # the response ended
 
     def helpers(self) -> list[Any]:
@@ -415,6 +432,14 @@ class StreamConnection(Connection):
     async def down(self, text: str) -> None:
         await self._write(_event(text))
 
+    async def page_send(self, message: dict[str, Any]) -> None:
+        """A page goes down the stream once the stream has taken what it holds, as on a
+        socket (daphne_limits.paced)."""
+        if message["type"] != "websocket.send" or self.closed:
+            await self.socket_send(message)
+            return
+        await self._write(_event(message["text"]), page=True)
+
     async def announce_close(self, code: int) -> None:
         with contextlib.suppress(Exception):
             await self._write(_event(json.dumps({"code": code}), "close"))
@@ -423,11 +448,12 @@ class StreamConnection(Connection):
         self.finished = True
         await _respond(self.http_send, 403, "Refused.")
 
-    async def _write(self, body: bytes) -> None:
+    async def _write(self, body: bytes, *, page: bool = False) -> None:
         if self.finished:
             return
+        write = self.write_page if page else self.write_body
         try:
-            await self.write_body({"type": "http.response.body", "body": body, "more_body": True})
+            await write({"type": "http.response.body", "body": body, "more_body": True})
         except Exception:  # the client is gone: the connection ends, like a broken socket
             self.finished = True
             self.leaving = True
@@ -471,6 +497,10 @@ class PollConnection(Connection):
         self.token = ""
         self.outbox: collections.deque[tuple[int, str]] = collections.deque()  # not yet acked
         self.outbox_bytes = 0
+        # Bytes of the outbox up to the end of the last page the client asked for, which
+        # CHAT_FALLBACK_MAX_UNACKED_BYTES does not count until they are acked.
+        self.page_allowance = 0
+        self.taken = asyncio.Event()  # a poll acked frames
         self.sent = 0  # the number of the last frame put in the outbox
         self.acked = 0  # the client has every frame up to this one
         self.ended_with: int | None = None  # the close code, once the client is to hear it
@@ -498,7 +528,8 @@ class PollConnection(Connection):
 
     async def down(self, text: str) -> None:
         size = len(text)
-        if self.outbox_bytes + size > settings.CHAT_FALLBACK_MAX_UNACKED_BYTES:
+        unacked = self.outbox_bytes + size - self.page_allowance
+        if unacked > settings.CHAT_FALLBACK_MAX_UNACKED_BYTES:
             if not self.done.is_set():
                 logger.warning("Ending a polling connection whose client does not take its frames")
                 self.close_code = TOO_MUCH
@@ -508,6 +539,22 @@ class PollConnection(Connection):
         self.outbox.append((self.sent, text))
         self.outbox_bytes += size
         self.wake.set()
+
+    async def page_send(self, message: dict[str, Any]) -> None:
+        """A page goes in the outbox once the client has acked all but
+        CHAT_PAGE_LOW_WATER_BYTES of it (or the connection ended), and the cap on unacked
+        bytes allows for the outbox up to the page's end until it is acked."""
+        if message["type"] != "websocket.send":
+            await self.socket_send(message)
+            return
+        while self.outbox_bytes > settings.CHAT_PAGE_LOW_WATER_BYTES and not self.done.is_set():
+            self.taken.clear()
+            await _first_of(self.taken.wait(), self.done.wait())
+        allowance, sent = self.page_allowance, self.sent
+        self.page_allowance = self.outbox_bytes + len(message["text"])  # up to the page's end
+        await self.socket_send(message)
+        if self.sent == sent:  # it went nowhere: the connection had ended
+            self.page_allowance = allowance
 
     async def announce_close(self, code: int) -> None:
         self.ended_with = code
@@ -547,7 +594,10 @@ class PollConnection(Connection):
             await self._refuse(message, "X-Chat-Ack is behind an earlier poll's.")
             return
         while self.outbox and self.outbox[0][0] <= ack:
-            self.outbox_bytes -= len(self.outbox.popleft()[1])
+            size = len(self.outbox.popleft()[1])
+            self.outbox_bytes -= size
+            self.page_allowance = max(0, self.page_allowance - size)
+            self.taken.set()
         self.acked = ack
         older, self.waiting = self.waiting, message
         if older is not None:  # one poll at a time: the older one goes back empty

@@ -136,6 +136,7 @@ def install_all(settings: Any) -> None:
     daphne_limits.install(
         max_buffer_bytes=settings.CHAT_SOCKET_MAX_BUFFER_BYTES,
         max_queued_frames=settings.CHAT_SOCKET_MAX_QUEUED_FRAMES,
+        page_low_water=settings.CHAT_PAGE_LOW_WATER_BYTES,
     )
 
 

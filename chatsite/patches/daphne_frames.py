@@ -20,7 +20,6 @@ tests/unit/test_daphne_frames.py compares the frames with autobahn's own for eve
 class and for text that is not ASCII, and puts the writer through every unusual state.
 """
 
-import functools
 import inspect
 import struct
 from collections.abc import Callable
@@ -59,17 +58,10 @@ def frame_writer(send: Any) -> FrameWriter | None:
     communicator, the HTTP fallback, a connection daphne does not have, frames masked, timed
     or logged). It returns False, writing nothing, when the frames must go through `send`
     instead (the connection is not in the plain state now; see the module's doc)."""
-    if not (
-        isinstance(send, functools.partial)
-        and getattr(send.func, "__func__", None) is Server.handle_reply
-        and isinstance(send.func.__self__, Server)
-        and len(send.args) == 1
-        and not send.keywords
-        and isinstance(send.args[0], WebSocketProtocol)
-    ):
+    protocol = daphne_limits.daphne_connection(send)
+    if not isinstance(protocol, WebSocketProtocol):
         return None
     connections: dict[Any, dict[str, Any]] = send.func.__self__.connections
-    protocol: WebSocketProtocol = send.args[0]
     # The options autobahn copied from its factory when the connection was made (before
     # daphne created the application): fixed for the connection's life.
     if protocol.trackedTimings or protocol.logOctets or protocol.maskServerFrames:

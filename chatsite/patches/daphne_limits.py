@@ -23,6 +23,13 @@ far behind the consumer is. This module bounds both, per connection (docs/securi
   is written to a connection that holds more than `max_buffer_bytes` unsent, the connection
   is dropped, and daphne tells the application (`http.disconnect`). Ordinary responses are
   written whole and never meet the cap unless their client stalls mid-response.
+- Pages: a frame the client asked for (a join's messages, a history page: up to
+  CHAT_FRAME_BUDGET_BYTES) may alone be larger than the cap, and a tab that reconnects asks
+  for one per room at once. A page goes through `paced(send)`: it waits until the
+  connection holds no more than `page_low_water` unsent, and what the connection holds
+  right after it is not counted against the cap until the connection has written it all.
+  So a client that reads is never dropped for a page it asked for, and one that does not
+  read makes the server hold at most the cap, one page and `page_low_water`.
 
 The queue a WebSocket's consumer reads is this module's `ApplicationQueue`, not the
 `asyncio.Queue` daphne makes for every connection (`Server.create_application`): an
@@ -43,13 +50,15 @@ import functools
 import logging
 import sys
 import types
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from daphne import server as daphne_server
 from daphne.http_protocol import WebRequest
 from daphne.ws_protocol import WebSocketProtocol
-from twisted.internet import abstract, tcp
+from twisted.internet import abstract, interfaces, tcp
+from zope.interface import implementer
 
 from . import twisted_writes
 from .checks import fail, require_attrs, require_params, require_source
@@ -69,9 +78,14 @@ _daphne_create_application = getattr(daphne_server.Server, "create_application",
 class Limits:
     max_buffer_bytes: int = 0
     max_queued_frames: int = 0
+    page_low_water: int = 64 * 1024
 
 
 LIMITS = Limits()
+
+# A page that waits looks again this often, whatever Twisted says: autobahn unregisters a
+# connection's producer when it drops the connection, so the wake-up may never come.
+PAGE_RECHECK_SECONDS = 0.5
 
 
 def unsent_bytes(transport: Any) -> int:
@@ -230,11 +244,14 @@ def dropped_for_unread(protocol: WebSocketProtocol) -> bool:
         cap
         and protocol.state == protocol.STATE_OPEN
         and (unsent := unsent_bytes(protocol.transport)) > cap
+        and unsent - (pages := page_allowance(protocol.transport)) > cap
     ):
         logger.warning(
-            "Dropping WebSocket %s: %d bytes unsent, over the %d-byte cap (it does not read)",
+            "Dropping WebSocket %s: %d bytes unsent (%d of them up to a page it asked for), "
+            "over the %d-byte cap (it does not read)",
             protocol.client_addr,
             unsent,
+            pages,
             cap,
         )
         protocol.dropped_unread = True
@@ -257,16 +274,165 @@ def _reply_within_buffer(self: WebRequest, message: dict[str, Any]) -> None:
         and channel is not None
         and not self.finished
         and (unsent := unsent_bytes(channel.transport)) > cap
+        and unsent - (pages := page_allowance(self)) > cap
     ):
         logger.warning(
-            "Dropping HTTP response to %s: %d bytes unsent, over the %d-byte cap (unread)",
+            "Dropping HTTP response to %s: %d bytes unsent (%d of them up to a page it asked "
+            "for), over the %d-byte cap (unread)",
             self.client_addr,
             unsent,
+            pages,
             cap,
         )
         channel.transport.abortConnection()
         return
+    if (
+        message.get("type") == "http.response.body"
+        and not message.get("more_body")
+        and type(self.producer) is PagePending
+    ):
+        # The response ends: Twisted logs a producer still registered then as an error.
+        self.producer.release()
     _daphne_handle_reply(self, message)
+
+
+def daphne_connection(send: Any) -> WebSocketProtocol | WebRequest | None:
+    """The connection behind an application's `send`, if `send` is daphne's own (its
+    `Server.handle_reply` bound to the connection), else None."""
+    if (
+        isinstance(send, functools.partial)
+        and getattr(send.func, "__func__", None) is daphne_server.Server.handle_reply
+        and isinstance(send.func.__self__, daphne_server.Server)
+        and len(send.args) == 1
+        and not send.keywords
+        and isinstance(send.args[0], (WebSocketProtocol, WebRequest))
+    ):
+        return send.args[0]
+    return None
+
+
+@implementer(interfaces.IPullProducer, interfaces.IPushProducer)
+class PagePending:
+    """Registered as a connection's producer while a page it asked for may be unsent: it
+    remembers how much that was (`allowance`), and wakes a page that waits (`waiter`).
+
+    Twisted calls `resumeProducing` when it has written all the connection held (and, for
+    a pull producer, when it is registered), and `stopProducing` when the connection is
+    lost. On a WebSocket it is the TCP transport's pull producer (daphne_upgrade freed that
+    slot); on HTTP it is the request's push producer, which Twisted's HTTPChannel resumes
+    once the transport it paused has written everything."""
+
+    __slots__ = ("allowance", "owner", "transport", "waiter")
+
+    def __init__(self, owner: Any, transport: tcp.Connection) -> None:
+        self.owner = owner  # what it is registered with: the transport, or the request
+        self.transport = transport
+        self.allowance = 0
+        self.waiter: asyncio.Future[None] | None = None
+
+    def resumeProducing(self) -> None:
+        transport = self.transport
+        unsent = unsent_bytes(transport)
+        if not unsent or not transport.connected or transport.disconnecting:
+            self.release()
+        elif unsent <= LIMITS.page_low_water:
+            self.wake()
+
+    def pauseProducing(self) -> None:
+        """Nothing to pause: a page is written whole."""
+
+    def stopProducing(self) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """Everything is written (or the connection is gone): count it all again."""
+        self.allowance = 0
+        owner = self.owner
+        # (A request whose connection was lost has no channel left to unregister from.)
+        channel = getattr(owner, "channel", None)
+        if owner.producer is self and (owner is self.transport or channel is not None):
+            owner.unregisterProducer()
+        self.wake()
+
+    def wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+
+def page_allowance(owner: Any) -> int:
+    """Bytes `owner` (a transport or a request) holds up to the end of the last page its
+    client asked for, which the cap does not count until they are written."""
+    pending = getattr(owner, "producer", None)
+    return pending.allowance if type(pending) is PagePending else 0
+
+
+def paced(send: Any) -> Callable[[dict[str, Any]], Awaitable[None]] | None:
+    """A `send` for pages, on a daphne connection over plain TCP (None otherwise: another
+    server, TLS inside daphne): it sends a message once the connection holds no more than
+    `page_low_water` unsent, and lets the cap allow for what it holds right after."""
+    connection = daphne_connection(send)
+    if isinstance(connection, WebSocketProtocol):
+        transport = connection.transport
+        owner = transport
+    elif isinstance(connection, WebRequest) and connection.channel is not None:
+        transport = connection.channel.transport
+        owner = connection
+    else:
+        return None
+    if not isinstance(transport, tcp.Connection) or getattr(transport, "TLS", False):
+        return None
+    return functools.partial(_send_page, send, owner, transport)
+
+
+async def _send_page(
+    send: Any, owner: Any, transport: tcp.Connection, message: dict[str, Any]
+) -> None:
+    pending = await _wait_for_room(owner, transport)
+    await send(message)
+    unsent = unsent_bytes(transport)
+    if not unsent or not transport.connected:
+        return
+    if pending is None:
+        pending = _register(owner, transport)
+    if pending is not None:
+        pending.allowance = unsent
+
+
+async def _wait_for_room(owner: Any, transport: tcp.Connection) -> PagePending | None:
+    """Wait until `transport` holds no more than `page_low_water` unsent or is gone; the
+    connection's PagePending, if it is still registered."""
+    pending = getattr(owner, "producer", None)
+    pending = pending if type(pending) is PagePending else None
+    loop = asyncio.get_running_loop()
+    while (
+        transport.connected
+        and not transport.disconnecting
+        and unsent_bytes(transport) > LIMITS.page_low_water
+    ):
+        if pending is None or owner.producer is not pending:
+            pending = _register(owner, transport)
+            if pending is None:  # another producer has the connection: no pacing
+                return None
+            continue  # a pull producer may have been resumed as it was registered
+        pending.waiter = waiter = loop.create_future()
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), PAGE_RECHECK_SECONDS)
+        except TimeoutError:
+            pass
+        finally:
+            pending.waiter = None
+    return pending if pending is not None and owner.producer is pending else None
+
+
+def _register(owner: Any, transport: tcp.Connection) -> PagePending | None:
+    if owner.producer is not None:
+        return None
+    pending = PagePending(owner, transport)
+    # A transport takes it as a pull producer (resumed whenever it has written all it
+    # held); a request passes a push producer on to its HTTPChannel, which the transport
+    # pauses when its buffer fills and resumes when it has written it all.
+    owner.registerProducer(pending, owner is not transport)
+    return pending if owner.producer is pending else None
 
 
 def _application_create_worked(
@@ -302,7 +468,34 @@ def check() -> None:
     these limits rely on."""
     _check_websocket()
     _check_http()
+    _check_pages()
     twisted_writes.check_buffer_fields(PATCH)
+
+
+def _check_pages() -> None:
+    """What pacing pages relies on: Twisted resumes a connection's pull producer once it
+    has written all it held, and a request hands its producer to its channel."""
+    require_source(
+        PATCH,
+        "Twisted",
+        getattr(abstract.FileDescriptor, "doWrite", None),
+        ["not self.streamingProducer", "self.producer.resumeProducing()"],
+        label="twisted.internet.abstract.FileDescriptor.doWrite",
+    )
+    require_source(
+        PATCH,
+        "Twisted",
+        getattr(WebRequest, "registerProducer", None),
+        ["self.channel.registerProducer(producer, streaming)"],
+        label="twisted.web.http.Request.registerProducer",
+    )
+    require_attrs(
+        PATCH,
+        "Twisted",
+        abstract.FileDescriptor,
+        ["producer", "registerProducer", "unregisterProducer"],
+        label="twisted.internet.abstract.FileDescriptor",
+    )
 
 
 def _check_websocket() -> None:
@@ -413,12 +606,13 @@ def _check_http() -> None:
     )
 
 
-def install(*, max_buffer_bytes: int, max_queued_frames: int) -> None:
+def install(*, max_buffer_bytes: int, max_queued_frames: int, page_low_water: int) -> None:
     """Check, set the limits (0: off), patch daphne's WebSocketProtocol and have its server
     make each WebSocket an ApplicationQueue (idempotent)."""
     check()
     LIMITS.max_buffer_bytes = max_buffer_bytes
     LIMITS.max_queued_frames = max_queued_frames
+    LIMITS.page_low_water = page_low_water
     WebSocketProtocol.serverSend = _send_within_buffer
     WebSocketProtocol.applicationCreateWorked = _application_create_worked
     WebSocketProtocol.processData = _process_data_unless_paused

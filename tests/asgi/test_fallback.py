@@ -12,6 +12,7 @@ from django.test import AsyncClient
 
 from chat.models import Message
 from chat.realtime import fallback
+from tests.support.factories import post_messages
 from tests.support.fallback import FallbackCommunicator, PollCommunicator
 from tests.support.sockets import HOST, ORIGIN, Socket, session_cookie
 
@@ -509,6 +510,37 @@ async def test_frames_nobody_takes_are_capped_and_the_client_told_why(alice, gen
     assert 5 < len(frames) < 40
     assert [f["ref"] for f in frames] == [f"p{n:03}" for n in range(len(frames))]
     await communicator.ended()
+
+
+async def test_pages_a_poller_asked_for_wait_for_its_acks_and_do_not_end_it(
+    alice, general, settings
+):
+    """A page (a join's messages) may alone be larger than the cap on unacked frames, and a
+    tab asks for one per room at once. Each page waits until the client has acked all but
+    the low-water mark of what went before, and is not counted against the cap until acked:
+    the client gets all three, in order, and the connection is not ended (4008)."""
+    settings.CHAT_FALLBACK_MAX_UNACKED_BYTES = 2000
+    settings.CHAT_PAGE_LOW_WATER_BYTES = 500
+    settings.CHAT_FALLBACK_POLL_SECONDS = 0.2
+    await database_sync_to_async(post_messages)(general, alice, 40)  # a page: about 8 KB
+    communicator = await _quiet_poller(alice)
+    await communicator.post([{"type": "join", "room": "general", "ref": f"j{n}"} for n in range(3)])
+    await asyncio.sleep(0.3)
+
+    frames: list[dict] = []
+    pages_per_answer = []
+    while sum(frame["type"] == "joined" for frame in frames) < 3:
+        status, answer = await communicator.poll(len(frames))
+        assert status == 200, answer
+        assert answer["close"] is None
+        frames += answer["frames"]
+        pages_per_answer.append(sum(frame["type"] == "joined" for frame in answer["frames"]))
+
+    assert [n for n in pages_per_answer if n] == [1, 1, 1]  # each waited for the acks
+    pages = [frame for frame in frames if frame["type"] == "joined"]
+    assert [page["ref"] for page in pages] == ["j0", "j1", "j2"]
+    assert all(len(json.dumps(page)) > 2000 for page in pages)
+    await communicator.disconnect()
 
 
 async def test_an_answer_is_capped_in_size_and_the_rest_comes_in_the_next(

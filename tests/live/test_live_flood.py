@@ -6,6 +6,7 @@ else."""
 import asyncio
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from websockets.asyncio.client import ClientConnection
 
 from tests.support.live_server import LiveSite, _serving
 from tests.support.live_sockets import (
+    FallbackStream,
     RawSocket,
     open_socket,
     post_frames,
@@ -133,6 +135,129 @@ async def test_a_socket_that_never_reads_is_dropped_while_the_room_reads_on(
     assert ended  # the stalled socket's connection was cut...
     assert sum(frame["type"] == "message" for frame in frames) < len(seqs)  # ...before the end
     assert f"over the {CAP}-byte cap" in flood_site.log_path.read_text()
+
+
+PAGE = 512 * 1024  # the site's CHAT_FRAME_BUDGET_BYTES: the most a page of messages holds
+PAGE_MESSAGES = 50  # general's last page is full of 12 kB messages: a page of ~PAGE bytes
+LOW_WATER = 64 * 1024  # a page waits until its socket holds no more than this unsent
+PAGES = 12  # pages asked for at once: 6 MB, more than the kernel buffers (4 MB at most here)
+
+
+async def fill_general(sender: ClientConnection) -> None:
+    """Post enough 12 kB messages that a join of general answers with a full page."""
+    await request(sender, {"type": "join", "room": "general"})
+    for n in range(PAGE_MESSAGES):
+        await post(sender, n)
+
+
+def dropped_with(log: str) -> list[int]:
+    """The bytes unsent at each WebSocket drop the server logged."""
+    return [int(n) for n in re.findall(r"Dropping WebSocket .*?: (\d+) bytes unsent", log)]
+
+
+async def test_a_socket_that_reads_late_gets_every_page_it_asked_for(
+    flood_site: FloodSite,
+) -> None:
+    """A page a socket asks for (a join's messages, a history page) may hold far more than
+    the cap, and a tab that reconnects rejoins all its rooms at once. Bob's socket, with a
+    tiny receive window, asks for general's page PAGES times (more than the kernel's
+    buffers hold) and reads nothing for a second, while alice posts to the room. It is not
+    dropped: each page waits until the socket has taken the one before, and a broadcast is
+    not counted against the cap behind a page it asked for. It then reads every page and
+    alice's message, once."""
+    alice, bob = await asyncio.gather(
+        asyncio.to_thread(flood_site.login, "alice"), asyncio.to_thread(flood_site.login, "bob")
+    )
+    sender = await open_socket(flood_site, alice)
+    log_before = len(flood_site.log_path.read_text())
+    late = await asyncio.to_thread(RawSocket.open, flood_site, bob, rcvbuf=4096)
+    try:
+        await fill_general(sender)
+        for _ in range(PAGES):
+            await asyncio.to_thread(late.send, {"type": "join", "room": "general"})
+        await asyncio.sleep(0.3)  # the first page is written and waits in the buffers
+        seq = await post(sender, PAGE_MESSAGES)
+        await asyncio.sleep(1)
+        frames: list[dict[str, Any]] = []
+        while sum(f["type"] == "joined" for f in frames) < PAGES or not any(
+            f["type"] == "message" and f["message"]["seq"] == seq for f in frames
+        ):
+            frames.append(await asyncio.to_thread(late.recv))
+        await asyncio.to_thread(late.send, {"type": "ping", "ref": "still-there"})
+        while (frame := await asyncio.to_thread(late.recv))["type"] != "pong":
+            frames.append(frame)
+    finally:
+        late.close()
+        await sender.close()
+
+    pages = [f for f in frames if f["type"] == "joined"]
+    assert len(pages) == PAGES
+    assert all(len(json.dumps(page)) > CAP for page in pages)
+    assert [f["message"]["seq"] for f in frames if f["type"] == "message"] == [seq]
+    assert frame.get("ref") == "still-there"
+    assert dropped_with(flood_site.log_path.read_text()[log_before:]) == []
+
+
+async def test_a_fallback_stream_that_reads_late_gets_every_page_it_asked_for(
+    flood_site: FloodSite,
+) -> None:
+    """The same over the HTTP fallback's stream: bob's stream, with a tiny receive window,
+    POSTs PAGES joins of general at once and reads nothing for a second while alice posts.
+    It is not dropped, and then reads every page and alice's message."""
+    alice, bob = await asyncio.gather(
+        asyncio.to_thread(flood_site.login, "alice"), asyncio.to_thread(flood_site.login, "bob")
+    )
+    sender = await open_socket(flood_site, alice)
+    log_before = len(flood_site.log_path.read_text())
+    late = await asyncio.to_thread(FallbackStream, flood_site.base_url, bob, rcvbuf=4096)
+    try:
+        await fill_general(sender)
+        joins = [{"type": "join", "room": "general"}] * PAGES
+        assert await asyncio.to_thread(late.post, flood_site.base_url, joins) == 202
+        await asyncio.sleep(0.3)
+        seq = await post(sender, PAGE_MESSAGES)
+        await asyncio.sleep(1)
+        pages = [await asyncio.to_thread(late.until, "joined") for _ in range(PAGES)]
+        message = await asyncio.to_thread(late.until, "message")
+    finally:
+        late.close()
+        await sender.close()
+
+    assert all(len(json.dumps(page)) > CAP for page in pages)
+    assert message["message"]["seq"] == seq
+    assert "Dropping HTTP response" not in flood_site.log_path.read_text()[log_before:]
+
+
+async def test_a_socket_that_asks_for_pages_and_never_reads_is_held_one_page_past_the_cap(
+    flood_site: FloodSite,
+) -> None:
+    """The other side of the same rule: bob's socket asks for general's page PAGES times
+    and reads nothing. Once the kernel's buffers are full, no page is written until the one
+    before was taken, so when alice's posts push what it holds past the cap beyond that
+    page, the server drops it holding at most one page, the low-water mark and the cap:
+    not the rest of the pages."""
+    alice, bob = await asyncio.gather(
+        asyncio.to_thread(flood_site.login, "alice"), asyncio.to_thread(flood_site.login, "bob")
+    )
+    sender = await open_socket(flood_site, alice)
+    log_before = len(flood_site.log_path.read_text())
+    stalled = await asyncio.to_thread(RawSocket.open, flood_site, bob, rcvbuf=4096)
+    try:
+        await fill_general(sender)
+        for _ in range(PAGES):
+            await asyncio.to_thread(stalled.send, {"type": "join", "room": "general"})
+        posted = 0
+        while not dropped_with(flood_site.log_path.read_text()[log_before:]):
+            assert posted < MAX_MESSAGES, "bob's socket was never dropped"
+            await post(sender, PAGE_MESSAGES + posted)
+            posted += 1
+    finally:
+        stalled.close()
+        await sender.close()
+
+    [unsent] = dropped_with(flood_site.log_path.read_text()[log_before:])
+    frame = len(BODY.encode()) + 1024
+    assert unsent <= PAGE + LOW_WATER + CAP + frame, unsent
 
 
 async def online(ws: ClientConnection, user: str) -> bool:

@@ -188,10 +188,18 @@ class FallbackStream:
     """A connection over the HTTP fallback to a live server, on blocking sockets (run it in
     a thread): the stream from one base URL, its POSTs to any other (another worker)."""
 
-    def __init__(self, base_url: str, sessionid: str | None = None) -> None:
+    def __init__(
+        self, base_url: str, sessionid: str | None = None, *, rcvbuf: int | None = None
+    ) -> None:
         url = urllib.parse.urlsplit(base_url)
         self.cookie = f"sessionid={sessionid}" if sessionid else ""
         self.stream = http.client.HTTPConnection(url.hostname, url.port, timeout=TIMEOUT)
+        if rcvbuf is not None:  # set before connecting, as RawSocket.open does
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.settimeout(TIMEOUT)
+            sock.connect((url.hostname, url.port))
+            self.stream.sock = sock
         self.stream.request("GET", "/fallback/chat/", headers={"Cookie": self.cookie})
         self.response = self.stream.getresponse()
         assert self.response.status == 200, self.response.status

@@ -6,53 +6,17 @@ import asyncio
 import collections
 import functools
 import logging
-import socket
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from daphne.server import Server
-from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from twisted.internet import tcp
-from twisted.internet.protocol import Protocol
 from twisted.internet.testing import StringTransport
 
 from chat.realtime.consumers import ChatConsumer
 from chatsite.patches import daphne_limits
 from chatsite.patches.daphne_frames import frame_writer, text_frame
-
-
-class Opened:
-    """A daphne WebSocket protocol, open, on a transport that keeps what is written: as
-    daphne's server builds it (its factory, daphne's options), without the network."""
-
-    def __init__(self, transport: Any = None) -> None:
-        # daphne sets `connections` and the factory up in run(); the rest of run() listens.
-        self.server = Server(application=None, endpoints=["tcp:port=0:interface=127.0.0.1"])
-        factory = WebSocketFactory(self.server, server="daphne")
-        factory.setProtocolOptions(
-            autoPingTimeout=30,
-            allowNullOrigin=True,
-            openHandshakeTimeout=5,
-            maxMessagePayloadSize=2**20,
-            maxFramePayloadSize=2**20,
-        )
-        self.protocol: WebSocketProtocol = factory.buildProtocol(("127.0.0.1", 50000))
-        self.transport = transport or StringTransport()
-        self.protocol.makeConnection(self.transport)
-        self.protocol.state = self.protocol.STATE_OPEN
-        self.protocol.client_addr = ["127.0.0.1", 50000]  # daphne's onConnect sets it
-        self.server.connections = {self.protocol: {"connected": 0.0}}
-        self.send = functools.partial(self.server.handle_reply, self.protocol)
-
-    def autobahns(self, text: str) -> bytes:
-        """What autobahn itself writes for `text` (as daphne's serverSend asks it)."""
-        self.transport.clear()
-        self.protocol.sendMessage(text.encode("utf8"), False)
-        written = self.transport.value()
-        self.transport.clear()
-        return written
-
+from tests.support.daphne_sockets import Opened, framed, tcp_pair
 
 # Each length class of RFC 6455's header (7-bit, 16-bit, 64-bit) at its edges, counted in
 # bytes, not characters: multi-byte characters straddle the edges.
@@ -73,12 +37,6 @@ TEXTS = {
 @pytest.mark.parametrize("text", TEXTS.values(), ids=TEXTS.keys())
 def test_a_frame_is_the_bytes_autobahn_writes_for_the_same_text(text):
     assert text_frame(text) == Opened().autobahns(text)
-
-
-def framed(*texts: str) -> tuple[bytes, int]:
-    """What the fan-out hands a writer: the texts' frames joined, and the longest's length."""
-    frames = [text_frame(text) for text in texts]
-    return b"".join(frames), max(map(len, frames))
 
 
 def test_the_writer_writes_the_frame_to_daphnes_transport():
@@ -187,13 +145,9 @@ def test_a_frame_over_autobahns_sizes_is_left_to_asgis_send(option):
 
 @pytest.fixture
 def tcp_connection() -> Iterator[tcp.Connection]:
-    """A Twisted TCP connection over a socket pair: daphne_limits measures what it holds."""
-    ours, theirs = socket.socketpair()
-    connection = tcp.Connection(ours, Protocol(), reactor=object())
-    connection.connected = 1
-    yield connection
-    ours.close()
-    theirs.close()
+    """A Twisted TCP connection over loopback: daphne_limits measures what it holds."""
+    with tcp_pair() as (connection, _):
+        yield connection
 
 
 def test_a_connection_over_the_unsent_cap_is_dropped_not_written(monkeypatch, tcp_connection):

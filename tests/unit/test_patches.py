@@ -125,6 +125,16 @@ def _process_that_upgrades_differently(self):
     self.channel._protocolUpgradeForWebsockets(None)
 
 
+def _do_write_that_never_asks_for_more(self):
+    """A doWrite that writes and no longer resumes a producer when it has written all."""
+    self.offset = len(self.dataBuffer)
+
+
+def _register_producer_keeping_it(self, producer, streaming):
+    """A request that keeps its producer to itself instead of handing it to its channel."""
+    self.producer = producer
+
+
 BREAKAGES = [
     # (patch, what to break, attribute, a replacement or None to delete, expected in the error)
     ("twisted_writes", FD, "write", None, "FileDescriptor.write"),
@@ -140,6 +150,8 @@ BREAKAGES = [
     ("daphne_limits", WebRequest, "handle_reply", None, "WebRequest.handle_reply"),
     ("daphne_limits", WebRequest, "handle_reply", _reply_that_writes_differently, "handle_reply"),
     ("daphne_limits", tcp._AbortingMixin, "abortConnection", None, "abortConnection"),
+    ("daphne_limits", FD, "doWrite", _do_write_that_never_asks_for_more, "doWrite"),
+    ("daphne_limits", WebRequest, "registerProducer", _register_producer_keeping_it, "Request"),
     ("daphne_frames", Server, "create_application", _create_with_own_send, "create_application"),
     ("daphne_frames", AutobahnProtocol, "sendData", None, "sendData"),
     ("daphne_frames", Server, "application_checker", _checker_that_reaps_what_ended, "checker"),
