@@ -88,8 +88,12 @@ def _parser() -> MarkdownIt:
 
 
 def _link_allowed(url: str) -> bool:
-    """Whether markdown-it may make a link to `url` (normalised): else its text stays text."""
-    return LINK_RE.match(url) is not None
+    """Whether markdown-it may make a link to `url` (normalised): else its text stays text.
+    Ammonia is asked too: it drops an href it cannot parse (`http://` with no host, a bad
+    port or IPv6 address, a space in the host), which would leave a link to nowhere."""
+    return LINK_RE.match(url) is not None and ' href="' in _LINK_PROBE.clean(
+        f'<a href="{escape(url)}"></a>'
+    )
 
 
 def _mentions_and_emoji(state: StateCore) -> None:
@@ -147,6 +151,7 @@ def _render_mention(
     )
 
 
+_LINK_PROBE = nh3.Cleaner(tags={"a"}, attributes={"a": {"href"}}, url_schemes=URL_SCHEMES)
 _MD = _parser()
 _CLEANER = nh3.Cleaner(
     tags=ALLOWED_TAGS,
