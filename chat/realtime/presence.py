@@ -26,7 +26,7 @@ from django.conf import settings
 
 from ..protocol import events
 from .heartbeat import Heartbeat
-from .outages import redis_client
+from .outages import Fallbacks, redis_client
 from .publisher import publish
 
 if TYPE_CHECKING:
@@ -181,7 +181,7 @@ class RedisPresence(Heartbeat):
 
     async def online(self, *, room_id: int) -> list[str]:
         names = await self.redis.zrangebyscore(self._room_key(room_id), time.time(), "+inf")
-        return sorted(name.decode() for name in names if name.decode() != GUEST)
+        return _named(names)
 
     async def guests(self, *, room_id: int) -> int:
         return await self.redis.zcount(f"{self._room_key(room_id)}:{GUEST}", time.time(), "+inf")
@@ -194,7 +194,7 @@ class RedisPresence(Heartbeat):
             pipe.zrangebyscore(room_key, now, "+inf")
             pipe.zcount(f"{room_key}:{GUEST}", now, "+inf")
             names, guests = await pipe.execute()
-        return sorted(name.decode() for name in names if name.decode() != GUEST), guests
+        return _named(names), guests
 
     async def beat(self) -> None:
         await self.heartbeat()
@@ -252,6 +252,11 @@ class RedisPresence(Heartbeat):
 Presence = LocalPresence | RedisPresence
 
 
+def _named(names: list[bytes]) -> list[str]:
+    """A room's usernames as Redis lists them, without its guests' entry, sorted."""
+    return sorted(name for name in map(bytes.decode, names) if name != GUEST)
+
+
 def make_presence(runtime: "Runtime") -> Presence:
     """The registry of a runtime: through Redis, heartbeat running, when
     CHAT_PRESENCE_REDIS_URL is set; else in memory (a Redis client belongs to its loop)."""
@@ -275,6 +280,8 @@ class PresenceNews:
     def __init__(self, runtime: "Runtime") -> None:
         self.runtime = runtime
         self.guest_updates: dict[int, asyncio.Task] = {}  # room id → its pending count
+        # While Redis is away every room's count fails: logged once an outage.
+        self.count_fallbacks = Fallbacks("Redis (presence)", logger)
         self.windows: dict[int, Window] = {}  # rooms whose presence changed in the last second
 
     def guests_changed(self, room_id: int, room_slug: str) -> None:
@@ -289,8 +296,9 @@ class PresenceNews:
             try:
                 count = await self.runtime.presence.guests(room_id=room_id)
             except Exception:
-                logger.exception("Could not count a room's guests")
+                self.count_fallbacks.failed("Could not count a room's guests")
                 return
+            self.count_fallbacks.answered()
             frame = events.guests_frame(room_slug=room_slug, count=count)
             publish(*events.room_broadcast(room_id, frame))
 

@@ -1,12 +1,14 @@
 """Presence registries: in-process, and shared through Redis with a TTL heartbeat."""
 
 import asyncio
+import logging
 import math
 import time
 
 import pytest
 from channels.db import database_sync_to_async
 
+from chat.realtime import presence
 from chat.realtime.presence import GUEST, PRESENCE_EVERY, LocalPresence, RedisPresence
 from chat.realtime.runtime import runtime_for_loop
 from tests.support.redis_service import redis_url, two_workers
@@ -187,3 +189,42 @@ async def test_a_page_that_joined_after_redis_lost_presence_hears_who_the_heartb
     assert frame["online"] is True
     for socket in (tab, page):
         await socket.close()
+
+
+class _Runtime:
+    """A runtime whose presence registry fails to count guests while `away`."""
+
+    def __init__(self) -> None:
+        self.away = True
+        self.presence = self
+
+    async def guests(self, *, room_id: int) -> int:
+        if self.away:
+            raise ConnectionError("Redis is away")
+        return 2
+
+
+async def test_while_redis_is_away_a_guest_count_failure_is_logged_once_an_outage(
+    monkeypatch, caplog
+):
+    """Every room's count fails while Redis is away: the first is logged with its
+    traceback, the rest quietly, and the first count Redis answers says how many failed."""
+    monkeypatch.setattr(presence, "GUESTS_EVERY", 0)
+    sent = []
+    monkeypatch.setattr(presence, "publish", lambda *broadcast: sent.append(broadcast))
+    caplog.set_level(logging.DEBUG, logger="chat.realtime.presence")
+    runtime = _Runtime()
+    news = presence.PresenceNews(runtime)  # type: ignore[arg-type]
+
+    for room in range(3):
+        news.guests_changed(room, f"room-{room}")
+    await asyncio.gather(*news.guest_updates.values())
+    runtime.away = False
+    news.guests_changed(3, "room-3")
+    await asyncio.gather(*news.guest_updates.values())
+
+    records = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert [level for level, _ in records] == ["ERROR", "DEBUG", "DEBUG", "WARNING"]
+    assert "Could not count a room's guests" in records[0][1]
+    assert "3 request(s) fell back" in records[3][1]
+    assert len(sent) == 1  # the count that Redis answered
