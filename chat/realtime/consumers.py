@@ -107,8 +107,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.raw_send = self.scope.get(transport.SCOPE_KEY, self.base_send)
         # Under daphne, a broadcast's ready-made frame goes to the transport (None elsewhere).
         self.write_frame = daphne_frames.frame_writer(self.raw_send)
-        # Pages wait for the socket to take what it holds (chat/realtime/transport.py).
-        self.page_send = transport.page_send(self.scope, self.raw_send)
         self.backlog: collections.deque[str] | None = None  # frames behind a blocked send
         self.draining: asyncio.Task | None = None
         await self.accept()
@@ -486,7 +484,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         what a socket holds unread, so it is paced (chat/realtime/transport.py)."""
         if ref is not None:
             frame["ref"] = ref
-        await self.page_send({"type": "websocket.send", "text": events.encode(frame)})
+        # Found at each page, not kept: an idle socket would hold it for nothing.
+        send = transport.page_send(self.scope, self.raw_send)
+        await send({"type": "websocket.send", "text": events.encode(frame)})
 
     async def _check_rate(self, kind: str, limit: str) -> None:
         wait = await self.limits.wait(kind, self.limit_key, limit)
