@@ -4,13 +4,15 @@ is not in the plain state is left to ASGI's send."""
 
 import asyncio
 import collections
+import contextlib
 import functools
 import logging
+import socket
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from twisted.internet import tcp
+from twisted.internet import main, tcp
 from twisted.internet.testing import StringTransport
 
 from chat.realtime.consumers import ChatConsumer
@@ -165,6 +167,89 @@ def test_a_connection_over_the_unsent_cap_is_dropped_not_written(monkeypatch, tc
     assert tcp_connection.dataBuffer == b"x" * 1001  # nothing more queued behind
     assert write(*framed("the next")) is True
     assert drops == [True]
+
+
+@pytest.fixture
+def over_tcp() -> Iterator[tuple[Opened, tcp.Connection, socket.socket]]:
+    """daphne's WebSocket on Twisted's TCP connection over loopback, small kernel buffers."""
+    with tcp_pair(buffer_bytes=4096) as (connection, peer):
+        opened = Opened()
+        opened.protocol.transport = connection
+        yield opened, connection, peer
+
+
+def received(peer: socket.socket) -> bytes:
+    peer.setblocking(False)
+    chunks = []
+    with contextlib.suppress(BlockingIOError):
+        while chunk := peer.recv(1 << 20):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_with_nothing_unsent_a_frame_goes_to_the_socket_at_once(over_tcp):
+    opened, connection, peer = over_tcp
+    write = frame_writer(opened.send)
+
+    assert write(*framed("now")) is True
+
+    assert received(peer) == text_frame("now")
+    assert connection.reactor.writers == set()  # nothing queued, no writability watch
+
+
+def test_a_frame_never_overtakes_what_twisted_holds_unsent(over_tcp):
+    opened, connection, peer = over_tcp
+    connection.dataBuffer, connection.offset = b"earlier", 0
+    write = frame_writer(opened.send)
+
+    assert write(*framed("later")) is True
+
+    assert received(peer) == b""
+    while connection.dataBuffer[connection.offset :] or connection._tempDataLen:
+        connection.doWrite()
+    assert received(peer) == b"earlier" + text_frame("later")
+
+
+def test_what_the_kernel_does_not_take_queues_in_order(over_tcp):
+    opened, connection, peer = over_tcp
+    write = frame_writer(opened.send)
+    big, small = "b" * 200_000, "s"
+
+    assert write(*framed(big)) is True  # the kernel takes a part; Twisted keeps the rest
+    assert write(*framed(small)) is True  # behind it, not into the socket
+
+    assert connection.reactor.writers == {connection}
+    got = [received(peer)]
+    while connection.dataBuffer[connection.offset :] or connection._tempDataLen:
+        connection.doWrite()
+        got.append(received(peer))
+    assert b"".join(got) == text_frame(big) + text_frame(small)
+
+
+def test_a_dropped_connection_is_written_nothing(over_tcp):
+    opened, connection, peer = over_tcp
+    write = frame_writer(opened.send)
+    connection._aborting = True  # daphne_limits dropped it: the abort is under way
+    opened.protocol.dropped_unread = True
+
+    assert write(*framed("after the drop")) is True
+
+    assert received(peer) == b""
+    assert connection._tempDataLen == 0
+
+
+def test_a_broken_connection_is_left_to_twisted_to_find(over_tcp):
+    opened, connection, peer = over_tcp
+    write = frame_writer(opened.send)
+    peer.close()  # the client is gone: the send fails (EPIPE, or ECONNRESET)
+    write(*framed("first"))  # may still reach the kernel before it knows
+
+    assert write(*framed("to nobody")) is True  # no exception escapes to the fan-out
+    assert write(*framed("and again")) is True
+
+    assert connection.reactor.writers == {connection}  # Twisted's path has it queued...
+    lost = connection.doWrite()  # ...and says the connection is lost when it writes
+    assert lost is main.CONNECTION_LOST or isinstance(lost, Exception)
 
 
 def test_the_consumer_writes_broadcasts_as_frames_and_falls_back_to_asgi(monkeypatch):
