@@ -24,6 +24,7 @@ from django.conf import settings
 
 from .heartbeat import Heartbeat
 from .outages import Fallbacks, redis_client
+from .redis_turns import Turns
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -166,6 +167,7 @@ class RedisLimits(Heartbeat):
         self.prefix = prefix
         self.take_script = self.redis.register_script(TAKE)
         self.open_script = self.redis.register_script(OPEN)
+        self.turns = Turns(self.redis)  # a turn's checks in one pipeline (redis_turns.py)
         self.local: dict[Key, set[str]] = defaultdict(set)  # this worker's sockets
         self.task = None
 
@@ -177,7 +179,10 @@ class RedisLimits(Heartbeat):
         if rate is None:
             return 0.0
         try:
-            wait = await self.take_script(keys=[f"{self.prefix}{kind}:{user_id}"], args=rate)
+            key = f"{self.prefix}{kind}:{user_id}"
+            (wait,) = await self.turns.run(
+                lambda pipe: self.take_script(keys=[key], args=rate, client=pipe)
+            )
         except Exception:
             self.fallbacks.failed("Rate limit unavailable (Redis); letting the action through")
             return 0.0
@@ -187,9 +192,12 @@ class RedisLimits(Heartbeat):
     async def socket_opened(self, user_id: Key, socket_id: str, cap: int) -> bool:
         now = time.time()
         try:
-            counted = await self.open_script(
-                keys=[self._sockets_key(user_id)],
-                args=[socket_id, now + self.ttl, now, cap, int(self.ttl * 2000)],
+            (counted,) = await self.turns.run(
+                lambda pipe: self.open_script(
+                    keys=[self._sockets_key(user_id)],
+                    args=[socket_id, now + self.ttl, now, cap, int(self.ttl * 2000)],
+                    client=pipe,
+                )
             )
         except Exception:
             self.fallbacks.failed("Socket cap unavailable (Redis); letting the socket in")
@@ -208,7 +216,7 @@ class RedisLimits(Heartbeat):
         if not sockets:
             del self.local[user_id]
         try:
-            await self.redis.zrem(self._sockets_key(user_id), socket_id)
+            await self.turns.run(lambda pipe: pipe.zrem(self._sockets_key(user_id), socket_id))
         except Exception:
             self.fallbacks.failed("Could not uncount a socket (Redis); it expires within the TTL")
         else:

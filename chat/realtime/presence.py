@@ -28,6 +28,7 @@ from ..protocol import events
 from .heartbeat import Heartbeat
 from .outages import Fallbacks, redis_client
 from .publisher import publish
+from .redis_turns import Turns
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -145,6 +146,7 @@ class RedisPresence(Heartbeat):
             name: self.redis.register_script(code)
             for name, code in (("add", ADD), ("remove", REMOVE), ("sweep", SWEEP))
         }
+        self.turns = Turns(self.redis)  # a turn's joins and leaves in one pipeline
         # This process's own entries, refreshed by the heartbeat: room id → socket → username.
         self.local: dict[int, dict[str, str]] = defaultdict(dict)
         self.slugs: dict[int, str] = {}  # of the rooms in `local`
@@ -162,9 +164,10 @@ class RedisPresence(Heartbeat):
         now = time.time()
         self.local[room_id][socket_id] = username
         self.slugs[room_id] = room_slug
-        first = await self.scripts["add"](
-            keys=self._keys(room_id, username),
-            args=[socket_id, now + self.ttl, now, username, room_id, room_slug],
+        keys = self._keys(room_id, username)
+        args = [socket_id, now + self.ttl, now, username, room_id, room_slug]
+        (first,) = await self.turns.run(
+            lambda pipe: self.scripts["add"](keys=keys, args=args, client=pipe)
         )
         return bool(first)
 
@@ -174,8 +177,10 @@ class RedisPresence(Heartbeat):
         if not sockets:
             self.local.pop(room_id, None)
             self.slugs.pop(room_id, None)
-        last = await self.scripts["remove"](
-            keys=self._keys(room_id, username)[:2], args=[socket_id, time.time(), username]
+        keys = self._keys(room_id, username)[:2]
+        args = [socket_id, time.time(), username]
+        (last,) = await self.turns.run(
+            lambda pipe: self.scripts["remove"](keys=keys, args=args, client=pipe)
         )
         return bool(last)
 
@@ -187,13 +192,13 @@ class RedisPresence(Heartbeat):
         return await self.redis.zcount(f"{self._room_key(room_id)}:{GUEST}", time.time(), "+inf")
 
     async def in_room(self, *, room_id: int) -> tuple[list[str], int]:
-        """`online` and `guests` in one round trip: in a storm of joins each command costs
-        as much in redis-py (a pool checkout, a timeout, the reply) as the trip itself."""
+        """`online` and `guests` in one round trip, with the other joins of this turn: in a
+        storm of joins each command costs as much in redis-py as the trip itself."""
         now, room_key = time.time(), self._room_key(room_id)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zrangebyscore(room_key, now, "+inf")
-            pipe.zcount(f"{room_key}:{GUEST}", now, "+inf")
-            names, guests = await pipe.execute()
+        names, guests = await self.turns.run(
+            lambda pipe: pipe.zrangebyscore(room_key, now, "+inf"),
+            lambda pipe: pipe.zcount(f"{room_key}:{GUEST}", now, "+inf"),
+        )
         return _named(names), guests
 
     async def beat(self) -> None:

@@ -10,6 +10,7 @@ from channels.db import database_sync_to_async
 from chat.models import Message
 from chat.realtime.limits import OPEN, SEND, TAKE, TYPING, LocalLimits, RedisLimits, parse_rate
 from chat.realtime.outages import redis_client
+from chat.realtime.redis_turns import Turns
 from tests.support.redis_service import two_workers
 from tests.support.sockets import RECEIVE_TIMEOUT
 
@@ -334,6 +335,7 @@ async def test_while_redis_is_away_each_fallback_is_logged_once_and_the_return_s
     for name, code in scripts.items():
         monkeypatch.setattr(worker, name, away.register_script(code))
     monkeypatch.setattr(worker, "redis", away)
+    monkeypatch.setattr(worker, "turns", Turns(away))
     caplog.set_level(logging.DEBUG, logger="chat.realtime.limits")
 
     assert [await call(worker, n) for n in range(3)] == [fallback] * 3
@@ -349,6 +351,7 @@ async def test_while_redis_is_away_each_fallback_is_logged_once_and_the_return_s
     for name, code in scripts.items():
         monkeypatch.setattr(worker, name, answering.register_script(code))
     monkeypatch.setattr(worker, "redis", answering)
+    monkeypatch.setattr(worker, "turns", Turns(answering))
 
     await worker.socket_opened(9, "s9", 5)  # Redis answers again
 

@@ -1,0 +1,89 @@
+"""The Redis commands a process asks for in one turn of its event loop, sent as one pipeline.
+
+In a storm of handshakes each socket asks Redis for three or four things on its way in (its
+socket counted, its join's rate limit, its presence, the room's names), and redis-py pays for
+every command as much in Python as the trip costs: a pool checkout (which redis-py 8 wraps
+in `deprecated_args`, binding an `inspect.Signature` each time), asyncio timeouts, the
+command's own coroutine. On Redis that was 40% of the event loop during the storm
+(docs/performance.md, item 21). `Turns` queues the commands asked for while the loop runs
+other work and sends them together: one pipeline, one checkout, one trip.
+
+One pipeline is in flight at a time, and the next takes everything asked for meanwhile, so
+commands reach Redis in the order they were asked for: a socket's presence `remove` never
+overtakes its `add`, as it could on two pooled connections. Each caller gets its own reply,
+or its own command's error; a pipeline that fails as a whole (Redis away) fails every
+caller in it, who falls back as before (outages.Fallbacks). A pipeline that gets no answer
+(Redis paused, or a network that drops packets) fails after TIMEOUT_SECONDS, as long as the
+pool waits for a connection, so the commands queued behind it do not wait for ever.
+"""
+
+import asyncio
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+Command = Callable[[Any], Any]  # adds one command to a redis-py pipeline (maybe awaited)
+TIMEOUT_SECONDS = 20.0
+
+
+class Turns:
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+        self.queued: list[tuple[Command, asyncio.Future[Any]]] = []
+        self.sending: asyncio.Task[None] | None = None
+
+    async def run(self, *commands: Command) -> list[Any]:
+        """The replies to `commands` (each adds one command to a pipeline), in order, sent
+        with whatever else is asked for in this turn; a command's error is raised here."""
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in commands]
+        self.queued.extend(zip(commands, futures, strict=True))
+        if self.sending is None:
+            self.sending = loop.create_task(self._send_all())
+        try:
+            await asyncio.wait(futures)
+        except asyncio.CancelledError:
+            for future in futures:  # its replies go nowhere (the commands still run)
+                future.cancel()
+            raise
+        errors = [future.exception() for future in futures]  # each one retrieved
+        for error in errors:
+            if error is not None:
+                raise error
+        return [future.result() for future in futures]
+
+    async def _send_all(self) -> None:
+        try:
+            while self.queued:
+                batch, self.queued = self.queued, []
+                await self._send(batch)
+        finally:
+            self.sending = None
+
+    async def _send(self, batch: list[tuple[Command, asyncio.Future[Any]]]) -> None:
+        try:
+            async with (
+                asyncio.timeout(TIMEOUT_SECONDS),
+                self.redis.pipeline(transaction=False) as pipe,
+            ):
+                for command, _ in batch:
+                    queued = command(pipe)
+                    if inspect.isawaitable(queued):  # a script queues itself when awaited
+                        await queued
+                replies = await pipe.execute(raise_on_error=False)
+            if len(replies) != len(batch):
+                raise RuntimeError(f"{len(batch)} commands queued, {len(replies)} replies")
+        except BaseException as error:  # every caller hears of it, whatever it was
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            if isinstance(error, Exception):
+                return
+            raise
+        for (_, future), reply in zip(batch, replies, strict=True):
+            if future.done():  # its caller was cancelled meanwhile
+                continue
+            if isinstance(reply, Exception):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)

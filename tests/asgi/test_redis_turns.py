@@ -1,0 +1,153 @@
+"""The Redis commands of one turn sent as one pipeline (chat/realtime/redis_turns.py): each
+caller gets its own reply or error, pipelines go one at a time in the order asked, and a
+pipeline that fails or gets no answer fails its callers and no one after them."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from chat.realtime import redis_turns
+from chat.realtime.outages import redis_client
+from chat.realtime.redis_turns import Turns
+from tests.support.redis_service import redis_url
+
+
+class Counted:
+    """A Redis client whose pipelines are counted."""
+
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+        self.pipelines = 0
+
+    def pipeline(self, **options: Any) -> Any:
+        self.pipelines += 1
+        return self.redis.pipeline(**options)
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Any]:
+    client = redis_client(redis_url())
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def key() -> str:
+    return f"test:turns:{uuid.uuid4().hex}"
+
+
+async def test_the_commands_of_one_turn_go_in_one_pipeline_each_to_its_caller(redis, key):
+    counted = Counted(redis)
+    turns = Turns(counted)
+
+    replies = await asyncio.gather(
+        *(turns.run(lambda pipe, n=n: pipe.incrby(key, n)) for n in (1, 10, 100))
+    )
+    [[names, count]] = [await turns.run(lambda p: p.get(key), lambda p: p.strlen(key))]
+
+    assert replies == [[1], [11], [111]]  # in the order asked
+    assert (names, count) == (b"111", 3)
+    assert counted.pipelines == 2
+    await redis.delete(key)
+
+
+async def test_a_commands_error_goes_to_its_caller_only(redis, key):
+    turns = Turns(redis)
+    await redis.set(key, "not a number")
+
+    results = await asyncio.gather(
+        turns.run(lambda pipe: pipe.incr(key)),
+        turns.run(lambda pipe: pipe.get(key)),
+        return_exceptions=True,
+    )
+
+    assert "not an integer" in str(results[0])
+    assert results[1] == [b"not a number"]
+    await redis.delete(key)
+
+
+async def test_a_turn_asked_for_while_one_is_in_flight_waits_and_keeps_the_order(redis, key):
+    counted = Counted(redis)
+    turns = Turns(counted)
+
+    first = asyncio.create_task(turns.run(lambda pipe: pipe.append(key, "a")))
+    await asyncio.sleep(0)  # the first pipeline is on its way
+    second = asyncio.create_task(turns.run(lambda pipe: pipe.append(key, "b")))
+    third = asyncio.create_task(turns.run(lambda pipe: pipe.append(key, "c")))
+    await asyncio.gather(first, second, third)
+
+    assert await redis.get(key) == b"abc"
+    assert counted.pipelines == 2  # the first, then the two asked for while it was out
+    await redis.delete(key)
+
+
+async def test_a_pipeline_that_fails_fails_each_caller_and_the_next_turn_goes_on(key):
+    away = redis_client("redis://127.0.0.1:1/0")  # nothing listens there
+    turns = Turns(away)
+
+    results = await asyncio.gather(
+        turns.run(lambda pipe: pipe.get(key)),
+        turns.run(lambda pipe: pipe.get(key)),
+        return_exceptions=True,
+    )
+
+    assert all(isinstance(result, RedisConnectionError) for result in results), results
+    with pytest.raises(RedisConnectionError):
+        await turns.run(lambda pipe: pipe.get(key))  # tried again, not stuck
+    await away.aclose()
+
+
+class Silent:
+    """A Redis whose first pipeline never gets an answer (Redis paused); the next ones do."""
+
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+        self.pipelines = 0
+
+    def pipeline(self, **options: Any) -> Any:
+        self.pipelines += 1
+        pipe = self.redis.pipeline(**options)
+        if self.pipelines == 1:
+
+            async def execute(**_: Any) -> list[Any]:
+                await asyncio.Event().wait()
+                raise AssertionError("unreachable")
+
+            pipe.execute = execute
+        return pipe
+
+
+async def test_a_pipeline_without_an_answer_fails_its_callers_after_the_timeout(
+    redis, key, monkeypatch
+):
+    monkeypatch.setattr(redis_turns, "TIMEOUT_SECONDS", 0.2)
+    turns = Turns(Silent(redis))
+
+    first = asyncio.create_task(turns.run(lambda pipe: pipe.set(key, "first")))
+    await asyncio.sleep(0)
+    behind = asyncio.create_task(turns.run(lambda pipe: pipe.set(key, "behind")))
+
+    with pytest.raises(TimeoutError):
+        await first
+    assert await behind == [True]  # queued behind it, then sent on its own
+    assert await redis.get(key) == b"behind"
+    await redis.delete(key)
+
+
+async def test_a_cancelled_caller_leaves_the_others_their_replies(redis, key):
+    turns = Turns(redis)
+
+    cancelled = asyncio.create_task(turns.run(lambda pipe: pipe.incr(key)))
+    kept = asyncio.create_task(turns.run(lambda pipe: pipe.incr(key)))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+
+    assert await kept == [2]  # both ran: the cancelled caller's command was already queued
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    assert await redis.get(key) == b"2"
+    await redis.delete(key)
