@@ -70,14 +70,27 @@ class Batched(Generic[Request, Answer]):
                     )
                     answers = await run(requests)
             except Exception as error:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
+                fail_each([future for _, future in batch], error)
                 continue
-            for (_, future), answer in zip(batch, answers, strict=True):
-                if future.done():  # its socket went away meanwhile
-                    continue
-                if isinstance(answer, ChatError):
-                    future.set_exception(answer)
-                else:
-                    future.set_result(answer)
+            answer_each([future for _, future in batch], answers, refusal=ChatError)
+
+
+def fail_each(futures: Sequence[asyncio.Future], error: BaseException) -> None:
+    """`error` for every caller of a batch that still waits."""
+    for future in futures:
+        if not future.done():
+            future.set_exception(error)
+
+
+def answer_each(
+    futures: Sequence[asyncio.Future], answers: Sequence[object], *, refusal: type[BaseException]
+) -> None:
+    """Each caller its answer, raised to it if it is a `refusal`; one that went away meanwhile
+    (its socket closed, its task cancelled) is skipped."""
+    for future, answer in zip(futures, answers, strict=True):
+        if future.done():
+            continue
+        if isinstance(answer, refusal):
+            future.set_exception(answer)
+        else:
+            future.set_result(answer)

@@ -22,6 +22,8 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from .batching import answer_each, fail_each
+
 Command = Callable[[Any], Any]  # adds one command to a redis-py pipeline (maybe awaited)
 TIMEOUT_SECONDS = 20.0
 
@@ -61,6 +63,7 @@ class Turns:
             self.sending = None
 
     async def _send(self, batch: list[tuple[Command, asyncio.Future[Any]]]) -> None:
+        futures = [future for _, future in batch]
         try:
             async with (
                 asyncio.timeout(TIMEOUT_SECONDS),
@@ -71,19 +74,11 @@ class Turns:
                     if inspect.isawaitable(queued):  # a script queues itself when awaited
                         await queued
                 replies = await pipe.execute(raise_on_error=False)
-            if len(replies) != len(batch):
-                raise RuntimeError(f"{len(batch)} commands queued, {len(replies)} replies")
+            if len(replies) != len(futures):
+                raise RuntimeError(f"{len(futures)} commands queued, {len(replies)} replies")
         except BaseException as error:  # every caller hears of it, whatever it was
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(error)
+            fail_each(futures, error)
             if isinstance(error, Exception):
                 return
             raise
-        for (_, future), reply in zip(batch, replies, strict=True):
-            if future.done():  # its caller was cancelled meanwhile
-                continue
-            if isinstance(reply, Exception):
-                future.set_exception(reply)
-            else:
-                future.set_result(reply)
+        answer_each(futures, replies, refusal=Exception)  # a command's error reply: raised

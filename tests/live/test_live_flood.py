@@ -150,6 +150,27 @@ async def fill_general(sender: ClientConnection) -> None:
         await post(sender, n)
 
 
+async def asking_for_pages(site: FloodSite) -> tuple[ClientConnection, RawSocket, int]:
+    """Alice's socket, which filled general; bob's, with a 4 KiB receive window, which
+    asked for general's page PAGES times at once and has read nothing; and where the
+    server's log was before."""
+    alice, bob = await asyncio.gather(
+        asyncio.to_thread(site.login, "alice"), asyncio.to_thread(site.login, "bob")
+    )
+    sender = await open_socket(site, alice)
+    log_before = len(site.log_path.read_text())
+    raw = await asyncio.to_thread(RawSocket.open, site, bob, rcvbuf=4096)
+    try:
+        await fill_general(sender)
+        for _ in range(PAGES):
+            await asyncio.to_thread(raw.send, {"type": "join", "room": "general"})
+    except BaseException:
+        raw.close()
+        await sender.close()
+        raise
+    return sender, raw, log_before
+
+
 def dropped_with(log: str) -> list[int]:
     """The bytes unsent at each WebSocket drop the server logged."""
     return [int(n) for n in re.findall(r"Dropping WebSocket .*?: (\d+) bytes unsent", log)]
@@ -165,16 +186,8 @@ async def test_a_socket_that_reads_late_gets_every_page_it_asked_for(
     dropped: each page waits until the socket has taken the one before, and a broadcast is
     not counted against the cap behind a page it asked for. It then reads every page and
     alice's message, once."""
-    alice, bob = await asyncio.gather(
-        asyncio.to_thread(flood_site.login, "alice"), asyncio.to_thread(flood_site.login, "bob")
-    )
-    sender = await open_socket(flood_site, alice)
-    log_before = len(flood_site.log_path.read_text())
-    late = await asyncio.to_thread(RawSocket.open, flood_site, bob, rcvbuf=4096)
+    sender, late, log_before = await asking_for_pages(flood_site)
     try:
-        await fill_general(sender)
-        for _ in range(PAGES):
-            await asyncio.to_thread(late.send, {"type": "join", "room": "general"})
         await asyncio.sleep(0.3)  # the first page is written and waits in the buffers
         seq = await post(sender, PAGE_MESSAGES)
         await asyncio.sleep(1)
@@ -236,16 +249,8 @@ async def test_a_socket_that_asks_for_pages_and_never_reads_is_held_one_page_pas
     before was taken, so when alice's posts push what it holds past the cap beyond that
     page, the server drops it holding at most one page, the low-water mark and the cap:
     not the rest of the pages."""
-    alice, bob = await asyncio.gather(
-        asyncio.to_thread(flood_site.login, "alice"), asyncio.to_thread(flood_site.login, "bob")
-    )
-    sender = await open_socket(flood_site, alice)
-    log_before = len(flood_site.log_path.read_text())
-    stalled = await asyncio.to_thread(RawSocket.open, flood_site, bob, rcvbuf=4096)
+    sender, stalled, log_before = await asking_for_pages(flood_site)
     try:
-        await fill_general(sender)
-        for _ in range(PAGES):
-            await asyncio.to_thread(stalled.send, {"type": "join", "room": "general"})
         posted = 0
         while not dropped_with(flood_site.log_path.read_text()[log_before:]):
             assert posted < MAX_MESSAGES, "bob's socket was never dropped"

@@ -4,7 +4,6 @@ is not in the plain state is left to ASGI's send."""
 
 import asyncio
 import collections
-import contextlib
 import functools
 import logging
 import socket
@@ -18,7 +17,7 @@ from twisted.internet.testing import StringTransport
 from chat.realtime.consumers import ChatConsumer
 from chatsite.patches import daphne_limits
 from chatsite.patches.daphne_frames import frame_writer, text_frame
-from tests.support.daphne_sockets import Opened, framed, tcp_pair
+from tests.support.daphne_sockets import Opened, framed, read_available, tcp_pair
 
 # Each length class of RFC 6455's header (7-bit, 16-bit, 64-bit) at its edges, counted in
 # bytes, not characters: multi-byte characters straddle the edges.
@@ -178,22 +177,13 @@ def over_tcp() -> Iterator[tuple[Opened, tcp.Connection, socket.socket]]:
         yield opened, connection, peer
 
 
-def received(peer: socket.socket) -> bytes:
-    peer.setblocking(False)
-    chunks = []
-    with contextlib.suppress(BlockingIOError):
-        while chunk := peer.recv(1 << 20):
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def test_with_nothing_unsent_a_frame_goes_to_the_socket_at_once(over_tcp):
     opened, connection, peer = over_tcp
     write = frame_writer(opened.send)
 
     assert write(*framed("now")) is True
 
-    assert received(peer) == text_frame("now")
+    assert read_available(peer) == text_frame("now")
     assert connection.reactor.writers == set()  # nothing queued, no writability watch
 
 
@@ -204,10 +194,10 @@ def test_a_frame_never_overtakes_what_twisted_holds_unsent(over_tcp):
 
     assert write(*framed("later")) is True
 
-    assert received(peer) == b""
+    assert read_available(peer) == b""
     while connection.dataBuffer[connection.offset :] or connection._tempDataLen:
         connection.doWrite()
-    assert received(peer) == b"earlier" + text_frame("later")
+    assert read_available(peer) == b"earlier" + text_frame("later")
 
 
 def test_what_the_kernel_does_not_take_queues_in_order(over_tcp):
@@ -219,10 +209,10 @@ def test_what_the_kernel_does_not_take_queues_in_order(over_tcp):
     assert write(*framed(small)) is True  # behind it, not into the socket
 
     assert connection.reactor.writers == {connection}
-    got = [received(peer)]
+    got = [read_available(peer)]
     while connection.dataBuffer[connection.offset :] or connection._tempDataLen:
         connection.doWrite()
-        got.append(received(peer))
+        got.append(read_available(peer))
     assert b"".join(got) == text_frame(big) + text_frame(small)
 
 
@@ -234,7 +224,7 @@ def test_a_dropped_connection_is_written_nothing(over_tcp):
 
     assert write(*framed("after the drop")) is True
 
-    assert received(peer) == b""
+    assert read_available(peer) == b""
     assert connection._tempDataLen == 0
 
 

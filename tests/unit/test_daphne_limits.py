@@ -4,7 +4,6 @@ are tested against a real daphne in tests/live/test_live_flood.py; the pacing of
 on Twisted's own TCP connection over loopback."""
 
 import asyncio
-import contextlib
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -22,7 +21,7 @@ from chatsite.patches import daphne_limits
 from chatsite.patches.daphne_frames import frame_writer, text_frame
 from chatsite.patches.daphne_limits import ApplicationQueue, unsent_bytes
 from tests.support import daphne_sockets
-from tests.support.daphne_sockets import framed, tcp_pair
+from tests.support.daphne_sockets import framed, read_available, tcp_pair
 
 
 async def test_messages_come_out_in_the_order_they_went_in():
@@ -167,23 +166,13 @@ def paced_socket(monkeypatch) -> Iterator[tuple[Opened, tcp.Connection, socket.s
         yield opened, connection, peer
 
 
-def read_all(peer: socket.socket) -> bytes:
-    """What the kernel holds for the peer, read."""
-    peer.setblocking(False)
-    chunks = []
-    with contextlib.suppress(BlockingIOError):
-        while chunk := peer.recv(1 << 20):
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def write_everything(connection: tcp.Connection, peer: socket.socket) -> bytes:
     """The peer reads while Twisted writes what it holds (its doWrite), until it holds
     nothing: what the peer read."""
-    received = [read_all(peer)]
+    received = [read_available(peer)]
     while unsent_bytes(connection):
         connection.doWrite()
-        received.append(read_all(peer))
+        received.append(read_available(peer))
     return b"".join(received)
 
 
@@ -202,7 +191,7 @@ async def test_a_page_waits_until_the_socket_holds_no_more_than_the_low_water_ma
     await asyncio.wait_for(page, 1)
 
     assert received == b"x" * 1001
-    assert read_all(peer) == text_frame("the page")
+    assert read_available(peer) == text_frame("the page")
     assert connection.producer is None  # nothing of a page is unsent: the cap counts it all
 
 
@@ -255,7 +244,7 @@ async def test_a_page_waiting_on_a_connection_that_ends_returns(paced_socket, mo
         connection.connected = 0
     await asyncio.wait_for(page, 1)
 
-    assert b"p" * 100 not in read_all(peer)  # the page went nowhere
+    assert b"p" * 100 not in read_available(peer)  # the page went nowhere
 
 
 async def test_a_page_pending_does_not_hold_a_closing_connection_open(paced_socket):
@@ -268,7 +257,7 @@ async def test_a_page_pending_does_not_hold_a_closing_connection_open(paced_sock
     connection.loseConnection()
     results = []
     for _ in range(1000):
-        read_all(peer)
+        read_available(peer)
         results.append(connection.doWrite())
         if results[-1] is main.CONNECTION_DONE:
             break
