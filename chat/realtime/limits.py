@@ -24,7 +24,7 @@ from django.conf import settings
 
 from .heartbeat import Heartbeat
 from .outages import Fallbacks, redis_client
-from .redis_turns import Turns
+from .redis_turns import ScriptCall, Turns
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -180,9 +180,7 @@ class RedisLimits(Heartbeat):
             return 0.0
         try:
             key = f"{self.prefix}{kind}:{user_id}"
-            (wait,) = await self.turns.run(
-                lambda pipe: self.take_script(keys=[key], args=rate, client=pipe)
-            )
+            (wait,) = await self.turns.run(ScriptCall(self.take_script, [key], list(rate)))
         except Exception:
             self.fallbacks.failed("Rate limit unavailable (Redis); letting the action through")
             return 0.0
@@ -192,12 +190,9 @@ class RedisLimits(Heartbeat):
     async def socket_opened(self, user_id: Key, socket_id: str, cap: int) -> bool:
         now = time.time()
         try:
+            args = [socket_id, now + self.ttl, now, cap, int(self.ttl * 2000)]
             (counted,) = await self.turns.run(
-                lambda pipe: self.open_script(
-                    keys=[self._sockets_key(user_id)],
-                    args=[socket_id, now + self.ttl, now, cap, int(self.ttl * 2000)],
-                    client=pipe,
-                )
+                ScriptCall(self.open_script, [self._sockets_key(user_id)], args)
             )
         except Exception:
             self.fallbacks.failed("Socket cap unavailable (Redis); letting the socket in")

@@ -28,7 +28,7 @@ from ..protocol import events
 from .heartbeat import Heartbeat
 from .outages import Fallbacks, redis_client
 from .publisher import publish
-from .redis_turns import Turns
+from .redis_turns import ScriptCall, Turns
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -166,9 +166,7 @@ class RedisPresence(Heartbeat):
         self.slugs[room_id] = room_slug
         keys = self._keys(room_id, username)
         args = [socket_id, now + self.ttl, now, username, room_id, room_slug]
-        (first,) = await self.turns.run(
-            lambda pipe: self.scripts["add"](keys=keys, args=args, client=pipe)
-        )
+        (first,) = await self.turns.run(ScriptCall(self.scripts["add"], keys, args))
         return bool(first)
 
     async def remove(self, *, room_id: int, username: str, socket_id: str) -> bool:
@@ -179,9 +177,7 @@ class RedisPresence(Heartbeat):
             self.slugs.pop(room_id, None)
         keys = self._keys(room_id, username)[:2]
         args = [socket_id, time.time(), username]
-        (last,) = await self.turns.run(
-            lambda pipe: self.scripts["remove"](keys=keys, args=args, client=pipe)
-        )
+        (last,) = await self.turns.run(ScriptCall(self.scripts["remove"], keys, args))
         return bool(last)
 
     async def online(self, *, room_id: int) -> list[str]:

@@ -366,10 +366,11 @@ async def test_a_fallback_that_is_not_redis_failing_is_logged_every_time(
 ):
     worker, _ = two_workers_limits
 
-    async def buggy(**kwargs):
-        raise TypeError("a bug, not an outage")
+    class Buggy:
+        async def run(self, *commands):
+            raise TypeError("a bug, not an outage")
 
-    monkeypatch.setattr(worker, "take_script", buggy)
+    monkeypatch.setattr(worker, "turns", Buggy())
 
     for _ in range(3):
         assert await worker.wait(SEND, 1, "3/10") == 0.0

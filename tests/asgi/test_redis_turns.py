@@ -12,7 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from chat.realtime import redis_turns
 from chat.realtime.outages import redis_client
-from chat.realtime.redis_turns import Turns
+from chat.realtime.redis_turns import ScriptCall, Turns
 from tests.support.redis_service import redis_url
 
 
@@ -150,4 +150,29 @@ async def test_a_cancelled_caller_leaves_the_others_their_replies(redis, key):
     with pytest.raises(asyncio.CancelledError):
         await cancelled
     assert await redis.get(key) == b"2"
+    await redis.delete(key)
+
+
+async def _script_exists_calls(redis: Any) -> int:
+    stats = await redis.info("commandstats")
+    return stats.get("cmdstat_script|exists", {}).get("calls", 0)
+
+
+def _new_script(redis: Any) -> Any:
+    """A script Redis has never seen (as after it restarted empty): its text is unique."""
+    return redis.register_script(
+        f"-- {uuid.uuid4().hex}\nreturn redis.call('INCRBY', KEYS[1], ARGV[1])"
+    )
+
+
+async def test_a_turn_of_script_calls_is_one_trip_and_a_script_redis_lacks_is_loaded(redis, key):
+    turns = Turns(redis)
+    unknown = _new_script(redis)
+
+    assert await turns.run(ScriptCall(unknown, [key], [1])) == [1]  # NOSCRIPT, then loaded
+    asked_before = await _script_exists_calls(redis)
+    replies = await asyncio.gather(*(turns.run(ScriptCall(unknown, [key], [n])) for n in (2, 3)))
+
+    assert replies == [[3], [6]]
+    assert await _script_exists_calls(redis) == asked_before  # no SCRIPT EXISTS first
     await redis.delete(key)
