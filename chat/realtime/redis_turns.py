@@ -50,6 +50,8 @@ class ScriptCall:
 
 
 class Turns:
+    """One registry's queue of Redis commands, sent a turn at a time (see the module)."""
+
     def __init__(self, redis: Any) -> None:
         self.redis = redis
         self.queued: list[tuple[Command, asyncio.Future[Any]]] = []
@@ -93,14 +95,14 @@ class Turns:
                 for command, _ in batch:
                     command(pipe)
                 replies = await pipe.execute(raise_on_error=False)
-            if len(replies) != len(futures):
-                raise RuntimeError(f"{len(futures)} commands queued, {len(replies)} replies")
-            for n, (command, _) in enumerate(batch):
-                if isinstance(replies[n], NoScriptError) and isinstance(command, ScriptCall):
-                    try:
-                        replies[n] = await command.alone()
-                    except Exception as error:
-                        replies[n] = error
+                if len(replies) != len(futures):
+                    raise RuntimeError(f"{len(futures)} commands queued, {len(replies)} replies")
+                for n, (command, _) in enumerate(batch):
+                    if isinstance(replies[n], NoScriptError) and isinstance(command, ScriptCall):
+                        try:
+                            replies[n] = await command.alone()
+                        except Exception as error:
+                            replies[n] = error
         except BaseException as error:  # every caller hears of it, whatever it was
             fail_each(futures, error)
             if isinstance(error, Exception):
