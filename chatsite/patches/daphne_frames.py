@@ -38,6 +38,7 @@ from twisted.internet import tcp
 
 from . import daphne_limits, twisted_writes
 from .checks import fail, require_attrs, require_source
+from .twisted_writes import writable_now
 
 PATCH = "daphne_frames"
 
@@ -103,15 +104,7 @@ def frame_writer(send: Any) -> FrameWriter | None:
             or (largest is not None and longest > largest)
         ):
             return False
-        if (
-            sock is not None
-            and not transport._tempDataLen
-            and transport.offset == len(transport.dataBuffer)
-            and transport.connected
-            and not transport.disconnecting
-            and not transport._aborting
-            and not transport._writeDisconnected
-        ):
+        if sock is not None and writable_now(transport):
             # Nothing unsent: under any cap (daphne_limits), and nothing to overtake, so the
             # kernel may take the frames now (twisted_writes' fast path, without its checks
             # done again and Twisted's writeSomeData around the send).
@@ -139,14 +132,7 @@ def check() -> None:
         ["self.socket", "setblocking(False)"],
         label="twisted.internet.tcp.Connection.__init__",
     )
-    require_attrs(
-        PATCH,
-        "Twisted",
-        tcp.Connection,
-        ["_aborting", *twisted_writes.STATE_FIELDS],
-        label="twisted.internet.tcp.Connection",
-    )
-    twisted_writes.check_buffer_fields(PATCH)
+    twisted_writes.check()  # the fields `writable_now` reads
     require_source(
         PATCH,
         "daphne",

@@ -33,15 +33,24 @@ _queued_write = getattr(abstract.FileDescriptor, "write", None)
 _queued_write_sequence = getattr(abstract.FileDescriptor, "writeSequence", None)
 
 
+def writable_now(connection: tcp.Connection) -> bool:
+    """Whether a plain TCP connection is open and holds nothing unsent: a write may go to
+    its socket at once, overtaking nothing (daphne_frames' writer asks it too)."""
+    return bool(
+        connection.connected
+        and not connection.disconnecting
+        and not connection._aborting  # an abort discards what is sent meanwhile anyway
+        and not connection._writeDisconnected
+        and not connection._tempDataLen
+        and connection.offset == len(connection.dataBuffer)
+    )
+
+
 def _write_now(self: abstract.FileDescriptor, data: bytes) -> None:
     if (
         isinstance(self, tcp.Connection)
         and not getattr(self, "TLS", False)
-        and self.connected
-        and not self.disconnecting
-        and not self._writeDisconnected
-        and not self._tempDataLen
-        and self.offset == len(self.dataBuffer)  # nothing of an earlier write is waiting
+        and writable_now(self)
         and isinstance(data, bytes)
         and data
     ):
@@ -124,7 +133,11 @@ def check() -> None:
         label="twisted.internet.tcp.Connection.writeSomeData",
     )
     require_attrs(
-        PATCH, "Twisted", tcp.Connection, ["TLS"], label="twisted.internet.tcp.Connection"
+        PATCH,
+        "Twisted",
+        tcp.Connection,
+        ["TLS", "_aborting"],
+        label="twisted.internet.tcp.Connection",
     )
     check_buffer_fields(PATCH)
     require_attrs(

@@ -13,6 +13,7 @@ from django.test import override_settings
 from chat import services
 from chat.models import Message, Room
 from chat.protocol.events import room_group
+from chat.realtime import transport
 from chat.realtime.layer_events import carrier
 from chat.realtime.runtime import runtime_for_loop
 from chatsite.asgi import application
@@ -904,3 +905,33 @@ async def test_concurrent_sends_are_written_together_and_each_acked(
     assert len(batches) < 20  # sends that arrived together were committed together
     for socket in sockets:
         await socket.close()
+
+
+# pages -------------------------------------------------------------------------------------
+
+
+async def test_every_frame_of_messages_a_client_asked_for_goes_by_the_paced_send(
+    connect, alice, general, monkeypatch
+):
+    """Pages may be larger than what a connection may hold unread (chat/realtime/transport.py):
+    each kind of them goes by the page send, and the small replies do not."""
+    paced: list[str] = []
+
+    def recording_page_send(scope, send):
+        async def page_send(message):
+            paced.append(json.loads(message["text"])["type"])
+            await send(message)
+
+        return page_send
+
+    monkeypatch.setattr(transport, "page_send", recording_page_send)
+    [root] = await database_sync_to_async(post_messages)(general, alice, 1)
+    socket = await connect()
+
+    await socket.join("general")
+    await socket.request({"type": "history", "room": "general", "before": 2, "limit": 5})
+    await socket.request({"type": "thread", "room": "general", "id": root.pk})
+    await socket.request({"type": "ping"})
+
+    assert paced == ["joined", "history", "thread"]
+    await socket.close()

@@ -154,7 +154,7 @@ BREAKAGES = [
     ("daphne_limits", WebRequest, "registerProducer", _register_producer_keeping_it, "Request"),
     ("daphne_frames", Server, "create_application", _create_with_own_send, "create_application"),
     ("daphne_frames", AutobahnProtocol, "sendData", None, "sendData"),
-    ("daphne_frames", tcp._AbortingMixin, "_aborting", None, "tcp.Connection"),
+    ("twisted_writes", tcp._AbortingMixin, "_aborting", None, "tcp.Connection._aborting"),
     ("daphne_frames", tcp.Connection, "__init__", _init_without_temp_buffer, "Connection.__init__"),
     ("daphne_frames", Server, "application_checker", _checker_that_reaps_what_ended, "checker"),
     ("daphne_frames", Server, "protocol_connected", None, "protocol_connected"),
