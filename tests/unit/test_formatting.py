@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chat.formatting import render
+from chat import formatting
+from chat.formatting import PLAIN_RE, render, render_markdown
 
 # Every tag and attribute the sanitiser may let through (docs/protocol.md, MSG `html`).
 TAGS = {
@@ -250,6 +251,78 @@ PIECES = st.sampled_from(
 @given(st.lists(PIECES, max_size=40).map("".join) | st.text(max_size=200))
 def test_any_body_renders_to_nothing_that_runs(body):
     assert_safe(render(body, people={"alice"}))
+
+
+# Plain text skips the parser -------------------------------------------------------------
+
+# Near misses: the characters the shortcut takes, and those that make markup, links,
+# addresses, lists, shortcodes, mentions or escapes next to them.
+# fmt: off
+NEAR_PLAIN = st.lists(
+    st.sampled_from(
+        [
+            "a", "Z", "é", "ß", "日", "٣", "Ⅻ", "7", "10", " ", "  ", ",", ";", "!", "?", "'",
+            ".", ". ", "..", ":", "@", "_", "*", "~", "`", "-", "+", ")", "1.", "2)", "#",
+            "&", "<", ">", '"', "\\", "\n", "\t", "\xa0", "www", ".com", "x.example",
+            "http", "//", "mailto", "smile", "alice", "u\u0301",
+        ]
+    ),
+    min_size=1,
+    max_size=12,
+).map("".join)
+# fmt: on
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.from_regex(PLAIN_RE, fullmatch=True) | NEAR_PLAIN)
+def test_a_body_the_shortcut_takes_renders_as_the_parser_and_sanitiser_would(body):
+    if PLAIN_RE.fullmatch(body):
+        assert render_markdown(body, people={"alice"}) == f"<p>{body}</p>"
+    assert render(body, people={"alice"}) == render_markdown(body, people={"alice"})
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "bench message 12 xxxx",
+        "Sure. See you at 5, ok?",
+        "it's fine!",
+        "12 apples",
+        "日本語 です",
+        "x.",
+    ],
+)
+def test_plain_text_is_not_parsed(body, monkeypatch):
+    def parse(*args, **kwargs):
+        raise AssertionError("parsed")
+
+    monkeypatch.setattr(formatting._MD, "render", parse)
+    assert render(body) == f"<p>{body}</p>"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "1. item",
+        "2) item",
+        "a.b",
+        "example.com",
+        "e.g. this",
+        "x..",
+        "hi ",
+        " hi",
+        "a:smile:",
+        "@alice",
+        "a_b",
+        "a\nb",
+        "a & b",
+        "x.example",
+        "tea\xa0time",
+        'say "hi"',
+    ],
+)
+def test_text_that_could_be_markup_goes_to_the_parser(body):
+    assert not PLAIN_RE.fullmatch(body)
 
 
 # What a body may use ---------------------------------------------------------------------
