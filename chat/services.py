@@ -1,6 +1,8 @@
 """Writes. Each service validates, changes the database in one transaction, and schedules its
 broadcast with `transaction.on_commit`, so no socket hears of a row that was rolled back."""
 
+import functools
+import json
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -8,9 +10,10 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.exceptions import ImproperlyConfigured
 from django.core.files.base import ContentFile, File
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Max
+from django.db.models import Count, Field, Max
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -428,7 +431,10 @@ def _insert_plain(
     raises IntegrityError (messages_create starts over the savepoint way)."""
     if not plain:
         return
-    Message.objects.bulk_create([message for _, message in plain])
+    if connection.vendor == "postgresql":
+        _insert_in_one_statement([message for _, message in plain])
+    else:
+        Message.objects.bulk_create([message for _, message in plain])
     room_ids = {message.room_id for _, message in plain}
     hear_all: dict[int, list[int]] = {room_id: [] for room_id in room_ids}
     members = access.notifiable_memberships_in(room_ids).filter(notify=Membership.Notify.ALL)
@@ -438,6 +444,61 @@ def _insert_plain(
         events.broadcast_on_commit(message.room_id, events.message_frame(message))
         _notify(message, here=drafts[index].here, hear_all=hear_all[message.room_id])
         results[index] = (message, True)
+
+
+# What sets one plain message apart from another; the rest of its row is the time of the
+# batch (created_at) and the other fields' defaults (`_one_statement_insert`).
+ROW_FIELDS = ("room", "author", "body", "body_html", "seq", "rev", "client_id")
+
+
+def _insert_in_one_statement(messages: Sequence[Message]) -> None:
+    """On PostgreSQL, what `bulk_create` does for plain messages, in one statement whose
+    text never changes: the rows go as one JSON parameter (json_to_recordset). bulk_create
+    (an UNNEST of arrays since Django 5.2) prepares each value of each row through its field
+    and psycopg quotes each array element, in Python: a third of a batch's time in the
+    database thread (py-spy), where json.dumps takes a fiftieth. The ids come back by
+    (room, seq), not by the order of RETURNING."""
+    sql, fields, defaults = _one_statement_insert()
+    now = timezone.now()  # created_at is auto_now_add: bulk_create's pre_save sets it so
+    rows = [
+        {field.column: getattr(message, field.attname) for field in fields} for message in messages
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [now, *defaults, json.dumps(rows)])
+        ids = {(room_id, seq): pk for pk, room_id, seq in cursor.fetchall()}
+    for message in messages:
+        message.created_at = now
+        message.pk = ids[message.room_id, message.seq]
+        message._state.adding = False
+        message._state.db = connection.alias
+
+
+@functools.cache
+def _one_statement_insert() -> tuple[str, list[Field], list[object]]:
+    """The statement `_insert_in_one_statement` runs, the fields each row gives
+    (ROW_FIELDS), and the values of every other column but created_at. A field added to
+    Message that needs a value and has no default would make every plain send fail: it is
+    refused here, at the first."""
+    qn = connection.ops.quote_name
+    meta = Message._meta
+    fields = [meta.get_field(name) for name in ROW_FIELDS]
+    created_at = meta.get_field("created_at")
+    rest = [field for field in meta.concrete_fields if field not in [*fields, created_at]]
+    rest = [field for field in rest if not (field.primary_key or field.generated)]
+    for field in rest:
+        if not (field.has_default() or field.null or field.has_db_default()):
+            raise ImproperlyConfigured(f"Message.{field.name} has no default to insert.")
+    defaults = [field.get_db_prep_save(field.get_default(), connection) for field in rest]
+    columns = [qn(field.column) for field in [*fields, created_at, *rest]]
+    row_type = ", ".join(f"{qn(field.column)} {field.db_type(connection)}" for field in fields)
+    sql = (
+        f"INSERT INTO {qn(meta.db_table)} ({', '.join(columns)})"
+        f" SELECT {', '.join(f'rows.{qn(field.column)}' for field in fields)}, %s"
+        f"{''.join(', %s' for _ in rest)}"
+        f" FROM json_to_recordset(%s) AS rows ({row_type})"
+        f" RETURNING {qn(meta.pk.column)}, {qn(fields[0].column)}, {qn(fields[4].column)}"
+    )
+    return sql, fields, defaults
 
 
 def _store(draft: MessageDraft, *, author: AbstractBaseUser) -> tuple[Message, bool]:

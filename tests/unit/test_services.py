@@ -8,6 +8,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, connection, transaction
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
@@ -682,6 +683,64 @@ def test_the_counters_statement_is_one_text_whatever_the_batch_so_the_driver_con
     assert statements[0] == statements[1]
     assert statements[0][1] <= 50
     assert Room.objects.get(pk=general.pk).last_seq == 21
+
+
+def test_a_batchs_insert_is_one_text_whatever_its_size_and_stores_what_it_returns(
+    general, make_room, make_user
+):
+    """On PostgreSQL the plain messages go in one INSERT whose text and parameters do not
+    grow with the batch (the rows are one JSON parameter), and each message returned is its
+    row: the id, created_at and every other column as stored."""
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite stores a batch with bulk_create")
+    rooms = [general, make_room("other"), make_room("third")]
+    authors = [make_user() for _ in range(20)]
+    inserts: list[tuple[str, int]] = []
+
+    def insert(execute, sql, params, many, context):
+        if sql.startswith(f'INSERT INTO "{Message._meta.db_table}"'):
+            inserts.append((sql, len(params)))
+        return execute(sql, params, many, context)
+
+    bodies = ["one", "*two* @nobody", 'a "quoted" \\ body', "日本語 ✓", "x" * 300]
+    with connection.execute_wrapper(insert):
+        first = services.messages_create(
+            drafts=[
+                services.MessageDraft(room=general, author=authors[0], body="one", client_id=None)
+            ]
+        )
+        many = services.messages_create(
+            drafts=[
+                services.MessageDraft(
+                    room=room, author=author, body=bodies[n % len(bodies)], client_id=f"{n}"
+                )
+                for n, (room, author) in enumerate(
+                    (room, author) for room in rooms for author in authors
+                )
+            ]
+        )
+
+    assert len(inserts) == 2
+    assert inserts[0] == inserts[1]
+    assert inserts[0][1] <= 50
+    fields = [field.attname for field in Message._meta.concrete_fields if not field.generated]
+    for message, created in first + many:
+        assert created
+        assert not message._state.adding
+        stored = Message.objects.get(pk=message.pk)
+        assert {f: getattr(message, f) for f in fields} == {f: getattr(stored, f) for f in fields}
+    assert sorted(m.body for m, _ in many) == sorted(bodies[n % 5] for n in range(60))
+
+
+def test_a_message_field_with_nothing_to_insert_is_refused_at_the_first_batch(monkeypatch):
+    """A column added to Message that needs a value the batch's INSERT does not give would
+    fail every plain send: building the statement refuses it, naming the field."""
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite stores a batch with bulk_create")
+    files = Message._meta.get_field("files")
+    monkeypatch.setattr(files, "has_default", lambda: False)
+    with pytest.raises(ImproperlyConfigured, match=r"Message\.files"):
+        services._one_statement_insert.__wrapped__()
 
 
 def test_a_batch_meeting_a_stored_client_id_gets_the_original_and_skips_no_seq(
