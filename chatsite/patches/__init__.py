@@ -59,9 +59,12 @@ PATCHES = (
     Patch(
         "autobahn_lazy_log",
         "chatsite/patches/autobahn_lazy_log.py (installed: WebSocketProtocol._connectionMade "
-        "wrapped)",
+        "wrapped; hltype and hlval made lazy in autobahn.websocket.protocol and "
+        "autobahn.twisted.websocket)",
         "autobahn.websocket.protocol naming pprint.pformat as pformat; "
-        "WebSocketProtocol._connectionMade calling it once, for its debug log of the options",
+        "WebSocketProtocol._connectionMade calling it once, for its debug log of the options; "
+        "both modules naming autobahn.util's hltype and hlval, and calling them only for a "
+        "log message's fields",
         "autobahn_lazy_log:check",
     ),
     Patch(

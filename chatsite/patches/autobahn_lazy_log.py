@@ -9,15 +9,28 @@ site that turns debug logging on still reads the same text. Nothing else of auto
 calls `pformat` is touched: the name is put back as soon as `_connectionMade` returns (the
 event loop's thread runs nothing else meanwhile).
 
+The same holds for every frame: `dataReceived` and `sendData` log at debug level each read
+and each write, their arguments made first by `hltype` and `hlval`, which colour the names
+with `click.style` (5% of the server's time per ack, item 22 of docs/performance.md). In
+the two modules that call them on the hot path (`autobahn.websocket.protocol` and
+`autobahn.twisted.websocket`), those names are replaced for good by `Lazy` makers: each
+call still returns an object that formats to the same text, but only if it is formatted.
+
 Relies on `autobahn.websocket.protocol` naming `pprint.pformat` as `pformat`, and on
-`_connectionMade` calling it once, for that debug message; `check()` asserts both.
+`_connectionMade` calling it once, for that debug message; and on both modules naming
+`autobahn.util`'s `hltype` and `hlval` and calling them only to make a log message's
+fields (`name=hltype(...)`). `check()` asserts all of it.
 """
 
 import functools
 import inspect
 import pprint
+import re
+from collections.abc import Callable
 from typing import Any
 
+from autobahn import util
+from autobahn.twisted import websocket as twisted_websocket
 from autobahn.websocket import protocol
 
 from .checks import fail, require_source
@@ -29,25 +42,41 @@ _connection_made = getattr(protocol.WebSocketProtocol, "_connectionMade", None)
 
 
 class Lazy:
-    """`pprint.pformat(value)`, made when (and each time) it is formatted into text."""
+    """`make(value)`, made when (and each time) it is formatted into text."""
 
-    __slots__ = ("value",)
+    __slots__ = ("make", "value")
 
-    def __init__(self, value: Any) -> None:
+    def __init__(self, make: Callable[[Any], str], value: Any) -> None:
+        self.make = make
         self.value = value
 
     def __format__(self, spec: str) -> str:
-        return format(pprint.pformat(self.value), spec)
+        return format(self.make(self.value), spec)
 
     def __str__(self) -> str:
-        return pprint.pformat(self.value)
+        return self.make(self.value)
 
     __repr__ = __str__
 
 
+def lazily(make: Callable[[Any], str]) -> Callable[[Any], Lazy]:
+    """A stand-in for `make` that defers it until its result is formatted."""
+
+    def deferred(value: Any) -> Lazy:
+        return Lazy(make, value)
+
+    deferred.__wrapped__ = make  # type: ignore[attr-defined]
+    return deferred
+
+
+lazy_pformat = lazily(pprint.pformat)
+LAZY_HIGHLIGHTS = {"hltype": lazily(util.hltype), "hlval": lazily(util.hlval)}
+HIGHLIGHTING_MODULES = (protocol, twisted_websocket)
+
+
 def _connection_made_lazily(self: protocol.WebSocketProtocol) -> None:
     formatter = protocol.pformat
-    protocol.pformat = Lazy
+    protocol.pformat = lazy_pformat
     try:
         _connection_made(self)
     finally:
@@ -58,6 +87,7 @@ def check() -> None:
     # Once installed, the wrapper names what it wraps (`__wrapped__`): the source read here,
     # and by daphne_frames' check, is autobahn's.
     original = getattr(protocol.WebSocketProtocol, "_connectionMade", None)
+    _check_highlights()
     if getattr(protocol, "pformat", None) is not pprint.pformat:
         raise fail(
             PATCH,
@@ -81,7 +111,28 @@ def check() -> None:
         )
 
 
+def _check_highlights() -> None:
+    for module in HIGHLIGHTING_MODULES:
+        source = inspect.getsource(module)
+        for name, lazy in LAZY_HIGHLIGHTS.items():
+            if getattr(module, name, None) not in (getattr(util, name), lazy):
+                raise fail(PATCH, "autobahn", f"{module.__name__}.{name}", "is no longer util's")
+            calls = len(re.findall(rf"\b{name}\(", source))
+            as_fields = len(re.findall(rf"\w=\s*{name}\(", source))
+            if calls != as_fields:
+                raise fail(
+                    PATCH,
+                    "autobahn",
+                    f"{module.__name__} calling {name} only for a log message's fields",
+                    "no longer holds",
+                )
+
+
 def install() -> None:
-    """Make `_connectionMade`'s debug message lazy (idempotent)."""
+    """Make `_connectionMade`'s debug message, and every debug message's highlighted
+    fields, lazy (idempotent)."""
     functools.update_wrapper(_connection_made_lazily, _connection_made)
     protocol.WebSocketProtocol._connectionMade = _connection_made_lazily
+    for module in HIGHLIGHTING_MODULES:
+        for name, lazy in LAZY_HIGHLIGHTS.items():
+            setattr(module, name, lazy)

@@ -3,6 +3,7 @@ versions, fails naming the internal when it is gone, and each patch is in effect
 
 import asyncio
 import gc
+import inspect
 import pprint
 import re
 import socket
@@ -12,6 +13,8 @@ from typing import Any
 
 import pytest
 from asgiref.sync import SyncToAsync, sync_to_async
+from autobahn import util as autobahn_util
+from autobahn.twisted import websocket as autobahn_twisted
 from autobahn.twisted.websocket import WebSocketServerFactory
 from autobahn.websocket import protocol as autobahn_protocol
 from autobahn.websocket.protocol import WebSocketProtocol as AutobahnProtocol
@@ -135,6 +138,15 @@ def _register_producer_keeping_it(self, producer, streaming):
     self.producer = producer
 
 
+_getsource = inspect.getsource
+
+
+def _source_that_also_highlights_elsewhere(obj: Any) -> str:
+    """autobahn's source, as if it used hltype's text for more than a log message."""
+    source = _getsource(obj)
+    return source + "\nname = 'x' + hltype(name)\n" if obj is autobahn_protocol else source
+
+
 BREAKAGES = [
     # (patch, what to break, attribute, a replacement or None to delete, expected in the error)
     ("twisted_writes", FD, "write", None, "FileDescriptor.write"),
@@ -167,6 +179,15 @@ BREAKAGES = [
     ),
     ("daphne_frames", AutobahnProtocol, "sendFrame", _frame_that_masks_anyway, "maskServerFrames"),
     ("autobahn_lazy_log", autobahn_protocol, "pformat", repr, "protocol.pformat"),
+    ("autobahn_lazy_log", autobahn_protocol, "hltype", repr, "protocol.hltype"),
+    ("autobahn_lazy_log", autobahn_twisted, "hlval", None, "twisted.websocket.hlval"),
+    (
+        "autobahn_lazy_log",
+        autobahn_lazy_log.inspect,
+        "getsource",
+        _source_that_also_highlights_elsewhere,
+        "calling hltype only for a log message's fields",
+    ),
     (
         "autobahn_lazy_log",
         AutobahnProtocol,
@@ -310,6 +331,35 @@ def test_twisted_writes_behind_queued_data_take_twisteds_path(connection):
     peer.setblocking(False)
     with pytest.raises(BlockingIOError):
         peer.recv(100)  # nothing overtook the queued bytes
+
+
+def test_a_frame_read_or_written_highlights_its_log_fields_only_if_the_log_is_written(
+    monkeypatch,
+):
+    highlighted = []
+    monkeypatch.setattr(autobahn_util, "hl", lambda text, **style: highlighted.append(text) or text)
+    logged = []
+    connection = autobahn_twisted.WebSocketServerProtocol()
+    log = type("Log", (), {"debug": lambda *args, **fields: logged.append(fields)})()
+    monkeypatch.setattr(connection, "log", log, raising=False)
+    monkeypatch.setattr(connection, "_dataReceived", lambda data: None)
+    connection.transport = StringTransport()
+    connection.peer = "tcp:127.0.0.1:1"
+    connection.send_queue, connection.logOctets = [], False
+    connection.state = connection.STATE_CLOSED  # sendData then writes and counts nothing more
+
+    connection.dataReceived(b"abc")
+    connection.sendData(b"frame")
+
+    assert connection.transport.value() == b"frame"
+    assert highlighted == []  # not coloured eagerly...
+    received, sent = logged
+    assert highlighted == []
+    # ...but the same text when the message is written
+    assert f"{received['func']}" == autobahn_util.hltype(connection.dataReceived)
+    assert f"{sent['data_len']}" == autobahn_util.hlval(5)
+    assert str(received["peer"]) == autobahn_util.hlval("tcp:127.0.0.1:1")
+    assert highlighted  # made through autobahn's own hl
 
 
 def test_a_connection_formats_its_options_only_if_the_debug_log_is_written(monkeypatch):
