@@ -464,7 +464,9 @@ def _insert_in_one_statement(messages: Sequence[Message]) -> None:
         {field.column: getattr(message, field.attname) for field in fields} for message in messages
     ]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [now, *defaults, json.dumps(rows)])
+        # The text as it is, not as \u escapes: PostgreSQL refuses those above U+007F unless
+        # its encoding is UTF8.
+        cursor.execute(sql, [now, *defaults, json.dumps(rows, ensure_ascii=False)])
         ids = {(room_id, seq): pk for pk, room_id, seq in cursor.fetchall()}
     for message in messages:
         message.created_at = now

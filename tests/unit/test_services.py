@@ -702,7 +702,7 @@ def test_a_batchs_insert_is_one_text_whatever_its_size_and_stores_what_it_return
             inserts.append((sql, len(params)))
         return execute(sql, params, many, context)
 
-    bodies = ["one", "*two* @nobody", 'a "quoted" \\ body', "日本語 ✓", "x" * 300]
+    bodies = ["one", "*two* @nobody", 'a "quoted" \\ body\nline', "日本語 ✓ 🎉 e\u0301", "x" * 300]
     with connection.execute_wrapper(insert):
         first = services.messages_create(
             drafts=[
