@@ -41,6 +41,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# Seconds a socket's subscription (at connect, at a join) waits for a failing layer before
+# its error propagates: as long as the publisher keeps a broadcast (publisher.GIVE_UP_AFTER).
+SUBSCRIBE_PATIENCE = 10.0
+
 
 class Member(Protocol):
     """What the fan-out needs of a socket (the chat consumer)."""
@@ -72,6 +76,7 @@ class Fanout:
         self.fanned_out_seq: dict[str, int] = {}  # group → newest message seq handed out
         self.waiters: dict[str, list[tuple[int, asyncio.Future[None]]]] = {}
         self.outage = Outage("the channel layer (fan-out)")
+        self.subscribing = Outage("the channel layer (subscribing sockets)")
 
     async def fanned_out(self, group: str, seq: int, *, within: float) -> None:
         """Return once message `seq` of `group` was handed to this process's sockets, or
@@ -104,8 +109,8 @@ class Fanout:
 
     async def add(self, group: str, member: Member) -> None:
         """Deliver the group's broadcasts to `member`; returns once the process is subscribed
-        to the group's carrier (should the layer fail, the member is not added and the error
-        propagates)."""
+        to the group's carrier (should the layer fail for longer than SUBSCRIBE_PATIENCE, the
+        member is not added and the error propagates)."""
         layer_group = carrier(group)
         self.members.setdefault(group, set()).add(member)
         self.carried.setdefault(layer_group, set()).add(group)
@@ -117,7 +122,7 @@ class Fanout:
                     return
                 if self.channel_name is None:
                     self.channel_name = await self.layer.new_channel(CHANNEL_PREFIX)
-                await self.layer.group_add(layer_group, self.channel_name)
+                await self._group_add(layer_group)
                 self.subscribed.add(layer_group)
                 self._start()
         except BaseException:
@@ -130,7 +135,26 @@ class Fanout:
         layer_group = carrier(group)
         async with self.lock:
             if layer_group in self.subscribed:
+                await self._group_add(layer_group)
+
+    async def _group_add(self, layer_group: str) -> None:
+        """Add this process's channel to `layer_group`, trying again for up to
+        SUBSCRIBE_PATIENCE seconds when the layer fails: a socket connecting or joining then
+        waits out a blip (Redis restarting, or a new connection to it timing out while a
+        storm of handshakes holds the event loop) instead of being closed with 1011. A
+        failure that lasts longer propagates, as before. Logged once, like any outage."""
+        give_up = asyncio.get_running_loop().time() + SUBSCRIBE_PATIENCE
+        while True:
+            try:
                 await self.layer.group_add(layer_group, self.channel_name)
+            except Exception as error:
+                delay = self.subscribing.failed(error)
+                if asyncio.get_running_loop().time() + delay > give_up:
+                    raise
+                await asyncio.sleep(delay)
+            else:
+                self.subscribing.recovered()
+                return
 
     async def discard(self, group: str, member: Member) -> None:
         """Stop delivering to `member`; the process leaves the group's carrier with the last

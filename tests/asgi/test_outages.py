@@ -19,7 +19,7 @@ from django.db import OperationalError, connection
 from chat.apps import check_layer_timeouts
 from chat.models import Message
 from chat.protocol import events
-from chat.realtime import publisher
+from chat.realtime import fanout, publisher
 from chat.realtime.heartbeat import Heartbeat
 from chat.realtime.limits import RedisLimits
 from chat.realtime.presence import LocalPresence, RedisPresence
@@ -70,6 +70,65 @@ async def test_live_delivery_comes_back_after_the_layer_fails_and_forgets_the_gr
         "Lost the channel layer",
         "Regained the channel layer",
     ]
+
+
+async def _back_after(layer: Any, seconds: float) -> None:
+    await asyncio.sleep(seconds)
+    layer.come_back()
+
+
+@pytest.mark.usefixtures("flaky_layer")
+async def test_a_socket_connecting_through_a_layer_blip_waits_for_it_and_is_served(
+    connect, alice, general, caplog
+):
+    """Before: the process's first subscription (the site's group, at connect) raised, and
+    daphne closed the socket with 1011. CI saw it in a storm, when a new connection to Redis
+    timed out while a thousand handshakes held the event loop."""
+    caplog.set_level(logging.WARNING)
+    layer = get_channel_layer()
+    layer.go_down()
+    back = asyncio.ensure_future(_back_after(layer, 0.3))
+
+    socket = await connect(alice)
+    await socket.join("general")
+
+    await back
+    assert outage_log(caplog, "subscribing sockets") == [
+        "Lost the channel layer",
+        "Regained the channel layer",
+    ]
+
+
+@pytest.mark.usefixtures("flaky_layer")
+async def test_a_join_through_a_layer_blip_waits_for_it_and_is_joined(connect, alice, general):
+    socket = await connect(alice)
+    layer = get_channel_layer()
+    layer.go_down()
+    back = asyncio.ensure_future(_back_after(layer, 0.3))
+
+    joined = await socket.join("general")
+
+    await back
+    assert joined["room"] == "general"
+    ack = await socket.request(
+        {"type": "send", "room": "general", "body": "after the blip", "client_id": "c1"}
+    )
+    assert ack["type"] == "ack"
+    assert (await socket.recv_until("message"))["message"]["body"] == "after the blip"
+
+
+@pytest.mark.usefixtures("flaky_layer")
+async def test_a_layer_down_longer_than_the_patience_still_ends_the_connecting_socket(
+    connect, alice, monkeypatch
+):
+    monkeypatch.setattr(fanout, "SUBSCRIBE_PATIENCE", 0.3)
+    get_channel_layer().go_down()
+
+    socket = await connect(alice)
+
+    with pytest.raises(ConnectionError, match="the layer is down"):
+        await socket.communicator.receive_output(timeout=5)
+    socket.open = False  # the application ended: nothing left to close
 
 
 @pytest.mark.usefixtures("flaky_layer")
