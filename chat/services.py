@@ -498,7 +498,8 @@ def _one_statement_insert() -> tuple[str, list[Field], list[object]]:
         f" SELECT {', '.join(f'rows.{qn(field.column)}' for field in fields)}, %s"
         f"{''.join(', %s' for _ in rest)}"
         f" FROM json_to_recordset(%s) AS rows ({row_type})"
-        f" RETURNING {qn(meta.pk.column)}, {qn(fields[0].column)}, {qn(fields[4].column)}"
+        f" RETURNING {qn(meta.pk.column)}, {qn(meta.get_field('room').column)},"
+        f" {qn(meta.get_field('seq').column)}"
     )
     return sql, fields, defaults
 

@@ -118,6 +118,24 @@ async def test_a_join_through_a_layer_blip_waits_for_it_and_is_joined(connect, a
 
 
 @pytest.mark.usefixtures("flaky_layer")
+async def test_a_resync_through_a_layer_blip_waits_for_it_and_is_joined_again(
+    connect, alice, general
+):
+    """A join of a room the socket is in already joins the process to its group again
+    (`Fanout.refresh`): the third way a socket subscribes, with the same patience."""
+    socket = await connect(alice)
+    await socket.join("general")
+    layer = get_channel_layer()
+    layer.go_down()
+    back = asyncio.ensure_future(_back_after(layer, 0.3))
+
+    joined = await socket.join("general", since=0)
+
+    await back
+    assert joined["room"] == "general"
+
+
+@pytest.mark.usefixtures("flaky_layer")
 async def test_a_layer_down_longer_than_the_patience_still_ends_the_connecting_socket(
     connect, alice, monkeypatch
 ):

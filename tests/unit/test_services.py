@@ -1,8 +1,10 @@
 """Writes: seq numbering, idempotency, validation and broadcast-after-commit."""
 
 import asyncio
+import contextlib
 import json
 import re
+from collections.abc import Iterator
 
 import pytest
 from channels.db import database_sync_to_async
@@ -648,6 +650,20 @@ def test_a_batch_of_plain_messages_costs_the_same_statements_whatever_its_size(
     ) == list(range(1, 26))
 
 
+@contextlib.contextmanager
+def statements_starting(prefix: str) -> Iterator[list[tuple[str, int]]]:
+    """The (text, number of parameters) of each statement run meanwhile that starts so."""
+    seen: list[tuple[str, int]] = []
+
+    def record(execute, sql, params, many, context):
+        if sql.startswith(prefix):
+            seen.append((sql, len(params)))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        yield seen
+
+
 def test_the_counters_statement_is_one_text_whatever_the_batch_so_the_driver_converts_it_once(
     general, make_room, make_user
 ):
@@ -657,14 +673,7 @@ def test_the_counters_statement_is_one_text_whatever_the_batch_so_the_driver_con
         pytest.skip("PostgreSQL only: SQLite bumps each room's counter in an UPDATE of its own")
     rooms = [general, make_room("other"), make_room("third")]
     authors = [make_user() for _ in range(20)]
-    statements: list[tuple[str, int]] = []
-
-    def bumps(execute, sql, params, many, context):
-        if sql.startswith("WITH locked"):
-            statements.append((sql, len(params)))
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(bumps):
+    with statements_starting("WITH locked") as statements:
         services.messages_create(
             drafts=[
                 services.MessageDraft(room=general, author=authors[0], body="one", client_id=None)
@@ -695,15 +704,9 @@ def test_a_batchs_insert_is_one_text_whatever_its_size_and_stores_what_it_return
         pytest.skip("PostgreSQL only: SQLite stores a batch with bulk_create")
     rooms = [general, make_room("other"), make_room("third")]
     authors = [make_user() for _ in range(20)]
-    inserts: list[tuple[str, int]] = []
-
-    def insert(execute, sql, params, many, context):
-        if sql.startswith(f'INSERT INTO "{Message._meta.db_table}"'):
-            inserts.append((sql, len(params)))
-        return execute(sql, params, many, context)
 
     bodies = ["one", "*two* @nobody", 'a "quoted" \\ body\nline', "日本語 ✓ 🎉 e\u0301", "x" * 300]
-    with connection.execute_wrapper(insert):
+    with statements_starting(f'INSERT INTO "{Message._meta.db_table}"') as inserts:
         first = services.messages_create(
             drafts=[
                 services.MessageDraft(room=general, author=authors[0], body="one", client_id=None)
