@@ -29,7 +29,7 @@ function savedOutbox(storage) {
 
 // A client wired to a fake clock, a socket that records every frame and a view that records
 // every call.
-function harness({ storage = null, options = {} } = {}) {
+function harness({ storage = null, options = {}, me = "alice" } = {}) {
   const h = { clock: 1000000, sent: [], calls: [], storage };
   const record = (name) => (...args) => h.calls.push({ name, args });
   h.view = {
@@ -53,6 +53,7 @@ function harness({ storage = null, options = {} } = {}) {
     storage,
     now: () => h.clock,
     options,
+    me,
   });
   h.advance = (ms) => {
     h.clock += ms;
@@ -890,6 +891,90 @@ describe("outbox persistence", () => {
 });
 
 // --- Reconnect ------------------------------------------------------------------------------
+
+describe("one's own stored message settles the outbox", () => {
+  // Every way a stored message of one's own reaches the client: each settles its outbox
+  // item, in memory and in storage, whatever became of the ack.
+  const OWN = { clientId: "cid-1" };
+
+  test("a broadcast before the ack: kept nowhere, not resent, and the late ack changes nothing", () => {
+    const storage = fakeStorage();
+    const h = harness({ storage });
+    joinedAt(h, 5);
+    h.client.submit(ROOM, "hello", "cid-1");
+    h.client.receive(messageFrame(6, OWN));
+    assert.equal(h.client.outbox.has("cid-1"), false);
+    assert.deepEqual(savedOutbox(storage), []);
+    h.client.receive({ type: "ack", room: ROOM, client_id: "cid-1", id: 1006, seq: 6 });
+    h.advance(DEFAULTS.ackTimeoutMs + 1);
+    h.client.tick();
+    assert.equal(h.sentOf("send").length, 1);
+    assert.deepEqual(h.shownSeqs(), [6]);
+  });
+
+  test("a replay after a reconnect that holds the message: it is not sent again", () => {
+    const storage = fakeStorage();
+    const h = harness({ storage });
+    joinedAt(h, 5);
+    h.client.submit(ROOM, "hello", "cid-1");
+    h.client.disconnected(); // stored, but the ack was cut off
+    h.client.connected();
+    h.client.receive(joinedFrame([msg(6, OWN)], { lastSeq: 6 }));
+    assert.equal(h.sentOf("send").length, 1);
+    assert.deepEqual(h.client.pendingIn(ROOM), []);
+    assert.deepEqual(savedOutbox(storage), []);
+  });
+
+  test("a page of history that holds it", () => {
+    const h = harness();
+    joinedAt(h, 5);
+    h.client.submit(ROOM, "hello", "cid-1");
+    h.client.showMessage(ROOM, msg(3, OWN), true);
+    assert.deepEqual(h.client.pendingIn(ROOM), []);
+  });
+
+  test("a failed message whose stored copy comes later is not restored as failed by a reload", () => {
+    const storage = fakeStorage();
+    const h = harness({ storage, options: { maxTries: 1 } });
+    joinedAt(h, 5);
+    const item = h.client.submit(ROOM, "hello", "cid-1");
+    h.advance(DEFAULTS.ackTimeoutMs + 1);
+    h.client.receive({ type: "typing", room: ROOM, user: "bob" });
+    h.client.tick();
+    assert.equal(item.state, "failed");
+    h.client.receive(messageFrame(6, OWN));
+    assert.deepEqual(savedOutbox(storage), []);
+    assert.deepEqual(harness({ storage }).client.pendingIn(ROOM), []);
+  });
+
+  test("the page's own rendering of it (the `stored` call the room page makes)", () => {
+    const storage = fakeStorage();
+    harness({ storage }).client.submit(ROOM, "hello", "cid-1");
+    const reloaded = harness({ storage });
+    reloaded.client.stored(ROOM, msg(6, OWN));
+    assert.deepEqual(reloaded.client.pendingIn(ROOM), []);
+    assert.deepEqual(savedOutbox(storage), []);
+  });
+
+  test("not another user's message, one in another room, or any without `me` (the lobby)", () => {
+    const cases = [
+      { me: "alice", message: Object.assign(msg(6, OWN), { author: "bob" }) },
+      { me: "alice", message: msg(6, { ...OWN, room: OTHER }), room: OTHER },
+      { me: null, message: msg(6, OWN) },
+    ];
+    for (const { me, message, room = ROOM } of cases) {
+      const h = harness({ me });
+      joinedAll(h, { [ROOM]: 5, [OTHER]: 5 });
+      h.client.submit(ROOM, "hello", "cid-1");
+      h.client.receive({ type: "message", room, message });
+      assert.deepEqual(
+        h.client.pendingIn(ROOM).map((item) => item.clientId),
+        ["cid-1"],
+        JSON.stringify({ me, room, author: message.author })
+      );
+    }
+  });
+});
 
 describe("reconnect", () => {
   test("a reconnect rejoins every watched room since its cursor", () => {

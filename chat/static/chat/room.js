@@ -663,6 +663,7 @@ const client = new ChatClient({
   // before this one; the browser tests shorten them.
   options: window.CHATSYNC_OPTIONS || {},
   storageKey: `chatsite.outbox.${config.username || "anonymous"}`,
+  me: config.username || null,
   view: {
     message: showMessage,
     edited(room, msg) {
@@ -764,7 +765,7 @@ const composer =
 function adoptServerLines() {
   for (const msg of log.hydrate(first)) {
     if (client.rooms.has(config.room)) client.markShown(config.room, msg);
-    if (msg.client_id && msg.author === config.username) client.discard(msg.client_id);
+    client.stored(config.room, msg);
   }
 }
 

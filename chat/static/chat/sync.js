@@ -96,7 +96,8 @@ class ChatClient {
   //   pending(item), acked(item, ack), failed(item), joined(frame),
   //   frame(frame) for everything else.
   // storage: {getItem, setItem} (sessionStorage in the browser) to keep the outbox.
-  constructor({ send, view = {}, storage = null, storageKey = "chatsite.outbox", now = Date.now, options = {} }) {
+  // me: the signed-in user's name; their stored messages settle the outbox (see `stored`).
+  constructor({ send, view = {}, storage = null, storageKey = "chatsite.outbox", now = Date.now, options = {}, me = null }) {
     this.sendFrame = (frame) => {
       this.lastSentAt = this.now();
       return send(frame);
@@ -104,6 +105,7 @@ class ChatClient {
     this.view = view;
     this.storage = storage;
     this.storageKey = storageKey;
+    this.me = me;
     this.now = now;
     this.options = Object.assign({}, DEFAULTS, options);
     this.rooms = new Map();
@@ -252,6 +254,7 @@ class ChatClient {
   showMessage(room, message, older = false) {
     const state = this.rooms.get(room);
     if (!state) return;
+    this.stored(room, message);
     const change = state.apply(message, older);
     if (change === "new") {
       if (this.view.message) this.view.message(room, message);
@@ -334,6 +337,16 @@ class ChatClient {
     this.saveOutbox();
     if (this.view.pending) this.view.pending(item);
     this.trySend(item);
+  }
+
+  // One's own message seen stored (live, in a replay, or on the page the server rendered) is
+  // done with, whatever became of its ack: the broadcast may come first, and a reload or a
+  // dropped socket may cut the ack off. The view has put the stored line in its outbox line's
+  // place; the ack, if it comes, finds nothing left to do.
+  stored(room, message) {
+    if (!message.client_id || this.me === null || message.author !== this.me) return;
+    const item = this.outbox.get(message.client_id);
+    if (item && item.room === room) this.discard(message.client_id);
   }
 
   // Drop a message the user gave up on.
