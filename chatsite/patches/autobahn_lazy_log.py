@@ -19,13 +19,14 @@ call still returns an object that formats to the same text, but only if it is fo
 Relies on `autobahn.websocket.protocol` naming `pprint.pformat` as `pformat`, and on
 `_connectionMade` calling it once, for that debug message; and on both modules naming
 `autobahn.util`'s `hltype` and `hlval` and calling them only to make a log message's
-fields (`name=hltype(...)`). `check()` asserts all of it.
+fields (`self.log.debug(..., name=hltype(...))`). `check()` asserts all of it, the calls by
+the modules' syntax trees.
 """
 
+import ast
 import functools
 import inspect
 import pprint
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -111,14 +112,35 @@ def check() -> None:
         )
 
 
+LOG_METHODS = frozenset({"trace", "debug", "info", "warn", "error", "critical", "failure"})
+
+
+def _calls(node: ast.AST, name: str) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name
+
+
+def _is_log_call(node: ast.AST) -> bool:
+    """`<anything>.log.<level>(...)`: a txaio logger's method."""
+    if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+        return False
+    owner = node.func.value
+    owner_name = getattr(owner, "attr", None) or getattr(owner, "id", None)
+    return node.func.attr in LOG_METHODS and owner_name == "log"
+
+
 def _check_highlights() -> None:
     for module in HIGHLIGHTING_MODULES:
-        source = inspect.getsource(module)
+        tree = ast.parse(inspect.getsource(module))
         for name, lazy in LAZY_HIGHLIGHTS.items():
             if getattr(module, name, None) not in (getattr(util, name), lazy):
                 raise fail(PATCH, "autobahn", f"{module.__name__}.{name}", "is no longer util's")
-            calls = len(re.findall(rf"\b{name}\(", source))
-            as_fields = len(re.findall(rf"\w=\s*{name}\(", source))
+            calls = sum(_calls(node, name) for node in ast.walk(tree))
+            as_fields = sum(
+                _calls(keyword.value, name)
+                for node in ast.walk(tree)
+                if _is_log_call(node)
+                for keyword in node.keywords
+            )
             if calls != as_fields:
                 raise fail(
                     PATCH,

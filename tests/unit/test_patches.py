@@ -9,6 +9,7 @@ import re
 import socket
 import types
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -141,10 +142,15 @@ def _register_producer_keeping_it(self, producer, streaming):
 _getsource = inspect.getsource
 
 
-def _source_that_also_highlights_elsewhere(obj: Any) -> str:
-    """autobahn's source, as if it used hltype's text for more than a log message."""
-    source = _getsource(obj)
-    return source + "\nname = 'x' + hltype(name)\n" if obj is autobahn_protocol else source
+def _source_that_also_highlights(elsewhere: str) -> Callable[[Any], str]:
+    """autobahn's source, as if it used hltype's text for more than a log message: in an
+    expression, an assignment written like a field, or a field of a call that is not a log's."""
+
+    def getsource(obj: Any) -> str:
+        source = _getsource(obj)
+        return f"{source}\n{elsewhere}\n" if obj is autobahn_protocol else source
+
+    return getsource
 
 
 BREAKAGES = [
@@ -181,12 +187,20 @@ BREAKAGES = [
     ("autobahn_lazy_log", autobahn_protocol, "pformat", repr, "protocol.pformat"),
     ("autobahn_lazy_log", autobahn_protocol, "hltype", repr, "protocol.hltype"),
     ("autobahn_lazy_log", autobahn_twisted, "hlval", None, "twisted.websocket.hlval"),
-    (
-        "autobahn_lazy_log",
-        autobahn_lazy_log.inspect,
-        "getsource",
-        _source_that_also_highlights_elsewhere,
-        "calling hltype only for a log message's fields",
+    *(
+        (
+            "autobahn_lazy_log",
+            autobahn_lazy_log.inspect,
+            "getsource",
+            _source_that_also_highlights(elsewhere),
+            "calling hltype only for a log message's fields",
+        )
+        for elsewhere in (
+            "name = 'x' + hltype(name)",
+            "name=hltype(name)",
+            "print(name=hltype(name))",
+            "self.log.debug('{x}', x=str(hltype(name)))",
+        )
     ),
     (
         "autobahn_lazy_log",
