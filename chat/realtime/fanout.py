@@ -23,6 +23,7 @@ socket the rooms' latest seqs, so its client resyncs what the outage cost it.
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -143,18 +144,10 @@ class Fanout:
         waits out a blip (Redis restarting, or a new connection to it timing out while a
         storm of handshakes holds the event loop) instead of being closed with 1011. A
         failure that lasts longer propagates, as before. Logged once, like any outage."""
-        give_up = asyncio.get_running_loop().time() + SUBSCRIBE_PATIENCE
-        while True:
-            try:
-                await self.layer.group_add(layer_group, self.channel_name)
-            except Exception as error:
-                delay = self.subscribing.failed(error)
-                if asyncio.get_running_loop().time() + delay > give_up:
-                    raise
-                await asyncio.sleep(delay)
-            else:
-                self.subscribing.recovered()
-                return
+        await self.subscribing.retry(
+            lambda: self.layer.group_add(layer_group, self.channel_name),
+            deadline=time.monotonic() + SUBSCRIBE_PATIENCE,
+        )
 
     async def discard(self, group: str, member: Member) -> None:
         """Stop delivering to `member`; the process leaves the group's carrier with the last
@@ -217,17 +210,9 @@ class Fanout:
         every local socket's client check what it missed."""
         delay = self.outage.failed(error)
         self._release_waiters()
-        while True:
-            stop_if_cancelled()
-            await asyncio.sleep(delay)
-            try:
-                await self._subscribe_again()
-            except Exception as error:
-                delay = self.outage.failed(error)
-            else:
-                break
-        if self.outage.recovered():
-            await self._tell_members_to_check()
+        await asyncio.sleep(delay)
+        await self.outage.retry(self._subscribe_again)
+        await self._tell_members_to_check()
 
     async def _subscribe_again(self) -> None:
         """Add the process to each of its layer groups again (idempotent for the layer)."""

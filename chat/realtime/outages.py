@@ -8,12 +8,15 @@ import logging
 import random
 import sys
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     import redis.asyncio
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 FIRST_RETRY = 0.1  # seconds
 LAST_RETRY = 2.0  # the longest wait between two tries
@@ -74,6 +77,25 @@ class Outage:
             logger.error("Lost %s (%s: %s); retrying", self.what, type(error).__name__, error)
         delay = min(LAST_RETRY, FIRST_RETRY * 2 ** (self.failures - 1))
         return delay * random.uniform(0.5, 1.0)
+
+    async def retry(
+        self, attempt: Callable[[], Awaitable[T]], *, deadline: float | None = None
+    ) -> T:
+        """What `attempt()` returns, tried again with backoff while it fails (logged as
+        above). With a `deadline` (`time.monotonic()`), a failure whose next try would start
+        past it is raised instead."""
+        while True:
+            stop_if_cancelled()
+            try:
+                result = await attempt()
+            except Exception as error:
+                delay = self.failed(error)
+                if deadline is not None and time.monotonic() + delay > deadline:
+                    raise
+                await asyncio.sleep(delay)
+            else:
+                self.recovered()
+                return result
 
     def recovered(self) -> bool:
         """Record a success; True (and logged) when it ends an outage."""

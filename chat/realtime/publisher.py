@@ -112,19 +112,13 @@ class Publisher:
         message still unsent GIVE_UP_AFTER seconds after its first event was queued is
         dropped (the clients resync what they miss). The outage is logged once, and its end
         too."""
-        while True:
-            stop_if_cancelled()
-            try:
-                await self.runtime.layer.group_send(group, message)
-            except Exception as error:
-                delay = self.outage.failed(error)
-                if time.monotonic() + delay - queued_at > GIVE_UP_AFTER:
-                    self.outage.skipped += event_count(message)
-                    return
-                await asyncio.sleep(delay)
-            else:
-                self.outage.recovered()
-                return
+        try:
+            await self.outage.retry(
+                lambda: self.runtime.layer.group_send(group, message),
+                deadline=queued_at + GIVE_UP_AFTER,
+            )
+        except Exception:
+            self.outage.skipped += event_count(message)
 
 
 Send = tuple[float, dict[str, Any]]  # (when its first event was queued, the layer message)
