@@ -303,9 +303,12 @@ CHAT_FALLBACK_MAX_UNACKED_BYTES = 1024 * 1024
 CHAT_GROUP_REFRESH_SECONDS = 3600
 # Rooms' events travel the channel layer in this many shard groups (layer_events.carrier):
 # a process subscribes to the shards of its rooms, and the publisher sends each shard the
-# events of all its rooms at once, so a hundred busy rooms cost a few layer messages a turn,
-# not a hundred. Every worker of a site must use the same number.
-CHAT_FANOUT_SHARDS = int(os.environ.get("CHAT_FANOUT_SHARDS", "8"))
+# events of all its rooms at once, so a hundred busy rooms cost one layer message a turn
+# and shard, not a hundred. One by default: every worker then receives every room's events
+# and drops those of rooms it does not host, which costs less than a layer message per
+# shard and turn does unless workers host disjoint rooms (docs/performance.md, item 23).
+# Every worker of a site must use the same number.
+CHAT_FANOUT_SHARDS = int(os.environ.get("CHAT_FANOUT_SHARDS", "1"))
 # A send is acked once its broadcast was handed to this process's sockets, or after this
 # many seconds (a lost broadcast must not hold an ack forever).
 CHAT_ACK_WAITS_FOR_FANOUT = 2.0
