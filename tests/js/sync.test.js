@@ -890,8 +890,6 @@ describe("outbox persistence", () => {
   });
 });
 
-// --- Reconnect ------------------------------------------------------------------------------
-
 describe("one's own stored message settles the outbox", () => {
   // Every way a stored message of one's own reaches the client: each settles its outbox
   // item, in memory and in storage, whatever became of the ack.
@@ -975,6 +973,8 @@ describe("one's own stored message settles the outbox", () => {
     }
   });
 });
+
+// --- Reconnect ------------------------------------------------------------------------------
 
 describe("reconnect", () => {
   test("a reconnect rejoins every watched room since its cursor", () => {
