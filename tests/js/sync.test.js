@@ -945,13 +945,16 @@ describe("one's own stored message settles the outbox", () => {
     assert.deepEqual(harness({ storage }).client.pendingIn(ROOM), []);
   });
 
-  test("the page's own rendering of it (the `stored` call the room page makes)", () => {
-    const storage = fakeStorage();
-    harness({ storage }).client.submit(ROOM, "hello", "cid-1");
-    const reloaded = harness({ storage });
-    reloaded.client.stored(ROOM, msg(6, OWN));
-    assert.deepEqual(reloaded.client.pendingIn(ROOM), []);
-    assert.deepEqual(savedOutbox(storage), []);
+  test("rendered by the page after a reload, or in a thread's page (markShown), watched or not", () => {
+    for (const watched of [true, false]) {
+      const storage = fakeStorage();
+      harness({ storage }).client.submit(ROOM, "hello", "cid-1");
+      const reloaded = harness({ storage });
+      if (watched) reloaded.client.watch(ROOM, 5);
+      reloaded.client.markShown(ROOM, msg(6, OWN));
+      assert.deepEqual(reloaded.client.pendingIn(ROOM), [], `watched: ${watched}`);
+      assert.deepEqual(savedOutbox(storage), []);
+    }
   });
 
   test("not another user's message, one in another room, or any without `me` (the lobby)", () => {

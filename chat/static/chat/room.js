@@ -562,7 +562,7 @@ const frames = {
   thread(frame) {
     const view = page.views.get(frame.room);
     if (!view) return;
-    if (client.rooms.has(frame.room)) [frame.root, ...frame.messages].forEach((msg) => client.markShown(frame.room, msg));
+    [frame.root, ...frame.messages].forEach((msg) => client.markShown(frame.room, msg));
     threads.loaded(frame);
   },
   thread_read(frame) {
@@ -763,10 +763,7 @@ const composer =
 // The messages the server rendered are shown already: the client must not show them again.
 // One the outbox still holds was stored before a reload cut off its ack: it is done.
 function adoptServerLines() {
-  for (const msg of log.hydrate(first)) {
-    if (client.rooms.has(config.room)) client.markShown(config.room, msg);
-    client.stored(config.room, msg);
-  }
+  for (const msg of log.hydrate(first)) client.markShown(config.room, msg);
 }
 
 // The message the page was opened at (?at=<seq>): highlighted and scrolled into view.

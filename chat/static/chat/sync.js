@@ -145,9 +145,11 @@ class ChatClient {
     if (this.open && !state.syncing) this.join(room, state);
   }
 
-  // Already-rendered messages count as shown.
+  // Already-rendered messages (the page's own, a thread's) count as shown, and settle the
+  // outbox as any stored message of one's own does.
   markShown(room, message) {
-    this.rooms.get(room).add(message);
+    this.rooms.get(room)?.add(message);
+    this.stored(room, message);
   }
 
   join(room, state) {
@@ -339,8 +341,8 @@ class ChatClient {
     this.trySend(item);
   }
 
-  // One's own message seen stored (live, in a replay, or on the page the server rendered) is
-  // done with, whatever became of its ack: the broadcast may come first, and a reload or a
+  // One's own message seen stored (live, in a replay or a page of history, or rendered by
+  // the page or a thread: showMessage and markShown) is done with, whatever became of its ack: the broadcast may come first, and a reload or a
   // dropped socket may cut the ack off. The view has put the stored line in its outbox line's
   // place; the ack, if it comes, finds nothing left to do.
   stored(room, message) {
