@@ -35,7 +35,7 @@ from chatsite.patches.daphne_frames import text_frame
 from ..protocol import events
 from .layer_events import EVENT_BATCH, EVENT_STREAMS, carrier
 from .layers import CHANNEL_PREFIX
-from .outages import Outage, stop_if_cancelled
+from .outages import LAYER_PATIENCE, Outage, stop_if_cancelled
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -43,8 +43,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # Seconds a socket's subscription (at connect, at a join) waits for a failing layer before
-# its error propagates: as long as the publisher keeps a broadcast (publisher.GIVE_UP_AFTER).
-SUBSCRIBE_PATIENCE = 10.0
+# its error propagates.
+SUBSCRIBE_PATIENCE = LAYER_PATIENCE
 
 
 class Member(Protocol):

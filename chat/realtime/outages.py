@@ -20,6 +20,10 @@ T = TypeVar("T")
 
 FIRST_RETRY = 0.1  # seconds
 LAST_RETRY = 2.0  # the longest wait between two tries
+# Seconds work that needs the channel layer waits out a failing one before giving up: a
+# broadcast later than this is worth less than the clients' resync, and a socket's
+# subscription waits as long as a broadcast would.
+LAYER_PATIENCE = 10.0
 
 
 def stop_if_cancelled() -> None:

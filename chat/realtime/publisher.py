@@ -28,7 +28,7 @@ from .layer_events import (
     is_room_stream,
     streams_event,
 )
-from .outages import Outage, stop_if_cancelled
+from .outages import LAYER_PATIENCE, Outage, stop_if_cancelled
 from .runtime import runtime_for_loop
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-GIVE_UP_AFTER = 10.0  # seconds: a broadcast this late is worth less than the resync
+GIVE_UP_AFTER = LAYER_PATIENCE  # seconds after it was queued, a broadcast is dropped
 TURN = 2000  # events taken from the queue at most per turn
 LANES = 32  # layer groups sent side by side at most (on Redis, each holds a pooled connection)
 
