@@ -2,8 +2,8 @@
 
 Pages, sockets, the write-time check in SQL and the mention filter all ask here. Each rule
 that must also run inside a query has its forms side by side (a Python test on one room, a
-`Q` on rooms or users, and for writes an SQL predicate), and `tests/unit/test_access.py` checks
-that the forms agree on every role and kind of room.
+`Q` on rooms or users, and for writing and being notified an SQL predicate), and
+`tests/unit/test_access.py` checks that the forms agree on every role and kind of room.
 
 The rules:
 - A signed-in user is an authenticated, active account; a deactivated one counts as nobody.
@@ -23,7 +23,6 @@ The rules:
   is managed no more, but those who may manage it may *un-archive* it.
 """
 
-from collections.abc import Collection
 from datetime import timedelta
 
 from django.conf import settings
@@ -105,11 +104,19 @@ def notifiable_memberships(room: Room) -> QuerySet[Membership]:
     return memberships.exclude(user__chat_bans__room=room)
 
 
-def notifiable_memberships_in(room_ids: Collection[int]) -> QuerySet[Membership]:
-    """`notifiable_memberships` of several rooms in one query (a group commit's rooms)."""
-    banned = Ban.objects.filter(room=OuterRef("room_id"), user=OuterRef("user_id"))
-    memberships = Membership.objects.filter(room__in=room_ids, user__is_active=True)
-    return memberships.exclude(Exists(banned))
+def notifiable_sql(*, membership: str) -> str:
+    """`notifiable_memberships` as an SQL predicate on a row of the membership table named
+    `membership` in the query, for the statement that numbers a group commit's messages
+    (`services._counters_bumped`): it reads who hears every message of each room in the
+    same trip to the database."""
+    users = connection.ops.quote_name(get_user_model()._meta.db_table)
+    bans = connection.ops.quote_name(Ban._meta.db_table)
+    return (
+        f"(EXISTS (SELECT 1 FROM {users} nu WHERE nu.id = {membership}.user_id"
+        f" AND nu.is_active)"
+        f" AND NOT EXISTS (SELECT 1 FROM {bans} nb WHERE nb.room_id = {membership}.room_id"
+        f" AND nb.user_id = {membership}.user_id))"
+    )
 
 
 def notifiable_users(room: Room, usernames: set[str]) -> QuerySet[AbstractBaseUser]:

@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -225,7 +226,7 @@ def messages_create(*, drafts: Sequence[MessageDraft]) -> list[tuple[Message, bo
                     for index in live[room]:
                         slug = drafts[index].room.slug
                         results[index] = ChatError(ErrorCode.NOT_FOUND, f"No room {slug!r}.")
-            _insert_plain(plain, drafts=drafts, results=results)
+            _insert_plain(plain, drafts=drafts, counters=counters, results=results)
     except IntegrityError:
         results = [None] * len(drafts)
         with transaction.atomic():
@@ -305,24 +306,32 @@ def _check_body(draft: MessageDraft, *, author: AbstractBaseUser) -> None:
         )
 
 
-# A room's counter after a bump: (last_seq, is_archived, {actor id: may write there}).
-SeqCounter = tuple[int, bool, dict[int, bool]]
+class SeqCounter(NamedTuple):
+    """A room's counter after a bump, and what was read under its lock with it."""
+
+    last_seq: int
+    archived: bool
+    allowed: dict[int, bool]  # by actor id: whether they may still write in the room
+    hear_all: list[int]  # who hears every message of the room (`access.notifiable_sql`)
 
 
 def _counters_bumped(
     counts: Mapping[int, int], actors: Mapping[int, Sequence[int]], *, lock: Sequence[int]
 ) -> dict[int, SeqCounter]:
     """Add counts[room] to the counter of each room of `counts`, checking under its lock, as
-    `_next_seq` does, whether each of actors[room] may still write there. A room deleted
-    meanwhile has no counter in the result.
+    `_next_seq` does, whether each of actors[room] may still write there, and reading who
+    hears every message of the room. A room deleted meanwhile has no counter in the result.
 
     On PostgreSQL this is one statement for the whole batch, which first locks every room of
     `lock` (the batch's, plain or not) in the order of their ids, so that two batches never
-    wait for each other in a cycle. SQLite has one writer at a time: one UPDATE per room."""
+    wait for each other in a cycle. SQLite has one writer at a time: one UPDATE per room,
+    then one query for the listeners."""
     if not counts:
         return {}
     qn = connection.ops.quote_name
     room_table = qn(Room._meta.db_table)
+    memberships = qn(Membership._meta.db_table)
+    notifiable = access.notifiable_sql(membership="hm")
     counters: dict[int, SeqCounter] = {}
     with connection.cursor() as cursor:
         if connection.vendor != "postgresql":
@@ -337,11 +346,18 @@ def _counters_bumped(
                 row = cursor.fetchone()
                 if row is not None:  # None: the room is gone
                     last_seq, archived, *allowed = row
-                    counters[room_id] = (
-                        last_seq,
-                        bool(archived),
-                        dict(zip(ids, allowed, strict=True)),
+                    counters[room_id] = SeqCounter(
+                        last_seq, bool(archived), dict(zip(ids, allowed, strict=True)), []
                     )
+            if counters:
+                cursor.execute(
+                    f"SELECT hm.room_id, hm.user_id FROM {memberships} hm"
+                    f" WHERE hm.room_id IN ({', '.join(['%s'] * len(counters))})"
+                    f" AND hm.notify = %s AND {notifiable}",
+                    [*counters, Membership.Notify.ALL],
+                )
+                for room_id, user_id in cursor.fetchall():
+                    counters[room_id].hear_all.append(user_id)
             return counters
         pairs = sorted({(room_id, actor) for room_id in counts for actor in actors[room_id]})
         may_write, _ = access.may_write_sql(actor_column="actors.actor_id")
@@ -359,19 +375,29 @@ def _counters_bumped(
             f" AND (SELECT count(*) FROM locked) > 0"
             f" RETURNING {room_table}.id, {room_table}.last_seq, {room_table}.is_archived),"
             f" actors (room_id, actor_id) AS (SELECT * FROM unnest(%s::bigint[], %s::bigint[]))"
-            f" SELECT bumped.id, bumped.last_seq, bumped.is_archived, actors.actor_id, {may_write}"
+            # One row per room: its actors and whether each may write, in two arrays, and
+            # the members who hear every message (a round trip fewer than asking apart).
+            f" SELECT bumped.id, bumped.last_seq, bumped.is_archived,"
+            f" array_agg(actors.actor_id ORDER BY actors.actor_id),"
+            f" array_agg({may_write} ORDER BY actors.actor_id),"
+            f" ARRAY(SELECT hm.user_id FROM {memberships} hm WHERE hm.room_id = bumped.id"
+            f" AND hm.notify = %s AND {notifiable})"
             f" FROM bumped JOIN {room_table} ON {room_table}.id = bumped.id"
-            f" JOIN actors ON actors.room_id = bumped.id",
+            f" JOIN actors ON actors.room_id = bumped.id"
+            f" GROUP BY bumped.id, bumped.last_seq, bumped.is_archived, {room_table}.id",
             [
                 list(lock),
                 list(counts),
                 list(counts.values()),
                 [room_id for room_id, _ in pairs],
                 [actor for _, actor in pairs],
+                Membership.Notify.ALL,
             ],
         )
-        for room_id, last_seq, archived, actor_id, allowed in cursor.fetchall():
-            counters.setdefault(room_id, (last_seq, archived, {}))[2][actor_id] = allowed
+        for room_id, last_seq, archived, actor_ids, allowed, hear_all in cursor.fetchall():
+            counters[room_id] = SeqCounter(
+                last_seq, archived, dict(zip(actor_ids, allowed, strict=True)), hear_all
+            )
     return counters
 
 
@@ -388,7 +414,7 @@ def _plain_messages(
     the room's counter just bumped by their number. The drafts of authors who may not write
     there are refused, and their numbers given back (the room is still locked, so nobody
     took the next ones)."""
-    last_seq, archived, allowed = counter
+    last_seq, archived, allowed, _ = counter
     refused = {index for index in indexes if archived or not allowed[drafts[index].author.pk]}
     if refused:
         room_table = connection.ops.quote_name(Room._meta.db_table)
@@ -423,26 +449,26 @@ def _plain_messages(
 
 
 def _insert_plain(
-    plain: Sequence[tuple[int, Message]], *, drafts: Sequence[MessageDraft], results: list
+    plain: Sequence[tuple[int, Message]],
+    *,
+    drafts: Sequence[MessageDraft],
+    counters: Mapping[int, SeqCounter],
+    results: list,
 ) -> None:
     """Insert the plain drafts' messages in one statement (their ids come back: INSERT …
-    RETURNING), and schedule their broadcasts and notifications, the members who hear
-    every message of these rooms looked up in one query. A client_id already stored
-    raises IntegrityError (messages_create starts over the savepoint way)."""
+    RETURNING), and schedule their broadcasts and notifications, to the members who hear
+    every message of each room as read with its counter. A client_id already stored raises
+    IntegrityError (messages_create starts over the savepoint way)."""
     if not plain:
         return
     if connection.vendor == "postgresql":
         _insert_in_one_statement([message for _, message in plain])
     else:
         Message.objects.bulk_create([message for _, message in plain])
-    room_ids = {message.room_id for _, message in plain}
-    hear_all: dict[int, list[int]] = {room_id: [] for room_id in room_ids}
-    members = access.notifiable_memberships_in(room_ids).filter(notify=Membership.Notify.ALL)
-    for room_id, user_id in members.values_list("room_id", "user_id"):
-        hear_all[room_id].append(user_id)
     for index, message in plain:
         events.broadcast_on_commit(message.room_id, events.message_frame(message))
-        _notify(message, here=drafts[index].here, hear_all=hear_all[message.room_id])
+        hear_all = counters[message.room_id].hear_all
+        _notify(message, here=drafts[index].here, hear_all=hear_all)
         results[index] = (message, True)
 
 

@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 
 from chat import access, selectors, services
-from chat.models import Attachment, Ban, Message, Room
+from chat.models import Attachment, Ban, Membership, Message, Room
 from chat.protocol.errors import ChatError
 
 pytestmark = pytest.mark.django_db
@@ -81,6 +81,20 @@ def sql_may_write(user: Any, room: Room) -> bool:
     return bool(allowed)
 
 
+def sql_notifiable(user: Any, room: Room) -> bool:
+    """The group commit's predicate on the user's membership row of the room, if any."""
+    memberships = connection.ops.quote_name(Membership._meta.db_table)
+    fragment = access.notifiable_sql(membership="hm")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COUNT(*) FROM {memberships} hm"
+            f" WHERE hm.room_id = %s AND hm.user_id = %s AND {fragment}",
+            [room.pk, user.pk if user.pk is not None else -1],
+        )
+        (count,) = cursor.fetchone()
+    return count > 0
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("role", ROLES)
 def test_every_form_of_each_rule_agrees_with_the_table(role, kind, make_user):
@@ -96,11 +110,13 @@ def test_every_form_of_each_rule_agrees_with_the_table(role, kind, make_user):
     notified_q = access.notifiable_users(room, {username}).exists()
     notified_members = access.notifiable_members(room).filter(pk=getattr(user, "pk", None))
     notified_rows = access.notifiable_memberships(room).filter(user=getattr(user, "pk", None))
+    notified_sql = sql_notifiable(user, room)
 
     assert reads == reads_q == (kind in READS[role])
     assert writes_orm == writes_sql == (kind in WRITES[role])
     assert sees_q == access.can_see(user, room)
     assert notified == notified_q == notified_members.exists() == notified_rows.exists()
+    assert notified_sql == notified
     assert notified == (kind in NOTIFIED[role])
 
 
