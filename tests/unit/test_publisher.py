@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 
 from chat.protocol import events
@@ -370,3 +370,87 @@ def test_outside_any_event_loop_a_rooms_event_goes_to_its_shard_at_once():
 
     assert async_to_sync(received)() == event
     async_to_sync(layer.group_discard)(shard(3), channel)
+
+
+async def wait_for(condition: Any) -> None:
+    async with asyncio.timeout(2):
+        while not condition():  # noqa: ASYNC110 - a plain list filled by callbacks
+            await asyncio.sleep(0.001)
+
+
+async def test_a_worker_threads_burst_reaches_the_loop_in_order_with_one_wakeup(monkeypatch):
+    """publish() from the database thread (a group commit's broadcasts after commit): the
+    events reach this loop's publisher in the order published, and a burst wakes the loop
+    once, not once per event."""
+    loop = asyncio.get_running_loop()
+    got: list[int] = []
+    monkeypatch.setattr(publisher_module, "_enqueue", lambda group, event: got.append(event["seq"]))
+    wakeups: list[Any] = []
+    wake = loop.call_soon_threadsafe
+
+    def counted(callback: Any, *args: Any) -> Any:
+        if not callback.__module__.startswith("asyncio"):  # not a future's own completion
+            wakeups.append(callback)
+        return wake(callback, *args)
+
+    monkeypatch.setattr(loop, "call_soon_threadsafe", counted)
+
+    def burst(first: int) -> None:
+        for seq in range(first, first + 50):
+            publisher_module.publish(*message(1, seq))
+
+    await sync_to_async(burst)(1)
+    await wait_for(lambda: len(got) == 50)
+    await sync_to_async(burst)(51)
+    await wait_for(lambda: len(got) == 100)
+
+    assert got == list(range(1, 101))
+    assert len(wakeups) == 2
+
+
+async def test_an_event_put_while_the_loop_drains_is_not_left_behind(monkeypatch):
+    """The wakeup is skipped only while one is due: an event put from another thread while
+    the loop is draining goes in that drain or the next, never waits for a later put."""
+    handoff = publisher_module.Handoff(asyncio.get_running_loop())
+    got: list[int] = []
+
+    def enqueue(group: str, event: dict[str, Any]) -> None:
+        got.append(event["seq"])
+        if event["seq"] == 1:  # another thread puts the next one meanwhile
+            handoff.put(*message(1, 2))
+
+    monkeypatch.setattr(publisher_module, "_enqueue", enqueue)
+    handoff.put(*message(1, 1))
+    await wait_for(lambda: len(got) == 2)
+    handoff.put(*message(1, 3))  # after the drain emptied the queue: a wakeup of its own
+    await wait_for(lambda: len(got) == 3)
+
+    assert got == [1, 2, 3]
+    assert not handoff.events
+
+
+async def test_an_event_that_cannot_be_queued_does_not_hold_back_the_next(monkeypatch, caplog):
+    handoff = publisher_module.Handoff(asyncio.get_running_loop())
+    got: list[int] = []
+
+    def enqueue(group: str, event: dict[str, Any]) -> None:
+        if event["seq"] == 1:
+            raise RuntimeError("no runtime")
+        got.append(event["seq"])
+
+    monkeypatch.setattr(publisher_module, "_enqueue", enqueue)
+    handoff.put(*message(1, 1))
+    handoff.put(*message(1, 2))
+    await wait_for(lambda: got == [2])
+
+    assert "Could not queue a broadcast" in caplog.text
+
+
+def test_a_closed_loop_refuses_the_event_and_no_wakeup_stays_due():
+    loop = asyncio.new_event_loop()
+    loop.close()
+    handoff = publisher_module.Handoff(loop)
+
+    with pytest.raises(RuntimeError):
+        handoff.put(*message(1, 1))
+    assert handoff.scheduled is False
