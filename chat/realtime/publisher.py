@@ -76,7 +76,8 @@ class Handoff:
     and a write to the loop's self-pipe), not fifty."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+        # Weakly: `_handoffs` keeps a handoff only as long as its loop lives.
+        self.loop = weakref.ref(loop)
         self.events: collections.deque[tuple[str, dict[str, Any]]] = collections.deque()
         self.scheduled = False
 
@@ -88,8 +89,11 @@ class Handoff:
         if not self.scheduled:
             self.scheduled = True
             try:
-                self.loop.call_soon_threadsafe(self.drain)
-            except RuntimeError:  # the loop is closed: nobody will drain
+                loop = self.loop()
+                if loop is None:
+                    raise RuntimeError("Event loop is gone")
+                loop.call_soon_threadsafe(self.drain)
+            except RuntimeError:  # the loop is closed or gone: nobody will drain
                 self.scheduled = False
                 raise
 

@@ -6,7 +6,9 @@ place among all of them. The delivery guarantees end to end are in tests/asgi
 (test_reliability, test_bans, test_revocations); here, the rules themselves."""
 
 import asyncio
+import gc
 import logging
+import weakref
 from typing import Any
 
 import pytest
@@ -454,3 +456,17 @@ def test_a_closed_loop_refuses_the_event_and_no_wakeup_stays_due():
     with pytest.raises(RuntimeError):
         handoff.put(*message(1, 1))
     assert handoff.scheduled is False
+
+
+def test_a_handoff_does_not_keep_its_loop_alive():
+    """The handoffs are kept by loop, weakly: a handoff must not hold its loop either."""
+    loop = asyncio.new_event_loop()
+    handoff = publisher_module._handoff(loop)
+    gone = weakref.ref(loop)
+    loop.close()
+    del loop
+    gc.collect()
+
+    assert gone() is None
+    with pytest.raises(RuntimeError):
+        handoff.put(*message(1, 1))
