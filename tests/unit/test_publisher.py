@@ -8,6 +8,7 @@ place among all of them. The delivery guarantees end to end are in tests/asgi
 import asyncio
 import gc
 import logging
+import threading
 import weakref
 from typing import Any
 
@@ -380,22 +381,15 @@ async def wait_for(condition: Any) -> None:
             await asyncio.sleep(0.001)
 
 
-async def test_a_worker_threads_burst_reaches_the_loop_in_order_with_one_wakeup(monkeypatch):
+async def test_a_worker_threads_burst_reaches_the_loop_in_order_through_its_handoff(
+    monkeypatch,
+):
     """publish() from the database thread (a group commit's broadcasts after commit): the
-    events reach this loop's publisher in the order published, and a burst wakes the loop
-    once, not once per event."""
+    events reach this loop's publisher in the order published, through the loop's one
+    Handoff."""
     loop = asyncio.get_running_loop()
     got: list[int] = []
     monkeypatch.setattr(publisher_module, "_enqueue", lambda group, event: got.append(event["seq"]))
-    wakeups: list[Any] = []
-    wake = loop.call_soon_threadsafe
-
-    def counted(callback: Any, *args: Any) -> Any:
-        if not callback.__module__.startswith("asyncio"):  # not a future's own completion
-            wakeups.append(callback)
-        return wake(callback, *args)
-
-    monkeypatch.setattr(loop, "call_soon_threadsafe", counted)
 
     def burst(first: int) -> None:
         for seq in range(first, first + 50):
@@ -407,7 +401,33 @@ async def test_a_worker_threads_burst_reaches_the_loop_in_order_with_one_wakeup(
     await wait_for(lambda: len(got) == 100)
 
     assert got == list(range(1, 101))
-    assert len(wakeups) == 2
+    assert publisher_module._handoffs.get(loop) is not None
+
+
+async def test_a_burst_put_before_the_loop_runs_wakes_it_once(monkeypatch):
+    """A wakeup only when none is due: fifty events put while the loop runs nothing (here
+    it waits for the putting thread) cost one `call_soon_threadsafe`, not fifty."""
+    loop = asyncio.get_running_loop()
+    handoff = publisher_module.Handoff(loop)
+    got: list[int] = []
+    monkeypatch.setattr(publisher_module, "_enqueue", lambda group, event: got.append(event["seq"]))
+    wakeups: list[Any] = []
+    wake = loop.call_soon_threadsafe
+
+    def counted(callback: Any, *args: Any) -> Any:
+        wakeups.append(callback)
+        return wake(callback, *args)
+
+    monkeypatch.setattr(loop, "call_soon_threadsafe", counted)
+    thread = threading.Thread(
+        target=lambda: [handoff.put(*message(1, seq)) for seq in range(1, 51)]
+    )
+    thread.start()
+    thread.join()  # the loop runs nothing meanwhile
+    await wait_for(lambda: len(got) == 50)
+
+    assert got == list(range(1, 51))
+    assert wakeups == [handoff.drain]
 
 
 async def test_an_event_put_while_the_loop_drains_is_not_left_behind(monkeypatch):
