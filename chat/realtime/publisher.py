@@ -72,8 +72,8 @@ def _enqueue(group: str, event: dict[str, Any]) -> None:
 class Handoff:
     """Events published from worker threads on their way to one event loop, in order, with
     one wakeup of the loop for all those put before it runs rather than one each: a group
-    commit's fifty broadcasts cost the database thread one `call_soon_threadsafe` (a lock
-    and a write to the loop's self-pipe), not fifty."""
+    commit's fifty broadcasts cost the database thread a `call_soon_threadsafe` (a lock and
+    a write to the loop's self-pipe) each time the loop has drained, not one per event."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # Weakly: `_handoffs` keeps a handoff only as long as its loop lives.
