@@ -414,7 +414,7 @@ def _plain_messages(
     the room's counter just bumped by their number. The drafts of authors who may not write
     there are refused, and their numbers given back (the room is still locked, so nobody
     took the next ones)."""
-    last_seq, archived, allowed, _ = counter
+    last_seq, archived, allowed = counter.last_seq, counter.archived, counter.allowed
     refused = {index for index in indexes if archived or not allowed[drafts[index].author.pk]}
     if refused:
         room_table = connection.ops.quote_name(Room._meta.db_table)

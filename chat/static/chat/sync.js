@@ -342,9 +342,10 @@ class ChatClient {
   }
 
   // One's own message seen stored (live, in a replay or a page of history, or rendered by
-  // the page or a thread: showMessage and markShown) is done with, whatever became of its ack: the broadcast may come first, and a reload or a
-  // dropped socket may cut the ack off. The view has put the stored line in its outbox line's
-  // place; the ack, if it comes, finds nothing left to do.
+  // the page or a thread: showMessage and markShown) is done with, whatever became of its
+  // ack: the broadcast may come first, and a reload or a dropped socket may cut the ack off.
+  // The view has put the stored line in its outbox line's place; the ack, if it comes,
+  // finds nothing left to do.
   stored(room, message) {
     if (!message.client_id || this.me === null || message.author !== this.me) return;
     const item = this.outbox.get(message.client_id);
