@@ -24,7 +24,9 @@
 //   pace; the sender stays in this process. Over WebSockets the listeners are raw clients
 //   (`--client raw`, the default): a TCP socket that parses frames and finds the message's
 //   client_id with one buffer search, the same cheap code for every server; `--client lib`
-//   uses `ws` / socket.io-client instead.
+//   uses `ws` / socket.io-client instead; `--client native` runs the same raw client in C
+//   (listeners.c, built by bench/run.py; `--native PATH`, default build/listeners), about
+//   half the JavaScript one's CPU per delivery, which bench/run.py uses by default.
 //
 // Targets: chatsite, socketio (socketio_server.js), websockets (websockets_server.py, which
 // speaks chatsite's join/send/message/ack frames without sessions).
@@ -73,6 +75,7 @@ function parseArgs(argv) {
     bodySize: 48,
     procs: 1,
     client: "raw",
+    native: require("node:path").join(__dirname, "build", "listeners"),
     role: "main",
     prefix: null,
   };
@@ -101,6 +104,7 @@ function parseArgs(argv) {
     "--services": "services",
     "--server-pid": "serverPid",
     "--client": "client",
+    "--native": "native",
     "--role": "role",
     "--prefix": "prefix",
   };
@@ -122,7 +126,10 @@ function parseArgs(argv) {
   if (!["chatsite", "socketio", "websockets"].includes(opts.target)) {
     usage("--target chatsite|socketio|websockets");
   }
-  if (!["raw", "lib"].includes(opts.client)) usage("--client raw|lib");
+  if (!["native", "raw", "lib"].includes(opts.client)) usage("--client native|raw|lib");
+  if (opts.client === "native" && !fs.existsSync(opts.native)) {
+    usage(`--client native needs ${opts.native} (bench/run.py builds it from listeners.c)`);
+  }
   if (opts.serverPid !== null && !/^\d+(,\d+)*$/.test(opts.serverPid)) {
     usage("--server-pid PID[,PID...] (a server's process, or its workers')");
   }
@@ -934,6 +941,42 @@ class RawListener {
   }
 }
 
+// The native listeners -----------------------------------------------------------------------
+// The same listener process in C (listeners.c, built by bench/run.py), for when the cheapest
+// JavaScript client still costs about what a bare server spends per delivery: then the
+// generator, not the server, sets the pace. It answers the IPC messages of listenerProcess()
+// as JSON lines on its stdout and takes them as text lines on its stdin.
+
+/** A listener process of `count` native clients, with a forked child's interface: pid,
+ * send(msg), "message" and "exit" events, kill(). */
+function nativeListeners(count, prefix) {
+  const { spawn } = require("node:child_process");
+  const url = new URL(opts.url);
+  const child = spawn(
+    opts.native,
+    ["--host", url.hostname, "--port", url.port, "--target", opts.target, "--room", opts.room,
+     "--prefix", prefix, "--count", String(count), "--batch", String(opts.batch),
+     "--connect-timeout", String(opts.connectTimeout)],
+    { stdio: ["pipe", "pipe", "inherit"] },
+  );
+  readline.createInterface({ input: child.stdout }).on("line", (line) => {
+    const msg = JSON.parse(line);
+    if (msg.type === "result") msg.transport_stats = {}; // no HTTP transport to count
+    child.emit("message", msg);
+  });
+  child.send = (msg) => {
+    const words = {
+      connect: ["connect"],
+      sent: ["sent", msg.seq, msg.sentAt, msg.measuring ? 1 : 0],
+      giveup: ["giveup", msg.seq],
+      finish: ["finish"],
+    }[msg.type];
+    child.stdin.write(`${words.join(" ")}\n`);
+  };
+  child.stdin.on("error", () => {}); // it exited; its "exit" event says so
+  return child;
+}
+
 // Broadcast --------------------------------------------------------------------------------
 // The sender (this process) and the listeners (--procs listener processes) talk over IPC:
 //   listener → main: {type: "ready", connect}, {type: "complete", seq, missing}, {type: "result", ...}
@@ -953,12 +996,15 @@ async function broadcast() {
   const passOn = ["--target", opts.target, "--url", opts.url, "--room", opts.room];
   passOn.push("--transport", opts.transport, "--client", opts.client, "--batch", String(opts.batch));
   passOn.push("--connect-timeout", String(opts.connectTimeout), "--deadline", String(opts.deadline));
+  const native = opts.transport === "ws" && opts.client === "native";
   const workers = shares.map((share) => {
-    const child = fork(
-      __filename,
-      [...passOn, "--role", "listeners", "--prefix", prefix, "broadcast", "--listeners", String(share)],
-      { serialization: "advanced", stdio: ["ignore", "ignore", "inherit", "ipc"] },
-    );
+    const child = native
+      ? nativeListeners(share, prefix)
+      : fork(
+          __filename,
+          [...passOn, "--role", "listeners", "--prefix", prefix, "broadcast", "--listeners", String(share)],
+          { serialization: "advanced", stdio: ["ignore", "ignore", "inherit", "ipc"] },
+        );
     const worker = { child, share, ready: null, result: null, answered: true, missing: 0 };
     worker.ready = new Promise((resolve, reject) => {
       worker.onReady = resolve;

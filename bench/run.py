@@ -156,6 +156,36 @@ class Processes:
             self.stop(proc, grace=2.0)
 
 
+def build_listeners(out: Path) -> Path:
+    """Compiles the native listener process (listeners.c) into `out`, a run's temp folder, so
+    no build product lands in the checkout. A C compiler is on every machine that builds
+    psycopg or the Python headers' packages; without one the run says so and stops."""
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if not compiler:
+        raise BenchError(
+            "no C compiler (cc or gcc) for bench/listeners.c: set CC, or use --listener-client raw"
+        )
+    binary = out / "listeners"
+    done = subprocess.run(
+        [
+            compiler,
+            "-O2",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-o",
+            str(binary),
+            str(BENCH / "listeners.c"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode:
+        raise BenchError(f"building bench/listeners.c failed:\n{done.stderr}")
+    return binary
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
@@ -432,6 +462,7 @@ class Run:
     procs: Processes = field(default_factory=Processes)
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(50))
     patience_used: float = 0.0
+    native: Path | None = None  # the built listeners.c, once a workload needs it
 
     # Servers ------------------------------------------------------------------------------
 
@@ -570,6 +601,7 @@ class Run:
             *(["--cookies", str(config.cookies)] if config.cookies else []),
             *(["--services", "redis-server,postgres"] if config.redis else []),
             *(["--procs", str(self.generator_procs())] if workload[0] == "broadcast" else []),
+            *self.listener_client(),
             *workload,
         ]
         log_path = self.tmp / f"{name}.loadgen.log"
@@ -582,6 +614,15 @@ class Run:
             stdout=subprocess.PIPE,
         )
         return proc, log_path
+
+    def listener_client(self) -> list[str]:
+        """The broadcast listeners' client (--listener-client): native (listeners.c, built
+        once per run) or loadgen.js's raw one."""
+        if self.args.listener_client != "native":
+            return ["--client", self.args.listener_client]
+        if self.native is None:
+            self.native = build_listeners(self.tmp)
+        return ["--client", "native", "--native", str(self.native)]
 
     def generator_procs(self) -> int:
         """Listener processes for a broadcast: --generator-procs, or one per generator core
@@ -792,6 +833,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=int,
         default=0,
         help="listener processes of the broadcast (default: one per generator core, at least 2)",
+    )
+    parser.add_argument(
+        "--listener-client",
+        choices=("native", "raw"),
+        default="native",
+        help="the broadcast listeners: native (bench/listeners.c, compiled with cc) or raw "
+        "(loadgen.js's JavaScript client)",
     )
     parser.add_argument(
         "--retries", type=int, default=1, help="re-measure a run disturbed by other work"

@@ -1,5 +1,6 @@
 """The bench's load generator (bench/loadgen.js) against the two reference servers: its raw
-listeners, spread over several processes, hear every broadcast of both protocols."""
+listeners, spread over several processes, hear every broadcast of both protocols, and so do
+its native ones (bench/listeners.c), which also count what is late, foreign or missing."""
 
 import json
 import shutil
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support import PROJECT_ROOT
+from tests.support.deps import need
 
 pytestmark = pytest.mark.live
 
@@ -20,11 +22,6 @@ SERVERS = {
     "websockets": [sys.executable, "websockets_server.py", "--port"],
     "socketio": ["node", "socketio_server.js", "--port"],
 }
-
-if not shutil.which("node") or not (BENCH / "node_modules" / "ws").exists():
-    pytest.skip(
-        "needs node and bench/node_modules (make bench runs npm ci)", allow_module_level=True
-    )
 
 
 def free_port() -> int:
@@ -36,6 +33,11 @@ def free_port() -> int:
 @pytest.fixture(params=sorted(SERVERS))
 def server(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
     """A reference server on a free port: (its loadgen target, the port)."""
+    need(
+        "bench",
+        bool(shutil.which("node")) and (BENCH / "node_modules" / "ws").exists(),
+        "loadgen.js needs node and bench/node_modules (make bench runs npm ci)",
+    )
     port = free_port()
     proc = subprocess.Popen(
         [*SERVERS[request.param], str(port)],
@@ -81,6 +83,68 @@ def test_raw_listeners_in_three_processes_hear_every_broadcast(server):
     # The sender's process and the three listener processes, each with its CPU share.
     assert len(result["window"]["generator_procs_pct"]) == 4
     assert 0 <= result["latency"]["p50_ms"] < (time.monotonic() - started) * 1000
+
+
+@pytest.fixture(scope="module")
+def native(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """bench/listeners.c, built as bench/run.py builds it."""
+    need("cc", bool(shutil.which("cc") or shutil.which("gcc")), "no C compiler for listeners.c")
+    sys.path.insert(0, str(BENCH))
+    try:
+        import run
+    finally:
+        sys.path.remove(str(BENCH))
+    return str(run.build_listeners(tmp_path_factory.mktemp("native")))
+
+
+def test_native_listeners_in_three_processes_hear_every_broadcast(server, native):
+    target, port = server
+    result = broadcast(target, port, "--procs", "3", "--client", "native", "--native", native)
+    assert result["event"] == "result", result
+    assert (result["client"], result["listener_procs"]) == ("native", 3)
+    assert result["connect"]["listeners"]["connected"] == 30
+    assert (result["deliveries"], result["expected_deliveries"]) == (150, 150)
+    assert (result["dropped"], result["late"], result["duplicates"], result["foreign"]) == (
+        0,
+        0,
+        0,
+        0,
+    )
+    # Each native process's CPU is counted as the generator's.
+    assert len(result["window"]["generator_procs_pct"]) == 4
+    assert result["latency"]["count"] == 150
+
+
+def test_a_native_listener_that_cannot_connect_is_reported_not_hung(native):
+    """Nothing listens on the port: every socket fails, and the process says why, at once."""
+    proc = subprocess.Popen(
+        [native, "--port", str(free_port()), "--target", "chatsite", "--count", "3"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    proc.stdin.write("connect\n")
+    proc.stdin.flush()
+    ready = json.loads(proc.stdout.readline())
+    out, _ = proc.communicate("finish\n", timeout=30)
+    result = json.loads(out)
+    assert ready["connect"]["connected"] == 0
+    assert ready["connect"]["failures"] == 3
+    assert ready["connect"]["failure_samples"] == ["connect: Connection refused"]
+    assert result == {
+        "type": "result",
+        "late": 0,
+        "duplicates": 0,
+        "foreign": 0,
+        "latencies": [],
+    }
+
+
+def test_native_listeners_refuse_bad_arguments(native):
+    for argv in (["--count", "3"], ["--port", "1", "--target", "irc"], ["--port"]):
+        proc = subprocess.run([native, *argv], capture_output=True, text=True, check=False)
+        assert proc.returncode == 2, argv
+        assert "usage: listeners" in proc.stderr
 
 
 def test_library_listeners_hear_the_same_broadcasts(server):
