@@ -181,6 +181,43 @@ function serverCpuSeconds() {
   return opts.serverPid ? opts.serverPid.split(",").map(pidCpuSeconds) : null;
 }
 
+/** How many of the port's connections each server process (each worker) holds: the split the
+ * kernel made of the sockets across a server's workers. */
+function serverSockets() {
+  if (!opts.serverPid) return null;
+  const port = Number(new URL(opts.url).port);
+  const established = new Set(); // socket inodes of connections to the port
+  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let text;
+    try {
+      text = fs.readFileSync(file, "utf8");
+    } catch {
+      continue; // no IPv6 here
+    }
+    for (const line of text.split("\n").slice(1)) {
+      // sl local_address rem_address st ... inode (man 5 proc); state 01 is ESTABLISHED.
+      const f = line.trim().split(/\s+/);
+      if (f.length > 9 && f[3] === "01" && parseInt(f[1].split(":")[1], 16) === port) {
+        established.add(f[9]);
+      }
+    }
+  }
+  return opts.serverPid.split(",").map((pid) => {
+    let held = 0;
+    for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+      let link;
+      try {
+        link = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue; // closed meanwhile
+      }
+      const inode = /^socket:\[(\d+)\]$/.exec(link);
+      if (inode && established.has(inode[1])) held += 1;
+    }
+    return held;
+  });
+}
+
 /** How many CPUs the generator may run on (its affinity; the listener processes inherit it):
  * the most CPU, in shares of one core, that all its processes together can use. */
 function generatorCores() {
@@ -275,6 +312,8 @@ class Window {
       generator_cores: generatorCores(),
       server_cpu_s: server,
       server_cpu_split_s: servers === null ? null : servers.map(r),
+      // Read after the CPU figures, so the reading's own cost is outside them.
+      server_sockets: serverSockets(),
       services_cpu_s: opts.services ? r(services) : null,
       services_cpu_by_name_s: opts.services
         ? Object.fromEntries(Object.entries(servicesByName).map(([n, s]) => [n, r(s)]))

@@ -462,13 +462,18 @@ def _workers_target(key: str, mine: dict[str, Any], results: dict[str, Any]) -> 
 
 
 def _workers_text(result: dict[str, Any]) -> str | None:
-    """'2 workers: 48% and 51% of a core each' for a run served by several workers."""
+    """'2 workers: 48% and 51% of a core each, holding 500 and 501 sockets' for a run served
+    by several workers (the sockets: how the kernel spread the connections over them)."""
     window = result.get("window") or {}
     split, seconds = window.get("server_cpu_split_s"), window.get("seconds")
     if not split or len(split) < 2 or not seconds:
         return None
     shares = " and ".join(f"{100 * s / seconds:.0f}%" for s in split)
-    return f"{len(split)} workers: {shares} of a core each"
+    text = f"{len(split)} workers: {shares} of a core each"
+    sockets = window.get("server_sockets")
+    if sockets and len(sockets) == len(split):
+        text += ", holding " + " and ".join(f"{n:,}" for n in sockets) + " sockets"
+    return text
 
 
 def _ratio(ratio: float | None, bound: float) -> str | None:
@@ -714,12 +719,21 @@ def render(results: dict[str, Any], *, analysis: str, chart_name: str) -> str:
         "chatsite's protocol (docs/protocol.md) and Socket.IO's (WebSocket transport only). "
         "In the broadcast the sender runs in one process and the listeners are spread over "
         f"{cores.get('generator_procs', 1)} listener processes (`--generator-procs`; by "
-        "default one per generator core and at least 2), each a raw WebSocket client: a TCP "
-        "socket that parses the server's frames in place and finds the run's client_id with "
-        "one buffer search, without a JSON parse, the same code for every server (the "
-        "Socket.IO listeners do engine.io's handshake and pings by hand). The sender and the "
-        "other workloads use `ws` and `socket.io-client`. It connects in batches of 100 and "
-        "joins every socket to the room before anything is measured."
+        "default one per generator core and at least 2), each holding raw WebSocket clients: "
+        "a TCP socket that parses the server's frames in place and finds the run's client_id "
+        "with one buffer search, without a JSON parse, the same code for every server (the "
+        "Socket.IO listeners do engine.io's handshake and pings by hand). "
+        + (
+            "The listener processes are `bench/listeners.c` (`--listener-client native`, "
+            "compiled with `cc` by each run): one epoll loop per process and one `read` per "
+            "ready socket, about half the CPU per delivery of the same client in JavaScript "
+            "(`--listener-client raw`), which set the pace of the bare servers' runs. "
+            if opts.get("listener_client", "raw") == "native"
+            else "The listener processes run loadgen.js's client in JavaScript "
+            "(`--listener-client raw`). "
+        )
+        + "The sender and the other workloads use `ws` and `socket.io-client`. It connects in "
+        "batches of 100 and joins every socket to the room before anything is measured."
     )
     add(
         "- **Servers under test**, each started fresh for every workload: (a) chatsite, one "

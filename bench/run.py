@@ -915,6 +915,7 @@ def main(argv: list[str]) -> int:
             "http": args.http,
             "senders": args.senders,
             "idle_sockets": args.idle_sockets,
+            "listener_client": args.listener_client,
         },
         "cores": {
             "server": run.cores.server,

@@ -245,6 +245,19 @@ def test_two_workers_are_judged_against_one_worker_on_the_same_layer(bench):
     assert any("2 workers: 48% and 50% of a core each" in line for line in report.bounds(results))
 
 
+def test_the_bounds_say_how_the_sockets_split_across_the_workers(bench):
+    _run, report = bench
+    two = two_workers(68_000)
+    two["window"]["server_sockets"] = [1_333, 1]
+    results = results_with(
+        redis=config_result("one", two_workers(40_000)), **{"redis-2": config_result("two", two)}
+    )
+    assert any(
+        "48% and 50% of a core each, holding 1,333 and 1 sockets" in line
+        for line in report.bounds(results)
+    )
+
+
 def test_two_workers_sharing_the_generators_cores_are_not_judged(bench):
     _run, report = bench
     results = results_with(
