@@ -8,7 +8,8 @@
 //             --prefix PREFIX --count N [--batch 100] [--connect-timeout 30]
 //
 // It speaks to loadgen.js in lines (stdin: commands, stdout: one JSON object per line):
-//   connect                      open N sockets, --batch at a time, each upgraded and joined
+//   connect                      open N sockets, each upgraded and joined, with --batch of
+//                                them in flight: one starts as soon as another is done
 //                                → {"type":"ready","connect":{wanted, connected, failures,
 //                                   failure_samples, seconds}}
 //   sent SEQ SENT_AT_MS MEASURING  message SEQ was sent at SENT_AT_MS (CLOCK_MONOTONIC, the
@@ -63,8 +64,8 @@ static double *latencies;
 static size_t latencies_len, latencies_cap;
 static long late, duplicates, foreign;
 
-// Opening: the batch in flight and what failed.
-static int next_index, in_flight, connected, failures, opening;
+// Opening: the sockets in flight and what failed.
+static int next_index, in_flight, connected, failures, opening, in_open_more;
 static double opening_started;
 static char samples[5][240];
 static int samples_len;
@@ -171,9 +172,9 @@ static void arrived(int index, long s) {
     }
 }
 
-static void open_next(void);
+static void open_more(void);
 
-/** A socket leaves the opening, joined or not; the next batch starts when this one is done. */
+/** A socket leaves the opening, joined or not, and another takes its place. */
 static void settled(conn_t *c, const char *failure) {
     if (failure) {
         failures++;
@@ -186,7 +187,8 @@ static void settled(conn_t *c, const char *failure) {
     } else {
         connected++;
     }
-    if (--in_flight == 0) open_next();
+    in_flight--;
+    open_more();
 }
 
 static void fail(conn_t *c, const char *fmt, ...) {
@@ -375,35 +377,35 @@ static void report_ready(void) {
             (now_ms() - opening_started) / 1e3);
 }
 
-/** Starts the next batch of sockets, or reports when every socket is open or has failed. */
-static void open_next(void) {
-    if (next_index >= count) {
+/** Starts one socket's connect; the rest of its opening is driven by epoll. */
+static void open_one(int i) {
+    conn_t *c = &conns[i];
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
+    inet_pton(AF_INET, host, &addr.sin_addr);
+    in_flight++;
+    c->deadline = now_ms() + connect_timeout * 1e3;
+    c->state = CONNECTING;
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (c->fd < 0) die("socket");
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct epoll_event ev = {.events = EPOLLOUT, .data.u32 = i};
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0) die("epoll_ctl");
+    if (connect(c->fd, (struct sockaddr *)&addr, sizeof addr) < 0 && errno != EINPROGRESS)
+        fail(c, "connect: %s", strerror(errno));
+}
+
+/** Keeps --batch sockets opening, or reports once every socket is open or has failed. */
+static void open_more(void) {
+    if (in_open_more) return; // a connect that failed at once, inside the loop below
+    in_open_more = 1;
+    while (opening && in_flight < batch && next_index < count) open_one(next_index++);
+    in_open_more = 0;
+    if (opening && !in_flight && next_index >= count) {
         opening = 0;
         all_open = 1;
         report_ready();
-        return;
     }
-    int last = next_index + batch < count ? next_index + batch : count;
-    double deadline = now_ms() + connect_timeout * 1e3;
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
-    inet_pton(AF_INET, host, &addr.sin_addr);
-    in_flight = last - next_index;
-    for (int i = next_index; i < last; i++) {
-        conn_t *c = &conns[i];
-        c->deadline = deadline;
-        c->state = CONNECTING;
-        c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-        if (c->fd < 0) die("socket");
-        int one = 1;
-        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        struct epoll_event ev = {.events = EPOLLOUT, .data.u32 = i};
-        if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0) die("epoll_ctl");
-        if (connect(c->fd, (struct sockaddr *)&addr, sizeof addr) < 0 && errno != EINPROGRESS) {
-            next_index = last; // a failure settles synchronously: open_next must not recurse
-            fail(c, "connect: %s", strerror(errno));
-        }
-    }
-    next_index = last;
 }
 
 static void check_deadlines(void) {
@@ -434,7 +436,7 @@ static void command(char *line) {
         if (opening || all_open) return;
         opening = 1;
         opening_started = now_ms();
-        open_next();
+        open_more();
     } else if (sscanf(line, "sent %ld %lf %d", &s, &at, &m) == 3) {
         seq = s;
         sent_at = at;

@@ -1467,27 +1467,67 @@ function stdinLines() {
     );
 }
 
+/** Opens `count` joined sockets in a native listener process (--client native): resolves
+ * with its connect report and a close(). */
+function openNativeSockets(count) {
+  const child = nativeListeners(count, "");
+  return new Promise((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`a native listener process exited (${code})`)));
+    child.on("message", (msg) => {
+      if (msg.type !== "ready") return;
+      const close = () => {
+        child.send({ type: "finish" });
+        return new Promise((done) => child.once("exit", done));
+      };
+      resolve({ child, connect: msg.connect, close });
+    });
+    child.send({ type: "connect" });
+  });
+}
+
+/** Opens `count` sockets with --client's client: {connect (report), pids, close()}. */
+async function openIdle(count) {
+  if (opts.client === "native") {
+    const opened = await openNativeSockets(count);
+    return { connect: opened.connect, pids: [opened.child.pid], close: opened.close };
+  }
+  const opened = await openSockets(count, () => null);
+  return {
+    connect: connectReport(opened, count),
+    pids: [],
+    close: () => closeAll(opened.clients),
+  };
+}
+
 async function idle() {
   const expect = stdinLines();
   // Warm the server up first, so its lazily built state (imports, database connection,
   // thread pool) is in the baseline rather than charged to the idle sockets.
-  const warm = await openSockets(Math.min(20, opts.sockets), () => null);
-  await closeAll(warm.clients);
+  const warm = await openIdle(Math.min(20, opts.sockets));
+  await warm.close();
   await sleep(500);
   emit({ event: "baseline" });
   await expect("go", 60_000);
-  const opened = await openSockets(opts.sockets, () => null);
-  emit({ event: "ready", sockets: opened.clients.length });
+  // The generator's CPU over the storm: this process's and a native process's, which starts
+  // before the window opens (its CPU until then is its start-up, a few milliseconds).
+  const cpu0 = process.cpuUsage();
+  const opened = await openIdle(opts.sockets);
+  const own = process.cpuUsage(cpu0);
+  const generatorCpuS = opened.pids.reduce((a, pid) => a + pidCpuSeconds(pid), (own.user + own.system) / 1e6);
+  emit({ event: "ready", sockets: opened.connect.connected });
   await expect("close", 120_000);
   const result = {
     event: "result",
     target: opts.target,
     workload: "idle",
-    sockets: opened.clients.length,
-    connect: connectReport(opened, opts.sockets),
-    sockets_per_s: opened.clients.length / opened.seconds,
+    client: opts.client === "native" ? "native" : "lib",
+    sockets: opened.connect.connected,
+    connect: opened.connect,
+    sockets_per_s: opened.connect.connected / opened.connect.seconds,
+    // In shares of one core, over the storm.
+    generator_cpu_pct: (100 * generatorCpuS) / opened.connect.seconds,
   };
-  await closeAll(opened.clients);
+  await opened.close();
   return result;
 }
 

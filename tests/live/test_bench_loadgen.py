@@ -152,3 +152,39 @@ def test_library_listeners_hear_the_same_broadcasts(server):
     result = broadcast(target, port, "--procs", "2", "--client", "lib")
     assert result["client"] == "lib"
     assert (result["deliveries"], result["dropped"], result["late"]) == (150, 0, 0)
+
+
+def test_the_storm_opens_every_socket_with_native_clients_and_counts_their_cpu(server, native):
+    target, port = server
+    url = f"http://127.0.0.1:{port}"
+    client = ["--client", "native", "--native", native, "--batch", "7"]
+    gen = subprocess.Popen(
+        [
+            "node",
+            "loadgen.js",
+            "--target",
+            target,
+            "--url",
+            url,
+            *client,
+            "idle",
+            "--sockets",
+            "40",
+        ],
+        cwd=BENCH,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert json.loads(gen.stdout.readline())["event"] == "baseline"
+        gen.stdin.write("go\n")
+        gen.stdin.flush()
+        assert json.loads(gen.stdout.readline()) == {"event": "ready", "sockets": 40}
+        out, _ = gen.communicate("close\n", timeout=60)
+    finally:
+        gen.kill()
+    result = json.loads(out.splitlines()[-1])
+    assert (result["client"], result["sockets"]) == ("native", 40)
+    assert result["connect"]["failures"] == 0
+    assert 0 < result["generator_cpu_pct"] < 100 * 2

@@ -267,3 +267,16 @@ def test_two_workers_sharing_the_generators_cores_are_not_judged(bench):
     row = next(t for t in report.targets(results) if "one worker" in t["target"])
     assert row["met"] is None
     assert "shared the generator's cores" in row["value"]
+
+
+def test_a_storm_the_generator_paced_is_not_judged(bench):
+    _run, report = bench
+    target = "5,000 sockets connected and joined in ≤ 3 s"
+    for gen_pct, met in ((45.0, True), (95.0, None), (None, True)):
+        config = config_result("memory", broadcast_result(per_s=1, us=1, generator_pct=1))
+        config["idle"]["connect"]["seconds"] = 0.5  # 1,000 sockets: 2.5 s for 5,000
+        if gen_pct is not None:
+            config["idle"]["generator_cpu_pct"] = gen_pct
+        row = next(t for t in report.targets(results_with(memory=config)) if t["target"] == target)
+        assert row["met"] is met, gen_pct
+        assert ("not judged: generator-bound (95%)" in row["value"]) is (met is None)
