@@ -1033,7 +1033,9 @@ async function broadcast() {
     Math.floor(opts.listeners / procs) + (i < opts.listeners % procs ? 1 : 0),
   );
   const passOn = ["--target", opts.target, "--url", opts.url, "--room", opts.room];
-  passOn.push("--transport", opts.transport, "--client", opts.client, "--batch", String(opts.batch));
+  // A forked listener process runs JavaScript clients: over HTTP every --client is the same.
+  const forkedClient = opts.client === "native" ? "raw" : opts.client;
+  passOn.push("--transport", opts.transport, "--client", forkedClient, "--batch", String(opts.batch));
   passOn.push("--connect-timeout", String(opts.connectTimeout), "--deadline", String(opts.deadline));
   const native = opts.transport === "ws" && opts.client === "native";
   const workers = shares.map((share) => {

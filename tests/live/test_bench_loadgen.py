@@ -2,6 +2,7 @@
 listeners, spread over several processes, hear every broadcast of both protocols, and so do
 its native ones (bench/listeners.c), which also count what is late, foreign or missing."""
 
+import contextlib
 import json
 import shutil
 import socket
@@ -30,8 +31,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(params=sorted(SERVERS))
-def server(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
+@contextlib.contextmanager
+def reference_server(name: str) -> Iterator[tuple[str, int]]:
     """A reference server on a free port: (its loadgen target, the port)."""
     need(
         "bench",
@@ -40,7 +41,7 @@ def server(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
     )
     port = free_port()
     proc = subprocess.Popen(
-        [*SERVERS[request.param], str(port)],
+        [*SERVERS[name], str(port)],
         cwd=BENCH,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -48,10 +49,16 @@ def server(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
     )
     try:
         assert proc.stdout.readline().strip() == "listening"
-        yield request.param, port
+        yield name, port
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(params=sorted(SERVERS))
+def server(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
+    with reference_server(request.param) as started:
+        yield started
 
 
 def broadcast(target: str, port: int, *args: str) -> dict:
@@ -113,6 +120,17 @@ def test_native_listeners_in_three_processes_hear_every_broadcast(server, native
     # Each native process's CPU is counted as the generator's.
     assert len(result["window"]["generator_procs_pct"]) == 4
     assert result["latency"]["count"] == 150
+
+
+def test_over_http_the_native_choice_leaves_the_listeners_to_javascript(native):
+    """--client native is for WebSocket listeners; the bench passes it to every run, and a
+    broadcast over Socket.IO's long-polling still runs, on forked JavaScript listeners (the
+    bare websockets server has no HTTP transport)."""
+    client = ["--client", "native", "--native", native]
+    with reference_server("socketio") as (target, port):
+        result = broadcast(target, port, "--procs", "2", "--transport", "http", *client)
+    assert result["event"] == "result", result
+    assert (result["deliveries"], result["dropped"], result["late"]) == (150, 0, 0)
 
 
 def test_a_native_listener_that_cannot_connect_is_reported_not_hung(native):
