@@ -678,8 +678,10 @@ def render(results: dict[str, Any], *, analysis: str, chart_name: str) -> str:
     add(
         "`make bench` installs `requirements-bench.txt` (matplotlib, for the chart) and the "
         "Node packages of `bench/package-lock.json` (socket.io, socket.io-client, ws), then "
-        "runs `bench/run.py`. The raw JSON of a run and every process's log are kept in a "
-        "temporary folder whose path the run prints at the end. Configuration (b) needs Redis "
+        "runs `bench/run.py`, which compiles the native listeners (`bench/listeners.c`) with "
+        "`cc` into the run's temporary folder. The raw JSON of a run and every process's log "
+        "are kept in that folder, whose path the run prints at the end. Configuration (b) "
+        "needs Redis "
         "on 127.0.0.1:6379 (database 14 is flushed) and PostgreSQL on 127.0.0.1:5432 "
         "(databases `chatsite_bench` and `chatsite_bench_template` are created and dropped); "
         "without them it is skipped, with a note below."
