@@ -4,6 +4,7 @@ import asyncio
 import logging
 import math
 import time
+import uuid
 
 import pytest
 from channels.db import database_sync_to_async
@@ -160,6 +161,60 @@ async def test_users_redis_lost_are_put_back_by_the_heartbeat_and_announced_onli
     assert await worker.online(room_id=2) == ["bob"]
     assert await worker.heartbeat() == []  # once
     assert heard == everyone
+
+
+async def test_a_beat_refreshes_every_socket_in_one_call_per_room_and_share(
+    redis_registries, monkeypatch
+):
+    """The beat batches a room's sockets (per user, BEAT_CHUNK at most per call): every
+    socket's expiry and every user's still move forward, whichever call it fell in, and a
+    user whose tabs straddle two calls is put back once. Redis lost everything first, so
+    each call also meets a Redis without its script."""
+    monkeypatch.setattr(presence, "BEAT_CHUNK", 3)
+    worker, _other = redis_registries
+    sockets = {"a1": "alice", "g1": GUEST, "a2": "alice", "g2": GUEST, "b1": "bob", "a3": "alice"}
+    for socket, user in sockets.items():
+        await join(worker, user, socket)
+    await join(worker, "carol", "c1", room=2)
+    keys = [key async for key in worker.redis.scan_iter(f"{worker.prefix}*")]
+    await worker.redis.delete(*keys)  # Redis restarted empty: no keys,
+    code = f"{presence.BEAT}-- {uuid.uuid4()}\n"  # and no script (this one is new to it)
+    worker.scripts["beat"] = worker.redis.register_script(code)
+    heard: list[tuple[int, str, str]] = []
+
+    async def announce(room_id: int, slug: str, username: str) -> None:
+        heard.append((room_id, slug, username))
+
+    worker.on_online = announce
+    calls: list[int] = []
+    run = worker.turns.run
+
+    async def counted(*commands):
+        calls.append(len(commands))
+        return await run(*commands)
+
+    monkeypatch.setattr(worker.turns, "run", counted)
+    before = time.time()
+    restored = await worker.heartbeat()
+
+    assert calls == [3]  # room 1's six sockets in two calls, room 2's in one: one turn
+    assert (
+        restored
+        == heard
+        == [
+            (1, "room-1", GUEST),
+            (1, "room-1", "alice"),
+            (1, "room-1", "bob"),
+            (2, "room-2", "carol"),
+        ]
+    )
+    room = worker._room_key(1)
+    for socket, user in sockets.items():
+        assert await worker.redis.zscore(f"{room}:{user}", socket) > before + worker.ttl / 2
+    assert await worker.redis.zscore(room, "alice") > before + worker.ttl / 2
+    assert await worker.in_room(room_id=1) == (["alice", "bob"], 2)
+    assert await worker.online(room_id=2) == ["carol"]
+    assert await worker.heartbeat() == []  # put back once
 
 
 @pytest.mark.django_db(transaction=True)
