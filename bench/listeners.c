@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -386,7 +387,10 @@ static void open_one(int i) {
     c->deadline = now_ms() + connect_timeout * 1e3;
     c->state = CONNECTING;
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    if (c->fd < 0) die("socket");
+    if (c->fd < 0) { // out of descriptors: a failure of this socket, not of the run
+        fail(c, "socket: %s", strerror(errno));
+        return;
+    }
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     struct epoll_event ev = {.events = EPOLLOUT, .data.u32 = i};
@@ -506,6 +510,11 @@ int main(int argc, char **argv) {
     if (port <= 0 || count < 0 || batch < 1 || strlen(room) > 200) usage();
     prefix_len = strlen(prefix);
     srandom(getpid() ^ (unsigned)now_ms());
+    struct rlimit files; // a descriptor per socket: as many as this process may have
+    if (!getrlimit(RLIMIT_NOFILE, &files) && files.rlim_cur < files.rlim_max) {
+        files.rlim_cur = files.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &files);
+    }
     conns = calloc(count ? count : 1, sizeof *conns);
     early = calloc(count ? count : 1, sizeof *early);
     if (!conns || !early) die("calloc");

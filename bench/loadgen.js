@@ -25,8 +25,8 @@
 //   (`--client raw`, the default): a TCP socket that parses frames and finds the message's
 //   client_id with one buffer search, the same cheap code for every server; `--client lib`
 //   uses `ws` / socket.io-client instead; `--client native` runs the same raw client in C
-//   (listeners.c, built by bench/run.py; `--native PATH`, default build/listeners), about
-//   half the JavaScript one's CPU per delivery, which bench/run.py uses by default.
+//   (listeners.c, built by bench/run.py; `--native PATH`, default build/listeners), at
+//   about 0.6 times the JavaScript one's CPU per delivery; bench/run.py uses it by default.
 //
 // Targets: chatsite, socketio (socketio_server.js), websockets (websockets_server.py, which
 // speaks chatsite's join/send/message/ack frames without sessions).

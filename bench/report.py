@@ -733,8 +733,9 @@ def render(results: dict[str, Any], *, analysis: str, chart_name: str) -> str:
         + (
             "The listener processes are `bench/listeners.c` (`--listener-client native`, "
             "compiled with `cc` by each run): one epoll loop per process and one `read` per "
-            "ready socket, about half the CPU per delivery of the same client in JavaScript "
-            "(`--listener-client raw`), which set the pace of the bare servers' runs. "
+            "ready socket, about 0.6 times the CPU per delivery of the same client in "
+            "JavaScript (`--listener-client raw`), which set the pace of the bare servers' "
+            "runs. "
             if opts.get("listener_client", "raw") == "native"
             else "The listener processes run loadgen.js's client in JavaScript "
             "(`--listener-client raw`). "

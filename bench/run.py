@@ -158,8 +158,8 @@ class Processes:
 
 def build_listeners(out: Path) -> Path:
     """Compiles the native listener process (listeners.c) into `out`, a run's temp folder, so
-    no build product lands in the checkout. A C compiler is on every machine that builds
-    psycopg or the Python headers' packages; without one the run says so and stops."""
+    no build product lands in the checkout. Without a C compiler the run stops and says so
+    (`--listener-client raw` needs none)."""
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if not compiler:
         raise BenchError(
