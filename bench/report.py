@@ -649,6 +649,8 @@ def _verdict(target: dict[str, Any]) -> str:
 def render(results: dict[str, Any], *, analysis: str, chart_name: str) -> str:
     env = results["environment"]
     opts = results["options"]
+    # Runs saved before the C listeners have no listener_client: theirs were JavaScript.
+    native_listeners = opts.get("listener_client", "raw") == "native"
     cores = results["cores"]
     py = env["python_packages"]
     npm = env["npm_packages"]
@@ -736,7 +738,7 @@ def render(results: dict[str, Any], *, analysis: str, chart_name: str) -> str:
             "ready socket, about 0.6 times the CPU per delivery of the same client in "
             "JavaScript (`--listener-client raw`), which set the pace of the bare servers' "
             "runs. "
-            if opts.get("listener_client", "raw") == "native"
+            if native_listeners
             else "The listener processes run loadgen.js's client in JavaScript "
             "(`--listener-client raw`). "
         )
@@ -745,7 +747,7 @@ def render(results: dict[str, Any], *, analysis: str, chart_name: str) -> str:
         + (
             "the native listeners keep 100 handshakes in flight (one starts when another has "
             "joined), the JavaScript clients open theirs in batches of 100."
-            if opts.get("listener_client", "raw") == "native"
+            if native_listeners
             else "the clients open theirs in batches of 100."
         )
     )
