@@ -23,7 +23,10 @@ from tests.support.cluster import (
 )
 from tests.support.redis_service import RedisServer
 
-pytestmark = pytest.mark.live
+# The hang guard counts each test's own Redis and two workers starting (and, first, the
+# static files collected) as well as its idle or outage seconds: 120 s ran out on a loaded
+# 2-core machine while the quiet-spell test was still asleep (CI, 2026-11-30).
+pytestmark = [pytest.mark.live, pytest.mark.timeout(300)]
 
 QUIET = 30  # seconds: longer than every timeout in the path (redis-py 5 s, the pop 5 s)
 OUTAGE = 12  # seconds Redis is away: past the layer's 10 s socket timeout
