@@ -21,7 +21,8 @@ from websockets.typing import Origin
 from tests.support.live_server import PROJECT_ROOT, _free_port, login
 from tests.support.redis_service import redis_url
 
-pytestmark = [pytest.mark.live, pytest.mark.own_database]
+# The first test's time includes the module's start (START_TIMEOUT).
+pytestmark = [pytest.mark.live, pytest.mark.own_database, pytest.mark.timeout(300)]
 
 WORKERS = 2
 # Sockets opened at once to see how the workers share them. Each lands on a worker as a fair
@@ -35,13 +36,41 @@ FAIR_SHARE = STORM // (2 * WORKERS)
 WSCONNECT = '"WSCONNECT /ws/chat/"'  # daphne's access log line for an accepted socket
 
 
-def wait_for_log(path: Path, text: str, count: int, seconds: float = 60) -> None:
+# Seconds for serve.sh to check, migrate, collect and start every worker. Each step starts
+# Django afresh: 9 s on an idle machine, and CI once took over a minute while three other
+# test processes shared its two cores. A run that fails says why at once (serve.sh exited).
+START_TIMEOUT = 180
+PORT_ATTEMPTS = 3  # free ports tried, in case another process grabs the one picked
+LOG_TAIL_LINES = 40
+
+
+def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    if not path.exists():
+        return f"{path}: (none)"
+    text = path.read_text(errors="replace").splitlines()[-lines:]
+    return f"{path} ends:\n" + "\n".join(text)
+
+
+def wait_for_log(
+    path: Path,
+    text: str,
+    count: int,
+    serve: subprocess.Popen[bytes],
+    logs: list[Path],
+    seconds: float = START_TIMEOUT,
+) -> None:
+    """Return once `path` says `text` `count` times; fail with the logs if serve.sh exits
+    first or the time runs out."""
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and serve.poll() is None:
         if path.exists() and path.read_text(errors="replace").count(text) >= count:
             return
         time.sleep(0.2)
-    raise AssertionError(f"{path} never said {text!r} {count} times")
+    why = "time ran out" if serve.poll() is None else f"serve.sh exited {serve.returncode}"
+    raise AssertionError(
+        f"{path} never said {text!r} {count} times ({why}):\n"
+        + "\n".join(tail(log) for log in logs)
+    )
 
 
 async def post_and_hear(port: int, cookie: str) -> set[str]:
@@ -69,6 +98,14 @@ class Served:
     port: int
     env: dict[str, str]
     run_dir: Path
+    serve: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def logs(self) -> list[Path]:
+        """serve.sh's output, supervisor's log and each worker's."""
+        workers = [self.run_dir / f"chatsite-{n}.log" for n in range(WORKERS)]
+        return [self.log, self.run_dir / "supervisord.log", *workers]
 
     @property
     def base_url(self) -> str:
@@ -82,39 +119,61 @@ class Served:
         ]
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """`deploy/serve.sh` with WORKERS workers on Redis, stopped as supervisor stops them."""
-    tmp_path = tmp_path_factory.mktemp("serve")
-    port = _free_port()
+def start_serve(folder: Path, port: int) -> Served:
     env = {
         **os.environ,
         "CHATSITE_PORT": str(port),
         "CHATSITE_WORKERS": str(WORKERS),
-        "CHATSITE_RUN_DIR": str(tmp_path / "run"),
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.sqlite3'}",
-        "DJANGO_STATIC_ROOT": str(tmp_path / "static"),
+        "CHATSITE_RUN_DIR": str(folder / "run"),
+        "DATABASE_URL": f"sqlite:///{folder / 'serve.sqlite3'}",
+        "DJANGO_STATIC_ROOT": str(folder / "static"),
         "REDIS_URL": redis_url(),
     }
     env["DJANGO_SECRET_KEY"] = "serve-test-" + "0123456789abcdef" * 4
-    log = (tmp_path / "serve.log").open("wb")
-    serve = subprocess.Popen(
-        ["deploy/serve.sh"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    supervisor_log = tmp_path / "run" / "supervisord.log"
+    log = folder / f"serve-{port}.log"
+    with log.open("wb") as out:
+        serve = subprocess.Popen(
+            ["deploy/serve.sh"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return Served(port=port, env=env, run_dir=folder / "run", serve=serve, log=log)
+
+
+def stop_serve(served: Served) -> None:
+    if served.serve.poll() is None:
+        os.killpg(served.serve.pid, signal.SIGTERM)
+        served.serve.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """`deploy/serve.sh` with WORKERS workers on Redis, stopped as supervisor stops them."""
+    folder = tmp_path_factory.mktemp("serve")
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        served = start_serve(folder, _free_port())
+        try:
+            wait_for_log(
+                served.run_dir / "supervisord.log",
+                "entered RUNNING state",
+                WORKERS,
+                served.serve,
+                served.logs,
+            )
+            break
+        except AssertionError:
+            stop_serve(served)
+            taken = f"127.0.0.1:{served.port} is already in use"
+            if attempt == PORT_ATTEMPTS or taken not in served.log.read_text(errors="replace"):
+                raise
     try:
-        wait_for_log(supervisor_log, "entered RUNNING state", WORKERS)
-        yield Served(port=port, env=env, run_dir=tmp_path / "run")
+        yield served
     finally:
-        os.killpg(serve.pid, signal.SIGTERM)
-        serve.wait(timeout=30)
-        log.close()
-    assert supervisor_log.read_text().count("stopped: daphne") == WORKERS
+        stop_serve(served)
+    assert (served.run_dir / "supervisord.log").read_text().count("stopped: daphne") == WORKERS
 
 
 async def storm(served: Served) -> None:
@@ -185,7 +244,7 @@ def test_make_serves_workers_share_a_storm_of_sockets_and_a_restarted_one_rejoin
     supervisor_log = served.run_dir / "supervisord.log"
     spawned = re.findall(r"spawned: 'daphne0' with pid (\d+)", supervisor_log.read_text())
     os.kill(int(spawned[-1]), signal.SIGKILL)
-    wait_for_log(supervisor_log, "entered RUNNING state", WORKERS + 1)
+    wait_for_log(supervisor_log, "entered RUNNING state", WORKERS + 1, served.serve, served.logs)
     shares = shares_of_a_storm(served)
     assert sum(shares) == STORM, shares
     assert min(shares) >= FAIR_SHARE, f"sockets per worker after a restart: {shares}"
