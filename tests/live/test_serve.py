@@ -164,10 +164,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                 served.logs,
             )
             break
-        except AssertionError:
+        except BaseException as error:  # a hang guard's timeout too: stop what was started
             stop_serve(served)
             taken = f"127.0.0.1:{served.port} is already in use"
-            if attempt == PORT_ATTEMPTS or taken not in served.log.read_text(errors="replace"):
+            if (
+                not isinstance(error, AssertionError)
+                or attempt == PORT_ATTEMPTS
+                or taken not in served.log.read_text(errors="replace")
+            ):
                 raise
     try:
         yield served
