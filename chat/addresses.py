@@ -24,11 +24,20 @@ def _networks(proxies: tuple[str, ...]) -> tuple[Network, ...]:
 
 
 def _trusted(address: str) -> bool:
+    proxies = tuple(settings.CHAT_TRUSTED_PROXIES)
+    return bool(proxies) and _trusted_by(address.strip(), proxies)
+
+
+# Every socket and request asks about its peer: without proxies (the default) nothing is
+# parsed; behind them the peer is one of a few proxies, so the answers are kept (the most
+# recent; a forwarded address is the client's choice).
+@functools.lru_cache(maxsize=1024)
+def _trusted_by(address: str, proxies: tuple[str, ...]) -> bool:
     try:
-        ip = ipaddress.ip_address(address.strip())
+        ip = ipaddress.ip_address(address)
     except ValueError:
         return False
-    return any(ip in net for net in _networks(tuple(settings.CHAT_TRUSTED_PROXIES)))
+    return any(ip in net for net in _networks(proxies))
 
 
 def client_address(*, peer: str, forwarded_for: Iterable[str] = ()) -> str:

@@ -8,10 +8,13 @@ must be an allowed host, and its scheme: https behind a TLS proxy, `DJANGO_HTTPS
 of CSRF_TRUSTED_ORIGINS, the list Django's CSRF check trusts for forms.
 """
 
+import functools
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.http.request import split_domain_port, validate_host
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -32,13 +35,20 @@ def parse_origin(value: str) -> Origin | None:
 
 def own_origin(scope: dict[str, Any], host: str) -> Origin | None:
     """The origin a page of this site has, for a handshake that arrived with `host`."""
+    return _own_origin(host, _secure(scope))
+
+
+def _secure(scope: dict[str, Any]) -> bool:
+    return scope.get("scheme") == "wss" or settings.HTTPS
+
+
+def _own_origin(host: str, secure: bool) -> Origin | None:
     domain, _port = split_domain_port(host)
     allowed = settings.ALLOWED_HOSTS
     if settings.DEBUG and not allowed:  # as Django's request.get_host()
         allowed = [".localhost", "127.0.0.1", "[::1]"]
     if not domain or not validate_host(domain, allowed):
         return None
-    secure = scope.get("scheme") == "wss" or settings.HTTPS
     return parse_origin(f"{'https' if secure else 'http'}://{host}")
 
 
@@ -54,9 +64,33 @@ def _trusted(origin: Origin) -> bool:
 
 
 def origin_allowed(scope: dict[str, Any]) -> bool:
-    headers = dict(scope.get("headers", []))
-    origin = parse_origin(headers.get(b"origin", b"").decode("latin-1"))
-    host = headers.get(b"host", b"").decode("latin-1")
+    origin = host = b""
+    for name, value in scope.get("headers", []):  # the last of each, as dict() keeps
+        if name == b"origin":
+            origin = value
+        elif name == b"host":
+            host = value
+    return _allowed(origin, host, _secure(scope))
+
+
+# A site's handshakes bring the same few Origin and Host pairs, and parsing and checking
+# them was 3% of the event loop's time in a storm of handshakes (docs/performance.md,
+# Analysis item 26). The answers are kept; the headers are the client's, so the most
+# recently used are kept, not all. The settings they depend on are forgotten with them
+# when a test changes one (Django sends setting_changed; nothing changes them in service).
+@functools.lru_cache(maxsize=256)
+def _allowed(origin_header: bytes, host_header: bytes, secure: bool) -> bool:
+    origin = parse_origin(origin_header.decode("latin-1"))
+    host = host_header.decode("latin-1")
     if origin is None or not host:
         return False
-    return origin == own_origin(scope, host) or _trusted(origin)
+    return origin == _own_origin(host, secure) or _trusted(origin)
+
+
+ORIGIN_SETTINGS = frozenset({"ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "DEBUG", "HTTPS"})
+
+
+@receiver(setting_changed)
+def _forget_answers(*, setting: str, **kwargs: Any) -> None:
+    if setting in ORIGIN_SETTINGS:
+        _allowed.cache_clear()

@@ -13,7 +13,7 @@ from django.test import override_settings
 from chat import services
 from chat.models import Message, Room
 from chat.protocol.events import room_group
-from chat.realtime import transport
+from chat.realtime import origins, transport
 from chat.realtime.layer_events import carrier
 from chat.realtime.runtime import runtime_for_loop
 from chatsite.asgi import application
@@ -154,6 +154,64 @@ async def test_behind_a_tls_proxy_the_https_origin_and_trusted_origins_are_accep
     else:
         with pytest.raises(ConnectionRefusedError):
             await connect(alice, host="internal:8000", origin=origin)
+
+
+# The Origin check's answers are kept (chat/realtime/origins.py): a change of any setting
+# they depend on must change them. Each case: the settings first, the change, the handshake,
+# and whether it is accepted before and after the change.
+SETTING_CHANGES = [
+    pytest.param(
+        {},
+        {"ALLOWED_HOSTS": ["elsewhere.example"]},
+        ("127.0.0.1:8000", "http://127.0.0.1:8000"),
+        (True, False),
+        id="ALLOWED_HOSTS",
+    ),
+    pytest.param(
+        {},
+        {"HTTPS": True},
+        ("127.0.0.1:8000", "http://127.0.0.1:8000"),
+        (True, False),
+        id="HTTPS",
+    ),
+    pytest.param(
+        {},
+        {"CSRF_TRUSTED_ORIGINS": ["https://trusted.example"]},
+        ("127.0.0.1:8000", "https://trusted.example"),
+        (False, True),
+        id="CSRF_TRUSTED_ORIGINS",
+    ),
+    pytest.param(
+        {"ALLOWED_HOSTS": [], "DEBUG": False},
+        {"DEBUG": True},
+        ("localhost", "http://localhost"),
+        (False, True),
+        id="DEBUG",
+    ),
+]
+
+
+def test_every_setting_the_origin_check_reads_is_changed_below():
+    assert {case.id for case in SETTING_CHANGES} == origins.ORIGIN_SETTINGS
+
+
+@pytest.mark.parametrize(("first", "change", "handshake", "accepted"), SETTING_CHANGES)
+async def test_the_origin_checks_kept_answers_follow_a_change_of_settings(
+    connect, settings, alice, first, change, handshake, accepted
+):
+    host, origin = handshake
+    for name, value in first.items():
+        setattr(settings, name, value)
+    for step, expected in enumerate(accepted):
+        if step:
+            for name, value in change.items():
+                setattr(settings, name, value)
+        for _ in range(2):  # the second asks what the first left kept
+            if expected:
+                assert (await connect(alice, host=host, origin=origin)).open
+            else:
+                with pytest.raises(ConnectionRefusedError):
+                    await connect(alice, host=host, origin=origin)
 
 
 # join --------------------------------------------------------------------------------------
