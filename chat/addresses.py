@@ -30,8 +30,8 @@ def _trusted(address: str) -> bool:
 
 # Every socket and request asks about its peer: without proxies (the default) nothing is
 # parsed; behind them the peer is one of a few proxies, so the answers are kept (the most
-# recent; a forwarded address is the client's choice).
-@functools.lru_cache(maxsize=1024)
+# recent 256: a forwarded address is the client's choice).
+@functools.lru_cache(maxsize=256)
 def _trusted_by(address: str, proxies: tuple[str, ...]) -> bool:
     try:
         ip = ipaddress.ip_address(address)

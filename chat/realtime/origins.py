@@ -75,10 +75,11 @@ def origin_allowed(scope: dict[str, Any]) -> bool:
 
 # A site's handshakes bring the same few Origin and Host pairs, and parsing and checking
 # them was 3% of the event loop's time in a storm of handshakes (docs/performance.md,
-# Analysis item 26). The answers are kept; the headers are the client's, so the most
-# recently used are kept, not all. The settings they depend on are forgotten with them
-# when a test changes one (Django sends setting_changed; nothing changes them in service).
-@functools.lru_cache(maxsize=256)
+# Analysis item 26). The answers are kept; the headers are the client's, so only the 64
+# most recently used are (a site has a few names; header lines are capped in size). The
+# settings they depend on are forgotten with them when a test changes one (Django sends
+# setting_changed; nothing changes them in service).
+@functools.lru_cache(maxsize=64)
 def _allowed(origin_header: bytes, host_header: bytes, secure: bool) -> bool:
     origin = parse_origin(origin_header.decode("latin-1"))
     host = host_header.decode("latin-1")
