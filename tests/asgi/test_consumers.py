@@ -200,18 +200,22 @@ async def test_the_origin_checks_kept_answers_follow_a_change_of_settings(
     connect, settings, alice, first, change, handshake, accepted
 ):
     host, origin = handshake
-    for name, value in first.items():
-        setattr(settings, name, value)
-    for step, expected in enumerate(accepted):
-        if step:
-            for name, value in change.items():
-                setattr(settings, name, value)
-        for _ in range(2):  # the second asks what the first left kept
+    before, after = accepted
+
+    async def handshakes_are(expected: bool) -> None:
+        for _ in range(2):  # the second is answered from what the first left kept
             if expected:
                 assert (await connect(alice, host=host, origin=origin)).open
             else:
                 with pytest.raises(ConnectionRefusedError):
                     await connect(alice, host=host, origin=origin)
+
+    for name, value in first.items():
+        setattr(settings, name, value)
+    await handshakes_are(before)
+    for name, value in change.items():
+        setattr(settings, name, value)
+    await handshakes_are(after)
 
 
 # join --------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.typing import Origin
 
-from tests.support.live_server import PROJECT_ROOT, _free_port, login
+from tests.support.live_server import PROJECT_ROOT, _free_port, _tail, login
 from tests.support.redis_service import redis_url
 
 # The first test's time includes the module's start (START_TIMEOUT).
@@ -41,14 +41,6 @@ WSCONNECT = '"WSCONNECT /ws/chat/"'  # daphne's access log line for an accepted 
 # test processes shared its two cores. A run that fails says why at once (serve.sh exited).
 START_TIMEOUT = 180
 PORT_ATTEMPTS = 3  # free ports tried, in case another process grabs the one picked
-LOG_TAIL_LINES = 40
-
-
-def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    if not path.exists():
-        return f"{path}: (none)"
-    text = path.read_text(errors="replace").splitlines()[-lines:]
-    return f"{path} ends:\n" + "\n".join(text)
 
 
 def wait_for_log(
@@ -69,7 +61,7 @@ def wait_for_log(
     why = "time ran out" if serve.poll() is None else f"serve.sh exited {serve.returncode}"
     raise AssertionError(
         f"{path} never said {text!r} {count} times ({why}):\n"
-        + "\n".join(tail(log) for log in logs)
+        + "\n".join(f"{log} ends:\n{_tail(log)}" for log in logs)
     )
 
 

@@ -39,7 +39,7 @@ from tests.support import PROJECT_ROOT
 PASSWORD = "correct-horse-battery-9"
 STAFF = "moderator"  # a superuser, for the admin
 USERNAMES = ("alice", "bob", "carol", STAFF)
-START_TIMEOUT = 90  # seconds for the server to answer GET / with 200 (it fails at once if it exits)
+START_TIMEOUT = 90  # seconds for the server to answer GET / with 200 (fails at once if it exits)
 STOP_TIMEOUT = 10  # seconds between SIGTERM and SIGKILL
 REBIND_TIMEOUT = 10  # seconds a restart keeps trying the port a killed server held
 PORT_ATTEMPTS = 3  # free ports tried by a first start, in case another process grabs one
