@@ -216,11 +216,13 @@ class RedisPresence(Heartbeat):
 
     async def in_room(self, *, room_id: int) -> tuple[list[str], int]:
         """`online` and `guests` in one round trip, with the other joins of this turn: in a
-        storm of joins each command costs as much in redis-py as the trip itself."""
-        now, room_key = time.time(), self._room_key(room_id)
-        names, guests = await self.turns.run(
-            lambda pipe: pipe.zrangebyscore(room_key, now, "+inf"),
-            lambda pipe: pipe.zcount(f"{room_key}:{GUEST}", now, "+inf"),
+        storm of joins each command costs as much in redis-py as the trip itself, and the
+        joins of one room asking in the same turn share one read."""
+        room_key = self._room_key(room_id)
+        names, guests = await self.turns.shared(
+            ("in_room", room_id),
+            lambda pipe: pipe.zrangebyscore(room_key, time.time(), "+inf"),
+            lambda pipe: pipe.zcount(f"{room_key}:{GUEST}", time.time(), "+inf"),
         )
         return _named(names), guests
 

@@ -15,10 +15,15 @@ or its own command's error; a pipeline that fails as a whole (Redis away) fails 
 caller in it, who falls back as before (outages.Fallbacks). A pipeline that gets no answer
 (Redis paused, or a network that drops packets) fails after TIMEOUT_SECONDS, as long as the
 pool waits for a connection, so the commands queued behind it do not wait for ever.
+
+A read that any of its askers may take (a room's presence, asked by every socket joining it)
+is asked for once per turn: `shared` gives the callers that ask for it before it is sent one
+reply, read after each of them asked. A storm of joins to one room reads its presence once
+a pipeline instead of once a socket.
 """
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from redis.exceptions import NoScriptError
@@ -55,32 +60,45 @@ class Turns:
     def __init__(self, redis: Any) -> None:
         self.redis = redis
         self.queued: list[tuple[Command, asyncio.Future[Any]]] = []
+        self.reads: dict[Hashable, list[asyncio.Future[Any]]] = {}  # queued, not yet sent
         self.sending: asyncio.Task[None] | None = None
 
     async def run(self, *commands: Command) -> list[Any]:
         """The replies to `commands` (each adds one command to a pipeline), in order, sent
         with whatever else is asked for in this turn; a command's error is raised here."""
-        loop = asyncio.get_running_loop()
-        futures = [loop.create_future() for _ in commands]
-        self.queued.extend(zip(commands, futures, strict=True))
-        if self.sending is None:
-            self.sending = loop.create_task(self._send_all())
+        futures = self._queue(commands)
         try:
             await asyncio.wait(futures)
         except asyncio.CancelledError:
             for future in futures:  # its replies go nowhere (the commands still run)
                 future.cancel()
             raise
-        errors = [future.exception() for future in futures]  # each one retrieved
-        for error in errors:
-            if error is not None:
-                raise error
-        return [future.result() for future in futures]
+        return _replies(futures)
+
+    async def shared(self, key: Hashable, *commands: Command) -> list[Any]:
+        """Like `run`, for reads: every caller asking with `key` before the commands are
+        sent gets the same replies (so the commands must be the same for one key)."""
+        futures = self.reads.get(key)
+        if futures is None:
+            futures = self.reads[key] = self._queue(commands)
+            for future in futures:  # retrieved, should every caller have gone away
+                future.add_done_callback(_retrieve)
+        await asyncio.wait(futures)  # a caller that goes away leaves them to the others
+        return _replies(futures)
+
+    def _queue(self, commands: tuple[Command, ...]) -> list[asyncio.Future[Any]]:
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in commands]
+        self.queued.extend(zip(commands, futures, strict=True))
+        if self.sending is None:
+            self.sending = loop.create_task(self._send_all())
+        return futures
 
     async def _send_all(self) -> None:
         try:
             while self.queued:
                 batch, self.queued = self.queued, []
+                self.reads = {}  # asked for from now on: read again, in the next pipeline
                 await self._send(batch)
         finally:
             self.sending = None
@@ -109,3 +127,17 @@ class Turns:
                 return
             raise
         answer_each(futures, replies, refusal=Exception)  # a command's error reply: raised
+
+
+def _replies(futures: list[asyncio.Future[Any]]) -> list[Any]:
+    """The futures' results, or the first one's error raised."""
+    errors = [future.exception() for future in futures]  # each one retrieved
+    for error in errors:
+        if error is not None:
+            raise error
+    return [future.result() for future in futures]
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

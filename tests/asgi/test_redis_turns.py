@@ -3,6 +3,7 @@ caller gets its own reply or error, pipelines go one at a time in the order aske
 pipeline that fails or gets no answer fails its callers and no one after them."""
 
 import asyncio
+import gc
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -171,3 +172,117 @@ async def test_a_turn_of_script_calls_is_one_trip_and_a_script_redis_lacks_is_lo
     assert replies == [[3], [6]]
     assert await _script_exists_calls(redis) == asked_before  # no SCRIPT EXISTS first
     await redis.delete(key)
+
+
+class Commands(Counted):
+    """A Redis client whose pipelines' commands are counted."""
+
+    def __init__(self, redis: Any) -> None:
+        super().__init__(redis)
+        self.commands = 0
+
+    def pipeline(self, **options: Any) -> Any:
+        pipe = super().pipeline(**options)
+        execute = pipe.execute
+
+        async def counted(**kwargs: Any) -> Any:
+            self.commands += len(pipe.command_stack)
+            return await execute(**kwargs)
+
+        pipe.execute = counted
+        return pipe
+
+
+async def test_callers_sharing_a_read_in_one_turn_get_one_reply_read_after_they_asked(redis, key):
+    counted = Commands(redis)
+    turns = Turns(counted)
+
+    def read(pipe: Any) -> Any:
+        return pipe.get(key)
+
+    written = turns.run(lambda pipe: pipe.set(key, "written"))
+    replies = await asyncio.gather(written, *(turns.shared(("read", key), read) for _ in range(5)))
+
+    assert replies == [[True]] + [[b"written"]] * 5  # asked after the write: read after it
+    assert (counted.pipelines, counted.commands) == (1, 2)
+    await redis.delete(key)
+
+
+async def test_a_shared_read_asked_for_while_one_is_in_flight_is_read_again_after(redis, key):
+    counted = Commands(redis)
+    turns = Turns(counted)
+
+    def read(pipe: Any) -> Any:
+        return pipe.get(key)
+
+    early = asyncio.create_task(turns.shared(("read", key), read))
+    await asyncio.sleep(0)  # its pipeline is on its way
+    await redis.set(key, "meanwhile")
+    late = await turns.shared(("read", key), read)
+
+    await early  # (whether it was read before the write or after is the race's)
+    assert late == [b"meanwhile"]  # not the reply already on its way
+    assert counted.commands == 2
+    await redis.delete(key)
+
+
+async def test_reads_with_different_keys_are_not_shared(redis, key):
+    turns = Turns(Commands(redis))
+    await redis.set(key, "a")
+    await redis.set(f"{key}:other", "b")
+
+    replies = await asyncio.gather(
+        turns.shared(("read", key), lambda pipe: pipe.get(key)),
+        turns.shared(("read", f"{key}:other"), lambda pipe: pipe.get(f"{key}:other")),
+    )
+
+    assert replies == [[b"a"], [b"b"]]
+    await redis.delete(key, f"{key}:other")
+
+
+async def test_a_cancelled_sharer_leaves_the_others_the_reply(redis, key):
+    turns = Turns(redis)
+    await redis.set(key, "kept")
+
+    def read(pipe: Any) -> Any:
+        return pipe.get(key)
+
+    cancelled = asyncio.create_task(turns.shared(("read", key), read))
+    kept = asyncio.create_task(turns.shared(("read", key), read))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+
+    assert await kept == [b"kept"]
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    await redis.delete(key)
+
+
+async def test_a_failed_shared_read_fails_every_sharer_and_is_never_left_unretrieved(key):
+    away = redis_client("redis://127.0.0.1:1/0")  # nothing listens there
+    turns = Turns(away)
+    loop = asyncio.get_running_loop()
+    unhandled: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: unhandled.append(context))
+
+    def read(pipe: Any) -> Any:
+        return pipe.get(key)
+
+    results = await asyncio.gather(
+        *(turns.shared(("read", key), read) for _ in range(2)), return_exceptions=True
+    )
+    gone = asyncio.create_task(turns.shared(("read", key), read))  # its only caller leaves
+    await asyncio.sleep(0)
+    gone.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    sending = turns.sending
+    assert sending is not None
+    await sending  # the read fails with no one left to hear it
+    del gone
+    gc.collect()
+
+    assert all(isinstance(result, RedisConnectionError) for result in results), results
+    assert unhandled == []  # no "Future exception was never retrieved"
+    loop.set_exception_handler(None)
+    await away.aclose()
