@@ -2,7 +2,7 @@
 
 import copy
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -330,7 +330,17 @@ class JoinPage(MessagePage):
 JoinRequest = tuple[Room, AnyUser, int | None]  # (room, user, since) of one join
 
 
-def room_join_pages(requests: Sequence[JoinRequest]) -> list[JoinPage | ChatError]:
+LatestPage = Callable[[Room, int], MessagePage]  # (room, its counter) → its latest page
+
+
+def room_latest_page(room: Room, counter: int) -> MessagePage:
+    """The room's latest page, read now (`counter`: the room's, read before it)."""
+    return messages_latest(room=room, limit=settings.CHAT_PAGE_SIZE)
+
+
+def room_join_pages(
+    requests: Sequence[JoinRequest], *, latest: LatestPage = room_latest_page
+) -> list[JoinPage | ChatError]:
     """What each join's `joined` reply says of its room: the latest page without `since`;
     with it, what the client lacks (has_more: newer); and where the user left off. For the
     joins that arrive together (chat/realtime/join_reads.py), each answered as if alone,
@@ -338,7 +348,8 @@ def room_join_pages(requests: Sequence[JoinRequest]) -> list[JoinPage | ChatErro
     query: every message up to a counter is then in (or after) its page. Joins of one
     room share its latest page, or its replay from one `since`; each user's read marks
     are their own, read once for all their tabs joining that room. A room gone meanwhile
-    is that join's NOT_FOUND alone."""
+    is that join's NOT_FOUND alone. `latest(room, counter)` gives a room's latest page
+    (join_reads.LatestPages keeps it while the counter stands still)."""
     counters = rooms_last_seq(room_ids=sorted({room.pk for room, _, _ in requests}))
     pages: dict[tuple[int, int | None], MessagePage] = {}
     marks: dict[tuple[int, int | None], tuple[tuple[int | None, int], dict[int, int]]] = {}
@@ -350,7 +361,7 @@ def room_join_pages(requests: Sequence[JoinRequest]) -> list[JoinPage | ChatErro
         page = pages.get((room.pk, since))
         if page is None:
             if since is None:
-                page = messages_latest(room=room, limit=settings.CHAT_PAGE_SIZE)
+                page = latest(room, counters[room.pk])
             else:
                 page = messages_since(room=room, seq=since, limit=settings.CHAT_REPLAY_LIMIT)
             pages[room.pk, since] = page

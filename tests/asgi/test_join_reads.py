@@ -21,9 +21,11 @@ def reads(monkeypatch) -> dict[str, list[int]]:
     for name, batches in sizes.items():
         real = getattr(selectors, name)
 
-        def counting(requests: Any, real: Any = real, batches: list[int] = batches) -> Any:
+        def counting(
+            requests: Any, real: Any = real, batches: list[int] = batches, **options: Any
+        ) -> Any:
             batches.append(len(requests))
-            return real(requests)
+            return real(requests, **options)
 
         monkeypatch.setattr(selectors, name, counting)
     return sizes
@@ -50,10 +52,10 @@ def fail_pages_once(monkeypatch: Any, error: Exception) -> list[Exception]:
     once it has."""
     real, failures = selectors.room_join_pages, [error]
 
-    def failing_once(requests: Any) -> Any:
+    def failing_once(requests: Any, **options: Any) -> Any:
         if failures:
             raise failures.pop()
-        return real(requests)
+        return real(requests, **options)
 
     monkeypatch.setattr(selectors, "room_join_pages", failing_once)
     return failures
