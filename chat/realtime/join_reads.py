@@ -10,13 +10,13 @@ once per batch (`selectors.rooms_joinable`) and joins of one room share one read
 a message; each user's rights and read marks are still their own.
 
 A storm still read the room's latest page once a batch (about 250 times for 5,000 joins to
-one room: docs/performance.md, item 27). `LatestPages` keeps
-each room's latest page while the room's counter stands still: every change a page shows
-(a message sent, edited or deleted, a reaction, a thread reply) takes a seq from that
-counter in the transaction that makes it, so a batch that reads the same counter would read
-the same messages again. What a page shows that is not a room's message (an author's
-display name and avatar) is at most KEEP_SECONDS old: as if the join had come that much
-earlier, and a message already on a screen keeps the name it was shown with anyway.
+one room: docs/performance.md, item 27). `LatestPages` keeps each room's latest page while
+the room's counter stands still: every change a page shows (a message sent, edited or
+deleted, a reaction, a thread reply) takes a seq from that counter in the transaction that
+makes it, so a batch that reads the same counter would read the same messages again. What a
+page shows that is not a room's message (an author's display name and avatar) is at most
+KEEP_SECONDS old: as if the join had come that much earlier, and a message already on a
+screen keeps the name it was shown with anyway.
 """
 
 import threading
