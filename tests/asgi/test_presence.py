@@ -59,6 +59,45 @@ async def test_redis_presence_is_shared_by_workers(redis_registries):
     await check_first_and_last_socket_semantics(*redis_registries)
 
 
+async def joins_at_once_each_see_themselves(registry) -> None:
+    """As a storm's joins do: each registers its socket, then asks who is in the room."""
+
+    async def one_join(n: int) -> tuple[list[str], int]:
+        await join(registry, f"user{n}", f"s{n}")
+        await join(registry, GUEST, f"g{n}")
+        return await registry.in_room(room_id=1)
+
+    answers = await asyncio.gather(*(one_join(n) for n in range(20)))
+
+    for n, (names, guests) in enumerate(answers):
+        assert f"user{n}" in names  # read after its own join, whoever else asked with it
+        assert guests >= 1
+    assert answers[-1] == (sorted(f"user{n}" for n in range(20)), 20)
+
+
+async def test_local_joins_at_once_each_see_themselves():
+    await joins_at_once_each_see_themselves(LocalPresence())
+
+
+async def test_redis_joins_at_once_each_see_themselves_in_one_read_a_turn(
+    redis_registries, monkeypatch
+):
+    worker, _other = redis_registries
+    reads: list[int] = []
+    shared = worker.turns.shared
+
+    async def counted(key, *commands):
+        if key not in worker.turns.reads:
+            reads.append(1)  # a read that goes out, not one that rides along
+        return await shared(key, *commands)
+
+    monkeypatch.setattr(worker.turns, "shared", counted)
+
+    await joins_at_once_each_see_themselves(worker)
+
+    assert 1 <= len(reads) < 20
+
+
 async def test_a_dead_workers_users_expire_and_are_announced_offline_once(redis_registries):
     alive, dead = redis_registries
     heard = []

@@ -91,7 +91,7 @@ CHANGES: dict[str, Callable[[Room, Message, object], object]] = {
 def test_every_change_a_page_shows_moves_the_counter_so_the_next_join_reads_afresh(
     general, alice, pages, change
 ):
-    [message] = [_send(general, alice, "first")]
+    message = _send(general, alice, "first")
     join(general, pages)  # kept
 
     CHANGES[change](general, message, alice)
