@@ -137,6 +137,37 @@ def test_the_online_list_keeps_the_keyboards_place_when_it_is_drawn_again(
     expect(alice.get_by_role("dialog", name="bob")).to_be_visible()
 
 
+def test_a_card_stays_beside_its_name_when_the_list_is_drawn_again_while_it_loads(
+    live_site: LiveSite, alice_bob_and_a_guest
+) -> None:
+    """A card asks for the person's profile as it opens, and places itself again when the
+    answer comes. If the online list was drawn anew meanwhile (a guest came), its name's
+    button was gone, and the card jumped to the page's top corner: a click meant for its
+    "Message" then landed elsewhere and closed it (CI, 2026-11-30)."""
+    alice, _bob, guest = alice_bob_and_a_guest
+    expect(alice.locator("#online li")).to_have_text(["alice", "bob"], timeout=TIMEOUT_MS)
+    held: list = []
+    alice.route("**/people/profiles/**", lambda route: held.append(route))
+    alice.locator("#online button", has_text="bob").click()
+    card = alice.get_by_role("dialog", name="bob")
+    expect(card).to_be_visible()
+    placed = card.bounding_box()
+
+    guest.goto(f"{live_site.base_url}/chat/general/")  # a guest comes: drawn again
+    expect(alice.locator("#online li.guests")).to_have_text("1 guest", timeout=TIMEOUT_MS)
+    assert held, "the card asked for bob's profile"
+    with alice.expect_response("**/people/profiles/**"):
+        for route in held:
+            route.continue_()
+    alice.evaluate(
+        "() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))"
+    )
+
+    assert card.bounding_box() == placed
+    card.get_by_role("link", name="Message").click()
+    expect(alice.locator("#room-name")).to_have_text("alice & bob", timeout=TIMEOUT_MS)
+
+
 def test_the_people_page_finds_someone_and_starts_a_conversation(
     browser: Browser, live_site: LiveSite
 ) -> None:

@@ -117,7 +117,11 @@ export class ProfileCard {
   }
 
   // Below the name, kept inside the window (CSSOM: the policy allows no style attribute).
+  // A name drawn anew meanwhile (the online list is, on every change in the room) leaves
+  // the card where it was: the new button is where the old one was, and a gone one has no
+  // place (it would put the card in the page's top corner, away from a click meant for it).
   place(trigger) {
+    if (!trigger.isConnected) return;
     const box = trigger.getBoundingClientRect();
     const width = this.card.offsetWidth;
     const left = Math.max(8, Math.min(box.left, document.documentElement.clientWidth - width - 8));
