@@ -44,6 +44,12 @@ def alice_bob_and_a_guest(browser: Browser, live_site: LiveSite):
         page.context.close()
 
 
+def corner(locator) -> tuple[float, float]:
+    """Where an element's top left corner is on the page."""
+    box = locator.bounding_box()
+    return box["x"], box["y"]
+
+
 def test_a_conversation_starts_from_a_name_and_reaches_the_recipients_open_tab_live(
     live_site: LiveSite, alice_bob_and_a_guest
 ) -> None:
@@ -143,7 +149,8 @@ def test_a_card_stays_beside_its_name_when_the_list_is_drawn_again_while_it_load
     """A card asks for the person's profile as it opens, and places itself again when the
     answer comes. If the online list was drawn anew meanwhile (a guest came), its name's
     button was gone, and the card jumped to the page's top corner: a click meant for its
-    "Message" then landed elsewhere and closed it (CI, 2026-11-30)."""
+    "Message" then landed elsewhere and closed it (CI, 2026-11-30). The answer still fills
+    the card in, though the card now belongs to the name's new button."""
     alice, _bob, guest = alice_bob_and_a_guest
     expect(alice.locator("#online li")).to_have_text(["alice", "bob"], timeout=TIMEOUT_MS)
     held: list = []
@@ -151,21 +158,66 @@ def test_a_card_stays_beside_its_name_when_the_list_is_drawn_again_while_it_load
     alice.locator("#online button", has_text="bob").click()
     card = alice.get_by_role("dialog", name="bob")
     expect(card).to_be_visible()
-    placed = card.bounding_box()
+    placed = corner(card)
 
     guest.goto(f"{live_site.base_url}/chat/general/")  # a guest comes: drawn again
     expect(alice.locator("#online li.guests")).to_have_text("1 guest", timeout=TIMEOUT_MS)
     assert held, "the card asked for bob's profile"
+    # The answer, once the list has been drawn again, still fills the card in.
+    profile = {"display_name": "Robert T.", "status": "", "time_zone": "", "avatar": ""}
     with alice.expect_response("**/people/profiles/**"):
         for route in held:
-            route.continue_()
+            route.fulfill(json={"profiles": {"bob": profile}})
+    expect(card.locator(".profile-display")).to_have_text("Robert T.")
     alice.evaluate(
         "() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))"
     )
 
-    assert card.bounding_box() == placed
+    assert corner(card) == placed  # where it was (taller now, with bob's details)
     card.get_by_role("link", name="Message").click()
     expect(alice.locator("#room-name")).to_have_text("alice & bob", timeout=TIMEOUT_MS)
+
+
+def test_an_open_card_follows_its_person_when_the_list_is_drawn_again(
+    live_site: LiveSite, alice_bob_and_a_guest
+) -> None:
+    """The online list is drawn anew on every change in the room, each name a new button. A
+    card opened from it went on pointing at the button that was gone: the new one said the
+    card was closed (aria-expanded), and Esc gave focus to the page instead of the name, so
+    a keyboard user had to find their place again. The card follows its person: the new
+    button says it is open, Esc closes it and puts focus on that button, and a click on it
+    closes the card, as on the first. Someone else's button says nothing of it."""
+    alice, _bob, guest = alice_bob_and_a_guest
+    online = alice.locator("#online")
+    expect(online.locator("li")).to_have_text(["alice", "bob"], timeout=TIMEOUT_MS)
+    bob_name = online.locator("button", has_text="bob")
+    bob_name.focus()
+    alice.keyboard.press("Enter")
+    card = alice.get_by_role("dialog", name="bob")
+    expect(card).to_be_visible()
+    expect(bob_name).to_have_attribute("aria-expanded", "true")
+    before = bob_name.element_handle()
+
+    guest.goto(f"{live_site.base_url}/chat/general/")  # a guest comes: drawn again
+    expect(online.locator("li.guests")).to_have_text("1 guest", timeout=TIMEOUT_MS)
+    assert not before.evaluate("(button) => button.isConnected"), "bob's name was drawn anew"
+    expect(bob_name).to_have_attribute("aria-expanded", "true")
+    expect(bob_name).to_have_attribute("aria-controls", "profile-card")
+    expect(online.locator("button", has_text="alice")).to_have_attribute("aria-expanded", "false")
+    expect(card).to_be_visible()
+
+    alice.keyboard.press("Escape")
+    expect(card).to_be_hidden()
+    expect(bob_name).to_be_focused()
+    expect(bob_name).to_have_attribute("aria-expanded", "false")
+
+    bob_name.click()  # opens again; the same button closes it, drawn anew or not
+    expect(card).to_be_visible()
+    guest.goto("about:blank")  # the guest goes: drawn anew
+    expect(online.locator("li.guests")).to_have_count(0, timeout=TIMEOUT_MS)
+    expect(bob_name).to_have_attribute("aria-expanded", "true")
+    bob_name.click()
+    expect(card).to_be_hidden()
 
 
 def test_the_people_page_finds_someone_and_starts_a_conversation(

@@ -5,6 +5,8 @@
 // through textContent). Esc or a click elsewhere closes it; Esc gives focus back to the name.
 import { localTime } from "./people.js";
 
+const nameOf = (button) => button.dataset.username || button.textContent.trim();
+
 export class ProfileCard {
   // me: the viewer's username (null: anonymous, who gets no "Message");
   // isOnline(name): whether the page knows them online; profiles: a people.js Profiles.
@@ -13,6 +15,9 @@ export class ProfileCard {
     this.isOnline = isOnline;
     this.profiles = profiles;
     this.trigger = null;
+    this.name = null;
+    this.list = null; // the trigger's list, if it is one drawn anew (`listen`'s `redrawn`)
+    this.follower = new MutationObserver(() => this.follow());
     this.card = document.createElement("div");
     this.card.className = "profile-card";
     this.card.id = "profile-card";
@@ -37,20 +42,24 @@ export class ProfileCard {
   }
 
   // Name buttons (`button.person`) anywhere inside `root`, now or later, open the card.
-  listen(root) {
+  // `redrawn`: `root` is a list of names, each once, that is drawn anew while a card may be
+  // open (the online list is, on every change in the room): the card follows its person.
+  listen(root, { redrawn = false } = {}) {
     root.addEventListener("click", (event) => {
       const button = event.target.closest("button.person");
       if (!button || !root.contains(button)) return;
       if (this.trigger === button && !this.card.hidden) this.close({ refocus: true });
-      else this.open(button, button.dataset.username || button.textContent.trim());
+      else this.open(button, nameOf(button), redrawn ? root : null);
     });
   }
 
-  open(trigger, name) {
+  open(trigger, name, list = null) {
     if (this.trigger) this.trigger.setAttribute("aria-expanded", "false");
-    this.trigger = trigger;
-    trigger.setAttribute("aria-expanded", "true");
-    trigger.setAttribute("aria-controls", this.card.id);
+    this.name = name;
+    this.list = list;
+    this.follower.disconnect();
+    if (list) this.follower.observe(list, { childList: true, subtree: true });
+    this.opened(trigger);
     const title = document.createElement("p");
     title.className = "profile-name";
     title.id = "profile-card-name";
@@ -84,8 +93,27 @@ export class ProfileCard {
     if (!this.profiles) return;
     this.fillDetails(details, name);
     this.profiles.refresh([name]).then(() => {
-      if (this.trigger === trigger && details.isConnected) this.fillDetails(details, name);
+      if (details.isConnected) this.fillDetails(details, name); // still this opening's card
     });
+  }
+
+  opened(trigger) {
+    this.trigger = trigger;
+    trigger.setAttribute("aria-expanded", "true");
+    trigger.setAttribute("aria-controls", this.card.id);
+  }
+
+  // The card's list was drawn anew: its person's new button is the card's from now on (it
+  // says the card is open, Esc gives focus back to it, the card is placed below it). Someone
+  // no longer in the list leaves the card where it was, until it closes.
+  follow() {
+    if (this.card.hidden || !this.list || this.trigger?.isConnected) return;
+    const again = Array.from(this.list.querySelectorAll("button.person")).find(
+      (button) => nameOf(button) === this.name,
+    );
+    if (!again) return;
+    this.opened(again);
+    this.place(again);
   }
 
   // What they say of themselves: display name, status, avatar, and the time where they are.
@@ -117,9 +145,8 @@ export class ProfileCard {
   }
 
   // Below the name, kept inside the window (CSSOM: the policy allows no style attribute).
-  // A name drawn anew meanwhile (the online list is, on every change in the room) leaves
-  // the card where it was: the new button is where the old one was, and a gone one has no
-  // place (it would put the card in the page's top corner, away from a click meant for it).
+  // A button no longer in the page leaves the card where it was: it has no place (it would
+  // put the card in the page's top corner, away from a click meant for it).
   place(trigger) {
     if (!trigger.isConnected) return;
     const box = trigger.getBoundingClientRect();
@@ -133,6 +160,7 @@ export class ProfileCard {
     if (this.card.hidden) return;
     this.card.hidden = true;
     this.card.replaceChildren();
+    this.follower.disconnect();
     const trigger = this.trigger;
     this.trigger = null;
     if (!trigger) return;

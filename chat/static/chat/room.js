@@ -792,7 +792,7 @@ function listen() {
   const skip = document.getElementById("skip-to-composer");
   if (skip) skip.addEventListener("click", skipToComposer);
   profiles.listen(document.querySelector(".room-main"));
-  profiles.listen(el.online);
+  profiles.listen(el.online, { redrawn: true });
   const addPeople = document.getElementById("add-people");
   if (addPeople) suggestUsernames(addPeople);
   el.older.addEventListener("click", () => loadOlder(page.view));
