@@ -22,6 +22,7 @@ from autobahn.websocket.protocol import WebSocketProtocol as AutobahnProtocol
 from channels import consumer
 from channels.auth import AuthMiddlewareStack
 from channels.consumer import AsyncConsumer, get_handler_name
+from channels.generic import websocket as generic_websocket
 from channels.layers import InMemoryChannelLayer
 from channels.sessions import InstanceSessionWrapper
 from daphne import server as daphne_server
@@ -37,6 +38,7 @@ from chat.realtime import transport
 from chat.realtime.consumers import ChatConsumer
 from chat.realtime.layers import InProcessChannelLayer
 from chat.realtime.routing import http_urlpatterns
+from chat.realtime.runtime import runtime_for_loop
 from chatsite import asgi, patches
 from chatsite.patches import (
     InternalsChanged,
@@ -475,20 +477,28 @@ def test_outside_any_worker_thread_there_is_no_loop_to_serve():
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_the_consumer_dispatches_without_closing_old_connections(monkeypatch, connect):
+async def test_the_consumer_neither_dispatches_nor_ends_with_a_hop_to_close_connections(
+    monkeypatch, connect
+):
+    """channels' consumers hop to the database thread to close stale connections before
+    each message (django/channels#2090) and once the socket is gone; the chat consumer's
+    database calls close them themselves, and 5,000 sockets closing at once queued 5,000
+    such hops (docs/performance.md, Analysis item 28)."""
     hops = []
 
     async def counted() -> None:
         hops.append(1)
 
     monkeypatch.setattr(consumer, "aclose_old_connections", counted)
+    monkeypatch.setattr(generic_websocket, "aclose_old_connections", counted)
     assert ChatConsumer.dispatch is not AsyncConsumer.dispatch
     socket = await connect()
 
     await socket.request({"type": "ping"})
-
     assert hops == []
     await socket.close()
+    assert runtime_for_loop().fanout.members == {}  # its cleanup ran to the end
+    assert hops == []
 
 
 def test_the_layer_override_is_the_default_layer(settings):
