@@ -71,6 +71,22 @@ async def test_a_commands_error_goes_to_its_caller_only(redis, key):
     await redis.delete(key)
 
 
+@pytest.mark.parametrize("failing", [0, 1])
+async def test_a_caller_of_several_commands_hears_an_error_once_all_of_them_ran(
+    redis, key, failing
+):
+    turns = Turns(redis)
+    await redis.set(key, "not a number")
+    commands = [lambda pipe: pipe.set(f"{key}:ran", "yes")]
+    commands.insert(failing, lambda pipe: pipe.incr(key))
+
+    with pytest.raises(Exception, match="not an integer"):
+        await turns.run(*commands)
+
+    assert await redis.get(f"{key}:ran") == b"yes"
+    await redis.delete(key, f"{key}:ran")
+
+
 async def test_a_turn_asked_for_while_one_is_in_flight_waits_and_keeps_the_order(redis, key):
     counted = Counted(redis)
     turns = Turns(counted)
