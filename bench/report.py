@@ -288,7 +288,9 @@ def one_line(result: dict[str, Any]) -> str:
     if workload == "idle":
         return (
             f"{result['sockets']} sockets, RSS {result['rss_before_kb']:,} → "
-            f"{result['rss_after_kb']:,} kB, {_fmt(result.get('kb_per_socket'), 1)} KB/socket"
+            f"{result['rss_after_kb']:,} kB, {_fmt(result.get('kb_per_socket'), 1)} KB/socket, "
+            f"closed in {_fmt(result.get('close_s'), 1)} s "
+            f"({_fmt(result.get('close_cpu_s'), 1)} s of server CPU)"
         )
     return json.dumps(result)[:200]
 
@@ -834,7 +836,10 @@ def render(results: dict[str, Any], *, analysis: str, chart_name: str) -> str:
         "socket = the difference / sockets. The same sockets are the *handshake storm*: "
         "*connect s* is the time from the first connect to the last `joined`, opened by the "
         "broadcast listeners' client, and *generator CPU* is the generator's share of a core "
-        "meanwhile; at 90% or more the generator set the pace and the storm is not judged."
+        "meanwhile; at 90% or more the generator set the pace and the storm is not judged. "
+        "Then every socket closes at once, as when a network blip drops every tab: *close s* "
+        "is the time until the server is quiet again (its first half second under 5% of a "
+        "core), and *close CPU s* the server CPU spent meanwhile."
     )
     add("")
 
@@ -939,6 +944,8 @@ def render(results: dict[str, Any], *, analysis: str, chart_name: str) -> str:
                 _fmt(r.get("kb_per_socket"), 1),
                 _fmt(r["connect"]["seconds"], 1),
                 "n/a" if r.get("generator_cpu_pct") is None else f"{r['generator_cpu_pct']:.0f}%",
+                _fmt(r.get("close_s"), 1),
+                _fmt(r.get("close_cpu_s"), 1),
             ]
         )
     add(
@@ -951,6 +958,8 @@ def render(results: dict[str, Any], *, analysis: str, chart_name: str) -> str:
                 "KB per socket",
                 "connect s",
                 "generator CPU",
+                "close s",
+                "close CPU s",
             ],
             rows,
         )

@@ -258,6 +258,31 @@ def merge_log_errors(found: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def proc_cpu_seconds(pid: int) -> float:
+    """The CPU time a process has used so far, user and system."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def until_quiet(
+    pid: int, *, since: float, cpu_since: float, quiet_pct: float = 5.0, limit: float = 30.0
+) -> tuple[float, float]:
+    """Wall seconds and CPU seconds a process spent from `since` (when it had used
+    `cpu_since`) until it went quiet: its first half second under `quiet_pct` of a core (the
+    heartbeats of an idle server stay under it)."""
+    window, step = 0.5, 0.1
+    samples = [(since, cpu_since)]
+    while True:
+        time.sleep(step)
+        samples.append((time.monotonic(), proc_cpu_seconds(pid)))
+        t1, c1 = samples[-1]
+        # The latest sample at least a window before the last one, if there is one yet.
+        t0, c0 = max((sample for sample in samples if sample[0] <= t1 - window), default=(t1, c1))
+        quiet = t1 - t0 >= window and 100 * (c1 - c0) / (t1 - t0) < quiet_pct
+        if quiet or t1 - since > limit:
+            return t0 - since, c0 - cpu_since
+
+
 def machine_busy_pct(seconds: float = 1.0) -> float:
     """How busy the machine is (shares of one core) before the run starts."""
 
@@ -714,13 +739,19 @@ class Run:
         ready = events.next("ready", timeout=300)
         time.sleep(2.0)  # let the server settle (buffers freed, lazy work done) before reading
         after = proc_rss_kb(server.pid)
+        # The sockets close at once (a network blip drops every tab): what the server spends
+        # to clean up after them, before it would be ready for their reconnect storm.
+        closing, cpu_closing = time.monotonic(), proc_cpu_seconds(server.pid)
         events.send("close")
         result = events.next("result", timeout=60)
+        close_s, close_cpu_s = until_quiet(server.pid, since=closing, cpu_since=cpu_closing)
         sockets = ready["sockets"]
         result.update(
             rss_before_kb=before,
             rss_after_kb=after,
             kb_per_socket=(after - before) / sockets if sockets else None,
+            close_s=round(close_s, 2),
+            close_cpu_s=round(close_cpu_s, 2),
         )
         return result
 

@@ -280,3 +280,33 @@ def test_a_storm_the_generator_paced_is_not_judged(bench):
         row = next(t for t in report.targets(results_with(memory=config)) if t["target"] == target)
         assert row["met"] is met, gen_pct
         assert ("not judged: generator-bound (95%)" in row["value"]) is (met is None)
+
+
+@pytest.mark.parametrize(
+    ("busy_s", "pct", "spent_s"),
+    [
+        (1.0, 100.0, 1.0),  # the cleanup fills a core for a second, then the server idles
+        (2.0, 40.0, 0.8),  # or runs at 40% of one for two: time and CPU told apart
+        (0.0, 0.0, 0.0),  # nothing to clean up
+    ],
+)
+def test_the_close_is_timed_until_the_server_goes_quiet(bench, monkeypatch, busy_s, pct, spent_s):
+    """`until_quiet` (the idle workload's close) measures from the close to the server's
+    first quiet half second, not to the end of its wait, and counts the CPU of the busy part
+    only; an idle server's heartbeats (2% of a core here) do not keep it busy."""
+    run, _report = bench
+    clock = {"now": 100.0}
+
+    def cpu_used(_pid: int) -> float:
+        t = clock["now"] - 100.0
+        return pct / 100 * min(t, busy_s) + 0.02 * max(0.0, t - busy_s)
+
+    def sleep(seconds: float) -> None:
+        clock["now"] += seconds
+
+    monkeypatch.setattr(run, "proc_cpu_seconds", cpu_used)
+    monkeypatch.setattr(run.time, "sleep", sleep)
+    monkeypatch.setattr(run.time, "monotonic", lambda: clock["now"])
+    wall, cpu = run.until_quiet(1, since=100.0, cpu_since=0.0)
+    assert wall == pytest.approx(busy_s, abs=0.11)
+    assert cpu == pytest.approx(spent_s, abs=0.05)
