@@ -364,6 +364,12 @@ async def _finish(coro: Coroutine[Any, Any, None], waiting_for: Any) -> None:
                 # future again here raises "await wasn't used with future".
                 waiting_for._asyncio_future_blocking = False
                 await waiting_for
+        except GeneratorExit:
+            # This driver is being closed, never to finish (its loop went away with it still
+            # waiting): close the coroutine it drives too, rather than throw into one that
+            # may be closed already.
+            coro.close()
+            raise
         except BaseException as error:
             try:
                 waiting_for = coro.throw(error)

@@ -88,3 +88,30 @@ async def test_an_error_while_waiting_reaches_the_send():
 
     await running
     assert seen == ["the peer went away"]
+
+
+@pytest.mark.parametrize("send_closed_first", [False, True])
+async def test_a_driver_closed_while_its_send_waits_closes_the_send_quietly(send_closed_first):
+    """A send still waiting when its loop goes away (a socket's cleanup on a Redis that never
+    answers, at shutdown): the garbage collector closes the driver and the send, in either
+    order. Closing the driver closes the send (its `finally` runs); it threw into a send
+    closed first, and "cannot reuse already awaited coroutine" was raised at collection."""
+    future = asyncio.get_running_loop().create_future()
+    cleaned = []
+
+    async def send():
+        try:
+            await future
+        finally:
+            cleaned.append(1)
+
+    coro = send()
+    rest = run_eagerly(coro)
+    assert rest is not None
+    rest.send(None)  # the driver now waits on the future, as its task would
+    if send_closed_first:
+        coro.close()
+    rest.close()
+
+    assert cleaned == [1]
+    future.cancel()
