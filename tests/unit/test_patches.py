@@ -477,13 +477,15 @@ def test_outside_any_worker_thread_there_is_no_loop_to_serve():
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("transport", ["websocket", "http", "poll"])
 async def test_the_consumer_neither_dispatches_nor_ends_with_a_hop_to_close_connections(
-    monkeypatch, connect
+    monkeypatch, connect, transport
 ):
     """channels' consumers hop to the database thread to close stale connections before
     each message (django/channels#2090) and once the socket is gone; the chat consumer's
     database calls close them themselves, and 5,000 sockets closing at once queued 5,000
-    such hops (docs/performance.md, Analysis item 28)."""
+    such hops (docs/performance.md, Analysis item 28). Every way a socket ends, over
+    WebSockets or the HTTP fallback's stream and long-polling."""
     hops = []
 
     async def counted() -> None:
