@@ -220,6 +220,32 @@ def test_an_open_card_follows_its_person_when_the_list_is_drawn_again(
     expect(card).to_be_hidden()
 
 
+def test_a_card_whose_person_left_gives_focus_to_the_list_it_was_opened_from(
+    live_site: LiveSite, alice_bob_and_a_guest
+) -> None:
+    """The same family when the person's name does not come back: they left while their
+    card was open, and the list was drawn without them. Esc closed the card and focus went
+    to the page itself, so the next Tab started again from the top of the page. It goes to
+    the list the name was in, and the keyboard goes on from there."""
+    alice, bob, _guest = alice_bob_and_a_guest
+    online = alice.locator("#online")
+    expect(online.locator("li")).to_have_text(["alice", "bob"], timeout=TIMEOUT_MS)
+    online.locator("button", has_text="bob").focus()
+    alice.keyboard.press("Enter")
+    card = alice.get_by_role("dialog", name="bob")
+    expect(card).to_be_visible()
+
+    bob.goto("about:blank")  # bob goes: the list is drawn without him
+    expect(online.locator("li")).to_have_text(["alice"], timeout=TIMEOUT_MS)
+    expect(card).to_be_visible()
+    alice.keyboard.press("Escape")
+
+    expect(card).to_be_hidden()
+    expect(online).to_be_focused()
+    alice.keyboard.press("Tab")
+    expect(online.locator("button", has_text="alice")).to_be_focused()
+
+
 def test_the_people_page_finds_someone_and_starts_a_conversation(
     browser: Browser, live_site: LiveSite
 ) -> None:

@@ -2,7 +2,8 @@
 // opens a small card saying who it is, whether they are online, and, for a signed-in viewer,
 // their display name, status and local time (asked afresh as it opens: people.js) and a
 // "Message" link to the direct message with them. Built with DOM APIs (user text only
-// through textContent). Esc or a click elsewhere closes it; Esc gives focus back to the name.
+// through textContent). Esc or a click elsewhere closes it; Esc gives focus back to the name,
+// or, when that name is no longer on the page, to the list or part of the page it was in.
 import { localTime } from "./people.js";
 
 const nameOf = (button) => button.dataset.username || button.textContent.trim();
@@ -16,6 +17,7 @@ export class ProfileCard {
     this.profiles = profiles;
     this.trigger = null;
     this.name = null;
+    this.home = null; // where the trigger was (`listen`'s root): focus goes there if it is gone
     this.list = null; // the trigger's list, if it is one drawn anew (`listen`'s `redrawn`)
     this.follower = new MutationObserver(() => this.follow());
     this.card = document.createElement("div");
@@ -49,16 +51,17 @@ export class ProfileCard {
       const button = event.target.closest("button.person");
       if (!button || !root.contains(button)) return;
       if (this.trigger === button && !this.card.hidden) this.close({ refocus: true });
-      else this.open(button, nameOf(button), redrawn ? root : null);
+      else this.open(button, nameOf(button), { home: root, redrawn });
     });
   }
 
-  open(trigger, name, list = null) {
+  open(trigger, name, { home = null, redrawn = false } = {}) {
     if (this.trigger) this.trigger.setAttribute("aria-expanded", "false");
     this.name = name;
-    this.list = list;
+    this.home = home;
+    this.list = redrawn ? home : null;
     this.follower.disconnect();
-    if (list) this.follower.observe(list, { childList: true, subtree: true });
+    if (this.list) this.follower.observe(this.list, { childList: true, subtree: true });
     this.opened(trigger);
     const title = document.createElement("p");
     title.className = "profile-name";
@@ -162,9 +165,18 @@ export class ProfileCard {
     this.card.replaceChildren();
     this.follower.disconnect();
     const trigger = this.trigger;
-    this.trigger = null;
+    const home = this.home;
+    this.trigger = this.home = null;
     if (!trigger) return;
     trigger.setAttribute("aria-expanded", "false");
-    if (refocus && trigger.isConnected) trigger.focus();
+    if (!refocus) return;
+    if (trigger.isConnected) {
+      trigger.focus();
+    } else if (home?.isConnected) {
+      // Their name left the page (they went offline, the list was drawn without them): the
+      // keyboard goes on from where it was, not from the top of the page.
+      if (!home.hasAttribute("tabindex")) home.tabIndex = -1;
+      home.focus();
+    }
   }
 }
