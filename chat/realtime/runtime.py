@@ -28,6 +28,7 @@ then (or after `within`, or at once while the layer is away), and only then is t
 """
 
 import asyncio
+import contextvars
 import logging
 import weakref
 from collections.abc import Awaitable, Callable
@@ -89,12 +90,19 @@ class Runtime:
 
     def start(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
         """Run `run()` in the background under `name` until it returns or `stop(name)`;
-        should it raise, log it and start it again with backoff. Idempotent while alive."""
+        should it raise, log it and start it again with backoff. Idempotent while alive.
+
+        The loop runs in a context of its own, not its starter's: a loop first started by a
+        worker thread's broadcast (through the loop's `call_soon_threadsafe`) would inherit
+        asgiref's mark that the database thread is busy, and each of its own database calls
+        would then be refused ("Single thread executor already being used")."""
         loop = self.loops.get(name)
         if loop is not None and loop.alive:
             return
         loop = self.loops[name] = Supervised(name=name, run=run)
-        loop.task = asyncio.get_running_loop().create_task(self._supervise(loop), name=name)
+        loop.task = asyncio.get_running_loop().create_task(
+            self._supervise(loop), name=name, context=contextvars.Context()
+        )
 
     def stop(self, name: str) -> None:
         loop = self.loops.pop(name, None)

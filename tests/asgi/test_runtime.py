@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 import redis.asyncio
+from channels.db import database_sync_to_async
 from django.core.management import CommandError, call_command
 from django.test import AsyncClient
 
@@ -52,6 +53,30 @@ async def test_starting_a_loop_that_is_alive_starts_nothing(caplog):
     await asyncio.sleep(0.05)
 
     assert runs == [1]
+    await runtime.close()
+
+
+async def test_a_loop_first_started_by_a_worker_threads_broadcast_may_use_the_database():
+    """A worker thread's broadcast reaches the loop through `call_soon_threadsafe`, in a copy
+    of the thread's context, where asgiref marks the database thread busy; a loop started
+    from there inherited the mark, and each of its database calls was refused (the local
+    fan-out's recheck of a room, in the revocation tests). Loops run in a context of their
+    own."""
+    runtime = runtime_for_loop()
+    loop = asyncio.get_running_loop()
+    answers: list[int] = []
+
+    async def uses_the_database() -> None:
+        answers.append(await database_sync_to_async(lambda: 42)())
+        await asyncio.Event().wait()
+
+    def from_a_worker_thread() -> None:
+        loop.call_soon_threadsafe(runtime.start, "probe", uses_the_database)
+
+    await database_sync_to_async(from_a_worker_thread)()
+
+    await until(lambda: answers == [42])
+    assert runtime.loops["probe"].crashes == 0
     await runtime.close()
 
 
