@@ -261,9 +261,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         message, created = await self.runtime.writer.run(draft)
         if created:
             # Ack once this process has fanned the message out (or after a bound), so senders
-            # cannot outrun the fan-out: a full room slows its senders down to what a
-            # process can hand its sockets (the other workers have the same work to do with
-            # the layer's copy), instead of piling broadcasts up until some are dropped.
+            # cannot outrun the fan-out: a full room slows its senders down instead of
+            # overflowing the layer and dropping broadcasts.
             await self.fanout.fanned_out(
                 joined.group, message.seq, within=settings.CHAT_ACK_WAITS_FOR_FANOUT
             )

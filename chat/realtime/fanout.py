@@ -9,12 +9,6 @@ channel-layer message, no consumer dispatch, no thread hop, no JSON encoding, no
 daphne not even the framing: the frame's bytes are built once and written to each socket's
 transport (chatsite/patches/daphne_frames.py).
 
-What this process publishes reaches its own sockets without the layer: the publisher hands
-each event here as it queues it (`deliver_here`), and marks the layer message with this
-process's channel, so that its receive skips it when the layer brings it back. The layer
-carries it to the other processes. So the sockets of the process that committed a message
-hear it without a round trip through Redis, and while Redis is away.
-
 Joins and leaves stay exact: a socket registers with the fan-out of its room, the process
 joins the room's shard group with the first local member of any of its rooms and leaves it
 with the last, and `disconnect` unregisters the socket from every room. Events of a shard's
@@ -39,7 +33,7 @@ from django.conf import settings
 from chatsite.patches.daphne_frames import text_frame
 
 from ..protocol import events
-from .layer_events import EVENT_BATCH, EVENT_STREAMS, ORIGIN, carrier
+from .layer_events import EVENT_BATCH, EVENT_STREAMS, carrier
 from .layers import CHANNEL_PREFIX
 from .outages import LAYER_PATIENCE, Outage, stop_if_cancelled
 
@@ -87,11 +81,9 @@ class Fanout:
 
     async def fanned_out(self, group: str, seq: int, *, within: float) -> None:
         """Return once message `seq` of `group` was handed to this process's sockets, or
-        after `within` seconds (a bound: a bug must not hold acks up for ever). A broadcast
-        committed here reaches them without the layer (`deliver_here`), so this holds
-        while the layer is away too."""
-        if self.fanned_out_seq.get(group, 0) >= seq:
-            return
+        after `within` seconds (a layer may lose the broadcast; the clients heal that)."""
+        if self.fanned_out_seq.get(group, 0) >= seq or not self.outage.ok:
+            return  # (while the layer is away, the broadcast will not come)
         future = asyncio.get_running_loop().create_future()
         self.waiters.setdefault(group, []).append((seq, future))
         with contextlib.suppress(TimeoutError):
@@ -208,30 +200,10 @@ class Fanout:
             except Exception as error:
                 await self._reconnect(error)
                 continue
-            if self.is_own(event):
-                continue  # published here: its sockets had it first (`deliver_here`)
             try:
                 await self.dispatch(event)
             except Exception:
                 logger.exception("Could not fan out %s", event.get("type"))
-
-    def marked(self, message: dict[str, Any]) -> dict[str, Any]:
-        """`message` as this process sends it on the layer: with its channel (`ORIGIN`)."""
-        if self.channel_name is None:  # in no group: the layer brings it nothing back
-            return message
-        return {**message, ORIGIN: self.channel_name}
-
-    def is_own(self, message: dict[str, Any]) -> bool:
-        """Whether this process sent `message` (`marked`): its sockets have it already."""
-        return self.channel_name is not None and message.get(ORIGIN) == self.channel_name
-
-    async def deliver_here(self, message: dict[str, Any]) -> None:
-        """A layer message this process publishes, to its own sockets, as its receive would
-        hand it to them (the publisher calls this before the message goes to the layer)."""
-        try:
-            await self.dispatch(message)
-        except Exception:
-            logger.exception("Could not fan out %s", message.get("type"))
 
     async def _reconnect(self, error: Exception) -> None:
         """After a failed receive: retry until the layer takes our groups again, then have

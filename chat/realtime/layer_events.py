@@ -22,9 +22,6 @@ EVENT_RECHECK_ROOM = "chat.recheck_room"  # who may read the room changed: ask a
 EVENT_BATCH = "chat.batch"  # several events of one group, in order: {"events": [...]}
 # Several rooms' events, each room's in order: {"streams": [[group, [event, ...]], ...]}
 EVENT_STREAMS = "chat.streams"
-# The publishing process's fan-out channel, on a layer message it sent: that process's
-# receive skips it, as its own sockets had the events before the send (`Fanout.deliver_here`).
-ORIGIN = "origin"
 
 ROOM_GROUP_PREFIX = "room."
 SHARD_GROUP_PREFIX = "rooms."

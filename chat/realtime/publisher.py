@@ -7,12 +7,6 @@ for a round trip to the event loop and the layer. Instead the event goes to the 
 queue and the thread returns at once; one task per loop sends the queued events in the order
 they were committed (each room's stream in its own order: see `Publisher`). Outside any
 event loop (a management command, a sync test), the send simply happens before returning.
-
-The process's own sockets do not wait for the layer: another task hands them the same
-events, in the same order, as soon as they are queued (`Publisher.deliver_forever`), and
-the layer message goes out marked as this process's, so its receive skips it. A broadcast
-then reaches the sockets of the process that committed it without a round trip through
-Redis, and still reaches them while Redis is away.
 """
 
 import asyncio
@@ -141,42 +135,26 @@ class Publisher:
     side. Any other event waits for everything queued before it and goes before anything
     queued after it. On Redis a send is several round trips, and so is a process's receive
     of each message: one message per room would bound the process's broadcasts (and the
-    acks waiting for them) at a few hundred a second, whatever the database could store.
-
-    The same events go to this process's own sockets from a second queue, in the same
-    order and packing (`deliver_forever`): neither waits for the other, so a slow or absent
-    layer delays only the other processes' copy."""
+    acks waiting for them) at a few hundred a second, whatever the database could store."""
 
     def __init__(self, runtime: "Runtime") -> None:
         self.runtime = runtime
         self.queue: asyncio.Queue[tuple[float, str, dict[str, Any]]] = asyncio.Queue()
         self.outage = Outage("the channel layer (publisher)")
         self.lanes = asyncio.Semaphore(LANES)
-        self.here: asyncio.Queue[tuple[float, str, dict[str, Any]]] = asyncio.Queue()
 
     def enqueue(self, group: str, event: dict[str, Any]) -> None:
-        queued = (time.monotonic(), group, event)
-        self.here.put_nowait(queued)
-        self.queue.put_nowait(queued)
-        self.runtime.start("fan-out here", self.deliver_forever)
+        self.queue.put_nowait((time.monotonic(), group, event))
         self.runtime.start("publisher", self.send_forever)
-
-    async def deliver_forever(self) -> None:
-        """Hand what is queued to this process's own sockets, until cancelled: in the order
-        it was queued, packed as the layer messages are (a run of a room's frames is one
-        write per socket), and without waiting for the layer, which may be slow or away."""
-        while True:
-            stop_if_cancelled()
-            for round_ in rounds(await _turn(self.here)):
-                for _, sends in round_:
-                    for _, message in sends:
-                        await self.runtime.fanout.deliver_here(message)
 
     async def send_forever(self) -> None:
         """Send what is queued, in rounds (`rounds`), until cancelled."""
         while True:
             stop_if_cancelled()
-            for round_ in rounds(await _turn(self.queue)):
+            queued = [await self.queue.get()]
+            while not self.queue.empty() and len(queued) < TURN:
+                queued.append(self.queue.get_nowait())
+            for round_ in rounds(queued):
                 if len(round_) == 1:
                     await self._send_in_order(*round_[0])
                 else:
@@ -192,9 +170,7 @@ class Publisher:
         connection after Redis restarted, or Redis away) is tried again with backoff; a
         message still unsent GIVE_UP_AFTER seconds after its first event was queued is
         dropped (the clients resync what they miss). The outage is logged once, and its end
-        too. The message carries this process's channel (`Fanout.marked`): its own sockets
-        have it already."""
-        message = self.runtime.fanout.marked(message)
+        too."""
         try:
             await self.outage.retry(
                 lambda: self.runtime.layer.group_send(group, message),
@@ -205,14 +181,6 @@ class Publisher:
 
 
 Send = tuple[float, dict[str, Any]]  # (when its first event was queued, the layer message)
-
-
-async def _turn(queue: "asyncio.Queue[tuple[float, str, dict[str, Any]]]") -> list:
-    """Everything queued so far (at least one, waited for; at most TURN), in order."""
-    queued = [await queue.get()]
-    while not queue.empty() and len(queued) < TURN:
-        queued.append(queue.get_nowait())
-    return queued
 
 
 def rounds(queued: list[tuple[float, str, dict[str, Any]]]) -> list[list[tuple[str, list[Send]]]]:

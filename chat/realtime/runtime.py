@@ -6,8 +6,7 @@ sockets of a loop share lives in that loop's runtime, made on first use:
 - `fanout`: the process's subscription to room groups and the local sockets in each
   (chat/realtime/fanout.py), with its receive loop and its group-refresh loop;
 - `publisher`: the ordered queue of channel-layer sends from services and consumers
-  (chat/realtime/publisher.py), with its send loop and the loop that hands the same events
-  to this process's own sockets ("fan-out here");
+  (chat/realtime/publisher.py);
 - `writer`: the group commit of sends (chat/realtime/group_commit.py);
 - `joinable` and `reader`: the joins' room checks and pages, read together
   (chat/realtime/join_reads.py);
@@ -24,9 +23,8 @@ and whether its dependency answers, for /healthz and `manage.py health`.
 How an ack waits for its broadcast, across modules: the send's broadcast event carries the
 message's `seq` (events.broadcast_event); when the fan-out hands it to the local sockets it
 marks that seq fanned out for the group; `Fanout.fanned_out(group, seq, within=…)` returns
-then (or after `within`), and only then is the ack sent (ChatConsumer.on_send). The local
-sockets have it from the publisher's own queue, not from the layer (`Fanout.deliver_here`),
-so this holds while the layer is away. So a sender never outruns the fan-out of its own room.
+then (or after `within`, or at once while the layer is away), and only then is the ack sent
+(ChatConsumer.on_send). So a sender never outruns the fan-out of its own room.
 """
 
 import asyncio

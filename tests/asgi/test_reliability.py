@@ -21,11 +21,6 @@ from chat.realtime import publisher
 from chat.realtime.layer_events import EVENT_STREAMS, carrier, event_count, event_size, events_in
 from chat.realtime.runtime import runtime_for_loop
 from tests.support import PROJECT_ROOT
-from tests.support.elsewhere import (
-    a_room_group_here,
-    another_worker_broadcasts,
-    readers_on_another_worker,
-)
 from tests.support.js_client import JsClient
 from tests.support.redis_service import use_layer
 from tests.support.sockets import frames_of
@@ -99,9 +94,7 @@ async def post(socket, count: int, *, room: str = "general", prefix: str = "m") 
 
 
 @pytest.fixture
-def lossy_layer(settings, monkeypatch):
-    """A layer that loses and reorders, between the sender and readers on another worker."""
-    readers_on_another_worker(monkeypatch)
+def lossy_layer(settings):
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "tests.support.faults.LossyChannelLayer",
@@ -189,11 +182,10 @@ async def test_a_reader_that_stops_reading_does_not_stall_the_room_and_recovers(
 
 @pytest.mark.parametrize(("refresh", "delivered"), [(0.5, True), (3600, False)])
 async def test_long_lived_sockets_stay_in_their_groups_past_group_expiry(
-    connect, settings, general, refresh, delivered
+    connect, settings, alice, general, refresh, delivered
 ):
     """With group_expiry = 1 s, a process that refreshes its groups every 0.5 s still gets
-    another worker's broadcast 3 s later; one that does not is forgotten (so the refresh is
-    what works)."""
+    a broadcast 3 s later; one that does not is forgotten (so the refresh is what works)."""
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels.layers.InMemoryChannelLayer",
@@ -207,13 +199,17 @@ async def test_long_lived_sockets_stay_in_their_groups_past_group_expiry(
     await asyncio.sleep(3)  # the layer checks expiry in whole seconds
     while await listener.poll(0.2) is not None:  # its own arrival's guest count, if heard
         pass
-    await another_worker_broadcasts(a_room_group_here(), 1)
+    sender = await connect(alice)
+    await sender.join("general")
+    await sender.request({"type": "send", "room": "general", "body": "hi", "client_id": "e"})
 
     if delivered:
-        assert (await listener.expect("announcement"))["id"] == 1
+        assert (await listener.expect("presence"))["user"] == "alice"
+        assert (await listener.expect("message"))["message"]["body"] == "hi"
     else:
         assert await listener.nothing()
-    await listener.close()
+    for socket in (listener, sender):
+        await socket.close()
 
 
 @pytest.mark.parametrize("limit", ["whole", "split"])
@@ -223,10 +219,8 @@ async def test_many_rooms_sending_at_once_reach_each_listener_once_in_order(
 ):
     """Twelve rooms in eight shards: rooms that share a shard travel the layer together
     (layer_events.carrier), each in its own order, and each room's sockets hear only it;
-    also when the size limit splits a shard's turn into many layer messages ("split").
-    The listeners hear it all through the layer, as on another worker."""
+    also when the size limit splits a shard's turn into many layer messages ("split")."""
     use_layer(settings, layer)
-    readers_on_another_worker(monkeypatch)
     settings.CHAT_FANOUT_SHARDS = 8
     # Acks go without waiting for their broadcast, held below, so every send is acked.
     settings.CHAT_ACK_WAITS_FOR_FANOUT = 0.05
@@ -287,16 +281,13 @@ async def test_many_rooms_sending_at_once_reach_each_listener_once_in_order(
 
 @pytest.mark.parametrize("layer", ["in-memory", "redis", "redis-pubsub"])
 async def test_a_process_its_last_socket_left_takes_new_sockets_live(
-    connect, settings, monkeypatch, alice, bob, general, layer
+    connect, settings, alice, bob, general, layer
 ):
     """The quiet spell with no socket at all (a small site at night): the fan-out stops its
     receive then, and the sockets that come next must still hear each other, on every layer
     CHAT_CHANNEL_LAYER offers. The pub/sub layer drops a channel whose receive was cancelled,
-    so the process refused every later socket while it kept that channel's name. They hear
-    each other through the layer here, as sockets on two workers do, so the new channel's
-    receive is what is tested."""
+    so the process refused every later socket while it kept that channel's name."""
     use_layer(settings, layer)
-    readers_on_another_worker(monkeypatch)
     for n in range(2):  # and once more after the first comeback
         first = await connect(alice)
         await first.join("general")
@@ -391,24 +382,21 @@ def test_concurrent_senders_in_several_processes_get_gapless_seqs_and_one_row_pe
 
 async def test_a_resync_rejoins_a_group_the_layer_forgot(connect, alice, general):
     """If the layer loses the process's membership (expiry, a Redis restart), the client's
-    resync, prompted by the gap or the pong, puts it back: another worker's broadcasts
-    reach the socket again, and the replay has what it missed."""
+    resync, prompted by the gap or the pong, puts it back."""
     listener = await connect()
     await listener.join("general")
     sender = await connect(alice)
     await sender.join("general")
     assert (await listener.expect("presence"))["user"] == "alice"
     get_channel_layer().groups.clear()  # the layer forgets every group member
-    group = a_room_group_here()
 
-    await another_worker_broadcasts(group, 1)
+    await sender.request({"type": "send", "room": "general", "body": "lost", "client_id": "1"})
     assert await listener.nothing()
-    await sender.request({"type": "send", "room": "general", "body": "stored", "client_id": "1"})
     replay = await listener.join("general", since=0)
-    await another_worker_broadcasts(group, 2)
+    await sender.request({"type": "send", "room": "general", "body": "heard", "client_id": "2"})
 
-    assert [m["body"] for m in replay["messages"]] == ["stored"]
-    assert (await listener.recv_until("announcement"))["id"] == 2
+    assert [m["body"] for m in replay["messages"]] == ["lost"]
+    assert (await listener.expect("message"))["message"]["body"] == "heard"
     for socket in (listener, sender):
         await socket.close()
 

@@ -86,7 +86,7 @@ async def test_close_stops_every_loop_the_sockets_started(connect, alice, genera
     await socket.request({"type": "send", "room": "general", "body": "hi", "client_id": "c1"})
     runtime = runtime_for_loop()
     tasks = [loop.task for loop in runtime.loops.values()]
-    assert {"fanout receive", "fanout refresh", "publisher", "fan-out here"} <= set(runtime.loops)
+    assert {"fanout receive", "fanout refresh", "publisher"} <= set(runtime.loops)
 
     await runtime.close()
 
@@ -107,7 +107,6 @@ async def test_every_background_loop_belongs_to_the_runtime_with_redis(
         "fanout receive",
         "fanout refresh",
         "publisher",
-        "fan-out here",
         "presence heartbeat",
         "socket cap heartbeat",
         "shared settings heartbeat",
@@ -167,12 +166,11 @@ async def test_every_loop_stops_even_when_its_dependency_swallows_the_cancel(
         runtime.fanout, "_subscribe_again", swallowing(how, entered, "fanout refresh")
     )
     monkeypatch.setattr(runtime.layer, "group_send", swallowing(how, entered, "publisher"))
-    monkeypatch.setattr(runtime.fanout, "deliver_here", swallowing(how, entered, "fan-out here"))
     runtime.fanout._start()
     runtime.publisher.enqueue("room.1", {"type": "chat.nothing"})
     await until(lambda: entered == set(runtime.loops))
     tasks = [loop.task for loop in runtime.loops.values()]
-    assert len(tasks) == 7
+    assert len(tasks) == 6
 
     async with asyncio.timeout(2):  # CLOSE_TIMEOUT is 5 s: nothing may be left to it
         await runtime.close()

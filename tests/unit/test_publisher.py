@@ -161,50 +161,25 @@ def test_rooms_sharing_a_message_keep_their_order_across_the_limits():
 
 
 class RecordingLayer:
-    """A layer whose sends take their time (or never end: `stuck`), recording when each
-    began and ended, and the layer messages themselves."""
+    """A layer whose sends take their time, recording when each began and ended."""
 
-    def __init__(self, *, stuck: bool = False) -> None:
+    def __init__(self) -> None:
         self.log: list[tuple[str, str, list[dict[str, Any]]]] = []
-        self.messages: list[dict[str, Any]] = []
-        self.stuck = stuck
 
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
         self.log.append(("begin", group, events_in(message)))
-        self.messages.append(message)
-        if self.stuck:
-            await asyncio.Event().wait()
         await asyncio.sleep(0.01)
         self.log.append(("end", group, events_in(message)))
 
 
-class HereFanout:
-    """The fan-out as the publisher sees it: its channel, and what it was handed for this
-    process's own sockets, a layer message at a time."""
-
-    channel_name = "chat.here"
-    marked = Fanout.marked
-
-    def __init__(self) -> None:
-        self.handed: list[list[dict[str, Any]]] = []
-
-    async def deliver_here(self, message: dict[str, Any]) -> None:
-        self.handed.append(events_in(message))
-
-
 class Runtime:
-    def __init__(self, *, stuck: bool = False) -> None:
-        self.layer = RecordingLayer(stuck=stuck)
-        self.fanout = HereFanout()
-        self.tasks: dict[str, asyncio.Task] = {}
+    def __init__(self) -> None:
+        self.layer = RecordingLayer()
+        self.tasks: list[asyncio.Task] = []
 
     def start(self, name: str, run: Any) -> None:
-        if name not in self.tasks:
-            self.tasks[name] = asyncio.create_task(run(), name=name)
-
-    def stop(self) -> None:
-        for task in self.tasks.values():
-            task.cancel()
+        if not self.tasks:
+            self.tasks.append(asyncio.create_task(run()))
 
 
 async def test_the_publisher_sends_rooms_at_once_and_waits_around_anything_else():
@@ -218,7 +193,7 @@ async def test_the_publisher_sends_rooms_at_once_and_waits_around_anything_else(
     async with asyncio.timeout(2):
         while len(runtime.layer.log) < 8:  # noqa: ASYNC110 - the layer's record
             await asyncio.sleep(0.01)
-    runtime.stop()
+    runtime.tasks[0].cancel()
 
     steps = [
         (step, group, tuple(e.get("seq") for e in batch))
@@ -244,88 +219,13 @@ async def test_the_publisher_sends_at_most_its_lanes_of_groups_at_once(monkeypat
     async with asyncio.timeout(2):
         while len(runtime.layer.log) < 10:  # noqa: ASYNC110 - the layer's record
             await asyncio.sleep(0.01)
-    runtime.stop()
+    runtime.tasks[0].cancel()
 
     in_flight = peak = 0
     for step, _, _ in runtime.layer.log:
         in_flight += 1 if step == "begin" else -1
         peak = max(peak, in_flight)
     assert peak == 2
-
-
-@pytest.mark.parametrize("barrier", BARRIERS.values(), ids=BARRIERS.keys())
-async def test_this_processs_sockets_get_what_is_queued_in_order_while_the_layer_hangs(barrier):
-    """The process's own sockets hear what it publishes from the publisher's own queue, in
-    the order and packing of the layer messages, without waiting for the layer: here its
-    first send never ends (Redis paused), and everything reaches the fan-out all the same,
-    every kind of event that keeps its place included."""
-    runtime = Runtime(stuck=True)
-    publisher = Publisher(runtime)  # type: ignore[arg-type]
-    sends = [message(1, 1), message(2, 1), message(1, 2), barrier, message(1, 3)]
-    for group, event in sends:
-        publisher.enqueue(group, event)
-
-    async with asyncio.timeout(2):
-        while len(runtime.fanout.handed) < 4:  # noqa: ASYNC110 - the fan-out's record
-            await asyncio.sleep(0.01)
-    runtime.stop()
-
-    one, two, ban, three = message(1, 1)[1], message(2, 1)[1], barrier[1], message(1, 3)[1]
-    assert runtime.fanout.handed == [[one, message(1, 2)[1]], [two], [ban], [three]]
-    assert [step for step, _, _ in runtime.layer.log] == ["begin", "begin"]  # both stuck
-
-
-async def test_the_layer_messages_say_which_process_sent_them():
-    runtime = Runtime()
-    publisher = Publisher(runtime)  # type: ignore[arg-type]
-    for group, event in [message(1, 1), message(1, 2), message(2, 1), BARRIERS["a session ended"]]:
-        publisher.enqueue(group, event)
-
-    async with asyncio.timeout(2):
-        while len(runtime.layer.messages) < 3:  # noqa: ASYNC110 - the layer's record
-            await asyncio.sleep(0.01)
-    runtime.stop()
-
-    assert [m[layer_events.ORIGIN] for m in runtime.layer.messages] == ["chat.here"] * 3
-    assert layer_events.ORIGIN not in message(2, 1)[1]  # the queued event itself is not changed
-
-
-class QueuedLayer:
-    """A layer whose receive hands out the messages given, then waits for ever."""
-
-    def __init__(self, messages: list[dict[str, Any]]) -> None:
-        self.messages = messages
-
-    async def receive(self, channel: str) -> dict[str, Any]:
-        if self.messages:
-            return self.messages.pop(0)
-        await asyncio.Event().wait()
-        raise AssertionError("unreachable")
-
-
-async def test_the_fan_out_skips_what_this_process_sent_and_hands_on_the_others():
-    """Its own sockets had its own messages from the publisher; the layer brings them back
-    too (a process is a member of its rooms' groups), and they are not handed on twice."""
-    own, other, old = message(1, 1)[1], message(1, 2)[1], message(1, 3)[1]
-    layer = QueuedLayer([])
-    fanout = Fanout(layer=layer, runtime=None)  # type: ignore[arg-type]
-    fanout.channel_name = "chat.here"
-    layer.messages = [
-        fanout.marked(own),
-        {**other, layer_events.ORIGIN: "chat.elsewhere"},
-        old,  # from a process that does not say (an older worker, a management command)
-    ]
-    log: list[tuple[str, list[str]]] = []
-    fanout.members["room.1"] = {Socket("s1", log)}
-
-    receiving = asyncio.create_task(fanout._receive_forever())
-    async with asyncio.timeout(2):
-        while layer.messages:  # noqa: ASYNC110 - the layer's record
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.05)
-    receiving.cancel()
-
-    assert log == [("s1", ["m1.2"]), ("s1", ["m1.3"])]
 
 
 class Socket:
