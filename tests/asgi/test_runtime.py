@@ -59,9 +59,9 @@ async def test_starting_a_loop_that_is_alive_starts_nothing(caplog):
 async def test_a_loop_first_started_by_a_worker_threads_broadcast_may_use_the_database():
     """A worker thread's broadcast reaches the loop through `call_soon_threadsafe`, in a copy
     of the thread's context, where asgiref marks the database thread busy; a loop started
-    from there inherited the mark, and each of its database calls was refused (the local
-    fan-out's recheck of a room, in the revocation tests). Loops run in a context of their
-    own."""
+    from there inherited the mark, and each of its database calls was refused (as the
+    rechecks of rooms of a local fan-out loop were in the revocation tests: e76fb1d, since
+    reverted). Loops run in a context of their own."""
     runtime = runtime_for_loop()
     loop = asyncio.get_running_loop()
     answers: list[int] = []
