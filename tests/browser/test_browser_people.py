@@ -246,6 +246,32 @@ def test_a_card_whose_person_left_gives_focus_to_the_list_it_was_opened_from(
     expect(online.locator("button", has_text="alice")).to_be_focused()
 
 
+def test_a_card_whose_message_was_deleted_gives_focus_to_the_room(
+    live_site: LiveSite, alice_bob_and_a_guest
+) -> None:
+    """The other way a card's name leaves the page: the card was opened from a message's
+    author, and the message was deleted meanwhile. Esc gives focus to the room's part of
+    the page (where the name was), not to the page's top."""
+    alice, bob, _guest = alice_bob_and_a_guest
+    say(bob, "soon gone")
+    expect_message_once(alice, "bob", "soon gone")
+    line = alice.get_by_role("log").locator("li[data-seq]").filter(has_text="soon gone")
+    line.locator(".author").focus()
+    alice.keyboard.press("Enter")
+    card = alice.get_by_role("dialog", name="bob")
+    expect(card).to_be_visible()
+
+    bob.once("dialog", lambda dialog: dialog.accept())
+    mine = bob.get_by_role("log").locator("li[data-seq]").filter(has_text="soon gone")
+    mine.hover()
+    mine.get_by_role("button", name="Delete").click()
+    expect(line).to_have_count(0, timeout=TIMEOUT_MS)
+    alice.keyboard.press("Escape")
+
+    expect(card).to_be_hidden()
+    expect(alice.locator(".room-main")).to_be_focused()
+
+
 def test_the_people_page_finds_someone_and_starts_a_conversation(
     browser: Browser, live_site: LiveSite
 ) -> None:
