@@ -11,8 +11,10 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -211,6 +213,10 @@ def _other_pct(result: dict[str, Any]) -> float | None:
 def _runs(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """Every measured run of a configuration, named for notes."""
     runs = [(f"broadcast N = {int(n):,}", r) for n, r in config["broadcast"].items()]
+    runs += [
+        (f"broadcast N = {int(TARGET_N):,}, round {i}", r)
+        for i, r in enumerate(broadcast_rounds(config)[1:], start=2)
+    ]
     runs += [(f"broadcast over HTTP, N = {int(n):,}", r) for n, r in _http_runs(config)]
     runs += [(f"acks, {rooms}", config[w]) for w, rooms in ACK_WORKLOADS if w in config]
     if "idle" in config:  # absent when the run left the workload out (--workloads)
@@ -221,6 +227,54 @@ def _runs(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 def _http_runs(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """The broadcast runs over HTTP (fallback or long-polling) of a configuration, if any."""
     return list((config.get("broadcast_http") or {}).items())
+
+
+def broadcast_rounds(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """A configuration's broadcast runs at N = 1,000, round by round (`bench/run.py
+    --rounds`): the first is the one in the tables, the others were measured after the
+    whole run, each server in turn. Empty without a broadcast at N = 1,000."""
+    first = (config.get("broadcast") or {}).get(TARGET_N)
+    return [first, *config.get("broadcast_rounds", [])] if first else []
+
+
+def _rounds_ratio(
+    mine: list[dict[str, Any]],
+    theirs: list[dict[str, Any]],
+    metric: str,
+    bound: float,
+    *,
+    names: tuple[str, str],
+    flaws_of_all: Sequence[str] = (),
+) -> tuple[float | None, str | None, bool]:
+    """(ratio, text, not judged) of `metric` between two configurations' runs, paired round
+    by round: the median of the rounds whose two runs were both fit to compare (and none if
+    `flaws_of_all` rules out every round). With one round, that round's ratio. A machine
+    whose speed wanders by a fifth within minutes moves one run's ratio across a bound; the
+    median of interleaved rounds does not follow one slow minute."""
+    judged: list[float] = []
+    unjudged: list[float] = []
+    flaws: list[str] = []
+    for a, b in zip(mine, theirs, strict=False):
+        x, y = _metric(a, metric), _metric(b, metric)
+        if x is None or not y:
+            continue
+        found = _flaws((names[0], a), (names[1], b)) + list(flaws_of_all)
+        (unjudged if found else judged).append(x / y)
+        flaws += [flaw for flaw in found if flaw not in flaws]
+    if not judged:
+        if not unjudged:
+            return None, None, False
+        shown = _ratio(statistics.median(unjudged), bound)
+        return None, f"{shown}, not judged: {' and '.join(flaws)}", True
+    ratio = statistics.median(judged)
+    text = _ratio(ratio, bound) or ""
+    if len(judged) + len(unjudged) > 1:
+        each = ", ".join(_ratio(r, bound) or "" for r in judged)
+        text += f" (median of {len(judged)} round{'s' if len(judged) > 1 else ''}: {each}"
+        if unjudged:
+            text += f"; {len(unjudged)} not judged: {' and '.join(flaws)}"
+        text += ")"
+    return ratio, text, False
 
 
 def _transport_problems(result: dict[str, Any]) -> list[str]:
@@ -314,17 +368,10 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         mine = config["broadcast"].get(TARGET_N)
         for label, metric, op, bound, ref_key in RATIO_TARGETS:
             ref_config = results["configs"].get(ref_key, {})
-            theirs = (ref_config.get("broadcast") or {}).get(TARGET_N) if _ok(ref_config) else None
-            ratio, value, not_judged = None, None, False
-            if mine and theirs:
-                a, b = _metric(mine, metric), _metric(theirs, metric)
-                ratio = a / b if a is not None and b else None
-                value = _ratio(ratio, bound)
-                flaws = _flaws(("chatsite", mine), (ref_key, theirs))
-                if flaws:
-                    ratio = None
-                    not_judged = True
-                    value = f"{value}, not judged: {' and '.join(flaws)}"
+            theirs = broadcast_rounds(ref_config) if _ok(ref_config) else []
+            ratio, value, not_judged = _rounds_ratio(
+                broadcast_rounds(config), theirs, metric, bound, names=("chatsite", ref_key)
+            )
             met = None if ratio is None else (ratio >= bound if op == ">=" else ratio <= bound)
             rows.append(
                 {
@@ -361,7 +408,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                         "met": met,
                     }
                 )
-        dropped = sum(r["dropped"] + r["late"] for r in config["broadcast"].values())
+        broadcasts = [*config["broadcast"].values(), *broadcast_rounds(config)[1:]]
+        dropped = sum(r["dropped"] + r["late"] for r in broadcasts)
         missing = sum(_missing(config.get(w) or {}) or 0 for w, _rooms in ACK_WORKLOADS)
         rows.append(
             {
@@ -442,28 +490,24 @@ def _workers_target(key: str, mine: dict[str, Any], results: dict[str, Any]) -> 
     neither run was generator-bound or disturbed, and no worker shared a core with the
     generator (on 2 cores one must: the machine then cannot judge it)."""
     one = results["configs"].get(ONE_WORKER) or {}
-    theirs = (one.get("broadcast") or {}).get(TARGET_N) if _ok(one) else None
-    ratio, value = None, None
-    if theirs:
-        a, b = _metric(mine, "delivered_per_s"), _metric(theirs, "delivered_per_s")
-        ratio = a / b if a is not None and b else None
-        value = _ratio(ratio, TWO_WORKERS_TARGET)
-        flaws = [
-            f"{name} {flaw}"
-            for name, r in ((key, mine), (ONE_WORKER, theirs))
-            if (flaw := _unfit(r))
-        ]
-        if mine.get("workers_share_generator_cores"):
-            flaws.append("the workers shared the generator's cores (too few cores to judge)")
-        if flaws:
-            ratio = None
-            value = f"{value}, not judged: {' and '.join(flaws)}"
+    theirs = broadcast_rounds(one) if _ok(one) else []
+    shared = []
+    if mine.get("workers_share_generator_cores"):
+        shared.append("the workers shared the generator's cores (too few cores to judge)")
+    ratio, value, not_judged = _rounds_ratio(
+        broadcast_rounds(results["configs"][key]),
+        theirs,
+        "delivered_per_s",
+        TWO_WORKERS_TARGET,
+        names=(key, ONE_WORKER),
+        flaws_of_all=shared,
+    )
     return {
         "config": key,
         "target": f"delivered msg/s >= {TWO_WORKERS_TARGET:g}x one worker "
         f"({mine['workers']} workers against `{ONE_WORKER}`)",
         "value": value,
-        "not_judged": ratio is None and theirs is not None,
+        "not_judged": not_judged,
         "met": None if ratio is None else ratio >= TWO_WORKERS_TARGET,
     }
 
@@ -632,6 +676,47 @@ def _broadcast_row(label: str, n: str, r: dict[str, Any]) -> list[str]:
     ]
 
 
+def _rounds_section(results: dict[str, Any]) -> list[str]:
+    """The broadcast at N = 1,000 round by round, when the run measured it more than once."""
+    rounds = {key: broadcast_rounds(config) for key, config in _configs(results) if _ok(config)}
+    count = max((len(runs) for runs in rounds.values()), default=0)
+    if count < 2:
+        return []
+
+    def each(runs: list[dict[str, Any]], value: Any) -> str:
+        return " / ".join(value(r) + ("†" if _unfit(r) else "") for r in runs)
+
+    rows = [
+        [
+            results["configs"][key]["label"],
+            each(runs, lambda r: _fmt(r["delivered_per_s"])),
+            each(runs, lambda r: _fmt(r.get("server_us_per_delivery"), 1)),
+            each(runs, lambda r: _fmt(_p(r, "p99"), 1)),
+        ]
+        for key, runs in rounds.items()
+        if runs
+    ]
+    return [
+        f"### Broadcast at N = {int(TARGET_N):,}, round by round",
+        "",
+        f"After the whole run the broadcast at N = {int(TARGET_N):,} is measured again, each "
+        f"server in turn, for {count} rounds in all (`--rounds`; the first round is the run "
+        "in the table above). The Targets table pairs the runs of each round (those of the "
+        "later rounds made a minute or two apart) and judges the median of the rounds' "
+        "ratios: on a machine whose "
+        "speed wanders by a fifth within minutes, one pair of runs can land a ratio on either "
+        "side of its bound. † marks a run unfit to compare (generator-bound, or disturbed by "
+        "other work); its rounds are left out of the median.",
+        "",
+        _table(
+            ["server", "delivered msg/s", "server µs/delivery", "p99 ms"],
+            rows,
+            "lrrr",
+        ),
+        "",
+    ]
+
+
 def _cpus(cpus: int | list[int] | None) -> str:
     """'1' or '1-3' (results saved before the generator had several cores hold one int)."""
     if isinstance(cpus, list):
@@ -672,7 +757,7 @@ def render(results: dict[str, Any], *, analysis: str, chart_name: str) -> str:
     )
     add("")
     add("```sh")
-    add("make bench                                   # everything, about 5 minutes")
+    add("make bench                                   # everything, about 8 minutes")
     add('make bench BENCH_ARGS="--configs memory,socketio,websockets --duration 5"')
     add(".venv/bin/python bench/run.py --quick        # a short smoke run; writes no doc")
     add(".venv/bin/python bench/run.py --configs memory,socketio,websockets --listeners 1000 \\")
@@ -795,6 +880,13 @@ def render(results: dict[str, Any], *, analysis: str, chart_name: str) -> str:
         f"is not counted. {opts['warmup_s']:g} s of warm-up (at least 3 messages), then a "
         f"window of {opts['duration_s']:g} s that starts at a send and ends when a message is "
         "complete."
+        + (
+            f" At N = {int(TARGET_N):,} it runs {opts['rounds']} times (`--rounds`): once with "
+            "each server's other workloads, then again after the whole run, each server in "
+            "turn; the targets judge the median of the rounds (*round by round* below)."
+            if (opts.get("rounds") or 1) > 1
+            else ""
+        )
     )
     if opts.get("http"):
         add(
@@ -862,6 +954,7 @@ def render(results: dict[str, Any], *, analysis: str, chart_name: str) -> str:
     add("")
     add(f"![Delivered msg/s, p99 latency, server µs/delivery and ack latency]({chart_name})")
     add("")
+    out.extend(_rounds_section(results))
 
     http_rows = [
         _broadcast_row(config["http_label"], n, r)
@@ -1013,7 +1106,7 @@ def render(results: dict[str, Any], *, analysis: str, chart_name: str) -> str:
 
 def run_notes(results: dict[str, Any]) -> list[str]:
     """Everything that makes a figure less trustworthy: skips, failures, errors, a busy box."""
-    notes = []
+    notes = [f"**A round failed**: {error[:300]}." for error in results.get("round_errors", [])]
     for _key, config in _configs(results):
         label = config["label"]
         if config.get("skipped"):
