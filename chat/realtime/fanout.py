@@ -16,8 +16,9 @@ rooms that have no socket here are dropped on arrival.
 
 The receive loop outlives the layer: when a receive fails (Redis killed, paused, restarted
 empty) it logs the outage once, retries with backoff, joins its groups again once the layer
-answers (a restarted Redis has forgotten them), logs that it is back, and tells each local
-socket the rooms' latest seqs, so its client resyncs what the outage cost it.
+answers (a restarted Redis has forgotten them), logs that it is back, has the registries kept
+in Redis put this process's entries back at once (`Runtime.layer_regained`), and tells each
+local socket the rooms' latest seqs, so its client resyncs what the outage cost it.
 """
 
 import asyncio
@@ -212,6 +213,7 @@ class Fanout:
         self._release_waiters()
         await asyncio.sleep(delay)
         await self.outage.retry(self._subscribe_again)
+        self.runtime.layer_regained()
         await self._tell_members_to_check()
 
     async def _subscribe_again(self) -> None:

@@ -10,7 +10,8 @@ sockets of a loop share lives in that loop's runtime, made on first use:
 - `writer`: the group commit of sends (chat/realtime/group_commit.py);
 - `joinable` and `reader`: the joins' room checks and pages, read together
   (chat/realtime/join_reads.py);
-- `presence` and `limits`: in memory, or shared through Redis with a heartbeat loop each;
+- `presence` and `limits`: in memory, or shared through Redis with a heartbeat loop each,
+  which beats at once when the channel layer comes back (`layer_regained`);
 - `news`: the coalesced guest-count and presence broadcasts (chat/realtime/presence.py);
 - `answers`: the answers to the HTTP fallback's polls this process forwards
   (chat/realtime/fallback.py), with their receive loop.
@@ -138,6 +139,16 @@ class Runtime:
             redis = getattr(registry, "redis", None)
             if redis is not None:
                 await redis.aclose()
+
+    def layer_regained(self) -> None:
+        """The channel layer answers again after an outage. It lives on Redis, and a Redis
+        that restarted came back empty: every registry kept there (presence, the socket cap,
+        the shared settings) puts this process's entries back now, not at its next
+        heartbeat up to TTL/3 later, so that a page joining meanwhile sees everyone online."""
+        for registry in (self.presence, self.limits, self.shared):
+            beat_soon = getattr(registry, "beat_soon", None)  # a Heartbeat's (Redis) only
+            if beat_soon is not None:
+                beat_soon()
 
     # Health -------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from chat.apps import check_layer_timeouts
 from chat.models import Message
 from chat.protocol import events
 from chat.realtime import fanout, publisher
+from chat.realtime.agreement import SharedSettings
 from chat.realtime.heartbeat import Heartbeat
 from chat.realtime.limits import RedisLimits
 from chat.realtime.presence import LocalPresence, RedisPresence
@@ -244,6 +245,90 @@ async def test_a_heartbeat_outlives_failed_beats_and_says_so_once(caplog):
     assert not registry.task.done()
     registry.task.cancel()
     assert outage_log(caplog, "FailingBeats") == ["Lost Redis", "Regained Redis"]
+
+
+class TimedBeats(FailingBeats):
+    """Beats that fail `failures` times, each beat's time kept."""
+
+    def __init__(self, failures: int, *, ttl: float) -> None:
+        super().__init__(failures)
+        self.ttl = ttl
+        self.times: list[float] = []
+
+    async def beat(self) -> None:
+        self.times.append(asyncio.get_running_loop().time())
+        await super().beat()
+
+
+async def test_a_failed_beat_is_tried_again_within_the_outages_backoff_not_a_ttl_later():
+    """After Redis comes back the next beat puts back what it lost: with TTL 3 s, a beat
+    that failed is tried again within the backoff's first step (0.1 s), not 1 s later."""
+    registry = TimedBeats(failures=1, ttl=3.0)
+    registry.task = asyncio.create_task(registry.beat_forever())
+    try:
+        await until(lambda: registry.beats >= 1, seconds=3)
+        failed, succeeded = registry.times[:2]
+        assert succeeded - failed < 0.3  # 1.0 s (TTL/3) before
+    finally:
+        registry.task.cancel()
+
+
+async def test_a_heartbeat_asked_to_beat_soon_beats_at_once_and_then_keeps_its_pace():
+    registry = TimedBeats(failures=0, ttl=30.0)  # its own beat: every 10 s
+    registry.task = asyncio.create_task(registry.beat_forever())
+    try:
+        await until(lambda: registry.due is not None)
+        registry.beat_soon()
+        await until(lambda: registry.beats == 1, seconds=1)
+        await asyncio.sleep(0.2)
+        assert registry.beats == 1  # asked once, beat once
+    finally:
+        registry.task.cancel()
+
+
+@pytest.mark.usefixtures("flaky_layer")
+async def test_when_the_layer_comes_back_every_registry_in_redis_puts_its_entries_back_at_once(
+    connect, alice, bob, general, settings, monkeypatch
+):
+    """Redis restarted empty: the fan-out's receive broke, and came back. Presence, the socket
+    cap and the shared settings each beat at once, not at their next heartbeat up to TTL/3
+    (10 s) later, so a page that joins right after sees alice online. A users run on
+    2026-12-01 saw her missing from a reloaded page's list for 7.6 s after such a restart."""
+    settings.CHAT_PRESENCE_REDIS_URL = settings.CHAT_LIMITS_REDIS_URL = redis_url()
+    tab = await connect(alice)
+    await tab.join("general")
+    runtime = runtime_for_loop()
+    registries = [runtime.presence, runtime.limits, runtime.shared]
+    assert [type(registry) for registry in registries] == [
+        RedisPresence,
+        RedisLimits,
+        SharedSettings,
+    ]
+    beats: dict[str, int] = {}
+
+    def counted(registry: Heartbeat) -> None:
+        beat = registry.beat
+
+        async def counting() -> None:
+            beats[type(registry).__name__] = beats.get(type(registry).__name__, 0) + 1
+            await beat()
+
+        monkeypatch.setattr(registry, "beat", counting)
+
+    for registry in registries:
+        counted(registry)
+    await runtime.presence.redis.flushdb()  # restarted empty
+    layer = get_channel_layer()
+    layer.go_down()
+    await asyncio.sleep(0.3)
+    layer.come_back()
+    await tab.recv_until("pong")  # the fan-out is back
+
+    await until(lambda: len(beats) == 3, seconds=2)
+    page = await connect(bob)
+    assert (await page.join("general"))["online"] == ["alice", "bob"]
+    for socket in (tab, page):
+        await socket.close()
 
 
 class RemoveFails(LocalPresence):
