@@ -268,7 +268,7 @@ async def test_a_failed_beat_is_tried_again_within_the_outages_backoff_not_a_ttl
     try:
         await until(lambda: registry.beats >= 1, seconds=3)
         failed, succeeded = registry.times[:2]
-        assert succeeded - failed < 0.3  # 1.0 s (TTL/3) before
+        assert succeeded - failed < 0.6  # 0.05 to 0.1 s; 1.0 s (TTL/3) before
     finally:
         registry.task.cancel()
 
