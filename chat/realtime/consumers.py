@@ -136,9 +136,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
         Each step runs whatever the others do, and all of them run to the end even if the
         server gives up waiting for this socket (daphne cancels a slow disconnect): each
-        forgets the socket locally at once, then tells Redis; a step that fails (Redis away)
-        is logged and left to expire, since presence and the socket cap are heartbeat entries
-        this process no longer refreshes."""
+        forgets the socket locally at once, then tells Redis; a presence or socket-cap step
+        that fails (Redis away) is logged and left to expire, since those are heartbeat
+        entries this process no longer refreshes, and a leave of a layer group the layer
+        refuses is made once it answers (`Fanout._group_discard`)."""
         steps: list[tuple[Awaitable[None], str]] = [
             (self._leave_room(slug), f"leaving room {slug[:80]!r}")
             for slug in list(getattr(self, "joined", {}))

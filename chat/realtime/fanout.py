@@ -12,7 +12,8 @@ transport (chatsite/patches/daphne_frames.py).
 Joins and leaves stay exact: a socket registers with the fan-out of its room, the process
 joins the room's shard group with the first local member of any of its rooms and leaves it
 with the last, and `disconnect` unregisters the socket from every room. Events of a shard's
-rooms that have no socket here are dropped on arrival.
+rooms that have no socket here are dropped on arrival. A leave the layer refuses (Redis away)
+is owed, and made as soon as the layer answers again.
 
 The receive loop outlives the layer: when a receive fails (Redis killed, paused, restarted
 empty) it logs the outage once, retries with backoff, joins its groups again once the layer
@@ -79,6 +80,8 @@ class Fanout:
         self.waiters: dict[str, list[tuple[int, asyncio.Future[None]]]] = {}
         self.outage = Outage("the channel layer (fan-out)")
         self.subscribing = Outage("the channel layer (subscribing sockets)")
+        self.leaving = Outage("the channel layer (leaving groups)")
+        self.owed: set[tuple[str, str]] = set()  # (layer group, channel) left only here
 
     async def fanned_out(self, group: str, seq: int, *, within: float) -> None:
         """Return once message `seq` of `group` was handed to this process's sockets, or
@@ -171,16 +174,44 @@ class Fanout:
             if layer_group in self.carried or layer_group not in self.subscribed:
                 return  # someone joined again while we waited
             self.subscribed.discard(layer_group)
+            channel = self.channel_name
             if not self.subscribed:
                 self._stop()
-            try:
-                # Last: should the layer fail, its membership expires (ignored meanwhile).
-                await self.layer.group_discard(layer_group, self.channel_name)
-            finally:
-                if not self.subscribed:
-                    # The receive is cancelled, and a layer may drop its channel with it
-                    # (channels-redis' pub/sub layer does): the next add takes a new one.
-                    self.channel_name = None
+                # The receive is cancelled, and a layer may drop its channel with it
+                # (channels-redis' pub/sub layer does): the next add takes a new one.
+                self.channel_name = None
+            await self._group_discard(layer_group, channel)
+
+    async def _group_discard(self, layer_group: str, channel: str) -> None:
+        """Take `channel` out of `layer_group`, whatever the layer does: a socket's leave or
+        disconnect does not fail for it. Should the layer refuse (Redis away), the leave is
+        owed, and `_leave_owed` tries it with backoff until the layer answers; left to the
+        layer's `group_expiry` (a day), the process would receive and drop the group's
+        broadcasts all that time. Logged once, like any outage. (A Redis that restarted
+        needs no retry here: redis-py replaces a pooled connection the server closed when
+        it hands it out.)"""
+        try:
+            await self.layer.group_discard(layer_group, channel)
+        except Exception as error:
+            self.leaving.failed(error)
+            self._owe(layer_group, channel)
+
+    def _owe(self, layer_group: str, channel: str) -> None:
+        self.owed.add((layer_group, channel))
+        self.runtime.start("fanout leave", self._settle_leaves)
+
+    async def _settle_leaves(self) -> None:
+        """Leave the owed groups once the layer answers; the loop then ends."""
+        await self.leaving.retry(self._leave_owed)
+
+    async def _leave_owed(self) -> None:
+        """Leave the groups a failed `group_discard` left this process in (a group it has
+        joined again since with the same channel stays)."""
+        async with self.lock:
+            for layer_group, channel in sorted(self.owed):
+                if channel != self.channel_name or layer_group not in self.subscribed:
+                    await self.layer.group_discard(layer_group, channel)
+                self.owed.discard((layer_group, channel))
 
     def _start(self) -> None:
         self.runtime.start("fanout receive", self._receive_forever)

@@ -90,8 +90,9 @@ class Runtime:
     # Background loops ---------------------------------------------------------------------
 
     def start(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
-        """Run `run()` in the background under `name` until it returns or `stop(name)`;
-        should it raise, log it and start it again with backoff. Idempotent while alive.
+        """Run `run()` in the background under `name` until it returns (its work done: it
+        leaves `loops`, so /healthz does not count it dead) or `stop(name)`; should it
+        raise, log it and start it again with backoff. Idempotent while alive.
 
         The loop runs in a context of its own, not its starter's: a loop first started by a
         worker thread's broadcast (through the loop's `call_soon_threadsafe`) would inherit
@@ -115,6 +116,8 @@ class Runtime:
             stop_if_cancelled()
             try:
                 await loop.run()
+                if self.loops.get(loop.name) is loop:
+                    del self.loops[loop.name]
                 return
             except asyncio.CancelledError:
                 raise

@@ -5,6 +5,7 @@ The same against real daphne workers and a real Redis server: tests/live/test_cl
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlparse
 
@@ -22,10 +23,11 @@ from chat.protocol import events
 from chat.realtime import fanout, publisher
 from chat.realtime.agreement import SharedSettings
 from chat.realtime.heartbeat import Heartbeat
+from chat.realtime.layer_events import carrier
 from chat.realtime.limits import RedisLimits
 from chat.realtime.presence import LocalPresence, RedisPresence
 from chat.realtime.runtime import runtime_for_loop
-from tests.support.redis_service import redis_url, two_workers
+from tests.support.redis_service import redis_url, two_workers, use_layer
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -361,6 +363,139 @@ async def test_disconnect_finishes_every_step_when_presence_fails_or_hangs(
 
     assert fanout.members == {}  # every room, the site and the user's group let go
     assert runtime_for_loop().limits.sockets == {}  # and the socket cap counts it no more
+
+
+async def _frames_within(socket: Any, seconds: float) -> AsyncIterator[dict[str, Any]]:
+    while (frame := await socket.poll(seconds)) is not None:
+        yield frame
+
+
+def _channels_in(layer: Any) -> dict[str, set[str]]:
+    """Layer group → the channels in it, as the in-process layer holds them."""
+    return {group: set(channels) for group, channels in layer.groups.items() if channels}
+
+
+@pytest.mark.usefixtures("flaky_layer")
+async def test_a_leave_the_layer_refuses_is_answered_and_made_once_the_layer_answers(
+    connect, alice, bob, general, caplog
+):
+    """Before: the failed `group_discard` became the leave's error frame, after the room
+    was left here, and the process stayed in the room's shard group, receiving and dropping
+    its broadcasts until the layer's group_expiry (a day)."""
+    caplog.set_level(logging.WARNING)
+    leaver, stayer = await connect(alice), await connect(bob)
+    await leaver.join("general")
+    layer, fan = get_channel_layer(), runtime_for_loop().fanout
+    shard = carrier(events.room_group(general.pk))
+    layer.down = True  # paused: every call fails, the groups stay
+
+    left = await leaver.request({"type": "leave", "room": "general"})
+
+    assert left["type"] == "left", left
+    await asyncio.sleep(0.3)  # a few failed tries
+    assert fan.channel_name in _channels_in(layer)[shard]  # owed, not forgotten
+    layer.come_back()
+    await until(lambda: shard not in _channels_in(layer))
+    await until(lambda: "fanout leave" not in runtime_for_loop().loops)  # its work done
+    assert fan.owed == set()
+    # Live, and the leaver hears the room no more.
+    await stayer.join("general")
+    ack = await stayer.request(
+        {"type": "send", "room": "general", "body": "after", "client_id": "c1"}
+    )
+    assert ack["type"] == "ack", ack
+    assert (await stayer.recv_until("message"))["message"]["body"] == "after"
+    heard = [frame async for frame in _frames_within(leaver, 0.3)]
+    assert [frame for frame in heard if frame["type"] == "message"] == []
+    assert outage_log(caplog, "leaving groups") == [
+        "Lost the channel layer",
+        "Regained the channel layer",
+    ]
+    assert "Cleanup of socket" not in caplog.text
+
+
+@pytest.mark.usefixtures("flaky_layer")
+async def test_the_last_socket_closing_while_the_layer_is_away_leaves_every_group_later(
+    connect, alice, bob, general, caplog
+):
+    """The process's last socket: its room's shard, the site's and the user's groups all
+    go, with the channel; each leave is owed and made once the layer answers, and the next
+    socket is served on a new channel."""
+    caplog.set_level(logging.WARNING)
+    socket = await connect(alice)
+    await socket.join("general")
+    layer, fan = get_channel_layer(), runtime_for_loop().fanout
+    old = fan.channel_name
+    layer.down = True
+
+    await socket.close()
+
+    owed = {group for group, channels in _channels_in(layer).items() if old in channels}
+    assert {carrier(events.room_group(general.pk)), events.SITE_GROUP} <= owed
+    assert fan.owed == {(group, old) for group in owed}
+    assert "Cleanup of socket" not in caplog.text
+    layer.come_back()
+    await until(lambda: not any(old in channels for channels in _channels_in(layer).values()))
+    reader, sender = await connect(bob), await connect(alice)
+    await reader.join("general")
+    await sender.join("general")
+    assert fan.channel_name != old
+    await sender.request({"type": "send", "room": "general", "body": "new", "client_id": "c1"})
+    assert (await reader.recv_until("message"))["message"]["body"] == "new"
+
+
+@pytest.mark.usefixtures("flaky_layer")
+async def test_a_room_joined_again_before_its_owed_leave_is_made_stays_joined(
+    connect, alice, bob, general, monkeypatch
+):
+    """The owed leave must not undo a later join on the same channel (the socket's site
+    group keeps the process's channel)."""
+    socket, sender = await connect(alice), await connect(bob)
+    await socket.join("general")
+    layer, fan = get_channel_layer(), runtime_for_loop().fanout
+    shard = carrier(events.room_group(general.pk))
+    refused = ConnectionError("the layer refuses leaves (test)")
+
+    async def refusing(group: str, channel: str) -> None:
+        raise refused
+
+    with monkeypatch.context() as patched:
+        patched.setattr(layer, "group_discard", refusing)
+        await socket.request({"type": "leave", "room": "general"})
+        assert fan.owed == {(shard, fan.channel_name)}
+        await socket.join("general")  # group_add answers: joined again, same channel
+    await until(lambda: "fanout leave" not in runtime_for_loop().loops)
+
+    assert fan.owed == set()
+    assert fan.channel_name in _channels_in(layer)[shard]
+    await sender.join("general")
+    await sender.request({"type": "send", "room": "general", "body": "hi", "client_id": "c1"})
+    assert (await socket.recv_until("message"))["message"]["body"] == "hi"
+
+
+async def test_a_leave_after_redis_closed_every_connection_is_made_at_once(
+    connect, alice, general, settings, caplog
+):
+    """The real layer after a Redis restart: redis-py hands out a fresh connection for one
+    the server closed, so the leave goes through at once (which is why `_group_discard`
+    does not retry at once): nothing owed, nothing logged about leaving."""
+    use_layer(settings, "redis")
+    caplog.set_level(logging.WARNING)
+    socket = await connect(alice)
+    await socket.join("general")
+    layer, fan = get_channel_layer(), runtime_for_loop().fanout
+    key = layer._group_key(carrier(events.room_group(general.pk)))
+    channel = fan.channel_name.encode()
+    assert channel in await layer.connection(0).zrange(key, 0, -1)
+    assert await _close_every_connection_of_this_database(redis_url()) >= 1
+
+    left = await socket.request({"type": "leave", "room": "general"})
+
+    assert left["type"] == "left", left
+    assert fan.owed == set()
+    assert channel not in await layer.connection(0).zrange(key, 0, -1)
+    assert outage_log(caplog, "leaving groups") == []
+    await socket.close()
 
 
 @pytest.mark.parametrize(

@@ -166,11 +166,13 @@ async def test_every_loop_stops_even_when_its_dependency_swallows_the_cancel(
         runtime.fanout, "_subscribe_again", swallowing(how, entered, "fanout refresh")
     )
     monkeypatch.setattr(runtime.layer, "group_send", swallowing(how, entered, "publisher"))
+    monkeypatch.setattr(runtime.layer, "group_discard", swallowing(how, entered, "fanout leave"))
     runtime.fanout._start()
     runtime.publisher.enqueue("room.1", {"type": "chat.nothing"})
+    runtime.fanout._owe("shard.1", "chat.test!gone")  # a leave the layer refused
     await until(lambda: entered == set(runtime.loops))
     tasks = [loop.task for loop in runtime.loops.values()]
-    assert len(tasks) == 6
+    assert len(tasks) == 7
 
     async with asyncio.timeout(2):  # CLOSE_TIMEOUT is 5 s: nothing may be left to it
         await runtime.close()
