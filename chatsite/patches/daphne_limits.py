@@ -40,7 +40,8 @@ copy of asyncio whose `Queue` is `ApplicationQueue`; HTTP requests keep asyncio'
 
 A limit of 0 is off. Relies on daphne's `serverSend`/`applicationCreateWorked` and its queue's
 `put_nowait`, `create_application` making the queue with `asyncio.Queue()` and handing the
-application its `get`, autobahn's `processData`/`consumeData` and Twisted's buffer
+application its `get`, autobahn's `processData`/`consumeData`, its connection states (a
+frame for a connection whose close began goes nowhere) and Twisted's buffer
 attributes, which is why requirements.txt pins them; `check()` asserts each is still there.
 """
 
@@ -228,9 +229,24 @@ class InboundBudget:
 def _send_within_buffer(self: WebSocketProtocol, content: Any, binary: bool = False) -> None:
     """daphne's serverSend, unless the connection already holds more than the cap unsent:
     then it is dropped, and this frame and any sent before daphne hears of the drop (on the
-    next turn of the loop) go nowhere, instead of raising autobahn's Disconnected."""
+    next turn of the loop) go nowhere, instead of raising autobahn's Disconnected.
+
+    The same for a connection whose close has begun (the client's close frame arrived, or
+    the server's went out): daphne forwards a send until the TCP connection is gone, and
+    autobahn raises Disconnected for any frame after the close, which reached the
+    application as an error from a broadcast or a reply to a socket that was closing
+    anyway (django/channels#1820). Its disconnect is on its way and does the cleanup."""
+    if self.state not in _SENDABLE:
+        logger.debug("A frame for a closing WebSocket goes nowhere (state %s)", self.state)
+        return
     if not dropped_for_unread(self):
         _daphne_server_send(self, content, binary)
+
+
+# serverSend accepts a connection still opening before it sends (the first frame is the
+# accept); autobahn sends in the open state only.
+_SENDABLE_STATES = ("STATE_CONNECTING", "STATE_OPEN")
+_SENDABLE = tuple(getattr(WebSocketProtocol, state, None) for state in _SENDABLE_STATES)
 
 
 def dropped_for_unread(protocol: WebSocketProtocol) -> bool:
@@ -508,6 +524,15 @@ def _check_websocket() -> None:
         _unpatched("serverSend"),
         ["self", "content", "binary"],
         label=f"{label}.serverSend",
+    )
+    # _send_within_buffer reads autobahn's states, and its sendMessage refuses any but open.
+    require_attrs(PATCH, "autobahn", WebSocketProtocol, list(_SENDABLE_STATES), label=label)
+    require_source(
+        PATCH,
+        "autobahn",
+        getattr(WebSocketProtocol, "sendMessage", None),
+        ["if self.state != WebSocketProtocol.STATE_OPEN:"],
+        label=f"{label}.sendMessage",
     )
     create_worked = _unpatched("applicationCreateWorked")
     require_params(

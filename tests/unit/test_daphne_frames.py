@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from daphne.ws_protocol import WebSocketProtocol
 from twisted.internet import main, tcp
 from twisted.internet.testing import StringTransport
 
@@ -312,3 +313,43 @@ def test_a_socket_whose_disconnect_arrived_gets_no_more_broadcasts():
 
     assert opened.transport.value() == b""
     assert sent == []
+
+
+# The states between a close beginning (the client's close frame arrived, or the server's
+# went out) and daphne hearing the TCP connection is gone: daphne still forwards sends.
+CLOSING = {"closing": WebSocketProtocol.STATE_CLOSING, "closed": WebSocketProtocol.STATE_CLOSED}
+
+
+@pytest.mark.parametrize("state", CLOSING.values(), ids=CLOSING.keys())
+async def test_every_send_to_a_connection_whose_close_began_goes_nowhere_quietly(state, caplog):
+    """Before: autobahn raised Disconnected for the frame (django/channels#1820), which a
+    users run saw as 'Delivery to a socket failed' when a tab closed during a broadcast.
+    Every way a frame reaches daphne: a reply, a broadcast's ASGI path, a broadcast's
+    frame writer."""
+    caplog.set_level(logging.WARNING)
+    opened = Opened()
+    consumer = ChatConsumer()
+    consumer.backlog, consumer.write_frame = None, frame_writer(opened.send)
+    consumer.raw_send = opened.send
+    opened.protocol.state = state
+
+    await opened.send({"type": "websocket.send", "text": '{"type":"pong"}'})
+    consumer.deliver(['{"n":1}'], *framed('{"n":1}'))
+    opened.protocol._perMessageCompress = object()  # not plain: the ASGI path
+    consumer.deliver(['{"n":2}'], *framed('{"n":2}'))
+
+    assert opened.transport.value() == b""
+    assert consumer.backlog is None
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+
+
+def test_a_frame_sent_while_the_connection_opens_accepts_it_first_as_daphnes_did():
+    opened = Opened()
+    opened.protocol.state = WebSocketProtocol.STATE_CONNECTING
+    opened.protocol.serverAccept = lambda: setattr(  # daphne's accept, without a handshake
+        opened.protocol, "state", WebSocketProtocol.STATE_OPEN
+    )
+
+    opened.protocol.serverSend("first", False)
+
+    assert opened.transport.value() == text_frame("first")

@@ -141,6 +141,11 @@ def _register_producer_keeping_it(self, producer, streaming):
     self.producer = producer
 
 
+def _send_anyway(self, payload, isBinary=False, *args, **kwargs):
+    """A sendMessage that no longer refuses a connection whose close has begun."""
+    self.sendData(payload)
+
+
 _getsource = inspect.getsource
 
 
@@ -165,6 +170,9 @@ BREAKAGES = [
     ("daphne_limits", WSP, "serverSend", None, "WebSocketProtocol.serverSend"),
     ("daphne_limits", WSP, "applicationCreateWorked", None, "applicationCreateWorked"),
     ("daphne_limits", WSP, "onMessage", None, "WebSocketProtocol.onMessage"),
+    ("daphne_limits", AutobahnProtocol, "STATE_CONNECTING", None, "STATE_CONNECTING"),
+    ("daphne_limits", AutobahnProtocol, "STATE_OPEN", None, "STATE_OPEN"),
+    ("daphne_limits", AutobahnProtocol, "sendMessage", _send_anyway, "sendMessage"),
     ("daphne_limits", Server, "create_application", _create_with_own_send, "create_application"),
     ("daphne_limits", daphne_server, "asyncio", types, "daphne.server.asyncio"),
     ("daphne_limits", WebRequest, "handle_reply", None, "WebRequest.handle_reply"),
