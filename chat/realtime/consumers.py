@@ -136,10 +136,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
         Each step runs whatever the others do, and all of them run to the end even if the
         server gives up waiting for this socket (daphne cancels a slow disconnect): each
-        forgets the socket locally at once, then tells Redis; a presence or socket-cap step
-        that fails (Redis away) is logged and left to expire, since those are heartbeat
-        entries this process no longer refreshes, and a leave of a layer group the layer
-        refuses is made once it answers (`Fanout._group_discard`)."""
+        forgets the socket locally at once, then tells Redis; whatever Redis or the layer
+        refuses (it is away) is owed and made once it answers: a presence or socket-cap
+        removal by that registry's heartbeat (`RedisPresence.remove`), a leave of a layer
+        group by the fan-out (`Fanout._group_discard`). A removal Redis does not answer
+        (paused) fails when its pipeline does (redis_turns.TIMEOUT_SECONDS) and is owed."""
         steps: list[tuple[Awaitable[None], str]] = [
             (self._leave_room(slug), f"leaving room {slug[:80]!r}")
             for slug in list(getattr(self, "joined", {}))

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from redis.exceptions import RedisError
 
 from .heartbeat import Heartbeat
 from .outages import Fallbacks, redis_client
@@ -169,6 +170,7 @@ class RedisLimits(Heartbeat):
         self.open_script = self.redis.register_script(OPEN)
         self.turns = Turns(self.redis)  # a turn's checks in one pipeline (redis_turns.py)
         self.local: dict[Key, set[str]] = defaultdict(set)  # this worker's sockets
+        self.owed: set[tuple[Key, str]] = set()  # uncounts Redis refused: the next beat's
         self.task = None
 
     def _sockets_key(self, user_id: Key) -> str:
@@ -212,8 +214,13 @@ class RedisLimits(Heartbeat):
             del self.local[user_id]
         try:
             await self.turns.run(lambda pipe: pipe.zrem(self._sockets_key(user_id), socket_id))
-        except Exception:
-            self.fallbacks.failed("Could not uncount a socket (Redis); it expires within the TTL")
+        except (RedisError, OSError):  # Redis away (a bug's exception is raised)
+            # Owed, not left to expire: until then it counted against the user's cap for up
+            # to the TTL, refusing tabs they opened again after Redis came back.
+            self.owed.add((user_id, socket_id))
+            self.fallbacks.failed("Could not uncount a socket (Redis); owed to the next beat")
+            if self.outage is None or self.outage.ok:
+                self.beat_soon()  # and from then on, with the outage's backoff
         else:
             self.fallbacks.answered()
 
@@ -237,14 +244,21 @@ class RedisLimits(Heartbeat):
         await self.heartbeat()
 
     async def heartbeat(self) -> None:
-        """Push the expiry of every local socket forward."""
+        """Make the uncounts Redis refused, and push the expiry of every local socket
+        forward."""
         expiry = time.time() + self.ttl
+        owed = list(self.owed)
         async with self.redis.pipeline(transaction=False) as pipe:
+            for user_id, socket_id in owed:
+                pipe.zrem(self._sockets_key(user_id), socket_id)
             for user_id, sockets in list(self.local.items()):
                 key = self._sockets_key(user_id)
                 pipe.zadd(key, dict.fromkeys(sockets, expiry))
                 pipe.pexpire(key, int(self.ttl * 2000))
             await pipe.execute()
+        self.owed.difference_update(owed)
+        if owed:
+            self.fallbacks.answered()
 
 
 Limits = LocalLimits | RedisLimits

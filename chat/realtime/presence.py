@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from redis.exceptions import RedisError
 
 from ..protocol import events
 from .heartbeat import Heartbeat
@@ -177,6 +178,11 @@ class RedisPresence(Heartbeat):
         # This process's own entries, refreshed by the heartbeat: room id → socket → username.
         self.local: dict[int, dict[str, str]] = defaultdict(dict)
         self.slugs: dict[int, str] = {}  # of the rooms in `local`
+        # Removals Redis refused (it was away), made by the next beat: (room id, socket) →
+        # (username, slug); each value a tuple of its own, so a settled removal is told
+        # from one owed again since.
+        self.owed: dict[tuple[int, str], tuple[str, str]] = {}
+        self.fallbacks = Fallbacks("Redis (presence removals)", logger)
         self.on_offline: PresenceCallback | None = None
         self.on_online: PresenceCallback | None = None  # a user the heartbeat put back
 
@@ -189,6 +195,7 @@ class RedisPresence(Heartbeat):
 
     async def add(self, *, room_id: int, room_slug: str, username: str, socket_id: str) -> bool:
         now = time.time()
+        self.owed.pop((room_id, socket_id), None)  # joined again: the entry must stay
         self.local[room_id][socket_id] = username
         self.slugs[room_id] = room_slug
         keys = self._keys(room_id, username)
@@ -197,15 +204,50 @@ class RedisPresence(Heartbeat):
         return bool(first)
 
     async def remove(self, *, room_id: int, username: str, socket_id: str) -> bool:
+        """Forget a socket; True when it was the user's last in the room. While Redis is
+        away the removal is owed, not lost: left to expire, the entry showed its user online
+        for up to the TTL (30 s) after the tab closed, and a disconnect logged a traceback
+        per room. The heartbeat makes it as soon as Redis answers and tells the room if the
+        user went (`_settle`); meanwhile this says False (not known to be the last)."""
+        slug = self.slugs.get(room_id, "")
         sockets = self.local.get(room_id, {})
         sockets.pop(socket_id, None)
         if not sockets:
             self.local.pop(room_id, None)
             self.slugs.pop(room_id, None)
-        keys = self._keys(room_id, username)[:2]
-        args = [socket_id, time.time(), username]
-        (last,) = await self.turns.run(ScriptCall(self.scripts["remove"], keys, args))
+        try:
+            (last,) = await self.turns.run(self._removal(room_id, username, socket_id))
+        except (RedisError, OSError):  # Redis away (a bug's exception is raised)
+            self.owed[(room_id, socket_id)] = (username, slug)
+            self.fallbacks.failed("Could not remove a socket's presence (Redis); owed")
+            if self.outage is None or self.outage.ok:
+                self.beat_soon()  # and from then on, with the outage's backoff
+            return False
+        self.fallbacks.answered()
         return bool(last)
+
+    def _removal(self, room_id: int, username: str, socket_id: str) -> ScriptCall:
+        keys = self._keys(room_id, username)[:2]
+        return ScriptCall(self.scripts["remove"], keys, [socket_id, time.time(), username])
+
+    async def _settle(self) -> None:
+        """Make the removals Redis refused, in one turn, and tell each room of a user who
+        went meanwhile (their last socket); raises, owing them still, if Redis refuses."""
+        if not self.owed:
+            return
+        owed = list(self.owed.items())
+        calls = [
+            self._removal(room_id, username, socket_id)
+            for (room_id, socket_id), (username, _) in owed
+        ]
+        results = await self.turns.run(*calls)
+        for (key, entry), last in zip(owed, results, strict=True):
+            if self.owed.get(key) is entry:  # not joined again, nor owed anew, meanwhile
+                del self.owed[key]
+            if last and self.on_offline is not None:
+                room_id, (username, slug) = key[0], entry
+                await self.on_offline(room_id, slug, username)
+        self.fallbacks.answered()
 
     async def online(self, *, room_id: int) -> list[str]:
         names = await self.redis.zrangebyscore(self._room_key(room_id), time.time(), "+inf")
@@ -235,7 +277,9 @@ class RedisPresence(Heartbeat):
         sweep: after Redis restarted empty, one beat puts back all this process knows. The
         users it had to put back in a room's list (Redis lost them, or a sweep took them
         while this worker could not beat) are announced online again, so pages that joined
-        meanwhile, and were told they were away, learn otherwise. Returns them."""
+        meanwhile, and were told they were away, learn otherwise. Returns them. The
+        removals Redis refused go first (`remove`)."""
+        await self._settle()
         expiry = time.time() + self.ttl
         shared = [f"{self.prefix}rooms", f"{self.prefix}slugs"]
         rooms: list[int] = []  # the room of each call, in order

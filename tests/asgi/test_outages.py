@@ -4,8 +4,9 @@ outage once, retries, and is live again afterwards; `disconnect` finishes whatev
 The same against real daphne workers and a real Redis server: tests/live/test_cluster_outages.py."""
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import urlparse
 
@@ -641,3 +642,160 @@ async def test_a_registry_answers_at_once_when_redis_closed_every_connection(
 
     assert answers == [True] * 8
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+@contextlib.contextmanager
+def refusing(monkeypatch: pytest.MonkeyPatch, *registries: Any) -> Iterator[None]:
+    """Redis away for these registries, as after a crash or a cut cable: every command and
+    pipeline fails to connect, while the data stays (the other workers see it)."""
+
+    async def refused(*args: Any, **kwargs: Any) -> Any:
+        raise redis.ConnectionError("Error 111 connecting to Redis. Connection refused (test).")
+
+    with monkeypatch.context() as patched:
+        for registry in registries:
+            patched.setattr(registry.redis.connection_pool, "get_connection", refused)
+        yield
+
+
+async def _presence_opened(worker: RedisPresence) -> None:
+    await worker.add(room_id=1, room_slug="r", username="u", socket_id="s")
+
+
+async def _presence_closed(worker: RedisPresence) -> None:
+    assert await worker.remove(room_id=1, username="u", socket_id="s") is False  # not known
+
+
+async def _presence_listed(worker: RedisPresence) -> bool:
+    return await worker.online(room_id=1) == ["u"]
+
+
+async def _limits_opened(worker: RedisLimits) -> None:
+    assert await worker.socket_opened("u", "s", 10)
+
+
+async def _limits_closed(worker: RedisLimits) -> None:
+    await worker.socket_closed("u", "s")
+
+
+async def _limits_listed(worker: RedisLimits) -> bool:
+    return await worker.connected(["u"]) == {"u"}
+
+
+REMOVALS = {
+    "presence": (RedisPresence, _presence_opened, _presence_closed, _presence_listed),
+    "socket cap": (RedisLimits, _limits_opened, _limits_closed, _limits_listed),
+}
+
+
+@pytest.mark.parametrize(
+    ("registry", "opened", "closed", "listed"), REMOVALS.values(), ids=REMOVALS
+)
+async def test_a_removal_redis_refuses_is_owed_and_made_as_soon_as_redis_answers(
+    monkeypatch, caplog, registry, opened, closed, listed
+):
+    """Every registry entry a closing socket removes. Before: the removal failed, the
+    entry was left to expire (the TTL, 30 s by default), its user shown online or counted
+    against their socket cap meanwhile, and a disconnect logged a traceback per room.
+    With a TTL of 30 s here, only the owed removal can take the entry out within 5 s."""
+    caplog.set_level(logging.WARNING)
+    async with two_workers(registry, ttl=30.0) as (worker, other):
+        gone: list[tuple[int, str, str]] = []
+
+        async def offline(room_id: int, slug: str, username: str) -> None:
+            gone.append((room_id, slug, username))
+
+        worker.on_offline = offline
+        await opened(worker)
+        with refusing(monkeypatch, worker):
+            await closed(worker)  # answered, not raised
+            assert worker.owed
+            await until(lambda: worker.outage is not None and not worker.outage.ok)
+            assert await listed(other)  # still there: owed, not made
+
+        await until(lambda: not worker.owed)
+        assert not await listed(other)
+    if registry is RedisPresence:
+        assert gone == [(1, "r", "u")]  # the room told the user went, once
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len([e for e in errors if "(Redis); owed" in e]) == 1  # once an outage
+    assert any("answers again" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("when", ["before the beat", "while the beat makes it"])
+async def test_a_socket_that_joins_again_before_its_owed_removal_is_made_stays_listed(
+    monkeypatch, when
+):
+    """The owed removal must not undo a later join of the same socket (a socket may leave
+    a room and join it again), whether the join comes before the beat or while the beat's
+    removal is on its way (Redis then runs the removal first, and the join after it)."""
+    async with two_workers(RedisPresence, ttl=30.0) as (worker, other):
+        worker.task.cancel()  # this test beats by hand
+        gone: list[tuple[int, str, str]] = []
+
+        async def offline(room_id: int, slug: str, username: str) -> None:
+            gone.append((room_id, slug, username))
+
+        worker.on_offline = offline
+        await _presence_opened(worker)
+        with refusing(monkeypatch, worker):
+            await _presence_closed(worker)
+        assert list(worker.owed) == [(1, "s")]
+
+        if when == "before the beat":
+            await _presence_opened(worker)  # Redis answers: joined again
+            await worker.heartbeat()
+            assert gone == []  # never removed
+        else:
+            beat = asyncio.create_task(worker.heartbeat())
+            await asyncio.sleep(0)  # its removal is asked for
+            await _presence_opened(worker)  # joined again, asked for after it
+            await beat
+            assert gone == [(1, "r", "u")]  # removed, then back (the join says so)
+
+        assert worker.owed == {}
+        assert await _presence_listed(other)
+
+
+async def test_a_tab_closing_while_redis_is_away_is_shown_gone_once_it_answers(
+    connect, alice, bob, general, settings, monkeypatch, caplog
+):
+    """The users run of 2026-12-02: a tab closed during a Redis restart logged 'Cleanup of
+    socket … failed at leaving room' with a traceback, and the user stayed listed online
+    until the TTL ran out."""
+    settings.CHAT_PRESENCE_REDIS_URL = settings.CHAT_LIMITS_REDIS_URL = redis_url()
+    caplog.set_level(logging.WARNING)
+    await _delete_registries(redis_url())  # another test's entries would confuse the counts
+    tab, watcher = await connect(alice), await connect(bob)
+    await tab.join("general")
+    await watcher.join("general")
+    runtime = runtime_for_loop()
+    presence, limits = runtime.presence, runtime.limits
+    try:
+        with refusing(monkeypatch, presence, limits):
+            await tab.close()
+            assert [room_id for room_id, _ in presence.owed] == [general.pk]
+            assert [user_id for user_id, _ in limits.owed] == [alice.pk]
+
+        while (left := await watcher.recv_until("presence"))["user"] != "alice":
+            pass  # bob's own arrival
+        assert left["online"] is False
+        await until(lambda: not limits.owed)
+        assert await limits.connected([alice.pk]) == set()
+        assert await presence.online(room_id=general.pk) == ["bob"]
+        assert "Cleanup of socket" not in caplog.text
+    finally:
+        await watcher.close()
+        await _delete_registries(redis_url())
+
+
+async def _delete_registries(url: str) -> None:
+    """The keys of the registries a site keeps in this test database of Redis."""
+    client = redis.Redis.from_url(url)
+    try:
+        keys = [key async for key in client.scan_iter("chat:*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
