@@ -218,8 +218,13 @@ class Fanout:
         self.runtime.start("fanout refresh", self._refresh_forever)
 
     def _stop(self) -> None:
+        """No socket here needs the layer's broadcasts any more. A receive retrying through
+        an outage stops with it: the outage ends here, or /healthz went on reporting the
+        layer away, and acks stopped waiting for their broadcasts, long after it was back
+        (until another outage ended), and the log said "Lost" with no end."""
         self.runtime.stop("fanout receive")
         self.runtime.stop("fanout refresh")
+        self.outage.given_up("no socket here is subscribed any more")
 
     async def _receive_forever(self) -> None:
         """Receive and fan out until cancelled, whatever the layer or a socket does."""

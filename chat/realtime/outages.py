@@ -101,6 +101,18 @@ class Outage:
                 self.recovered()
                 return result
 
+    def given_up(self, why: str) -> None:
+        """The loop that retried stopped for good, its work gone (`why`): the outage ends
+        unresolved, said so in the log, so that neither the log nor /healthz goes on
+        saying the dependency is away when nothing here watches it any more."""
+        if self.since is None:
+            return
+        away = time.monotonic() - self.since
+        logger.warning("Stopped waiting for %s after %.1f s: %s", self.what, away, why)
+        self.since = None
+        self.failures = 0
+        self.skipped = 0
+
     def recovered(self) -> bool:
         """Record a success; True (and logged) when it ends an outage."""
         if self.since is None:

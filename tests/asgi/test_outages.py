@@ -799,3 +799,35 @@ async def _delete_registries(url: str) -> None:
     finally:
         await client.aclose()
 
+
+@pytest.mark.usefixtures("flaky_layer")
+async def test_the_last_socket_leaving_during_an_outage_does_not_leave_the_layer_reported_away(
+    connect, alice, bob, general, caplog
+):
+    """The users run of 2026-12-02: a worker whose last socket closed while Redis was away
+    logged "Lost the channel layer (fan-out)" and never its end, since the receive that
+    would have seen the layer back stopped with the last socket; its outage stayed open,
+    so /healthz reported the layer away for good and acks no longer waited for their
+    broadcasts, with the layer long back and new sockets served."""
+    caplog.set_level(logging.WARNING)
+    runtime = runtime_for_loop()
+    socket = await connect(alice)
+    await socket.join("general")
+    layer = get_channel_layer()
+    layer.go_down()
+    await until(lambda: not runtime.fanout.outage.ok)
+
+    await socket.close()
+    layer.come_back()
+    reader, sender = await connect(bob), await connect(alice)
+    await reader.join("general")
+    await sender.join("general")
+    await sender.request({"type": "send", "room": "general", "body": "back", "client_id": "c1"})
+    assert (await reader.recv_until("message"))["message"]["body"] == "back"
+
+    assert runtime.fanout.outage.ok
+    assert runtime.health()["dependencies"]["channel layer"] is True
+    assert outage_log(caplog, "the channel layer (fan-out)") == [
+        "Lost the channel layer",
+        "Stopped waiting for the channel layer",
+    ]
