@@ -59,6 +59,14 @@ def redis_client(url: str) -> "redis.asyncio.Redis":
     return redis.Redis(connection_pool=pool)
 
 
+def redis_away(error: BaseException) -> bool:
+    """Whether `error` says Redis did not answer (down, restarting, unreachable, silent),
+    which trying again later mends, rather than that it refused the command (a bug)."""
+    from redis.exceptions import ConnectionError, TimeoutError
+
+    return isinstance(error, ConnectionError | TimeoutError | OSError)
+
+
 class Outage:
     """The state of one loop's dependency: answering, or away since when."""
 

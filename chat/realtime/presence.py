@@ -23,11 +23,10 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from redis.exceptions import RedisError
 
 from ..protocol import events
 from .heartbeat import Heartbeat
-from .outages import Fallbacks, redis_client
+from .outages import Fallbacks, redis_away, redis_client
 from .publisher import publish
 from .redis_turns import ScriptCall, Turns
 
@@ -217,7 +216,7 @@ class RedisPresence(Heartbeat):
             self.slugs.pop(room_id, None)
         try:
             (last,) = await self.turns.run(self._removal(room_id, username, socket_id))
-        except (RedisError, OSError):  # Redis away (a bug's exception is raised)
+        except Exception:  # Redis away (a bug is logged each time, and dropped by _settle)
             self.owed[(room_id, socket_id)] = (username, slug)
             self.fallbacks.failed("Could not remove a socket's presence (Redis); owed")
             if self.outage is None or self.outage.ok:
@@ -231,22 +230,40 @@ class RedisPresence(Heartbeat):
         return ScriptCall(self.scripts["remove"], keys, [socket_id, time.time(), username])
 
     async def _settle(self) -> None:
-        """Make the removals Redis refused, in one turn, and tell each room of a user who
-        went meanwhile (their last socket); raises, owing them still, if Redis refuses."""
+        """Make the removals Redis refused, in one turn (one pipeline), and tell each room
+        of a user who went meanwhile (their last socket). Raises, owing them still, while
+        Redis is away; a removal Redis refuses outright (a bug) is logged and dropped, so
+        that it cannot fail every beat after it."""
         if not self.owed:
             return
         owed = list(self.owed.items())
-        calls = [
-            self._removal(room_id, username, socket_id)
-            for (room_id, socket_id), (username, _) in owed
-        ]
-        results = await self.turns.run(*calls)
-        for (key, entry), last in zip(owed, results, strict=True):
-            if self.owed.get(key) is entry:  # not joined again, nor owed anew, meanwhile
-                del self.owed[key]
-            if last and self.on_offline is not None:
-                room_id, (username, slug) = key[0], entry
+        results = await asyncio.gather(
+            *(
+                self.turns.run(self._removal(room_id, username, socket_id))
+                for (room_id, socket_id), (username, _) in owed
+            ),
+            return_exceptions=True,
+        )
+        away: BaseException | None = None
+        for ((room_id, socket_id), entry), result in zip(owed, results, strict=True):
+            if isinstance(result, BaseException) and redis_away(result):
+                away = result
+                continue
+            if self.owed.get((room_id, socket_id)) is entry:  # not joined, nor owed, anew
+                del self.owed[(room_id, socket_id)]
+            username, slug = entry
+            if isinstance(result, BaseException):
+                logger.error(
+                    "Could not remove socket %s of %r from room %s's presence; left to expire",
+                    socket_id,
+                    username,
+                    room_id,
+                    exc_info=result,
+                )
+            elif result[0] and self.on_offline is not None:
                 await self.on_offline(room_id, slug, username)
+        if away is not None:
+            raise away
         self.fallbacks.answered()
 
     async def online(self, *, room_id: int) -> list[str]:

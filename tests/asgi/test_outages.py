@@ -722,6 +722,33 @@ async def test_a_removal_redis_refuses_is_owed_and_made_as_soon_as_redis_answers
     assert any("answers again" in r.getMessage() for r in caplog.records)
 
 
+ENTRY_KEYS = {"presence": "r:1:u", "socket cap": "sockets:u"}  # the user's, after the prefix
+
+
+@pytest.mark.parametrize(
+    ("registry", "opened", "closed", "listed"), REMOVALS.values(), ids=REMOVALS
+)
+async def test_an_owed_removal_redis_refuses_outright_is_dropped_not_tried_every_beat(
+    monkeypatch, caplog, registry, opened, closed, listed
+):
+    """A removal Redis answers with an error (a bug, not an outage) must not fail every
+    beat after it: the heartbeat that refreshes every other entry (and sweeps the dead
+    workers') would fail with it, for good."""
+    async with two_workers(registry, ttl=30.0) as (worker, other):
+        await opened(worker)
+        with refusing(monkeypatch, worker):
+            await closed(worker)
+            await until(lambda: worker.outage is not None and not worker.outage.ok)
+            # The user's entry is no sorted set any more: Redis refuses the removal (WRONGTYPE).
+            name = next(k for k, v in REMOVALS.items() if v[0] is registry)
+            await other.redis.set(f"{worker.prefix}{ENTRY_KEYS[name]}", "not a sorted set")
+
+        await until(lambda: not worker.owed)
+        await until(lambda: worker.outage.ok)
+    assert "left to expire" in caplog.text
+    assert "WRONGTYPE" in caplog.text
+
+
 @pytest.mark.parametrize("when", ["before the beat", "while the beat makes it"])
 async def test_a_socket_that_joins_again_before_its_owed_removal_is_made_stays_listed(
     monkeypatch, when
