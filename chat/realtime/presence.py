@@ -102,14 +102,20 @@ if first then return 1 end
 return 0
 """
 
+# Returns 1 when the user was listed and this was their last socket. An owed removal
+# (ARGV[4] = 1: made after Redis was away) returns 1 whenever the user has no socket left,
+# listed or not: a Redis that restarted empty lists nobody, and the pages open before it
+# must still hear that the user went.
 REMOVE = """
 local room_key, user_key = KEYS[1], KEYS[2]
-local socket, now, username = ARGV[1], ARGV[2], ARGV[3]
+local socket, now, username, owed = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
 redis.call('ZREM', user_key, socket)
 redis.call('ZREMRANGEBYSCORE', user_key, '-inf', now)
 if redis.call('ZCARD', user_key) > 0 then return 0 end
 redis.call('DEL', user_key)
-return redis.call('ZREM', room_key, username)
+local listed = redis.call('ZREM', room_key, username)
+if owed then return 1 end
+return listed
 """
 
 # Remove the users of one room whose every socket expired; return them (each exactly once,
@@ -225,34 +231,40 @@ class RedisPresence(Heartbeat):
         self.fallbacks.answered()
         return bool(last)
 
-    def _removal(self, room_id: int, username: str, socket_id: str) -> ScriptCall:
+    def _removal(
+        self, room_id: int, username: str, socket_id: str, *, owed: bool = False
+    ) -> ScriptCall:
         keys = self._keys(room_id, username)[:2]
-        return ScriptCall(self.scripts["remove"], keys, [socket_id, time.time(), username])
+        args = [socket_id, time.time(), username, int(owed)]
+        return ScriptCall(self.scripts["remove"], keys, args)
 
     async def _settle(self) -> None:
         """Make the removals Redis refused, in one turn (one pipeline), and tell each room
-        of a user who went meanwhile (their last socket). Raises, owing them still, while
-        Redis is away; a removal Redis refuses outright (a bug) is logged and dropped, so
-        that it cannot fail every beat after it."""
+        of a user who has no socket left, listed or not (Redis may have restarted empty
+        meanwhile: the pages open since before must still hear the user went; should
+        another worker's tab of theirs not be back in Redis yet, its beat announces them
+        again), and of its guest count. Run after the beat put this worker's own entries
+        back. Raises, owing them still, while Redis is away; a removal Redis refuses
+        outright (a bug) is logged and dropped, so that it cannot fail every beat after."""
         if not self.owed:
             return
         owed = list(self.owed.items())
-        results = await asyncio.gather(
+        # Asked for at once, so a join asked for after this beat began goes after them.
+        results = await self.turns.each(
             *(
-                self.turns.run(self._removal(room_id, username, socket_id))
+                self._removal(room_id, username, socket_id, owed=True)
                 for (room_id, socket_id), (username, _) in owed
-            ),
-            return_exceptions=True,
+            )
         )
-        away: BaseException | None = None
+        away: Exception | None = None
         for ((room_id, socket_id), entry), result in zip(owed, results, strict=True):
-            if isinstance(result, BaseException) and redis_away(result):
+            if isinstance(result, Exception) and redis_away(result):
                 away = result
                 continue
             if self.owed.get((room_id, socket_id)) is entry:  # not joined, nor owed, anew
                 del self.owed[(room_id, socket_id)]
             username, slug = entry
-            if isinstance(result, BaseException):
+            if isinstance(result, Exception):
                 logger.error(
                     "Could not remove socket %s of %r from room %s's presence; left to expire",
                     socket_id,
@@ -260,8 +272,8 @@ class RedisPresence(Heartbeat):
                     room_id,
                     exc_info=result,
                 )
-            elif result[0] and self.on_offline is not None:
-                await self.on_offline(room_id, slug, username)
+            elif (result or username == GUEST) and self.on_offline is not None:
+                await self.on_offline(room_id, slug, username)  # a guest: the count
         if away is not None:
             raise away
         self.fallbacks.answered()
@@ -294,9 +306,8 @@ class RedisPresence(Heartbeat):
         sweep: after Redis restarted empty, one beat puts back all this process knows. The
         users it had to put back in a room's list (Redis lost them, or a sweep took them
         while this worker could not beat) are announced online again, so pages that joined
-        meanwhile, and were told they were away, learn otherwise. Returns them. The
-        removals Redis refused go first (`remove`)."""
-        await self._settle()
+        meanwhile, and were told they were away, learn otherwise. Returns them. Then the
+        removals Redis refused are made (`remove`)."""
         expiry = time.time() + self.ttl
         shared = [f"{self.prefix}rooms", f"{self.prefix}slugs"]
         rooms: list[int] = []  # the room of each call, in order
@@ -329,6 +340,7 @@ class RedisPresence(Heartbeat):
         if self.on_online is not None:
             for room_id, slug, username in restored:
                 await self.on_online(room_id, slug, username)
+        await self._settle()
         return restored
 
     async def sweep(self) -> list[tuple[int, str, str]]:

@@ -82,6 +82,18 @@ class Turns:
             pass  # a command's error reply, raised in order by _replies
         return _replies(futures)
 
+    async def each(self, *commands: Command) -> list[Any]:
+        """Like `run`, for commands that stand or fall alone: each one's reply, or its
+        error returned in its place (a pipeline that failed as a whole: every one's)."""
+        futures = self._queue(commands)
+        try:
+            await asyncio.wait(futures)
+        except asyncio.CancelledError:
+            for future in futures:  # their replies go nowhere (the commands still run)
+                future.cancel()
+            raise
+        return [future.exception() or future.result() for future in futures]
+
     async def shared(self, key: Hashable, *commands: Command) -> list[Any]:
         """Like `run`, for reads: every caller asking with `key` before the commands are
         sent gets the same replies (so the commands must be the same for one key)."""

@@ -26,7 +26,7 @@ from chat.realtime.agreement import SharedSettings
 from chat.realtime.heartbeat import Heartbeat
 from chat.realtime.layer_events import carrier
 from chat.realtime.limits import RedisLimits
-from chat.realtime.presence import LocalPresence, RedisPresence
+from chat.realtime.presence import GUEST, LocalPresence, RedisPresence
 from chat.realtime.runtime import runtime_for_loop
 from tests.support.redis_service import redis_url, two_workers, use_layer
 from tests.support.waiting import until
@@ -720,6 +720,58 @@ async def test_a_removal_redis_refuses_is_owed_and_made_as_soon_as_redis_answers
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len([e for e in errors if "(Redis); owed" in e]) == 1  # once an outage
     assert any("answers again" in r.getMessage() for r in caplog.records)
+
+
+async def _flushed(worker: RedisPresence, other: RedisPresence) -> None:
+    """Redis restarted empty while away: every key of the registry gone."""
+    keys = [key async for key in other.redis.scan_iter(f"{worker.prefix}*")]
+    await other.redis.delete(*keys)
+
+
+async def _kept(worker: RedisPresence, other: RedisPresence) -> None:
+    """Redis came back with its data (a network cut, a failover)."""
+
+
+@pytest.mark.parametrize(
+    ("what", "sockets", "redis_came_back", "told", "online", "guests"),
+    [
+        ("the user's last tab, Redis kept", [("u", "s")], _kept, ["u"], [], 0),
+        ("the user's last tab, Redis empty", [("u", "s")], _flushed, ["u"], [], 0),
+        ("another tab stays, Redis empty", [("u", "s"), ("u", "s2")], _flushed, [], ["u"], 0),
+        ("a guest, another stays", [(GUEST, "s"), (GUEST, "s2")], _kept, [GUEST], [], 1),
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
+async def test_an_owed_removal_tells_the_room_what_redis_holds_once_it_answers(
+    monkeypatch, what, sockets, redis_came_back, told, online, guests
+):
+    """The users run of 2026-12-02 (second pass): every tab of bob's closed while Redis
+    was away, Redis came back empty, and the pages open since before listed bob online for
+    good: the removal found him unlisted (Redis had lost him), so it told no one, and no
+    sweep could find him either. An owed removal now tells the room whenever the user has
+    no socket left, listed or not; never while this worker still has one of theirs (put
+    back by the same beat, first); a guest's, the room's count."""
+    async with two_workers(RedisPresence, ttl=30.0) as (worker, other):
+        worker.task.cancel()  # this test beats by hand
+        gone: list[str] = []
+
+        async def offline(room_id: int, slug: str, username: str) -> None:
+            gone.append(username)
+
+        worker.on_offline = offline
+        for username, socket_id in sockets:
+            await worker.add(room_id=1, room_slug="r", username=username, socket_id=socket_id)
+        username, socket_id = sockets[0]
+        with refusing(monkeypatch, worker):
+            await worker.remove(room_id=1, username=username, socket_id=socket_id)
+        await redis_came_back(worker, other)
+
+        await worker.heartbeat()
+
+        assert worker.owed == {}
+        assert gone == told
+        assert await other.online(room_id=1) == online
+        assert await other.guests(room_id=1) == guests
 
 
 ENTRY_KEYS = {"presence": "r:1:u", "socket cap": "sockets:u"}  # the user's, after the prefix

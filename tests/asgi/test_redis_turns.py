@@ -87,6 +87,30 @@ async def test_a_caller_of_several_commands_hears_an_error_once_all_of_them_ran(
     await redis.delete(key, f"{key}:ran")
 
 
+async def test_each_gives_every_command_its_reply_or_its_error_asked_for_at_once(redis, key):
+    """`each`: the commands are queued when it is called (a command asked for after it
+    goes after them), and one command's error does not cost the others their replies."""
+    counted = Counted(redis)
+    turns = Turns(counted)
+    await redis.set(key, "not a number")
+
+    each = asyncio.create_task(
+        turns.each(lambda pipe: pipe.incr(key), lambda pipe: pipe.append(f"{key}:log", "a"))
+    )
+    await asyncio.sleep(0)  # asked for
+    [later] = turns._queue((lambda pipe: pipe.append(f"{key}:log", "b"),))  # at once, here
+    results, _ = await asyncio.gather(each, later)
+
+    assert "not an integer" in str(results[0])
+    assert results[1] == 1
+    assert await redis.get(f"{key}:log") == b"ab"
+    away = Turns(redis_client("redis://127.0.0.1:1/0"))  # nothing listens there
+    failed = await away.each(lambda pipe: pipe.get(key), lambda pipe: pipe.get(key))
+    assert all(isinstance(result, RedisConnectionError) for result in failed), failed
+    await away.redis.aclose()
+    await redis.delete(key, f"{key}:log")
+
+
 async def test_a_turn_asked_for_while_one_is_in_flight_waits_and_keeps_the_order(redis, key):
     counted = Counted(redis)
     turns = Turns(counted)
