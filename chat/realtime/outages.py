@@ -145,6 +145,7 @@ class Fallbacks:
         self.what = what
         self.log = log
         self.since: float | None = None
+        self.last = 0.0  # the latest fallback's time
         self.fell_back = 0
 
     def failed(self, message: str) -> None:
@@ -156,6 +157,7 @@ class Fallbacks:
             self.log.exception(message)
             return
         self.fell_back += 1
+        self.last = time.monotonic()
         if self.since is None:
             self.since = time.monotonic()
             self.log.exception(
@@ -165,13 +167,17 @@ class Fallbacks:
             self.log.debug(message, exc_info=True)
 
     def answered(self) -> None:
-        """A request got its answer: if that ends an outage, say so."""
+        """A request got its answer: if that ends an outage, say so. The times are the
+        requests': a quiet site's next request may come long after Redis did, so the log
+        says when the last one fell back rather than call the whole wait an outage."""
         if self.since is not None:
+            now = time.monotonic()
             self.log.warning(
-                "%s answers again after %.1f s; %d request(s) fell back meanwhile",
+                "%s answers again; %d request(s) fell back, over %.1f s, the last %.1f s ago",
                 self.what,
-                time.monotonic() - self.since,
                 self.fell_back,
+                self.last - self.since,
+                now - self.last,
             )
             self.since = None
             self.fell_back = 0
