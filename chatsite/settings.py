@@ -340,7 +340,10 @@ CHAT_PRESENCE_TTL = float(os.environ.get("CHAT_PRESENCE_TTL", "30"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Timed, leveled and named: an operator reading a worker's log after an outage needs to
+    # know when each line was written (daphne's access lines carry their own time).
+    "formatters": {"timed": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "timed"}},
     "root": {"handlers": ["console"], "level": "INFO" if DEBUG else "WARNING"},
     # Django's own config gives "django" a console handler too; let it reach the root once.
     "loggers": {"django": {"handlers": [], "level": "INFO", "propagate": True}},

@@ -1,6 +1,7 @@
 """Configuration comes from the environment, with defaults that work on a laptop."""
 
 import json
+import re
 import subprocess
 
 import pytest
@@ -135,3 +136,18 @@ def test_a_connection_storm_has_time_to_be_accepted_in_production_and_in_the_clu
     tested = CommandLineInterface().parser.parse_args(list(DAPHNE[3:]))
 
     assert deployed.websocket_connect_timeout == tested.websocket_connect_timeout == 30
+
+
+def test_the_log_says_when_each_line_was_written_how_bad_and_by_whom():
+    """A users run read worker logs after a Redis outage and could not tell when anything
+    happened: the app's lines had no time (daphne's access lines carry their own)."""
+    logged = run(
+        "-c",
+        "import django, logging; django.setup(); "
+        "logging.getLogger('chat.realtime.outages').warning('Lost Redis (test)')",
+    )
+
+    assert logged.returncode == 0, logged.stderr
+    when = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
+    line = rf"{when} WARNING chat\.realtime\.outages: Lost Redis \(test\)\n"
+    assert re.fullmatch(line, logged.stderr), logged.stderr
