@@ -125,6 +125,7 @@ describe("the client's frames conform to the protocol's schema", () => {
     const sends = h.sent.filter((frame) => frame.type === "send");
     assert.ok(sends.length >= 2);
     for (const frame of sends) assert.deepEqual(frame.attachments, [7, 3]);
+    h.receive({ type: "ack", room: ROOM, client_id: "id-files", id: 1001, seq: 1 });
     h.client.submit(ROOM, "no files", "id-plain", { attachments: [] });
     const plain = h.sent.filter((frame) => frame.client_id === "id-plain");
     assert.ok(plain.length === 1 && !("attachments" in plain[0]));

@@ -757,6 +757,81 @@ describe("outbox", () => {
 
 // --- Outbox persistence ---------------------------------------------------------------------
 
+describe("one room's messages go in the order typed", () => {
+  // A users run (2026-12-02) sent 20 messages 150 ms apart; the server refused some for
+  // going too fast, the page sent them again after retry_after, and the ones behind them,
+  // sent meanwhile, were stored first: "11 12 15 19 13 14 16 17 18".
+  const ackOf = (clientId, seq) => ({ type: "ack", room: ROOM, client_id: clientId, id: 1000 + seq, seq });
+  const sentIds = (h) => h.sentOf("send").map((frame) => frame.client_id);
+
+  test("one at a time: each is sent once the one before it is acked", () => {
+    const h = harness();
+    joinedAt(h, 5);
+    for (const id of ["c1", "c2", "c3"]) h.client.submit(ROOM, id, id);
+    assert.deepEqual(sentIds(h), ["c1"]);
+    h.client.receive(ackOf("c1", 6));
+    assert.deepEqual(sentIds(h), ["c1", "c2"]);
+    h.client.receive(ackOf("c2", 7));
+    assert.deepEqual(sentIds(h), ["c1", "c2", "c3"]);
+  });
+
+  test("one refused for going too fast holds the ones behind it until it is stored", () => {
+    const h = harness();
+    joinedAt(h, 5);
+    for (const id of ["c1", "c2", "c3"]) h.client.submit(ROOM, id, id);
+    h.client.receive({ type: "error", ref: lastSendRef(h, "c1"), code: "rate_limited", message: "Slow down.", retry_after: 1 });
+    h.advance(500);
+    h.client.tick();
+    h.client.submit(ROOM, "c4", "c4");
+    h.client.discard("c4"); // a later one dropped: it still waits
+    assert.deepEqual(sentIds(h), ["c1"], "nothing overtakes it, nor sends it early");
+    h.advance(600);
+    h.client.tick();
+    assert.deepEqual(sentIds(h), ["c1", "c1"]);
+    h.client.receive(ackOf("c1", 6));
+    h.client.receive(ackOf("c2", 7)); // (acks come one by one: c2 was sent after c1's)
+    assert.deepEqual(sentIds(h), ["c1", "c1", "c2", "c3"]);
+  });
+
+  test("every way the one before ends lets the next go: acked, seen stored, failed, dropped", () => {
+    const ends = {
+      acked: (h) => h.client.receive(ackOf("c1", 6)),
+      "seen stored": (h) => h.client.receive(messageFrame(6, { clientId: "c1" })),
+      failed: (h) => h.client.receive({ type: "error", ref: lastSendRef(h, "c1"), code: "forbidden", message: "No." }),
+      dropped: (h) => h.client.discard("c1"),
+    };
+    for (const [how, end] of Object.entries(ends)) {
+      const h = harness();
+      joinedAt(h, 5);
+      h.client.submit(ROOM, "first", "c1");
+      h.client.submit(ROOM, "second", "c2");
+      end(h);
+      assert.deepEqual(sentIds(h), ["c1", "c2"], how);
+    }
+  });
+
+  test("another room's messages do not wait", () => {
+    const h = harness();
+    joinedAll(h, { [ROOM]: 5, [OTHER]: 2 });
+    h.client.submit(ROOM, "here", "c1");
+    h.client.submit(OTHER, "there", "d1");
+    assert.deepEqual(sentIds(h), ["c1", "d1"]);
+  });
+
+  test("a message tried again by hand goes after the ones still to send", () => {
+    const h = harness();
+    joinedAt(h, 5);
+    h.client.submit(ROOM, "first", "c1");
+    h.client.submit(ROOM, "second", "c2");
+    h.client.receive({ type: "error", ref: lastSendRef(h, "c1"), code: "forbidden", message: "No." });
+    assert.deepEqual(sentIds(h), ["c1", "c2"]);
+    h.client.retry("c1");
+    assert.deepEqual(sentIds(h), ["c1", "c2"], "behind c2, still in flight");
+    h.client.receive(ackOf("c2", 6));
+    assert.deepEqual(sentIds(h), ["c1", "c2", "c1"]);
+  });
+});
+
 describe("outbox persistence", () => {
   test("a new client with the same storage restores pending messages", () => {
     const storage = fakeStorage();
@@ -1173,6 +1248,11 @@ describe("disconnected", () => {
     h.client.receive(joinedFrame([], { lastSeq: 5 }));
     assert.deepEqual(
       h.sentOf("send").map((frame) => frame.client_id),
+      ["cid-1", "cid-1"]
+    );
+    h.client.receive({ type: "ack", room: ROOM, client_id: "cid-1", id: 1006, seq: 6 });
+    assert.deepEqual(
+      h.sentOf("send").map((frame) => frame.client_id),
       ["cid-1", "cid-1", "cid-2"]
     );
   });
@@ -1290,9 +1370,8 @@ describe("replies and threads", () => {
     joinedAt(h, 5);
     h.client.submit(ROOM, "yes", "c1", { reply_to: 1004, thread: 1003, also_in_room: true });
     h.client.submit(ROOM, "plain", "c2");
-    const [reply, plain] = h.sentOf("send");
+    const [reply] = h.sentOf("send");
     assert.deepEqual([reply.reply_to, reply.thread, reply.also_in_room], [1004, 1003, true]);
-    assert.equal("reply_to" in plain || "thread" in plain || "also_in_room" in plain, false);
     // A reload resends it with the same place among replies.
     const again = harness({ storage });
     again.client.watch(ROOM, 5);
@@ -1300,6 +1379,9 @@ describe("replies and threads", () => {
     again.client.receive(joinedFrame([], { lastSeq: 5 }));
     const resent = again.sentOf("send").find((frame) => frame.client_id === "c1");
     assert.deepEqual([resent.reply_to, resent.thread, resent.also_in_room], [1004, 1003, true]);
+    h.client.receive({ type: "ack", room: ROOM, client_id: "c1", id: 1006, seq: 6 });
+    const [, plain] = h.sentOf("send");
+    assert.equal("reply_to" in plain || "thread" in plain || "also_in_room" in plain, false);
   });
 
   test("a thread summary change calls view.threaded once and takes its seq", () => {

@@ -328,10 +328,13 @@ class ChatClient {
     return item;
   }
 
-  // The user asked to try a message marked "not sent" again.
+  // The user asked to try a message marked "not sent" again: it goes after the room's
+  // other messages still to send, as if typed now.
   retry(clientId) {
     const item = this.outbox.get(clientId);
     if (!item) return;
+    this.outbox.delete(clientId);
+    this.outbox.set(clientId, item);
     item.tries = 0;
     item.state = "pending";
     item.error = null;
@@ -354,13 +357,20 @@ class ChatClient {
 
   // Drop a message the user gave up on.
   discard(clientId) {
+    const item = this.outbox.get(clientId);
     this.outbox.delete(clientId);
     this.saveOutbox();
+    if (item) this.sendNext(item.room);
   }
 
+  // One room's messages go one at a time, in the order typed: each is sent once the one
+  // before it is acked (or seen stored, failed or dropped). Sent together, one the server
+  // refused for going too fast (rate_limited) was sent again after the ones behind it had
+  // been stored, and the room showed them out of order (seen running it as users).
   trySend(item) {
     const state = this.rooms.get(item.room);
     if (!this.open || !state || !state.joined) return; // sent once the room is joined again
+    if (this.headOf(item.room) !== item) return; // sent when the ones before it are done
     if (item.tries >= this.options.maxTries) {
       this.fail(item, "Not sent: the server did not confirm it.");
       return;
@@ -375,12 +385,28 @@ class ChatClient {
     this.sendFrame(frame);
   }
 
+  // The room's oldest message still to send, or null.
+  headOf(room) {
+    for (const item of this.outbox.values()) {
+      if (item.room === room && item.state === "pending") return item;
+    }
+    return null;
+  }
+
+  // The one before it is done: send the room's next message, unless it waits (in flight,
+  // or told to wait by rate_limited).
+  sendNext(room) {
+    const head = this.headOf(room);
+    if (head && head.sentAt === null && !head.retryAt) this.trySend(head);
+  }
+
   fail(item, message) {
     item.state = "failed";
     item.error = message;
     item.sentAt = null;
     this.saveOutbox();
     if (this.view.failed) this.view.failed(item);
+    this.sendNext(item.room);
   }
 
   pendingIn(room) {
@@ -498,6 +524,7 @@ ChatClient.prototype.handlers = {
     this.outbox.delete(frame.client_id);
     this.saveOutbox();
     if (this.view.acked) this.view.acked(item, frame);
+    this.sendNext(item.room);
   },
   pong(frame) {
     for (const [room, lastSeq] of Object.entries(frame.rooms || {})) {
