@@ -343,10 +343,32 @@ def one_line(result: dict[str, Any]) -> str:
         return (
             f"{result['sockets']} sockets, RSS {result['rss_before_kb']:,} → "
             f"{result['rss_after_kb']:,} kB, {_fmt(result.get('kb_per_socket'), 1)} KB/socket, "
+            f"connected in {_fmt(result['connect']['seconds'], 1)} s "
+            f"({_fmt(result.get('connect_cpu_s'), 1)} s of server CPU), "
             f"closed in {_fmt(result.get('close_s'), 1)} s "
             f"({_fmt(result.get('close_cpu_s'), 1)} s of server CPU)"
         )
     return json.dumps(result)[:200]
+
+
+def _storm_bounds(label: str, idle: dict[str, Any] | None) -> list[str]:
+    """What set the handshake storm's pace: the server's core, or the waits of each socket's
+    handshake and join (Redis and database round trips, the generator's handshakes in
+    flight) while the core had time to spare."""
+    if not idle or idle.get("connect_cpu_s") is None or not idle["connect"].get("seconds"):
+        return []
+    seconds, cpu = idle["connect"]["seconds"], idle["connect_cpu_s"]
+    busy = 100 * cpu / seconds
+    where = f"{label}, storm of {idle['connect']['connected']:,} sockets"
+    if (idle.get("generator_cpu_pct") or 0) >= SATURATED_PCT:
+        return [f"**{where}: generator-bound** (generator {idle['generator_cpu_pct']:.0f}%)."]
+    if busy >= SATURATED_PCT:
+        return [f"{where}: bounded by the server's one core ({busy:.0f}% busy over {seconds} s)."]
+    return [
+        f"{where}: the server was busy {busy:.0f}% of its {seconds} s ({cpu} s of CPU): the "
+        "rest of the time its handshakes and joins waited (on Redis, the database or the "
+        "generator), so a faster storm needs fewer waits per socket more than less CPU."
+    ]
 
 
 def _fmt(value: float | None, digits: int = 0) -> str:
@@ -591,6 +613,7 @@ def bounds(results: dict[str, Any]) -> list[str]:
                     + (f", Redis {100 * redis_s / window:.0f}%" if redis_s is not None else "")
                     + ", not counted in the server's figure."
                 )
+        lines += _storm_bounds(label, config.get("idle"))
         for workload, rooms in ACK_WORKLOADS:
             acks = config.get(workload) or {}
             rate = acks.get("acks_per_s")
@@ -927,8 +950,9 @@ def render(results: dict[str, Any], *, analysis: str, chart_name: str) -> str:
         "sockets connect and join the room, and 2 s later `VmRSS` is read again. KB per idle "
         "socket = the difference / sockets. The same sockets are the *handshake storm*: "
         "*connect s* is the time from the first connect to the last `joined`, opened by the "
-        "broadcast listeners' client, and *generator CPU* is the generator's share of a core "
-        "meanwhile; at 90% or more the generator set the pace and the storm is not judged. "
+        "broadcast listeners' client, *connect CPU s* the server CPU spent meanwhile, and "
+        "*generator CPU* is the generator's share of a core meanwhile; at 90% or more the "
+        "generator set the pace and the storm is not judged. "
         "Then every socket closes at once, as when a network blip drops every tab: *close s* "
         "is the time until the server is quiet again (its first half second under 5% of a "
         "core), and *close CPU s* the server CPU spent meanwhile."
@@ -1036,6 +1060,7 @@ def render(results: dict[str, Any], *, analysis: str, chart_name: str) -> str:
                 f"{r['rss_after_kb'] / 1024:,.1f}",
                 _fmt(r.get("kb_per_socket"), 1),
                 _fmt(r["connect"]["seconds"], 1),
+                _fmt(r.get("connect_cpu_s"), 1),
                 "n/a" if r.get("generator_cpu_pct") is None else f"{r['generator_cpu_pct']:.0f}%",
                 _fmt(r.get("close_s"), 1),
                 _fmt(r.get("close_cpu_s"), 1),
@@ -1050,6 +1075,7 @@ def render(results: dict[str, Any], *, analysis: str, chart_name: str) -> str:
                 "RSS after MB",
                 "KB per socket",
                 "connect s",
+                "connect CPU s",
                 "generator CPU",
                 "close s",
                 "close CPU s",

@@ -742,8 +742,12 @@ class Run:
     ) -> dict[str, Any]:
         events.next("baseline", timeout=120)
         before = proc_rss_kb(server.pid)
+        # The server CPU the storm took: against its length, whether the storm waited on
+        # the server's core or on round trips (report.bounds).
+        cpu_go = proc_cpu_seconds(server.pid)
         events.send("go")
         ready = events.next("ready", timeout=300)
+        connect_cpu_s = proc_cpu_seconds(server.pid) - cpu_go
         time.sleep(2.0)  # let the server settle (buffers freed, lazy work done) before reading
         after = proc_rss_kb(server.pid)
         # The sockets close at once (a network blip drops every tab): what the server spends
@@ -757,6 +761,7 @@ class Run:
             rss_before_kb=before,
             rss_after_kb=after,
             kb_per_socket=(after - before) / sockets if sockets else None,
+            connect_cpu_s=round(connect_cpu_s, 2),
             close_s=round(close_s, 2),
             close_cpu_s=round(close_cpu_s, 2),
         )

@@ -412,6 +412,28 @@ def test_a_storm_the_generator_paced_is_not_judged(bench):
 
 
 @pytest.mark.parametrize(
+    ("cpu_s", "gen_pct", "said"),
+    [
+        (0.48, 10.0, "bounded by the server's one core (96% busy over 0.5 s)"),
+        (0.2, 10.0, "the server was busy 40% of its 0.5 s (0.2 s of CPU): the rest of the time"),
+        (0.2, 95.0, "**memory, storm of 1,000 sockets: generator-bound** (generator 95%)"),
+    ],
+)
+def test_the_storm_says_whether_the_servers_core_or_the_waits_set_its_pace(
+    bench, cpu_s, gen_pct, said
+):
+    """Issue 16's storm target: a storm the server's core did not fill is bounded by what
+    each socket waits on, which more CPU would not shorten."""
+    _run, report = bench
+    config = config_result("memory", broadcast_result(per_s=1, us=1, generator_pct=1))
+    config["idle"].update(connect_cpu_s=cpu_s, generator_cpu_pct=gen_pct)
+
+    [line] = [b for b in report.bounds(results_with(memory=config)) if "storm" in b]
+
+    assert said in line, line
+
+
+@pytest.mark.parametrize(
     ("busy_s", "pct", "spent_s"),
     [
         (1.0, 100.0, 1.0),  # the cleanup fills a core for a second, then the server idles
