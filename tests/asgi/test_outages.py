@@ -658,6 +658,17 @@ def refusing(monkeypatch: pytest.MonkeyPatch, *registries: Any) -> Iterator[None
         yield
 
 
+def told_offline(worker: Any) -> list[tuple[int, str, str]]:
+    """What the registry tells the rooms of users gone (room id, slug, username), kept."""
+    gone: list[tuple[int, str, str]] = []
+
+    async def offline(room_id: int, slug: str, username: str) -> None:
+        gone.append((room_id, slug, username))
+
+    worker.on_offline = offline
+    return gone
+
+
 async def _presence_opened(worker: RedisPresence) -> None:
     await worker.add(room_id=1, room_slug="r", username="u", socket_id="s")
 
@@ -700,12 +711,7 @@ async def test_a_removal_redis_refuses_is_owed_and_made_as_soon_as_redis_answers
     With a TTL of 30 s here, only the owed removal can take the entry out within 5 s."""
     caplog.set_level(logging.WARNING)
     async with two_workers(registry, ttl=30.0) as (worker, other):
-        gone: list[tuple[int, str, str]] = []
-
-        async def offline(room_id: int, slug: str, username: str) -> None:
-            gone.append((room_id, slug, username))
-
-        worker.on_offline = offline
+        gone = told_offline(worker)
         await opened(worker)
         with refusing(monkeypatch, worker):
             await closed(worker)  # answered, not raised
@@ -753,12 +759,7 @@ async def test_an_owed_removal_tells_the_room_what_redis_holds_once_it_answers(
     back by the same beat, first); a guest's, the room's count."""
     async with two_workers(RedisPresence, ttl=30.0) as (worker, other):
         worker.task.cancel()  # this test beats by hand
-        gone: list[str] = []
-
-        async def offline(room_id: int, slug: str, username: str) -> None:
-            gone.append(username)
-
-        worker.on_offline = offline
+        gone = told_offline(worker)
         for username, socket_id in sockets:
             await worker.add(room_id=1, room_slug="r", username=username, socket_id=socket_id)
         username, socket_id = sockets[0]
@@ -769,7 +770,7 @@ async def test_an_owed_removal_tells_the_room_what_redis_holds_once_it_answers(
         await worker.heartbeat()
 
         assert worker.owed == {}
-        assert gone == told
+        assert [username for _, _, username in gone] == told
         assert await other.online(room_id=1) == online
         assert await other.guests(room_id=1) == guests
 
@@ -810,12 +811,7 @@ async def test_a_socket_that_joins_again_before_its_owed_removal_is_made_stays_l
     removal is on its way (Redis then runs the removal first, and the join after it)."""
     async with two_workers(RedisPresence, ttl=30.0) as (worker, other):
         worker.task.cancel()  # this test beats by hand
-        gone: list[tuple[int, str, str]] = []
-
-        async def offline(room_id: int, slug: str, username: str) -> None:
-            gone.append((room_id, slug, username))
-
-        worker.on_offline = offline
+        gone = told_offline(worker)
         await _presence_opened(worker)
         with refusing(monkeypatch, worker):
             await _presence_closed(worker)
