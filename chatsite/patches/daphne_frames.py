@@ -87,10 +87,13 @@ def frame_writer(send: Any) -> FrameWriter | None:
     if details is None:
         return None
     # A plain TCP connection's socket, written to directly while Twisted holds nothing
-    # unsent for it (see `write`); None for anything else (TLS inside daphne).
+    # unsent for it (see `write`); None for anything else (TLS inside daphne), and for a
+    # connection already lost (Twisted deletes its socket): a tab that closed before its
+    # consumer connected crashed the consumer here, "'Server' object has no attribute
+    # 'socket'" (seen running it as users).
     transport = protocol.transport
     sock = (
-        transport.socket
+        getattr(transport, "socket", None)
         if isinstance(transport, tcp.Connection) and not getattr(transport, "TLS", False)
         else None
     )

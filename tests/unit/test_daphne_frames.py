@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 from daphne.ws_protocol import WebSocketProtocol
-from twisted.internet import main, tcp
+from twisted.internet import error, main, tcp
 from twisted.internet.testing import StringTransport
+from twisted.python import failure
 
 from chat.realtime.consumers import ChatConsumer
 from chatsite.patches import daphne_limits
@@ -227,6 +228,23 @@ def test_a_dropped_connection_is_written_nothing(over_tcp):
 
     assert read_available(peer) == b""
     assert connection._tempDataLen == 0
+
+
+def test_a_connection_lost_before_its_consumer_connected_gets_a_writer_that_writes_nothing(
+    over_tcp,
+):
+    """A tab that closed before its consumer's connect ran: Twisted had already deleted the
+    connection's socket, and the consumer crashed asking for it (a users run's log:
+    "'Server' object has no attribute 'socket'")."""
+    opened, connection, peer = over_tcp
+    connection.connectionLost(failure.Failure(error.ConnectionDone()))  # deletes its socket
+
+    write = frame_writer(opened.send)
+    opened.protocol.state = WebSocketProtocol.STATE_CLOSED  # autobahn's, once told
+    assert write is not None
+    assert write(*framed("too late")) is False  # left to ASGI's send, which drops it
+
+    assert read_available(peer) == b""
 
 
 def test_a_broken_connection_is_left_to_twisted_to_find(over_tcp):
