@@ -159,7 +159,7 @@ class Fallbacks:
         self.fell_back += 1
         self.last = time.monotonic()
         if self.since is None:
-            self.since = time.monotonic()
+            self.since = self.last
             self.log.exception(
                 "%s; until %s answers again, the same goes to the debug log", message, self.what
             )

@@ -26,6 +26,7 @@ from chat.realtime.agreement import SharedSettings
 from chat.realtime.heartbeat import Heartbeat
 from chat.realtime.layer_events import carrier
 from chat.realtime.limits import RedisLimits
+from chat.realtime.outages import Fallbacks
 from chat.realtime.presence import GUEST, LocalPresence, RedisPresence
 from chat.realtime.runtime import runtime_for_loop
 from tests.support.redis_service import redis_url, two_workers, use_layer
@@ -906,3 +907,17 @@ async def test_the_last_socket_leaving_during_an_outage_does_not_leave_the_layer
         "Lost the channel layer",
         "Stopped waiting for the channel layer",
     ]
+
+
+def test_a_single_fallback_is_said_to_span_no_time(caplog):
+    """A users run read "fell back, over -0.0 s": the outage's start was read a moment
+    after its one fallback's time."""
+    fallbacks = Fallbacks("Redis (test)", logging.getLogger("tests.fallbacks"))
+    try:
+        raise redis.ConnectionError("Redis is down (test)")
+    except redis.ConnectionError:
+        fallbacks.failed("Fell back (test)")
+
+    fallbacks.answered()
+
+    assert "1 request(s) fell back, over 0.0 s, the last" in caplog.text
