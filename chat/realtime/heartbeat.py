@@ -30,6 +30,13 @@ class Heartbeat:
         if self.due is not None:
             self.due.set()
 
+    def owed_soon(self) -> None:
+        """Something Redis refused is owed to the next beat: beat at once, unless the
+        beats are failing already (they retry with the outage's backoff, and one
+        triggered per refusal would defeat it)."""
+        if self.outage is None or self.outage.ok:
+            self.beat_soon()
+
     async def beat_forever(self) -> None:
         """Beat every TTL/3 seconds, or at once when asked (`beat_soon`); a failed beat
         (Redis away) is logged once per outage and tried again with the outage's backoff

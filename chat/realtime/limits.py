@@ -218,8 +218,7 @@ class RedisLimits(Heartbeat):
             # to the TTL, refusing tabs they opened again after Redis came back.
             self.owed.add((user_id, socket_id))
             self.fallbacks.failed("Could not uncount a socket (Redis); owed to the next beat")
-            if self.outage is None or self.outage.ok:
-                self.beat_soon()  # and from then on, with the outage's backoff
+            self.owed_soon()
         else:
             self.fallbacks.answered()
 

@@ -225,8 +225,7 @@ class RedisPresence(Heartbeat):
         except Exception:  # Redis away (a bug is logged each time, and dropped by _settle)
             self.owed[(room_id, socket_id)] = (username, slug)
             self.fallbacks.failed("Could not remove a socket's presence (Redis); owed")
-            if self.outage is None or self.outage.ok:
-                self.beat_soon()  # and from then on, with the outage's backoff
+            self.owed_soon()
             return False
         self.fallbacks.answered()
         return bool(last)

@@ -469,10 +469,10 @@ ChatClient.prototype.handlers = {
     state.syncing = false;
     state.joined = true;
     if (!complete || state.hasGap()) this.resync(frame.room);
-    // Send what is not yet in flight on this connection; the ack timeout covers the rest.
-    for (const item of this.pendingIn(frame.room)) {
-      if (item.state === "pending" && item.sentAt === null) this.trySend(item);
-    }
+    // Send the room's next message unless it is in flight on this connection already
+    // (the ack timeout covers it); the rest follow it one by one.
+    const head = this.headOf(frame.room);
+    if (head && head.sentAt === null) this.trySend(head);
   },
   message(frame) {
     this.showMessage(frame.room, frame.message);
