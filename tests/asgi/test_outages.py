@@ -21,7 +21,7 @@ from django.db import OperationalError, connection
 from chat.apps import check_layer_timeouts
 from chat.models import Message
 from chat.protocol import events
-from chat.realtime import fanout, publisher
+from chat.realtime import fanout, publisher, redis_turns
 from chat.realtime.agreement import SharedSettings
 from chat.realtime.heartbeat import Heartbeat
 from chat.realtime.layer_events import carrier
@@ -670,6 +670,26 @@ def told_offline(worker: Any) -> list[tuple[int, str, str]]:
     return gone
 
 
+@contextlib.contextmanager
+def pausing(monkeypatch: pytest.MonkeyPatch, *registries: Any) -> Iterator[None]:
+    """Redis paused for these registries (SIGSTOP, or a network that drops packets): every
+    command waits for a connection until the pause ends, then goes through."""
+    resumed = asyncio.Event()
+    with monkeypatch.context() as patched:
+        for registry in registries:
+            pool = registry.redis.connection_pool
+
+            async def paused(*args: Any, _get: Any = pool.get_connection, **kwargs: Any) -> Any:
+                await resumed.wait()
+                return await _get(*args, **kwargs)
+
+            patched.setattr(pool, "get_connection", paused)
+        try:
+            yield
+        finally:
+            resumed.set()
+
+
 async def _presence_opened(worker: RedisPresence) -> None:
     await worker.add(room_id=1, room_slug="r", username="u", socket_id="s")
 
@@ -774,6 +794,27 @@ async def test_an_owed_removal_tells_the_room_what_redis_holds_once_it_answers(
         assert [username for _, _, username in gone] == told
         assert await other.online(room_id=1) == online
         assert await other.guests(room_id=1) == guests
+
+
+@pytest.mark.parametrize(
+    ("registry", "opened", "closed", "listed"), REMOVALS.values(), ids=REMOVALS
+)
+async def test_a_removal_redis_does_not_answer_is_owed_once_its_pipeline_gives_up(
+    monkeypatch, registry, opened, closed, listed
+):
+    """The third way Redis fails a removal: no answer at all. It fails when its pipeline
+    does (redis_turns.TIMEOUT_SECONDS: 20 s, 0.3 s here), and is owed like a refused one,
+    then made once Redis answers, well within the TTL."""
+    monkeypatch.setattr(redis_turns, "TIMEOUT_SECONDS", 0.3)
+    async with two_workers(registry, ttl=30.0) as (worker, other):
+        await opened(worker)
+        with pausing(monkeypatch, worker):
+            await closed(worker)  # answered once the pipeline gave up
+            assert worker.owed
+            assert await listed(other)  # owed, not made
+
+        await until(lambda: not worker.owed)
+        assert not await listed(other)
 
 
 ENTRY_KEYS = {"presence": "r:1:u", "socket cap": "sockets:u"}  # the user's, after the prefix
