@@ -218,14 +218,15 @@ def joined_frame(
     last_seq: int,
     online: list[str],
     guests: int,
+    presence_v: int,
     has_more: bool,
     read: int | None,
     unread: int,
     thread_reads: dict[int, int] | None = None,
 ) -> dict[str, Any]:
-    """The reply to `join`: the room, the messages the client lacks and who is there;
-    `thread_reads`, the user's read mark of each thread of the room they read (root id →
-    seq), for the unread dots."""
+    """The reply to `join`: the room, the messages the client lacks and who is there (as of
+    the presence version `presence_v`); `thread_reads`, the user's read mark of each thread
+    of the room they read (root id → seq), for the unread dots."""
     return {
         "type": "joined",
         "room": room_slug,
@@ -235,6 +236,7 @@ def joined_frame(
         "last_seq": last_seq,
         "online": online,
         "guests": guests,
+        "presence_v": presence_v,
         "has_more": has_more,
         "read": read,
         "unread": unread,
@@ -439,8 +441,10 @@ def room_opened_frame(
     }
 
 
-def presence_frame(*, room_slug: str, username: str, online: bool) -> dict[str, Any]:
-    return {"type": "presence", "room": room_slug, "user": username, "online": online}
+def presence_frame(*, room_slug: str, username: str, online: bool, v: int) -> dict[str, Any]:
+    """`username` came to the room or left it, as of the room's presence version `v` (a
+    page keeps the newest per user: two workers' frames may arrive in either order)."""
+    return {"type": "presence", "room": room_slug, "user": username, "online": online, "v": v}
 
 
 def profile_frame(*, username: str) -> dict[str, Any]:
@@ -449,9 +453,10 @@ def profile_frame(*, username: str) -> dict[str, Any]:
     return {"type": "profile", "user": username}
 
 
-def guests_frame(*, room_slug: str, count: int) -> dict[str, Any]:
-    """How many anonymous readers the room has (they are counted, never named)."""
-    return {"type": "guests", "room": room_slug, "count": count}
+def guests_frame(*, room_slug: str, count: int, v: int) -> dict[str, Any]:
+    """How many anonymous readers the room has (they are counted, never named), as of the
+    room's presence version `v`."""
+    return {"type": "guests", "room": room_slug, "count": count, "v": v}
 
 
 def typing_frame(*, room_slug: str, username: str) -> dict[str, Any]:

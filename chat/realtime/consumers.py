@@ -211,7 +211,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         joined = await self._subscribe(request.room, room)
         await self._count_online(joined, online=not request.quiet)
         page = await self.runtime.reader.run((room, self.user, request.since))
-        online, guests = await self.presence.in_room(room_id=room.pk)
+        present = await self.presence.in_room(room_id=room.pk)
         messages, cut = events.messages_within(
             page.messages,
             budget=settings.CHAT_FRAME_BUDGET_BYTES,
@@ -224,8 +224,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 topic=room.topic,
                 messages=messages,
                 last_seq=page.last_seq,
-                online=online,
-                guests=guests,
+                online=present.online,
+                guests=present.guests,
+                presence_v=present.v,
                 has_more=page.has_more or cut,
                 read=page.read,
                 unread=page.unread,
@@ -541,7 +542,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         elif online and not joined.counted:
             joined.counted = True
             room = joined.room
-            first = await self.presence.add(
+            added = await self.presence.add(
                 room_id=room.pk,
                 room_slug=room.slug,
                 username=self._presence_name(),
@@ -549,8 +550,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
             if not self.user.is_authenticated:
                 self.runtime.news.guests_changed(room.pk, room.slug)
-            elif first:
-                self._announce_presence(room, online=True)
+            elif added.changed:
+                self._announce_presence(room, online=True, v=added.v)
 
     async def _leave_room(self, slug: str, *, announce: bool = True) -> None:
         joined = self.joined.pop(slug, None)
@@ -566,21 +567,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not joined.counted:
             return
         joined.counted = False
-        last = await self.presence.remove(
+        removed = await self.presence.remove(
             room_id=joined.room.pk, username=self._presence_name(), socket_id=self.socket_id
         )
         if not self.user.is_authenticated:
             self.runtime.news.guests_changed(joined.room.pk, joined.room.slug)
-        elif last and announce:
-            self._announce_presence(joined.room, online=False)
+        elif removed.changed and announce:
+            self._announce_presence(joined.room, online=False, v=removed.v)
 
     def _presence_name(self) -> str:
         """Signed-in users are listed by name; anonymous readers are counted as guests."""
         return self.user.get_username() if self.user.is_authenticated else GUEST
 
-    def _announce_presence(self, room: Room, *, online: bool) -> None:
+    def _announce_presence(self, room: Room, *, online: bool, v: int) -> None:
         self.runtime.news.presence_changed(
-            room.pk, room.slug, self.user.get_username(), online=online
+            room.pk, room.slug, self.user.get_username(), online=online, v=v
         )
 
 

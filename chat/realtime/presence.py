@@ -13,6 +13,15 @@ Anonymous readers are counted, never named: their sockets are registered under G
 name no account can have, which `online` leaves out and `guests` counts. Changes in a room's
 guest count are broadcast at most once a second per room and process (`guests_changed`), so
 a crowd of readers arriving costs one frame per second, not one per reader.
+
+Every change of a room's presence, and every read of it a page is told, takes the room's
+next *version* (`v`): microseconds since the epoch, from the registry's clock (Redis's own,
+shared by every worker), and always above the room's last one, so a Redis that restarted
+empty goes on from where the clock is. The frames carry it, and a page keeps the newest per
+user (docs/protocol.md, "Presence"): two workers announce independently (each coalescing its
+own second, `PresenceNews`), so a reload that closes a tab on one worker and opens one on
+another could tell a page "online" from the second before "offline" from the first, and the
+page listed someone present as gone until their next change.
 """
 
 import asyncio
@@ -20,7 +29,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from django.conf import settings
 
@@ -35,13 +44,29 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Called with (room_id, room_slug, username) when a sweep finds a user gone, or when a
-# heartbeat puts back a user Redis had lost.
-PresenceCallback = Callable[[int, str, str], Awaitable[None]]
+# Called with (room_id, room_slug, username, v) when a sweep finds a user gone, or when a
+# heartbeat puts back a user Redis had lost; v is the change's version.
+PresenceCallback = Callable[[int, str, str, int], Awaitable[None]]
 
 GUEST = "\x00guest"  # the registry's name for anonymous sockets (no username has a NUL)
 GUESTS_EVERY = 1.0  # seconds: at most one guest-count broadcast per room per process
 PRESENCE_EVERY = 1.0  # seconds: a room's presence changes within this go out together
+
+
+class Change(NamedTuple):
+    """What an add or a remove did: `changed` says it was the user's first socket in the
+    room (an add) or their last (a remove); `v` is its version (see the module)."""
+
+    changed: bool
+    v: int
+
+
+class Snapshot(NamedTuple):
+    """A room's presence as one read saw it: what a join tells its socket."""
+
+    online: list[str]
+    guests: int
+    v: int  # the read's version: every change it shows is below it, every later one above
 
 
 class LocalPresence:
@@ -49,27 +74,34 @@ class LocalPresence:
 
     def __init__(self) -> None:
         self._rooms: dict[int, dict[str, set[str]]] = defaultdict(dict)
+        self._last = 0  # the last version given (one clock for every room)
 
-    async def add(self, *, room_id: int, room_slug: str, username: str, socket_id: str) -> bool:
-        """Register a socket; True when it is the user's first socket in the room."""
+    def _version(self) -> int:
+        self._last = max(time.time_ns() // 1000, self._last + 1)
+        return self._last
+
+    async def add(
+        self, *, room_id: int, room_slug: str, username: str, socket_id: str
+    ) -> Change:
+        """Register a socket; `changed` when it is the user's first socket in the room."""
         sockets = self._rooms[room_id].setdefault(username, set())
         first = not sockets
         sockets.add(socket_id)
-        return first
+        return Change(first, self._version())
 
-    async def remove(self, *, room_id: int, username: str, socket_id: str) -> bool:
-        """Forget a socket; True when it was the user's last socket in the room."""
+    async def remove(self, *, room_id: int, username: str, socket_id: str) -> Change:
+        """Forget a socket; `changed` when it was the user's last socket in the room."""
         users = self._rooms.get(room_id, {})
         sockets = users.get(username)
         if not sockets or socket_id not in sockets:
-            return False
+            return Change(False, self._version())
         sockets.discard(socket_id)
         if sockets:
-            return False
+            return Change(False, self._version())
         del users[username]
         if not users:
             self._rooms.pop(room_id, None)
-        return True
+        return Change(True, self._version())
 
     async def online(self, *, room_id: int) -> list[str]:
         """Usernames with at least one socket in the room, sorted."""
@@ -79,15 +111,36 @@ class LocalPresence:
         """Anonymous sockets in the room."""
         return len(self._rooms.get(room_id, {}).get(GUEST, ()))
 
-    async def in_room(self, *, room_id: int) -> tuple[list[str], int]:
+    async def in_room(self, *, room_id: int) -> Snapshot:
         """`online` and `guests` of the room, read together (what a join tells its socket)."""
-        return await self.online(room_id=room_id), await self.guests(room_id=room_id)
+        online, guests = await self.online(room_id=room_id), await self.guests(room_id=room_id)
+        return Snapshot(online, guests, self._version())
+
+    async def counted(self, *, room_id: int) -> tuple[int, int]:
+        """The room's guests and the read's version (what a `guests` frame tells)."""
+        return await self.guests(room_id=room_id), self._version()
 
 
 # Keys: {p}rooms (set of room ids), {p}slugs (hash id → slug), {p}r:<id> (zset username →
-# expiry), {p}r:<id>:<username> (zset socket id → expiry). A username is the last part of
-# its key, so it cannot be confused with another key.
-ADD = """
+# expiry), {p}r:<id>:<username> (zset socket id → expiry), {p}v:<id> (the room's last
+# version). A username is the last part of its key, so it cannot be confused with another key.
+
+# The room's next version (KEYS[n] its key): Redis's clock in microseconds, above the last
+# one given. Kept a day: a room quiet for longer starts again from the clock. Stored with
+# %.0f, since Lua's own conversion of a number to a string keeps only 14 digits.
+VERSION = """
+local function version(key)
+  local t = redis.call('TIME')
+  local v = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local last = tonumber(redis.call('GET', key))
+  if last and v <= last then v = last + 1 end
+  redis.call('SET', key, string.format('%.0f', v), 'EX', 86400)
+  return v
+end
+"""
+
+# Returns {first, v}: first is 1 when this is the user's first socket in the room.
+ADD = VERSION + """
 local room_key, user_key = KEYS[1], KEYS[2]
 local socket, expiry, now, username = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local room_id, slug = ARGV[5], ARGV[6]
@@ -98,29 +151,30 @@ redis.call('ZADD', user_key, expiry, socket)
 redis.call('ZADD', room_key, 'GT', expiry, username)
 redis.call('SADD', KEYS[3], room_id)
 redis.call('HSET', KEYS[4], room_id, slug)
-if first then return 1 end
-return 0
+local v = version(KEYS[5])
+if first then return {1, v} end
+return {0, v}
 """
 
-# Returns 1 when the user was listed and this was their last socket. An owed removal
-# (ARGV[4] = 1: made after Redis was away) returns 1 whenever the user has no socket left,
-# listed or not: a Redis that restarted empty lists nobody, and the pages open before it
-# must still hear that the user went.
-REMOVE = """
+# Returns {last, v}: last is 1 when the user was listed and this was their last socket. An
+# owed removal (ARGV[4] = 1: made after Redis was away) says 1 whenever the user has no
+# socket left, listed or not: a Redis that restarted empty lists nobody, and the pages open
+# before it must still hear that the user went.
+REMOVE = VERSION + """
 local room_key, user_key = KEYS[1], KEYS[2]
 local socket, now, username, owed = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
 redis.call('ZREM', user_key, socket)
 redis.call('ZREMRANGEBYSCORE', user_key, '-inf', now)
-if redis.call('ZCARD', user_key) > 0 then return 0 end
+if redis.call('ZCARD', user_key) > 0 then return {0, version(KEYS[3])} end
 redis.call('DEL', user_key)
 local listed = redis.call('ZREM', room_key, username)
-if owed then return 1 end
-return listed
+if owed then listed = 1 end
+return {listed, version(KEYS[3])}
 """
 
-# Remove the users of one room whose every socket expired; return them (each exactly once,
-# whichever worker sweeps first).
-SWEEP = """
+# Remove the users of one room whose every socket expired; return {v, them} (each exactly
+# once, whichever worker sweeps first; v is 0 when there were none).
+SWEEP = VERSION + """
 local room_key, rooms_key = KEYS[1], KEYS[2]
 local now, room_id = ARGV[1], ARGV[2]
 local gone = {}
@@ -137,15 +191,17 @@ for _, username in ipairs(redis.call('ZRANGEBYSCORE', room_key, '-inf', now)) do
   end
 end
 if redis.call('ZCARD', room_key) == 0 then redis.call('SREM', rooms_key, room_id) end
-return gone
+if #gone == 0 then return {0, gone} end
+return {version(KEYS[3]), gone}
 """
 
 # A heartbeat's refresh of one room (or of a share of its sockets: BEAT_CHUNK at most): push
-# each socket's expiry and its user's forward, and return the users that were not listed in
-# the room (Redis lost them, or a sweep took them). ARGV: expiry, room id, slug, then for
-# each user: username, n, and its n socket ids. One command for a room's every socket, where
-# a command per socket cost redis-py 60 ms of the loop per 1,000 sockets (Analysis item 25).
-BEAT = """
+# each socket's expiry and its user's forward, and return {v, the users that were not listed
+# in the room} (Redis lost them, or a sweep took them; v is 0 when there were none). ARGV:
+# expiry, room id, slug, then for each user: username, n, and its n socket ids. One command
+# for a room's every socket, where a command per socket cost redis-py 60 ms of the loop per
+# 1,000 sockets (Analysis item 25).
+BEAT = VERSION + """
 local room_key = KEYS[1]
 local expiry, room_id = ARGV[1], ARGV[2]
 redis.call('SADD', KEYS[2], room_id)
@@ -163,7 +219,21 @@ while i <= #ARGV do
   end
   i = i + 2 + n
 end
-return back
+if #back == 0 then return {0, back} end
+return {version(KEYS[4]), back}
+"""
+
+# A room's presence as a join tells it, read at once: {names listed, guests, v}.
+IN_ROOM = VERSION + """
+local now = ARGV[1]
+local names = redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')
+local guests = redis.call('ZCOUNT', KEYS[2], now, '+inf')
+return {names, guests, version(KEYS[3])}
+"""
+
+# A room's guests as a `guests` frame tells them: {count, v}.
+GUESTS = VERSION + """
+return {redis.call('ZCOUNT', KEYS[1], ARGV[1], '+inf'), version(KEYS[2])}
 """
 BEAT_CHUNK = 1000  # sockets per BEAT call: bounds how long one call holds Redis
 
@@ -177,7 +247,14 @@ class RedisPresence(Heartbeat):
         self.prefix = prefix
         self.scripts = {
             name: self.redis.register_script(code)
-            for name, code in (("add", ADD), ("remove", REMOVE), ("sweep", SWEEP), ("beat", BEAT))
+            for name, code in (
+                ("add", ADD),
+                ("remove", REMOVE),
+                ("sweep", SWEEP),
+                ("beat", BEAT),
+                ("in_room", IN_ROOM),
+                ("guests", GUESTS),
+            )
         }
         self.turns = Turns(self.redis)  # a turn's joins and leaves in one pipeline
         # This process's own entries, refreshed by the heartbeat: room id → socket → username.
@@ -198,22 +275,27 @@ class RedisPresence(Heartbeat):
         room_key = self._room_key(room_id)
         return [room_key, f"{room_key}:{username}", f"{self.prefix}rooms", f"{self.prefix}slugs"]
 
-    async def add(self, *, room_id: int, room_slug: str, username: str, socket_id: str) -> bool:
+    def _version_key(self, room_id: int) -> str:
+        return f"{self.prefix}v:{room_id}"
+
+    async def add(
+        self, *, room_id: int, room_slug: str, username: str, socket_id: str
+    ) -> Change:
         now = time.time()
         self.owed.pop((room_id, socket_id), None)  # joined again: the entry must stay
         self.local[room_id][socket_id] = username
         self.slugs[room_id] = room_slug
-        keys = self._keys(room_id, username)
+        keys = [*self._keys(room_id, username), self._version_key(room_id)]
         args = [socket_id, now + self.ttl, now, username, room_id, room_slug]
-        (first,) = await self.turns.run(ScriptCall(self.scripts["add"], keys, args))
-        return bool(first)
+        ((first, v),) = await self.turns.run(ScriptCall(self.scripts["add"], keys, args))
+        return Change(bool(first), v)
 
-    async def remove(self, *, room_id: int, username: str, socket_id: str) -> bool:
-        """Forget a socket; True when it was the user's last in the room. While Redis is
+    async def remove(self, *, room_id: int, username: str, socket_id: str) -> Change:
+        """Forget a socket; `changed` when it was the user's last in the room. While Redis is
         away the removal is owed, not lost: left to expire, the entry showed its user online
         for up to the TTL (30 s) after the tab closed, and a disconnect logged a traceback
         per room. The heartbeat makes it as soon as Redis answers and tells the room if the
-        user went (`_settle`); meanwhile this says False (not known to be the last)."""
+        user went (`_settle`); meanwhile this says not changed (not known to be the last)."""
         slug = self.slugs.get(room_id, "")
         sockets = self.local.get(room_id, {})
         sockets.pop(socket_id, None)
@@ -221,19 +303,19 @@ class RedisPresence(Heartbeat):
             self.local.pop(room_id, None)
             self.slugs.pop(room_id, None)
         try:
-            (last,) = await self.turns.run(self._removal(room_id, username, socket_id))
+            ((last, v),) = await self.turns.run(self._removal(room_id, username, socket_id))
         except Exception:  # Redis away (a bug is logged each time, and dropped by _settle)
             self.owed[(room_id, socket_id)] = (username, slug)
             self.fallbacks.failed("Could not remove a socket's presence (Redis); owed")
             self.owed_soon()
-            return False
+            return Change(False, 0)
         self.fallbacks.answered()
-        return bool(last)
+        return Change(bool(last), v)
 
     def _removal(
         self, room_id: int, username: str, socket_id: str, *, owed: bool = False
     ) -> ScriptCall:
-        keys = self._keys(room_id, username)[:2]
+        keys = [*self._keys(room_id, username)[:2], self._version_key(room_id)]
         args = [socket_id, time.time(), username, int(owed)]
         return ScriptCall(self.scripts["remove"], keys, args)
 
@@ -271,8 +353,8 @@ class RedisPresence(Heartbeat):
                     room_id,
                     exc_info=result,
                 )
-            elif (result or username == GUEST) and self.on_offline is not None:
-                await self.on_offline(room_id, slug, username)  # a guest: the count
+            elif (result[0] or username == GUEST) and self.on_offline is not None:
+                await self.on_offline(room_id, slug, username, result[1])  # a guest: the count
         if away is not None:
             raise away
         self.fallbacks.answered()
@@ -284,17 +366,24 @@ class RedisPresence(Heartbeat):
     async def guests(self, *, room_id: int) -> int:
         return await self.redis.zcount(f"{self._room_key(room_id)}:{GUEST}", time.time(), "+inf")
 
-    async def in_room(self, *, room_id: int) -> tuple[list[str], int]:
+    async def in_room(self, *, room_id: int) -> Snapshot:
         """`online` and `guests` in one round trip, with the other joins of this turn: in a
         storm of joins each command costs as much in redis-py as the trip itself, and the
         joins of one room asking in the same turn share one read."""
         room_key = self._room_key(room_id)
-        names, guests = await self.turns.shared(
-            ("in_room", room_id),
-            lambda pipe: pipe.zrangebyscore(room_key, time.time(), "+inf"),
-            lambda pipe: pipe.zcount(f"{room_key}:{GUEST}", time.time(), "+inf"),
+        keys = [room_key, f"{room_key}:{GUEST}", self._version_key(room_id)]
+        ((names, guests, v),) = await self.turns.shared(
+            ("in_room", room_id), ScriptCall(self.scripts["in_room"], keys, [time.time()])
         )
-        return _named(names), guests
+        return Snapshot(_named(names), guests, v)
+
+    async def counted(self, *, room_id: int) -> tuple[int, int]:
+        """The room's guests and the read's version (what a `guests` frame tells)."""
+        keys = [f"{self._room_key(room_id)}:{GUEST}", self._version_key(room_id)]
+        ((guests, v),) = await self.turns.run(
+            ScriptCall(self.scripts["guests"], keys, [time.time()])
+        )
+        return guests, v
 
     async def beat(self) -> None:
         await self.heartbeat()
@@ -312,7 +401,7 @@ class RedisPresence(Heartbeat):
         rooms: list[int] = []  # the room of each call, in order
         calls: list[ScriptCall] = []
         for room_id, sockets in list(self.local.items()):
-            keys = [self._room_key(room_id), *shared]
+            keys = [self._room_key(room_id), *shared, self._version_key(room_id)]
             head = [expiry, room_id, self.slugs.get(room_id, "")]
             entries = list(sockets.items())
             for start in range(0, len(entries), BEAT_CHUNK):
@@ -326,11 +415,10 @@ class RedisPresence(Heartbeat):
                 calls.append(ScriptCall(self.scripts["beat"], keys, args))
         # One turn (a pipeline); after Redis restarted empty, each call loads the script.
         results = await self.turns.run(*calls) if calls else []
-        back = {
-            (room_id, username.decode())
-            for room_id, users in zip(rooms, results, strict=True)
-            for username in users
-        }
+        back: dict[tuple[int, str], int] = {}  # (room id, username) → the version
+        for room_id, (v, users) in zip(rooms, results, strict=True):
+            for username in users:
+                back[(room_id, username.decode())] = v
         restored = [
             (room_id, self.slugs[room_id], username)
             for room_id, username in sorted(back)
@@ -338,7 +426,7 @@ class RedisPresence(Heartbeat):
         ]
         if self.on_online is not None:
             for room_id, slug, username in restored:
-                await self.on_online(room_id, slug, username)
+                await self.on_online(room_id, slug, username, back[(room_id, username)])
         await self._settle()
         return restored
 
@@ -348,18 +436,17 @@ class RedisPresence(Heartbeat):
         gone = []
         for raw_id in await self.redis.smembers(f"{self.prefix}rooms"):
             room_id = int(raw_id)
-            users = await self.scripts["sweep"](
-                keys=[self._room_key(room_id), f"{self.prefix}rooms"], args=[now, room_id]
-            )
+            keys = [self._room_key(room_id), f"{self.prefix}rooms", self._version_key(room_id)]
+            v, users = await self.scripts["sweep"](keys=keys, args=[now, room_id])
             if not users:
                 continue
             slug = (await self.redis.hget(f"{self.prefix}slugs", room_id) or b"").decode()
             for user in users:
-                gone.append((room_id, slug, user.decode()))
+                gone.append((room_id, slug, user.decode(), v))
         if self.on_offline is not None:
-            for room_id, slug, username in gone:
-                await self.on_offline(room_id, slug, username)
-        return gone
+            for room_id, slug, username, v in gone:
+                await self.on_offline(room_id, slug, username, v)
+        return [(room_id, slug, username) for room_id, slug, username, _ in gone]
 
 
 Presence = LocalPresence | RedisPresence
@@ -382,7 +469,8 @@ def make_presence(runtime: "Runtime") -> Presence:
     return registry
 
 
-Window = dict[str, tuple[bool, bool]]  # user → (online before the window, online now)
+# user → (online before the window, online now, the version of the latest change)
+Window = dict[str, tuple[bool, bool, int]]
 
 
 class PresenceNews:
@@ -407,66 +495,70 @@ class PresenceNews:
             await asyncio.sleep(GUESTS_EVERY)
             del self.guest_updates[room_id]
             try:
-                count = await self.runtime.presence.guests(room_id=room_id)
+                count, v = await self.runtime.presence.counted(room_id=room_id)
             except Exception:
                 self.count_fallbacks.failed("Could not count a room's guests")
                 return
             self.count_fallbacks.answered()
-            frame = events.guests_frame(room_slug=room_slug, count=count)
+            frame = events.guests_frame(room_slug=room_slug, count=count, v=v)
             publish(*events.room_broadcast(room_id, frame))
 
         self.guest_updates[room_id] = asyncio.get_running_loop().create_task(send_count())
 
     def presence_changed(
-        self, room_id: int, room_slug: str, username: str, *, online: bool
+        self, room_id: int, room_slug: str, username: str, *, online: bool, v: int
     ) -> None:
         """Tell the room a user came or went: at once if its presence has been quiet for
         PRESENCE_EVERY seconds, else at the end of that window, once per user and only if
         their state changed over it. So someone joining a quiet room shows at once, while
         join/leave churn costs each listener at most one frame per churning user per second,
-        not two per join (540 join+leave pairs once pushed 1,080 frames to everyone)."""
+        not two per join (540 join+leave pairs once pushed 1,080 frames to everyone). Each
+        frame carries the version `v` of the change it tells (the latest, for a window's)."""
         window = self.windows.get(room_id)
         if window is None:
             self.windows[room_id] = {}
-            _announce(room_id, room_slug, username, online=online)
+            _announce(room_id, room_slug, username, online=online, v=v)
             asyncio.get_running_loop().call_later(
                 PRESENCE_EVERY, self._close_window, room_id, room_slug
             )
             return
         before = window[username][0] if username in window else not online
-        window[username] = (before, online)
+        latest = max(v, window[username][2]) if username in window else v
+        window[username] = (before, online, latest)
 
     def _close_window(self, room_id: int, room_slug: str) -> None:
         """Send the net changes of a room's window; while there were any, open the next."""
         window = self.windows.pop(room_id, {})
-        changed = [(user, now) for user, (before, now) in window.items() if before != now]
-        for username, online in changed:
-            _announce(room_id, room_slug, username, online=online)
+        changed = [
+            (user, now, v) for user, (before, now, v) in window.items() if before != now
+        ]
+        for username, online, v in changed:
+            _announce(room_id, room_slug, username, online=online, v=v)
         if changed:
             self.windows[room_id] = {}
             asyncio.get_running_loop().call_later(
                 PRESENCE_EVERY, self._close_window, room_id, room_slug
             )
 
-    async def announce_offline(self, room_id: int, room_slug: str, username: str) -> None:
+    async def announce_offline(self, room_id: int, room_slug: str, username: str, v: int) -> None:
         """A sweep found a user gone with their dead worker: tell the room."""
-        self._registry_changed(room_id, room_slug, username, online=False)
+        self._registry_changed(room_id, room_slug, username, online=False, v=v)
 
-    async def announce_online(self, room_id: int, room_slug: str, username: str) -> None:
+    async def announce_online(self, room_id: int, room_slug: str, username: str, v: int) -> None:
         """A heartbeat put a user back that Redis had lost: tell the room."""
-        self._registry_changed(room_id, room_slug, username, online=True)
+        self._registry_changed(room_id, room_slug, username, online=True, v=v)
 
     def _registry_changed(
-        self, room_id: int, room_slug: str, username: str, *, online: bool
+        self, room_id: int, room_slug: str, username: str, *, online: bool, v: int
     ) -> None:
         """The registry's own change of a room's users (not a socket's): a guest changes
         the count, anyone else is named."""
         if username == GUEST:
             self.guests_changed(room_id, room_slug)
         else:
-            self.presence_changed(room_id, room_slug, username, online=online)
+            self.presence_changed(room_id, room_slug, username, online=online, v=v)
 
 
-def _announce(room_id: int, room_slug: str, username: str, *, online: bool) -> None:
-    frame = events.presence_frame(room_slug=room_slug, username=username, online=online)
+def _announce(room_id: int, room_slug: str, username: str, *, online: bool, v: int) -> None:
+    frame = events.presence_frame(room_slug=room_slug, username=username, online=online, v=v)
     publish(*events.room_broadcast(room_id, frame))

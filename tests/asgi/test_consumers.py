@@ -365,9 +365,11 @@ async def test_anonymous_readers_are_counted_as_guests_live_in_one_frame_a_secon
     assert first["guests"] == 1
     assert first["online"] == ["alice"]  # guests are counted, never named
     counted = await talker.expect("guests")  # both arrivals, one frame (about 1 s later)
-    assert counted == {"type": "guests", "room": "general", "count": 2}
+    assert counted == {"type": "guests", "room": "general", "count": 2, "v": counted["v"]}
+    assert counted["v"] > first["presence_v"]  # read after the first join's snapshot
     await readers[0].close()
-    assert (await talker.expect("guests"))["count"] == 1
+    recounted = await talker.expect("guests")
+    assert (recounted["count"], recounted["v"] > counted["v"]) == (1, True)
     assert (await talker.join("general"))["guests"] == 1
 
 
@@ -585,7 +587,13 @@ async def test_leave_stops_delivery_from_that_room(connect, alice, bob, general)
     gone = await sender.expect("presence")
     await sender.request({"type": "send", "room": "general", "body": "hello?", "client_id": "x"})
 
-    assert gone == {"type": "presence", "room": "general", "user": "bob", "online": False}
+    assert gone == {
+        "type": "presence",
+        "room": "general",
+        "user": "bob",
+        "online": False,
+        "v": gone["v"],
+    }
     assert await listener.nothing()
     refused = await listener.request(
         {"type": "send", "room": "general", "body": "hi", "client_id": "y"}
@@ -721,12 +729,15 @@ async def test_a_users_second_tab_neither_repeats_nor_ends_their_presence(
     assert await watcher.nothing()
     await tab2.close()
 
-    assert await watcher.expect("presence") == {
+    gone = await watcher.expect("presence")
+    assert gone == {
         "type": "presence",
         "room": "general",
         "user": "alice",
         "online": False,
+        "v": gone["v"],
     }
+    assert gone["v"] > second["presence_v"]
     await watcher.close()
 
 

@@ -621,7 +621,8 @@ async def _close_every_connection_of_this_database(url: str) -> int:
 
 
 async def _presence_call(worker: RedisPresence, n: int) -> Any:
-    return await worker.add(room_id=1, room_slug="r", username=f"u{n}", socket_id=f"s{n}")
+    added = await worker.add(room_id=1, room_slug="r", username=f"u{n}", socket_id=f"s{n}")
+    return added.changed
 
 
 async def _limits_call(worker: RedisLimits, n: int) -> Any:
@@ -660,10 +661,14 @@ def refusing(monkeypatch: pytest.MonkeyPatch, *registries: Any) -> Iterator[None
 
 
 def told_offline(worker: Any) -> list[tuple[int, str, str]]:
-    """What the registry tells the rooms of users gone (room id, slug, username), kept."""
+    """What the registry tells the rooms of users gone (room id, slug, username), kept;
+    each told with a version above the last one told."""
     gone: list[tuple[int, str, str]] = []
+    versions = [0]
 
-    async def offline(room_id: int, slug: str, username: str) -> None:
+    async def offline(room_id: int, slug: str, username: str, v: int) -> None:
+        assert v > versions[-1]
+        versions.append(v)
         gone.append((room_id, slug, username))
 
     worker.on_offline = offline
@@ -695,7 +700,8 @@ async def _presence_opened(worker: RedisPresence) -> None:
 
 
 async def _presence_closed(worker: RedisPresence) -> None:
-    assert await worker.remove(room_id=1, username="u", socket_id="s") is False  # not known
+    removed = await worker.remove(room_id=1, username="u", socket_id="s")
+    assert removed.changed is False  # not known
 
 
 async def _presence_listed(worker: RedisPresence) -> bool:

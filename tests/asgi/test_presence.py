@@ -1,6 +1,7 @@
 """Presence registries: in-process, and shared through Redis with a TTL heartbeat."""
 
 import asyncio
+import json
 import logging
 import math
 import time
@@ -23,12 +24,22 @@ async def redis_registries():
 
 
 async def join(registry, user: str, socket: str, room: int = 1) -> bool:
+    """Whether it was the user's first socket in the room."""
+    return (await joined(registry, user, socket, room)).changed
+
+
+async def leave(registry, user: str, socket: str, room: int = 1) -> bool:
+    """Whether it was the user's last socket in the room."""
+    return (await left(registry, user, socket, room)).changed
+
+
+async def joined(registry, user: str, socket: str, room: int = 1) -> presence.Change:
     return await registry.add(
         room_id=room, room_slug=f"room-{room}", username=user, socket_id=socket
     )
 
 
-async def leave(registry, user: str, socket: str, room: int = 1) -> bool:
+async def left(registry, user: str, socket: str, room: int = 1) -> presence.Change:
     return await registry.remove(room_id=room, username=user, socket_id=socket)
 
 
@@ -40,8 +51,8 @@ async def check_first_and_last_socket_semantics(one, two) -> None:
     assert await two.online(room_id=2) == []
     # What a join tells its socket: the names and the guests, read together.
     assert await join(one, GUEST, "g1") is True
-    assert await two.in_room(room_id=1) == (["alice", "bob"], 1)
-    assert await one.in_room(room_id=2) == ([], 0)
+    assert (await two.in_room(room_id=1))[:2] == (["alice", "bob"], 1)
+    assert (await one.in_room(room_id=2))[:2] == ([], 0)
     assert await leave(two, GUEST, "g1") is True
 
     assert await leave(one, "alice", "a1") is False  # she still has a tab
@@ -59,20 +70,87 @@ async def test_redis_presence_is_shared_by_workers(redis_registries):
     await check_first_and_last_socket_semantics(*redis_registries)
 
 
+async def check_every_change_and_read_takes_a_newer_version(one, two, forget) -> None:
+    """Whatever happens to a room's presence, on whichever worker, and whatever it changed
+    (a first socket or a second, a last or not, a guest, one not there at all), takes a
+    version above every one before, as does each read a page is told (a join's snapshot, a
+    guest count); `forget()` loses everything (a Redis restarted empty), and the versions
+    still go on upwards. Rooms are counted apart, yet every version is a clock's: a room
+    first touched later starts above."""
+    steps = [
+        lambda: joined(one, "alice", "a1"),
+        lambda: joined(two, "alice", "a2"),
+        lambda: joined(two, GUEST, "g1"),
+        lambda: two.in_room(room_id=1),
+        lambda: one.counted(room_id=1),
+        lambda: left(one, "alice", "a1"),
+        lambda: left(one, "alice", "a1"),  # not there any more
+        lambda: left(two, "alice", "a2"),
+        forget,
+        lambda: one.in_room(room_id=1),
+        lambda: joined(one, "bob", "b1"),
+        lambda: joined(one, "carol", "c1", room=2),
+        lambda: left(two, GUEST, "g1"),
+        lambda: two.counted(room_id=1),
+    ]
+    versions = []
+    for step in steps:
+        done = await step()
+        if done is not None:
+            versions.append(done[-1] if isinstance(done, tuple) else done.v)
+    assert versions == sorted(set(versions))  # strictly upwards
+    assert abs(versions[-1] / 1e6 - time.time()) < 60  # microseconds of the clock
+
+
+async def test_local_presence_versions_every_change_and_read():
+    registry = LocalPresence()
+
+    async def forget() -> None:
+        registry._rooms.clear()
+
+    await check_every_change_and_read_takes_a_newer_version(registry, registry, forget)
+
+
+async def test_redis_presence_versions_every_change_and_read_across_workers(redis_registries):
+    one, two = redis_registries
+
+    async def forget() -> None:
+        keys = [key async for key in one.redis.scan_iter(f"{one.prefix}*")]
+        await one.redis.delete(*keys)
+
+    await check_every_change_and_read_takes_a_newer_version(one, two, forget)
+
+
+async def test_redis_versions_stay_exact_and_apart_when_changes_crowd_one_microsecond(
+    redis_registries,
+):
+    """Many changes at once in one room, on two workers: each gets a version of its own,
+    exactly as Redis stored it (a Lua number written with Lua's own conversion keeps 14
+    digits: sixteen are needed), and the room's key holds the last."""
+    one, two = redis_registries
+    changes = await asyncio.gather(
+        *(joined(worker, f"user{n}", f"s{n}") for n in range(50) for worker in (one, two))
+    )
+    versions = [change.v for change in changes]
+    assert len(set(versions)) == len(versions)
+    assert int(await one.redis.get(one._version_key(1))) == max(versions)
+
+
 async def joins_at_once_each_see_themselves(registry) -> None:
     """As a storm's joins do: each registers its socket, then asks who is in the room."""
 
-    async def one_join(n: int) -> tuple[list[str], int]:
-        await join(registry, f"user{n}", f"s{n}")
+    async def one_join(n: int) -> tuple[presence.Change, presence.Snapshot]:
+        change = await joined(registry, f"user{n}", f"s{n}")
         await join(registry, GUEST, f"g{n}")
-        return await registry.in_room(room_id=1)
+        return change, await registry.in_room(room_id=1)
 
     answers = await asyncio.gather(*(one_join(n) for n in range(20)))
 
-    for n, (names, guests) in enumerate(answers):
+    for n, (change, (names, guests, v)) in enumerate(answers):
         assert f"user{n}" in names  # read after its own join, whoever else asked with it
         assert guests >= 1
-    assert answers[-1] == (sorted(f"user{n}" for n in range(20)), 20)
+        assert v > change.v  # and so newer than the join's own frame
+    assert answers[-1][1][:2] == (sorted(f"user{n}" for n in range(20)), 20)
 
 
 async def test_local_joins_at_once_each_see_themselves():
@@ -102,7 +180,7 @@ async def test_a_dead_workers_users_expire_and_are_announced_offline_once(redis_
     alive, dead = redis_registries
     heard = []
 
-    async def announce(room_id: int, slug: str, username: str) -> None:
+    async def announce(room_id: int, slug: str, username: str, v: int) -> None:
         heard.append((room_id, slug, username))
 
     alive.on_offline = announce
@@ -131,6 +209,62 @@ async def test_the_heartbeat_keeps_live_sockets_past_the_ttl(redis_registries):
     assert await worker.sweep() == []
 
 
+def published(monkeypatch) -> list[dict]:
+    """The frames PresenceNews broadcasts from now on, kept in order."""
+    sent: list[dict] = []
+    monkeypatch.setattr(
+        presence, "publish", lambda group, event: sent.append(json.loads(event["text"]))
+    )
+    return sent
+
+
+async def test_a_reload_across_workers_is_told_in_versions_that_order_it(
+    redis_registries, monkeypatch
+):
+    """The race a users run saw once (2026-12-02): bob reloads; his old tab closes on one
+    worker, whose room window is open (so it holds the news for up to a second), and the new
+    tab opens on the other worker, whose room is quiet (so it tells at once). The room hears
+    "online" first and "offline" after: a page that took them in arrival order listed bob
+    gone while he was there. Now the frames carry the versions Redis gave the changes, in
+    the order Redis made them, and a page keeps the newest (tests/js/counts.test.js)."""
+    monkeypatch.setattr(presence, "PRESENCE_EVERY", 0.2)
+    sent = published(monkeypatch)
+    old_worker, new_worker = redis_registries
+    news = {worker: presence.PresenceNews(None) for worker in redis_registries}  # type: ignore
+    await joined(old_worker, "bob", "old-tab")
+    news[old_worker].presence_changed(1, "room-1", "carol", online=True, v=1)  # a busy room
+
+    gone = await left(old_worker, "bob", "old-tab")
+    news[old_worker].presence_changed(1, "room-1", "bob", online=False, v=gone.v)
+    back = await joined(new_worker, "bob", "new-tab")
+    news[new_worker].presence_changed(1, "room-1", "bob", online=True, v=back.v)
+    await asyncio.sleep(0.3)  # the old worker's window closes
+
+    told = [(frame["online"], frame["v"]) for frame in sent if frame["user"] == "bob"]
+    assert told == [(True, back.v), (False, gone.v)]  # arrival order: wrong way round
+    assert gone.v < back.v  # the versions: the right way round
+    newest = max(told, key=lambda pair: pair[1])
+    assert newest == (True, back.v)
+
+
+async def test_a_window_tells_each_users_net_change_with_its_latest_version(monkeypatch):
+    monkeypatch.setattr(presence, "PRESENCE_EVERY", 0.1)
+    sent = published(monkeypatch)
+    news = presence.PresenceNews(None)  # type: ignore[arg-type]
+    news.presence_changed(1, "r", "alice", online=True, v=10)  # at once; opens the window
+    news.presence_changed(1, "r", "bob", online=True, v=11)
+    news.presence_changed(1, "r", "bob", online=False, v=12)
+    news.presence_changed(1, "r", "bob", online=True, v=13)
+    news.presence_changed(1, "r", "carol", online=True, v=14)
+    news.presence_changed(1, "r", "carol", online=False, v=15)  # no net change: untold
+    await asyncio.sleep(0.15)
+
+    assert [(f["user"], f["online"], f["v"]) for f in sent] == [
+        ("alice", True, 10),
+        ("bob", True, 13),
+    ]
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_join_and_leave_churn_reaches_listeners_as_one_net_change_per_user_per_second(
     connect, settings, alice, bob, make_user, general
@@ -156,7 +290,13 @@ async def test_join_and_leave_churn_reaches_listeners_as_one_net_change_per_user
     heard = [first]
     while (frame := await listener.poll(PRESENCE_EVERY * 1.5)) is not None:
         heard.append(frame)
-    assert first == {"type": "presence", "room": "general", "user": "alice", "online": True}
+    assert first == {
+        "type": "presence",
+        "room": "general",
+        "user": "alice",
+        "online": True,
+        "v": first["v"],
+    }
     presence = [(f["user"], f["online"]) for f in heard if f["type"] == "presence"]
     # Not 122: the first at once, then at most one per user per window (a busy machine may
     # stretch the churn over more than one window).
@@ -175,7 +315,7 @@ async def test_users_redis_lost_are_put_back_by_the_heartbeat_and_announced_onli
     worker, other = redis_registries
     heard: list[tuple[int, str, str]] = []
 
-    async def announce(room_id: int, slug: str, username: str) -> None:
+    async def announce(room_id: int, slug: str, username: str, v: int) -> None:
         heard.append((room_id, slug, username))
 
     worker.on_online = announce
@@ -221,7 +361,7 @@ async def test_a_beat_refreshes_every_socket_in_one_call_per_room_and_share(
     worker.scripts["beat"] = worker.redis.register_script(code)
     heard: list[tuple[int, str, str]] = []
 
-    async def announce(room_id: int, slug: str, username: str) -> None:
+    async def announce(room_id: int, slug: str, username: str, v: int) -> None:
         heard.append((room_id, slug, username))
 
     worker.on_online = announce
@@ -251,7 +391,7 @@ async def test_a_beat_refreshes_every_socket_in_one_call_per_room_and_share(
     for socket, user in sockets.items():
         assert await worker.redis.zscore(f"{room}:{user}", socket) > before + worker.ttl / 2
     assert await worker.redis.zscore(room, "alice") > before + worker.ttl / 2
-    assert await worker.in_room(room_id=1) == (["alice", "bob"], 2)
+    assert (await worker.in_room(room_id=1))[:2] == (["alice", "bob"], 2)
     assert await worker.online(room_id=2) == ["carol"]
     assert await worker.heartbeat() == []  # put back once
 
@@ -292,10 +432,10 @@ class _Runtime:
         self.away = True
         self.presence = self
 
-    async def guests(self, *, room_id: int) -> int:
+    async def counted(self, *, room_id: int) -> tuple[int, int]:
         if self.away:
             raise ConnectionError("Redis is away")
-        return 2
+        return 2, 1
 
 
 async def test_while_redis_is_away_a_guest_count_failure_is_logged_once_an_outage(

@@ -136,11 +136,88 @@ describe("joining and leaving a listed room (the lobby)", () => {
 describe("online counts", () => {
   test("joined sets, presence and guests frames update, per room", () => {
     const { c } = counts();
-    c.joined({ type: "joined", room: "general", online: ["alice", "bob"], guests: 3 });
-    c.presence({ type: "presence", room: "general", user: "carol", online: true });
-    c.presence({ type: "presence", room: "general", user: "bob", online: false });
-    c.guests({ type: "guests", room: "general", count: 1 });
+    c.joined({ ...snapshot(["alice", "bob"], 3, 10) });
+    c.presence(presence("carol", true, 11));
+    c.presence(presence("bob", false, 12));
+    c.guests(guests(1, 13));
     assert.deepEqual(c.online("general"), { users: 2, guests: 1 });
     assert.deepEqual(c.online("random"), { users: 0, guests: 0 });
+  });
+});
+
+// Two workers announce independently: their frames reach a page in either order, and may
+// reach it before the joined snapshot they are newer than (docs/protocol.md, "Presence").
+const snapshot = (online, guestCount, v) => ({
+  type: "joined",
+  room: "general",
+  online,
+  guests: guestCount,
+  presence_v: v,
+});
+const presence = (user, online, v) => ({ type: "presence", room: "general", user, online, v });
+const guests = (count, v) => ({ type: "guests", room: "general", count, v });
+const listed = (c) => Array.from(c.rooms.get("general").online).sort();
+
+describe("presence frames in any order", () => {
+  test("a reload across workers: online (newer) before offline (older) keeps them online", () => {
+    const { c } = counts();
+    c.joined(snapshot(["bob"], 0, 10));
+    c.presence(presence("bob", true, 21)); // the new tab, on the other worker: at once
+    c.presence(presence("bob", false, 20)); // the old tab's, held by its worker's second
+    assert.deepEqual(listed(c), ["bob"]);
+  });
+
+  test("every order of one user's frames ends in the newest state", () => {
+    const frames = [presence("bob", true, 11), presence("bob", false, 12), presence("bob", true, 13)];
+    const orders = [
+      [0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0],
+    ];
+    for (const order of orders) {
+      const { c } = counts();
+      c.joined(snapshot([], 0, 10));
+      for (const i of order) c.presence(frames[i]);
+      assert.deepEqual(listed(c), ["bob"], `order ${order}`);
+    }
+  });
+
+  test("frames no newer than the snapshot change nothing; newer ones still apply", () => {
+    const { c } = counts();
+    c.joined(snapshot(["bob", "carol"], 2, 50));
+    c.presence(presence("bob", false, 49)); // already in the snapshot
+    c.presence(presence("dave", true, 50));
+    c.presence(presence("carol", false, 51));
+    assert.deepEqual(listed(c), ["bob"]);
+  });
+
+  test("a frame that came before its room's joined survives the older snapshot", () => {
+    const { c } = counts();
+    c.presence(presence("bob", false, 30)); // newer than the snapshot below
+    c.presence(presence("carol", true, 5)); // older: the snapshot knows better
+    c.guests(guests(7, 31));
+    c.joined(snapshot(["bob", "dave"], 2, 20));
+    assert.deepEqual(listed(c), ["dave"]);
+    assert.deepEqual(c.online("general"), { users: 1, guests: 7 });
+    c.presence(presence("bob", true, 25)); // between the snapshot and the frame kept
+    assert.deepEqual(listed(c), ["dave"]);
+  });
+
+  test("guest counts: an older count never replaces a newer one", () => {
+    const { c } = counts();
+    c.joined(snapshot([], 4, 10));
+    c.guests(guests(6, 30));
+    c.guests(guests(5, 20)); // read earlier, by the other worker
+    c.guests(guests(3, 9)); // older than the snapshot
+    assert.deepEqual(c.online("general"), { users: 0, guests: 6 });
+  });
+
+  test("a new snapshot (the socket joined again) replaces what it covers", () => {
+    const { c } = counts();
+    c.joined(snapshot(["bob"], 1, 10));
+    c.presence(presence("carol", true, 11));
+    c.joined(snapshot(["erin"], 0, 40)); // after a reconnect: carol and bob have gone
+    assert.deepEqual(listed(c), ["erin"]);
+    c.presence(presence("carol", true, 12)); // a late copy of the old news
+    assert.deepEqual(listed(c), ["erin"]);
+    assert.deepEqual(c.online("general"), { users: 1, guests: 0 });
   });
 });

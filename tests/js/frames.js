@@ -14,6 +14,7 @@ export function joinedFrame(ref, messages, lastSeq) {
     last_seq: lastSeq,
     online: ["alice"],
     guests: 0,
+    presence_v: 1_796_000_000_000_000,
     has_more: false,
     read: null,
     unread: 0,

@@ -145,6 +145,7 @@ def test_every_builder_makes_a_conforming_frame():
             last_seq=10,
             online=["alice"],
             guests=0,
+            presence_v=1_796_000_000_000_000,
             has_more=False,
             read=None,
             unread=0,
@@ -174,8 +175,10 @@ def test_every_builder_makes_a_conforming_frame():
         events.notification_frame(reason="mention", message=sample_message()),
         events.announcement_frame(announcement_id=1, body="Hi all", created=now.isoformat()),
         events.read_frame(room_slug="general", seq=7),
-        events.presence_frame(room_slug="general", username="alice", online=True),
-        events.guests_frame(room_slug="general", count=3),
+        events.presence_frame(
+            room_slug="general", username="alice", online=True, v=1_796_000_000_000_001
+        ),
+        events.guests_frame(room_slug="general", count=3, v=1_796_000_000_000_002),
         events.profile_frame(username="alice"),
         events.typing_frame(room_slug="general", username="alice"),
         events.room_closed_frame(room_slug="general", reason="archived"),

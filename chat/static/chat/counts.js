@@ -2,6 +2,12 @@
 // many guests read along, how many messages the user has not read. No DOM: it is fed the
 // frames a ChatClient (sync.js) hands its view, and calls render(slug) when a room's counts
 // change. The test suite drives this very file from Node (tests/js/counts.test.js).
+//
+// Presence is versioned (docs/protocol.md, "Presence"): each `presence` and `guests` frame,
+// and the `joined` snapshot, carries the room's presence version. Two workers announce
+// independently, so their frames may arrive in either order, and a frame may arrive before
+// the `joined` whose snapshot it is newer than: a room keeps the newest it was told per user
+// and for its guests, and the snapshot's version, and lets nothing older overwrite them.
 
 export class RoomCounts {
   // username: the signed-in user (null: anonymous, who has nothing unread).
@@ -27,6 +33,9 @@ export class RoomCounts {
       live: new Set(), // seqs of messages by others since, not yet read
       online: new Set(),
       guests: 0,
+      floor: 0, // the version of the last joined snapshot
+      told: new Map(), // user → {v, online}: the newest presence frame applied
+      guestsV: 0, // the version of the guest count shown
     });
   }
 
@@ -42,11 +51,23 @@ export class RoomCounts {
 
   // --- Frames --------------------------------------------------------------------------
 
+  // The snapshot replaces what was shown, except for what the room was told since it was
+  // taken (a newer frame that came first).
   joined(frame) {
     const room = this.rooms.get(frame.room);
     if (!room) return;
+    const v = typeof frame.presence_v === "number" ? frame.presence_v : 0;
+    room.floor = v;
     room.online = new Set(frame.online);
-    room.guests = frame.guests || 0;
+    for (const [user, told] of room.told) {
+      if (told.v <= v) room.told.delete(user);
+      else if (told.online) room.online.add(user);
+      else room.online.delete(user);
+    }
+    if (room.guestsV <= v) {
+      room.guests = frame.guests || 0;
+      room.guestsV = v;
+    }
     if (typeof frame.read === "number") this.markRead(frame.room, frame.read, false);
     this.render(frame.room);
   }
@@ -54,6 +75,11 @@ export class RoomCounts {
   presence(frame) {
     const room = this.rooms.get(frame.room);
     if (!room) return;
+    const v = frame.v;
+    if (typeof v === "number") {
+      if (v <= room.floor || v <= (room.told.get(frame.user)?.v ?? 0)) return; // older news
+      room.told.set(frame.user, { v, online: frame.online });
+    }
     if (frame.online) room.online.add(frame.user);
     else room.online.delete(frame.user);
     this.render(frame.room);
@@ -62,6 +88,10 @@ export class RoomCounts {
   guests(frame) {
     const room = this.rooms.get(frame.room);
     if (!room) return;
+    if (typeof frame.v === "number") {
+      if (frame.v <= room.guestsV) return; // an older count
+      room.guestsV = frame.v;
+    }
     room.guests = frame.count;
     this.render(frame.room);
   }
