@@ -80,9 +80,7 @@ class LocalPresence:
         self._last = max(time.time_ns() // 1000, self._last + 1)
         return self._last
 
-    async def add(
-        self, *, room_id: int, room_slug: str, username: str, socket_id: str
-    ) -> Change:
+    async def add(self, *, room_id: int, room_slug: str, username: str, socket_id: str) -> Change:
         """Register a socket; `changed` when it is the user's first socket in the room."""
         sockets = self._rooms[room_id].setdefault(username, set())
         first = not sockets
@@ -139,8 +137,14 @@ local function version(key)
 end
 """
 
+
+def versioned(script: str) -> str:
+    """A Lua script that may call `version(key)`."""
+    return VERSION + script
+
+
 # Returns {first, v}: first is 1 when this is the user's first socket in the room.
-ADD = VERSION + """
+ADD = versioned("""
 local room_key, user_key = KEYS[1], KEYS[2]
 local socket, expiry, now, username = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local room_id, slug = ARGV[5], ARGV[6]
@@ -154,13 +158,13 @@ redis.call('HSET', KEYS[4], room_id, slug)
 local v = version(KEYS[5])
 if first then return {1, v} end
 return {0, v}
-"""
+""")
 
 # Returns {last, v}: last is 1 when the user was listed and this was their last socket. An
 # owed removal (ARGV[4] = 1: made after Redis was away) says 1 whenever the user has no
 # socket left, listed or not: a Redis that restarted empty lists nobody, and the pages open
 # before it must still hear that the user went.
-REMOVE = VERSION + """
+REMOVE = versioned("""
 local room_key, user_key = KEYS[1], KEYS[2]
 local socket, now, username, owed = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
 redis.call('ZREM', user_key, socket)
@@ -170,11 +174,11 @@ redis.call('DEL', user_key)
 local listed = redis.call('ZREM', room_key, username)
 if owed then listed = 1 end
 return {listed, version(KEYS[3])}
-"""
+""")
 
 # Remove the users of one room whose every socket expired; return {v, them} (each exactly
 # once, whichever worker sweeps first; v is 0 when there were none).
-SWEEP = VERSION + """
+SWEEP = versioned("""
 local room_key, rooms_key = KEYS[1], KEYS[2]
 local now, room_id = ARGV[1], ARGV[2]
 local gone = {}
@@ -193,7 +197,7 @@ end
 if redis.call('ZCARD', room_key) == 0 then redis.call('SREM', rooms_key, room_id) end
 if #gone == 0 then return {0, gone} end
 return {version(KEYS[3]), gone}
-"""
+""")
 
 # A heartbeat's refresh of one room (or of a share of its sockets: BEAT_CHUNK at most): push
 # each socket's expiry and its user's forward, and return {v, the users that were not listed
@@ -201,7 +205,7 @@ return {version(KEYS[3]), gone}
 # expiry, room id, slug, then for each user: username, n, and its n socket ids. One command
 # for a room's every socket, where a command per socket cost redis-py 60 ms of the loop per
 # 1,000 sockets (Analysis item 25).
-BEAT = VERSION + """
+BEAT = versioned("""
 local room_key = KEYS[1]
 local expiry, room_id = ARGV[1], ARGV[2]
 redis.call('SADD', KEYS[2], room_id)
@@ -221,20 +225,20 @@ while i <= #ARGV do
 end
 if #back == 0 then return {0, back} end
 return {version(KEYS[4]), back}
-"""
+""")
 
 # A room's presence as a join tells it, read at once: {names listed, guests, v}.
-IN_ROOM = VERSION + """
+IN_ROOM = versioned("""
 local now = ARGV[1]
 local names = redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')
 local guests = redis.call('ZCOUNT', KEYS[2], now, '+inf')
 return {names, guests, version(KEYS[3])}
-"""
+""")
 
 # A room's guests as a `guests` frame tells them: {count, v}.
-GUESTS = VERSION + """
+GUESTS = versioned("""
 return {redis.call('ZCOUNT', KEYS[1], ARGV[1], '+inf'), version(KEYS[2])}
-"""
+""")
 BEAT_CHUNK = 1000  # sockets per BEAT call: bounds how long one call holds Redis
 
 
@@ -278,9 +282,7 @@ class RedisPresence(Heartbeat):
     def _version_key(self, room_id: int) -> str:
         return f"{self.prefix}v:{room_id}"
 
-    async def add(
-        self, *, room_id: int, room_slug: str, username: str, socket_id: str
-    ) -> Change:
+    async def add(self, *, room_id: int, room_slug: str, username: str, socket_id: str) -> Change:
         now = time.time()
         self.owed.pop((room_id, socket_id), None)  # joined again: the entry must stay
         self.local[room_id][socket_id] = username
@@ -529,9 +531,7 @@ class PresenceNews:
     def _close_window(self, room_id: int, room_slug: str) -> None:
         """Send the net changes of a room's window; while there were any, open the next."""
         window = self.windows.pop(room_id, {})
-        changed = [
-            (user, now, v) for user, (before, now, v) in window.items() if before != now
-        ]
+        changed = [(user, now, v) for user, (before, now, v) in window.items() if before != now]
         for username, online, v in changed:
             _announce(room_id, room_slug, username, online=online, v=v)
         if changed:
