@@ -261,10 +261,17 @@ def history_frame(
     return {"type": "history", "room": room_slug, "messages": messages, "has_more": has_more}
 
 
-def pong_frame(*, rooms: dict[str, int]) -> dict[str, Any]:
+def live_frame(*, ok: bool) -> dict[str, Any]:
+    """Unasked: whether this worker's broadcasts are live. False when it lost its channel
+    layer (others' messages, edits and presence reach the socket only once it is back, by a
+    resync); true when it has it back (an unasked `pong` follows)."""
+    return {"type": "live", "ok": ok}
+
+
+def pong_frame(*, rooms: dict[str, int], live: bool) -> dict[str, Any]:
     """The reply to `ping` (or unasked, after the layer came back): each joined room's
-    last seq."""
-    return {"type": "pong", "rooms": rooms}
+    last seq, and whether broadcasts are live (as the last `live` frame said)."""
+    return {"type": "pong", "rooms": rooms, "live": live}
 
 
 def edited_frame(*, room_slug: str, message_id: int, seq: int) -> dict[str, Any]:

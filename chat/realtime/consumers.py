@@ -116,6 +116,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.draining: asyncio.Task | None = None
         await self.accept()
         await self.fanout.add(events.SITE_GROUP, self)
+        if not self.fanout.live:  # an outage began before this socket could hear of it
+            await self.layer_lost()
         cap, what = (
             (settings.CHAT_MAX_SOCKETS_PER_USER, "open sockets per user")
             if self.user.is_authenticated
@@ -308,14 +310,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_ping(self, request: requests.Ping, ref: str | None) -> None:
         """Runs on `ping`: prove the connection is alive and tell each joined room's last seq,
-        so a client that missed the last broadcast of a quiet room notices and resyncs."""
+        so a client that missed the last broadcast of a quiet room notices and resyncs, and
+        whether broadcasts are live (so a page that missed a `live` frame, or took a new
+        connection for a new worker, learns it at its next ping)."""
         last = {}
         if self.joined:
             by_id = await database_sync_to_async(selectors.rooms_last_seq)(
                 room_ids=[joined.room.pk for joined in self.joined.values()]
             )
             last = {slug: by_id.get(j.room.pk, 0) for slug, j in self.joined.items()}
-        await self.send_frame(events.pong_frame(rooms=last), ref)
+        await self.send_frame(events.pong_frame(rooms=last, live=self.fanout.live), ref)
 
     async def on_edit(self, request: requests.Edit, ref: str | None) -> None:
         """Runs on `edit`: change the body of one's own recent message; the room hears
@@ -465,10 +469,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._leave_room(room, announce=announce)
         await self.raw_send({"type": "websocket.send", "text": text})
 
+    async def layer_lost(self) -> None:
+        """Runs when this process lost the channel layer: broadcasts reach no one here until
+        it is back, so the page says others' messages are late (`live`, not ok)."""
+        await self.send_frame(events.live_frame(ok=False))
+
     async def layer_regained(self) -> None:
-        """Runs when this process got the channel layer back after losing it: broadcasts
-        may have been lost meanwhile, so tell the client each room's last seq (an unasked
-        `pong`), as a ping would, and it resyncs the rooms it is behind in."""
+        """Runs when this process got the channel layer back after losing it: say so
+        (`live`), and, since broadcasts may have been lost meanwhile, tell the client each
+        room's last seq (an unasked `pong`), as a ping would, and it resyncs the rooms it is
+        behind in."""
+        await self.send_frame(events.live_frame(ok=True))
         await self.on_ping(requests.Ping(), None)
 
     async def recheck_room(self, *, room: str, reason: str) -> None:

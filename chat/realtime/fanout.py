@@ -19,14 +19,16 @@ The receive loop outlives the layer: when a receive fails (Redis killed, paused,
 empty) it logs the outage once, retries with backoff, joins its groups again once the layer
 answers (a restarted Redis has forgotten them), logs that it is back, has the registries kept
 in Redis put this process's entries back at once (`Runtime.layer_regained`), and tells each
-local socket the rooms' latest seqs, so its client resyncs what the outage cost it.
+local socket the rooms' latest seqs, so its client resyncs what the outage cost it. Its
+sockets hear when the outage begins and when it ends (`live`), so a page can say that others'
+messages are late rather than show itself connected and up to date.
 """
 
 import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from channels.layers import BaseChannelLayer
@@ -60,7 +62,10 @@ class Member(Protocol):
 
     async def session_ended(self, *, reason: str) -> None: ...
 
+    async def layer_lost(self) -> None: ...
+
     async def layer_regained(self) -> None: ...
+
     async def recheck_room(self, *, room: str, reason: str) -> None: ...
 
 
@@ -242,15 +247,24 @@ class Fanout:
             except Exception:
                 logger.exception("Could not fan out %s", event.get("type"))
 
+    @property
+    def live(self) -> bool:
+        """Whether broadcasts reach this process now (its receive is not in an outage)."""
+        return self.outage.ok
+
     async def _reconnect(self, error: Exception) -> None:
-        """After a failed receive: retry until the layer takes our groups again, then have
-        every local socket's client check what it missed."""
+        """After a failed receive: tell the local sockets (at the outage's first failure),
+        retry until the layer takes our groups again, then have every local socket's client
+        check what it missed."""
+        began = self.outage.ok
         delay = self.outage.failed(error)
         self._release_waiters()
+        if began:
+            await self._tell_members("told the layer is away", lambda member: member.layer_lost())
         await asyncio.sleep(delay)
         await self.outage.retry(self._subscribe_again)
         self.runtime.layer_regained()
-        await self._tell_members_to_check()
+        await self._tell_members("told to resync", lambda member: member.layer_regained())
 
     async def _subscribe_again(self) -> None:
         """Add the process to each of its layer groups again (idempotent for the layer)."""
@@ -258,14 +272,14 @@ class Fanout:
             for group in list(self.subscribed):
                 await self.layer.group_add(group, self.channel_name)
 
-    async def _tell_members_to_check(self) -> None:
+    async def _tell_members(self, what: str, call: "Callable[[Member], Awaitable[None]]") -> None:
         members = {member for group in self.members.values() for member in group}
         results = await asyncio.gather(
-            *(member.layer_regained() for member in members), return_exceptions=True
+            *(call(member) for member in members), return_exceptions=True
         )
         failed = sum(isinstance(result, Exception) for result in results)
         if failed:
-            logger.warning("%d socket(s) could not be told to resync", failed)
+            logger.warning("%d socket(s) could not be %s", failed, what)
 
     def _release_waiters(self) -> None:
         """Acks waiting for a broadcast that the failed layer will not bring go now."""

@@ -946,7 +946,12 @@ async def test_an_unexpected_failure_is_a_server_error_and_the_socket_lives_on(
 
     assert failed["type"] == "error"
     assert failed["code"] == "server_error"
-    assert answered == {"type": "pong", "rooms": {"general": 0}, "ref": answered["ref"]}
+    assert answered == {
+        "type": "pong",
+        "rooms": {"general": 0},
+        "live": True,
+        "ref": answered["ref"],
+    }
     await socket.close()
 
 

@@ -330,7 +330,7 @@ async def test_a_lost_answer_loses_nothing_the_next_poll_brings_the_same_frames(
     assert again[: len(frames)] == frames
     assert later_first == 2
     assert later == again[1:]
-    assert frames[0] == {"type": "pong", "ref": "p1", "rooms": {}}
+    assert frames[0] == {"type": "pong", "ref": "p1", "rooms": {}, "live": True}
     await communicator.disconnect()
 
 

@@ -64,7 +64,7 @@ async def test_live_delivery_comes_back_after_the_layer_fails_and_forgets_the_gr
     layer.come_back()
     # Told the rooms' last seqs, unasked, so the client resyncs what it missed.
     regained = await reader.recv_until("pong")
-    assert regained == {"type": "pong", "rooms": {"general": 0}}
+    assert regained == {"type": "pong", "rooms": {"general": 0}, "live": True}
 
     ack = await sender.request(
         {"type": "send", "room": "general", "body": "after the outage", "client_id": "c1"}
@@ -75,6 +75,40 @@ async def test_live_delivery_comes_back_after_the_layer_fails_and_forgets_the_gr
         "Lost the channel layer",
         "Regained the channel layer",
     ]
+
+
+@pytest.mark.usefixtures("flaky_layer")
+async def test_every_socket_hears_when_broadcasts_stop_being_live_and_when_they_are_again(
+    connect, alice, bob, general
+):
+    """The users run of 2026-12-02: Redis was killed and the page said "Connected" while no
+    one's messages reached it. Every socket of the process hears `live` false when its
+    receive first fails, and one that connects during the outage hears it at once; all hear
+    `live` true when it is back, then the unasked pong that resyncs them. Once each."""
+    reader = await connect(bob)
+    await reader.join("general")
+    layer = get_channel_layer()
+
+    layer.go_down()
+    assert await reader.recv_until("live") == {"type": "live", "ok": False}
+    late = await connect()  # a reader: its process is in every group it needs already
+    assert await late.expect("live") == {"type": "live", "ok": False}
+    await late.join("general")
+    asked = await late.request({"type": "ping"})  # a page that missed the frame learns it so
+    assert (asked["type"], asked["live"]) == ("pong", False)
+    await asyncio.sleep(0.3)  # more failed retries: no more frames
+    layer.come_back()
+
+    for socket in (reader, late):
+        assert await socket.recv_until("live") == {"type": "live", "ok": True}
+        assert (await socket.expect("pong"))["rooms"] == {"general": 0}
+    fresh = await connect(alice)  # after the outage: nothing to hear of it
+    await fresh.join("general")
+    for socket in (reader, late, fresh):
+        heard = []
+        while (frame := await socket.poll(0.3)) is not None:
+            heard.append(frame["type"])
+        assert "live" not in heard  # (the guest count and alice's arrival, maybe)
 
 
 async def _back_after(layer: Any, seconds: float) -> None:

@@ -188,8 +188,8 @@ describe("the client's frames conform to the protocol's schema", () => {
       },
       { type: "thread", room: ROOM, root: msg(1), messages: [msg(8)], has_more: false, read: null, ref: "c5" },
       { type: "thread_read", room: ROOM, id: 1001, seq: 9 },
-      { type: "pong", rooms: { [ROOM]: 6 }, ref: "c3" },
-      { type: "pong", rooms: {} },
+      { type: "pong", rooms: { [ROOM]: 6 }, live: true, ref: "c3" },
+      { type: "pong", rooms: {}, live: false },
       {
         type: "membership",
         room: ROOM,

@@ -42,6 +42,7 @@ function harness({ storage = null, options = {}, me = "alice" } = {}) {
     acked: record("acked"),
     failed: record("failed"),
     joined: record("joined"),
+    live: record("live"),
     frame: record("frame"),
   };
   h.client = new ChatClient({
@@ -336,6 +337,16 @@ describe("gap detection", () => {
 // --- Pong -----------------------------------------------------------------------------------
 
 describe("pong", () => {
+  test("a pong hands the view whether broadcasts are live, when it says", () => {
+    const h = harness();
+    joinedAt(h, 5);
+    h.client.receive({ type: "pong", rooms: { [ROOM]: 5 }, live: false });
+    h.client.receive({ type: "pong", rooms: { [ROOM]: 5 }, live: true });
+    h.client.receive({ type: "pong", rooms: { [ROOM]: 5 } }); // says nothing of it
+    const told = h.calls.filter((call) => call.name === "live").map((call) => call.args);
+    assert.deepEqual(told, [[false], [true]]);
+  });
+
   test("a pong with a room's last seq beyond the cursor resyncs that room", () => {
     const h = harness();
     joinedAt(h, 5);

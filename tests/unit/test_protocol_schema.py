@@ -154,7 +154,7 @@ def test_every_builder_makes_a_conforming_frame():
         events.left_frame(room_slug="general"),
         events.ack_frame(room_slug="general", client_id="c", message_id=42, seq=7),
         events.history_frame(room_slug="general", messages=[], has_more=True),
-        events.pong_frame(rooms={"general": 10, "empty": 0}),
+        events.pong_frame(rooms={"general": 10, "empty": 0}, live=True),
         events.edited_frame(room_slug="general", message_id=42, seq=9),
         events.deleted_frame(room_slug="general", message_id=42, seq=10),
         events.message_frame(sample_message()),
@@ -175,6 +175,7 @@ def test_every_builder_makes_a_conforming_frame():
         events.notification_frame(reason="mention", message=sample_message()),
         events.announcement_frame(announcement_id=1, body="Hi all", created=now.isoformat()),
         events.read_frame(room_slug="general", seq=7),
+        events.live_frame(ok=False),
         events.presence_frame(
             room_slug="general", username="alice", online=True, v=1_796_000_000_000_001
         ),

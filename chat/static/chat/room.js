@@ -17,7 +17,7 @@ import { ProfileCard } from "./profile.js";
 import { renderOnline, renderTyping, startTyping, stopTyping } from "./presence.js";
 import * as sidebar from "./sidebar.js";
 import { Page, RoomView } from "./state.js";
-import { showStatus } from "./status.js";
+import { StatusLine } from "./status.js";
 import { suggestUsernames } from "./suggest.js";
 import { ChatClient } from "./sync.js";
 import { ThreadPanel } from "./thread.js";
@@ -53,6 +53,7 @@ const el = {
 const baseTitle = document.title.replace(/^.* · /, "");
 
 const page = new Page(config.room);
+const status = new StatusLine(el.status);
 const navItems = sidebar.roomItems(".room-nav li[data-room]", config.maxRooms);
 // The rooms the user is a member of, as this tab knows them: slug → {starred, owner}. The
 // sidebar lists them (DMs aside); `membership` frames keep it current across the user's tabs.
@@ -607,6 +608,7 @@ const frames = {
     if (people.knows(frame.user)) people.refresh([frame.user]);
   },
   guests: (frame) => counts.guests(frame),
+  live: (frame) => status.setLive(frame.ok),
   read(frame) {
     page.readUpTo(frame.room, frame.seq); // read in another tab of this user
     counts.read(frame);
@@ -635,7 +637,7 @@ const frames = {
     // Logged out (maybe in another tab) or deactivated: stop, and say so.
     for (const view of page.views.values()) view.closed = `${frame.reason} Reload the page to continue.`;
     renderClosed();
-    showStatus(el.status, "offline");
+    status.connection("offline");
     socket.stop();
   },
   error(frame) {
@@ -677,6 +679,7 @@ const client = new ChatClient({
     reacted: (room, msg) => page.views.has(room) && log.react(page.views.get(room), msg),
     threaded: (room, msg) => page.views.has(room) && log.threaded(page.views.get(room), msg),
     joined,
+    live: (ok) => status.setLive(ok), // a pong says whether broadcasts are live
     // A thread reply's outbox line is in its panel, not in the main log.
     pending: inView((view, item) => (item.thread ? threads.outbox(item, "pending") : log.outbox(view, item, "pending"))),
     acked: inView((view, item, ack) => (item.thread ? threads.outbox(item, "sent") : log.acked(view, item, ack))),
@@ -841,10 +844,10 @@ function start() {
     client.pendingIn(slug).forEach((item) => log.outbox(page.views.get(slug), item, item.state));
   }
   if (client.rooms.size === 0) {
-    showStatus(el.status, "offline");
+    status.connection("offline");
     return;
   }
-  const onStatus = (kind, transport) => showStatus(el.status, kind, transport);
+  const onStatus = (kind, transport) => status.connection(kind, transport);
   socket = keepOpen(client, { onStatus });
 }
 

@@ -527,6 +527,7 @@ ChatClient.prototype.handlers = {
     this.sendNext(item.room);
   },
   pong(frame) {
+    if (typeof frame.live === "boolean" && this.view.live) this.view.live(frame.live);
     for (const [room, lastSeq] of Object.entries(frame.rooms || {})) {
       const state = this.rooms.get(room);
       if (state && state.cursor !== null && lastSeq > state.cursor) this.resync(room);
