@@ -136,6 +136,24 @@ def test_a_room_on_a_phone_is_one_screen_that_the_message_list_scrolls(
     assert whole >= 5, whole
     assert alice.evaluate(NEWEST_CUT_PX) <= 1
 
+    # The placeholder names the box (its label is hidden here) and fits it on its one line:
+    # the wide screen's keyboard hints were cut off mid-word ("Write a message — Enter s").
+    placeholder, fits = alice.evaluate(PLACEHOLDER_FITS)
+    assert placeholder and fits, placeholder
+    alice.set_viewport_size({"width": 1280, "height": 800})  # a wide screen: the hints
+    assert "Enter sends" in alice.locator("#composer-input").get_attribute("placeholder")
+
+
+# The composer's placeholder, and whether it fits its box's width on one line.
+PLACEHOLDER_FITS = """() => {
+  const input = document.getElementById("composer-input");
+  const style = getComputedStyle(input);
+  const context = document.createElement("canvas").getContext("2d");
+  context.font = `${style.fontSize} ${style.fontFamily}`;
+  const room = input.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  return [input.placeholder, context.measureText(input.placeholder).width <= room];
+}"""
+
 
 def test_the_drawer_holds_the_rooms_and_account_and_is_modal(
     browser: Browser, live_site: LiveSite, pages: list[Page]

@@ -97,8 +97,23 @@ function followViewport() {
   apply();
 }
 
+// The composer's placeholder names the box where its label is hidden (chat.css). A narrow
+// screen shows it on one line, which cut the wide screen's keyboard hints off mid-word
+// ("Write a message — Enter s", seen at 375 px): there it says only what the box is for.
+function fitPlaceholder() {
+  const input = document.getElementById("composer-input");
+  if (!input || !input.dataset.narrowPlaceholder) return;
+  const wide = input.placeholder;
+  const apply = () => {
+    input.placeholder = NARROW.matches ? input.dataset.narrowPlaceholder : wide;
+  };
+  NARROW.addEventListener("change", apply);
+  apply();
+}
+
 export function setUpNarrowLayout() {
   setUpDrawer();
   setUpTools();
   followViewport();
+  fitPlaceholder();
 }
