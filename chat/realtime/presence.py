@@ -160,19 +160,21 @@ if first then return {1, v} end
 return {0, v}
 """)
 
-# Returns {last, v}: last is 1 when the user was listed and this was their last socket. An
-# owed removal (ARGV[4] = 1: made after Redis was away) says 1 whenever the user has no
-# socket left, listed or not: a Redis that restarted empty lists nobody, and the pages open
-# before it must still hear that the user went.
+# Returns {last, v}: last is 1 when the user was listed and this was their last socket. The
+# removal of a socket the worker had (ARGV[4] = 1) says 1 whenever the user has no socket
+# left, listed or not: a Redis that restarted empty lists nobody until the workers' next
+# beats, and the pages open before it must still hear that the user went (should another
+# worker's tab of theirs not be back yet, that worker's beat announces them again, with a
+# newer version). A socket removed twice is not the worker's the second time: said once.
 REMOVE = versioned("""
 local room_key, user_key = KEYS[1], KEYS[2]
-local socket, now, username, owed = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
+local socket, now, username, known = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
 redis.call('ZREM', user_key, socket)
 redis.call('ZREMRANGEBYSCORE', user_key, '-inf', now)
 if redis.call('ZCARD', user_key) > 0 then return {0, version(KEYS[3])} end
 redis.call('DEL', user_key)
 local listed = redis.call('ZREM', room_key, username)
-if owed then listed = 1 end
+if known then listed = 1 end
 return {listed, version(KEYS[3])}
 """)
 
@@ -297,28 +299,32 @@ class RedisPresence(Heartbeat):
         away the removal is owed, not lost: left to expire, the entry showed its user online
         for up to the TTL (30 s) after the tab closed, and a disconnect logged a traceback
         per room. The heartbeat makes it as soon as Redis answers and tells the room if the
-        user went (`_settle`); meanwhile this says not changed (not known to be the last)."""
+        user went (`_settle`); meanwhile this says not changed (not known to be the last).
+        A user with another socket here is not gone, whatever Redis says: after it restarted
+        empty, and before this worker's beat put its entries back, Redis knew no socket of
+        theirs (a tab closing then told no one before, and the pages open since before the
+        restart listed its user online for good)."""
         slug = self.slugs.get(room_id, "")
         sockets = self.local.get(room_id, {})
-        sockets.pop(socket_id, None)
+        known = sockets.pop(socket_id, None) is not None
+        still_here = username in sockets.values()
         if not sockets:
             self.local.pop(room_id, None)
             self.slugs.pop(room_id, None)
         try:
-            ((last, v),) = await self.turns.run(self._removal(room_id, username, socket_id))
+            removal = self._removal(room_id, username, socket_id, known=known)
+            ((last, v),) = await self.turns.run(removal)
         except Exception:  # Redis away (a bug is logged each time, and dropped by _settle)
             self.owed[(room_id, socket_id)] = (username, slug)
             self.fallbacks.failed("Could not remove a socket's presence (Redis); owed")
             self.owed_soon()
             return Change(False, 0)
         self.fallbacks.answered()
-        return Change(bool(last), v)
+        return Change(bool(last) and not still_here, v)
 
-    def _removal(
-        self, room_id: int, username: str, socket_id: str, *, owed: bool = False
-    ) -> ScriptCall:
+    def _removal(self, room_id: int, username: str, socket_id: str, *, known: bool) -> ScriptCall:
         keys = [*self._keys(room_id, username)[:2], self._version_key(room_id)]
-        args = [socket_id, time.time(), username, int(owed)]
+        args = [socket_id, time.time(), username, int(known)]
         return ScriptCall(self.scripts["remove"], keys, args)
 
     async def _settle(self) -> None:
@@ -335,7 +341,7 @@ class RedisPresence(Heartbeat):
         # Asked for at once, so a join asked for after this beat began goes after them.
         results = await self.turns.each(
             *(
-                self._removal(room_id, username, socket_id, owed=True)
+                self._removal(room_id, username, socket_id, known=True)
                 for (room_id, socket_id), (username, _) in owed
             )
         )

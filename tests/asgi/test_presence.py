@@ -342,6 +342,51 @@ async def test_users_redis_lost_are_put_back_by_the_heartbeat_and_announced_onli
     assert heard == everyone
 
 
+@pytest.mark.parametrize(
+    ("tabs", "told_offline", "put_back"),
+    [
+        ({"a1": "worker"}, True, []),
+        ({"a1": "worker", "a2": "worker"}, False, []),
+        ({"a1": "worker", "a2": "other"}, True, ["alice"]),
+    ],
+    ids=["her only tab", "another tab here", "another tab on the other worker"],
+)
+async def test_a_tab_closing_after_redis_restarted_empty_before_the_beat_tells_the_room(
+    tabs, told_offline, put_back
+):
+    """Redis restarted empty and alice's tab closed before this worker's beat put its
+    entries back: Redis knew no socket of hers, so the removal told no one, and the pages
+    open since before the restart listed her online for good. Now the removal of a socket
+    the worker had tells the room whenever Redis holds no other socket of hers (never while
+    this worker has one); a tab of hers on another worker is put back by that worker's beat,
+    which says she is online again, with a newer version. Said once, not per removal."""
+    async with two_workers(RedisPresence, ttl=30.0) as (worker, other):
+        for registry in (worker, other):
+            registry.task.cancel()  # this test beats by hand
+        registries = {"worker": worker, "other": other}
+        for socket, where in tabs.items():
+            await join(registries[where], "alice", socket)
+        keys = [key async for key in worker.redis.scan_iter(f"{worker.prefix}*")]
+        await worker.redis.delete(*keys)  # Redis restarted empty
+
+        gone = await left(worker, "alice", "a1")
+        again = await left(worker, "alice", "a1")  # removed twice: not the worker's now
+        back: list[tuple[str, int]] = []
+
+        async def announce(room_id: int, slug: str, username: str, v: int) -> None:
+            back.append((username, v))
+
+        other.on_online = announce
+        await worker.heartbeat()
+        await other.heartbeat()
+
+        assert (gone.changed, again.changed) == (told_offline, False)
+        assert [username for username, _ in back] == put_back
+        assert all(v > gone.v for _, v in back)  # a page keeps the newest: online
+        listed = ["alice"] if len(tabs) > 1 else []
+        assert await other.online(room_id=1) == listed
+
+
 async def test_a_beat_refreshes_every_socket_in_one_call_per_room_and_share(
     redis_registries, monkeypatch
 ):

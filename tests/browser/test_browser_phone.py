@@ -139,7 +139,8 @@ def test_a_room_on_a_phone_is_one_screen_that_the_message_list_scrolls(
     # The placeholder names the box (its label is hidden here) and fits it on its one line:
     # the wide screen's keyboard hints were cut off mid-word ("Write a message — Enter s").
     placeholder, fits = alice.evaluate(PLACEHOLDER_FITS)
-    assert placeholder and fits, placeholder
+    assert placeholder
+    assert fits, placeholder
     alice.set_viewport_size({"width": 1280, "height": 800})  # a wide screen: the hints
     assert "Enter sends" in alice.locator("#composer-input").get_attribute("placeholder")
 
