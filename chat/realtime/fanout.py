@@ -272,7 +272,7 @@ class Fanout:
             for group in list(self.subscribed):
                 await self.layer.group_add(group, self.channel_name)
 
-    async def _tell_members(self, what: str, call: "Callable[[Member], Awaitable[None]]") -> None:
+    async def _tell_members(self, what: str, call: Callable[[Member], Awaitable[None]]) -> None:
         members = {member for group in self.members.values() for member in group}
         results = await asyncio.gather(
             *(call(member) for member in members), return_exceptions=True
