@@ -51,6 +51,9 @@ PresenceCallback = Callable[[int, str, str, int], Awaitable[None]]
 GUEST = "\x00guest"  # the registry's name for anonymous sockets (no username has a NUL)
 GUESTS_EVERY = 1.0  # seconds: at most one guest-count broadcast per room per process
 PRESENCE_EVERY = 1.0  # seconds: a room's presence changes within this go out together
+# Seconds a user's going is held before the room hears it: back within it (a reload, a
+# socket that dropped and reconnected), and they never went.
+OFFLINE_GRACE = 1.0
 
 
 class Change(NamedTuple):
@@ -492,6 +495,8 @@ class PresenceNews:
         # While Redis is away every room's count fails: logged once an outage.
         self.count_fallbacks = Fallbacks("Redis (presence)", logger)
         self.windows: dict[int, Window] = {}  # rooms whose presence changed in the last second
+        # Users gone from a room, told once OFFLINE_GRACE has passed: (room id, user) → timer.
+        self.going: dict[tuple[int, str], asyncio.TimerHandle] = {}
 
     def guests_changed(self, room_id: int, room_slug: str) -> None:
         """Tell the room its guest count within GUESTS_EVERY seconds (one frame for any
@@ -521,7 +526,33 @@ class PresenceNews:
         their state changed over it. So someone joining a quiet room shows at once, while
         join/leave churn costs each listener at most one frame per churning user per second,
         not two per join (540 join+leave pairs once pushed 1,080 frames to everyone). Each
-        frame carries the version `v` of the change it tells (the latest, for a window's)."""
+        frame carries the version `v` of the change it tells (the latest, for a window's).
+
+        A user's going waits OFFLINE_GRACE first, and their coming back within it cancels
+        both: a reload that stayed on this worker showed the user gone for the rest of the
+        room's second (seen running it as users). Coming back on another worker is told at
+        once by that worker, with a newer version, so the late "gone" from here changes
+        nothing on the pages."""
+        going = self.going.pop((room_id, username), None)
+        if going is not None:
+            going.cancel()
+            if online:
+                return  # back before anyone heard they went
+        if not online:
+            self.going[(room_id, username)] = asyncio.get_running_loop().call_later(
+                OFFLINE_GRACE, self._gone, room_id, room_slug, username, v
+            )
+            return
+        self._changed(room_id, room_slug, username, online=online, v=v)
+
+    def _gone(self, room_id: int, room_slug: str, username: str, v: int) -> None:
+        del self.going[(room_id, username)]
+        self._changed(room_id, room_slug, username, online=False, v=v)
+
+    def _changed(
+        self, room_id: int, room_slug: str, username: str, *, online: bool, v: int
+    ) -> None:
+        """A change the room hears: at once in a quiet room, else at the window's end."""
         window = self.windows.get(room_id)
         if window is None:
             self.windows[room_id] = {}
@@ -537,7 +568,15 @@ class PresenceNews:
     def _close_window(self, room_id: int, room_slug: str) -> None:
         """Send the net changes of a room's window; while there were any, open the next."""
         window = self.windows.pop(room_id, {})
-        changed = [(user, now, v) for user, (before, now, v) in window.items() if before != now]
+        changed = []
+        for user, (before, now, v) in window.items():
+            if before == now:
+                continue
+            going = self.going.pop((room_id, user), None) if now else None
+            if going is not None:  # came and went within the window: no one hears either
+                going.cancel()
+                continue
+            changed.append((user, now, v))
         for username, online, v in changed:
             _announce(room_id, room_slug, username, online=online, v=v)
         if changed:

@@ -222,12 +222,13 @@ async def test_a_reload_across_workers_is_told_in_versions_that_order_it(
     redis_registries, monkeypatch
 ):
     """The race a users run saw once (2026-12-02): bob reloads; his old tab closes on one
-    worker, whose room window is open (so it holds the news for up to a second), and the new
-    tab opens on the other worker, whose room is quiet (so it tells at once). The room hears
+    worker, which holds the news (its grace, then its room's open window), and the new tab
+    opens on the other worker, whose room is quiet (so it tells at once). The room hears
     "online" first and "offline" after: a page that took them in arrival order listed bob
     gone while he was there. Now the frames carry the versions Redis gave the changes, in
     the order Redis made them, and a page keeps the newest (tests/js/counts.test.js)."""
     monkeypatch.setattr(presence, "PRESENCE_EVERY", 0.2)
+    monkeypatch.setattr(presence, "OFFLINE_GRACE", 0.1)
     sent = published(monkeypatch)
     old_worker, new_worker = redis_registries
     news = {worker: presence.PresenceNews(None) for worker in redis_registries}  # type: ignore
@@ -238,7 +239,7 @@ async def test_a_reload_across_workers_is_told_in_versions_that_order_it(
     news[old_worker].presence_changed(1, "room-1", "bob", online=False, v=gone.v)
     back = await joined(new_worker, "bob", "new-tab")
     news[new_worker].presence_changed(1, "room-1", "bob", online=True, v=back.v)
-    await asyncio.sleep(0.3)  # the old worker's window closes
+    await asyncio.sleep(0.3)  # the old worker's grace, then its window, end
 
     told = [(frame["online"], frame["v"]) for frame in sent if frame["user"] == "bob"]
     assert told == [(True, back.v), (False, gone.v)]  # arrival order: wrong way round
@@ -248,21 +249,54 @@ async def test_a_reload_across_workers_is_told_in_versions_that_order_it(
 
 
 async def test_a_window_tells_each_users_net_change_with_its_latest_version(monkeypatch):
-    monkeypatch.setattr(presence, "PRESENCE_EVERY", 0.1)
+    monkeypatch.setattr(presence, "PRESENCE_EVERY", 0.2)
+    monkeypatch.setattr(presence, "OFFLINE_GRACE", 0.3)
     sent = published(monkeypatch)
     news = presence.PresenceNews(None)  # type: ignore[arg-type]
     news.presence_changed(1, "r", "alice", online=True, v=10)  # at once; opens the window
     news.presence_changed(1, "r", "bob", online=True, v=11)
     news.presence_changed(1, "r", "bob", online=False, v=12)
-    news.presence_changed(1, "r", "bob", online=True, v=13)
+    news.presence_changed(1, "r", "bob", online=True, v=13)  # back within the grace
     news.presence_changed(1, "r", "carol", online=True, v=14)
-    news.presence_changed(1, "r", "carol", online=False, v=15)  # no net change: untold
-    await asyncio.sleep(0.15)
+    news.presence_changed(1, "r", "carol", online=False, v=15)  # came and went: untold
+    news.presence_changed(1, "r", "alice", online=False, v=16)  # gone for good
+    await asyncio.sleep(0.25)  # the window closed; alice's grace runs
 
     assert [(f["user"], f["online"], f["v"]) for f in sent] == [
         ("alice", True, 10),
-        ("bob", True, 13),
+        ("bob", True, 11),
     ]
+    await asyncio.sleep(0.5)
+    assert [(f["user"], f["online"], f["v"]) for f in sent][2:] == [("alice", False, 16)]
+    assert news.going == {}
+
+
+async def test_a_reload_that_stays_on_the_worker_is_no_change_to_the_room(monkeypatch):
+    """Seen running it as users: bob reloaded, his new tab landed on the worker of his old
+    one, and the room heard him go at once and come back only at the end of its second: a
+    second listed as gone. His going now waits OFFLINE_GRACE, and his coming back within it
+    cancels both; a reload slower than that is told as both, in order."""
+    monkeypatch.setattr(presence, "PRESENCE_EVERY", 0.2)
+    monkeypatch.setattr(presence, "OFFLINE_GRACE", 0.3)
+    sent = published(monkeypatch)
+    registry = LocalPresence()
+    news = presence.PresenceNews(None)  # type: ignore[arg-type]
+
+    async def reload(old: str, new: str, pause: float) -> None:
+        gone = await left(registry, "bob", old)
+        news.presence_changed(1, "r", "bob", online=False, v=gone.v)
+        await asyncio.sleep(pause)
+        back = await joined(registry, "bob", new)
+        news.presence_changed(1, "r", "bob", online=True, v=back.v)
+
+    await joined(registry, "bob", "tab1")
+    await reload("tab1", "tab2", 0.05)
+    await asyncio.sleep(0.5)
+    assert sent == []  # never heard to go
+    await reload("tab2", "tab3", 0.5)  # slower than the grace
+    await asyncio.sleep(0.3)  # the window the going opened closes
+    assert [frame["online"] for frame in sent] == [False, True]
+    assert sent[0]["v"] < sent[1]["v"]
 
 
 @pytest.mark.django_db(transaction=True)
