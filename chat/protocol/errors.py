@@ -14,6 +14,7 @@ class ErrorCode(TextChoices):
     RATE_LIMITED = "rate_limited", "Slow down: try again shortly."
     LIMIT_REACHED = "limit_reached", "A limit was reached."
     SERVER_ERROR = "server_error", "Something went wrong on the server; nothing was changed."
+    UNAVAILABLE = "unavailable", "The server lost a service it needs for a moment; try again."
 
 
 class ChatError(Exception):

@@ -27,11 +27,16 @@ from ..protocol import events, requests
 from ..protocol.errors import ChatError, ErrorCode
 from . import limits, transport
 from .fanout import run_eagerly
+from .outages import Fallbacks, redis_away
 from .presence import GUEST
 from .publisher import publish
 from .runtime import runtime_for_loop
 
 logger = logging.getLogger(__name__)
+
+# Frames answered `unavailable` while the channel layer or Redis is away (a join waited out
+# its subscription's patience): every socket's, so logged once an outage, not per frame.
+UNANSWERED = Fallbacks("the channel layer (answering frames)", logger)
 
 
 @dataclass
@@ -190,10 +195,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.handlers[type(request)](self, request, ref)
         except ChatError as error:
             await self.send_frame(events.error_frame(error, ref))
-        except Exception:
-            logger.exception("Unexpected failure answering a frame on socket %s", self.socket_id)
-            error = ChatError(ErrorCode.SERVER_ERROR)
+        except Exception as failure:
+            if redis_away(failure):  # expected in an outage, which the client waits out
+                UNANSWERED.failed("Could not answer a frame: the channel layer or Redis is away")
+                error = ChatError(ErrorCode.UNAVAILABLE)
+            else:
+                logger.exception(
+                    "Unexpected failure answering a frame on socket %s", self.socket_id
+                )
+                error = ChatError(ErrorCode.SERVER_ERROR)
             await self.send_frame(events.error_frame(error, ref))
+        else:
+            UNANSWERED.answered()
 
     # Client frames ------------------------------------------------------------------------
 

@@ -189,6 +189,34 @@ async def test_a_layer_down_longer_than_the_patience_still_ends_the_connecting_s
 
 
 @pytest.mark.usefixtures("flaky_layer")
+async def test_a_join_the_layer_is_away_for_too_long_is_answered_unavailable_said_once(
+    connect, alice, bob, general, make_room, monkeypatch, caplog
+):
+    """Seen running it as users (2026-12-02): Redis killed, a page's resync join waited out
+    its patience and was answered `server_error`, with an "Unexpected failure" traceback
+    per frame, for an outage the worker already knew and waited out. Now it is answered
+    `unavailable` (the client retries both), said once an outage, and the first frame
+    answered afterwards says how many were not."""
+    monkeypatch.setattr(fanout, "SUBSCRIBE_PATIENCE", 0.3)
+    caplog.set_level(logging.DEBUG, logger="chat.realtime.consumers")
+    await database_sync_to_async(make_room)("elsewhere")
+    sockets = [await connect(alice), await connect(bob)]
+    layer = get_channel_layer()
+    layer.go_down()
+
+    refused = [await socket.request({"type": "join", "room": "elsewhere"}) for socket in sockets]
+    layer.come_back()
+    joined = await sockets[0].join("elsewhere")
+
+    assert [(r["type"], r["code"]) for r in refused] == [("error", "unavailable")] * 2
+    assert joined["room"] == "elsewhere"
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if r.name.endswith("consumers")]
+    assert [level for level, _ in said] == ["ERROR", "DEBUG", "WARNING"]
+    assert "2 request(s) fell back" in said[2][1]
+    assert not [message for _, message in said if "Unexpected failure" in message]
+
+
+@pytest.mark.usefixtures("flaky_layer")
 async def test_an_ack_does_not_wait_for_a_broadcast_the_failed_layer_will_not_bring(
     connect, alice, general, settings
 ):

@@ -711,21 +711,23 @@ describe("outbox", () => {
     assert.equal(item.state, "failed");
   });
 
-  test("a server_error for the send's ref does not fail the message; the ack timeout resends it", () => {
-    const h = harness();
-    joinedAt(h, 5);
-    const item = h.client.submit(ROOM, "hello", "cid-1");
-    const ref = lastSendRef(h, "cid-1");
-    h.client.receive({ type: "error", ref, code: "server_error", message: "Try again." });
-    assert.deepEqual(h.callsOf("failed"), []);
-    assert.equal(item.state, "pending");
-    assert.equal(h.sentOf("send").length, 1, "not resent before the timeout");
-    h.advance(DEFAULTS.ackTimeoutMs + 1);
-    h.client.tick();
-    const sends = h.sentOf("send");
-    assert.equal(sends.length, 2);
-    assert.equal(sends[1].client_id, "cid-1");
-  });
+  for (const code of ["server_error", "unavailable"]) {
+    test(`a ${code} for the send's ref does not fail the message; the ack timeout resends it`, () => {
+      const h = harness();
+      joinedAt(h, 5);
+      const item = h.client.submit(ROOM, "hello", "cid-1");
+      const ref = lastSendRef(h, "cid-1");
+      h.client.receive({ type: "error", ref, code, message: "Try again." });
+      assert.deepEqual(h.callsOf("failed"), []);
+      assert.equal(item.state, "pending");
+      assert.equal(h.sentOf("send").length, 1, "not resent before the timeout");
+      h.advance(DEFAULTS.ackTimeoutMs + 1);
+      h.client.tick();
+      const sends = h.sentOf("send");
+      assert.equal(sends.length, 2);
+      assert.equal(sends[1].client_id, "cid-1");
+    });
+  }
 
   test("a rate_limited send waits retry_after, is sent again with its client_id, and keeps its tries", () => {
     const h = harness();
@@ -1301,17 +1303,19 @@ describe("resyncs, failures and the outbox together", () => {
     assert.equal(h.sentOf("send").length, 3);
   });
 
-  test("a join answered by server_error does not leave the room unable to resync", () => {
-    const h = harness();
-    h.client.watch(ROOM, 5);
-    h.client.connected();
-    const join = h.sentOf("join")[0];
-    h.client.receive({ type: "error", ref: join.ref, code: "server_error", message: "Try again." });
-    h.client.receive({ type: "pong", rooms: { [ROOM]: 9 } });
-    const joins = h.sentOf("join");
-    assert.equal(joins.length, 2);
-    assert.equal(joins[1].since, 5);
-  });
+  for (const code of ["server_error", "unavailable"]) {
+    test(`a join answered by ${code} does not leave the room unable to resync`, () => {
+      const h = harness();
+      h.client.watch(ROOM, 5);
+      h.client.connected();
+      const join = h.sentOf("join")[0];
+      h.client.receive({ type: "error", ref: join.ref, code, message: "Try again." });
+      h.client.receive({ type: "pong", rooms: { [ROOM]: 9 } });
+      const joins = h.sentOf("join");
+      assert.equal(joins.length, 2);
+      assert.equal(joins[1].since, 5);
+    });
+  }
 });
 
 describe("reactions", () => {

@@ -16,7 +16,7 @@ const DEFAULTS = {
 // What a send may say of its place among replies (docs/protocol.md "Replies and threads").
 const REPLY_FIELDS = ["reply_to", "thread", "also_in_room"];
 // Errors after which a resend might succeed; every other refusal is final for that message.
-const RETRYABLE = new Set(["server_error"]);
+const RETRYABLE = new Set(["server_error", "unavailable"]); // the server asks to try again
 
 // What one room has shown. A room's seqs number its events: each new message, and each
 // edit or deletion of one. `cursor`: every seq up to it is accounted for (shown, or
