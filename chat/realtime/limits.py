@@ -12,6 +12,7 @@ to the configured rate. Two registries with one interface, like presence:
   and must not take the chat down with them.
 """
 
+import asyncio
 import functools
 import logging
 import time
@@ -157,6 +158,16 @@ return 1
 """
 
 
+# Seconds a user's request waits for Redis before it falls back (a rate limit let through,
+# @here notifying nobody). A reply takes a millisecond, a storm's whole pipeline a fraction
+# of a second; but a Redis that hangs (paused, or a network dropping packets) held every
+# send for its pipeline's 20 s (seen running it as users: "sending…" for 20 s, the message
+# not stored until then). While Redis is known to be away a request tries only briefly, so
+# that the first answer still ends the outage.
+PATIENCE = 2.0
+PATIENCE_AWAY = 0.1
+
+
 class RedisLimits(Heartbeat):
     """Buckets and socket counts shared by every worker through Redis."""
 
@@ -175,13 +186,17 @@ class RedisLimits(Heartbeat):
     def _sockets_key(self, user_id: Key) -> str:
         return f"{self.prefix}sockets:{user_id}"
 
+    def _patience(self) -> float:
+        return PATIENCE_AWAY if self.fallbacks.away else PATIENCE
+
     async def wait(self, kind: str, user_id: Key, limit: str) -> float:
         rate = parse_rate(limit)
         if rate is None:
             return 0.0
         try:
             key = f"{self.prefix}{kind}:{user_id}"
-            (wait,) = await self.turns.run(ScriptCall(self.take_script, [key], list(rate)))
+            async with asyncio.timeout(self._patience()):  # its take may still be made later
+                (wait,) = await self.turns.run(ScriptCall(self.take_script, [key], list(rate)))
         except Exception:
             self.fallbacks.failed("Rate limit unavailable (Redis); letting the action through")
             return 0.0
@@ -227,11 +242,14 @@ class RedisLimits(Heartbeat):
         nobody while Redis is out (an @here then notifies no one; the message still posts)."""
         user_ids = list(user_ids)
         now = time.time()
+        keys = [self._sockets_key(user_id) for user_id in user_ids]
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for user_id in user_ids:
-                    pipe.zcount(self._sockets_key(user_id), now, "+inf")
-                counts = await pipe.execute()
+            # In the turn's pipeline, so that giving up leaves the pipeline be (a pipeline
+            # cancelled in flight held on to its pooled connection).
+            async with asyncio.timeout(self._patience()):
+                counts = await self.turns.run(
+                    *(lambda pipe, key=key: pipe.zcount(key, now, "+inf") for key in keys)
+                )
         except Exception:
             self.fallbacks.failed("Who is connected is unknown (Redis); @here notifies nobody")
             return set()

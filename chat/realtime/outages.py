@@ -166,6 +166,11 @@ class Fallbacks:
         else:
             self.log.debug(message, exc_info=True)
 
+    @property
+    def away(self) -> bool:
+        """Whether the last request fell back (no request has been answered since)."""
+        return self.since is not None
+
     def answered(self) -> None:
         """A request got its answer: if that ends an outage, say so. The times are the
         requests': a quiet site's next request may come long after Redis did, so the log

@@ -21,7 +21,7 @@ from django.db import OperationalError, connection
 from chat.apps import check_layer_timeouts
 from chat.models import Message
 from chat.protocol import events
-from chat.realtime import fanout, publisher, redis_turns
+from chat.realtime import fanout, limits, publisher, redis_turns
 from chat.realtime.agreement import SharedSettings
 from chat.realtime.heartbeat import Heartbeat
 from chat.realtime.layer_events import carrier
@@ -883,6 +883,39 @@ async def test_a_removal_redis_does_not_answer_is_owed_once_its_pipeline_gives_u
 
         await until(lambda: not worker.owed)
         assert not await listed(other)
+
+
+async def test_a_users_request_gives_redis_a_few_seconds_when_it_hangs_then_a_moment(
+    monkeypatch, caplog
+):
+    """Seen running it as users (2026-12-02): Redis paused, and a send waited on its rate
+    limit for the whole pipeline's 20 s ("sending…", nothing stored until then). A rate
+    limit and @here's who-is-connected now wait PATIENCE at most, and while Redis is known
+    away only PATIENCE_AWAY, then fall back as when it refuses; the first answer after it
+    is back ends the outage. The pipeline itself still gives up only after its 20 s."""
+    monkeypatch.setattr(limits, "PATIENCE", 0.3)
+    monkeypatch.setattr(limits, "PATIENCE_AWAY", 0.05)
+    caplog.set_level(logging.WARNING, logger="chat.realtime.limits")
+    async with two_workers(RedisLimits, ttl=30.0) as (worker, _):
+        await worker.socket_opened(7, "s1", 10)
+        with pausing(monkeypatch, worker):
+            timed = []
+            for call in (
+                lambda: worker.wait("send", 7, "10/10"),
+                lambda: worker.connected([7]),
+                lambda: worker.wait("send", 7, "10/10"),
+                lambda: worker.connected([7]),
+            ):
+                started = asyncio.get_running_loop().time()
+                timed.append((await call(), asyncio.get_running_loop().time() - started))
+
+        assert [answer for answer, _ in timed] == [0.0, set(), 0.0, set()]  # let through
+        assert 0.25 < timed[0][1] < 1.5  # PATIENCE
+        assert all(took < 0.3 for _, took in timed[1:])  # PATIENCE_AWAY: known away
+        assert await worker.connected([7]) == {7}  # back: answered, and the outage ends
+    said = [r.getMessage() for r in caplog.records]
+    assert len([m for m in said if "Rate limit unavailable" in m]) == 1  # then quietly
+    assert "4 request(s) fell back" in said[-1]
 
 
 ENTRY_KEYS = {"presence": "r:1:u", "socket cap": "sockets:u"}  # the user's, after the prefix
