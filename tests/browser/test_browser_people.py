@@ -334,6 +334,53 @@ def test_a_display_name_shows_beside_messages_and_its_card_still_names_the_accou
             page.context.close()
 
 
+# The room header's parts that show, with their boxes, and whether the name shows whole.
+HEADER_PARTS = """() => {
+  const parts = [document.getElementById("room-name"), document.getElementById("status")];
+  for (const el of document.querySelectorAll("#room-tools label, #room-tools input,"
+      + " #room-tools button, #room-tools select, #room-tools a")) {
+    if (el.getClientRects().length) parts.push(el);
+  }
+  const name = document.getElementById("room-name");
+  return {
+    whole: name.scrollWidth <= name.clientWidth + 1 && name.getClientRects().length === 1,
+    boxes: parts.map((el) => {
+      const r = el.getBoundingClientRect();
+      return [el.id || el.textContent.trim(), r.left, r.top, r.right, r.bottom];
+    }),
+  };
+}"""
+
+
+def overlapping(boxes: list) -> list[tuple[str, str]]:
+    return [
+        (a[0], b[0])
+        for i, a in enumerate(boxes)
+        for b in boxes[i + 1 :]
+        if a[1] < b[3] - 1 and b[1] < a[3] - 1 and a[2] < b[4] - 1 and b[2] < a[4] - 1
+    ]
+
+
+@pytest.mark.parametrize("width", [1280, 1000])
+def test_a_wide_rooms_header_shows_its_name_whole_and_its_parts_apart(
+    browser: Browser, live_site: LiveSite, width: int
+) -> None:
+    """Seen running it as users (2026-12-02): at 1280 px a direct message's header gave its
+    tools (the "Add people" form, the notification choice) all the width, and the name was
+    squeezed to nothing, its words one a line over the form. The tools wrap instead."""
+    alice = sign_in_to_general(browser, live_site, "alice")
+    try:
+        alice.set_viewport_size({"width": width, "height": 800})
+        for path in ("/chat/general/", "/chat/@bob/"):
+            alice.goto(f"{live_site.base_url}{path}")
+            expect(alice.locator("#status")).to_have_text("Connected", timeout=TIMEOUT_MS)
+            header = alice.evaluate(HEADER_PARTS)
+            assert header["whole"], (path, header)
+            assert overlapping(header["boxes"]) == [], (path, header)
+    finally:
+        alice.context.close()
+
+
 def test_a_dm_grows_into_a_new_group_and_someone_leaves_it_on_every_tab(
     browser: Browser, live_site: LiveSite
 ) -> None:
