@@ -219,6 +219,26 @@ def test_the_rooms_tools_fold_behind_room_options(
     expect(notify).to_be_hidden()
     expect(options).to_be_focused()
 
+    # Tab past its last control closes it: left open, it covered the messages Tab went on
+    # to, their focus ring included (seen running it as users).
+    options.press("Enter")
+    expect(notify).to_be_visible()
+    for _ in range(10):
+        alice.keyboard.press("Tab")
+        if not alice.evaluate(IN_TOOLS):
+            break
+    expect(notify).to_be_hidden()
+    expect(options).to_have_attribute("aria-expanded", "false")
+
+    # A direct message's panel starts at its first control, the "Add people" field.
+    alice.goto(f"{live_site.base_url}/chat/@bob/")
+    expect(alice.locator("#status")).to_have_text("Connected", timeout=TIMEOUT_MS)
+    options.press("Enter")
+    expect(alice.get_by_label("Add people")).to_be_focused()
+
+
+IN_TOOLS = "() => document.getElementById('room-tools').contains(document.activeElement)"
+
 
 def test_every_control_on_a_phone_is_at_least_44_px(
     browser: Browser, live_site: LiveSite, pages: list[Page]

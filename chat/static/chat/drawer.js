@@ -76,12 +76,24 @@ function setUpTools() {
   toggle.addEventListener("click", () => {
     const open = !tools.hasAttribute("data-open");
     setOpen(open);
-    if (open) Array.from(tools.querySelectorAll("a, button, select")).find((node) => node.checkVisibility())?.focus();
+    // The first control in the panel's order (a DM's "Add people" field, not its Start).
+    const controls = tools.querySelectorAll("a, button, select, input:not([type=hidden])");
+    if (open) Array.from(controls).find((node) => node.checkVisibility())?.focus();
   });
   tools.addEventListener("keydown", (event) => {
     if (event.key !== "Escape" || !tools.hasAttribute("data-open")) return;
     setOpen(false);
     toggle.focus();
+  });
+  // Focus that leaves the panel (Tab past its last control, a tap elsewhere) closes it: left
+  // open, it covered the messages that Tab went on to, focus ring and all (seen at 375 px).
+  // Asked once focus has moved: the window losing focus (a permission prompt, another app)
+  // leaves it where it was, and the panel open.
+  tools.addEventListener("focusout", () => {
+    setTimeout(() => {
+      const at = document.activeElement;
+      if (tools.hasAttribute("data-open") && !tools.contains(at) && at !== toggle) setOpen(false);
+    }, 0);
   });
 }
 
