@@ -100,6 +100,12 @@ def test_typing_at_suggests_members_and_room_and_here_by_keyboard(
         composer.press("Enter")  # now it sends
         expect_message_once(bob, "alice", "thanks @bob ok")
         expect(bob.locator("#notices .notification")).to_contain_text("alice mentioned you")
+        # Its link, to the room on screen, takes the banner away, and nothing else: it
+        # reloaded the page, which lost the other banners and the title's count.
+        bob.evaluate("window.sameDocument = true")
+        bob.locator("#notices .notification").get_by_role("link").click()
+        expect(bob.locator("#notices .notification")).to_have_count(0)
+        assert bob.evaluate("window.sameDocument") is True
 
         # "@" alone lists the members but oneself; ↓ moves; @here and @room say whom they
         # reach; Esc closes.

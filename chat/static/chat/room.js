@@ -119,7 +119,9 @@ const notifications = new Notifications({
   enable: document.getElementById("enable-notifications"),
   username: config.username,
   changed: updateTitle,
-  open: (slug) => switchTo(slug),
+  // A banner about the room on screen only goes away: following its link reloaded the page,
+  // losing the other banners and the title's count (seen running it as users).
+  open: (slug) => slug === page.current || switchTo(slug),
   home: el.input || el.messages,
 });
 
