@@ -4,6 +4,8 @@ and removes him, and his tab loses it at once); a public room in bob's open lobb
 appears, is renamed, marked joined from his other tab, archived away and un-archived back);
 and on bob's open room page, owners made and an archived room opened again."""
 
+import re
+
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
@@ -173,12 +175,20 @@ def test_an_open_room_page_follows_its_owners_and_reopens_when_unarchived(
         )
         expect(bob.locator("#composer")).to_be_hidden()
         expect(settings_link).to_be_visible()  # an owner's way to un-archive it
+        # A page rendered archived lists it nowhere in the sidebar; un-archived, it comes
+        # back there live (seen running it as users: only a reload brought it back).
+        bob.reload()
+        expect(bob.locator("#room-notice")).to_contain_text("This room is archived")
+        expect(nav_item(bob, slug)).to_have_count(0)
+        bob.evaluate("window.sameDocument = true")
 
         alice.get_by_role("link", name="Room settings").click()
         alice.get_by_role("button", name="Un-archive this room").click()
         expect(alice.locator("#composer")).to_be_visible()
         expect(bob.locator("#room-notice")).to_be_hidden(timeout=TIMEOUT_MS)
         expect(bob.locator("#composer")).to_be_visible()
+        expect(nav_item(bob, slug)).to_be_visible()
+        expect(nav_item(bob, slug)).to_have_class(re.compile(r"\bcurrent\b"))
         expect(alice.locator("#status")).to_have_text("Connected", timeout=TIMEOUT_MS)
         say(bob, "Back in business")
         expect_message_once(alice, "bob", "Back in business")

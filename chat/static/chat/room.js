@@ -405,6 +405,20 @@ function roomOpened(frame) {
   view.archived = false;
   view.name = frame.name;
   view.topic = frame.topic;
+  if (!navItems.has(slug) && slug === config.room && config.member) {
+    // Rendered archived, the page listed the room nowhere in its sidebar: list it again, as
+    // a membership would (on screen, so read as far as it goes).
+    membershipChanged({
+      ...frame,
+      member: true,
+      starred: config.starred,
+      notify: config.notify,
+      owner: config.owner,
+      people: config.people,
+      read: frame.last_seq,
+      unread: 0,
+    });
+  }
   const li = navItems.get(slug);
   if (li) li.classList.remove("closed");
   log.reopen(view);
