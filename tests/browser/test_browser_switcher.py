@@ -262,3 +262,20 @@ def test_ctrl_k_works_in_the_lobby_too(
     combobox(alice).press("Enter")
     expect(alice).to_have_url(f"{live_site.base_url}/chat/{rooms['Orchard']}/")
     expect(alice.locator("#room-name")).to_have_text("Orchard")
+
+
+@pytest.mark.parametrize("width", [375, 1280])
+def test_the_lobbys_jump_button_and_its_find_field_each_read_as_themselves(
+    alice: Page, live_site: LiveSite, width: int
+) -> None:
+    """Seen running it as users (2026-12-02): in the lobby, "Jump to…" sat on the line of
+    the search field's label, "Find a room", which read as that button's label. And the
+    create form's "Private" box sat in the middle of the card, far from its label."""
+    alice.set_viewport_size({"width": width, "height": 800})
+    alice.goto(f"{live_site.base_url}/")
+    jump = alice.get_by_role("button", name="Jump to…").bounding_box()
+    find = alice.locator("label[for=room-search]").bounding_box()
+    assert find["y"] >= jump["y"] + jump["height"], (jump, find)
+    private = alice.get_by_label("Private").bounding_box()
+    label = alice.locator("label", has_text="Private").bounding_box()
+    assert abs(private["x"] - label["x"]) < 8, (private, label)  # (its own margin: 4 px)
