@@ -102,10 +102,13 @@ def test_typing_at_suggests_members_and_room_and_here_by_keyboard(
         expect(bob.locator("#notices .notification")).to_contain_text("alice mentioned you")
         # Its link, to the room on screen, takes the banner away, and nothing else: it
         # reloaded the page, which lost the other banners and the title's count.
+        # By keyboard, focus goes to the composer, not the page's body.
         bob.evaluate("window.sameDocument = true")
-        bob.locator("#notices .notification").get_by_role("link").click()
+        bob.locator("#notices .notification").get_by_role("link").focus()
+        bob.keyboard.press("Enter")
         expect(bob.locator("#notices .notification")).to_have_count(0)
         assert bob.evaluate("window.sameDocument") is True
+        expect(bob.get_by_label("Message", exact=True)).to_be_focused()
 
         # "@" alone lists the members but oneself; ↓ moves; @here and @room say whom they
         # reach; Esc closes.

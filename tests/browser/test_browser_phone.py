@@ -229,6 +229,14 @@ def test_the_rooms_tools_fold_behind_room_options(
             break
     expect(notify).to_be_hidden()
     expect(options).to_have_attribute("aria-expanded", "false")
+    options.focus()  # and so does Shift+Tab back past the toggle
+    options.press("Enter")
+    expect(notify).to_be_visible()
+    alice.keyboard.press("Shift+Tab")
+    expect(options).to_be_focused()
+    expect(notify).to_be_visible()  # still open on its own toggle
+    alice.keyboard.press("Shift+Tab")
+    expect(notify).to_be_hidden()
 
     # A direct message's panel starts at its first control, the "Add people" field.
     alice.goto(f"{live_site.base_url}/chat/@bob/")

@@ -88,13 +88,15 @@ function setUpTools() {
   // Focus that leaves the panel (Tab past its last control, a tap elsewhere) closes it: left
   // open, it covered the messages that Tab went on to, focus ring and all (seen at 375 px).
   // Asked once focus has moved: the window losing focus (a permission prompt, another app)
-  // leaves it where it was, and the panel open.
-  tools.addEventListener("focusout", () => {
+  // leaves it where it was, and the panel open. Shift+Tab from the toggle leaves it too.
+  const closeIfLeft = () => {
     setTimeout(() => {
       const at = document.activeElement;
       if (tools.hasAttribute("data-open") && !tools.contains(at) && at !== toggle) setOpen(false);
     }, 0);
-  });
+  };
+  tools.addEventListener("focusout", closeIfLeft);
+  toggle.addEventListener("focusout", closeIfLeft);
 }
 
 // The page's height is what the screen shows (the visual viewport): it shrinks while an

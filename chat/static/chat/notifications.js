@@ -66,8 +66,12 @@ export class Notifications {
     link.textContent = text;
     link.addEventListener("click", (event) => {
       if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
-      item.remove();
-      if (this.open(slug)) event.preventDefault();
+      if (!this.open(slug)) {
+        item.remove();
+        return; // followed: a page load
+      }
+      event.preventDefault();
+      this.close(item); // focus goes where × sends it, not to the page's body
     });
     const close = document.createElement("button");
     close.type = "button";
