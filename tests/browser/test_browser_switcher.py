@@ -264,6 +264,22 @@ def test_ctrl_k_works_in_the_lobby_too(
     expect(alice.locator("#room-name")).to_have_text("Orchard")
 
 
+def test_every_way_to_the_room_on_screen_keeps_the_page(alice: Page) -> None:
+    """Its sidebar item and the switcher's option, as its banners (test_browser_notify):
+    each reloaded the page, losing what it showed (a draft's place, banners, the title's
+    count), when the room page's switch said no to the room it already shows."""
+    alice.evaluate("window.sameDocument = true")
+    composer(alice).fill("half a thought")
+    nav_item(alice, "general").locator("a").click()
+    composer(alice).press("Control+k")
+    combobox(alice).press_sequentially("General")
+    combobox(alice).press("Enter")
+    expect(switcher(alice)).to_be_hidden()
+    expect(alice.locator("#room-name")).to_have_text("General")
+    assert alice.evaluate("window.sameDocument") is True
+    expect(composer(alice)).to_have_value("half a thought")
+
+
 @pytest.mark.parametrize("width", [375, 1280])
 def test_the_lobbys_jump_button_and_its_find_field_each_read_as_themselves(
     alice: Page, live_site: LiveSite, width: int

@@ -119,9 +119,7 @@ const notifications = new Notifications({
   enable: document.getElementById("enable-notifications"),
   username: config.username,
   changed: updateTitle,
-  // A banner about the room on screen only goes away: following its link reloaded the page,
-  // losing the other banners and the title's count (seen running it as users).
-  open: (slug) => slug === page.current || switchTo(slug),
+  open: (slug) => switchTo(slug),
   home: el.input || el.messages,
 });
 
@@ -439,8 +437,13 @@ function roomOpened(frame) {
 
 // --- Switching rooms -------------------------------------------------------------------
 
+// Show `slug` in place; true when it is on screen now, false when this page cannot show it
+// (a link to it must load its page). The room on screen already is: every link to it (a
+// banner, its sidebar item, the switcher) reloaded the page, which lost the other banners
+// and the title's count (seen running it as users).
 function switchTo(slug, { push = true } = {}) {
-  if (slug === page.current || !page.views.has(slug)) return false;
+  if (slug === page.current) return true;
+  if (!page.views.has(slug)) return false;
   const from = page.view;
   const to = page.views.get(slug);
   log.clearUnread(from);
@@ -831,7 +834,7 @@ function listen() {
   sidebar.switchOnClick(navItems, switchTo);
   window.addEventListener("popstate", (event) => {
     const slug = event.state && event.state.room;
-    if (slug && !switchTo(slug, { push: false }) && slug !== page.current) location.reload();
+    if (slug && !switchTo(slug, { push: false })) location.reload();
   });
   history.replaceState({ room: config.room }, "");
   document.addEventListener("visibilitychange", () => {
